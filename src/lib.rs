@@ -1,0 +1,4 @@
+//! tweedie: learn the score and higher-order scores of a data distribution by denoising.
+#![deny(unsafe_code)]
+
+pub mod linalg;

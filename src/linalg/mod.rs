@@ -1,0 +1,7 @@
+//! Dense linear algebra: the matrix type and the GEMM seam (the one place a GPU backend would plug in).
+
+mod mat;
+mod real;
+
+pub use mat::Mat;
+pub use real::Real;

@@ -1,0 +1,145 @@
+//! The floating-point types the network core runs in (f32 for training, f64 for checks), with the GEMM
+//! kernel each one dispatches to.
+#![allow(unsafe_code)] // the only unsafe in the crate: calls into matrixmultiply's strided GEMM.
+
+use num_traits::{Float, FromPrimitive, ToPrimitive};
+use std::fmt::Debug;
+use std::iter::Sum;
+use std::ops::{AddAssign, DivAssign, MulAssign, SubAssign};
+
+/// A real scalar: `f32` or `f64`.
+pub trait Real:
+    Float
+    + FromPrimitive
+    + ToPrimitive
+    + AddAssign
+    + SubAssign
+    + MulAssign
+    + DivAssign
+    + Sum
+    + Debug
+    + Default
+    + Send
+    + Sync
+    + safetensors_dtype::HasDtype
+    + 'static
+{
+    /// Machine epsilon of the type.
+    const EPS: Self;
+
+    /// Converts from f64 (rounding for f32).
+    fn of(x: f64) -> Self;
+
+    /// `C = alpha * op(A) * op(B) + beta * C` over strided views: `A` is `m x k` with row stride `rsa`
+    /// and column stride `csa`, `B` is `k x n`, `C` is `m x n`. Transposes are expressed by swapping
+    /// strides. Panics (programmer error) if a slice is too short for the view it describes.
+    #[allow(clippy::too_many_arguments)]
+    fn gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: Self,
+        a: (&[Self], usize, usize),
+        b: (&[Self], usize, usize),
+        beta: Self,
+        c: (&mut [Self], usize, usize),
+    );
+}
+
+/// The minimal extent a strided `rows x cols` view needs.
+fn extent(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
+    if rows == 0 || cols == 0 {
+        0
+    } else {
+        (rows - 1) * rs + (cols - 1) * cs + 1
+    }
+}
+
+macro_rules! impl_real {
+    ($t:ty, $kernel:path) => {
+        impl Real for $t {
+            const EPS: Self = <$t>::EPSILON;
+
+            fn of(x: f64) -> Self {
+                x as $t
+            }
+
+            fn gemm(
+                m: usize,
+                k: usize,
+                n: usize,
+                alpha: Self,
+                a: (&[Self], usize, usize),
+                b: (&[Self], usize, usize),
+                beta: Self,
+                c: (&mut [Self], usize, usize),
+            ) {
+                assert!(a.0.len() >= extent(m, k, a.1, a.2), "gemm: A too short");
+                assert!(b.0.len() >= extent(k, n, b.1, b.2), "gemm: B too short");
+                assert!(c.0.len() >= extent(m, n, c.1, c.2), "gemm: C too short");
+                if m == 0 || n == 0 {
+                    return;
+                }
+                // SAFETY: the asserts above guarantee every index the kernel touches lies inside the
+                // slices; C is borrowed mutably, so it cannot alias A or B.
+                unsafe {
+                    $kernel(
+                        m,
+                        k,
+                        n,
+                        alpha,
+                        a.0.as_ptr(),
+                        a.1 as isize,
+                        a.2 as isize,
+                        b.0.as_ptr(),
+                        b.1 as isize,
+                        b.2 as isize,
+                        beta,
+                        c.0.as_mut_ptr(),
+                        c.1 as isize,
+                        c.2 as isize,
+                    )
+                }
+            }
+        }
+    };
+}
+
+impl_real!(f32, matrixmultiply::sgemm);
+impl_real!(f64, matrixmultiply::dgemm);
+
+/// Maps a [`Real`] to its safetensors dtype.
+pub mod safetensors_dtype {
+    use safetensors::Dtype;
+
+    /// A scalar type with a safetensors dtype and little-endian byte conversion.
+    pub trait HasDtype: Sized + Copy {
+        /// The safetensors dtype tag.
+        const DTYPE: Dtype;
+        /// Appends the little-endian bytes of `values` to `out`.
+        fn write_le(values: &[Self], out: &mut Vec<u8>);
+        /// Reads little-endian values; `bytes.len()` must be a multiple of the size.
+        fn read_le(bytes: &[u8]) -> Vec<Self>;
+    }
+
+    macro_rules! impl_dtype {
+        ($t:ty, $d:expr, $n:expr) => {
+            impl HasDtype for $t {
+                const DTYPE: Dtype = $d;
+                fn write_le(values: &[Self], out: &mut Vec<u8>) {
+                    for v in values {
+                        out.extend_from_slice(&v.to_le_bytes());
+                    }
+                }
+                fn read_le(bytes: &[u8]) -> Vec<Self> {
+                    bytes
+                        .chunks_exact($n)
+                        .map(|c| <$t>::from_le_bytes(c.try_into().expect("chunk size")))
+                        .collect()
+                }
+            }
+        };
+    }
+    impl_dtype!(f32, Dtype::F32, 4);
+    impl_dtype!(f64, Dtype::F64, 8);
+}
