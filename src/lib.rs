@@ -2,3 +2,6 @@
 #![deny(unsafe_code)]
 
 pub mod linalg;
+pub mod nn;
+#[cfg(test)]
+mod testing;

@@ -10,6 +10,12 @@ pub struct Mat<F> {
     data: Vec<F>,
 }
 
+impl<F> Default for Mat<F> {
+    fn default() -> Self {
+        Self { rows: 0, cols: 0, data: Vec::new() }
+    }
+}
+
 impl<F: Real> Mat<F> {
     /// A matrix of zeros.
     pub fn zeros(rows: usize, cols: usize) -> Self {

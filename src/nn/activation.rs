@@ -1,0 +1,185 @@
+//! Pointwise activations with their first three derivatives (the tangent pass needs `act'`, the
+//! reverse pass through tangents `act''`, second-order jets `act'''`).
+
+use super::layer::Layer;
+use crate::linalg::{Mat, Real};
+use serde::{Deserialize, Serialize};
+
+/// A pointwise nonlinearity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    /// `softplus(a) = ln(1 + e^a)`; `softplus' = sigmoid`, `softplus'' = sigmoid (1 - sigmoid)`.
+    Softplus,
+    /// `tanh(a)`; `tanh' = 1 - tanh^2`, `tanh'' = -2 tanh (1 - tanh^2)`.
+    Tanh,
+    /// `silu(a) = a sigmoid(a)`.
+    Silu,
+    /// `elu(a) = a` for `a > 0`, `e^a - 1` otherwise.
+    Elu,
+}
+
+/// Logistic sigmoid, stable for both signs.
+fn sigmoid<F: Real>(a: F) -> F {
+    if a >= F::zero() {
+        F::one() / (F::one() + (-a).exp())
+    } else {
+        let e = a.exp();
+        e / (F::one() + e)
+    }
+}
+
+impl Activation {
+    /// `[act(a), act'(a), act''(a), act'''(a)]`.
+    pub fn jet<F: Real>(self, a: F) -> [F; 4] {
+        let one = F::one();
+        let two = F::of(2.0);
+        match self {
+            Activation::Softplus => {
+                // ln(1 + e^a) = max(a, 0) + ln(1 + e^-|a|), stable for both signs.
+                let value = a.max(F::zero()) + (-a.abs()).exp().ln_1p();
+                let s = sigmoid(a);
+                let d2 = s * (one - s);
+                [value, s, d2, d2 * (one - two * s)]
+            }
+            Activation::Tanh => {
+                let t = a.tanh();
+                let d1 = one - t * t;
+                [t, d1, -two * t * d1, d1 * (F::of(6.0) * t * t - two)]
+            }
+            Activation::Silu => {
+                let s = sigmoid(a);
+                let ds = s * (one - s);
+                let dds = ds * (one - two * s);
+                let ddds = ds * (one - F::of(6.0) * ds);
+                [a * s, s + a * ds, two * ds + a * dds, F::of(3.0) * dds + a * ddds]
+            }
+            Activation::Elu => {
+                if a > F::zero() {
+                    [a, one, F::zero(), F::zero()]
+                } else {
+                    let e = a.exp();
+                    [e - one, e, e, e]
+                }
+            }
+        }
+    }
+}
+
+/// What an activation keeps for the reverse pass: `act'(a)` and `act''(a)` on the primal rows.
+#[derive(Clone, Debug, Default)]
+pub struct ActivationCache<F> {
+    d1: Vec<F>,
+    d2: Vec<F>,
+}
+
+impl<F: Real> Layer<F> for Activation {
+    type Cache = ActivationCache<F>;
+    type Grad = ();
+
+    /// `h = act(a)` on primal rows; `h_dot = act'(a) a_dot` on tangent rows.
+    fn forward(&self, x: &Mat<F>, n: usize, y: &mut Mat<F>, cache: &mut ActivationCache<F>) {
+        let width = x.cols();
+        y.resize(x.rows(), width);
+        let primal = n * width;
+        cache.d1.resize(primal, F::zero());
+        cache.d2.resize(primal, F::zero());
+        let (xs, ys) = (x.as_slice(), y.as_mut_slice());
+        for k in 0..primal {
+            let [v, d1, d2, _] = self.jet(xs[k]);
+            ys[k] = v;
+            cache.d1[k] = d1;
+            cache.d2[k] = d2;
+        }
+        for (x_dot, y_dot) in xs[primal..].chunks_exact(primal.max(1)).zip(ys[primal..].chunks_exact_mut(primal.max(1))) {
+            for k in 0..primal {
+                y_dot[k] = cache.d1[k] * x_dot[k];
+            }
+        }
+    }
+
+    /// `g_a_dot = act'(a) g_dot`; `g_a = act'(a) g + act''(a) sum_tau a_dot g_dot`.
+    fn reverse(
+        &self,
+        x: &Mat<F>,
+        n: usize,
+        cache: &ActivationCache<F>,
+        g_y: &Mat<F>,
+        g_x: Option<&mut Mat<F>>,
+        _grad: &mut (),
+    ) {
+        let Some(g_x) = g_x else { return };
+        let primal = n * x.cols();
+        g_x.resize(x.rows(), x.cols());
+        let chunk = primal.max(1);
+        let (a_dots, g_dots) = (&x.as_slice()[primal..], &g_y.as_slice()[primal..]);
+        let (g_a, g_a_dots) = g_x.as_mut_slice().split_at_mut(primal);
+        for k in 0..primal {
+            g_a[k] = cache.d1[k] * g_y.as_slice()[k];
+        }
+        for ((a_dot, g_dot), g_a_dot) in
+            a_dots.chunks_exact(chunk).zip(g_dots.chunks_exact(chunk)).zip(g_a_dots.chunks_exact_mut(chunk))
+        {
+            for k in 0..primal {
+                g_a_dot[k] = cache.d1[k] * g_dot[k];
+                g_a[k] += cache.d2[k] * a_dot[k] * g_dot[k];
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{assert_close, check_stacked_map, normal_mat, test_rng};
+
+    const ALL: [Activation; 4] = [Activation::Softplus, Activation::Tanh, Activation::Silu, Activation::Elu];
+
+    #[test]
+    fn jet_derivatives_match_finite_differences() {
+        let eps = 1e-5;
+        for act in ALL {
+            for a in [-7.0, -1.3, -0.2, 0.4, 1.1, 6.5] {
+                let j = act.jet::<f64>(a);
+                let (up, down) = (act.jet::<f64>(a + eps), act.jet::<f64>(a - eps));
+                let fd: Vec<f64> = (0..3).map(|k| (up[k] - down[k]) / (2.0 * eps)).collect();
+                assert_close(&j[1..], &fd, 1e-7, &format!("{act:?} derivatives at {a}"));
+            }
+        }
+    }
+
+    #[test]
+    fn softplus_is_stable_for_large_inputs() {
+        let [big, d1, _, _] = Activation::Softplus.jet::<f32>(100.0);
+        assert_eq!(big, 100.0);
+        assert_eq!(d1, 1.0);
+        let [small, _, _, _] = Activation::Softplus.jet::<f32>(-100.0);
+        assert!(small >= 0.0 && small < 1e-40);
+    }
+
+    #[test]
+    fn tangent_and_reverse_match_finite_differences() {
+        for act in ALL {
+            for (n, tangents) in [(3, 0), (2, 1), (2, 3)] {
+                let mut rng = test_rng(3);
+                // Keep ELU inputs away from its kink at 0, where finite differences are meaningless.
+                let mut x = normal_mat(n * (1 + tangents), 4, &mut rng);
+                if act == Activation::Elu {
+                    x.as_mut_slice()[..n * 4].iter_mut().for_each(|v| *v += 0.2 * v.signum());
+                }
+                let forward = |x: &Mat<f64>, _: &[f64]| {
+                    let mut y = Mat::default();
+                    act.forward(x, n, &mut y, &mut ActivationCache::default());
+                    y
+                };
+                let reverse = |x: &Mat<f64>, _: &[f64], g: &Mat<f64>| {
+                    let (mut y, mut cache, mut g_x) = (Mat::default(), ActivationCache::default(), Mat::default());
+                    act.forward(x, n, &mut y, &mut cache);
+                    act.reverse(x, n, &cache, g, Some(&mut g_x), &mut ());
+                    (g_x, Vec::new())
+                };
+                check_stacked_map(forward, reverse, &x, n, &[], 5);
+            }
+        }
+    }
+}
