@@ -2,6 +2,8 @@
 #![deny(unsafe_code)]
 
 pub mod linalg;
+pub mod models;
 pub mod nn;
+pub mod objectives;
 #[cfg(test)]
 mod testing;

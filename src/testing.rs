@@ -71,14 +71,17 @@ pub fn check_stacked_map(
             forward(&primal, theta)
         };
         let (up, down) = (shifted(1.0), shifted(-1.0));
-        let fd: Vec<f64> = up.as_slice().iter().zip(down.as_slice()).map(|(u, v)| (u - v) / (2.0 * eps)).collect();
+        let fd: Vec<f64> =
+            up.as_slice().iter().zip(down.as_slice()).map(|(u, v)| (u - v) / (2.0 * eps)).collect();
         let got = y.slice_rows(n + tau * n, n + (tau + 1) * n);
         assert_close(got.as_slice(), &fd, 1e-6, "tangent vs finite differences");
     }
     // Reverse pass: gradient of <g, f(x, theta)>.
     let g = normal_mat(y.rows(), width, &mut rng);
     let (g_x, g_theta) = reverse(x, theta, &g);
-    let objective_x = |flat: &[f64]| dot(g.as_slice(), forward(&Mat::from_vec(x.rows(), d, flat.to_vec()), theta).as_slice());
+    let objective_x = |flat: &[f64]| {
+        dot(g.as_slice(), forward(&Mat::from_vec(x.rows(), d, flat.to_vec()), theta).as_slice())
+    };
     let fd_x = fd_gradient(objective_x, x.as_slice(), 1e-5);
     assert_close(g_x.as_slice(), &fd_x, 1e-6, "input cotangent vs finite differences");
     let objective_theta = |p: &[f64]| dot(g.as_slice(), forward(x, p).as_slice());

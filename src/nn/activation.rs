@@ -91,7 +91,9 @@ impl<F: Real> Layer<F> for Activation {
             cache.d1[k] = d1;
             cache.d2[k] = d2;
         }
-        for (x_dot, y_dot) in xs[primal..].chunks_exact(primal.max(1)).zip(ys[primal..].chunks_exact_mut(primal.max(1))) {
+        for (x_dot, y_dot) in
+            xs[primal..].chunks_exact(primal.max(1)).zip(ys[primal..].chunks_exact_mut(primal.max(1)))
+        {
             for k in 0..primal {
                 y_dot[k] = cache.d1[k] * x_dot[k];
             }
@@ -173,7 +175,8 @@ mod tests {
                     y
                 };
                 let reverse = |x: &Mat<f64>, _: &[f64], g: &Mat<f64>| {
-                    let (mut y, mut cache, mut g_x) = (Mat::default(), ActivationCache::default(), Mat::default());
+                    let (mut y, mut cache, mut g_x) =
+                        (Mat::default(), ActivationCache::default(), Mat::default());
                     act.forward(x, n, &mut y, &mut cache);
                     act.reverse(x, n, &cache, g, Some(&mut g_x), &mut ());
                     (g_x, Vec::new())

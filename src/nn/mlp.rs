@@ -103,7 +103,10 @@ impl<F: Real> Mlp<F> {
         let layers = self
             .layers
             .iter()
-            .map(|l| Linear { weight: l.weight.cast(), bias: l.bias.iter().map(|b| G::of(b.to_f64().unwrap_or(f64::NAN))).collect() })
+            .map(|l| Linear {
+                weight: l.weight.cast(),
+                bias: l.bias.iter().map(|b| G::of(b.to_f64().unwrap_or(f64::NAN))).collect(),
+            })
             .collect();
         Mlp { layers, activation: self.activation }
     }
@@ -112,7 +115,13 @@ impl<F: Real> Mlp<F> {
     /// reverse pass needs. Returns the stacked output `[y; y_dot]`.
     #[track_caller]
     pub fn forward_trace<'t>(&self, x: &Mat<F>, n: usize, trace: &'t mut MlpTrace<F>) -> &'t Mat<F> {
-        assert_eq!(x.cols(), self.inputs(), "Mlp: input has {} columns, expected {}", x.cols(), self.inputs());
+        assert_eq!(
+            x.cols(),
+            self.inputs(),
+            "Mlp: input has {} columns, expected {}",
+            x.cols(),
+            self.inputs()
+        );
         assert!(n > 0 && x.rows() % n == 0, "Mlp: {} stacked rows are not a multiple of {n}", x.rows());
         let depth = self.layers.len();
         trace.n = n;
@@ -132,7 +141,14 @@ impl<F: Real> Mlp<F> {
     /// Reverse pass after [`Mlp::forward_trace`] on the same `x`: given the cotangent `g_out` of the
     /// stacked output, ADDS parameter gradients into `grad` and writes the input cotangent into `g_x`.
     #[track_caller]
-    pub fn reverse(&self, x: &Mat<F>, trace: &mut MlpTrace<F>, g_out: &Mat<F>, grad: &mut Mlp<F>, g_x: Option<&mut Mat<F>>) {
+    pub fn reverse(
+        &self,
+        x: &Mat<F>,
+        trace: &mut MlpTrace<F>,
+        g_out: &Mat<F>,
+        grad: &mut Mlp<F>,
+        g_x: Option<&mut Mat<F>>,
+    ) {
         let out = trace.output();
         assert!(g_out.rows() == out.rows() && g_out.cols() == out.cols(), "Mlp::reverse: cotangent shape");
         let n = trace.n;
@@ -182,7 +198,9 @@ mod tests {
     #[test]
     fn tangent_and_reverse_match_finite_differences() {
         for act in [Activation::Softplus, Activation::Tanh, Activation::Silu] {
-            for (sizes, n, tangents) in [(vec![2, 5, 5, 2], 3, 1), (vec![3, 4, 3], 2, 3), (vec![4, 6, 1], 2, 0)] {
+            for (sizes, n, tangents) in
+                [(vec![2, 5, 5, 2], 3, 1), (vec![3, 4, 3], 2, 3), (vec![4, 6, 1], 2, 0)]
+            {
                 let mut rng = test_rng(1);
                 let template = Mlp::<f64>::init(&sizes, act, &mut rng);
                 let mut theta: Vec<f64> = template.params().concat();
