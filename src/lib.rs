@@ -1,9 +1,12 @@
 //! tweedie: learn the score and higher-order scores of a data distribution by denoising.
 #![deny(unsafe_code)]
 
+pub mod estimators;
 pub mod linalg;
 pub mod models;
 pub mod nn;
 pub mod objectives;
+pub mod optim;
 #[cfg(test)]
 mod testing;
+pub mod train;

@@ -1,0 +1,149 @@
+//! The score model: a first-order score network `s1: R^D -> R^D` and, optionally, a second-order network
+//! whose outputs a [`SecondOrderHead`] reads as `S2(x~)`.
+
+use super::SecondOrderHead;
+use crate::linalg::{Mat, Real};
+use crate::nn::{Activation, Mlp};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+/// The architecture of a score model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelShape {
+    /// Data dimension `D`.
+    pub dim: usize,
+    /// Hidden width `W`.
+    pub width: usize,
+    /// Number of hidden layers.
+    pub depth: usize,
+    /// Hidden activation.
+    pub activation: Activation,
+    /// The second-order head, if the model learns `s2`.
+    pub head: Option<SecondOrderHead>,
+}
+
+impl ModelShape {
+    /// Layer sizes of a network `D -> W x depth -> outputs`.
+    pub fn sizes(&self, outputs: usize) -> Vec<usize> {
+        std::iter::once(self.dim)
+            .chain(std::iter::repeat_n(self.width, self.depth))
+            .chain([outputs])
+            .collect()
+    }
+}
+
+/// A second-order network and the head that reads its outputs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SecondOrderNet<F> {
+    /// How outputs parameterise `S2`.
+    pub head: SecondOrderHead,
+    /// The network `D -> head.outputs(D)`.
+    pub net: Mlp<F>,
+}
+
+/// A score model: `s1` and an optional second-order network.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScoreModel<F> {
+    /// The first-order score network.
+    pub s1: Mlp<F>,
+    /// The second-order network, if any.
+    pub s2: Option<SecondOrderNet<F>>,
+}
+
+impl<F: Real> ScoreModel<F> {
+    /// A freshly initialised model (`s1` drawn first, then `s2`, from `rng`).
+    pub fn init<R: Rng + ?Sized>(shape: &ModelShape, rng: &mut R) -> Self {
+        let s1 = Mlp::init(&shape.sizes(shape.dim), shape.activation, rng);
+        let s2 = shape.head.map(|head| SecondOrderNet {
+            head,
+            net: Mlp::init(&shape.sizes(head.outputs(shape.dim)), shape.activation, rng),
+        });
+        Self { s1, s2 }
+    }
+
+    /// The architecture.
+    pub fn shape(&self) -> ModelShape {
+        let sizes = self.s1.sizes();
+        ModelShape {
+            dim: self.s1.inputs(),
+            width: sizes[1],
+            depth: sizes.len() - 2,
+            activation: self.s1.activation(),
+            head: self.s2.as_ref().map(|s| s.head),
+        }
+    }
+
+    /// Data dimension.
+    pub fn dim(&self) -> usize {
+        self.s1.inputs()
+    }
+
+    /// A model of zeros with the same shapes (the shape of its gradient).
+    pub fn zeros_like(&self) -> Self {
+        Self {
+            s1: self.s1.zeros_like(),
+            s2: self.s2.as_ref().map(|s| SecondOrderNet { head: s.head, net: s.net.zeros_like() }),
+        }
+    }
+
+    /// All parameters, `s1` first.
+    pub fn params(&self) -> Vec<&[F]> {
+        let mut p = self.s1.params();
+        if let Some(s2) = &self.s2 {
+            p.extend(s2.net.params());
+        }
+        p
+    }
+
+    /// All parameters, mutably, in the order of [`ScoreModel::params`].
+    pub fn params_mut(&mut self) -> Vec<&mut [F]> {
+        let mut p = self.s1.params_mut();
+        if let Some(s2) = &mut self.s2 {
+            p.extend(s2.net.params_mut());
+        }
+        p
+    }
+
+    /// Overwrites all parameters from a flat vector in the order of [`ScoreModel::params`].
+    #[track_caller]
+    pub fn set_params(&mut self, flat: &[F]) {
+        let mut rest = flat;
+        for p in self.params_mut() {
+            let (head, tail) = rest.split_at(p.len());
+            p.copy_from_slice(head);
+            rest = tail;
+        }
+        assert!(rest.is_empty(), "set_params: {} values left over", rest.len());
+    }
+
+    /// Total number of parameters.
+    pub fn num_params(&self) -> usize {
+        self.params().iter().map(|p| p.len()).sum()
+    }
+
+    /// Converts the element type.
+    pub fn cast<G: Real>(&self) -> ScoreModel<G> {
+        ScoreModel {
+            s1: self.s1.cast(),
+            s2: self.s2.as_ref().map(|s| SecondOrderNet { head: s.head, net: s.net.cast() }),
+        }
+    }
+
+    /// `s1` at every row of `x` (`N x D`).
+    pub fn score(&self, x: &Mat<F>) -> Mat<F> {
+        self.s1.forward(x)
+    }
+
+    /// The learned `S2` at every row of `x` as dense matrices (`N * D * D`, row-major per point), or
+    /// `None` for a model without a second-order head.
+    pub fn hessian_dense(&self, x: &Mat<F>) -> Option<Vec<F>> {
+        let s2 = self.s2.as_ref()?;
+        let raw = s2.net.forward(x);
+        let dim = self.dim();
+        let mut out = vec![F::zero(); x.rows() * dim * dim];
+        for (row, block) in raw.row_iter().zip(out.chunks_exact_mut(dim * dim)) {
+            s2.head.dense_into(row, dim, block);
+        }
+        Some(out)
+    }
+}

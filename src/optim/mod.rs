@@ -1,0 +1,7 @@
+//! Optimisers and weight averaging.
+
+mod adam;
+mod ema;
+
+pub use adam::{Adam, AdamSettings};
+pub use ema::Ema;

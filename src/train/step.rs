@@ -1,0 +1,183 @@
+//! One training step's loss and parameter gradient: forward passes over stacked evaluation points,
+//! the objective's cotangents, and reverse passes through both networks.
+
+use crate::linalg::{Mat, Real};
+use crate::models::ScoreModel;
+use crate::nn::MlpTrace;
+use crate::objectives::{d2sm_loss, dsm_loss, dsm_vr_loss, D2smBatch, D2smForm};
+use serde::{Deserialize, Serialize};
+
+/// What a training step minimises (MATH.md Sec. 3).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Objective {
+    /// First-order DSM on `s1`.
+    Dsm,
+    /// First-order DSM-VR on `s1`.
+    DsmVr,
+    /// Joint first- and second-order: `loss = weight * L1vr / sigma^2 + L2(form)`.
+    SecondOrder {
+        /// The D2SM form.
+        form: D2smForm,
+        /// The weight `w` of the first-order term.
+        weight: f64,
+    },
+}
+
+/// Buffers reused by every step (allocated once per run).
+#[derive(Clone, Debug)]
+pub struct StepWorkspace<F> {
+    input: Mat<F>,
+    s2_input: Mat<F>,
+    s1_trace: MlpTrace<F>,
+    s2_trace: MlpTrace<F>,
+    g_s1: Mat<F>,
+    g_s2: Mat<F>,
+    /// The parameter gradient of the last step.
+    pub grad: ScoreModel<F>,
+}
+
+impl<F: Real> StepWorkspace<F> {
+    /// A workspace for `model`.
+    pub fn new(model: &ScoreModel<F>) -> Self {
+        Self {
+            input: Mat::default(),
+            s2_input: Mat::default(),
+            s1_trace: MlpTrace::default(),
+            s2_trace: MlpTrace::default(),
+            g_s1: Mat::default(),
+            g_s2: Mat::default(),
+            grad: model.zeros_like(),
+        }
+    }
+}
+
+/// Fills `out` with the evaluation points of `objective` stacked by rows: `x~ = x + sigma z` (DSM),
+/// `[x~; x]` (DSM-VR, forms A and B), `[x + sigma z; x - sigma z; x]` (A-VR).
+fn stack_points<F: Real>(objective: Objective, x: &Mat<F>, z: &Mat<F>, sigma: F, out: &mut Mat<F>) {
+    let signs: &[F] = match objective {
+        Objective::Dsm => &[F::one()],
+        Objective::DsmVr | Objective::SecondOrder { form: D2smForm::A | D2smForm::B, .. } => {
+            &[F::one(), F::zero()]
+        }
+        Objective::SecondOrder { form: D2smForm::AVr, .. } => &[F::one(), -F::one(), F::zero()],
+    };
+    let block = x.as_slice().len();
+    out.resize(x.rows() * signs.len(), x.cols());
+    for (e, sign) in signs.iter().enumerate() {
+        let dst = &mut out.as_mut_slice()[e * block..(e + 1) * block];
+        for ((o, xi), zi) in dst.iter_mut().zip(x.as_slice()).zip(z.as_slice()) {
+            *o = *xi + *sign * sigma * *zi;
+        }
+    }
+}
+
+/// The batch loss of `objective` at clean points `x` (`n x D`) with noise `z`; leaves the parameter
+/// gradient in `ws.grad`.
+#[track_caller]
+pub fn loss_and_gradient<F: Real>(
+    model: &ScoreModel<F>,
+    objective: Objective,
+    sigma: F,
+    x: &Mat<F>,
+    z: &Mat<F>,
+    ws: &mut StepWorkspace<F>,
+) -> F {
+    let (n, dim) = (x.rows(), x.cols());
+    let block = n * dim;
+    stack_points(objective, x, z, sigma, &mut ws.input);
+    let rows = ws.input.rows();
+    ws.grad.params_mut().into_iter().for_each(|p| p.iter_mut().for_each(|v| *v = F::zero()));
+    let s1 = model.s1.forward_trace(&ws.input, rows, &mut ws.s1_trace);
+    ws.g_s1.resize(rows, dim);
+    let (zs, s1v) = (z.as_slice(), s1.as_slice());
+    let g1 = ws.g_s1.as_mut_slice();
+    let loss = match objective {
+        Objective::Dsm => dsm_loss(s1v, zs, sigma, n, F::one(), g1),
+        Objective::DsmVr => {
+            let (g_noisy, g_clean) = g1.split_at_mut(block);
+            dsm_vr_loss(&s1v[..block], &s1v[block..], zs, sigma, n, F::one(), g_noisy, g_clean)
+        }
+        Objective::SecondOrder { form, weight } => {
+            let w = F::of(weight) / (sigma * sigma);
+            // The clean point is the last block in every stacking.
+            let clean = rows / n - 1;
+            let (s1_noisy, s1_clean) = (&s1v[..block], &s1v[clean * block..]);
+            g1.iter_mut().for_each(|v| *v = F::zero());
+            let (head, g_clean) = g1.split_at_mut(clean * block);
+            let first = dsm_vr_loss(s1_noisy, s1_clean, zs, sigma, n, w, &mut head[..block], g_clean);
+            let s2 = model.s2.as_ref().expect("a second-order objective needs a model with an s2 head");
+            // Forms A and B evaluate S2 at x~ only; A-VR at x+, x-, x.
+            let s2_rows = if form == D2smForm::AVr { rows } else { n };
+            ws.s2_input.resize(s2_rows, dim);
+            ws.s2_input.as_mut_slice().copy_from_slice(&ws.input.as_slice()[..s2_rows * dim]);
+            let raw = s2.net.forward_trace(&ws.s2_input, s2_rows, &mut ws.s2_trace);
+            ws.g_s2.resize(raw.rows(), raw.cols());
+            let batch = D2smBatch {
+                head: s2.head,
+                dim,
+                sigma,
+                z: zs,
+                s2_raw: raw.as_slice(),
+                s1: &s1v[..s2_rows * dim],
+            };
+            let second = d2sm_loss(form, &batch, F::one(), ws.g_s2.as_mut_slice(), &mut g1[..s2_rows * dim]);
+            let grad_s2 = &mut ws.grad.s2.as_mut().expect("gradient mirrors the model").net;
+            s2.net.reverse(&ws.s2_input, &mut ws.s2_trace, &ws.g_s2, grad_s2, None);
+            first + second
+        }
+    };
+    model.s1.reverse(&ws.input, &mut ws.s1_trace, &ws.g_s1, &mut ws.grad.s1, None);
+    loss
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::{ModelShape, SecondOrderHead};
+    use crate::nn::Activation;
+    use crate::testing::{assert_close, fd_gradient, normal_mat, test_rng};
+
+    #[test]
+    fn parameter_gradients_match_finite_differences_for_every_objective() {
+        let first = [(Objective::Dsm, None), (Objective::DsmVr, None)];
+        let heads = [SecondOrderHead::Full, SecondOrderHead::Diagonal, SecondOrderHead::LowRank { rank: 2 }];
+        let forms = [D2smForm::A, D2smForm::B, D2smForm::AVr];
+        let second = heads
+            .iter()
+            .flat_map(|&h| forms.map(|form| (Objective::SecondOrder { form, weight: 2.0 }, Some(h))));
+        for (objective, head) in first.into_iter().chain(second) {
+            let mut rng = test_rng(8);
+            let shape = ModelShape { dim: 3, width: 5, depth: 2, activation: Activation::Softplus, head };
+            let model = ScoreModel::<f64>::init(&shape, &mut rng);
+            let (x, z) = (normal_mat(4, 3, &mut rng), normal_mat(4, 3, &mut rng));
+            let sigma = 0.6;
+            let mut ws = StepWorkspace::new(&model);
+            loss_and_gradient(&model, objective, sigma, &x, &z, &mut ws);
+            let got = ws.grad.params().concat();
+            let theta = model.params().concat();
+            let loss_at = |p: &[f64]| {
+                let mut m = model.clone();
+                m.set_params(p);
+                loss_and_gradient(&m, objective, sigma, &x, &z, &mut StepWorkspace::new(&m))
+            };
+            let what = format!("{objective:?} {head:?}");
+            if let Objective::SecondOrder { form: D2smForm::B, weight } = objective {
+                // Form B detaches s1 inside L2B: s1 gets only the first-order gradient, S2 the full one.
+                let k = model.s1.num_params();
+                let fd_s2 = fd_gradient(|q| loss_at(&[&theta[..k], q].concat()), &theta[k..], 1e-6);
+                assert_close(&got[k..], &fd_s2, 1e-6, &what);
+                let first_order = |p: &[f64]| {
+                    let mut m = model.clone();
+                    m.set_params(&[p, &theta[k..]].concat());
+                    let l =
+                        loss_and_gradient(&m, Objective::DsmVr, sigma, &x, &z, &mut StepWorkspace::new(&m));
+                    weight * l / (sigma * sigma)
+                };
+                assert_close(&got[..k], &fd_gradient(first_order, &theta[..k], 1e-6), 1e-6, &what);
+            } else {
+                assert_close(&got, &fd_gradient(loss_at, &theta, 1e-6), 1e-6, &what);
+            }
+        }
+    }
+}
