@@ -30,6 +30,12 @@ pub trait Real:
     /// Converts from f64 (rounding for f32).
     fn of(x: f64) -> Self;
 
+    /// `exp(x)` for `x <= 0`; vectorisable for f32 (see `fast_math`), libm for f64.
+    fn exp_nonpositive(x: Self) -> Self;
+
+    /// `ln(1 + e)` for `e` in `[0, 1]`; vectorisable for f32, libm for f64.
+    fn ln_1p_unit(e: Self) -> Self;
+
     /// `C = alpha * op(A) * op(B) + beta * C` over strided views: `A` is `m x k` with row stride `rsa`
     /// and column stride `csa`, `B` is `k x n`, `C` is `m x n`. Transposes are expressed by swapping
     /// strides. Panics (programmer error) if a slice is too short for the view it describes.
@@ -56,12 +62,22 @@ fn extent(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
 }
 
 macro_rules! impl_real {
-    ($t:ty, $kernel:path) => {
+    ($t:ty, $kernel:path, $exp:expr, $ln_1p:expr) => {
         impl Real for $t {
             const EPS: Self = <$t>::EPSILON;
 
             fn of(x: f64) -> Self {
                 x as $t
+            }
+
+            #[inline(always)]
+            fn exp_nonpositive(x: Self) -> Self {
+                $exp(x)
+            }
+
+            #[inline(always)]
+            fn ln_1p_unit(e: Self) -> Self {
+                $ln_1p(e)
             }
 
             fn gemm(
@@ -105,8 +121,13 @@ macro_rules! impl_real {
     };
 }
 
-impl_real!(f32, matrixmultiply::sgemm);
-impl_real!(f64, matrixmultiply::dgemm);
+impl_real!(
+    f32,
+    matrixmultiply::sgemm,
+    super::fast_math::exp_nonpositive_f32,
+    super::fast_math::ln_1p_unit_f32
+);
+impl_real!(f64, matrixmultiply::dgemm, f64::exp, f64::ln_1p);
 
 /// Maps a [`Real`] to its safetensors dtype.
 pub mod safetensors_dtype {

@@ -1,0 +1,153 @@
+//! `tweedie bench`: the fixed benchmark workloads of BENCHMARKS.md, timed in-process; prints one JSON
+//! line per (workload, dim) for `bench/compare.py`, which runs the JAX and PyTorch peers alongside.
+
+use anyhow::{bail, Result};
+use clap::Args;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+use std::time::Instant;
+use tweedie::estimators::score_jacobian;
+use tweedie::linalg::Mat;
+use tweedie::models::{ModelShape, ScoreModel, SecondOrderHead};
+use tweedie::nn::Activation;
+use tweedie::objectives::D2smForm;
+use tweedie::optim::{Adam, AdamSettings};
+use tweedie::train::{loss_and_gradient, Objective, StepWorkspace};
+
+/// Arguments of `tweedie bench`.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Comma-separated workloads: dsm_step, d2sm_step, hessian_learned, hessian_autodiff.
+    #[arg(long, default_value = "dsm_step,d2sm_step,hessian_learned,hessian_autodiff")]
+    workloads: String,
+    /// Comma-separated dimensions (default: each workload's sizes from BENCHMARKS.md).
+    #[arg(long)]
+    dims: Option<String>,
+    /// Timed repetitions per workload (after warm-up).
+    #[arg(long, default_value_t = 20)]
+    reps: usize,
+    /// Threads for the rayon pool (the GEMMs run single-threaded).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+}
+
+const BATCH: usize = 512;
+const POINTS: usize = 1024;
+const SIGMA: f32 = 0.1;
+
+fn width_for(dim: usize) -> usize {
+    if dim >= 784 {
+        256
+    } else {
+        128
+    }
+}
+
+fn normal(rows: usize, cols: usize, rng: &mut ChaCha8Rng) -> Mat<f32> {
+    Mat::from_fn(rows, cols, |_, _| StandardNormal.sample(rng))
+}
+
+/// Median of wall-clock milliseconds over `reps` calls of `f`, after two warm-up calls.
+fn median_ms(reps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    f();
+    let mut times: Vec<f64> = (0..reps.max(1))
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+fn shape(dim: usize, head: Option<SecondOrderHead>) -> ModelShape {
+    ModelShape { dim, width: width_for(dim), depth: 2, activation: Activation::Softplus, head }
+}
+
+fn train_step_ms(dim: usize, objective: Objective, head: Option<SecondOrderHead>, reps: usize) -> f64 {
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let mut model = ScoreModel::<f32>::init(&shape(dim, head), &mut rng);
+    let (x, z) = (normal(BATCH, dim, &mut rng), normal(BATCH, dim, &mut rng));
+    let mut ws = StepWorkspace::new(&model);
+    let mut adam = Adam::new(AdamSettings::default(), model.num_params());
+    median_ms(reps, || {
+        loss_and_gradient(&model, objective, SIGMA, &x, &z, &mut ws);
+        adam.step(model.params_mut(), ws.grad.params());
+    })
+}
+
+/// Runs one workload at one dimension; returns the median milliseconds.
+fn run(workload: &str, dim: usize, reps: usize) -> Result<f64> {
+    let learned_head = if dim <= 16 { SecondOrderHead::Full } else { SecondOrderHead::LowRank { rank: 10 } };
+    Ok(match workload {
+        "dsm_step" => train_step_ms(dim, Objective::Dsm, None, reps),
+        "d2sm_step" => {
+            let (head, weight) = if dim >= 100 {
+                (SecondOrderHead::LowRank { rank: 10 }, 10.0)
+            } else {
+                (SecondOrderHead::Diagonal, 1.0)
+            };
+            train_step_ms(dim, Objective::SecondOrder { form: D2smForm::A, weight }, Some(head), reps)
+        }
+        "hessian_learned" => {
+            let mut rng = ChaCha8Rng::seed_from_u64(0);
+            let model = ScoreModel::<f32>::init(&shape(dim, Some(learned_head)), &mut rng);
+            let x = normal(POINTS, dim, &mut rng);
+            let net = &model.s2.as_ref().expect("model has a head").net;
+            median_ms(reps, || {
+                if learned_head == SecondOrderHead::Full {
+                    std::hint::black_box(model.hessian_dense(&x));
+                } else {
+                    std::hint::black_box(net.forward(&x));
+                }
+            })
+        }
+        "hessian_autodiff" => {
+            let mut rng = ChaCha8Rng::seed_from_u64(0);
+            let model = ScoreModel::<f32>::init(&shape(dim, None), &mut rng);
+            let x = normal(POINTS, dim, &mut rng);
+            median_ms(reps, || {
+                std::hint::black_box(score_jacobian(&model.s1, &x, true));
+            })
+        }
+        other => bail!(
+            "unknown workload `{other}` (expected dsm_step, d2sm_step, hessian_learned or hessian_autodiff)"
+        ),
+    })
+}
+
+fn default_dims(workload: &str) -> Vec<usize> {
+    if workload.starts_with("hessian") {
+        vec![2, 16, 64, 256]
+    } else {
+        vec![2, 16, 100, 784]
+    }
+}
+
+/// Runs the benchmark and prints JSON lines.
+pub fn bench(args: BenchArgs) -> Result<()> {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(args.threads.max(1)).build()?;
+    let dims: Option<Vec<usize>> = args
+        .dims
+        .as_deref()
+        .map(|s| s.split(',').map(|d| d.trim().parse::<usize>()).collect::<Result<_, _>>())
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--dims: {e} (expected comma-separated positive integers)"))?;
+    for workload in args.workloads.split(',').map(str::trim) {
+        for &dim in dims.as_ref().unwrap_or(&default_dims(workload)) {
+            if dim == 0 {
+                bail!("--dims: 0 is not a dimension (expected >= 1)");
+            }
+            let ms = pool.install(|| run(workload, dim, args.reps))?;
+            println!(
+                "{}",
+                serde_json::json!({"impl": "tweedie", "workload": workload, "dim": dim, "median_ms": ms,
+                    "reps": args.reps, "threads": args.threads})
+            );
+        }
+    }
+    Ok(())
+}
