@@ -2,3 +2,4 @@
 #![deny(unsafe_code)]
 
 pub mod linalg;
+pub mod targets;
