@@ -15,7 +15,10 @@ mod testing;
 
 pub use batch::{LogDensityExt, ScoreExt, ScoreHessianExt};
 pub use error::TargetError;
-pub use families::{gmm2d, random_gauss, random_gmm, random_orthogonal};
+pub use families::{
+    gmm2d, random_gauss, random_gmm, random_orthogonal, GMM_EIGENVALUE_RANGE, GMM_MEAN_STD,
+    GMM_WEIGHT_CONCENTRATION,
+};
 pub use gaussian_mixture::GaussianMixture;
 pub use named::{
     canonical_name, parse_target, NamedTarget, TargetSpec, DEFAULT_COMPONENTS, DEFAULT_COND, MAX_COMPONENTS,

@@ -42,7 +42,7 @@ impl GaussianMixture {
     /// The mean of the mixture.
     ///
     /// # Definition
-    /// $$ m = \mathbb E[x] = \sum_k \pi_k \mu_k. $$
+    /// $$ m = \mathbb E\,x = \sum_k \pi_k \mu_k. $$
     pub fn mean(&self) -> Vec<f64> {
         let mut m = vec![0.0; self.dim];
         for (w, mu) in self.weights.iter().zip(&self.means) {
@@ -56,7 +56,7 @@ impl GaussianMixture {
     /// The covariance of the mixture, by the law of total covariance.
     ///
     /// # Definition
-    /// $$ \operatorname{Cov}[x] = \sum_k \pi_k \big[\Sigma_k + (\mu_k - m)(\mu_k - m)^\top\big]. $$
+    /// $$ \operatorname{Cov}(x) = \sum_k \pi_k \big[\Sigma_k + (\mu_k - m)(\mu_k - m)^\top\big]. $$
     ///
     /// # Example
     /// ```
