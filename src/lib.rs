@@ -7,6 +7,7 @@ pub mod models;
 pub mod nn;
 pub mod objectives;
 pub mod optim;
+pub mod targets;
 #[cfg(test)]
 mod testing;
 pub mod train;
