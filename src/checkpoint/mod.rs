@@ -1,0 +1,7 @@
+//! Checkpoints: named f32/f64 tensors and string metadata in a safetensors file, written atomically.
+
+mod error;
+mod tensor_store;
+
+pub use error::CheckpointError;
+pub use tensor_store::TensorStore;
