@@ -5,10 +5,12 @@ pub mod checkpoint;
 pub mod data;
 pub mod estimators;
 pub mod linalg;
+pub mod metrics;
 pub mod models;
 pub mod nn;
 pub mod objectives;
 pub mod optim;
+pub mod samplers;
 pub mod targets;
 #[cfg(test)]
 mod testing;
