@@ -29,7 +29,10 @@ impl Iat {
 /// \bar x)$, $\hat\rho_k = \hat\gamma_k / \hat\gamma_0$ and the pair sums $\Gamma_m = \hat\rho_{2m} +
 /// \hat\rho_{2m+1}$: keep $\Gamma_0, \dots, \Gamma_M$ up to (excluding) the first non-positive one,
 /// make them non-increasing ($\Gamma_m \leftarrow \min(\Gamma_m, \Gamma_{m-1})$), and
-/// $$ \hat\tau = -1 + 2 \sum_{m=0}^{M} \Gamma_m, \qquad \mathrm{ESS} = n / \hat\tau . $$
+/// $$ \hat\tau = \max\Big(-1 + 2 \sum_{m=0}^{M} \Gamma_m,\ 1/\log_{10} n\Big), \qquad
+///    \mathrm{ESS} = n / \hat\tau , $$
+/// the lower bound being Stan's cap $\mathrm{ESS} \le n \log_{10} n$ (short anti-correlated series can
+/// otherwise give $\hat\tau \le 0$).
 /// For an AR(1) series with coefficient $\rho$, $\tau = (1 + \rho)/(1 - \rho)$. Cost $O(n W)$ for a
 /// window of $W$ lags. A constant series has $\hat\tau = +\infty$.
 ///
@@ -70,8 +73,8 @@ pub fn integrated_autocorrelation_time(series: &[f64]) -> Result<Iat, MetricErro
         sum += prev;
         m += 1;
     }
-    // At least the first pair is always used (Gamma_0 = 1 + rho_1 > 0 unless rho_1 = -1).
-    let tau = if m == 0 { (1.0 + gamma(1) / g0).max(f64::MIN_POSITIVE) } else { -1.0 + 2.0 * sum };
+    // Gamma_0 = 1 + rho_1 <= 0 only for a perfectly alternating series (m = 0, sum = 0).
+    let tau = (-1.0 + 2.0 * sum).max(1.0 / (n as f64).log10());
     Ok(Iat { tau, window: 2 * m, n })
 }
 
@@ -116,6 +119,13 @@ mod tests {
             // ESS = n (1 - rho) / (1 + rho).
             assert!((iat.ess() - n as f64 / want).abs() <= 4.0 * sd(&iat) / want * n as f64 / want);
         }
+    }
+
+    #[test]
+    fn anti_correlated_series_are_capped_at_ess_n_log10_n() {
+        let x: Vec<f64> = (0..100).map(|t| if t % 2 == 0 { 1.0 } else { -1.0 }).collect();
+        let iat = integrated_autocorrelation_time(&x).unwrap();
+        assert_eq!((iat.tau, iat.ess()), (0.5, 200.0));
     }
 
     #[test]

@@ -80,10 +80,11 @@ fn kernel_sum(k: &RbfKernel, a: &Mat<f64>, b: Option<&Mat<f64>>) -> f64 {
 /// (`m x D`).
 ///
 /// # Definition
-/// $$ \widehat{\mathrm{MMD}}{}^2_u = \frac{1}{n(n-1)} \sum_{i \ne j} k(x_i, x_j)
-///  + \frac{1}{m(m-1)} \sum_{i \ne j} k(y_i, y_j) - \frac{2}{nm} \sum_{i, j} k(x_i, y_j) , $$
-/// an unbiased estimate of $\mathbb E k(x, x') + \mathbb E k(y, y') - 2 \mathbb E k(x, y)$; it can be
-/// slightly negative when the distributions agree.
+/// $$ \widehat{\mathrm{MMD}}{}^2_u = \frac{1}{n(n-1)} \sum_{i \ne j} k(x_i, x_j) +
+///    \frac{1}{m(m-1)} \sum_{i \ne j} k(y_i, y_j) - \frac{2}{nm} \sum_{i, j} k(x_i, y_j) , $$
+///
+/// It is an unbiased estimate of $\mathbb E k(x, x') + \mathbb E k(y, y') - 2 \mathbb E k(x, y)$, and can
+/// be slightly negative when the distributions agree.
 ///
 /// # Reference
 /// MATH.md Sec. 10; Gretton et al. (2012), *A Kernel Two-Sample Test*, JMLR 13, Eq. (3).

@@ -6,10 +6,12 @@ use super::sampler::{Observer, StepInfo};
 use crate::metrics::{integrated_autocorrelation_time, Iat};
 use serde::Serialize;
 
-/// Records coordinates `0..coords` of chains `0..chains` after every step from `from_step` on.
+/// Records coordinates `0..coords` of chains `0..chains` after every step numbered in
+/// `from_step..=to_step`.
 #[derive(Clone, Debug)]
 pub struct ChainSeries {
     from_step: usize,
+    to_step: usize,
     chains: usize,
     coords: usize,
     /// `series[c * coords + j]` is coordinate `j` of chain `c`, one value per recorded step.
@@ -32,9 +34,10 @@ pub struct MixingSummary {
 }
 
 impl ChainSeries {
-    /// Records at most `chains` chains and `coords` coordinates after every step numbered `>= from_step`.
-    pub fn new(from_step: usize, chains: usize, coords: usize) -> Self {
-        Self { from_step, chains, coords, series: Vec::new() }
+    /// Records at most `chains` chains and `coords` coordinates after every step numbered in
+    /// `from_step..=to_step` (steps are 1-based).
+    pub fn new(from_step: usize, to_step: usize, chains: usize, coords: usize) -> Self {
+        Self { from_step, to_step, chains, coords, series: Vec::new() }
     }
 
     /// The recorded series of coordinate `j` of chain `c`.
@@ -83,7 +86,7 @@ impl Observer for ChainSeries {
     }
 
     fn on_step(&mut self, info: &StepInfo, chains: &Chains) {
-        if info.step < self.from_step {
+        if info.step < self.from_step || info.step > self.to_step {
             return;
         }
         let x = chains.positions();

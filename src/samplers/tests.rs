@@ -297,7 +297,7 @@ fn the_chain_series_of_an_exact_sampler_has_ess_equal_to_its_length() {
     let mut oz = Ozaki::new(OzakiSettings { step_size: 50.0, ..Default::default() }, &p).unwrap();
     let mut chains = Chains::from_normal(8, 2, 1.0, 0).unwrap();
     let mut obs = (
-        ChainSeries::new(1, 4, 2),
+        ChainSeries::new(1, usize::MAX, 4, 2),
         MmdTrace::new(MmdEstimator::new(p.sample(200, &mut test_rng(1))).unwrap(), 100),
     );
     run(&mut oz, &mut chains, 2000, &mut obs);
