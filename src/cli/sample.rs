@@ -83,22 +83,22 @@ pub struct SampleArgs {
     #[arg(long)]
     json: bool,
     /// Standard deviation of the initial positions, x0 ~ N(0, std^2 I).
-    #[arg(long, default_value_t = 3.0)]
+    #[arg(long, default_value_t = 3.0, allow_negative_numbers = true)]
     init_std: f64,
     /// Size of the fresh reference sample.
     #[arg(long, default_value_t = 1000)]
     reference: usize,
     /// Tolerance of steps_to_tol: first traced step with MMD² <= (stationary level) + TOL.
-    #[arg(long, default_value_t = 2e-3)]
+    #[arg(long, default_value_t = 2e-3, allow_negative_numbers = true)]
     tol: f64,
     /// Lanczos iterations per matrix function (ozaki-lowrank).
     #[arg(long, default_value_t = 32)]
     lanczos_iters: usize,
     /// Largest noise level of the annealed schedule.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, allow_negative_numbers = true)]
     sigma_max: f64,
     /// Smallest noise level of the annealed schedule.
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, default_value_t = 0.01, allow_negative_numbers = true)]
     sigma_min: f64,
     /// Number of noise levels of the annealed schedule.
     #[arg(long, default_value_t = 10)]
@@ -202,6 +202,9 @@ pub fn sample(args: SampleArgs) -> Result<()> {
     }
     if !(args.init_std >= 0.0 && args.init_std.is_finite()) {
         bail!("--init-std {} must be finite and >= 0", args.init_std);
+    }
+    if !(args.tol >= 0.0 && args.tol.is_finite()) {
+        bail!("--tol {} must be finite and >= 0", args.tol);
     }
     let named = NamedTarget::parse(&args.target)?;
     let target = named.mixture();
@@ -324,4 +327,73 @@ fn run_and_measure(
         "trace_every": every,
         "trace": trace.steps.iter().zip(&trace.values).map(|(s, v)| json!([s, num(*v)])).collect::<Vec<_>>(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use rand::SeedableRng;
+    use tweedie::models::{ModelShape, SecondOrderHead};
+    use tweedie::nn::Activation;
+
+    #[derive(Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        args: SampleArgs,
+    }
+
+    fn args(extra: &str) -> SampleArgs {
+        let mut line = format!("tweedie --target gmm2d --chains 16 {extra}");
+        for (flag, default) in [("--steps", "20"), ("--step-size", "0.1")] {
+            if !extra.contains(&format!("{flag} ")) {
+                line += &format!(" {flag} {default}");
+            }
+        }
+        Cmd::try_parse_from(line.split_whitespace()).unwrap().args
+    }
+
+    fn model_source(head: Option<SecondOrderHead>) -> Source {
+        let shape = ModelShape { dim: 2, width: 8, depth: 1, activation: Activation::Softplus, head };
+        let model = ScoreModel::<f32>::init(&shape, &mut ChaCha8Rng::seed_from_u64(0));
+        Source::Model {
+            score: ModelSource::for_dim(model.clone(), 2).unwrap(),
+            curvature: ModelCurvatureSource::new(model),
+            sigma: 0.1,
+        }
+    }
+
+    fn error(a: &SampleArgs, source: &Source) -> String {
+        let target = tweedie::targets::parse_target("gmm2d").unwrap();
+        let built = build_sampler(a, &target, source).map(drop);
+        built.map_or_else(|e| e.to_string(), |()| String::from("ok"))
+    }
+
+    #[test]
+    fn capabilities_a_model_lacks_are_one_line_errors() {
+        let no_head = model_source(None);
+        assert!(error(&args("--sampler ozaki"), &no_head).contains("no second-order (s2) head"));
+        assert!(error(&args("--sampler mala"), &no_head).contains("MALA needs log p"));
+        assert!(error(&args("--sampler annealed-ozaki"), &no_head).contains("noise-conditional"));
+        assert_eq!(error(&args("--sampler ula"), &no_head), "ok");
+        let low_rank = model_source(Some(SecondOrderHead::LowRank { rank: 1 }));
+        assert_eq!(error(&args("--sampler ozaki-lowrank"), &low_rank), "ok");
+        for e in [error(&args("--sampler ozaki"), &no_head), error(&args("--sampler mala"), &no_head)] {
+            assert!(!e.contains('\n'), "{e}");
+        }
+    }
+
+    #[test]
+    fn bad_numbers_are_one_line_errors() {
+        let bad = |extra: &str| error(&args(extra), &Source::Analytic);
+        assert!(bad("--sampler ula --step-size 0").contains("step size must be positive"));
+        assert!(bad("--sampler ozaki --clip-curvature nan").contains("curvature clip"));
+        assert!(bad("--sampler annealed-ula --levels 40").contains("fewer than --levels"));
+        assert!(bad("--sampler annealed-ozaki --sigma-min -1").contains("noise schedule"));
+        assert!(bad("--sampler ozaki-lowrank --lanczos-iters 0").contains("Lanczos"));
+        let zero = sample(args("--sampler ula --steps 0")).unwrap_err().to_string();
+        assert!(zero.contains("at least 1"), "{zero}");
+        let dim = args("--sampler ula");
+        assert!(sample(SampleArgs { target: "gmm:dim=3".into(), chains: 1, ..dim }).is_err());
+    }
 }

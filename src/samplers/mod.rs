@@ -8,6 +8,7 @@
 //! trained model does through [`ModelSource`] and [`ModelCurvatureSource`]. Chain `i` draws all its
 //! random numbers from its own stream ([`chain_rng`]), so runs are reproducible from a seed whatever
 //! the number of threads.
+#![deny(missing_docs)]
 #![allow(non_snake_case)] // D, H, L as in the math
 // STYLE.md: checks are written `!(x > 0.0)` so that they reject NaN as well.
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
