@@ -3,6 +3,7 @@
 
 pub mod checkpoint;
 pub mod data;
+mod error;
 pub mod estimators;
 pub mod linalg;
 pub mod models;
@@ -13,3 +14,4 @@ pub mod targets;
 #[cfg(test)]
 mod testing;
 pub mod train;
+pub use error::Error;
