@@ -5,6 +5,7 @@ pub mod checkpoint;
 pub mod data;
 mod error;
 pub mod estimators;
+pub mod evaluation;
 pub mod linalg;
 pub mod models;
 pub mod nn;

@@ -1,6 +1,10 @@
 //! The `tweedie` command line.
 
 mod bench;
+mod eval;
+mod progress;
+mod score;
+mod train;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -15,6 +19,12 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Train a score model (and a second-order head) by denoising score matching.
+    Train(train::TrainArgs),
+    /// Measure a trained model against ground truth (or held-out data).
+    Eval(eval::EvalArgs),
+    /// Evaluate a trained model's s1 or s2 at your own points.
+    Score(score::ScoreArgs),
     /// Time the benchmark workloads (JSON lines; see bench/compare.py for the side-by-side peers).
     Bench(bench::BenchArgs),
 }
@@ -23,6 +33,9 @@ enum Command {
 pub fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Train(args) => train::train(args),
+        Command::Eval(args) => eval::eval(args),
+        Command::Score(args) => score::score(args),
         Command::Bench(args) => bench::bench(args),
     }
 }
