@@ -4,3 +4,4 @@
 pub mod checkpoint;
 pub mod data;
 pub mod linalg;
+pub mod plot;
