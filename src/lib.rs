@@ -11,6 +11,7 @@ pub mod models;
 pub mod nn;
 pub mod objectives;
 pub mod optim;
+pub mod plot;
 pub mod targets;
 #[cfg(test)]
 mod testing;
