@@ -1,6 +1,7 @@
 //! The `tweedie` command line.
 
 mod bench;
+mod demo;
 mod eval;
 mod progress;
 mod score;
@@ -19,6 +20,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Train on a built-in 2-D mixture and compare the learned Hessian with autodiff (about a minute).
+    Demo(demo::DemoArgs),
     /// Train a score model (and a second-order head) by denoising score matching.
     Train(train::TrainArgs),
     /// Measure a trained model against ground truth (or held-out data).
@@ -33,6 +36,7 @@ enum Command {
 pub fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Demo(args) => demo::demo(args),
         Command::Train(args) => train::train(args),
         Command::Eval(args) => eval::eval(args),
         Command::Score(args) => score::score(args),

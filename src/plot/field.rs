@@ -111,6 +111,11 @@ impl Field {
 }
 
 /// The `k`-th of `n` equally spaced points spanning `range` (its start when `n = 1`).
+/// The points of an `nx x ny` grid over the ranges, in the order of [`Field::values`] (x fastest).
+pub fn grid_points(nx: usize, ny: usize, x_range: (f64, f64), y_range: (f64, f64)) -> Vec<[f64; 2]> {
+    (0..ny).flat_map(|j| (0..nx).map(move |i| [grid(x_range, nx, i), grid(y_range, ny, j)])).collect()
+}
+
 fn grid((lo, hi): (f64, f64), n: usize, k: usize) -> f64 {
     if n <= 1 {
         lo
@@ -129,6 +134,8 @@ mod tests {
         assert_eq!(f.values()[0], -200.0);
         assert_eq!(f.values()[4], 200.0);
         assert_eq!(f.values()[14], 201.0);
+        let points = grid_points(5, 3, (-2.0, 2.0), (0.0, 1.0));
+        assert!(points.iter().zip(f.values()).all(|(p, v)| p[0] * 100.0 + p[1] == *v));
         assert_eq!(f.nearest(0.9, 0.3), Some(100.5));
         assert_eq!(f.nearest(-2.0, 1.0), Some(-199.0));
         assert_eq!(f.nearest(2.1, 0.5), None);

@@ -14,7 +14,7 @@ mod ticks;
 pub use canvas::{Canvas, Rgb};
 pub use colormap::{ColorScale, Colormap};
 pub use error::PlotError;
-pub use field::Field;
+pub use field::{grid_points, Field};
 pub use font::{draw_text, text_height, text_width};
 pub use heatmap::HeatmapFigure;
 pub use line::LinePlot;
