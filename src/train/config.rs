@@ -82,7 +82,8 @@ pub struct TrainConfig {
     /// Weight `w` of the first-order term in joint training (`w L1vr / sigma^2 + L2`); default 1, or 10
     /// for a low-rank head (MATH.md Sec. 3).
     pub first_order_weight: Option<f64>,
-    /// Decay of the exponential moving average of weights used for evaluation; 0 disables it.
+    /// Decay of the exponential moving average of weights used for evaluation (default 0.999; it lowers
+    /// the s1 and s2 errors of every estimator alike); 0 disables it.
     pub ema: f64,
     /// Seed of every random draw (initialisation, data, noise).
     pub seed: u64,
@@ -106,7 +107,7 @@ impl Default for TrainConfig {
             activation: Activation::Softplus,
             learning_rate: 1e-3,
             first_order_weight: None,
-            ema: 0.0,
+            ema: 0.999,
             seed: 0,
             checkpoint_every: 1000,
         }
