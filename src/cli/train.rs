@@ -31,7 +31,7 @@ pub struct TrainArgs {
     #[arg(long)]
     vr: bool,
     /// Noise level sigma > 0.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     sigma: Option<f64>,
     /// Total training steps.
     #[arg(long)]
@@ -49,13 +49,13 @@ pub struct TrainArgs {
     #[arg(long, value_enum)]
     activation: Option<Activation>,
     /// Adam learning rate.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     learning_rate: Option<f64>,
     /// Weight w of the first-order term (w L1vr / sigma^2 + L2); default 1, 10 for low-rank heads.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     first_order_weight: Option<f64>,
     /// EMA decay of the weights used for evaluation (0 = off).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     ema: Option<f64>,
     /// Random seed.
     #[arg(long)]
