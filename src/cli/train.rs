@@ -51,6 +51,9 @@ pub struct TrainArgs {
     /// Adam learning rate.
     #[arg(long, allow_negative_numbers = true)]
     learning_rate: Option<f64>,
+    /// Decoupled weight decay (AdamW); 0 gives Adam.
+    #[arg(long, allow_negative_numbers = true)]
+    weight_decay: Option<f64>,
     /// Weight w of the first-order term (w L1vr / sigma^2 + L2); default 1, 10 for low-rank heads.
     #[arg(long, allow_negative_numbers = true)]
     first_order_weight: Option<f64>,
@@ -124,6 +127,7 @@ impl TrainArgs {
             || self.depth.is_some()
             || self.activation.is_some()
             || self.learning_rate.is_some()
+            || self.weight_decay.is_some()
             || self.first_order_weight.is_some()
             || self.ema.is_some()
             || self.seed.is_some()

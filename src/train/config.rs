@@ -3,6 +3,7 @@
 use crate::models::{ModelShape, SecondOrderHead};
 use crate::nn::Activation;
 use crate::objectives::D2smForm;
+use crate::optim::AdamSettings;
 use crate::train::Objective;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -79,6 +80,8 @@ pub struct TrainConfig {
     pub activation: Activation,
     /// Adam learning rate.
     pub learning_rate: f64,
+    /// Decoupled weight decay (AdamW); 0 gives Adam.
+    pub weight_decay: f64,
     /// Weight `w` of the first-order term in joint training (`w L1vr / sigma^2 + L2`); default 1, or 10
     /// for a low-rank head (MATH.md Sec. 3).
     pub first_order_weight: Option<f64>,
@@ -106,6 +109,7 @@ impl Default for TrainConfig {
             depth: 2,
             activation: Activation::Softplus,
             learning_rate: 1e-3,
+            weight_decay: 0.0,
             first_order_weight: None,
             ema: 0.999,
             seed: 0,
@@ -143,6 +147,9 @@ impl TrainConfig {
         }
         if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
             return bad("learning_rate", self.learning_rate.to_string(), "a finite number > 0");
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            return bad("weight_decay", self.weight_decay.to_string(), "a finite number >= 0");
         }
         if !(0.0..1.0).contains(&self.ema) {
             return bad("ema", self.ema.to_string(), "a decay in [0, 1)");
@@ -194,6 +201,15 @@ impl TrainConfig {
                 });
                 Objective::SecondOrder { form, weight }
             }
+        }
+    }
+
+    /// The optimiser settings.
+    pub fn adam(&self) -> AdamSettings {
+        AdamSettings {
+            learning_rate: self.learning_rate,
+            weight_decay: self.weight_decay,
+            ..AdamSettings::default()
         }
     }
 

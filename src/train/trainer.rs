@@ -74,7 +74,7 @@ impl Trainer {
         let data = TrainingData::load(&config.target_source()?, config.seed)?;
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         let model = ScoreModel::init(&config.shape(data.dim()), &mut rng);
-        let settings = AdamSettings { learning_rate: config.learning_rate, ..Default::default() };
+        let settings = config.adam();
         let adam = Adam::new(settings, model.num_params());
         let ema = (config.ema > 0.0).then(|| Ema::new(config.ema, &model.params()));
         let state = Checkpoint { dim: data.dim(), config, step: 0, model, adam, ema, rng };

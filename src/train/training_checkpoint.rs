@@ -129,7 +129,7 @@ impl Checkpoint {
         };
         let model = ScoreModel { s1, s2 };
         let n = model.num_params();
-        let settings = AdamSettings { learning_rate: config.learning_rate, ..Default::default() };
+        let settings = config.adam();
         let adam = Adam::from_state(
             settings,
             store.get_f32("adam.m", &[n])?,
