@@ -8,7 +8,7 @@ use super::training_data::TrainingData;
 use crate::checkpoint::CheckpointError;
 use crate::linalg::Mat;
 use crate::models::ScoreModel;
-use crate::optim::{Adam, AdamSettings, Ema};
+use crate::optim::{Adam, Ema};
 use crate::Error;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;

@@ -7,7 +7,7 @@ use crate::checkpoint::{CheckpointError, TensorStore};
 use crate::linalg::Mat;
 use crate::models::{ScoreModel, SecondOrderNet};
 use crate::nn::{Linear, Mlp};
-use crate::optim::{Adam, AdamSettings, Ema};
+use crate::optim::{Adam, Ema};
 use crate::Error;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
