@@ -41,11 +41,13 @@ mod error;
 pub mod estimators;
 pub mod evaluation;
 pub mod linalg;
+pub mod metrics;
 pub mod models;
 pub mod nn;
 pub mod objectives;
 pub mod optim;
 pub mod plot;
+pub mod samplers;
 pub mod targets;
 #[cfg(test)]
 mod testing;

@@ -4,6 +4,7 @@ mod bench;
 mod demo;
 mod eval;
 mod progress;
+mod sample;
 mod score;
 mod train;
 
@@ -30,6 +31,8 @@ enum Command {
     Score(score::ScoreArgs),
     /// Time the benchmark workloads (JSON lines; see bench/compare.py for the side-by-side peers).
     Bench(bench::BenchArgs),
+    /// Sample a target with ULA, MALA, Ozaki or annealed Langevin; print sample-quality and mixing metrics.
+    Sample(Box<sample::SampleArgs>),
 }
 
 /// Parses the arguments and runs the command.
@@ -41,5 +44,6 @@ pub fn main() -> Result<()> {
         Command::Eval(args) => eval::eval(args),
         Command::Score(args) => score::score(args),
         Command::Bench(args) => bench::bench(args),
+        Command::Sample(args) => sample::sample(*args),
     }
 }

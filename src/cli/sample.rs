@@ -1,0 +1,327 @@
+//! `tweedie sample`: run one sampler on a named target (analytic scores, or a trained model) and print
+//! its sample-quality and mixing metrics as one JSON object.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use tweedie::data::write_npy;
+use tweedie::linalg::Mat;
+use tweedie::metrics::{ksd2_unbiased, mixture_weight_tv, ImqKernel, MmdEstimator};
+use tweedie::models::ScoreModel;
+use tweedie::samplers::{
+    run, AnnealedOzaki, AnnealedSettings, AnnealedUla, ChainSeries, Chains, GeometricSchedule, Mala,
+    MalaSettings, MmdTrace, ModelCurvatureSource, ModelSource, Ozaki, OzakiSettings, OzakiSolver, Sampler,
+    SamplerError, ScoreSource, Ula, UlaSettings,
+};
+use tweedie::targets::{GaussianMixture, NamedTarget, TARGET_HELP};
+
+/// The samplers of `tweedie sample`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SamplerKind {
+    /// Unadjusted Langevin.
+    Ula,
+    /// Metropolis-adjusted Langevin (needs log p: analytic targets only).
+    Mala,
+    /// Ozaki with the full curvature (eigen-decomposition per chain).
+    Ozaki,
+    /// Ozaki with the diagonal of the curvature.
+    OzakiDiag,
+    /// Ozaki with Lanczos matrix functions (matrix-free; low-rank + diagonal curvature).
+    OzakiLowrank,
+    /// Annealed Langevin over a geometric sigma schedule, then a Tweedie denoising step.
+    AnnealedUla,
+    /// Annealed Ozaki over a geometric sigma schedule, then a Tweedie denoising step.
+    AnnealedOzaki,
+}
+
+impl SamplerKind {
+    fn is_annealed(self) -> bool {
+        matches!(self, SamplerKind::AnnealedUla | SamplerKind::AnnealedOzaki)
+    }
+}
+
+/// Arguments of `tweedie sample`.
+#[derive(Args, Debug)]
+#[command(after_help = TARGET_HELP)]
+pub struct SampleArgs {
+    /// The target: its analytic scores drive the sampler (unless --model), and fresh draws of it are the
+    /// reference of MMD², KSD and mode TV.
+    #[arg(long)]
+    target: String,
+    /// A trained checkpoint whose s1 (and s2) drive the sampler instead; the reference is then the
+    /// target's noisy marginal q_sigma at the checkpoint's sigma.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// The sampler.
+    #[arg(long, value_enum)]
+    sampler: SamplerKind,
+    /// Number of steps (annealed: split evenly over the levels, remainder dropped).
+    #[arg(long)]
+    steps: usize,
+    /// Step size h (annealed: per unit noise variance, level i steps with h sigma_i^2).
+    #[arg(long, allow_negative_numbers = true)]
+    step_size: f64,
+    /// Number of chains.
+    #[arg(long, default_value_t = 500)]
+    chains: usize,
+    /// Ozaki curvature clip l_max: eigenvalues above it are replaced by it (`inf` disables clipping).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    clip_curvature: f64,
+    /// Seed of every random draw (chain k uses stream k; the reference sample its own stream).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Write the final positions of the chains that did not diverge (N x D, f64) to this .npy file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Trace MMD² every EVERY steps (default: steps / 100, at least 1; 0: initial state only).
+    #[arg(long, value_name = "EVERY")]
+    trace: Option<usize>,
+    /// Print one JSON object (otherwise `key: value` lines).
+    #[arg(long)]
+    json: bool,
+    /// Standard deviation of the initial positions, x0 ~ N(0, std^2 I).
+    #[arg(long, default_value_t = 3.0)]
+    init_std: f64,
+    /// Size of the fresh reference sample.
+    #[arg(long, default_value_t = 1000)]
+    reference: usize,
+    /// Tolerance of steps_to_tol: first traced step with MMD² <= (stationary level) + TOL.
+    #[arg(long, default_value_t = 2e-3)]
+    tol: f64,
+    /// Lanczos iterations per matrix function (ozaki-lowrank).
+    #[arg(long, default_value_t = 32)]
+    lanczos_iters: usize,
+    /// Largest noise level of the annealed schedule.
+    #[arg(long, default_value_t = 5.0)]
+    sigma_max: f64,
+    /// Smallest noise level of the annealed schedule.
+    #[arg(long, default_value_t = 0.01)]
+    sigma_min: f64,
+    /// Number of noise levels of the annealed schedule.
+    #[arg(long, default_value_t = 10)]
+    levels: usize,
+    /// Threads of the rayon pool (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+/// Loads a trained model and the noise level it was trained at.
+///
+/// NOTE: checkpoint loading (`tweedie::train::Checkpoint::load(path) -> Result<Checkpoint, _>` with public
+/// fields `model: ScoreModel<f32>` and `sigma: f64`) is being written on `main` and is not merged into
+/// this branch yet. Once it is, replace the body with
+/// `let c = tweedie::train::Checkpoint::load(path)?; Ok((c.model, c.sigma))`.
+fn load_model(path: &Path) -> Result<(ScoreModel<f32>, f64)> {
+    bail!("--model {}: loading checkpoints is not available in this build yet (tweedie::train::Checkpoint is not merged)", path.display())
+}
+
+/// Where the scores come from.
+enum Source {
+    Analytic,
+    Model { score: ModelSource, curvature: Result<ModelCurvatureSource, SamplerError>, sigma: f64 },
+}
+
+/// The fixed settings of the annealed samplers, from the flags.
+fn annealed_settings(args: &SampleArgs) -> Result<AnnealedSettings> {
+    let schedule = GeometricSchedule::new(args.sigma_max, args.sigma_min, args.levels)?;
+    let steps_per_level = args.steps / args.levels.max(1);
+    if steps_per_level == 0 {
+        bail!(
+            "--steps {} is fewer than --levels {}: each level needs at least one step",
+            args.steps,
+            args.levels
+        );
+    }
+    Ok(AnnealedSettings { schedule, steps_per_level, step_size: args.step_size, denoise: true })
+}
+
+/// Builds the sampler the flags ask for over the source.
+fn build_sampler<'a>(
+    args: &SampleArgs,
+    target: &'a GaussianMixture,
+    source: &'a Source,
+) -> Result<Box<dyn Sampler + 'a>> {
+    let h = args.step_size;
+    let ozaki = |solver| OzakiSettings { step_size: h, solver, l_max: args.clip_curvature };
+    let solver = match args.sampler {
+        SamplerKind::OzakiDiag => OzakiSolver::Diagonal,
+        SamplerKind::OzakiLowrank => OzakiSolver::Lanczos { iters: args.lanczos_iters },
+        _ => OzakiSolver::Eigen,
+    };
+    Ok(match (args.sampler, source) {
+        (SamplerKind::Ula, Source::Analytic) => Box::new(Ula::new(UlaSettings { step_size: h }, target)?),
+        (SamplerKind::Ula, Source::Model { score, .. }) => {
+            Box::new(Ula::new(UlaSettings { step_size: h }, score)?)
+        }
+        (SamplerKind::Mala, Source::Analytic) => Box::new(Mala::new(MalaSettings { step_size: h }, target)?),
+        (SamplerKind::Mala, Source::Model { .. }) => return Err(SamplerError::NoLogDensity.into()),
+        (SamplerKind::Ozaki | SamplerKind::OzakiDiag | SamplerKind::OzakiLowrank, Source::Analytic) => {
+            Box::new(Ozaki::new(ozaki(solver), target)?)
+        }
+        (
+            SamplerKind::Ozaki | SamplerKind::OzakiDiag | SamplerKind::OzakiLowrank,
+            Source::Model { curvature, .. },
+        ) => Box::new(Ozaki::new(ozaki(solver), curvature.as_ref().map_err(Clone::clone)?)?),
+        (SamplerKind::AnnealedUla, Source::Analytic) => {
+            Box::new(AnnealedUla::new(annealed_settings(args)?, target)?)
+        }
+        (SamplerKind::AnnealedOzaki, Source::Analytic) => {
+            Box::new(AnnealedOzaki::new(annealed_settings(args)?, solver, args.clip_curvature, target)?)
+        }
+        (SamplerKind::AnnealedUla | SamplerKind::AnnealedOzaki, Source::Model { .. }) => {
+            return Err(SamplerError::NotNoiseConditional.into())
+        }
+    })
+}
+
+/// A JSON number, or null for NaN / inf.
+fn num(v: f64) -> Value {
+    if v.is_finite() {
+        json!(v)
+    } else {
+        Value::Null
+    }
+}
+
+/// Runs `tweedie sample` and prints its report.
+pub fn sample(args: SampleArgs) -> Result<()> {
+    if args.steps == 0 {
+        return Err(SamplerError::ZeroSteps.into());
+    }
+    if args.chains < 2 {
+        bail!(
+            "--chains {} is too few: the metrics compare at least 2 chains with the reference",
+            args.chains
+        );
+    }
+    if args.reference < 2 {
+        bail!("--reference {} is too few: MMD² needs at least 2 reference draws", args.reference);
+    }
+    if !(args.init_std >= 0.0 && args.init_std.is_finite()) {
+        bail!("--init-std {} must be finite and >= 0", args.init_std);
+    }
+    let named = NamedTarget::parse(&args.target)?;
+    let target = named.mixture();
+    let dim = target.dim();
+    let source = match &args.model {
+        None => Source::Analytic,
+        Some(path) => {
+            let (model, sigma) = load_model(path)?;
+            let score = ModelSource::for_dim(model.clone(), dim)?;
+            Source::Model { score, curvature: ModelCurvatureSource::new(model), sigma }
+        }
+    };
+    // Samplers driven by a model trained at sigma sample q_sigma: compare with draws of q_sigma.
+    let reference_dist = match &source {
+        Source::Analytic => target.clone(),
+        Source::Model { sigma, .. } => target.noisy(*sigma)?,
+    };
+    let mut pool = rayon::ThreadPoolBuilder::new();
+    if let Some(t) = args.threads {
+        pool = pool.num_threads(t.max(1));
+    }
+    let pool = pool.build()?;
+    let report = pool.install(|| run_and_measure(&args, &named, target, &reference_dist, &source))?;
+    if args.json {
+        println!("{report}");
+    } else if let Value::Object(map) = report {
+        for (k, v) in map.iter().filter(|(k, _)| k.as_str() != "trace") {
+            println!("{k}: {v}");
+        }
+    }
+    Ok(())
+}
+
+fn run_and_measure(
+    args: &SampleArgs,
+    named: &NamedTarget,
+    target: &GaussianMixture,
+    reference_dist: &GaussianMixture,
+    source: &Source,
+) -> Result<Value> {
+    let dim = target.dim();
+    let mut sampler = build_sampler(args, target, source)?;
+    let steps = if args.sampler.is_annealed() { annealed_settings(args)?.total_steps() } else { args.steps };
+    let mut chains = Chains::from_normal(args.chains, dim, args.init_std, args.seed)?;
+    let mut ref_rng = ChaCha8Rng::seed_from_u64(args.seed);
+    ref_rng.set_stream(u64::MAX);
+    let reference = reference_dist.sample(args.reference, &mut ref_rng);
+    let estimator = MmdEstimator::new(reference.clone())?;
+    let every = args.trace.unwrap_or((steps / 100).max(1));
+    // IAT/ESS over the second half of the run (annealed: the second half of the last level, before the
+    // denoising step), on at most 256 chains and 16 coordinates.
+    let (from, to) = if args.sampler.is_annealed() {
+        let spl = annealed_settings(args)?.steps_per_level;
+        (steps - spl / 2, steps - 1)
+    } else {
+        (steps / 2 + 1, steps)
+    };
+    let mut observers = (MmdTrace::new(estimator.clone(), every), ChainSeries::new(from, to, 256, 16));
+    let summary = run(&mut sampler, &mut chains, steps, &mut observers);
+    let (tracer, series) = observers;
+
+    let live = chains.live_positions();
+    let mmd2 = estimator.mmd2(&live).ok();
+    let ksd2 = (live.rows() >= 2)
+        .then(|| {
+            let mut scores = Mat::zeros(live.rows(), dim);
+            ScoreSource::scores_into(reference_dist, &live, &mut scores);
+            ksd2_unbiased(&live, &scores, &ImqKernel::default()).ok()
+        })
+        .flatten();
+    let multimodal = reference_dist.n_components() > 1;
+    let mode_tv = (multimodal && live.rows() > 0)
+        .then(|| mixture_weight_tv(reference_dist, &live).map(|r| r.tv))
+        .transpose()?;
+    let mode_tv_reference =
+        multimodal.then(|| mixture_weight_tv(reference_dist, &reference).map(|r| r.tv)).transpose()?;
+    let trace = tracer.trace();
+    const TAIL: f64 = 0.25;
+    let mixing = series.summary(&chains);
+    if let Some(path) = &args.out {
+        write_npy(path, &[live.rows(), dim], live.as_slice())
+            .with_context(|| format!("--out {}", path.display()))?;
+    }
+    let sigma = match source {
+        Source::Model { sigma, .. } => Some(*sigma),
+        Source::Analytic => None,
+    };
+    let opt = |v: Option<f64>| v.map_or(Value::Null, num);
+    Ok(json!({
+        "target": named.name(),
+        "sampler": args.sampler.to_possible_value().map(|v| v.get_name().to_string()),
+        "source": if args.model.is_some() { "model" } else { "analytic" },
+        "reference": if sigma.is_some() { "q_sigma" } else { "p" },
+        "sigma": sigma,
+        "dim": dim,
+        "steps": steps,
+        "step_size": args.step_size,
+        "chains": args.chains,
+        "live_chains": live.rows(),
+        "seed": args.seed,
+        "clip_curvature": num(args.clip_curvature),
+        "mmd2": opt(mmd2),
+        "mmd2_stationary": opt(trace.stationary_level(TAIL)),
+        "mmd2_bandwidth": estimator.kernel().bandwidth(),
+        "ksd": opt(ksd2.map(|k| k.max(0.0).sqrt())),
+        "ksd2": opt(ksd2),
+        "mode_tv": opt(mode_tv),
+        "mode_tv_reference": opt(mode_tv_reference),
+        "ess_min": opt(mixing.map(|m| m.ess_min)),
+        "ess_mean": opt(mixing.map(|m| m.ess_mean)),
+        "iat_max": opt(mixing.map(|m| m.iat_max)),
+        "ess_window": mixing.map(|m| m.length),
+        "steps_to_tol": trace.steps_to_tolerance(args.tol, TAIL),
+        "tol": args.tol,
+        "acceptance_rate": summary.acceptance_rate(),
+        "clipped_fraction": summary.clipped_fraction(),
+        "seconds": summary.seconds,
+        "diverged": summary.divergence.chains,
+        "diverged_first_step": summary.divergence.first_step,
+        "trace_every": every,
+        "trace": trace.steps.iter().zip(&trace.values).map(|(s, v)| json!([s, num(*v)])).collect::<Vec<_>>(),
+    }))
+}

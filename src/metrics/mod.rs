@@ -1,0 +1,19 @@
+//! Sample-quality and mixing metrics (MATH.md Sec. 10): MMD², kernel Stein discrepancy, mixture-weight
+//! total variation, integrated autocorrelation time / ESS, and steps to tolerance.
+#![allow(non_snake_case)] // D, as in the math
+// STYLE.md: checks are written `!(x > 0.0)` so that they reject NaN as well.
+#![allow(clippy::neg_cmp_op_on_partial_ord)]
+
+mod autocorrelation;
+mod error;
+mod kernel_stein_discrepancy;
+mod maximum_mean_discrepancy;
+mod mixture_weight_tv;
+mod steps_to_tolerance;
+
+pub use autocorrelation::{integrated_autocorrelation_time, Iat};
+pub use error::MetricError;
+pub use kernel_stein_discrepancy::{ksd2_unbiased, ImqKernel};
+pub use maximum_mean_discrepancy::{median_bandwidth, mmd2_unbiased, MmdEstimator, RbfKernel, MEDIAN_POINTS};
+pub use mixture_weight_tv::{mixture_weight_tv, MixtureWeightTv};
+pub use steps_to_tolerance::Trace;

@@ -1,0 +1,264 @@
+//! Annealed Langevin and annealed Ozaki: a few steps at each level of a decreasing geometric noise
+//! schedule of a noise-conditional source, ending with one Tweedie denoising step.
+
+use super::chains::Chains;
+use super::error::SamplerError;
+use super::ozaki::{ozaki_step, OzakiSolver, OzakiWorkspace};
+use super::sampler::{Sampler, StepInfo};
+use super::source::{CurvatureSource, NoiseConditional, ScoreSource};
+use super::ula::{check_step_size, ula_step};
+use crate::linalg::Mat;
+use serde::{Deserialize, Serialize};
+
+/// A decreasing geometric noise schedule $\sigma_1 > \dots > \sigma_L$.
+///
+/// # Definition
+/// $$ \sigma_i = \sigma_{\max} \left(\sigma_{\min}/\sigma_{\max}\right)^{(i-1)/(L-1)}, \quad i = 1..L, $$
+/// and $\sigma_1 = \sigma_{\min}$ when $L = 1$.
+///
+/// # Example
+/// ```
+/// use tweedie::samplers::GeometricSchedule;
+/// let s = GeometricSchedule::new(1.0, 0.01, 3)?;
+/// let sig = s.sigmas();
+/// assert!((sig[1] - 0.1).abs() < 1e-15 && sig[2] == 0.01);
+/// # Ok::<(), tweedie::samplers::SamplerError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GeometricSchedule {
+    sigma_max: f64,
+    sigma_min: f64,
+    levels: usize,
+}
+
+impl GeometricSchedule {
+    /// `sigma_max` $\ge$ `sigma_min` $> 0$, both finite; `levels` $\ge 1$.
+    ///
+    /// # Errors
+    /// [`SamplerError::BadSchedule`].
+    pub fn new(sigma_max: f64, sigma_min: f64, levels: usize) -> Result<Self, SamplerError> {
+        let ok = sigma_min > 0.0 && sigma_max >= sigma_min && sigma_max.is_finite() && levels >= 1;
+        if !ok {
+            return Err(SamplerError::BadSchedule { sigma_max, sigma_min, levels });
+        }
+        Ok(Self { sigma_max, sigma_min, levels })
+    }
+
+    /// The number of levels $L$.
+    pub fn levels(&self) -> usize {
+        self.levels
+    }
+
+    /// $\sigma_1, \dots, \sigma_L$ (the last is exactly $\sigma_{\min}$).
+    pub fn sigmas(&self) -> Vec<f64> {
+        let L = self.levels;
+        if L == 1 {
+            return vec![self.sigma_min];
+        }
+        let ratio = (self.sigma_min / self.sigma_max).ln();
+        (0..L)
+            .map(|i| {
+                if i + 1 == L {
+                    self.sigma_min
+                } else {
+                    self.sigma_max * (ratio * i as f64 / (L - 1) as f64).exp()
+                }
+            })
+            .collect()
+    }
+}
+
+/// Settings of the annealed samplers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AnnealedSettings {
+    /// The noise levels.
+    pub schedule: GeometricSchedule,
+    /// Langevin steps per level (at least 1).
+    pub steps_per_level: usize,
+    /// Step size per unit noise variance $h > 0$: level $i$ steps with $h_i = h\,\sigma_i^2$ (Song &
+    /// Ermon's $\alpha_i = \epsilon\,\sigma_i^2/\sigma_L^2$ with $h = \epsilon/\sigma_L^2$); ULA on
+    /// $q_{\sigma_i}$ is stable for $h < 2$ roughly.
+    pub step_size: f64,
+    /// Apply the Tweedie denoising step $x \leftarrow x + \sigma_L^2 s_1(x;\sigma_L)$ after the last step.
+    pub denoise: bool,
+}
+
+impl Default for AnnealedSettings {
+    fn default() -> Self {
+        Self {
+            schedule: GeometricSchedule { sigma_max: 5.0, sigma_min: 0.01, levels: 10 },
+            steps_per_level: 100,
+            step_size: 0.1,
+            denoise: true,
+        }
+    }
+}
+
+impl AnnealedSettings {
+    fn validate(&self) -> Result<(), SamplerError> {
+        check_step_size(self.step_size)?;
+        if self.steps_per_level == 0 {
+            return Err(SamplerError::ZeroSteps);
+        }
+        Ok(())
+    }
+
+    /// The total number of Langevin steps, $L \times$ `steps_per_level`.
+    pub fn total_steps(&self) -> usize {
+        self.schedule.levels() * self.steps_per_level
+    }
+}
+
+/// The level sources and the position in the schedule, shared by both annealed samplers.
+struct Levels<L> {
+    settings: AnnealedSettings,
+    sigmas: Vec<f64>,
+    sources: Vec<L>,
+    g: Mat<f64>,
+}
+
+impl<L: ScoreSource> Levels<L> {
+    fn new<N: NoiseConditional<Level = L> + ?Sized>(
+        settings: AnnealedSettings,
+        source: &N,
+    ) -> Result<Self, SamplerError> {
+        settings.validate()?;
+        let sigmas = settings.schedule.sigmas();
+        let sources = sigmas.iter().map(|&s| source.at_level(s)).collect::<Result<Vec<_>, _>>()?;
+        Ok(Self { settings, sigmas, sources, g: Mat::default() })
+    }
+
+    /// The level of the step about to be taken after `steps` steps (the last level once past the end).
+    fn level(&self, steps: usize) -> usize {
+        (steps / self.settings.steps_per_level).min(self.sigmas.len() - 1)
+    }
+
+    /// Finishes a step: the Tweedie denoising step when it was the last of the schedule.
+    fn finish(&mut self, chains: &mut Chains, mut info: StepInfo) -> StepInfo {
+        if self.settings.denoise && chains.steps() == self.settings.total_steps() {
+            let (last, sigma) = (self.sources.len() - 1, self.sigmas[self.sigmas.len() - 1]);
+            self.g.resize(chains.len(), chains.dim());
+            self.sources[last].scores_into(chains.positions(), &mut self.g);
+            let (g, s2) = (&self.g, sigma * sigma);
+            info.newly_diverged += chains.map_live(|i, x, out| {
+                for ((o, xi), gi) in out.iter_mut().zip(x).zip(g.row(i)) {
+                    *o = xi + s2 * gi;
+                }
+            });
+            info.denoised = true;
+        }
+        info
+    }
+}
+
+/// Annealed Langevin dynamics: ULA at each noise level, then Tweedie denoising.
+///
+/// # Definition
+/// For $i = 1..L$, `steps_per_level` ULA steps on $q_{\sigma_i}$ with step $h_i = h\,\sigma_i^2$; then
+/// $x \leftarrow x + \sigma_L^2\, s_1(x; \sigma_L)$ (the posterior mean $\mathbb E[x_0 \mid x]$ by
+/// Tweedie's formula). Steps past the end of the schedule continue at the last level without denoising
+/// again.
+///
+/// # Reference
+/// MATH.md Sec. 8; Song & Ermon (2019), *Generative Modeling by Estimating Gradients of the Data
+/// Distribution*, Alg. 1; the final denoising step: Jolicoeur-Martineau et al. (2021), Sec. 3.
+///
+/// # Example
+/// ```
+/// use tweedie::samplers::{run, AnnealedSettings, AnnealedUla, Chains, GeometricSchedule};
+/// use tweedie::targets::parse_target;
+/// let p = parse_target("gmm2d")?;
+/// let settings = AnnealedSettings {
+///     schedule: GeometricSchedule::new(3.0, 0.05, 4)?, steps_per_level: 5, step_size: 0.5, denoise: true,
+/// };
+/// let mut s = AnnealedUla::new(settings, &p)?;
+/// let mut chains = Chains::from_normal(8, 2, 3.0, 0)?;
+/// let summary = run(&mut s, &mut chains, 20, &mut ());
+/// assert_eq!(summary.divergence.chains, 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct AnnealedUla<L: ScoreSource> {
+    levels: Levels<L>,
+}
+
+impl<L: ScoreSource> AnnealedUla<L> {
+    /// Builds the level sources of `source` for every $\sigma_i$.
+    ///
+    /// # Errors
+    /// [`SamplerError::NonPositiveStepSize`], [`SamplerError::ZeroSteps`], or the source's error.
+    pub fn new<N: NoiseConditional<Level = L> + ?Sized>(
+        settings: AnnealedSettings,
+        source: &N,
+    ) -> Result<Self, SamplerError> {
+        Ok(Self { levels: Levels::new(settings, source)? })
+    }
+}
+
+impl<L: ScoreSource> Sampler for AnnealedUla<L> {
+    #[track_caller]
+    fn step(&mut self, chains: &mut Chains) -> StepInfo {
+        let lv = &mut self.levels;
+        let k = lv.level(chains.steps());
+        assert_eq!(
+            chains.dim(),
+            lv.sources[k].dim(),
+            "AnnealedUla::step: chains and source differ in dimension"
+        );
+        let sigma = lv.sigmas[k];
+        let h = lv.settings.step_size * sigma * sigma;
+        let t = ula_step(&lv.sources[k], h, chains, &mut lv.g);
+        let info = StepInfo::from_totals(chains.steps(), h, Some(sigma), t);
+        lv.finish(chains, info)
+    }
+}
+
+/// Annealed Ozaki: Ozaki steps with the curvature of $q_{\sigma_i}$ at each level, then Tweedie
+/// denoising.
+///
+/// # Definition
+/// As [`AnnealedUla`] with the [`Ozaki`](super::Ozaki) step (solver `solver`, clip `l_max`) in place of
+/// ULA.
+///
+/// # Reference
+/// MATH.md Sec. 8; Meng et al. (2021), Sec. 5.
+pub struct AnnealedOzaki<L: CurvatureSource> {
+    levels: Levels<L>,
+    solver: OzakiSolver,
+    l_max: f64,
+    ws: OzakiWorkspace,
+}
+
+impl<L: CurvatureSource> AnnealedOzaki<L> {
+    /// Builds the level sources of `source` for every $\sigma_i$.
+    ///
+    /// # Errors
+    /// As [`AnnealedUla::new`], and [`SamplerError::BadClip`], [`SamplerError::ZeroLanczosIterations`].
+    pub fn new<N: NoiseConditional<Level = L> + ?Sized>(
+        settings: AnnealedSettings,
+        solver: OzakiSolver,
+        l_max: f64,
+        source: &N,
+    ) -> Result<Self, SamplerError> {
+        let check = super::ozaki::OzakiSettings { step_size: settings.step_size, solver, l_max };
+        check.validate()?;
+        Ok(Self { levels: Levels::new(settings, source)?, solver, l_max, ws: OzakiWorkspace::new() })
+    }
+}
+
+impl<L: CurvatureSource> Sampler for AnnealedOzaki<L> {
+    #[track_caller]
+    fn step(&mut self, chains: &mut Chains) -> StepInfo {
+        let lv = &mut self.levels;
+        let k = lv.level(chains.steps());
+        assert_eq!(
+            chains.dim(),
+            lv.sources[k].dim(),
+            "AnnealedOzaki::step: chains and source differ in dimension"
+        );
+        let sigma = lv.sigmas[k];
+        let h = lv.settings.step_size * sigma * sigma;
+        let t = ozaki_step(&lv.sources[k], h, self.solver, self.l_max, chains, &mut self.ws);
+        let info = StepInfo::from_totals(chains.steps(), h, Some(sigma), t);
+        lv.finish(chains, info)
+    }
+}

@@ -1,0 +1,46 @@
+//! Samplers for $p$ (or $q_\sigma$) from analytic or learned scores (MATH.md Sec. 8): ULA, MALA, Ozaki
+//! with full, diagonal or Lanczos matrix functions of the curvature, annealed ULA / Ozaki, and the
+//! observers that trace their mixing.
+//!
+//! A sampler advances many chains at once ([`Chains`], `N x D`) and bounds only on what it reads:
+//! [`ScoreSource`] (ULA), [`LogDensitySource`] (MALA), [`CurvatureSource`] (Ozaki),
+//! [`NoiseConditional`] (annealed). Every analytic target implements these through blanket impls; a
+//! trained model does through [`ModelSource`] and [`ModelCurvatureSource`]. Chain `i` draws all its
+//! random numbers from its own stream ([`chain_rng`]), so runs are reproducible from a seed whatever
+//! the number of threads.
+#![allow(non_snake_case)] // D, H, L as in the math
+// STYLE.md: checks are written `!(x > 0.0)` so that they reject NaN as well.
+#![allow(clippy::neg_cmp_op_on_partial_ord)]
+
+mod annealed;
+mod chain_series;
+mod chains;
+mod curvature;
+mod error;
+mod lanczos;
+mod mala;
+mod mmd_trace;
+mod model_source;
+mod ozaki;
+mod phi;
+mod sampler;
+mod source;
+mod ula;
+
+#[cfg(test)]
+mod tests;
+
+pub use annealed::{AnnealedOzaki, AnnealedSettings, AnnealedUla, GeometricSchedule};
+pub use chain_series::{ChainSeries, MixingSummary};
+pub use chains::{chain_rng, Chains, Divergence};
+pub use curvature::{CurvatureBatch, CurvatureLayout, CurvatureView};
+pub use error::SamplerError;
+pub use lanczos::Lanczos;
+pub use mala::{Mala, MalaSettings};
+pub use mmd_trace::MmdTrace;
+pub use model_source::{ModelCurvatureSource, ModelSource};
+pub use ozaki::{Ozaki, OzakiSettings, OzakiSolver};
+pub use phi::{clip, drift_factor, noise_variance_factor, phi1};
+pub use sampler::{run, Observer, RunSummary, Sampler, StepInfo};
+pub use source::{CurvatureSource, LogDensitySource, NoiseConditional, ScoreSource};
+pub use ula::{Ula, UlaSettings};

@@ -1,0 +1,238 @@
+//! A trained [`ScoreModel<f32>`] as a score source (and, with an s2 head, a curvature source): batched
+//! forward passes in f32, results widened to f64.
+
+use super::curvature::{CurvatureBatch, CurvatureLayout};
+use super::error::SamplerError;
+use super::source::{CurvatureSource, ScoreSource};
+use crate::linalg::Mat;
+use crate::models::{ScoreModel, SecondOrderHead};
+use rayon::prelude::*;
+
+/// Rows per forward pass. Fixed, so that results do not depend on the number of threads (each chunk is
+/// one deterministic GEMM sequence); large enough that the GEMMs stay efficient.
+const ROWS_PER_FORWARD: usize = 256;
+
+/// Runs `f` on row chunks of `x` (cast to f32) in parallel and writes its f64 results, `width` numbers
+/// per row, into `out`.
+fn forward_chunks(x: &Mat<f64>, width: usize, out: &mut [f64], f: impl Fn(&Mat<f32>, &mut [f64]) + Sync) {
+    let (n, d) = (x.rows(), x.cols());
+    assert_eq!(out.len(), n * width, "model forward: output has the wrong length");
+    if n == 0 || width == 0 {
+        return;
+    }
+    out.par_chunks_mut(ROWS_PER_FORWARD * width).enumerate().for_each(|(c, o)| {
+        let start = c * ROWS_PER_FORWARD;
+        let rows = o.len() / width;
+        let chunk = Mat::from_vec(
+            rows,
+            d,
+            x.as_slice()[start * d..(start + rows) * d].iter().map(|&v| v as f32).collect(),
+        );
+        f(&chunk, o);
+    });
+}
+
+#[track_caller]
+fn check_dim(dim: usize, x: &Mat<f64>, out: &Mat<f64>) {
+    assert_eq!(x.cols(), dim, "model source: points have {} coordinates, model has D = {dim}", x.cols());
+    assert!(
+        out.rows() == x.rows() && out.cols() == dim,
+        "model source: score output must be {}x{dim}",
+        x.rows()
+    );
+}
+
+/// The first-order score network of a trained model as a [`ScoreSource`].
+///
+/// A model trained by denoising at noise level $\sigma$ learns the score of $q_\sigma$, so samplers
+/// driven by it target $q_\sigma$ (compare their output with samples of `target.noisy(sigma)`).
+#[derive(Clone, Debug)]
+pub struct ModelSource {
+    model: ScoreModel<f32>,
+}
+
+impl ModelSource {
+    /// Wraps a model; its second-order head, if any, is ignored.
+    pub fn new(model: ScoreModel<f32>) -> Self {
+        Self { model }
+    }
+
+    /// Wraps a model for a space of dimension `dim`.
+    ///
+    /// # Errors
+    /// [`SamplerError::DimensionMismatch`] when the model's input dimension is not `dim`.
+    pub fn for_dim(model: ScoreModel<f32>, dim: usize) -> Result<Self, SamplerError> {
+        check_model_dim(&model, dim)?;
+        Ok(Self::new(model))
+    }
+
+    /// The model.
+    pub fn model(&self) -> &ScoreModel<f32> {
+        &self.model
+    }
+}
+
+fn check_model_dim(model: &ScoreModel<f32>, dim: usize) -> Result<(), SamplerError> {
+    if model.dim() != dim {
+        return Err(SamplerError::DimensionMismatch { what: "model", expected: dim, found: model.dim() });
+    }
+    Ok(())
+}
+
+fn model_scores(model: &ScoreModel<f32>, x: &Mat<f64>, out: &mut Mat<f64>) {
+    let d = model.dim();
+    forward_chunks(x, d, out.as_mut_slice(), |chunk, o| {
+        for (a, b) in o.iter_mut().zip(model.score(chunk).as_slice()) {
+            *a = f64::from(*b);
+        }
+    });
+}
+
+impl ScoreSource for ModelSource {
+    fn dim(&self) -> usize {
+        self.model.dim()
+    }
+
+    #[track_caller]
+    fn scores_into(&self, x: &Mat<f64>, out: &mut Mat<f64>) {
+        check_dim(self.model.dim(), x, out);
+        model_scores(&self.model, x, out);
+    }
+}
+
+/// A trained model with a second-order head as a [`CurvatureSource`]: the head decides the structure
+/// (full → [`CurvatureLayout::Dense`], diagonal → [`CurvatureLayout::Diagonal`], low-rank →
+/// [`CurvatureLayout::LowRank`], read directly from the raw outputs, never forming `D x D`).
+#[derive(Clone, Debug)]
+pub struct ModelCurvatureSource {
+    model: ScoreModel<f32>,
+    head: SecondOrderHead,
+}
+
+impl ModelCurvatureSource {
+    /// Wraps a model that has a second-order head.
+    ///
+    /// # Errors
+    /// [`SamplerError::NoSecondOrderHead`] when `model.s2` is `None`.
+    pub fn new(model: ScoreModel<f32>) -> Result<Self, SamplerError> {
+        let head = model.s2.as_ref().ok_or(SamplerError::NoSecondOrderHead)?.head;
+        Ok(Self { model, head })
+    }
+
+    /// As [`new`](Self::new), also checking the model's dimension.
+    ///
+    /// # Errors
+    /// [`SamplerError::DimensionMismatch`] or [`SamplerError::NoSecondOrderHead`].
+    pub fn for_dim(model: ScoreModel<f32>, dim: usize) -> Result<Self, SamplerError> {
+        check_model_dim(&model, dim)?;
+        Self::new(model)
+    }
+
+    /// The model.
+    pub fn model(&self) -> &ScoreModel<f32> {
+        &self.model
+    }
+}
+
+impl ScoreSource for ModelCurvatureSource {
+    fn dim(&self) -> usize {
+        self.model.dim()
+    }
+
+    #[track_caller]
+    fn scores_into(&self, x: &Mat<f64>, out: &mut Mat<f64>) {
+        check_dim(self.model.dim(), x, out);
+        model_scores(&self.model, x, out);
+    }
+}
+
+impl CurvatureSource for ModelCurvatureSource {
+    fn layout(&self) -> CurvatureLayout {
+        match self.head {
+            SecondOrderHead::Full => CurvatureLayout::Dense,
+            SecondOrderHead::Diagonal => CurvatureLayout::Diagonal,
+            SecondOrderHead::LowRank { rank } => CurvatureLayout::LowRank { rank },
+        }
+    }
+
+    #[track_caller]
+    fn scores_and_curvature_into(&self, x: &Mat<f64>, scores: &mut Mat<f64>, curvature: &mut CurvatureBatch) {
+        let d = self.model.dim();
+        check_dim(d, x, scores);
+        assert!(
+            curvature.layout() == self.layout() && curvature.dim() == d,
+            "model source: curvature batch must have layout {:?} and D = {d}",
+            self.layout()
+        );
+        model_scores(&self.model, x, scores);
+        let net = &self.model.s2.as_ref().expect("checked in new").net;
+        let head = self.head;
+        let width = curvature.block_len();
+        let blocks = curvature.resize(x.rows());
+        forward_chunks(x, width, blocks, |chunk, o| {
+            let raw = net.forward(chunk);
+            match head {
+                SecondOrderHead::Full => {
+                    let mut dense = vec![0.0f32; d * d];
+                    for (row, block) in raw.row_iter().zip(o.chunks_exact_mut(width)) {
+                        head.dense_into(row, d, &mut dense);
+                        block.iter_mut().zip(&dense).for_each(|(a, b)| *a = f64::from(*b));
+                    }
+                }
+                // The raw layout (U then d, or d) is the curvature layout.
+                SecondOrderHead::Diagonal | SecondOrderHead::LowRank { .. } => {
+                    o.iter_mut().zip(raw.as_slice()).for_each(|(a, b)| *a = f64::from(*b));
+                }
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::ModelShape;
+    use crate::nn::Activation;
+    use crate::testing::{normal_mat, test_rng};
+
+    fn model(dim: usize, head: Option<SecondOrderHead>) -> ScoreModel<f32> {
+        let shape = ModelShape { dim, width: 8, depth: 1, activation: Activation::Softplus, head };
+        ScoreModel::init(&shape, &mut test_rng(1))
+    }
+
+    #[test]
+    fn model_sources_match_the_model_and_give_the_heads_structure() {
+        let D = 3;
+        // 300 rows: two forward chunks.
+        let x = normal_mat(300, D, &mut test_rng(2));
+        for head in [SecondOrderHead::Full, SecondOrderHead::Diagonal, SecondOrderHead::LowRank { rank: 2 }] {
+            let m = model(D, Some(head));
+            let src = ModelCurvatureSource::for_dim(m.clone(), D).unwrap();
+            let mut s = Mat::zeros(300, D);
+            let mut c = CurvatureBatch::new(src.layout(), D);
+            src.scores_and_curvature_into(&x, &mut s, &mut c);
+            let want_s = m.score(&x.cast::<f32>()).cast::<f64>();
+            assert_eq!(s, want_s);
+            let want_h = m.hessian_dense(&x.cast::<f32>()).unwrap();
+            let mut dense = vec![0.0; D * D];
+            for i in 0..300 {
+                c.chain(i).dense_into(&mut dense);
+                for (a, b) in dense.iter().zip(&want_h[i * D * D..(i + 1) * D * D]) {
+                    // f32 products summed in f64 vs in f32: a few f32 ulps.
+                    assert!((a - f64::from(*b)).abs() <= 8.0 * f64::from(f32::EPSILON) * (1.0 + a.abs()));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn missing_head_and_wrong_dimension_are_typed_errors() {
+        assert!(matches!(ModelCurvatureSource::new(model(2, None)), Err(SamplerError::NoSecondOrderHead)));
+        assert!(matches!(
+            ModelSource::for_dim(model(2, None), 3),
+            Err(SamplerError::DimensionMismatch { what: "model", expected: 3, found: 2 })
+        ));
+        let src = ModelSource::new(model(2, None));
+        assert_eq!(ScoreSource::dim(&src), 2);
+    }
+}

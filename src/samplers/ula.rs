@@ -1,0 +1,105 @@
+//! The unadjusted Langevin algorithm (ULA): an Euler-Maruyama step of the Langevin diffusion.
+
+use super::chains::{ChainOutcome, Chains, StepTotals};
+use super::error::SamplerError;
+use super::sampler::{Sampler, StepInfo};
+use super::source::ScoreSource;
+use crate::linalg::Mat;
+use rand_distr::{Distribution, StandardNormal};
+use serde::{Deserialize, Serialize};
+
+/// Settings of [`Ula`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UlaSettings {
+    /// Step size $h > 0$ (time units of the diffusion $dx = \nabla\log p\,dt + \sqrt 2\, dW$).
+    pub step_size: f64,
+}
+
+impl Default for UlaSettings {
+    fn default() -> Self {
+        Self { step_size: 0.01 }
+    }
+}
+
+/// Rejects a step size that is not positive and finite (NaN included).
+pub(crate) fn check_step_size(h: f64) -> Result<(), SamplerError> {
+    if h > 0.0 && h.is_finite() {
+        Ok(())
+    } else {
+        Err(SamplerError::NonPositiveStepSize { step_size: h })
+    }
+}
+
+/// The unadjusted Langevin algorithm.
+///
+/// # Definition
+/// With $g = s_1(x)$ and $\xi \sim \mathcal N(0, I)$ drawn from the chain's stream,
+/// $$ x' = x + h\, g + \sqrt{2h}\, \xi . $$
+/// Biased: on $\mathcal N(0, 1/l)$ its stationary variance is $1/(l\,(1 - h l/2))$, and it is unstable
+/// for $h l \ge 2$.
+///
+/// # Reference
+/// MATH.md Sec. 8; Roberts & Tweedie (1996), *Bernoulli* 2(4), Sec. 1.
+///
+/// # Example
+/// ```
+/// use tweedie::samplers::{run, Chains, Ula, UlaSettings};
+/// use tweedie::targets::parse_target;
+/// let p = parse_target("gmm2d")?;
+/// let mut ula = Ula::new(UlaSettings { step_size: 0.01 }, &p)?;
+/// let mut chains = Chains::from_normal(8, 2, 1.0, 3)?;
+/// let info = tweedie::samplers::Sampler::step(&mut ula, &mut chains);
+/// assert_eq!((info.step, info.accepted, info.clipped), (1, 8, 0));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Ula<'a, S: ScoreSource + ?Sized> {
+    settings: UlaSettings,
+    source: &'a S,
+    g: Mat<f64>,
+}
+
+impl<'a, S: ScoreSource + ?Sized> Ula<'a, S> {
+    /// Builds the sampler.
+    ///
+    /// # Errors
+    /// [`SamplerError::NonPositiveStepSize`].
+    pub fn new(settings: UlaSettings, source: &'a S) -> Result<Self, SamplerError> {
+        check_step_size(settings.step_size)?;
+        Ok(Self { settings, source, g: Mat::default() })
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &UlaSettings {
+        &self.settings
+    }
+}
+
+/// One ULA step of every live chain with the scores of `source`, step size `h`.
+pub(crate) fn ula_step<S: ScoreSource + ?Sized>(
+    source: &S,
+    h: f64,
+    chains: &mut Chains,
+    g: &mut Mat<f64>,
+) -> StepTotals {
+    g.resize(chains.len(), chains.dim());
+    source.scores_into(chains.positions(), g);
+    let noise = (2.0 * h).sqrt();
+    let g = &*g;
+    chains.advance(|i, x, out, rng| {
+        for ((o, xi), gi) in out.iter_mut().zip(x).zip(g.row(i)) {
+            let z: f64 = StandardNormal.sample(rng);
+            *o = xi + h * gi + noise * z;
+        }
+        ChainOutcome { accepted: true, accept_prob: 1.0, ..Default::default() }
+    })
+}
+
+impl<S: ScoreSource + ?Sized> Sampler for Ula<'_, S> {
+    #[track_caller]
+    fn step(&mut self, chains: &mut Chains) -> StepInfo {
+        assert_eq!(chains.dim(), self.source.dim(), "Ula::step: chains and source differ in dimension");
+        let h = self.settings.step_size;
+        let t = ula_step(self.source, h, chains, &mut self.g);
+        StepInfo::from_totals(chains.steps(), h, None, t)
+    }
+}
