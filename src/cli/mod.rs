@@ -1,7 +1,12 @@
 //! The `tweedie` command line.
 
 mod bench;
+mod demo;
+mod eval;
+mod progress;
 mod sample;
+mod score;
+mod train;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -16,6 +21,14 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Train on a built-in 2-D mixture and compare the learned Hessian with autodiff (about a minute).
+    Demo(demo::DemoArgs),
+    /// Train a score model (and a second-order head) by denoising score matching.
+    Train(train::TrainArgs),
+    /// Measure a trained model against ground truth (or held-out data).
+    Eval(eval::EvalArgs),
+    /// Evaluate a trained model's s1 or s2 at your own points.
+    Score(score::ScoreArgs),
     /// Time the benchmark workloads (JSON lines; see bench/compare.py for the side-by-side peers).
     Bench(bench::BenchArgs),
     /// Sample a target with ULA, MALA, Ozaki or annealed Langevin; print sample-quality and mixing metrics.
@@ -26,6 +39,10 @@ enum Command {
 pub fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Demo(args) => demo::demo(args),
+        Command::Train(args) => train::train(args),
+        Command::Eval(args) => eval::eval(args),
+        Command::Score(args) => score::score(args),
         Command::Bench(args) => bench::bench(args),
         Command::Sample(args) => sample::sample(*args),
     }

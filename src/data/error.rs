@@ -92,6 +92,16 @@ pub enum DataError {
         /// Columns expected.
         expected: usize,
     },
+    /// Too few rows for what the file is used for (for example a held-out split).
+    #[error("{}: {found} rows (expected at least {expected})", path.display())]
+    TooFewRows {
+        /// The file.
+        path: PathBuf,
+        /// Rows found.
+        found: usize,
+        /// Rows needed.
+        expected: usize,
+    },
     /// A column selection names a column the file does not have.
     #[error("{}: column index {index} selected, but rows have {width} columns (expected an index below {width})", path.display())]
     ColumnOutOfRange {

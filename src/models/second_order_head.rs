@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 /// How a network's raw outputs parameterise the symmetric matrix `S2`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase", tag = "kind")]
+#[serde(try_from = "String", into = "String")]
 pub enum SecondOrderHead {
     /// `D (D + 1) / 2` outputs: the upper triangle (row-major, `i <= j`) of a symmetric matrix.
     Full,
@@ -86,6 +86,20 @@ impl fmt::Display for SecondOrderHead {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("unknown second-order head `{0}` (expected full, diag or lowrank:R with R >= 1)")]
 pub struct UnknownHead(pub String);
+
+impl TryFrom<String> for SecondOrderHead {
+    type Error = UnknownHead;
+
+    fn try_from(s: String) -> Result<Self, UnknownHead> {
+        s.parse()
+    }
+}
+
+impl From<SecondOrderHead> for String {
+    fn from(head: SecondOrderHead) -> String {
+        head.to_string()
+    }
+}
 
 impl FromStr for SecondOrderHead {
     type Err = UnknownHead;

@@ -3,7 +3,7 @@
 //! structured closed forms, so diagonal and low-rank heads never build a `D x D` matrix.
 #![allow(non_snake_case)]
 
-use super::structured_symmetric::{Base, StructuredSym};
+use super::structured_symmetric::{gram_into, Base, StructuredSym};
 use crate::linalg::Real;
 use crate::models::SecondOrderHead;
 use serde::{Deserialize, Serialize};
@@ -39,18 +39,33 @@ struct HeadView<'a, F> {
     d: Option<&'a [F]>,
 }
 
-/// Reads a raw head row; `dense` is scratch for the full head's unpacked matrix.
-fn view<'a, F: Real>(head: SecondOrderHead, dim: usize, raw: &'a [F], dense: &'a mut [F]) -> HeadView<'a, F> {
+/// Reads a raw head row; `scratch` holds the full head's unpacked matrix or the low-rank Gram matrix.
+fn view<'a, F: Real>(
+    head: SecondOrderHead,
+    dim: usize,
+    raw: &'a [F],
+    scratch: &'a mut [F],
+) -> HeadView<'a, F> {
     match head {
         SecondOrderHead::Full => {
-            head.dense_into(raw, dim, dense);
-            HeadView { base: Base::Dense(dense), d: None }
+            head.dense_into(raw, dim, scratch);
+            HeadView { base: Base::Dense(scratch), d: None }
         }
         SecondOrderHead::Diagonal => HeadView { base: Base::Zero, d: Some(raw) },
         SecondOrderHead::LowRank { rank } => {
             let (u, d) = raw.split_at(dim * rank);
-            HeadView { base: Base::Factor { u, rank }, d: Some(d) }
+            gram_into(u, rank, scratch);
+            HeadView { base: Base::Factor { u, rank, gram: scratch }, d: Some(d) }
         }
+    }
+}
+
+/// Scratch length [`view`] needs.
+fn scratch_len(head: SecondOrderHead, dim: usize) -> usize {
+    match head {
+        SecondOrderHead::Full => dim * dim,
+        SecondOrderHead::Diagonal => 0,
+        SecondOrderHead::LowRank { rank } => rank * rank,
     }
 }
 
@@ -77,14 +92,10 @@ fn backprop_head<F: Real>(
         }
         SecondOrderHead::Diagonal => (0..dim).for_each(|i| g_raw[i] += scale * g.diag_entry(i)),
         SecondOrderHead::LowRank { rank } => {
-            let (mut column, mut gu) = (vec![F::zero(); dim], vec![F::zero(); dim]);
-            for k in 0..rank {
-                (0..dim).for_each(|i| column[i] = raw[i * rank + k]);
-                gu.iter_mut().for_each(|v| *v = F::zero());
-                g.apply_add(&column, F::of(2.0) * scale, &mut gu);
-                (0..dim).for_each(|i| g_raw[i * rank + k] += gu[i]);
-            }
-            (0..dim).for_each(|i| g_raw[dim * rank + i] += scale * g.diag_entry(i));
+            let (u, _) = raw.split_at(dim * rank);
+            let (g_u, g_d) = g_raw.split_at_mut(dim * rank);
+            g.apply_to_columns_add(u, rank, F::of(2.0) * scale, g_u);
+            g_d.iter_mut().enumerate().for_each(|(i, gd)| *gd += scale * g.diag_entry(i));
         }
     }
 }
@@ -165,7 +176,7 @@ pub fn d2sm_loss<F: Real>(
     let scale = weight / F::of(n as f64);
     let sigma = batch.sigma;
     g_s2_raw.iter_mut().for_each(|v| *v = F::zero());
-    let mut dense = vec![F::zero(); if batch.head == SecondOrderHead::Full { dim * dim } else { 0 }];
+    let mut dense = vec![F::zero(); scratch_len(batch.head, dim)];
     let mut total = F::zero();
     let (one, two) = (F::one(), F::of(2.0));
     for i in 0..n {

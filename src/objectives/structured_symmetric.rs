@@ -11,32 +11,48 @@ use crate::linalg::Real;
 pub enum Base<'a, F> {
     /// `B = 0`.
     Zero,
-    /// `B = U U^T`, `U` of shape `D x rank`, row-major.
+    /// `B = U U^T`, `U` of shape `D x rank`, row-major, with its Gram matrix `U^T U` (see [`gram_into`]).
     Factor {
         /// The factor, row-major.
         u: &'a [F],
         /// Its number of columns.
         rank: usize,
+        /// `U^T U`, `rank x rank`.
+        gram: &'a [F],
     },
     /// A dense symmetric `D x D` matrix, row-major.
     Dense(&'a [F]),
 }
 
+/// `gram = U^T U` for row-major `U` (`D x rank`), accumulated row by row (contiguous, O(D r^2)).
+pub fn gram_into<F: Real>(u: &[F], rank: usize, gram: &mut [F]) {
+    gram.iter_mut().for_each(|g| *g = F::zero());
+    for row in u.chunks_exact(rank) {
+        for (a, ua) in row.iter().enumerate() {
+            for (g, ub) in gram[a * rank..(a + 1) * rank].iter_mut().zip(row) {
+                *g += *ua * *ub;
+            }
+        }
+    }
+}
+
+/// `U^T x` (length `rank`) for row-major `U`.
+fn project<F: Real>(u: &[F], rank: usize, x: &[F], out: &mut [F]) {
+    out.iter_mut().for_each(|o| *o = F::zero());
+    for (row, xi) in u.chunks_exact(rank).zip(x) {
+        out.iter_mut().zip(row).for_each(|(o, r)| *o += *r * *xi);
+    }
+}
+
+/// Scratch length for [`Base`] operations of rank `r` (a projection buffer).
+const MAX_STACK_RANK: usize = 64;
+
 impl<F: Real> Base<'_, F> {
     /// `<B, B>_F`; for `U U^T` this is `||U^T U||_F^2`.
-    fn self_inner(&self, dim: usize) -> F {
+    fn self_inner(&self, _dim: usize) -> F {
         match *self {
             Base::Zero => F::zero(),
-            Base::Factor { u, rank } => {
-                let mut total = F::zero();
-                for a in 0..rank {
-                    for b in 0..rank {
-                        let g: F = (0..dim).map(|i| u[i * rank + a] * u[i * rank + b]).sum();
-                        total += g * g;
-                    }
-                }
-                total
-            }
+            Base::Factor { gram, .. } => gram.iter().map(|v| *v * *v).sum(),
             Base::Dense(s) => s.iter().map(|v| *v * *v).sum(),
         }
     }
@@ -45,7 +61,7 @@ impl<F: Real> Base<'_, F> {
     fn diag_entry(&self, dim: usize, i: usize) -> F {
         match *self {
             Base::Zero => F::zero(),
-            Base::Factor { u, rank } => u[i * rank..(i + 1) * rank].iter().map(|v| *v * *v).sum(),
+            Base::Factor { u, rank, .. } => u[i * rank..(i + 1) * rank].iter().map(|v| *v * *v).sum(),
             Base::Dense(s) => s[i * dim + i],
         }
     }
@@ -54,7 +70,7 @@ impl<F: Real> Base<'_, F> {
     fn entry(&self, dim: usize, i: usize, j: usize) -> F {
         match *self {
             Base::Zero => F::zero(),
-            Base::Factor { u, rank } => (0..rank).map(|k| u[i * rank + k] * u[j * rank + k]).sum(),
+            Base::Factor { u, rank, .. } => (0..rank).map(|k| u[i * rank + k] * u[j * rank + k]).sum(),
             Base::Dense(s) => s[i * dim + j],
         }
     }
@@ -63,10 +79,13 @@ impl<F: Real> Base<'_, F> {
     fn apply_add(&self, dim: usize, x: &[F], scale: F, out: &mut [F]) {
         match *self {
             Base::Zero => {}
-            Base::Factor { u, rank } => {
-                for k in 0..rank {
-                    let t: F = (0..dim).map(|i| u[i * rank + k] * x[i]).sum::<F>() * scale;
-                    (0..dim).for_each(|i| out[i] += u[i * rank + k] * t);
+            Base::Factor { u, rank, .. } => {
+                let mut buf = [F::zero(); MAX_STACK_RANK];
+                let mut heap = Vec::new();
+                let t = scratch(rank, &mut buf, &mut heap);
+                project(u, rank, x, t);
+                for (o, row) in out.iter_mut().zip(u.chunks_exact(rank)) {
+                    *o += scale * row.iter().zip(t.iter()).map(|(a, b)| *a * *b).sum::<F>();
                 }
             }
             Base::Dense(s) => {
@@ -82,18 +101,29 @@ impl<F: Real> Base<'_, F> {
     fn quad(&self, dim: usize, x: &[F]) -> F {
         match *self {
             Base::Zero => F::zero(),
-            Base::Factor { u, rank } => (0..rank)
-                .map(|k| {
-                    let t: F = (0..dim).map(|i| u[i * rank + k] * x[i]).sum();
-                    t * t
-                })
-                .sum(),
+            Base::Factor { u, rank, .. } => {
+                let mut buf = [F::zero(); MAX_STACK_RANK];
+                let mut heap = Vec::new();
+                let t = scratch(rank, &mut buf, &mut heap);
+                project(u, rank, x, t);
+                t.iter().map(|v| *v * *v).sum()
+            }
             Base::Dense(_) => {
                 let mut bx = vec![F::zero(); dim];
                 self.apply_add(dim, x, F::one(), &mut bx);
                 bx.iter().zip(x).map(|(a, b)| *a * *b).sum()
             }
         }
+    }
+}
+
+/// A zeroed buffer of length `len`: on the stack when it fits, else on the heap.
+fn scratch<'b, F: Real>(len: usize, buf: &'b mut [F; MAX_STACK_RANK], heap: &'b mut Vec<F>) -> &'b mut [F] {
+    if len <= MAX_STACK_RANK {
+        &mut buf[..len]
+    } else {
+        heap.resize(len, F::zero());
+        &mut heap[..]
     }
 }
 
@@ -175,6 +205,49 @@ impl<F: Real> StructuredSym<'_, F> {
         }
     }
 
+    /// `out += scale * M V` for a row-major `D x rank` matrix `V`, in O(D r^2) with contiguous access:
+    /// `M V = alpha B V + e o V + sum_j c_j w_j (w_j^T V)`, `B V = U (U^T V)`.
+    pub fn apply_to_columns_add(&self, v: &[F], rank: usize, scale: F, out: &mut [F]) {
+        let dim = self.dim;
+        let mut buf = [F::zero(); MAX_STACK_RANK];
+        let mut heap = Vec::new();
+        let t = scratch(rank * rank.max(1), &mut buf, &mut heap);
+        match self.base {
+            Base::Zero => {}
+            Base::Factor { u, rank: r, gram } if std::ptr::eq(u, v) && r == rank => {
+                // B V = U (U^T U) for V = U: reuse the Gram matrix.
+                let f = scale * self.alpha;
+                for (o, row) in out.chunks_exact_mut(rank).zip(u.chunks_exact(rank)) {
+                    for (ua, gram_row) in row.iter().zip(gram.chunks_exact(rank)) {
+                        o.iter_mut().zip(gram_row).for_each(|(ob, g)| *ob += f * *ua * *g);
+                    }
+                }
+            }
+            base => {
+                let mut column = vec![F::zero(); dim];
+                let mut product = vec![F::zero(); dim];
+                for k in 0..rank {
+                    (0..dim).for_each(|i| column[i] = v[i * rank + k]);
+                    product.iter_mut().for_each(|p| *p = F::zero());
+                    base.apply_add(dim, &column, scale * self.alpha, &mut product);
+                    (0..dim).for_each(|i| out[i * rank + k] += product[i]);
+                }
+            }
+        }
+        for ((o, row), i) in out.chunks_exact_mut(rank).zip(v.chunks_exact(rank)).zip(0..dim) {
+            let e = scale * self.e(i);
+            o.iter_mut().zip(row).for_each(|(ob, vb)| *ob += e * *vb);
+        }
+        for &(c, w) in self.rank_one {
+            let wv = &mut t[..rank];
+            project(v, rank, w, wv);
+            for (o, wi) in out.chunks_exact_mut(rank).zip(w) {
+                let f = scale * c * *wi;
+                o.iter_mut().zip(wv.iter()).for_each(|(ob, p)| *ob += f * *p);
+            }
+        }
+    }
+
     /// `M_ii`.
     pub fn diag_entry(&self, i: usize) -> F {
         let mut v = self.alpha * self.base.diag_entry(self.dim, i) + self.e(i);
@@ -215,9 +288,12 @@ mod tests {
         let mut draw = |n: usize| -> Vec<f64> { (0..n).map(|_| StandardNormal.sample(&mut rng)).collect() };
         let (u, s0, d, w1, w2, x) =
             (draw(dim * 3), draw(dim * dim), draw(dim), draw(dim), draw(dim), draw(dim));
+        let w3 = draw(dim * 3);
         let s: Vec<f64> = (0..dim * dim).map(|k| s0[k] + s0[(k % dim) * dim + k / dim]).collect();
         let rank_one = [(0.7, &w1[..]), (-1.3, &w2[..]), (0.7, &w1[..])];
-        for base in [Base::Zero, Base::Factor { u: &u, rank: 3 }, Base::Dense(&s)] {
+        let mut gram = vec![0.0; 9];
+        gram_into(&u, 3, &mut gram);
+        for base in [Base::Zero, Base::Factor { u: &u, rank: 3, gram: &gram }, Base::Dense(&s)] {
             let m = StructuredSym {
                 dim,
                 alpha: 1.7,
@@ -239,6 +315,15 @@ mod tests {
             assert_close(&got, &mx, tol, "M x");
             let diag: Vec<f64> = (0..dim).map(|i| m.diag_entry(i)).collect();
             assert_close(&diag, &(0..dim).map(|i| full[i * dim + i]).collect::<Vec<_>>(), tol, "diag");
+            // M U against the dense product, for U itself (Gram path) and another matrix.
+            for v in [&u, &w3] {
+                let mut got = vec![0.0; dim * 3];
+                m.apply_to_columns_add(v, 3, 2.0, &mut got);
+                let want: Vec<f64> = (0..dim * 3)
+                    .map(|k| 2.0 * (0..dim).map(|j| full[(k / 3) * dim + j] * v[j * 3 + k % 3]).sum::<f64>())
+                    .collect();
+                assert_close(&got, &want, tol, "M V");
+            }
             let sym = (0..dim * dim).all(|k| (full[k] - full[(k % dim) * dim + k / dim]).abs() < tol);
             assert!(sym, "structured matrix must be symmetric");
         }

@@ -1,0 +1,92 @@
+//! `tweedie score`: evaluate a trained model at the user's own points and write NPY arrays.
+
+use anyhow::{bail, Result};
+use clap::Args;
+use std::path::{Path, PathBuf};
+use tweedie::data::{expect_width, load_points, write_npy};
+use tweedie::estimators::score_jacobian;
+use tweedie::linalg::Mat;
+use tweedie::models::SecondOrderHead;
+use tweedie::train::Checkpoint;
+
+/// Arguments of `tweedie score`.
+#[derive(Args, Debug)]
+pub struct ScoreArgs {
+    /// A checkpoint written by `tweedie train`.
+    #[arg(long)]
+    model: PathBuf,
+    /// Points (N x D) as .npy, .csv, .csv.gz, .tsv or .txt.
+    #[arg(long)]
+    input: PathBuf,
+    /// 1: the score s1 (N x D); 2: the second-order score s2.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+    order: u8,
+    /// With --order 2: the symmetrised Jacobian of s1 (N x D x D) instead of the learned head.
+    #[arg(long)]
+    autodiff: bool,
+    /// Output .npy file. A low-rank head writes U (N x D x r) here and d (N x D) beside it as
+    /// `<stem>.diag.npy`; a diagonal head writes d (N x D).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// `<dir>/<stem>.diag.npy` for `<dir>/<stem>.npy`.
+fn side_file(out: &Path) -> PathBuf {
+    let stem = out.file_stem().map_or_else(|| "out".into(), |s| s.to_string_lossy().into_owned());
+    out.with_file_name(format!("{stem}.diag.npy"))
+}
+
+/// Runs `tweedie score`.
+pub fn score(args: ScoreArgs) -> Result<()> {
+    let checkpoint = Checkpoint::load(&args.model)?;
+    let model = checkpoint.eval_model();
+    let points = load_points(&args.input)?;
+    expect_width(&points, &args.input, checkpoint.dim)?;
+    let (n, dim) = (points.rows(), points.cols());
+    let x: Mat<f32> = points.cast();
+    let mut written = vec![];
+    let layout = match (args.order, args.autodiff, model.s2.as_ref()) {
+        (1, false, _) => {
+            write_npy(&args.out, &[n, dim], model.score(&x).as_slice())?;
+            "s1: N x D"
+        }
+        (1, true, _) => bail!("--autodiff needs --order 2 (it gives the Jacobian of s1)"),
+        (2, true, _) => {
+            write_npy(&args.out, &[n, dim, dim], &score_jacobian(&model.s1, &x, true))?;
+            "s2 by autodiff, (J + J^T)/2: N x D x D"
+        }
+        (2, false, None) => {
+            bail!(
+                "{}: the model has no second-order head (train with --model s1s2, or use --autodiff)",
+                args.model.display()
+            )
+        }
+        (2, false, Some(s2)) => match s2.head {
+            SecondOrderHead::Full => {
+                write_npy(&args.out, &[n, dim, dim], &model.hessian_dense(&x).expect("model has a head"))?;
+                "s2 (full head): N x D x D"
+            }
+            SecondOrderHead::Diagonal => {
+                write_npy(&args.out, &[n, dim], s2.net.forward(&x).as_slice())?;
+                "s2 (diagonal head): the diagonal d, N x D"
+            }
+            SecondOrderHead::LowRank { rank } => {
+                let raw = s2.net.forward(&x);
+                let (mut u, mut d) = (Vec::with_capacity(n * dim * rank), Vec::with_capacity(n * dim));
+                for row in raw.row_iter() {
+                    u.extend_from_slice(&row[..dim * rank]);
+                    d.extend_from_slice(&row[dim * rank..]);
+                }
+                write_npy(&args.out, &[n, dim, rank], &u)?;
+                let side = side_file(&args.out);
+                write_npy(&side, &[n, dim], &d)?;
+                written.push(side);
+                "s2 (low-rank head) = U U^T + diag(d): U is N x D x r, d (in the .diag.npy file) is N x D"
+            }
+        },
+        _ => unreachable!("clap restricts --order to 1 or 2"),
+    };
+    written.insert(0, args.out.clone());
+    println!("{}", serde_json::json!({"written": written, "points": n, "dim": dim, "layout": layout}));
+    Ok(())
+}

@@ -1,0 +1,177 @@
+//! `tweedie train`: fit a score model (and optionally a second-order head) by denoising.
+
+use super::progress::ProgressObserver;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use std::path::PathBuf;
+use std::time::Instant;
+use tweedie::models::SecondOrderHead;
+use tweedie::nn::Activation;
+use tweedie::train::{Checkpoint, FormName, ModelKind, TrainConfig, Trainer};
+
+/// Arguments of `tweedie train`. Flags override the values of `--config`.
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// TOML file with any of the settings below (see examples/).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Data: gmm2d | gmm:dim=D,components=K,seed=S | gauss:dim=D,cond=C,seed=S | csv:PATH | npy:PATH.
+    #[arg(long)]
+    target: Option<String>,
+    /// Networks to train: s1 (score only) or s1s2 (score and second-order head).
+    #[arg(long, value_enum)]
+    model: Option<ModelKind>,
+    /// Second-order head: full | diag | lowrank:R.
+    #[arg(long)]
+    s2: Option<SecondOrderHead>,
+    /// D2SM form: a (s2 + s1 s1^T, joint) or b (posterior-centred, s1 detached).
+    #[arg(long, value_enum)]
+    form: Option<FormName>,
+    /// Variance reduction: DSM-VR for s1; antithetic D2SM-VR with form a.
+    #[arg(long)]
+    vr: bool,
+    /// Noise level sigma > 0.
+    #[arg(long, allow_negative_numbers = true)]
+    sigma: Option<f64>,
+    /// Total training steps.
+    #[arg(long)]
+    steps: Option<u64>,
+    /// Minibatch size.
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Hidden width.
+    #[arg(long)]
+    width: Option<usize>,
+    /// Hidden layers.
+    #[arg(long)]
+    depth: Option<usize>,
+    /// Hidden activation.
+    #[arg(long, value_enum)]
+    activation: Option<Activation>,
+    /// Adam learning rate.
+    #[arg(long, allow_negative_numbers = true)]
+    learning_rate: Option<f64>,
+    /// Decoupled weight decay (AdamW); 0 gives Adam.
+    #[arg(long, allow_negative_numbers = true)]
+    weight_decay: Option<f64>,
+    /// Weight w of the first-order term (w L1vr / sigma^2 + L2); default 1, 10 for low-rank heads.
+    #[arg(long, allow_negative_numbers = true)]
+    first_order_weight: Option<f64>,
+    /// EMA decay of the weights used for evaluation (0 = off).
+    #[arg(long, allow_negative_numbers = true)]
+    ema: Option<f64>,
+    /// Random seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Steps between checkpoints.
+    #[arg(long)]
+    checkpoint_every: Option<u64>,
+    /// Checkpoint file (safetensors), written atomically.
+    #[arg(long, default_value = "model.safetensors")]
+    out: PathBuf,
+    /// Continue the run saved in --out (bit-for-bit); --steps may raise the total.
+    #[arg(long)]
+    resume: bool,
+    /// Print one JSON summary line and no progress bar.
+    #[arg(long)]
+    json: bool,
+}
+
+impl TrainArgs {
+    /// The configuration: the file's (or the defaults), overridden by flags.
+    fn config(&self) -> Result<TrainConfig> {
+        let mut c = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("{}: cannot read config", path.display()))?;
+                toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))?
+            }
+            None => TrainConfig::default(),
+        };
+        macro_rules! set {
+            ($($field:ident),*) => { $(if let Some(v) = self.$field.clone() { c.$field = v; })* };
+        }
+        set!(
+            target,
+            model,
+            s2,
+            form,
+            sigma,
+            steps,
+            batch,
+            width,
+            depth,
+            activation,
+            learning_rate,
+            ema,
+            seed,
+            checkpoint_every
+        );
+        if self.first_order_weight.is_some() {
+            c.first_order_weight = self.first_order_weight;
+        }
+        c.vr |= self.vr;
+        Ok(c)
+    }
+
+    fn changes_config(&self) -> bool {
+        self.config.is_some()
+            || self.target.is_some()
+            || self.model.is_some()
+            || self.s2.is_some()
+            || self.form.is_some()
+            || self.vr
+            || self.sigma.is_some()
+            || self.batch.is_some()
+            || self.width.is_some()
+            || self.depth.is_some()
+            || self.activation.is_some()
+            || self.learning_rate.is_some()
+            || self.weight_decay.is_some()
+            || self.first_order_weight.is_some()
+            || self.ema.is_some()
+            || self.seed.is_some()
+            || self.checkpoint_every.is_some()
+    }
+}
+
+/// Runs `tweedie train`.
+pub fn train(args: TrainArgs) -> Result<()> {
+    let mut trainer = if args.resume {
+        if args.changes_config() {
+            bail!(
+                "--resume continues the saved configuration of {}; only --steps may change",
+                args.out.display()
+            );
+        }
+        Trainer::resume(Checkpoint::load(&args.out)?, args.steps)?
+    } else {
+        Trainer::new(args.config()?)?
+    };
+    let (total, done) = (trainer.state().config.steps, trainer.state().step);
+    let mut progress = ProgressObserver::new(total, done, !args.json);
+    let start = Instant::now();
+    let result = trainer.run(&args.out, &mut progress);
+    progress.finish();
+    result?;
+    let seconds = start.elapsed().as_secs_f64();
+    let state = trainer.state();
+    let summary = serde_json::json!({
+        "out": args.out, "steps": state.step, "loss": progress.last_loss(), "seconds": seconds,
+        "steps_per_second": (state.step - done) as f64 / seconds.max(1e-9), "dim": state.dim,
+        "target": state.config.target, "params": state.model.num_params(),
+    });
+    if args.json {
+        println!("{summary}");
+    } else {
+        println!(
+            "trained {} steps in {:.1} s ({:.0} steps/s), final loss {:.4}; saved {}",
+            state.step - done,
+            seconds,
+            (state.step - done) as f64 / seconds.max(1e-9),
+            progress.last_loss(),
+            args.out.display()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,27 @@
+//! The crate-level error: every module's typed error, one `match` away for callers.
+
+use crate::checkpoint::CheckpointError;
+use crate::data::DataError;
+use crate::targets::TargetError;
+use crate::train::{ConfigError, TrainError};
+
+/// Any failure of the library. Variants wrap the module errors, which carry the numbers.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A bad target specification or distribution parameter.
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    /// A data file that cannot be used.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// A checkpoint that cannot be read or written.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// A bad training configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A training run that failed.
+    #[error(transparent)]
+    Train(#[from] TrainError),
+}

@@ -1,0 +1,116 @@
+//! Accuracy and cost of a trained model's scores against an analytic target: `s1`, the learned `s2`, and
+//! the autodiff baseline `(J + J^T)/2` of the same `s1`, on test points drawn from `q_sigma`.
+
+use super::relative_error::{diagonal_relative_error, relative_error};
+use crate::estimators::score_jacobian;
+use crate::linalg::Mat;
+use crate::models::{ScoreModel, SecondOrderHead};
+use crate::targets::{GaussianMixture, TargetError};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+use serde::Serialize;
+use std::time::Instant;
+
+/// What `tweedie eval` reports for an analytic target.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScoreReport {
+    /// Test points.
+    pub points: usize,
+    /// Noise level of the test points.
+    pub sigma: f64,
+    /// `rel_err(s1)`.
+    pub s1_rel_err: f64,
+    /// `rel_err(s2)` of the learned head (on the diagonal only for a diagonal head), if any.
+    pub s2_rel_err: Option<f64>,
+    /// `rel_err(s2)` of the symmetrised Jacobian of `s1` (full matrix).
+    pub s2_autodiff_rel_err: f64,
+    /// The same on the diagonal only (to compare with a diagonal head).
+    pub s2_autodiff_diag_rel_err: f64,
+    /// The learned head (`full`, `diag`, `lowrank:R`) or `none`.
+    pub s2_kind: String,
+    /// Which entries `s2_rel_err` measures: `full` or `diagonal`.
+    pub s2_error_scope: &'static str,
+    /// Milliseconds to evaluate the learned `s2` on all points (one thread; dense matrices for a full
+    /// head, the head's own factors otherwise).
+    pub s2_learned_ms: Option<f64>,
+    /// Milliseconds for the autodiff Jacobians on all points (one thread).
+    pub s2_autodiff_ms: f64,
+}
+
+/// Median wall time in milliseconds of three runs of `f` on one thread; returns the last result.
+fn timed<T: Send>(f: impl Fn() -> T + Sync) -> (T, f64) {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("a one-thread pool");
+    pool.install(|| {
+        let mut times = Vec::new();
+        let mut out = None;
+        for _ in 0..3 {
+            let t = Instant::now();
+            out = Some(f());
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        times.sort_by(f64::total_cmp);
+        (out.expect("three runs"), times[1])
+    })
+}
+
+/// Evaluates `model` on `points` test points `x~ = x + sigma z`, `x ~ target`, drawn from `seed`.
+pub fn evaluate_scores(
+    model: &ScoreModel<f32>,
+    target: &GaussianMixture,
+    sigma: f64,
+    points: usize,
+    seed: u64,
+) -> Result<ScoreReport, TargetError> {
+    let dim = target.dim();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut x = target.sample(points, &mut rng);
+    x.as_mut_slice()
+        .iter_mut()
+        .for_each(|v| *v += sigma * <StandardNormal as Distribution<f64>>::sample(&StandardNormal, &mut rng));
+    let noisy = target.noisy(sigma)?;
+    let (mut s1_true, mut s2_true) = (vec![0.0; points * dim], vec![0.0; points * dim * dim]);
+    for i in 0..points {
+        let (s1, s2) =
+            (&mut s1_true[i * dim..(i + 1) * dim], &mut s2_true[i * dim * dim..(i + 1) * dim * dim]);
+        noisy.score_and_hessian_into(x.row(i), s1, s2);
+    }
+    let xf: Mat<f32> = x.cast();
+    let widen = |v: &[f32]| -> Vec<f64> { v.iter().map(|&a| a as f64).collect() };
+    let s1_rel_err = relative_error(&widen(model.score(&xf).as_slice()), &s1_true);
+    let (jac, s2_autodiff_ms) = timed(|| score_jacobian(&model.s1, &xf, true));
+    let jac = widen(&jac);
+    let head = model.s2.as_ref().map(|s| s.head);
+    let diagonal = head == Some(SecondOrderHead::Diagonal);
+    let (s2_rel_err, s2_learned_ms) = match &model.s2 {
+        Some(s2) => {
+            let (_, ms) = timed(|| {
+                if s2.head == SecondOrderHead::Full {
+                    model.hessian_dense(&xf).map(|h| h.len())
+                } else {
+                    Some(s2.net.forward(&xf).as_slice().len())
+                }
+            });
+            let learned = widen(&model.hessian_dense(&xf).expect("model has a head"));
+            let err = if diagonal {
+                diagonal_relative_error(&learned, &s2_true, dim)
+            } else {
+                relative_error(&learned, &s2_true)
+            };
+            (Some(err), Some(ms))
+        }
+        None => (None, None),
+    };
+    Ok(ScoreReport {
+        points,
+        sigma,
+        s1_rel_err,
+        s2_rel_err,
+        s2_autodiff_rel_err: relative_error(&jac, &s2_true),
+        s2_autodiff_diag_rel_err: diagonal_relative_error(&jac, &s2_true, dim),
+        s2_kind: head.map_or("none".into(), |h| h.to_string()),
+        s2_error_scope: if diagonal { "diagonal" } else { "full" },
+        s2_learned_ms,
+        s2_autodiff_ms,
+    })
+}

@@ -1,0 +1,21 @@
+//! PNG figures drawn without system fonts: heatmap grids, scatter-over-density plots and log-y line plots.
+
+mod axes;
+mod canvas;
+mod colormap;
+mod error;
+mod field;
+mod font;
+mod heatmap;
+mod line;
+mod scatter;
+mod ticks;
+
+pub use canvas::{Canvas, Rgb};
+pub use colormap::{ColorScale, Colormap};
+pub use error::PlotError;
+pub use field::{grid_points, Field};
+pub use font::{draw_text, text_height, text_width};
+pub use heatmap::HeatmapFigure;
+pub use line::LinePlot;
+pub use scatter::ScatterFigure;

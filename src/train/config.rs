@@ -1,0 +1,255 @@
+//! The training configuration: every choice of a run, read from TOML or flags, validated once.
+
+use crate::models::{ModelShape, SecondOrderHead};
+use crate::nn::Activation;
+use crate::objectives::D2smForm;
+use crate::optim::AdamSettings;
+use crate::train::Objective;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Which networks a model has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// A first-order score network only.
+    S1,
+    /// A score network and a second-order network.
+    S1s2,
+}
+
+/// The D2SM form as named on the command line (`--vr` turns A into A-VR).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum FormName {
+    /// Form A: `h = s2 + s1 s1^T` onto `(z z^T - I)/sigma^2`, `s1` trained jointly.
+    A,
+    /// Form B: `s2` onto `(u u^T - I)/sigma^2`, `u = z + sigma s1`, `s1` detached.
+    B,
+}
+
+/// A bad configuration value: names the field, the value and what was expected.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ConfigError {
+    /// A field is out of its range.
+    #[error("{field} = {value} is invalid (expected {expected})")]
+    OutOfRange {
+        /// The field.
+        field: &'static str,
+        /// Its value, as written.
+        value: String,
+        /// What it must be.
+        expected: &'static str,
+    },
+    /// `--vr` with form B (the antithetic control variate is defined for form A only).
+    #[error(
+        "--vr with --form b: the antithetic D2SM-VR is defined for form A (use --form a --vr, or --form b)"
+    )]
+    VrNeedsFormA,
+    /// The target is neither a named distribution nor `csv:PATH` / `npy:PATH`.
+    #[error("--target {0:?}: a data file target needs a path (expected csv:PATH or npy:PATH)")]
+    EmptyDataPath(String),
+}
+
+/// Everything a training run needs. Defaults are the paper's settings for synthetic data.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// The data: a named target (`gmm2d`, `gmm:dim=D,components=K,seed=S`, `gauss:dim=D,cond=C,seed=S`)
+    /// or a data file (`csv:PATH`, `npy:PATH`).
+    pub target: String,
+    /// Which networks to train.
+    pub model: ModelKind,
+    /// The second-order head (with `model = "s1s2"`).
+    pub s2: SecondOrderHead,
+    /// The D2SM form.
+    pub form: FormName,
+    /// Variance reduction: DSM-VR for `s1`, the antithetic D2SM-VR for form A.
+    pub vr: bool,
+    /// Noise level `sigma > 0`.
+    pub sigma: f64,
+    /// Training steps.
+    pub steps: u64,
+    /// Minibatch size.
+    pub batch: usize,
+    /// Hidden width of each network.
+    pub width: usize,
+    /// Hidden layers of each network.
+    pub depth: usize,
+    /// Hidden activation.
+    pub activation: Activation,
+    /// Adam learning rate.
+    pub learning_rate: f64,
+    /// Decoupled weight decay (AdamW); 0 gives Adam.
+    pub weight_decay: f64,
+    /// Weight `w` of the first-order term in joint training (`w L1vr / sigma^2 + L2`); default 1, or 10
+    /// for a low-rank head (MATH.md Sec. 3).
+    pub first_order_weight: Option<f64>,
+    /// Decay of the exponential moving average of weights used for evaluation (default 0.999; it lowers
+    /// the s1 and s2 errors of every estimator alike); 0 disables it.
+    pub ema: f64,
+    /// Seed of every random draw (initialisation, data, noise).
+    pub seed: u64,
+    /// Steps between checkpoints.
+    pub checkpoint_every: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            target: "gmm2d".into(),
+            model: ModelKind::S1s2,
+            s2: SecondOrderHead::Full,
+            form: FormName::B,
+            vr: false,
+            sigma: 0.3,
+            steps: 10_000,
+            batch: 512,
+            width: 128,
+            depth: 2,
+            activation: Activation::Softplus,
+            learning_rate: 1e-3,
+            weight_decay: 0.0,
+            first_order_weight: None,
+            ema: 0.999,
+            seed: 0,
+            checkpoint_every: 1000,
+        }
+    }
+}
+
+/// Where the training points come from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TargetSource {
+    /// A named analytic target.
+    Named(String),
+    /// A CSV file of points.
+    Csv(PathBuf),
+    /// An NPY file of points.
+    Npy(PathBuf),
+}
+
+impl TrainConfig {
+    /// Checks every field; returns the first problem.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |field, value: String, expected| Err(ConfigError::OutOfRange { field, value, expected });
+        if !(self.sigma > 0.0 && self.sigma.is_finite()) {
+            return bad("sigma", self.sigma.to_string(), "a finite number > 0");
+        }
+        if self.steps == 0 {
+            return bad("steps", "0".into(), "at least 1");
+        }
+        if self.batch == 0 {
+            return bad("batch", "0".into(), "at least 1");
+        }
+        if self.width == 0 {
+            return bad("width", "0".into(), "at least 1");
+        }
+        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
+            return bad("learning_rate", self.learning_rate.to_string(), "a finite number > 0");
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            return bad("weight_decay", self.weight_decay.to_string(), "a finite number >= 0");
+        }
+        if !(0.0..1.0).contains(&self.ema) {
+            return bad("ema", self.ema.to_string(), "a decay in [0, 1)");
+        }
+        if let Some(w) = self.first_order_weight {
+            if !(w >= 0.0 && w.is_finite()) {
+                return bad("first_order_weight", w.to_string(), "a finite number >= 0");
+            }
+        }
+        if self.checkpoint_every == 0 {
+            return bad("checkpoint_every", "0".into(), "at least 1");
+        }
+        if self.model == ModelKind::S1s2 && self.vr && self.form == FormName::B {
+            return Err(ConfigError::VrNeedsFormA);
+        }
+        self.target_source().map(|_| ())
+    }
+
+    /// The target, split into its kind and argument.
+    pub fn target_source(&self) -> Result<TargetSource, ConfigError> {
+        let path = |p: &str| {
+            if p.is_empty() {
+                Err(ConfigError::EmptyDataPath(self.target.clone()))
+            } else {
+                Ok(PathBuf::from(p))
+            }
+        };
+        Ok(match self.target.split_once(':') {
+            Some(("csv", p)) => TargetSource::Csv(path(p)?),
+            Some(("npy", p)) => TargetSource::Npy(path(p)?),
+            _ => TargetSource::Named(self.target.clone()),
+        })
+    }
+
+    /// The objective these settings select.
+    pub fn objective(&self) -> Objective {
+        match (self.model, self.vr, self.form) {
+            (ModelKind::S1, false, _) => Objective::Dsm,
+            (ModelKind::S1, true, _) => Objective::DsmVr,
+            (ModelKind::S1s2, vr, form) => {
+                let form = match (form, vr) {
+                    (FormName::A, false) => D2smForm::A,
+                    (FormName::A, true) => D2smForm::AVr,
+                    (FormName::B, _) => D2smForm::B,
+                };
+                let weight = self.first_order_weight.unwrap_or(match self.s2 {
+                    SecondOrderHead::LowRank { .. } => 10.0,
+                    _ => 1.0,
+                });
+                Objective::SecondOrder { form, weight }
+            }
+        }
+    }
+
+    /// The optimiser settings.
+    pub fn adam(&self) -> AdamSettings {
+        AdamSettings {
+            learning_rate: self.learning_rate,
+            weight_decay: self.weight_decay,
+            ..AdamSettings::default()
+        }
+    }
+
+    /// The model architecture for data of dimension `dim`.
+    pub fn shape(&self, dim: usize) -> ModelShape {
+        ModelShape {
+            dim,
+            width: self.width,
+            depth: self.depth,
+            activation: self.activation,
+            head: (self.model == ModelKind::S1s2).then_some(self.s2),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_round_trip_and_validation() {
+        let config = TrainConfig {
+            s2: SecondOrderHead::LowRank { rank: 4 },
+            vr: true,
+            form: FormName::A,
+            ..Default::default()
+        };
+        let text = toml::to_string(&config).unwrap();
+        assert!(text.contains("s2 = \"lowrank:4\""), "{text}");
+        assert_eq!(toml::from_str::<TrainConfig>(&text).unwrap(), config);
+        assert_eq!(config.objective(), Objective::SecondOrder { form: D2smForm::AVr, weight: 10.0 });
+        assert!(toml::from_str::<TrainConfig>("sigmaa = 1.0").is_err(), "unknown fields are rejected");
+        let bad = TrainConfig { sigma: -0.1, ..Default::default() };
+        assert!(matches!(bad.validate(), Err(ConfigError::OutOfRange { field: "sigma", .. })));
+        let nan = TrainConfig { sigma: f64::NAN, ..Default::default() };
+        assert!(nan.validate().is_err());
+        let vr_b = TrainConfig { vr: true, form: FormName::B, ..Default::default() };
+        assert_eq!(vr_b.validate(), Err(ConfigError::VrNeedsFormA));
+        let csv = TrainConfig { target: "csv:data/x.csv".into(), ..Default::default() };
+        assert_eq!(csv.target_source(), Ok(TargetSource::Csv("data/x.csv".into())));
+        assert!(TrainConfig { target: "npy:".into(), ..Default::default() }.validate().is_err());
+    }
+}

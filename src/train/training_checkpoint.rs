@@ -1,0 +1,159 @@
+//! A training run's complete state in one safetensors file: weights (loadable from Python as
+//! `s1.{layer}.weight` / `.bias`, `s2.{layer}...`), Adam moments, the EMA, the RNG position, the step and
+//! the configuration. Saving is atomic; loading checks every shape against the configuration.
+
+use super::config::TrainConfig;
+use crate::checkpoint::{CheckpointError, TensorStore};
+use crate::linalg::Mat;
+use crate::models::{ScoreModel, SecondOrderNet};
+use crate::nn::{Linear, Mlp};
+use crate::optim::{Adam, Ema};
+use crate::Error;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::path::Path;
+
+/// The format tag written into every checkpoint.
+pub const FORMAT: &str = "tweedie-checkpoint/1";
+
+/// Everything needed to evaluate a model or resume its training bit for bit.
+#[derive(Clone, Debug)]
+pub struct Checkpoint {
+    /// The run's configuration.
+    pub config: TrainConfig,
+    /// Data dimension.
+    pub dim: usize,
+    /// Steps completed.
+    pub step: u64,
+    /// The trained weights.
+    pub model: ScoreModel<f32>,
+    /// Optimiser state.
+    pub adam: Adam<f32>,
+    /// Weight average, if enabled.
+    pub ema: Option<Ema<f32>>,
+    /// The data/noise generator, positioned after the last completed step.
+    pub rng: ChaCha8Rng,
+}
+
+fn put_mlp(store: &mut TensorStore, prefix: &str, mlp: &Mlp<f32>) {
+    for (l, layer) in mlp.layers().iter().enumerate() {
+        store.insert(
+            format!("{prefix}.{l}.weight"),
+            &[layer.inputs(), layer.outputs()],
+            layer.weight.as_slice(),
+        );
+        store.insert(format!("{prefix}.{l}.bias"), &[layer.outputs()], &layer.bias);
+    }
+}
+
+fn get_mlp(store: &TensorStore, prefix: &str, template: &Mlp<f32>) -> Result<Mlp<f32>, CheckpointError> {
+    let layers = template
+        .layers()
+        .iter()
+        .enumerate()
+        .map(|(l, t)| {
+            let (i, o) = (t.inputs(), t.outputs());
+            Ok(Linear {
+                weight: Mat::from_vec(i, o, store.get_f32(&format!("{prefix}.{l}.weight"), &[i, o])?),
+                bias: store.get_f32(&format!("{prefix}.{l}.bias"), &[o])?,
+            })
+        })
+        .collect::<Result<_, CheckpointError>>()?;
+    Ok(Mlp::from_layers(layers, template.activation()))
+}
+
+impl Checkpoint {
+    /// The model to evaluate: the EMA weights when averaging is on, else the trained weights.
+    pub fn eval_model(&self) -> ScoreModel<f32> {
+        let mut model = self.model.clone();
+        if let Some(ema) = &self.ema {
+            model.set_params(ema.shadow());
+        }
+        model
+    }
+
+    /// Writes the checkpoint atomically (temporary file, then rename).
+    pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
+        let mut store = TensorStore::new();
+        put_mlp(&mut store, "s1", &self.model.s1);
+        if let Some(s2) = &self.model.s2 {
+            put_mlp(&mut store, "s2", &s2.net);
+        }
+        let (m, v, t) = self.adam.state();
+        store.insert("adam.m", &[m.len()], m);
+        store.insert("adam.v", &[v.len()], v);
+        store.set_u64("adam.t", t);
+        if let Some(ema) = &self.ema {
+            store.insert("ema.shadow", &[ema.shadow().len()], ema.shadow());
+        }
+        store.set_metadata("format", FORMAT);
+        store.set_metadata("config", toml::to_string(&self.config).expect("a config always serialises"));
+        store.set_u64("dim", self.dim as u64);
+        store.set_u64("step", self.step);
+        store.set_metadata(
+            "rng.seed",
+            self.rng.get_seed().iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        );
+        store.set_u64("rng.stream", self.rng.get_stream());
+        store.set_metadata("rng.word_pos", self.rng.get_word_pos().to_string());
+        store.set_metadata("sigma", self.config.sigma.to_string());
+        store.set_metadata("target", self.config.target.clone());
+        store.save(path)
+    }
+
+    /// Reads a checkpoint, checking its format, configuration and every tensor's shape.
+    pub fn load(path: &Path) -> Result<Self, Error> {
+        let store = TensorStore::load(path)?;
+        let bad = |key: &str, value: &str, expected: &'static str| CheckpointError::BadMetadata {
+            path: path.to_path_buf(),
+            key: key.to_string(),
+            value: value.to_string(),
+            expected: expected.to_string(),
+        };
+        let format = store.metadata("format")?;
+        if format != FORMAT {
+            return Err(bad("format", format, "tweedie-checkpoint/1").into());
+        }
+        let text = store.metadata("config")?;
+        let config: TrainConfig =
+            toml::from_str(text).map_err(|_| bad("config", text, "a tweedie TOML config"))?;
+        config.validate()?;
+        let dim = store.get_u64("dim")? as usize;
+        let shape = config.shape(dim);
+        // Shapes come from the configuration; the stored tensors must match them exactly.
+        let template = ScoreModel::<f32>::init(&shape, &mut ChaCha8Rng::seed_from_u64(0));
+        let s1 = get_mlp(&store, "s1", &template.s1)?;
+        let s2 = match &template.s2 {
+            Some(t) => Some(SecondOrderNet { head: t.head, net: get_mlp(&store, "s2", &t.net)? }),
+            None => None,
+        };
+        let model = ScoreModel { s1, s2 };
+        let n = model.num_params();
+        let settings = config.adam();
+        let adam = Adam::from_state(
+            settings,
+            store.get_f32("adam.m", &[n])?,
+            store.get_f32("adam.v", &[n])?,
+            store.get_u64("adam.t")?,
+        );
+        let ema = if config.ema > 0.0 {
+            Some(Ema::from_shadow(config.ema, store.get_f32("ema.shadow", &[n])?))
+        } else {
+            None
+        };
+        let seed_hex = store.metadata("rng.seed")?;
+        let seed: Vec<u8> = (0..seed_hex.len() / 2)
+            .map(|k| u8::from_str_radix(seed_hex.get(2 * k..2 * k + 2).unwrap_or("zz"), 16))
+            .collect::<Result<_, _>>()
+            .map_err(|_| bad("rng.seed", seed_hex, "64 hexadecimal digits"))?;
+        let seed: [u8; 32] =
+            seed.try_into().map_err(|_| bad("rng.seed", seed_hex, "64 hexadecimal digits"))?;
+        let word_pos_text = store.metadata("rng.word_pos")?;
+        let word_pos: u128 =
+            word_pos_text.parse().map_err(|_| bad("rng.word_pos", word_pos_text, "an integer"))?;
+        let mut rng = ChaCha8Rng::from_seed(seed);
+        rng.set_stream(store.get_u64("rng.stream")?);
+        rng.set_word_pos(word_pos);
+        Ok(Self { config, dim, step: store.get_u64("step")?, model, adam, ema, rng })
+    }
+}

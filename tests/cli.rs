@@ -1,0 +1,178 @@
+//! End-to-end tests of the `tweedie` command: training, evaluation, scoring, and the bad-input contract
+//! (one error line naming the file/value/expectation, nonzero exit, no panic, nothing overwritten).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn tweedie(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tweedie")).args(args).output().expect("the binary runs")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Runs and requires success, returning stdout.
+fn ok(args: &[&str]) -> String {
+    let out = tweedie(args);
+    assert!(out.status.success(), "tweedie {args:?} failed: {}", stderr(&out));
+    stdout(&out)
+}
+
+/// Runs and requires a clean failure whose first stderr line contains every `needles` entry.
+fn fails_with(args: &[&str], needles: &[&str]) {
+    let out = tweedie(args);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "tweedie {args:?} should fail");
+    assert!(!err.contains("panicked"), "tweedie {args:?} panicked: {err}");
+    let first = err.lines().next().unwrap_or_default();
+    for needle in needles {
+        assert!(first.contains(needle), "tweedie {args:?}: first error line {first:?} lacks {needle:?}");
+    }
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {text}"))
+}
+
+fn small_model(dir: &Path, extra: &[&str]) -> PathBuf {
+    let out = dir.join("m.safetensors");
+    let mut args =
+        vec!["train", "--target", "gmm:dim=3,components=2,seed=5", "--steps", "30", "--batch", "32"];
+    args.extend_from_slice(&["--width", "16", "--out", out.to_str().unwrap(), "--json"]);
+    args.extend_from_slice(extra);
+    let summary = json(&ok(&args));
+    assert_eq!(summary["steps"], 30);
+    out
+}
+
+/// Reads the shape from an NPY header.
+fn npy_shape(path: &Path) -> Vec<usize> {
+    let bytes = std::fs::read(path).unwrap();
+    let header = String::from_utf8_lossy(&bytes[10..128]);
+    let inside = header.split("'shape': (").nth(1).unwrap().split(')').next().unwrap();
+    inside.split(',').filter(|s| !s.trim().is_empty()).map(|s| s.trim().parse().unwrap()).collect()
+}
+
+#[test]
+fn train_eval_and_score_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small_model(dir.path(), &["--s2", "lowrank:2", "--form", "a", "--vr"]);
+    let report = json(&ok(&["eval", "--model", model.to_str().unwrap(), "--points", "200", "--json"]));
+    for key in ["s1_rel_err", "s2_rel_err", "s2_autodiff_rel_err", "s2_learned_ms", "s2_autodiff_ms"] {
+        assert!(report[key].as_f64().is_some_and(f64::is_finite), "{key} missing in {report}");
+    }
+    assert_eq!(report["s2_kind"], "lowrank:2");
+    let points = dir.path().join("p.csv");
+    std::fs::write(&points, "x,y,z\n0.1,0.2,0.3\n-1,0,1\n").unwrap();
+    let (p, m) = (points.to_str().unwrap(), model.to_str().unwrap());
+    let s1 = dir.path().join("s1.npy");
+    ok(&["score", "--model", m, "--input", p, "--order", "1", "--out", s1.to_str().unwrap()]);
+    assert_eq!(npy_shape(&s1), vec![2, 3]);
+    let s2 = dir.path().join("s2.npy");
+    let said =
+        json(&ok(&["score", "--model", m, "--input", p, "--order", "2", "--out", s2.to_str().unwrap()]));
+    assert_eq!(npy_shape(&s2), vec![2, 3, 2], "U factors");
+    assert_eq!(npy_shape(&dir.path().join("s2.diag.npy")), vec![2, 3], "diagonal part");
+    assert!(said["layout"].as_str().unwrap().contains("U U^T + diag(d)"));
+    let jac = dir.path().join("jac.npy");
+    ok(&["score", "--model", m, "--input", p, "--order", "2", "--autodiff", "--out", jac.to_str().unwrap()]);
+    assert_eq!(npy_shape(&jac), vec![2, 3, 3]);
+}
+
+#[test]
+fn resume_continues_to_the_new_total() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small_model(dir.path(), &[]);
+    let m = model.to_str().unwrap();
+    let summary = json(&ok(&["train", "--resume", "--out", m, "--steps", "40", "--json"]));
+    assert_eq!(summary["steps"], 40);
+    fails_with(&["train", "--resume", "--out", m, "--sigma", "0.5"], &["--resume", "only --steps"]);
+}
+
+#[test]
+fn data_file_targets_train_and_report_held_out_losses() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("d.csv");
+    let rows: String =
+        (0..60).map(|i| format!("{},{}\n", (i as f64 * 0.37).sin(), (i as f64 * 0.11).cos())).collect();
+    std::fs::write(&data, rows).unwrap();
+    let target = format!("csv:{}", data.display());
+    let out = dir.path().join("m.safetensors");
+    let o = out.to_str().unwrap();
+    ok(&[
+        "train", "--target", &target, "--model", "s1", "--steps", "20", "--width", "8", "--out", o, "--json",
+    ]);
+    let report = json(&ok(&["eval", "--model", o, "--json"]));
+    assert_eq!(report["held_out_points"], 6);
+    assert!(report["held_out_dsm_loss"].as_f64().is_some_and(f64::is_finite));
+}
+
+#[test]
+fn bad_input_gives_one_line_errors_and_overwrites_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small_model(dir.path(), &[]);
+    let m = model.to_str().unwrap();
+    let before = std::fs::read(&model).unwrap();
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let nan = write("nan.csv", "1,2,3\n4,NaN,6\n");
+    let ragged = write("ragged.csv", "1,2,3\n4,5\n");
+    let empty = write("empty.csv", "");
+    let narrow = write("narrow.csv", "1,2\n3,4\n");
+    let out = dir.path().join("never.npy");
+    let o = out.to_str().unwrap();
+    fails_with(
+        &["score", "--model", m, "--input", &nan, "--out", o],
+        &["nan.csv", "NaN", "expected a finite number"],
+    );
+    fails_with(
+        &["score", "--model", m, "--input", &ragged, "--out", o],
+        &["ragged.csv", "row 2", "expected 3"],
+    );
+    fails_with(&["score", "--model", m, "--input", &empty, "--out", o], &["empty.csv"]);
+    fails_with(
+        &["score", "--model", m, "--input", &narrow, "--out", o],
+        &["narrow.csv", "2 columns", "expected 3"],
+    );
+    assert!(!out.exists(), "a failed score must not write its output");
+    let csv_nan = format!("csv:{nan}");
+    let bad_training: [(&[&str], &[&str]); 7] = [
+        (&["--sigma", "0"], &["sigma = 0", "> 0"]),
+        (&["--sigma", "-0.5"], &["sigma = -0.5"]),
+        (&["--target", "banana"], &["banana"]),
+        (&["--target", "gmm:dim=0"], &["dim"]),
+        (&["--target", &csv_nan], &["nan.csv", "NaN"]),
+        (&["--s2", "lowrank:0"], &["lowrank:0"]),
+        (&["--form", "c"], &["'c'"]),
+    ];
+    for (extra, needles) in bad_training {
+        let mut args = vec!["train", "--steps", "5", "--out", m];
+        args.extend_from_slice(extra);
+        fails_with(&args, needles);
+    }
+    assert_eq!(std::fs::read(&model).unwrap(), before, "failed runs must not touch the checkpoint");
+    // Checkpoints: truncated, not a checkpoint, missing.
+    let truncated = dir.path().join("t.safetensors");
+    std::fs::write(&truncated, &before[..before.len() / 2]).unwrap();
+    fails_with(&["eval", "--model", truncated.to_str().unwrap()], &["t.safetensors", "truncated"]);
+    let junk = write("junk.safetensors", "not a checkpoint at all");
+    fails_with(&["eval", "--model", &junk], &["junk.safetensors"]);
+    fails_with(&["eval", "--model", "/nonexistent/m.safetensors"], &["m.safetensors", "no such"]);
+    // A model evaluated on a target of another dimension.
+    fails_with(&["eval", "--model", m, "--target", "gmm2d"], &["dimension 2", "3"]);
+}
+
+#[test]
+fn demo_help_and_version_work() {
+    assert!(ok(&["--help"]).contains("demo"));
+    assert!(ok(&["train", "--help"]).contains("--s2"));
+    assert!(ok(&["--version"]).contains(env!("CARGO_PKG_VERSION")));
+}
