@@ -10,6 +10,7 @@ every sampler), picks each sampler's best stable step size, and writes
 
     bench/results/mixing_analytic.md     the table, the selection rule and the Ozaki-vs-ULA check
     bench/results/mixing_analytic.jsonl  every run's JSON report (traces included)
+    bench/results/mixing_<target>.png    MMD² against step of each sampler at its best step size
 
 Options: --quick (a smaller grid, for a smoke test), --bin PATH (default target/release/tweedie),
 --out-dir DIR. Only the Python standard library is needed.
@@ -168,6 +169,23 @@ def main():
             ok = strict is not None and s_u is not None and strict <= s_u / 3
             lines.append(f"| {h:g} | {state} | {fmt(strict, '{}')} | {fmt(loose, '{}')} | {'yes' if ok else 'no'} |")
         lines.append("")
+    # MMD^2 against step of every sampler at its best step size, one figure per target.
+    for target in TARGETS:
+        best_runs = [best([r for r in runs if r["spec"] == target and r["sampler"] == s], tol) for s in SAMPLERS]
+        best_runs = [r for r in best_runs if r is not None]
+        if not best_runs:
+            continue
+        name = "mixing_" + target.split(",")[0].replace(":", "").replace("=", "") + ".png"
+        traces = os.path.join(args.out_dir, "best_traces.jsonl")
+        with open(traces, "w") as f:
+            for r in best_runs:
+                f.write(json.dumps(r) + "\n")
+        png = os.path.join(args.out_dir, name)
+        cmd = [args.bin, "plot-traces", traces, "--out", png, "--title", f"MMD^2 against step, {target}"]
+        if subprocess.run(cmd).returncode == 0:
+            lines += [f"![MMD² against step on {target}]({name})", ""]
+        os.remove(traces)
+
     path = os.path.join(args.out_dir, "mixing_analytic.md")
     with open(path, "w") as f:
         f.write("\n".join(lines))

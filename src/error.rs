@@ -2,6 +2,8 @@
 
 use crate::checkpoint::CheckpointError;
 use crate::data::DataError;
+use crate::metrics::MetricError;
+use crate::samplers::SamplerError;
 use crate::targets::TargetError;
 use crate::train::{ConfigError, TrainError};
 
@@ -24,4 +26,10 @@ pub enum Error {
     /// A training run that failed.
     #[error(transparent)]
     Train(#[from] TrainError),
+    /// A sampler that cannot be built (bad settings, a source without a needed capability).
+    #[error(transparent)]
+    Sampler(#[from] SamplerError),
+    /// A sample-quality metric that cannot be computed.
+    #[error(transparent)]
+    Metric(#[from] MetricError),
 }

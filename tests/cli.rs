@@ -176,3 +176,99 @@ fn demo_help_and_version_work() {
     assert!(ok(&["train", "--help"]).contains("--s2"));
     assert!(ok(&["--version"]).contains(env!("CARGO_PKG_VERSION")));
 }
+
+#[test]
+fn sample_reports_metrics_and_runs_a_trained_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = "gmm:dim=3,components=2,seed=5";
+    let with_s2 = small_model(dir.path(), &["--model", "s1s2", "--s2", "lowrank:1"]);
+    let (npy, png) = (dir.path().join("x.npy"), dir.path().join("p.png"));
+    let args =
+        ["sample", "--target", target, "--model", with_s2.to_str().unwrap(), "--sampler", "ozaki-lowrank"];
+    let r = json(&ok(&[
+        &args[..],
+        &["--steps", "20", "--step-size", "0.05", "--chains", "20", "--reference", "50", "--json"],
+        &["--out", npy.to_str().unwrap(), "--plot", png.to_str().unwrap()],
+    ]
+    .concat()));
+    assert_eq!(
+        (r["reference"].as_str(), r["source"].as_str(), r["steps"].as_u64()),
+        (Some("q_sigma"), Some("model"), Some(20))
+    );
+    for key in ["mmd2", "ksd", "mode_tv", "ess_min", "iat_max", "clipped_fraction", "seconds", "diverged"] {
+        assert!(r.get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(npy_shape(&npy), vec![r["live_chains"].as_u64().unwrap() as usize, 3]);
+    assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
+    // Capabilities the model lacks, and a model for another space.
+    let s1_only = dir.path().join("s1");
+    std::fs::create_dir(&s1_only).unwrap();
+    let s1_only = small_model(&s1_only, &["--model", "s1"]);
+    let run = |model: &Path, target: &str, sampler: &str| {
+        vec!["sample", "--target", target, "--model", model.to_str().unwrap(), "--sampler", sampler]
+            .into_iter()
+            .map(String::from)
+            .chain(["--steps", "5", "--step-size", "0.1"].map(String::from))
+            .collect::<Vec<_>>()
+    };
+    for (args, needle) in [
+        (run(&s1_only, target, "ozaki"), "no second-order (s2) head"),
+        (run(&with_s2, target, "mala"), "MALA needs log p"),
+        (run(&with_s2, target, "annealed-ozaki"), "noise-conditional"),
+        (run(&with_s2, "gmm2d", "ula"), "dimension mismatch"),
+    ] {
+        fails_with(&args.iter().map(String::as_str).collect::<Vec<_>>(), &[needle]);
+    }
+    fails_with(
+        &["sample", "--target", target, "--sampler", "ula", "--steps", "5", "--step-size", "0"],
+        &["step size"],
+    );
+    fails_with(
+        &["sample", "--target", target, "--sampler", "ula", "--steps", "0", "--step-size", "1"],
+        &["steps"],
+    );
+}
+
+#[test]
+fn ozaki_beats_ula_on_an_ill_conditioned_gaussian() {
+    // gauss:dim=16,cond=100 (precisions in [1, 100]): ULA needs h < 2/100 and relaxes at rate h along
+    // the slowest direction; Ozaki is exact at any h.
+    let run = |sampler: &str, h: &str| {
+        json(&ok(&[
+            "sample",
+            "--target",
+            "gauss:dim=16,cond=100",
+            "--sampler",
+            sampler,
+            "--step-size",
+            h,
+            "--steps",
+            "400",
+            "--chains",
+            "200",
+            "--reference",
+            "400",
+            "--trace",
+            "4",
+            "--tol",
+            "0.01",
+            "--json",
+        ]))
+    };
+    let ula = run("ula", "0.01");
+    let unstable = run("ula", "0.05");
+    let ozaki = run("ozaki", "1");
+    assert_eq!(ula["diverged"], 0);
+    assert_eq!(unstable["diverged"], 200, "ULA at h = 0.05 diverges: {}", unstable["diverged_first_step"]);
+    let level = ula["mmd2_stationary"].as_f64().unwrap();
+    let ula_steps = ula["steps_to_tol"].as_u64().unwrap();
+    let ozaki_steps = ozaki["trace"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p[1].as_f64().is_some_and(|v| v <= level + 0.01))
+        .map(|p| p[0].as_u64().unwrap())
+        .unwrap();
+    assert!(3 * ozaki_steps <= ula_steps, "Ozaki reaches ULA's level at {ozaki_steps}, ULA at {ula_steps}");
+    assert!(ozaki["mmd2_stationary"].as_f64().unwrap() <= level + 0.01);
+}

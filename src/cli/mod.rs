@@ -3,8 +3,10 @@
 mod bench;
 mod demo;
 mod eval;
+mod plot_traces;
 mod progress;
 mod sample;
+mod sample_plots;
 mod score;
 mod train;
 
@@ -33,6 +35,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Sample a target with ULA, MALA, Ozaki or annealed Langevin; print sample-quality and mixing metrics.
     Sample(Box<sample::SampleArgs>),
+    /// Draw MMD² against step of several `tweedie sample --json` runs on one plot (PNG).
+    PlotTraces(plot_traces::PlotTracesArgs),
 }
 
 /// Parses the arguments and runs the command.
@@ -45,5 +49,6 @@ pub fn main() -> Result<()> {
         Command::Score(args) => score::score(args),
         Command::Bench(args) => bench::bench(args),
         Command::Sample(args) => sample::sample(*args),
+        Command::PlotTraces(args) => plot_traces::plot_traces(args),
     }
 }

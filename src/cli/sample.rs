@@ -1,6 +1,7 @@
 //! `tweedie sample`: run one sampler on a named target (analytic scores, or a trained model) and print
 //! its sample-quality and mixing metrics as one JSON object.
 
+use super::sample_plots::{mmd_traces, samples_over_density, save, side_by_side};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use rand::SeedableRng;
@@ -17,6 +18,7 @@ use tweedie::samplers::{
     SamplerError, ScoreSource, Ula, UlaSettings,
 };
 use tweedie::targets::{GaussianMixture, NamedTarget, TARGET_HELP};
+use tweedie::train::Checkpoint;
 
 /// The samplers of `tweedie sample`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -79,6 +81,10 @@ pub struct SampleArgs {
     /// Trace MMD² every EVERY steps (default: steps / 100, at least 1; 0: initial state only).
     #[arg(long, value_name = "EVERY")]
     trace: Option<usize>,
+    /// Draw the final chains over the target's density contours (first two coordinates) next to MMD²
+    /// against step, as a PNG.
+    #[arg(long, value_name = "FILE.png")]
+    plot: Option<PathBuf>,
     /// Print one JSON object (otherwise `key: value` lines).
     #[arg(long)]
     json: bool,
@@ -108,20 +114,28 @@ pub struct SampleArgs {
     threads: Option<usize>,
 }
 
-/// Loads a trained model and the noise level it was trained at.
-///
-/// NOTE: checkpoint loading (`tweedie::train::Checkpoint::load(path) -> Result<Checkpoint, _>` with public
-/// fields `model: ScoreModel<f32>` and `sigma: f64`) is being written on `main` and is not merged into
-/// this branch yet. Once it is, replace the body with
-/// `let c = tweedie::train::Checkpoint::load(path)?; Ok((c.model, c.sigma))`.
-fn load_model(path: &Path) -> Result<(ScoreModel<f32>, f64)> {
-    bail!("--model {}: loading checkpoints is not available in this build yet (tweedie::train::Checkpoint is not merged)", path.display())
+/// Loads a trained model (its evaluation weights: the EMA when averaging was on), the noise level it was
+/// trained at, and the name of its training target.
+fn load_model(path: &Path) -> Result<(ScoreModel<f32>, f64, String)> {
+    let c = Checkpoint::load(path).with_context(|| format!("--model {}", path.display()))?;
+    Ok((c.eval_model(), c.config.sigma, c.config.target.clone()))
 }
 
 /// Where the scores come from.
 enum Source {
     Analytic,
-    Model { score: ModelSource, curvature: Result<ModelCurvatureSource, SamplerError>, sigma: f64 },
+    Model(Box<LoadedModel>),
+}
+
+/// A trained model as the sources the samplers read.
+struct LoadedModel {
+    score: ModelSource,
+    /// `Err` for a model without a second-order head (reported if an Ozaki sampler asks for it).
+    curvature: Result<ModelCurvatureSource, SamplerError>,
+    /// The noise level it was trained at.
+    sigma: f64,
+    /// The target it was trained on (as recorded in the checkpoint).
+    trained_on: String,
 }
 
 /// The fixed settings of the annealed samplers, from the flags.
@@ -153,25 +167,22 @@ fn build_sampler<'a>(
     };
     Ok(match (args.sampler, source) {
         (SamplerKind::Ula, Source::Analytic) => Box::new(Ula::new(UlaSettings { step_size: h }, target)?),
-        (SamplerKind::Ula, Source::Model { score, .. }) => {
-            Box::new(Ula::new(UlaSettings { step_size: h }, score)?)
-        }
+        (SamplerKind::Ula, Source::Model(m)) => Box::new(Ula::new(UlaSettings { step_size: h }, &m.score)?),
         (SamplerKind::Mala, Source::Analytic) => Box::new(Mala::new(MalaSettings { step_size: h }, target)?),
-        (SamplerKind::Mala, Source::Model { .. }) => return Err(SamplerError::NoLogDensity.into()),
+        (SamplerKind::Mala, Source::Model(_)) => return Err(SamplerError::NoLogDensity.into()),
         (SamplerKind::Ozaki | SamplerKind::OzakiDiag | SamplerKind::OzakiLowrank, Source::Analytic) => {
             Box::new(Ozaki::new(ozaki(solver), target)?)
         }
-        (
-            SamplerKind::Ozaki | SamplerKind::OzakiDiag | SamplerKind::OzakiLowrank,
-            Source::Model { curvature, .. },
-        ) => Box::new(Ozaki::new(ozaki(solver), curvature.as_ref().map_err(Clone::clone)?)?),
+        (SamplerKind::Ozaki | SamplerKind::OzakiDiag | SamplerKind::OzakiLowrank, Source::Model(m)) => {
+            Box::new(Ozaki::new(ozaki(solver), m.curvature.as_ref().map_err(Clone::clone)?)?)
+        }
         (SamplerKind::AnnealedUla, Source::Analytic) => {
             Box::new(AnnealedUla::new(annealed_settings(args)?, target)?)
         }
         (SamplerKind::AnnealedOzaki, Source::Analytic) => {
             Box::new(AnnealedOzaki::new(annealed_settings(args)?, solver, args.clip_curvature, target)?)
         }
-        (SamplerKind::AnnealedUla | SamplerKind::AnnealedOzaki, Source::Model { .. }) => {
+        (SamplerKind::AnnealedUla | SamplerKind::AnnealedOzaki, Source::Model(_)) => {
             return Err(SamplerError::NotNoiseConditional.into())
         }
     })
@@ -212,15 +223,26 @@ pub fn sample(args: SampleArgs) -> Result<()> {
     let source = match &args.model {
         None => Source::Analytic,
         Some(path) => {
-            let (model, sigma) = load_model(path)?;
-            let score = ModelSource::for_dim(model.clone(), dim)?;
-            Source::Model { score, curvature: ModelCurvatureSource::new(model), sigma }
+            let (model, sigma, trained_on) = load_model(path)?;
+            let score = ModelSource::for_dim(model.clone(), dim).with_context(|| {
+                format!(
+                    "--model {} (trained on {trained_on}) against --target {}",
+                    path.display(),
+                    args.target
+                )
+            })?;
+            Source::Model(Box::new(LoadedModel {
+                score,
+                curvature: ModelCurvatureSource::new(model),
+                sigma,
+                trained_on,
+            }))
         }
     };
     // Samplers driven by a model trained at sigma sample q_sigma: compare with draws of q_sigma.
     let reference_dist = match &source {
         Source::Analytic => target.clone(),
-        Source::Model { sigma, .. } => target.noisy(*sigma)?,
+        Source::Model(m) => target.noisy(m.sigma)?,
     };
     let mut pool = rayon::ThreadPoolBuilder::new();
     if let Some(t) = args.threads {
@@ -288,17 +310,28 @@ fn run_and_measure(
         write_npy(path, &[live.rows(), dim], live.as_slice())
             .with_context(|| format!("--out {}", path.display()))?;
     }
-    let sigma = match source {
-        Source::Model { sigma, .. } => Some(*sigma),
-        Source::Analytic => None,
+    let (sigma, trained_on) = match source {
+        Source::Model(m) => (Some(m.sigma), Some(m.trained_on.clone())),
+        Source::Analytic => (None, None),
     };
+    let sampler_name = args.sampler.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default();
+    if let Some(path) = &args.plot {
+        let title = format!("{sampler_name} h={} on {}, {steps} steps", args.step_size, named.name());
+        let mut panels = Vec::new();
+        if let Some(fig) = samples_over_density(reference_dist, &live, &title)? {
+            panels.push(fig.render());
+        }
+        panels.push(mmd_traces("MMD^2 against step", &[(sampler_name.clone(), trace.clone())]).render());
+        save(&side_by_side(&panels), path)?;
+    }
     let opt = |v: Option<f64>| v.map_or(Value::Null, num);
     Ok(json!({
         "target": named.name(),
-        "sampler": args.sampler.to_possible_value().map(|v| v.get_name().to_string()),
+        "sampler": sampler_name,
         "source": if args.model.is_some() { "model" } else { "analytic" },
         "reference": if sigma.is_some() { "q_sigma" } else { "p" },
         "sigma": sigma,
+        "model_trained_on": trained_on,
         "dim": dim,
         "steps": steps,
         "step_size": args.step_size,
@@ -356,11 +389,12 @@ mod tests {
     fn model_source(head: Option<SecondOrderHead>) -> Source {
         let shape = ModelShape { dim: 2, width: 8, depth: 1, activation: Activation::Softplus, head };
         let model = ScoreModel::<f32>::init(&shape, &mut ChaCha8Rng::seed_from_u64(0));
-        Source::Model {
+        Source::Model(Box::new(LoadedModel {
             score: ModelSource::for_dim(model.clone(), 2).unwrap(),
             curvature: ModelCurvatureSource::new(model),
             sigma: 0.1,
-        }
+            trained_on: "gmm2d".into(),
+        }))
     }
 
     fn error(a: &SampleArgs, source: &Source) -> String {

@@ -10,6 +10,18 @@ use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 use serde::Serialize;
 
+/// A chain has diverged once a coordinate is non-finite or larger than this in magnitude.
+///
+/// Beyond about $\sqrt{f_{\max}} \approx 1.3 \times 10^{154}$ squared distances overflow, so no density
+/// or score can be evaluated there (a Gaussian mixture's responsibilities become `NaN`); a chain that
+/// far out has left the target, whether or not its coordinates have overflowed yet.
+pub const DIVERGENCE_BOUND: f64 = 1e150;
+
+/// True if every coordinate is within [`DIVERGENCE_BOUND`] (false for NaN and infinities).
+fn in_bounds(x: &[f64]) -> bool {
+    x.iter().all(|v| v.abs() <= DIVERGENCE_BOUND)
+}
+
 /// The random stream of chain `chain` under `seed`: `ChaCha8Rng::seed_from_u64(seed)` on stream `chain`.
 ///
 /// Every random number chain `i` uses comes from this stream, so a run is reproducible from its seed
@@ -165,8 +177,8 @@ impl Chains {
     /// Advances every live chain by one step.
     ///
     /// `update(i, x_i, out, rng_i)` writes chain `i`'s next position into `out` (length `D`) and reports
-    /// what it did. A chain whose `out` is not finite keeps its position and is marked diverged at this
-    /// step; diverged chains are not updated again. Chains run in parallel with a fixed split of work, and
+    /// what it did. A chain whose `out` is not finite (or beyond [`DIVERGENCE_BOUND`]) keeps its position
+    /// and is marked diverged at this step; diverged chains are not updated again. Chains run in parallel with a fixed split of work, and
     /// the totals are summed in chain order, so results do not depend on the number of threads.
     pub(crate) fn advance<F>(&mut self, update: F) -> StepTotals
     where
@@ -189,7 +201,7 @@ impl Chains {
                     return None;
                 }
                 let outcome = update(i, x, out, rng);
-                let finite = out.iter().all(|v| v.is_finite());
+                let finite = in_bounds(out);
                 if finite {
                     x.copy_from_slice(out);
                 } else {
@@ -257,7 +269,7 @@ impl Chains {
                     return false;
                 }
                 f(i, x, out);
-                if out.iter().all(|v| v.is_finite()) {
+                if in_bounds(out) {
                     x.copy_from_slice(out);
                     false
                 } else {
@@ -277,17 +289,22 @@ mod tests {
     #[test]
     fn divergent_chains_are_frozen_and_reported_with_their_step() {
         let mut c = Chains::new(Mat::from_vec(3, 1, vec![1.0, 2.0, 3.0]), 0).unwrap();
-        // Chain 1 overflows at step 2.
+        // Chain 1 overflows at step 1; chain 2 passes the divergence bound (1e150) at step 3 without
+        // overflowing.
         for _ in 0..3 {
             c.advance(|i, x, out, _| {
-                out[0] = if i == 1 { x[0] * 1e200 } else { x[0] + 1.0 };
+                out[0] = match i {
+                    1 => x[0] * f64::MAX,
+                    2 => x[0] * 1e60,
+                    _ => x[0] + 1.0,
+                };
                 ChainOutcome { accepted: true, accept_prob: 1.0, ..Default::default() }
             });
         }
-        assert_eq!(c.divergence(), Divergence { chains: 1, first_step: Some(2), at: vec![(1, 2)] });
-        assert_eq!(c.positions().as_slice(), &[4.0, 2e200, 6.0]);
-        assert_eq!(c.live_positions().as_slice(), &[4.0, 6.0]);
-        assert_eq!((c.live(), c.steps()), (2, 3));
+        assert_eq!(c.divergence(), Divergence { chains: 2, first_step: Some(1), at: vec![(1, 1), (2, 3)] });
+        assert_eq!(c.positions().as_slice(), &[4.0, 2.0, 3.0 * 1e60 * 1e60]);
+        assert_eq!(c.live_positions().as_slice(), &[4.0]);
+        assert_eq!((c.live(), c.steps()), (1, 3));
     }
 
     #[test]

@@ -6,7 +6,8 @@ use thiserror::Error;
 /// Why a sampler could not be built.
 ///
 /// Numerical failures during a run are not errors: a non-finite MALA proposal is a rejected step, and a
-/// chain of an unadjusted sampler that leaves the finite numbers is frozen and reported in
+/// chain of an unadjusted sampler that leaves the finite numbers (or passes
+/// [`DIVERGENCE_BOUND`](super::DIVERGENCE_BOUND)) is frozen and reported in
 /// [`Divergence`](super::Divergence) with the step at which it diverged.
 #[derive(Debug, Clone, PartialEq, Error)]
 #[non_exhaustive]

@@ -33,7 +33,7 @@ mod tests;
 
 pub use annealed::{AnnealedOzaki, AnnealedSettings, AnnealedUla, GeometricSchedule};
 pub use chain_series::{ChainSeries, MixingSummary};
-pub use chains::{chain_rng, Chains, Divergence};
+pub use chains::{chain_rng, Chains, Divergence, DIVERGENCE_BOUND};
 pub use curvature::{CurvatureBatch, CurvatureLayout, CurvatureView};
 pub use error::SamplerError;
 pub use lanczos::Lanczos;
