@@ -9,14 +9,16 @@ It runs `tweedie sample --json` for every (target, sampler, step size) of a fixe
 every sampler), picks each sampler's best stable step size, and writes
 
     bench/results/mixing_analytic.md     the table, the selection rule and the Ozaki-vs-ULA check
-    bench/results/mixing_analytic.jsonl  every run's JSON report (traces included)
+    bench/results/mixing_analytic.jsonl.gz  every run's JSON report (traces included)
     bench/results/mixing_<target>.png    MMD² against step of each sampler at its best step size
 
 Options: --quick (a smaller grid, for a smoke test), --bin PATH (default target/release/tweedie),
---out-dir DIR. Only the Python standard library is needed.
+--out-dir DIR, --reuse (rebuild the table and figures from an existing mixing_analytic.jsonl without
+sampling again). Only the Python standard library is needed.
 """
 
 import argparse
+import gzip
 import json
 import os
 import subprocess
@@ -70,6 +72,13 @@ def first_step_below(r, threshold):
     return None
 
 
+def to_tol_seconds(r):
+    """Sampler seconds up to the step at which MMD^2 came within tol: seconds * steps_to_tol / steps."""
+    if r["steps_to_tol"] is None:
+        return None
+    return r["seconds"] * r["steps_to_tol"] / r["steps"]
+
+
 def fmt(v, spec="{:.2g}"):
     return "-" if v is None else spec.format(v)
 
@@ -79,30 +88,41 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--bin", default="target/release/tweedie")
     ap.add_argument("--out-dir", default="bench/results")
+    ap.add_argument("--reuse", action="store_true")
     args = ap.parse_args()
     opts = QUICK if args.quick else COMMON
     grid = [0.01, 0.1, 1.0] if args.quick else GRID
     os.makedirs(args.out_dir, exist_ok=True)
-    runs = []
+    jsonl = os.path.join(args.out_dir, "mixing_analytic.jsonl.gz")
     t0 = time.time()
-    for target in TARGETS:
-        for sampler in SAMPLERS:
-            for h in grid:
-                r = run(args.bin, target, sampler, h, opts)
-                runs.append(r)
-                status = r.get("error") or "mmd2_stat {} steps_to_tol {} diverged {}".format(
-                    fmt(r["mmd2_stationary"], "{:.2e}"), r["steps_to_tol"], r["diverged"])
-                print(f"{target:32s} {sampler:15s} h={h:<6g} {status}", file=sys.stderr)
-    with open(os.path.join(args.out_dir, "mixing_analytic.jsonl"), "w") as f:
-        for r in runs:
-            f.write(json.dumps(r) + "\n")
+    if args.reuse:
+        with gzip.open(jsonl, "rt") as f:
+            records = [json.loads(line) for line in f if line.strip()]
+        elapsed = next((r["meta"]["elapsed_s"] for r in records if "meta" in r), None)
+        runs = [r for r in records if "meta" not in r]
+    else:
+        runs = []
+        for target in TARGETS:
+            for sampler in SAMPLERS:
+                for h in grid:
+                    r = run(args.bin, target, sampler, h, opts)
+                    runs.append(r)
+                    status = r.get("error") or "mmd2_stat {} steps_to_tol {} diverged {}".format(
+                        fmt(r["mmd2_stationary"], "{:.2e}"), r["steps_to_tol"], r["diverged"])
+                    print(f"{target:32s} {sampler:15s} h={h:<6g} {status}", file=sys.stderr)
+        elapsed = time.time() - t0
+        with gzip.open(jsonl, "wt") as f:
+            f.write(json.dumps({"meta": {"elapsed_s": round(elapsed), "options": opts, "grid": grid}}) + "\n")
+            for r in runs:
+                f.write(json.dumps(r) + "\n")
 
     tol = opts["tol"]
     lines = [
         "# Mixing with analytic scores: steps to tolerance and MMD² at each sampler's best stable step size",
         "",
         "Produced by `cargo build --release && python3 bench/mixing.py`" + (" --quick" if args.quick else "")
-        + f" ({time.time() - t0:.0f} s on this machine; raw reports in `mixing_analytic.jsonl`).",
+        + (f" ({elapsed:.0f} s on a shared 2-core machine; " if elapsed else " (")
+        + "raw reports in `mixing_analytic.jsonl.gz`).",
         "",
         f"- Every run: `tweedie sample --json` with {opts['chains']} chains started at N(0, 3² I), "
         f"{opts['steps']} steps, seed {opts['seed']}, MMD² (RBF kernel, median-heuristic bandwidth of the "
@@ -121,27 +141,29 @@ def main():
         "the second half of the run (annealed: the second half of the last level). Mode TV: total variation "
         "between mixture weights and the fraction of chains nearest each component (exact draws give the "
         "value in parentheses). KSD²: U-statistic with the IMQ kernel (c = 1, beta = -1/2) and the true score "
-        "(unbiased, so slightly negative when the sample is exact). Seconds: time inside the sampler's steps.",
+        "(unbiased, so slightly negative when the sample is exact). Seconds: time inside the sampler's steps "
+        "for the whole run (scores and Hessians included, metrics excluded); seconds to tol: the share of it up "
+        "to the steps-to-tolerance step.",
         "",
     ]
     for target in TARGETS:
         lines += [f"## `{target}`", "",
                   "| sampler | best h | stable h in grid | steps to tol | final MMD² | stationary MMD² | KSD² | mode TV "
-                  "| ESS min | clipped | accept | seconds |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| ESS min | clipped | accept | seconds | seconds to tol |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for sampler in SAMPLERS:
             rs = [r for r in runs if r["spec"] == target and r["sampler"] == sampler]
             n_stable = sum(stable(r) for r in rs)
             b = best(rs, tol)
             if b is None:
-                lines.append(f"| {sampler} | none stable | 0/{len(rs)} | | | | | | | | | |")
+                lines.append(f"| {sampler} | none stable | 0/{len(rs)} | | | | | | | | | | |")
                 continue
             tv = "-" if b["mode_tv"] is None else f"{b['mode_tv']:.3f} ({b['mode_tv_reference']:.3f})"
             lines.append(
                 f"| {sampler} | {b['step_size']:g} | {n_stable}/{len(rs)} | {fmt(b['steps_to_tol'], '{}')} | "
                 f"{fmt(b['mmd2'], '{:.1e}')} | {fmt(b['mmd2_stationary'], '{:.1e}')} | {fmt(b['ksd2'], '{:.1e}')} | "
                 f"{tv} | {fmt(b['ess_min'], '{:.0f}')} | {b['clipped_fraction']:.3f} | "
-                f"{b['acceptance_rate']:.2f} | {b['seconds']:.3g} |")
+                f"{b['acceptance_rate']:.2f} | {b['seconds']:.3g} | {fmt(to_tol_seconds(b), '{:.2g}')} |")
         lines.append("")
 
     # The issue's check on the ill-conditioned Gaussian.
