@@ -1,7 +1,11 @@
-//! Score models: the first-order score network and second-order heads.
+//! Score models: the first-order score network and second-order heads, and energy models.
 
+mod energy_model;
+mod model_kind;
 mod score_model;
 mod second_order_head;
 
+pub use energy_model::{EnergyModel, EnergyShape};
+pub use model_kind::ModelKind;
 pub use score_model::{ModelShape, ScoreModel, SecondOrderNet};
 pub use second_order_head::{SecondOrderHead, UnknownHead};
