@@ -1,6 +1,7 @@
 //! The `tweedie` command line.
 
 mod bench;
+mod estimate;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -17,6 +18,8 @@ pub struct Cli {
 enum Command {
     /// Time the benchmark workloads (JSON lines; see bench/compare.py for the side-by-side peers).
     Bench(bench::BenchArgs),
+    /// Fit a kernel score estimator (Stein, SSGE) to samples of a target; report s1_rel_err and time.
+    Estimate(estimate::EstimateArgs),
 }
 
 /// Parses the arguments and runs the command.
@@ -24,5 +27,6 @@ pub fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Bench(args) => bench::bench(args),
+        Command::Estimate(args) => estimate::estimate(args),
     }
 }

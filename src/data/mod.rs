@@ -14,5 +14,6 @@ pub use error::DataError;
 pub use npy::{read_npy, write_npy};
 pub use points::{expect_width, load_points, load_points_with, PointFormat};
 pub use uci::{
-    drop_correlated, load_uci, UciData, UciDataset, UciError, UciSpec, Whitening, CORRELATION_THRESHOLD, UCI_HELP,
+    drop_correlated, load_uci, UciData, UciDataset, UciError, UciSpec, Whitening, CORRELATION_THRESHOLD,
+    UCI_HELP,
 };

@@ -154,7 +154,8 @@ impl FromStr for UciSpec {
 
     /// Parses `uci:redwine`, `uci:whitewine`, `uci:parkinsons`, each optionally `=PATH`.
     fn from_str(s: &str) -> Result<Self, UciError> {
-        let rest = s.trim().strip_prefix("uci:").ok_or_else(|| UciError::UnknownDataset { spec: s.to_string() })?;
+        let rest =
+            s.trim().strip_prefix("uci:").ok_or_else(|| UciError::UnknownDataset { spec: s.to_string() })?;
         let (name, path) = match rest.split_once('=') {
             Some((name, path)) if !path.trim().is_empty() => (name, Some(PathBuf::from(path.trim()))),
             Some((name, _)) => (name, None),
@@ -241,7 +242,8 @@ impl Whitening {
         let eigen = SymmetricEigen::new(DMatrix::from_fn(d, d, |i, j| cov.at(i, j)));
         let mut order: Vec<usize> = (0..d).collect();
         order.sort_by(|&a, &b| eigen.eigenvalues[b].total_cmp(&eigen.eigenvalues[a]));
-        let matrix = Mat::from_fn(d, d, |r, c| eigen.eigenvectors[(r, order[c])] / eigen.eigenvalues[order[c]].sqrt());
+        let matrix =
+            Mat::from_fn(d, d, |r, c| eigen.eigenvectors[(r, order[c])] / eigen.eigenvalues[order[c]].sqrt());
         let log_det = -0.5 * order.iter().map(|&j| eigen.eigenvalues[j].ln()).sum::<f64>();
         Self { mean, matrix, log_det }
     }
@@ -275,7 +277,8 @@ pub struct UciData {
 /// The header of a UCI file: its first line split on `;` or `,`, quotes removed.
 fn read_header(path: &Path) -> Result<Vec<String>, DataError> {
     use std::io::BufRead;
-    let file = std::fs::File::open(path).map_err(|e| DataError::Io { path: path.to_path_buf(), source: e })?;
+    let file =
+        std::fs::File::open(path).map_err(|e| DataError::Io { path: path.to_path_buf(), source: e })?;
     let mut line = String::new();
     std::io::BufReader::new(file)
         .read_line(&mut line)
@@ -304,7 +307,8 @@ fn correlation(x: &Mat<f64>, a: usize, b: usize) -> f64 {
 pub fn drop_correlated(x: &Mat<f64>, threshold: f64) -> Vec<usize> {
     let mut kept: Vec<usize> = (0..x.cols()).collect();
     loop {
-        let first = kept.iter().position(|&a| kept.iter().any(|&b| b != a && correlation(x, a, b).abs() > threshold));
+        let first =
+            kept.iter().position(|&a| kept.iter().any(|&b| b != a && correlation(x, a, b).abs() > threshold));
         match first {
             Some(k) => {
                 kept.remove(k);
@@ -405,7 +409,9 @@ mod tests {
         let path = dir.join("wine.csv");
         let mut text = format!("{header}\n");
         for i in 0..rows {
-            let v: Vec<String> = (0..12).map(|j| format!("{}", ((i * (j + 3)) % 17) as f64 * 0.5 + (i % 5) as f64 * j as f64)).collect();
+            let v: Vec<String> = (0..12)
+                .map(|j| format!("{}", ((i * (j + 3)) % 17) as f64 * 0.5 + (i % 5) as f64 * j as f64))
+                .collect();
             text.push_str(&v.join(";"));
             text.push('\n');
         }
@@ -427,7 +433,10 @@ mod tests {
         assert!(matches!("uci:rosewine".parse::<UciSpec>(), Err(UciError::UnknownDataset { .. })));
         let missing = UciSpec { dataset: UciDataset::WhiteWine, path: Some("/nonexistent/white.csv".into()) };
         let err = load_uci(&missing, 0).unwrap_err();
-        assert!(err.to_string().contains("/nonexistent/white.csv") && !err.to_string().contains('\n'), "{err}");
+        assert!(
+            err.to_string().contains("/nonexistent/white.csv") && !err.to_string().contains('\n'),
+            "{err}"
+        );
     }
 
     #[test]
@@ -436,7 +445,10 @@ mod tests {
         let path = write_wine(dir.path(), 200, &wine_header());
         let spec = UciSpec { dataset: UciDataset::RedWine, path: Some(path.clone()) };
         let data = load_uci(&spec, 3).unwrap();
-        assert_eq!((data.test.rows(), data.validation.rows(), data.train.rows(), data.train.cols()), (20, 20, 160, 11));
+        assert_eq!(
+            (data.test.rows(), data.validation.rows(), data.train.rows(), data.train.cols()),
+            (20, 20, 160, 11)
+        );
         assert_eq!(data.columns.len(), 11);
         assert!(!data.columns.contains(&"quality".to_string()));
         // Training split: zero mean, identity covariance.
@@ -447,7 +459,11 @@ mod tests {
             let mean: f64 = data.train.row_iter().map(|r| r[i]).sum::<f64>() / n;
             assert!(mean.abs() < 1e-9, "mean {mean}");
             for j in 0..11 {
-                assert!((cov.at(i, j) - if i == j { 1.0 } else { 0.0 }).abs() < 1e-8, "cov[{i}][{j}] = {}", cov.at(i, j));
+                assert!(
+                    (cov.at(i, j) - if i == j { 1.0 } else { 0.0 }).abs() < 1e-8,
+                    "cov[{i}][{j}] = {}",
+                    cov.at(i, j)
+                );
             }
         }
         // Same seed, same data; another seed, another shuffle.
@@ -484,7 +500,12 @@ mod tests {
             if dim > 0 {
                 assert_eq!(data.train.cols(), dim);
             } else {
-                assert!(data.train.cols() < 17 && !data.correlated.is_empty(), "{:?} dropped {:?}", data.columns, data.correlated);
+                assert!(
+                    data.train.cols() < 17 && !data.correlated.is_empty(),
+                    "{:?} dropped {:?}",
+                    data.columns,
+                    data.correlated
+                );
             }
             assert!(data.train.is_finite() && data.test.is_finite());
         }

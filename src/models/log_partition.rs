@@ -30,7 +30,14 @@ pub struct LogPartitionSettings {
 impl Default for LogPartitionSettings {
     /// `c = 1.5`, tolerance 0.01 nats, batches of 2^15, between 2^17 and 2^24 draws, seed 0.
     fn default() -> Self {
-        Self { proposal_std: 1.5, tolerance: 0.01, batch: 1 << 15, min_samples: 1 << 17, max_samples: 1 << 24, seed: 0 }
+        Self {
+            proposal_std: 1.5,
+            tolerance: 0.01,
+            batch: 1 << 15,
+            min_samples: 1 << 17,
+            max_samples: 1 << 24,
+            seed: 0,
+        }
     }
 }
 
@@ -131,7 +138,8 @@ mod tests {
     #[test]
     fn gaussian_base_with_a_zero_network_has_the_known_normaliser() {
         // f = 0 (zero weights): E = lambda ||x||^2 / 2, Z = (2 pi / lambda)^(D/2).
-        let shape = EnergyShape { dim: 3, width: 4, depth: 1, activation: Activation::Softplus, base_precision: 0.8 };
+        let shape =
+            EnergyShape { dim: 3, width: 4, depth: 1, activation: Activation::Softplus, base_precision: 0.8 };
         let mut model = EnergyModel::<f64>::init(&shape, &mut test_rng(1));
         let zeros = vec![0.0; model.num_params()];
         model.set_params(&zeros);
@@ -142,7 +150,10 @@ mod tests {
         assert!((est.log_z - want).abs() < 4.0 * est.std_err, "{est:?} vs {want}");
         // Another seed agrees within the combined standard errors.
         let other = log_partition(&model, &LogPartitionSettings { seed: 9, ..settings });
-        assert!((other.log_z - est.log_z).abs() < 4.0 * (est.std_err + other.std_err), "{other:?} vs {est:?}");
+        assert!(
+            (other.log_z - est.log_z).abs() < 4.0 * (est.std_err + other.std_err),
+            "{other:?} vs {est:?}"
+        );
         let x = Mat::from_vec(1, 3, vec![0.0, 0.0, 0.0]);
         assert!((mean_log_likelihood(&model, &x, want) + want).abs() < 1e-12);
     }
