@@ -2,6 +2,7 @@
 
 mod bench;
 mod demo;
+mod estimate;
 mod eval;
 mod progress;
 mod sample;
@@ -33,6 +34,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Sample a target with ULA, MALA, Ozaki or annealed Langevin; print sample-quality and mixing metrics.
     Sample(Box<sample::SampleArgs>),
+    /// Fit a kernel score estimator (Stein, SSGE) to samples of a target; report s1_rel_err and time.
+    Estimate(estimate::EstimateArgs),
 }
 
 /// Parses the arguments and runs the command.
@@ -45,5 +48,6 @@ pub fn main() -> Result<()> {
         Command::Score(args) => score::score(args),
         Command::Bench(args) => bench::bench(args),
         Command::Sample(args) => sample::sample(*args),
+        Command::Estimate(args) => estimate::estimate(args),
     }
 }
