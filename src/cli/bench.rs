@@ -7,19 +7,23 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use std::time::Instant;
-use tweedie::estimators::score_jacobian;
+use tweedie::estimators::{score_jacobian, stein_scores, Ssge, SsgeSettings, SteinSettings};
 use tweedie::linalg::Mat;
 use tweedie::models::{ModelShape, ScoreModel, SecondOrderHead};
 use tweedie::nn::Activation;
-use tweedie::objectives::D2smForm;
+use tweedie::objectives::{D2smForm, Projection};
 use tweedie::optim::{Adam, AdamSettings};
+use tweedie::targets::random_gauss;
 use tweedie::train::{loss_and_gradient, Objective, StepWorkspace};
 
 /// Arguments of `tweedie bench`.
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Comma-separated workloads: dsm_step, d2sm_step, hessian_learned, hessian_autodiff.
-    #[arg(long, default_value = "dsm_step,d2sm_step,hessian_learned,hessian_autodiff")]
+    /// Comma-separated workloads: dsm_step, d2sm_step, ssm_step (SSM-VR, M = 1, Rademacher, as in
+    /// BENCHMARKS.md), ssm_plain_step (SSM, M = 1, Rademacher), esm_step, hessian_learned,
+    /// hessian_autodiff, stein_fit, ssge_fit (for the kernel estimators `--dims` are sample counts M, on
+    /// an 8-dimensional Gaussian).
+    #[arg(long, default_value = "dsm_step,d2sm_step,ssm_step,hessian_learned,hessian_autodiff")]
     workloads: String,
     /// Comma-separated dimensions (default: each workload's sizes from BENCHMARKS.md).
     #[arg(long)]
@@ -70,7 +74,7 @@ fn shape(dim: usize, head: Option<SecondOrderHead>) -> ModelShape {
 fn train_step_ms(dim: usize, objective: Objective, head: Option<SecondOrderHead>, reps: usize) -> f64 {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let mut model = ScoreModel::<f32>::init(&shape(dim, head), &mut rng);
-    let (x, z) = (normal(BATCH, dim, &mut rng), normal(BATCH, dim, &mut rng));
+    let (x, z) = (normal(BATCH, dim, &mut rng), normal(objective.noise_rows(BATCH), dim, &mut rng));
     let mut ws = StepWorkspace::new(&model);
     let mut adam = Adam::new(AdamSettings::default(), model.num_params());
     median_ms(reps, || {
@@ -79,11 +83,53 @@ fn train_step_ms(dim: usize, objective: Objective, head: Option<SecondOrderHead>
     })
 }
 
+/// Dimension of the Gaussian the kernel-estimator workloads fit.
+const KERNEL_DIM: usize = 8;
+
+/// Peak resident memory of this process in MB (`VmHWM`), if the OS reports it.
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Times one fit of a kernel estimator on `samples` points of an 8-dimensional Gaussian.
+fn kernel_fit_ms(workload: &str, samples: usize, reps: usize) -> Result<f64> {
+    let x = random_gauss(KERNEL_DIM, 4.0, 0).sample(samples, &mut ChaCha8Rng::seed_from_u64(0));
+    let mut failure = None;
+    let ms = median_ms(reps, || {
+        let fitted = if workload == "stein_fit" {
+            stein_scores(&x, &SteinSettings::default()).map(|f| std::hint::black_box(f.scores.rows()))
+        } else {
+            Ssge::fit(&x, &SsgeSettings::default())
+                .and_then(|f| f.score(&x))
+                .map(|s| std::hint::black_box(s.rows()))
+        };
+        if let Err(e) = fitted {
+            failure = Some(e);
+        }
+    });
+    match failure {
+        Some(e) => bail!("{workload} with {samples} samples: {e}"),
+        None => Ok(ms),
+    }
+}
+
 /// Runs one workload at one dimension; returns the median milliseconds.
 fn run(workload: &str, dim: usize, reps: usize) -> Result<f64> {
+    let sliced = |variance_reduced| Objective::Ssm {
+        projections: 1,
+        projection: Projection::Rademacher,
+        variance_reduced,
+    };
     let learned_head = if dim <= 16 { SecondOrderHead::Full } else { SecondOrderHead::LowRank { rank: 10 } };
     Ok(match workload {
         "dsm_step" => train_step_ms(dim, Objective::Dsm, None, reps),
+        "ssm_step" => train_step_ms(dim, sliced(true), None, reps),
+        "ssm_plain_step" => train_step_ms(dim, sliced(false), None, reps),
+        "esm_step" => train_step_ms(dim, Objective::Esm, None, reps),
+        "stein_fit" | "ssge_fit" => kernel_fit_ms(workload, dim, reps)?,
         "d2sm_step" => {
             let (head, weight) = if dim >= 100 {
                 (SecondOrderHead::LowRank { rank: 10 }, 10.0)
@@ -114,7 +160,8 @@ fn run(workload: &str, dim: usize, reps: usize) -> Result<f64> {
             })
         }
         other => bail!(
-            "unknown workload `{other}` (expected dsm_step, d2sm_step, hessian_learned or hessian_autodiff)"
+            "unknown workload `{other}` (expected dsm_step, d2sm_step, ssm_step, ssm_plain_step, esm_step, \
+             hessian_learned, hessian_autodiff, stein_fit or ssge_fit)"
         ),
     })
 }
@@ -122,6 +169,8 @@ fn run(workload: &str, dim: usize, reps: usize) -> Result<f64> {
 fn default_dims(workload: &str) -> Vec<usize> {
     if workload.starts_with("hessian") {
         vec![2, 16, 64, 256]
+    } else if workload.ends_with("_fit") {
+        vec![250, 500, 1000, 2000]
     } else {
         vec![2, 16, 100, 784]
     }
@@ -142,11 +191,16 @@ pub fn bench(args: BenchArgs) -> Result<()> {
                 bail!("--dims: 0 is not a dimension (expected >= 1)");
             }
             let ms = pool.install(|| run(workload, dim, args.reps))?;
-            println!(
-                "{}",
-                serde_json::json!({"impl": "tweedie", "workload": workload, "dim": dim, "median_ms": ms,
-                    "reps": args.reps, "threads": args.threads})
-            );
+            let mut line = serde_json::json!({"impl": "tweedie", "workload": workload, "dim": dim, "median_ms": ms,
+                "reps": args.reps, "threads": args.threads});
+            if workload.ends_with("_fit") {
+                // `dim` is the sample count M; the kernel matrix alone takes 8 M^2 bytes.
+                line["samples"] = dim.into();
+                line["dim"] = KERNEL_DIM.into();
+                line["kernel_matrix_mb"] = (8.0 * (dim * dim) as f64 / 1e6).into();
+                line["peak_rss_mb"] = peak_rss_mb().into();
+            }
+            println!("{line}");
         }
     }
     Ok(())

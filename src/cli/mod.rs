@@ -2,6 +2,7 @@
 
 mod bench;
 mod demo;
+mod estimate;
 mod eval;
 mod plot_traces;
 mod progress;
@@ -37,6 +38,8 @@ enum Command {
     Sample(Box<sample::SampleArgs>),
     /// Draw MMD² against step of several `tweedie sample --json` runs on one plot (PNG).
     PlotTraces(plot_traces::PlotTracesArgs),
+    /// Fit a kernel score estimator (Stein, SSGE) to samples of a target; report s1_rel_err and time.
+    Estimate(estimate::EstimateArgs),
 }
 
 /// Parses the arguments and runs the command.
@@ -50,5 +53,6 @@ pub fn main() -> Result<()> {
         Command::Bench(args) => bench::bench(args),
         Command::Sample(args) => sample::sample(*args),
         Command::PlotTraces(args) => plot_traces::plot_traces(args),
+        Command::Estimate(args) => estimate::estimate(args),
     }
 }

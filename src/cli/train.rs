@@ -15,55 +15,56 @@ pub struct TrainArgs {
     /// TOML file with any of the settings below (see examples/).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Data: gmm2d | gmm:dim=D,components=K,seed=S | gauss:dim=D,cond=C,seed=S | csv:PATH | npy:PATH.
+    /// Data: gmm2d | gmm:dim=D,components=K,seed=S | gauss:dim=D,cond=C,seed=S | csv:PATH | npy:PATH
+    /// [default: gmm2d].
     #[arg(long)]
     target: Option<String>,
-    /// Networks to train: s1 (score only) or s1s2 (score and second-order head).
+    /// Networks to train: s1 (score only) or s1s2 (score and second-order head) [default: s1s2].
     #[arg(long, value_enum)]
     model: Option<ModelKind>,
-    /// Second-order head: full | diag | lowrank:R.
+    /// Second-order head: full | diag | lowrank:R [default: full].
     #[arg(long)]
     s2: Option<SecondOrderHead>,
-    /// D2SM form: a (s2 + s1 s1^T, joint) or b (posterior-centred, s1 detached).
+    /// D2SM form: a (s2 + s1 s1^T, joint) or b (posterior-centred, s1 detached) [default: b].
     #[arg(long, value_enum)]
     form: Option<FormName>,
     /// Variance reduction: DSM-VR for s1; antithetic D2SM-VR with form a.
     #[arg(long)]
     vr: bool,
-    /// Noise level sigma > 0.
+    /// Noise level sigma > 0 [default: 0.3].
     #[arg(long, allow_negative_numbers = true)]
     sigma: Option<f64>,
-    /// Total training steps.
+    /// Total training steps [default: 10000].
     #[arg(long)]
     steps: Option<u64>,
-    /// Minibatch size.
+    /// Minibatch size [default: 512].
     #[arg(long)]
     batch: Option<usize>,
-    /// Hidden width.
+    /// Hidden width [default: 128].
     #[arg(long)]
     width: Option<usize>,
-    /// Hidden layers.
+    /// Hidden layers [default: 2].
     #[arg(long)]
     depth: Option<usize>,
-    /// Hidden activation.
+    /// Hidden activation [default: softplus].
     #[arg(long, value_enum)]
     activation: Option<Activation>,
-    /// Adam learning rate.
+    /// Adam learning rate [default: 0.001].
     #[arg(long, allow_negative_numbers = true)]
     learning_rate: Option<f64>,
-    /// Decoupled weight decay (AdamW); 0 gives Adam.
+    /// Decoupled weight decay (AdamW); 0 gives Adam [default: 0].
     #[arg(long, allow_negative_numbers = true)]
     weight_decay: Option<f64>,
     /// Weight w of the first-order term (w L1vr / sigma^2 + L2); default 1, 10 for low-rank heads.
     #[arg(long, allow_negative_numbers = true)]
     first_order_weight: Option<f64>,
-    /// EMA decay of the weights used for evaluation (0 = off).
+    /// EMA decay of the weights used for evaluation, 0 = off [default: 0.999].
     #[arg(long, allow_negative_numbers = true)]
     ema: Option<f64>,
-    /// Random seed.
+    /// Random seed [default: 0].
     #[arg(long)]
     seed: Option<u64>,
-    /// Steps between checkpoints.
+    /// Steps between checkpoints [default: 1000].
     #[arg(long)]
     checkpoint_every: Option<u64>,
     /// Checkpoint file (safetensors), written atomically.
@@ -174,4 +175,37 @@ pub fn train(args: TrainArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: TrainArgs,
+    }
+
+    #[test]
+    fn help_defaults_match_the_config_defaults() {
+        let args = Wrapper::parse_from(["t"]).args;
+        let c = args.config().unwrap();
+        assert_eq!(c, TrainConfig::default(), "no flags give the defaults");
+        let help = <Wrapper as clap::CommandFactory>::command().render_long_help().to_string();
+        for shown in [
+            format!("[default: {}]", c.target),
+            format!("[default: {}]", c.s2),
+            format!("[default: {}]", c.sigma),
+            format!("[default: {}]", c.steps),
+            format!("[default: {}]", c.batch),
+            format!("[default: {}]", c.width),
+            format!("[default: {}]", c.learning_rate),
+            format!("[default: {}]", c.ema),
+            format!("[default: {}]", c.checkpoint_every),
+        ] {
+            assert!(help.contains(&shown), "help lacks {shown}");
+        }
+    }
 }

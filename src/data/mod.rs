@@ -1,13 +1,19 @@
-//! Data files: point clouds from CSV/NPY, arrays to NPY, and the atomic write every output goes through.
+//! Data files: point clouds from CSV/NPY, arrays to NPY, the atomic write every output goes through, and
+//! the UCI density-estimation datasets.
 
 mod atomic;
 mod csv;
 mod error;
 mod npy;
 mod points;
+mod uci;
 
 pub use atomic::write_atomic;
 pub use csv::{read_csv, Columns, CsvOptions};
 pub use error::DataError;
 pub use npy::{read_npy, write_npy};
 pub use points::{expect_width, load_points, load_points_with, PointFormat};
+pub use uci::{
+    drop_correlated, load_uci, UciData, UciDataset, UciError, UciSpec, Whitening, CORRELATION_THRESHOLD,
+    UCI_HELP,
+};

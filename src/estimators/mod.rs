@@ -1,5 +1,16 @@
-//! Score estimators that are not trained by a D2SM objective: the autodiff Jacobian baseline.
+//! Score estimators that are not trained by a D2SM objective: the autodiff Jacobian baseline, and the
+//! kernel estimators (Stein, SSGE) that need no training at all.
 
 mod autodiff_jacobian;
+mod error;
+mod rbf_kernel;
+mod ssge;
+mod stein;
+#[cfg(test)]
+mod testing;
 
 pub use autodiff_jacobian::score_jacobian;
+pub use error::EstimatorError;
+pub use rbf_kernel::{median_bandwidth, RbfKernel, MEDIAN_MAX_SAMPLES};
+pub use ssge::{Ssge, SsgeSettings};
+pub use stein::{stein_scores, SteinFit, SteinSettings};

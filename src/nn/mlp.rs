@@ -63,6 +63,11 @@ impl<F: Real> Mlp<F> {
         &self.layers
     }
 
+    /// The layers, mutably (gradients of the jet and input-gradient passes are written through this).
+    pub fn layers_mut(&mut self) -> &mut [Linear<F>] {
+        &mut self.layers
+    }
+
     /// The hidden activation.
     pub fn activation(&self) -> Activation {
         self.activation

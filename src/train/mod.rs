@@ -1,12 +1,18 @@
-//! Training: configuration, data, the per-step loss and gradient, the loop, and checkpoints.
+//! Training: configuration, data, the per-step loss and gradient of score networks and energy models,
+//! the loop, and checkpoints.
 
 mod config;
+mod energy_step;
+mod objective_choice;
+mod sliced_step;
 mod step;
 mod trainer;
 mod training_checkpoint;
 mod training_data;
 
 pub use config::{ConfigError, FormName, ModelKind, TargetSource, TrainConfig};
+pub use energy_step::{energy_loss_and_gradient, EnergyWorkspace};
+pub use objective_choice::DEFAULT_FD_EPS;
 pub use step::{loss_and_gradient, Objective, StepWorkspace};
 pub use trainer::{StepInfo, TrainError, TrainObserver, Trainer};
 pub use training_checkpoint::{Checkpoint, FORMAT};

@@ -4,7 +4,7 @@
 use crate::linalg::{Mat, Real};
 use crate::models::ScoreModel;
 use crate::nn::MlpTrace;
-use crate::objectives::{d2sm_loss, dsm_loss, dsm_vr_loss, D2smBatch, D2smForm};
+use crate::objectives::{d2sm_loss, dsm_loss, dsm_vr_loss, D2smBatch, D2smForm, Projection};
 use serde::{Deserialize, Serialize};
 
 /// What a training step minimises (MATH.md Sec. 3).
@@ -21,6 +21,23 @@ pub enum Objective {
         form: D2smForm,
         /// The weight `w` of the first-order term.
         weight: f64,
+    },
+    /// Sliced score matching (MATH.md Sec. 5) on `x~ = x + sigma z` (`sigma = 0`: the data itself),
+    /// with `projections` directions per point.
+    Ssm {
+        /// Directions per point `M >= 1`.
+        projections: usize,
+        /// The distribution of the directions.
+        projection: Projection,
+        /// SSM-VR: `(v^T s)^2 / 2` replaced by `||s||^2 / 2`.
+        variance_reduced: bool,
+    },
+    /// Exact score matching (Hyvarinen) on `x~ = x + sigma z`: `D` derivative passes per point.
+    Esm,
+    /// Finite-difference SSM (Pang et al. 2020) on `x~ = x + sigma z` with step `eps`.
+    FdSsm {
+        /// The finite-difference step `eps > 0` (the length of `v`).
+        eps: f64,
     },
 }
 
@@ -61,6 +78,9 @@ fn stack_points<F: Real>(objective: Objective, x: &Mat<F>, z: &Mat<F>, sigma: F,
             &[F::one(), F::zero()]
         }
         Objective::SecondOrder { form: D2smForm::AVr, .. } => &[F::one(), -F::one(), F::zero()],
+        Objective::Ssm { .. } | Objective::Esm | Objective::FdSsm { .. } => {
+            unreachable!("the score-matching objectives stack their own points")
+        }
     };
     let block = x.as_slice().len();
     out.resize(x.rows() * signs.len(), x.cols());
@@ -74,6 +94,11 @@ fn stack_points<F: Real>(objective: Objective, x: &Mat<F>, z: &Mat<F>, sigma: F,
 
 /// The batch loss of `objective` at clean points `x` (`n x D`) with noise `z`; leaves the parameter
 /// gradient in `ws.grad`.
+///
+/// `z` holds standard normal draws, [`Objective::noise_rows`] rows of `D`: the DSM family reads `n`
+/// rows of noise; the score-matching objectives (SSM, ESM, FD-SSM) read `n` rows of noise for
+/// `x~ = x + sigma z` (ignored when `sigma = 0`) followed by the normal draws their directions are made
+/// from ([`Projection::from_normal_into`]), so every random draw of a step is in `z`.
 #[track_caller]
 pub fn loss_and_gradient<F: Real>(
     model: &ScoreModel<F>,
@@ -83,6 +108,19 @@ pub fn loss_and_gradient<F: Real>(
     z: &Mat<F>,
     ws: &mut StepWorkspace<F>,
 ) -> F {
+    if let Objective::Ssm { .. } | Objective::Esm | Objective::FdSsm { .. } = objective {
+        ws.grad.params_mut().into_iter().for_each(|p| p.iter_mut().for_each(|v| *v = F::zero()));
+        let (input, trace, g_s1) = (&mut ws.input, &mut ws.s1_trace, &mut ws.g_s1);
+        return super::sliced_step::sliced_loss_and_gradient(
+            &model.s1,
+            objective,
+            sigma,
+            x,
+            z,
+            super::sliced_step::Buffers { input, trace, g_out: g_s1, scratch: &mut ws.s2_input },
+            &mut ws.grad.s1,
+        );
+    }
     let (n, dim) = (x.rows(), x.cols());
     let block = n * dim;
     stack_points(objective, x, z, sigma, &mut ws.input);
@@ -126,6 +164,7 @@ pub fn loss_and_gradient<F: Real>(
             s2.net.reverse(&ws.s2_input, &mut ws.s2_trace, &ws.g_s2, grad_s2, None);
             first + second
         }
+        other => unreachable!("{} is dispatched to the score-matching step above", other.name()),
     };
     model.s1.reverse(&ws.input, &mut ws.s1_trace, &ws.g_s1, &mut ws.grad.s1, None);
     loss

@@ -1,0 +1,45 @@
+//! Typed errors of objective and model-kind selection: unknown names, `M = 0`, a bad step size, and an
+//! objective given the wrong kind of model. Each message is one line that names the value and what was
+//! expected.
+
+use crate::models::ModelKind;
+use thiserror::Error;
+
+/// Why an objective could not be built or used.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[non_exhaustive]
+pub enum ObjectiveError {
+    /// The objective name is not known.
+    #[error("unknown objective `{name}` (expected one of: dsm, dsm-vr, ssm, ssm-vr, esm, fd-ssm)")]
+    UnknownObjective {
+        /// The name as given.
+        name: String,
+    },
+    /// The projection name is not known.
+    #[error("unknown projection `{name}` (expected one of: gaussian, rademacher, sphere)")]
+    UnknownProjection {
+        /// The name as given.
+        name: String,
+    },
+    /// Sliced score matching was asked for zero projections per point.
+    #[error(
+        "--projections 0: sliced score matching needs at least one projection per point (expected M >= 1)"
+    )]
+    ZeroProjections,
+    /// The finite-difference step of FD-SSM is not a positive finite number.
+    #[error("FD-SSM step eps = {eps} (expected a finite number > 0)")]
+    BadStep {
+        /// The step given.
+        eps: f64,
+    },
+    /// The objective cannot train this kind of model.
+    #[error("objective {objective} cannot train a {model} model (it needs a {expected} model)")]
+    WrongModel {
+        /// The objective's name.
+        objective: &'static str,
+        /// The model kind given.
+        model: ModelKind,
+        /// The model kind it needs.
+        expected: &'static str,
+    },
+}

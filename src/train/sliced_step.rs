@@ -1,0 +1,188 @@
+//! One training step of the score-matching objectives on a score network (SSM, SSM-VR, ESM, FD-SSM):
+//! stack the evaluation points and directions, one forward pass (with tangents), the objective's
+//! cotangents, one reverse pass through primal and tangent streams (MATH.md Secs. 5 and 11).
+
+use super::step::Objective;
+use crate::linalg::{Mat, Real};
+use crate::nn::{Mlp, MlpTrace};
+use crate::objectives::{
+    basis_directions, esm_loss, fd_directions_into, fd_ssm_loss, ssm_loss, SlicedScores,
+};
+
+/// The reusable buffers a step writes into.
+pub(super) struct Buffers<'a, F> {
+    pub input: &'a mut Mat<F>,
+    pub trace: &'a mut MlpTrace<F>,
+    pub g_out: &'a mut Mat<F>,
+    pub scratch: &'a mut Mat<F>,
+}
+
+/// Writes `x~ = x + sigma z` (the first `n` rows of `z`) into `out`.
+pub(super) fn perturb_into<F: Real>(x: &[F], z: &[F], sigma: F, out: &mut [F]) {
+    for ((o, x), z) in out.iter_mut().zip(x).zip(z) {
+        *o = *x + sigma * *z;
+    }
+}
+
+/// Writes the `M n` directions of an SSM step from the normal draws `z` (rows `n ..` of the step's `z`).
+pub(super) fn directions_into<F: Real>(objective: Objective, z: &[F], dim: usize, out: &mut [F]) {
+    if let Objective::Ssm { projection, .. } = objective {
+        for (z_row, v_row) in z.chunks_exact(dim).zip(out.chunks_exact_mut(dim)) {
+            projection.from_normal_into(z_row, v_row);
+        }
+    }
+}
+
+/// The loss of a score-matching objective on the score network `s1`; ADDS its parameter gradient into
+/// `grad` (the caller zeroes it). See [`super::loss_and_gradient`] for the layout of `z`.
+#[track_caller]
+pub(super) fn sliced_loss_and_gradient<F: Real>(
+    s1: &Mlp<F>,
+    objective: Objective,
+    sigma: F,
+    x: &Mat<F>,
+    z: &Mat<F>,
+    buffers: Buffers<'_, F>,
+    grad: &mut Mlp<F>,
+) -> F {
+    let (n, dim) = (x.rows(), x.cols());
+    let block = n * dim;
+    assert!(
+        z.rows() == objective.noise_rows(n) && z.cols() == dim,
+        "{}: z is {}x{}, expected {}x{dim} (Objective::noise_rows)",
+        objective.name(),
+        z.rows(),
+        z.cols(),
+        objective.noise_rows(n)
+    );
+    let Buffers { input, trace, g_out, scratch } = buffers;
+    let (noise, draws) = z.as_slice().split_at(block);
+    let loss = match objective {
+        Objective::Ssm { .. } | Objective::Esm => {
+            let variance_reduced = matches!(objective, Objective::Ssm { variance_reduced: true, .. });
+            // [x~; v]: n primal rows, then the directions as tangents.
+            let m = if objective == Objective::Esm { dim } else { draws.len() / block };
+            input.resize(n * (1 + m), dim);
+            let (head, tail) = input.as_mut_slice().split_at_mut(block);
+            perturb_into(x.as_slice(), noise, sigma, head);
+            if objective == Objective::Esm {
+                tail.copy_from_slice(basis_directions::<F>(n, dim).as_slice());
+            } else {
+                directions_into(objective, draws, dim, tail);
+            }
+            let out = s1.forward_trace(input, n, trace);
+            g_out.resize(out.rows(), dim);
+            let (s, s_dot) = out.as_slice().split_at(block);
+            let (g_s, g_dot) = g_out.as_mut_slice().split_at_mut(block);
+            if objective == Objective::Esm {
+                esm_loss(s, s_dot, n, g_s, g_dot)
+            } else {
+                let v = &input.as_slice()[block..];
+                ssm_loss(&SlicedScores { dim, points: n, s, v, s_dot }, variance_reduced, g_s, g_dot)
+            }
+        }
+        Objective::FdSsm { eps } => {
+            // [x~ + v; x~ - v]: 2n primal rows, no tangents.
+            let eps = F::of(eps);
+            scratch.resize(n, dim);
+            fd_directions_into(draws, dim, eps, scratch.as_mut_slice());
+            input.resize(2 * n, dim);
+            let (plus, minus) = input.as_mut_slice().split_at_mut(block);
+            perturb_into(x.as_slice(), noise, sigma, plus);
+            minus.copy_from_slice(plus);
+            for ((p, m), v) in plus.iter_mut().zip(minus.iter_mut()).zip(scratch.as_slice()) {
+                *p += *v;
+                *m -= *v;
+            }
+            let out = s1.forward_trace(input, 2 * n, trace);
+            g_out.resize(out.rows(), dim);
+            let (a, b) = out.as_slice().split_at(block);
+            let (g_a, g_b) = g_out.as_mut_slice().split_at_mut(block);
+            fd_ssm_loss(a, b, scratch.as_slice(), eps, dim, g_a, g_b)
+        }
+        other => unreachable!("{} is not a score-matching objective", other.name()),
+    };
+    s1.reverse(input, trace, g_out, grad, None);
+    loss
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::linalg::Mat;
+    use crate::models::{ModelShape, ScoreModel};
+    use crate::nn::Activation;
+    use crate::objectives::Projection;
+    use crate::testing::{assert_close, fd_gradient, normal_mat, test_rng};
+    use crate::train::{loss_and_gradient, Objective, StepWorkspace};
+
+    fn objectives() -> Vec<Objective> {
+        let mut all: Vec<Objective> = Projection::ALL
+            .into_iter()
+            .flat_map(|projection| {
+                [false, true].map(|variance_reduced| Objective::Ssm {
+                    projections: 2,
+                    projection,
+                    variance_reduced,
+                })
+            })
+            .collect();
+        all.extend([Objective::Esm, Objective::FdSsm { eps: 0.3 }]);
+        all
+    }
+
+    #[test]
+    fn parameter_gradients_match_finite_differences() {
+        for objective in objectives() {
+            for sigma in [0.0, 0.4] {
+                let mut rng = test_rng(101);
+                let shape =
+                    ModelShape { dim: 3, width: 5, depth: 2, activation: Activation::Softplus, head: None };
+                let model = ScoreModel::<f64>::init(&shape, &mut rng);
+                let x = normal_mat(4, 3, &mut rng);
+                let z = normal_mat(objective.noise_rows(4), 3, &mut rng);
+                let mut ws = StepWorkspace::new(&model);
+                loss_and_gradient(&model, objective, sigma, &x, &z, &mut ws);
+                let loss_at = |p: &[f64]| {
+                    let mut m = model.clone();
+                    m.set_params(p);
+                    loss_and_gradient(&m, objective, sigma, &x, &z, &mut StepWorkspace::new(&m))
+                };
+                let fd = fd_gradient(loss_at, &model.params().concat(), 1e-6);
+                assert_close(&ws.grad.params().concat(), &fd, 1e-6, &format!("{objective:?} sigma={sigma}"));
+            }
+        }
+    }
+
+    #[test]
+    fn ssm_over_signed_basis_directions_equals_esm_with_the_same_gradient() {
+        // Sphere directions from z = +-e_d are v = +-sqrt(D) e_d; all 2D of them per point give ESM.
+        let (n, d) = (3, 4);
+        let mut rng = test_rng(102);
+        let shape = ModelShape { dim: d, width: 6, depth: 2, activation: Activation::Tanh, head: None };
+        let model = ScoreModel::<f64>::init(&shape, &mut rng);
+        let x = normal_mat(n, d, &mut rng);
+        let noise = normal_mat(n, d, &mut rng);
+        let signed = Mat::from_fn(2 * d * n, d, |r, c| {
+            let tau = r / n;
+            if tau / 2 == c {
+                if tau % 2 == 0 {
+                    1.0
+                } else {
+                    -1.0
+                }
+            } else {
+                0.0
+            }
+        });
+        let z = Mat::vstack(&[&noise, &signed]);
+        let mut ws = StepWorkspace::new(&model);
+        let esm = loss_and_gradient(&model, Objective::Esm, 0.3, &x, &noise, &mut ws);
+        let esm_grad = ws.grad.params().concat();
+        for variance_reduced in [false, true] {
+            let ssm = Objective::Ssm { projections: 2 * d, projection: Projection::Sphere, variance_reduced };
+            let loss = loss_and_gradient(&model, ssm, 0.3, &x, &z, &mut ws);
+            assert!((loss - esm).abs() < 1e-12 * (1.0 + esm.abs()), "SSM {loss} vs ESM {esm}");
+            assert_close(&ws.grad.params().concat(), &esm_grad, 1e-12, "SSM vs ESM gradient");
+        }
+    }
+}
