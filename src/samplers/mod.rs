@@ -5,7 +5,8 @@
 //! A sampler advances many chains at once ([`Chains`], `N x D`) and bounds only on what it reads:
 //! [`ScoreSource`] (ULA), [`LogDensitySource`] (MALA), [`CurvatureSource`] (Ozaki),
 //! [`NoiseConditional`] (annealed). Every analytic target implements these through blanket impls; a
-//! trained model does through [`ModelSource`] and [`ModelCurvatureSource`]. Chain `i` draws all its
+//! trained score model does through [`ModelSource`] and [`ModelCurvatureSource`], an energy model
+//! (which has log p, so MALA runs on it) through [`EnergySource`]. Chain `i` draws all its
 //! random numbers from its own stream ([`chain_rng`]), so runs are reproducible from a seed whatever
 //! the number of threads.
 #![deny(missing_docs)]
@@ -17,6 +18,7 @@ mod annealed;
 mod chain_series;
 mod chains;
 mod curvature;
+mod energy_source;
 mod error;
 mod lanczos;
 mod mala;
@@ -35,6 +37,7 @@ pub use annealed::{AnnealedOzaki, AnnealedSettings, AnnealedUla, GeometricSchedu
 pub use chain_series::{ChainSeries, MixingSummary};
 pub use chains::{chain_rng, Chains, Divergence, DIVERGENCE_BOUND};
 pub use curvature::{CurvatureBatch, CurvatureLayout, CurvatureView};
+pub use energy_source::EnergySource;
 pub use error::SamplerError;
 pub use lanczos::Lanczos;
 pub use mala::{Mala, MalaSettings};

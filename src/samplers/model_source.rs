@@ -4,7 +4,7 @@
 use super::curvature::{CurvatureBatch, CurvatureLayout};
 use super::error::SamplerError;
 use super::source::{CurvatureSource, ScoreSource};
-use crate::linalg::Mat;
+use crate::linalg::{Mat, Real};
 use crate::models::{ScoreModel, SecondOrderHead};
 use rayon::prelude::*;
 
@@ -12,9 +12,14 @@ use rayon::prelude::*;
 /// one deterministic GEMM sequence); large enough that the GEMMs stay efficient.
 const ROWS_PER_FORWARD: usize = 256;
 
-/// Runs `f` on row chunks of `x` (cast to f32) in parallel and writes its f64 results, `width` numbers
+/// Runs `f` on row chunks of `x` (cast to `F`) in parallel and writes its f64 results, `width` numbers
 /// per row, into `out`.
-fn forward_chunks(x: &Mat<f64>, width: usize, out: &mut [f64], f: impl Fn(&Mat<f32>, &mut [f64]) + Sync) {
+pub(crate) fn forward_chunks<F: Real>(
+    x: &Mat<f64>,
+    width: usize,
+    out: &mut [f64],
+    f: impl Fn(&Mat<F>, &mut [f64]) + Sync,
+) {
     let (n, d) = (x.rows(), x.cols());
     assert_eq!(out.len(), n * width, "model forward: output has the wrong length");
     if n == 0 || width == 0 {
@@ -26,7 +31,7 @@ fn forward_chunks(x: &Mat<f64>, width: usize, out: &mut [f64], f: impl Fn(&Mat<f
         let chunk = Mat::from_vec(
             rows,
             d,
-            x.as_slice()[start * d..(start + rows) * d].iter().map(|&v| v as f32).collect(),
+            x.as_slice()[start * d..(start + rows) * d].iter().map(|&v| F::of(v)).collect(),
         );
         f(&chunk, o);
     });
