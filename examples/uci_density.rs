@@ -3,7 +3,7 @@
 //! stderr).
 //!
 //! ```text
-//! cargo run --release --example uci_density -- --steps 4000 > bench/results/uci_density.md
+//! cargo run --release --example uci_density -- --steps 1000 > bench/results/uci_density.md
 //! ```
 //!
 //! Per run: `load_uci` (seeded split, PCA whitening on the training split), an energy model
@@ -38,7 +38,7 @@ struct Options {
 
 fn parse_options() -> Options {
     let mut o = Options {
-        steps: 4000,
+        steps: 1000,
         batch: 128,
         eval_every: 250,
         seed: 0,
@@ -49,7 +49,8 @@ fn parse_options() -> Options {
     let args: Vec<String> = std::env::args().skip(1).collect();
     for pair in args.chunks(2) {
         let value = pair.get(1).map(String::as_str).unwrap_or_else(|| panic!("{} needs a value", pair[0]));
-        let number = || value.parse::<f64>().unwrap_or_else(|_| panic!("{} {value}: expected a number", pair[0]));
+        let number =
+            || value.parse::<f64>().unwrap_or_else(|_| panic!("{} {value}: expected a number", pair[0]));
         match pair[0].as_str() {
             "--steps" => o.steps = number() as usize,
             "--batch" => o.batch = number() as usize,
@@ -85,6 +86,8 @@ struct Row {
     log_z: f64,
     log_z_check: f64,
     log_z_samples: usize,
+    log_z_se: f64,
+    ess: f64,
     test_esm: f64,
     ms_per_step: f64,
     best_step: usize,
@@ -94,8 +97,13 @@ fn run(dataset: UciDataset, objective: Objective, o: &Options) -> Row {
     let data = load_uci(&UciSpec { dataset, path: None }, o.seed).unwrap_or_else(|e| panic!("{e}"));
     let dim = data.train.cols();
     let mut rng = ChaCha8Rng::seed_from_u64(o.seed + 1);
-    let shape =
-        EnergyShape { dim, width: 64, depth: 2, activation: Activation::Softplus, base_precision: o.base_precision };
+    let shape = EnergyShape {
+        dim,
+        width: 64,
+        depth: 2,
+        activation: Activation::Softplus,
+        base_precision: o.base_precision,
+    };
     let mut model = EnergyModel::<f32>::init(&shape, &mut rng);
     let mut adam = Adam::new(AdamSettings::default(), model.num_params());
     let mut ws = EnergyWorkspace::new(&model);
@@ -121,16 +129,22 @@ fn run(dataset: UciDataset, objective: Objective, o: &Options) -> Row {
             }
         }
     }
-    let settings = LogPartitionSettings { seed: o.seed + 7, ..Default::default() };
+    let settings = LogPartitionSettings { seed: o.seed + 7, max_samples: 1 << 23, ..Default::default() };
     let z = log_partition(&best, Some(&data.train), &settings);
-    eprintln!("  log Z {:.4} +- {:.4} from {} draws (ESS {:.0})", z.log_z, z.std_err, z.samples, z.effective_samples);
-    let check = log_partition(&best, Some(&data.train), &LogPartitionSettings { seed: o.seed + 8, ..settings });
+    eprintln!(
+        "  log Z {:.4} +- {:.4} from {} draws (ESS {:.0})",
+        z.log_z, z.std_err, z.samples, z.effective_samples
+    );
+    let check =
+        log_partition(&best, Some(&data.train), &LogPartitionSettings { seed: o.seed + 8, ..settings });
     let test = data.test.cast::<f32>();
     Row {
         test_loglik: mean_log_likelihood(&best, &test, z.log_z),
         log_z: z.log_z,
         log_z_check: check.log_z,
         log_z_samples: z.samples,
+        log_z_se: z.std_err,
+        ess: z.effective_samples,
         test_esm: esm_loss(&best, &data.test),
         ms_per_step: 1e3 * train_seconds / o.steps as f64,
         best_step,
@@ -156,7 +170,7 @@ fn main() {
         "Energy model `E(x) = f(x) + {} ||x||^2 / 2`, f an MLP D -> 64 -> 64 -> 1 (softplus), Adam (lr 1e-3), \
          batch {}, {} steps; weights kept at the best validation ESM loss (checked every {} steps). Data \
          whitened by PCA on the training split; log-likelihoods in whitened coordinates (nats per point). \
-         `log Z` by importance sampling from the defensive mixture 0.5 N(0, 3^2 I) + 0.5 (Gaussians of std 0.5 on 256 training points) until its standard error is <= 0.005 nats; \
+         `log Z` by importance sampling from the defensive mixture 0.5 N(0, 3^2 I) + 0.5 (Gaussians of std 0.5 on 256 training points) until its standard error is <= 0.005 nats or 2^23 draws; \
          `|dlog Z|` is the difference to a second, independent estimate. SSM and SSM-VR: M = 1 Rademacher \
          projection; every objective trains on x + sigma z with sigma = {} (the same noise level; DSM needs it); FD-SSM eps = {}.\n",
         o.base_precision * 0.5 * 2.0,
@@ -166,8 +180,8 @@ fn main() {
         o.sigma,
         DEFAULT_FD_EPS
     );
-    println!("| dataset | D | objective | test log-lik | test ESM loss | ms / step | log Z | IS samples | abs dlog Z | best step |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("| dataset | D | objective | test log-lik | test ESM loss | ms / step | log Z | log Z s.e. | IS samples | IS ESS | abs dlog Z | best step |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for &dataset in &o.datasets {
         let dim = load_uci(&UciSpec { dataset, path: None }, o.seed).map(|d| d.train.cols()).unwrap_or(0);
         for objective in objectives {
@@ -175,13 +189,15 @@ fn main() {
             let r = run(dataset, objective, &o);
             eprintln!("{dataset} {}: done in {:.1} s", objective.name(), start.elapsed().as_secs_f64());
             println!(
-                "| {dataset} | {dim} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {} | {:.4} | {} |",
+                "| {dataset} | {dim} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.4} | {} | {:.0} | {:.4} | {} |",
                 objective.name(),
                 r.test_loglik,
                 r.test_esm,
                 r.ms_per_step,
                 r.log_z,
+                r.log_z_se,
                 r.log_z_samples,
+                r.ess,
                 (r.log_z - r.log_z_check).abs(),
                 r.best_step
             );

@@ -161,7 +161,8 @@ pub fn log_partition<F: Real>(
         }
         // log q at every draw; the data-centred part through one GEMM of squared distances.
         let norms: Vec<f64> = points.row_iter().map(|r| r.iter().map(|v| v * v).sum()).collect();
-        let mut log_q: Vec<f64> = norms.iter().map(|r2| (1.0 - a).ln() + log_q_norm - 0.5 * r2 / (c * c)).collect();
+        let mut log_q: Vec<f64> =
+            norms.iter().map(|r2| (1.0 - a).ln() + log_q_norm - 0.5 * r2 / (c * c)).collect();
         if let Some(mu) = &centres {
             cross.gemm_into(1.0, &points, false, mu, true, 0.0);
             let mu_norms: Vec<f64> = mu.row_iter().map(|r| r.iter().map(|v| v * v).sum()).collect();
@@ -210,17 +211,22 @@ mod tests {
         let mut model = EnergyModel::<f64>::init(&shape, &mut test_rng(1));
         let zeros = vec![0.0; model.num_params()];
         model.set_params(&zeros);
-        let settings = LogPartitionSettings { batch: 4096, min_samples: 8192, tolerance: 0.01, ..Default::default() };
+        let settings =
+            LogPartitionSettings { batch: 4096, min_samples: 8192, tolerance: 0.01, ..Default::default() };
         let est = log_partition(&model, None, &settings);
         let want = 1.5 * (2.0 * std::f64::consts::PI / 0.8).ln();
         assert!(est.std_err <= 0.01, "{est:?}");
         assert!((est.log_z - want).abs() < 4.0 * est.std_err, "{est:?} vs {want}");
         // Another seed agrees within the combined standard errors.
-        let other = log_partition(&model, &LogPartitionSettings { seed: 9, ..settings });
+        let other = log_partition(&model, None, &LogPartitionSettings { seed: 9, ..settings });
         assert!(
             (other.log_z - est.log_z).abs() < 4.0 * (est.std_err + other.std_err),
             "{other:?} vs {est:?}"
         );
+        // The defensive mixture with data-centred components estimates the same normaliser.
+        let data = Mat::from_fn(50, 3, |i, j| ((i * 3 + j) as f64).sin());
+        let mixed = log_partition(&model, Some(&data), &LogPartitionSettings { seed: 10, ..settings });
+        assert!((mixed.log_z - want).abs() < 4.0 * mixed.std_err, "{mixed:?} vs {want}");
         let x = Mat::from_vec(1, 3, vec![0.0, 0.0, 0.0]);
         assert!((mean_log_likelihood(&model, &x, want) + want).abs() < 1e-12);
     }
