@@ -378,7 +378,7 @@ pub fn load_uci(spec: &UciSpec, seed: u64) -> Result<UciData, UciError> {
         return Err(UciError::TooFewRows { path, rows: n });
     }
     let gaps: Vec<f64> = (0..d).map(|j| median_gap(&x, j)).collect();
-    if let Some(j) = gaps.iter().position(|g| !(*g > 0.0)) {
+    if let Some(j) = gaps.iter().position(|g| g.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)) {
         return Err(UciError::ConstantColumn { path, column: names[j].clone() });
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);

@@ -20,7 +20,7 @@ pub fn exp_nonpositive_f32(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 0.5;
+    p = p * r + 0.5; // 5.000_000_1e-1 rounds to exactly 0.5 in f32
     let er = p * r * r + r + 1.0;
     // t's low mantissa bits hold k (two's complement in the integer sense); 2^k = (k + 127) << 23.
     let k_bits = t.to_bits().wrapping_sub(ROUND.to_bits()) as i32;

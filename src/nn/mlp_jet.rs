@@ -70,9 +70,9 @@ impl<F: Real> Mlp<F> {
         trace.pre.resize_with(depth, Mat::default);
         trace.post.resize_with(depth - 1, Mat::default);
         trace.caches.resize_with(depth - 1, JetCache::default);
-        for l in 0..depth {
+        for (l, layer) in layers.iter().enumerate() {
             let input = if l == 0 { x } else { &trace.post[l - 1] };
-            layers[l].forward(input, n, &mut trace.pre[l], &mut ());
+            layer.forward(input, n, &mut trace.pre[l], &mut ());
             if l + 1 < depth {
                 act.forward(&trace.pre[l], n, &mut trace.post[l], &mut trace.caches[l]);
             }

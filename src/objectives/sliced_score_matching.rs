@@ -26,8 +26,8 @@ pub struct SlicedScores<'a, F> {
 /// SSM (or SSM-VR) of a score network `s(x)`.
 ///
 /// # Definition
-/// $$ J = \frac{1}{nM} \sum_{i,\tau} \Big[ v_{\tau i}^\top \nabla_x s(x_i)\, v_{\tau i}
-///    + \tfrac12 (v_{\tau i}^\top s(x_i))^2 \Big], $$
+/// $$ J = \frac{1}{nM} \sum_{i,\tau} \Big[ v_{\tau i}^\top \nabla_x s(x_i)\, v_{\tau i} +
+///    \tfrac12 (v_{\tau i}^\top s(x_i))^2 \Big], $$
 /// and with `variance_reduced` the second term is replaced by its expectation `||s(x_i)||^2 / 2`.
 /// `v^T (grad s) v = v . s_dot` comes from the tangent pass; the cotangents are
 /// `dJ/ds_i = (1/nM) sum_tau (v.s) v` (SSM) or `s_i / n` (SSM-VR) and `dJ/ds_dot = v / (nM)`.
