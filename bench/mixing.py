@@ -83,6 +83,96 @@ def fmt(v, spec="{:.2g}"):
     return "-" if v is None else spec.format(v)
 
 
+def sweep(binary, targets, samplers, grid, opts, label=""):
+    """Every (target, sampler, step size) of the grid; progress on stderr."""
+    runs = []
+    for target in targets:
+        for sampler in samplers:
+            for h in grid:
+                r = run(binary, target, sampler, h, opts)
+                runs.append(r)
+                status = r.get("error") or "mmd2_stat {} steps_to_tol {} diverged {}".format(
+                    fmt(r["mmd2_stationary"], "{:.2e}"), r["steps_to_tol"], r["diverged"])
+                print(f"{label}{target:32s} {sampler:15s} h={h:<6g} {status}", file=sys.stderr)
+    return runs
+
+
+def save_runs(path, runs, meta):
+    with gzip.open(path, "wt") as f:
+        f.write(json.dumps({"meta": meta}) + "\n")
+        for r in runs:
+            f.write(json.dumps(r) + "\n")
+
+
+def load_runs(path):
+    """(runs, meta) of a file written by save_runs."""
+    with gzip.open(path, "rt") as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    meta = next((r["meta"] for r in records if "meta" in r), {})
+    return [r for r in records if "meta" not in r], meta
+
+
+def selection_lines(grid, tol):
+    """The step-size grid, the selection rule and the column definitions, as Markdown bullets."""
+    return [
+        f"- Step-size grid, the same for every sampler: {', '.join(f'{h:g}' for h in grid)}.",
+        "- Stable: no chain diverged (NaN/inf) and the stationary MMD² is below the initial one (a run that "
+        "blows up without overflowing yet counts as unstable). Best stable step size: among stable step sizes, those whose "
+        f"stationary MMD² is within tol = {tol:g} of the sampler's lowest; of these, the one with the fewest "
+        "steps to tolerance (ties: the smaller step).",
+        "- Stationary MMD²: mean of the last quarter of the trace. Final MMD²: at the last step. Steps to "
+        "tolerance: first traced step with MMD² <= stationary MMD² + tol (resolution: the tracing interval). "
+        "ESS: min over the first 256 chains and 16 coordinates of Geyer's initial-monotone-sequence ESS over "
+        "the second half of the run (annealed: the second half of the last level). Mode TV: total variation "
+        "between mixture weights and the fraction of chains nearest each component (exact draws give the "
+        "value in parentheses). KSD²: U-statistic with the IMQ kernel (c = 1, beta = -1/2) and the true score "
+        "(unbiased, so slightly negative when the sample is exact). Seconds: time inside the sampler's steps "
+        "for the whole run (scores and Hessians included, metrics excluded); seconds to tol: the share of it up "
+        "to the steps-to-tolerance step.",
+    ]
+
+
+TABLE_HEADER = [
+    "| sampler | best h | stable h in grid | steps to tol | final MMD² | stationary MMD² | KSD² | mode TV "
+    "| ESS min | clipped | accept | seconds | seconds to tol |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+]
+
+
+def table_row(label, rs, tol):
+    """One row of the table: the best stable run among rs (one sampler's runs over the grid)."""
+    n_stable = sum(stable(r) for r in rs)
+    b = best(rs, tol)
+    if b is None:
+        return f"| {label} | none stable | 0/{len(rs)} | | | | | | | | | | |"
+    tv = "-" if b["mode_tv"] is None else f"{b['mode_tv']:.3f} ({b['mode_tv_reference']:.3f})"
+    return (
+        f"| {label} | {b['step_size']:g} | {n_stable}/{len(rs)} | {fmt(b['steps_to_tol'], '{}')} | "
+        f"{fmt(b['mmd2'], '{:.1e}')} | {fmt(b['mmd2_stationary'], '{:.1e}')} | {fmt(b['ksd2'], '{:.1e}')} | "
+        f"{tv} | {fmt(b['ess_min'], '{:.0f}')} | {b['clipped_fraction']:.3f} | "
+        f"{b['acceptance_rate']:.2f} | {b['seconds']:.3g} | {fmt(to_tol_seconds(b), '{:.2g}')} |")
+
+
+def short_name(target):
+    """gmm:dim=8,components=4,seed=1 -> gmmdim8 (for file names)."""
+    return target.split(",")[0].replace(":", "").replace("=", "")
+
+
+def plot_best(binary, best_runs, out_dir, name, title, alt):
+    """Draws MMD² against step of best_runs on one figure (`tweedie plot-traces`, which labels each series
+    by its report's `sampler` and `step_size`); returns the Markdown lines that show it (none on failure)."""
+    if not best_runs:
+        return []
+    traces = os.path.join(out_dir, "best_traces.jsonl")
+    with open(traces, "w") as f:
+        for r in best_runs:
+            f.write(json.dumps(r) + "\n")
+    ok = subprocess.run([binary, "plot-traces", traces, "--out", os.path.join(out_dir, name),
+                         "--title", title]).returncode == 0
+    os.remove(traces)
+    return [f"![{alt}]({name})", ""] if ok else []
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
@@ -96,25 +186,12 @@ def main():
     jsonl = os.path.join(args.out_dir, "mixing_analytic.jsonl.gz")
     t0 = time.time()
     if args.reuse:
-        with gzip.open(jsonl, "rt") as f:
-            records = [json.loads(line) for line in f if line.strip()]
-        elapsed = next((r["meta"]["elapsed_s"] for r in records if "meta" in r), None)
-        runs = [r for r in records if "meta" not in r]
+        runs, meta = load_runs(jsonl)
+        elapsed = meta.get("elapsed_s")
     else:
-        runs = []
-        for target in TARGETS:
-            for sampler in SAMPLERS:
-                for h in grid:
-                    r = run(args.bin, target, sampler, h, opts)
-                    runs.append(r)
-                    status = r.get("error") or "mmd2_stat {} steps_to_tol {} diverged {}".format(
-                        fmt(r["mmd2_stationary"], "{:.2e}"), r["steps_to_tol"], r["diverged"])
-                    print(f"{target:32s} {sampler:15s} h={h:<6g} {status}", file=sys.stderr)
+        runs = sweep(args.bin, TARGETS, SAMPLERS, grid, opts)
         elapsed = time.time() - t0
-        with gzip.open(jsonl, "wt") as f:
-            f.write(json.dumps({"meta": {"elapsed_s": round(elapsed), "options": opts, "grid": grid}}) + "\n")
-            for r in runs:
-                f.write(json.dumps(r) + "\n")
+        save_runs(jsonl, runs, {"elapsed_s": round(elapsed), "options": opts, "grid": grid})
 
     tol = opts["tol"]
     lines = [
@@ -130,40 +207,11 @@ def main():
         "Ozaki samplers clip curvature eigenvalues at l_max = 0; ozaki-lowrank runs Lanczos (32 iterations) "
         "on the analytic Hessian's matrix-vector products. Annealed samplers use 10 geometric levels "
         "from sigma = 5 to 0.01, step h sigma_i² at level i, and a final Tweedie denoising step.",
-        f"- Step-size grid, the same for every sampler: {', '.join(f'{h:g}' for h in grid)}.",
-        "- Stable: no chain diverged (NaN/inf) and the stationary MMD² is below the initial one (a run that "
-        "blows up without overflowing yet counts as unstable). Best stable step size: among stable step sizes, those whose "
-        f"stationary MMD² is within tol = {tol:g} of the sampler's lowest; of these, the one with the fewest "
-        "steps to tolerance (ties: the smaller step).",
-        "- Stationary MMD²: mean of the last quarter of the trace. Final MMD²: at the last step. Steps to "
-        "tolerance: first traced step with MMD² <= stationary MMD² + tol (resolution: the tracing interval). "
-        "ESS: min over the first 256 chains and 16 coordinates of Geyer's initial-monotone-sequence ESS over "
-        "the second half of the run (annealed: the second half of the last level). Mode TV: total variation "
-        "between mixture weights and the fraction of chains nearest each component (exact draws give the "
-        "value in parentheses). KSD²: U-statistic with the IMQ kernel (c = 1, beta = -1/2) and the true score "
-        "(unbiased, so slightly negative when the sample is exact). Seconds: time inside the sampler's steps "
-        "for the whole run (scores and Hessians included, metrics excluded); seconds to tol: the share of it up "
-        "to the steps-to-tolerance step.",
-        "",
-    ]
+    ] + selection_lines(grid, tol) + [""]
     for target in TARGETS:
-        lines += [f"## `{target}`", "",
-                  "| sampler | best h | stable h in grid | steps to tol | final MMD² | stationary MMD² | KSD² | mode TV "
-                  "| ESS min | clipped | accept | seconds | seconds to tol |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [f"## `{target}`", ""] + TABLE_HEADER
         for sampler in SAMPLERS:
-            rs = [r for r in runs if r["spec"] == target and r["sampler"] == sampler]
-            n_stable = sum(stable(r) for r in rs)
-            b = best(rs, tol)
-            if b is None:
-                lines.append(f"| {sampler} | none stable | 0/{len(rs)} | | | | | | | | | | |")
-                continue
-            tv = "-" if b["mode_tv"] is None else f"{b['mode_tv']:.3f} ({b['mode_tv_reference']:.3f})"
-            lines.append(
-                f"| {sampler} | {b['step_size']:g} | {n_stable}/{len(rs)} | {fmt(b['steps_to_tol'], '{}')} | "
-                f"{fmt(b['mmd2'], '{:.1e}')} | {fmt(b['mmd2_stationary'], '{:.1e}')} | {fmt(b['ksd2'], '{:.1e}')} | "
-                f"{tv} | {fmt(b['ess_min'], '{:.0f}')} | {b['clipped_fraction']:.3f} | "
-                f"{b['acceptance_rate']:.2f} | {b['seconds']:.3g} | {fmt(to_tol_seconds(b), '{:.2g}')} |")
+            lines.append(table_row(sampler, [r for r in runs if r["spec"] == target and r["sampler"] == sampler], tol))
         lines.append("")
 
     # The issue's check on the ill-conditioned Gaussian.
@@ -194,19 +242,9 @@ def main():
     # MMD^2 against step of every sampler at its best step size, one figure per target.
     for target in TARGETS:
         best_runs = [best([r for r in runs if r["spec"] == target and r["sampler"] == s], tol) for s in SAMPLERS]
-        best_runs = [r for r in best_runs if r is not None]
-        if not best_runs:
-            continue
-        name = "mixing_" + target.split(",")[0].replace(":", "").replace("=", "") + ".png"
-        traces = os.path.join(args.out_dir, "best_traces.jsonl")
-        with open(traces, "w") as f:
-            for r in best_runs:
-                f.write(json.dumps(r) + "\n")
-        png = os.path.join(args.out_dir, name)
-        cmd = [args.bin, "plot-traces", traces, "--out", png, "--title", f"MMD^2 against step, {target}"]
-        if subprocess.run(cmd).returncode == 0:
-            lines += [f"![MMD² against step on {target}]({name})", ""]
-        os.remove(traces)
+        lines += plot_best(args.bin, [r for r in best_runs if r is not None], args.out_dir,
+                           f"mixing_{short_name(target)}.png", f"MMD^2 against step, {target}",
+                           f"MMD² against step on {target}")
 
     path = os.path.join(args.out_dir, "mixing_analytic.md")
     with open(path, "w") as f:
