@@ -32,9 +32,12 @@ fn main() {
         match pair[0].as_str() {
             "--steps" => steps = value.parse().expect("--steps N"),
             "--batch" => batch = value.parse().expect("--batch N"),
+            "--projections" => m = value.parse().expect("--projections M"),
             "--seeds" => seeds = list(value),
             "--sigmas" => sigmas = list(value),
-            other => panic!("unknown option {other} (expected --steps, --batch, --seeds, --sigmas)"),
+            other => {
+                panic!("unknown option {other} (expected --steps, --batch, --projections, --seeds, --sigmas)")
+            }
         }
     }
     let sliced = |variance_reduced| Objective::Ssm {
@@ -50,7 +53,7 @@ fn main() {
         Objective::Esm,
         Objective::FdSsm { eps: DEFAULT_FD_EPS },
     ];
-    println!("s1_rel_err on gmm:dim=8,components=4,seed=S at noise sigma; MLP 8 -> 128 -> 128 -> 8 (softplus), Adam, batch {batch}, {steps} steps; SSM/SSM-VR M = 1 Rademacher.\n");
+    println!("s1_rel_err on gmm:dim=8,components=4,seed=S at noise sigma; MLP 8 -> 128 -> 128 -> 8 (softplus), Adam, batch {batch}, {steps} steps; SSM/SSM-VR M = {m} Rademacher.\n");
     println!("| seed | sigma | {} |", objectives.map(|o| o.name()).join(" | "));
     println!("|---|---|{}", "---|".repeat(objectives.len()));
     for &seed in &seeds {
