@@ -24,8 +24,8 @@ fn list<T: std::str::FromStr>(s: &str) -> Vec<T> {
 }
 
 fn main() {
-    let (mut steps, mut seeds, mut sigmas, mut batch) =
-        (3000usize, vec![21u64, 22], vec![0.1f64, 0.5], 256usize);
+    let (mut steps, mut seeds, mut sigmas, mut batch, mut m) =
+        (3000usize, vec![21u64, 22], vec![0.1f64, 0.5], 256usize, 1usize);
     let args: Vec<String> = std::env::args().skip(1).collect();
     for pair in args.chunks(2) {
         let value = pair.get(1).expect("every option takes a value");
@@ -41,7 +41,7 @@ fn main() {
         }
     }
     let sliced = |variance_reduced| Objective::Ssm {
-        projections: 1,
+        projections: m,
         projection: Projection::Rademacher,
         variance_reduced,
     };
