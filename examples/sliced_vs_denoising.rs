@@ -24,21 +24,24 @@ fn list<T: std::str::FromStr>(s: &str) -> Vec<T> {
 }
 
 fn main() {
-    let (mut steps, mut seeds, mut sigmas, mut batch) =
-        (3000usize, vec![21u64, 22], vec![0.1f64, 0.5], 256usize);
+    let (mut steps, mut seeds, mut sigmas, mut batch, mut m) =
+        (3000usize, vec![21u64, 22], vec![0.1f64, 0.5], 256usize, 1usize);
     let args: Vec<String> = std::env::args().skip(1).collect();
     for pair in args.chunks(2) {
         let value = pair.get(1).expect("every option takes a value");
         match pair[0].as_str() {
             "--steps" => steps = value.parse().expect("--steps N"),
             "--batch" => batch = value.parse().expect("--batch N"),
+            "--projections" => m = value.parse().expect("--projections M"),
             "--seeds" => seeds = list(value),
             "--sigmas" => sigmas = list(value),
-            other => panic!("unknown option {other} (expected --steps, --batch, --seeds, --sigmas)"),
+            other => {
+                panic!("unknown option {other} (expected --steps, --batch, --projections, --seeds, --sigmas)")
+            }
         }
     }
     let sliced = |variance_reduced| Objective::Ssm {
-        projections: 1,
+        projections: m,
         projection: Projection::Rademacher,
         variance_reduced,
     };
@@ -50,7 +53,7 @@ fn main() {
         Objective::Esm,
         Objective::FdSsm { eps: DEFAULT_FD_EPS },
     ];
-    println!("s1_rel_err on gmm:dim=8,components=4,seed=S at noise sigma; MLP 8 -> 128 -> 128 -> 8 (softplus), Adam, batch {batch}, {steps} steps; SSM/SSM-VR M = 1 Rademacher.\n");
+    println!("s1_rel_err on gmm:dim=8,components=4,seed=S at noise sigma; MLP 8 -> 128 -> 128 -> 8 (softplus), Adam, batch {batch}, {steps} steps; SSM/SSM-VR M = {m} Rademacher.\n");
     println!("| seed | sigma | {} |", objectives.map(|o| o.name()).join(" | "));
     println!("|---|---|{}", "---|".repeat(objectives.len()));
     for &seed in &seeds {

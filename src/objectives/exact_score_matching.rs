@@ -6,7 +6,18 @@ use crate::linalg::{Mat, Real};
 /// The `D` basis directions of each of `points` points, stacked as the directions of a tangent or jet
 /// pass: block `d` (rows `d n .. (d + 1) n`) holds `e_d` on every row.
 pub fn basis_directions<F: Real>(points: usize, dim: usize) -> Mat<F> {
-    Mat::from_fn(dim * points, dim, |r, c| if r / points == c { F::one() } else { F::zero() })
+    let mut out = Mat::zeros(dim * points, dim);
+    basis_directions_into(points, dim, out.as_mut_slice());
+    out
+}
+
+/// Writes [`basis_directions`] into `out` (`D n x D`, row-major) without allocating.
+#[track_caller]
+pub fn basis_directions_into<F: Real>(points: usize, dim: usize, out: &mut [F]) {
+    assert_eq!(out.len(), dim * points * dim, "basis_directions_into: buffer length");
+    for (r, row) in out.chunks_exact_mut(dim.max(1)).enumerate() {
+        row.iter_mut().enumerate().for_each(|(c, v)| *v = if r / points == c { F::one() } else { F::zero() });
+    }
 }
 
 /// ESM of a score network from its tangents along the basis directions.

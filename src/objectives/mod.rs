@@ -11,7 +11,7 @@ mod structured_symmetric;
 
 pub use denoising_score_matching::{dsm_loss, dsm_vr_loss};
 pub use error::ObjectiveError;
-pub use exact_score_matching::{basis_directions, esm_energy_loss, esm_loss};
+pub use exact_score_matching::{basis_directions, basis_directions_into, esm_energy_loss, esm_loss};
 pub use finite_difference_ssm::{fd_directions_into, fd_ssm_energy_loss, fd_ssm_loss};
 pub use projection::Projection;
 pub use second_order_dsm::{d2sm_loss, D2smBatch, D2smForm};

@@ -14,7 +14,7 @@ use crate::linalg::{Mat, Real};
 use crate::models::EnergyModel;
 use crate::nn::{stack_jet_input, InputGradientTrace, MlpJetTrace, MlpTrace};
 use crate::objectives::{
-    basis_directions, dsm_loss, dsm_vr_loss, esm_energy_loss, fd_directions_into, fd_ssm_energy_loss,
+    basis_directions_into, dsm_loss, dsm_vr_loss, esm_energy_loss, fd_directions_into, fd_ssm_energy_loss,
     ssm_energy_loss, ssm_vr_energy_loss,
 };
 
@@ -31,6 +31,8 @@ pub struct EnergyWorkspace<F> {
     g_scores: Mat<F>,
     plain_trace: MlpTrace<F>,
     g_plain: Mat<F>,
+    phi1: Vec<F>,
+    phi2: Vec<F>,
     /// The parameter gradient of the last step.
     pub grad: EnergyModel<F>,
 }
@@ -49,6 +51,8 @@ impl<F: Real> EnergyWorkspace<F> {
             g_scores: Mat::default(),
             plain_trace: MlpTrace::default(),
             g_plain: Mat::default(),
+            phi1: Vec::new(),
+            phi2: Vec::new(),
             grad: model.zeros_like(),
         }
     }
@@ -132,7 +136,8 @@ pub fn energy_loss_and_gradient<F: Real>(
             ws.points.resize(n, dim);
             perturb_into(x.as_slice(), noise, sigma, ws.points.as_mut_slice());
             if objective == Objective::Esm {
-                ws.directions = basis_directions(n, dim);
+                ws.directions.resize(dim * n, dim);
+                basis_directions_into(n, dim, ws.directions.as_mut_slice());
             } else {
                 ws.directions.resize(draws.len() / dim, dim);
                 directions_into(objective, draws, dim, ws.directions.as_mut_slice());
@@ -141,8 +146,11 @@ pub fn energy_loss_and_gradient<F: Real>(
             stack_jet_input(&ws.points, &ws.directions, &mut ws.input);
             let out = model.net.jet_forward_trace(&ws.input, n, &mut ws.jet_trace);
             // Output jets of the network plus those of the base term: phi' += lambda x.v, phi'' += lambda ||v||^2.
-            let (mut phi1, mut phi2) =
-                (out.as_slice()[n..n + m * n].to_vec(), out.as_slice()[n + m * n..].to_vec());
+            let (phi1, phi2) = (&mut ws.phi1, &mut ws.phi2);
+            phi1.clear();
+            phi1.extend_from_slice(&out.as_slice()[n..n + m * n]);
+            phi2.clear();
+            phi2.extend_from_slice(&out.as_slice()[n + m * n..]);
             for (k, v) in ws.directions.row_iter().enumerate() {
                 let xv: F = ws.points.row(k % n).iter().zip(v).map(|(a, b)| *a * *b).sum();
                 let vv: F = v.iter().map(|a| *a * *a).sum();
@@ -154,14 +162,21 @@ pub fn energy_loss_and_gradient<F: Real>(
             let (_, g_rest) = ws.g_jet.as_mut_slice().split_at_mut(n);
             let (g1, g2) = g_rest.split_at_mut(m * n);
             let loss = match objective {
-                Objective::Esm => esm_energy_loss(&phi1, &phi2, n, g1, g2),
-                Objective::Ssm { variance_reduced: false, .. } => ssm_energy_loss(&phi1, &phi2, g1, g2),
+                Objective::Esm => esm_energy_loss(&phi1[..], &phi2[..], n, g1, g2),
+                Objective::Ssm { variance_reduced: false, .. } => {
+                    ssm_energy_loss(&phi1[..], &phi2[..], g1, g2)
+                }
                 _ => {
                     scores_at(model, &ws.points, &mut ws.gradient_trace, &mut ws.scores);
                     ws.g_scores.resize(n, dim);
                     // ||grad E||^2 = ||s||^2; the cotangent of grad f is that of grad E.
-                    let loss =
-                        ssm_vr_energy_loss(&phi2, ws.scores.as_slice(), n, g2, ws.g_scores.as_mut_slice());
+                    let loss = ssm_vr_energy_loss(
+                        &phi2[..],
+                        ws.scores.as_slice(),
+                        n,
+                        g2,
+                        ws.g_scores.as_mut_slice(),
+                    );
                     ws.g_scores.as_mut_slice().iter_mut().for_each(|v| *v = -*v);
                     model.net.input_gradient_reverse(
                         &ws.points,
@@ -192,10 +207,11 @@ pub fn energy_loss_and_gradient<F: Real>(
                 *m = *c - *v;
             }
             let out = model.net.forward_trace(&ws.input, 3 * n, &mut ws.plain_trace);
-            let mut energies = out.as_slice().to_vec();
-            for (e, row) in energies.iter_mut().zip(ws.input.row_iter()) {
-                *e += model.base_energy(row);
-            }
+            let energies = &mut ws.phi1;
+            energies.clear();
+            energies.extend(
+                out.as_slice().iter().zip(ws.input.row_iter()).map(|(f, row)| *f + model.base_energy(row)),
+            );
             ws.g_plain.resize(3 * n, 1);
             let (g_plus, g_rest) = ws.g_plain.as_mut_slice().split_at_mut(n);
             let (g_minus, g_center) = g_rest.split_at_mut(n);

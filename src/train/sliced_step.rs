@@ -6,7 +6,7 @@ use super::step::Objective;
 use crate::linalg::{Mat, Real};
 use crate::nn::{Mlp, MlpTrace};
 use crate::objectives::{
-    basis_directions, esm_loss, fd_directions_into, fd_ssm_loss, ssm_loss, SlicedScores,
+    basis_directions_into, esm_loss, fd_directions_into, fd_ssm_loss, ssm_loss, SlicedScores,
 };
 
 /// The reusable buffers a step writes into.
@@ -66,7 +66,7 @@ pub(super) fn sliced_loss_and_gradient<F: Real>(
             let (head, tail) = input.as_mut_slice().split_at_mut(block);
             perturb_into(x.as_slice(), noise, sigma, head);
             if objective == Objective::Esm {
-                tail.copy_from_slice(basis_directions::<F>(n, dim).as_slice());
+                basis_directions_into(n, dim, tail);
             } else {
                 directions_into(objective, draws, dim, tail);
             }
