@@ -24,8 +24,51 @@ pub enum Base<'a, F> {
     Dense(&'a [F]),
 }
 
+/// Ranks up to this use fixed-width padded rows, which the compiler turns into full vector operations
+/// (a rank-10 row would otherwise run as scalar remainder loops).
+const LANES: usize = 16;
+
+/// `row` zero-padded to [`LANES`] entries.
+#[inline(always)]
+fn padded<F: Real>(row: &[F]) -> [F; LANES] {
+    let mut out = [F::zero(); LANES];
+    out[..row.len()].copy_from_slice(row);
+    out
+}
+
+/// The [`LANES`] entries of `u` from `start` (a fixed-size load); past the end, zero-padded. Lanes beyond
+/// the row's own `rank` entries hold the next row's values: callers discard those lanes.
+#[inline(always)]
+fn lanes_at<F: Real>(u: &[F], start: usize) -> [F; LANES] {
+    match u.get(start..start + LANES) {
+        Some(window) => window.try_into().expect("a window of LANES entries"),
+        None => padded(&u[start..]),
+    }
+}
+
+/// `acc += a x` over all lanes.
+#[inline(always)]
+fn axpy<F: Real>(acc: &mut [F; LANES], a: F, x: &[F; LANES]) {
+    for (s, v) in acc.iter_mut().zip(x) {
+        *s += a * *v;
+    }
+}
+
 /// `gram = U^T U` for row-major `U` (`D x rank`), accumulated row by row (contiguous, O(D r^2)).
 pub fn gram_into<F: Real>(u: &[F], rank: usize, gram: &mut [F]) {
+    if rank <= LANES {
+        let mut acc = [[F::zero(); LANES]; LANES];
+        for (i, row) in u.chunks_exact(rank).enumerate() {
+            let p = lanes_at(u, i * rank);
+            for (a, ua) in row.iter().enumerate() {
+                axpy(&mut acc[a], *ua, &p);
+            }
+        }
+        for (g, a) in gram.chunks_exact_mut(rank).zip(&acc) {
+            g.copy_from_slice(&a[..rank]);
+        }
+        return;
+    }
     gram.iter_mut().for_each(|g| *g = F::zero());
     for row in u.chunks_exact(rank) {
         for (a, ua) in row.iter().enumerate() {
@@ -38,6 +81,14 @@ pub fn gram_into<F: Real>(u: &[F], rank: usize, gram: &mut [F]) {
 
 /// `U^T x` (length `rank`) for row-major `U`.
 fn project<F: Real>(u: &[F], rank: usize, x: &[F], out: &mut [F]) {
+    if rank <= LANES {
+        let mut acc = [F::zero(); LANES];
+        for (i, xi) in x.iter().enumerate().take(u.len() / rank) {
+            axpy(&mut acc, *xi, &lanes_at(u, i * rank));
+        }
+        out.copy_from_slice(&acc[..rank]);
+        return;
+    }
     out.iter_mut().for_each(|o| *o = F::zero());
     for (row, xi) in u.chunks_exact(rank).zip(x) {
         out.iter_mut().zip(row).for_each(|(o, r)| *o += *r * *xi);
@@ -217,9 +268,23 @@ impl<F: Real> StructuredSym<'_, F> {
             Base::Factor { u, rank: r, gram } if std::ptr::eq(u, v) && r == rank => {
                 // B V = U (U^T U) for V = U: reuse the Gram matrix.
                 let f = scale * self.alpha;
-                for (o, row) in out.chunks_exact_mut(rank).zip(u.chunks_exact(rank)) {
-                    for (ua, gram_row) in row.iter().zip(gram.chunks_exact(rank)) {
-                        o.iter_mut().zip(gram_row).for_each(|(ob, g)| *ob += f * *ua * *g);
+                if rank <= LANES {
+                    let mut rows = [[F::zero(); LANES]; LANES];
+                    for (r, g) in rows.iter_mut().zip(gram.chunks_exact(rank)) {
+                        *r = padded(g);
+                    }
+                    for (o, row) in out.chunks_exact_mut(rank).zip(u.chunks_exact(rank)) {
+                        let mut acc = [F::zero(); LANES];
+                        for (ua, g) in row.iter().zip(&rows) {
+                            axpy(&mut acc, *ua, g);
+                        }
+                        o.iter_mut().zip(&acc).for_each(|(ob, a)| *ob += f * *a);
+                    }
+                } else {
+                    for (o, row) in out.chunks_exact_mut(rank).zip(u.chunks_exact(rank)) {
+                        for (ua, gram_row) in row.iter().zip(gram.chunks_exact(rank)) {
+                            o.iter_mut().zip(gram_row).for_each(|(ob, g)| *ob += f * *ua * *g);
+                        }
                     }
                 }
             }
