@@ -1,6 +1,6 @@
 //! The floating-point types the network core runs in (f32 for training, f64 for checks), with the GEMM
 //! kernel each one dispatches to.
-#![allow(unsafe_code)] // the only unsafe in the crate: calls into matrixmultiply's strided GEMM.
+#![allow(unsafe_code)] // the only unsafe in the crate: calls into the gemm crate's strided GEMM.
 
 use num_traits::{Float, FromPrimitive, ToPrimitive};
 use std::fmt::Debug;
@@ -62,7 +62,7 @@ fn extent(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
 }
 
 macro_rules! impl_real {
-    ($t:ty, $kernel:path, $exp:expr, $ln_1p:expr) => {
+    ($t:ty, $exp:expr, $ln_1p:expr) => {
         impl Real for $t {
             const EPS: Self = <$t>::EPSILON;
 
@@ -97,23 +97,29 @@ macro_rules! impl_real {
                     return;
                 }
                 // SAFETY: the asserts above guarantee every index the kernel touches lies inside the
-                // slices; C is borrowed mutably, so it cannot alias A or B.
+                // slices; C is borrowed mutably, so it cannot alias A or B. gemm computes
+                // dst = alpha_g dst + beta_g lhs rhs, so our (alpha, beta) map to (beta_g, alpha_g).
                 unsafe {
-                    $kernel(
+                    gemm::gemm::<$t>(
                         m,
-                        k,
                         n,
-                        alpha,
-                        a.0.as_ptr(),
-                        a.1 as isize,
-                        a.2 as isize,
-                        b.0.as_ptr(),
-                        b.1 as isize,
-                        b.2 as isize,
-                        beta,
+                        k,
                         c.0.as_mut_ptr(),
-                        c.1 as isize,
                         c.2 as isize,
+                        c.1 as isize,
+                        beta != 0.0,
+                        a.0.as_ptr(),
+                        a.2 as isize,
+                        a.1 as isize,
+                        b.0.as_ptr(),
+                        b.2 as isize,
+                        b.1 as isize,
+                        beta,
+                        alpha,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
                     )
                 }
             }
@@ -121,13 +127,8 @@ macro_rules! impl_real {
     };
 }
 
-impl_real!(
-    f32,
-    matrixmultiply::sgemm,
-    super::fast_math::exp_nonpositive_f32,
-    super::fast_math::ln_1p_unit_f32
-);
-impl_real!(f64, matrixmultiply::dgemm, f64::exp, f64::ln_1p);
+impl_real!(f32, super::fast_math::exp_nonpositive_f32, super::fast_math::ln_1p_unit_f32);
+impl_real!(f64, f64::exp, f64::ln_1p);
 
 /// Maps a [`Real`] to its safetensors dtype.
 pub mod safetensors_dtype {
