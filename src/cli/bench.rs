@@ -10,7 +10,7 @@ use std::time::Instant;
 use tweedie::estimators::{score_jacobian, stein_scores, Ssge, SsgeSettings, SteinSettings};
 use tweedie::linalg::Mat;
 use tweedie::models::{ModelShape, ScoreModel, SecondOrderHead};
-use tweedie::nn::Activation;
+use tweedie::nn::{Activation, MlpTrace};
 use tweedie::objectives::{D2smForm, Projection};
 use tweedie::optim::{Adam, AdamSettings};
 use tweedie::targets::random_gauss;
@@ -143,11 +143,12 @@ fn run(workload: &str, dim: usize, reps: usize) -> Result<f64> {
             let model = ScoreModel::<f32>::init(&shape(dim, Some(learned_head)), &mut rng);
             let x = normal(POINTS, dim, &mut rng);
             let net = &model.s2.as_ref().expect("model has a head").net;
+            let (mut trace, mut dense) = (MlpTrace::default(), Vec::new());
             median_ms(reps, || {
                 if learned_head == SecondOrderHead::Full {
-                    std::hint::black_box(model.hessian_dense(&x));
+                    std::hint::black_box(model.hessian_dense_into(&x, &mut trace, &mut dense));
                 } else {
-                    std::hint::black_box(net.forward(&x));
+                    std::hint::black_box(net.forward_trace(&x, x.rows(), &mut trace));
                 }
             })
         }

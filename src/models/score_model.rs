@@ -3,7 +3,7 @@
 
 use super::SecondOrderHead;
 use crate::linalg::{Mat, Real};
-use crate::nn::{Activation, Mlp};
+use crate::nn::{Activation, Mlp, MlpTrace};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -137,13 +137,20 @@ impl<F: Real> ScoreModel<F> {
     /// The learned `S2` at every row of `x` as dense matrices (`N * D * D`, row-major per point), or
     /// `None` for a model without a second-order head.
     pub fn hessian_dense(&self, x: &Mat<F>) -> Option<Vec<F>> {
-        let s2 = self.s2.as_ref()?;
-        let raw = s2.net.forward(x);
+        let mut out = Vec::new();
+        self.hessian_dense_into(x, &mut MlpTrace::default(), &mut out).then_some(out)
+    }
+
+    /// [`ScoreModel::hessian_dense`] into caller-owned buffers (reused across calls, so repeated
+    /// evaluation allocates nothing); returns `false` for a model without a second-order head.
+    pub fn hessian_dense_into(&self, x: &Mat<F>, trace: &mut MlpTrace<F>, out: &mut Vec<F>) -> bool {
+        let Some(s2) = self.s2.as_ref() else { return false };
+        let raw = s2.net.forward_trace(x, x.rows().max(1), trace);
         let dim = self.dim();
-        let mut out = vec![F::zero(); x.rows() * dim * dim];
+        out.resize(x.rows() * dim * dim, F::zero());
         for (row, block) in raw.row_iter().zip(out.chunks_exact_mut(dim * dim)) {
             s2.head.dense_into(row, dim, block);
         }
-        Some(out)
+        true
     }
 }
