@@ -107,13 +107,7 @@ impl<F: Real> ScoreModel<F> {
     /// Overwrites all parameters from a flat vector in the order of [`ScoreModel::params`].
     #[track_caller]
     pub fn set_params(&mut self, flat: &[F]) {
-        let mut rest = flat;
-        for p in self.params_mut() {
-            let (head, tail) = rest.split_at(p.len());
-            p.copy_from_slice(head);
-            rest = tail;
-        }
-        assert!(rest.is_empty(), "set_params: {} values left over", rest.len());
+        crate::nn::copy_from_flat(self.params_mut(), flat);
     }
 
     /// Total number of parameters.

@@ -191,12 +191,7 @@ mod tests {
 
     fn from_flat(template: &Mlp<f64>, theta: &[f64]) -> Mlp<f64> {
         let mut mlp = template.clone();
-        let mut rest = theta;
-        for p in mlp.params_mut() {
-            let (head, tail) = rest.split_at(p.len());
-            p.copy_from_slice(head);
-            rest = tail;
-        }
+        crate::nn::copy_from_flat(mlp.params_mut(), theta);
         mlp
     }
 

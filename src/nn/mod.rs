@@ -8,6 +8,7 @@ mod layer;
 mod linear;
 mod mlp;
 mod mlp_jet;
+mod params;
 
 pub use activation::{Activation, ActivationCache};
 pub use input_gradient::InputGradientTrace;
@@ -16,3 +17,4 @@ pub use layer::Layer;
 pub use linear::Linear;
 pub use mlp::{Mlp, MlpTrace};
 pub use mlp_jet::{stack_jet_input, MlpJetTrace};
+pub use params::copy_from_flat;
