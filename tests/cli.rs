@@ -144,7 +144,9 @@ fn bad_input_gives_one_line_errors_and_overwrites_nothing() {
     );
     assert!(!out.exists(), "a failed score must not write its output");
     let csv_nan = format!("csv:{nan}");
-    let bad_training: [(&[&str], &[&str]); 7] = [
+    let bad_training: [(&[&str], &[&str]); 9] = [
+        (&["--model", "s1", "--objective", "ssm", "--projections", "0"], &["--projections 0", "M >= 1"]),
+        (&["--objective", "ssm-vr"], &["ssm-vr", "--model s1"]),
         (&["--sigma", "0"], &["sigma = 0", "> 0"]),
         (&["--sigma", "-0.5"], &["sigma = -0.5"]),
         (&["--target", "banana"], &["banana"]),

@@ -37,7 +37,7 @@ fn held_out_loss(checkpoint: &Checkpoint, objective: Objective, points: &Mat<f64
     let model = checkpoint.eval_model();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let x: Mat<f32> = points.cast();
-    let z = Mat::from_fn(x.rows(), x.cols(), |_, _| StandardNormal.sample(&mut rng));
+    let z = Mat::from_fn(objective.noise_rows(x.rows()), x.cols(), |_, _| StandardNormal.sample(&mut rng));
     let mut ws = StepWorkspace::new(&model);
     loss_and_gradient(&model, objective, checkpoint.config.sigma as f32, &x, &z, &mut ws) as f64
 }

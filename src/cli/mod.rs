@@ -27,7 +27,7 @@ enum Command {
     /// Train on a built-in 2-D mixture and compare the learned Hessian with autodiff (about a minute).
     Demo(demo::DemoArgs),
     /// Train a score model (and a second-order head) by denoising score matching.
-    Train(train::TrainArgs),
+    Train(Box<train::TrainArgs>),
     /// Measure a trained model against ground truth (or held-out data).
     Eval(eval::EvalArgs),
     /// Evaluate a trained model's s1 or s2 at your own points.
@@ -47,7 +47,7 @@ pub fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Demo(args) => demo::demo(args),
-        Command::Train(args) => train::train(args),
+        Command::Train(args) => train::train(*args),
         Command::Eval(args) => eval::eval(args),
         Command::Score(args) => score::score(args),
         Command::Bench(args) => bench::bench(args),

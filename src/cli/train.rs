@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 use tweedie::models::SecondOrderHead;
 use tweedie::nn::Activation;
-use tweedie::train::{Checkpoint, FormName, ModelKind, TrainConfig, Trainer};
+use tweedie::objectives::Projection;
+use tweedie::train::{Checkpoint, FormName, ModelKind, ObjectiveName, TrainConfig, Trainer};
 
 /// Arguments of `tweedie train`. Flags override the values of `--config`.
 #[derive(Args, Debug)]
@@ -31,6 +32,19 @@ pub struct TrainArgs {
     /// Variance reduction: DSM-VR for s1; antithetic D2SM-VR with form a.
     #[arg(long)]
     vr: bool,
+    /// Objective of a score-only model (--model s1): dsm | dsm-vr | ssm | ssm-vr | esm | fd-ssm
+    /// [default: dsm, or dsm-vr with --vr].
+    #[arg(long, value_enum)]
+    objective: Option<ObjectiveName>,
+    /// Sliced score matching: projections per point M >= 1 [default: 1].
+    #[arg(long)]
+    projections: Option<usize>,
+    /// Sliced score matching: distribution of the projections [default: rademacher].
+    #[arg(long, value_enum)]
+    projection: Option<Projection>,
+    /// FD-SSM: finite-difference step eps > 0 [default: 0.1].
+    #[arg(long, allow_negative_numbers = true)]
+    fd_eps: Option<f64>,
     /// Noise level sigma > 0 [default: 0.3].
     #[arg(long, allow_negative_numbers = true)]
     sigma: Option<f64>,
@@ -104,14 +118,21 @@ impl TrainArgs {
             depth,
             activation,
             learning_rate,
+            weight_decay,
             ema,
             seed,
-            checkpoint_every
+            checkpoint_every,
+            projections,
+            projection,
+            fd_eps
         );
         if self.first_order_weight.is_some() {
             c.first_order_weight = self.first_order_weight;
         }
         c.vr |= self.vr;
+        if self.objective.is_some() {
+            c.objective = self.objective;
+        }
         Ok(c)
     }
 
@@ -122,6 +143,10 @@ impl TrainArgs {
             || self.s2.is_some()
             || self.form.is_some()
             || self.vr
+            || self.objective.is_some()
+            || self.projections.is_some()
+            || self.projection.is_some()
+            || self.fd_eps.is_some()
             || self.sigma.is_some()
             || self.batch.is_some()
             || self.width.is_some()
@@ -207,5 +232,79 @@ mod tests {
         ] {
             assert!(help.contains(&shown), "help lacks {shown}");
         }
+    }
+
+    #[test]
+    fn every_flag_reaches_the_config() {
+        let args = Wrapper::parse_from([
+            "t",
+            "--target",
+            "gmm:dim=3",
+            "--model",
+            "s1",
+            "--s2",
+            "diag",
+            "--form",
+            "a",
+            "--vr",
+            "--objective",
+            "ssm",
+            "--projections",
+            "3",
+            "--projection",
+            "sphere",
+            "--fd-eps",
+            "0.2",
+            "--sigma",
+            "0.7",
+            "--steps",
+            "9",
+            "--batch",
+            "7",
+            "--width",
+            "5",
+            "--depth",
+            "3",
+            "--activation",
+            "tanh",
+            "--learning-rate",
+            "0.01",
+            "--weight-decay",
+            "0.1",
+            "--first-order-weight",
+            "2",
+            "--ema",
+            "0.5",
+            "--seed",
+            "4",
+            "--checkpoint-every",
+            "3",
+        ])
+        .args;
+        let c = args.config().unwrap();
+        let want = TrainConfig {
+            target: "gmm:dim=3".into(),
+            model: ModelKind::S1,
+            s2: SecondOrderHead::Diagonal,
+            form: FormName::A,
+            vr: true,
+            objective: Some(ObjectiveName::Ssm),
+            projections: 3,
+            projection: Projection::Sphere,
+            fd_eps: 0.2,
+            sigma: 0.7,
+            steps: 9,
+            batch: 7,
+            width: 5,
+            depth: 3,
+            activation: Activation::Tanh,
+            learning_rate: 0.01,
+            weight_decay: 0.1,
+            first_order_weight: Some(2.0),
+            ema: 0.5,
+            seed: 4,
+            checkpoint_every: 3,
+        };
+        assert_eq!(c, want, "a flag did not reach the configuration");
     }
 }

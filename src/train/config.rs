@@ -2,9 +2,9 @@
 
 use crate::models::{ModelShape, SecondOrderHead};
 use crate::nn::Activation;
-use crate::objectives::D2smForm;
+use crate::objectives::{D2smForm, ObjectiveError, Projection};
 use crate::optim::AdamSettings;
-use crate::train::Objective;
+use crate::train::{Objective, DEFAULT_FD_EPS};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -28,6 +28,38 @@ pub enum FormName {
     B,
 }
 
+/// The first-order objective of a score-network-only model (`model = "s1"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum ObjectiveName {
+    /// Denoising score matching.
+    Dsm,
+    /// DSM with the control variate at the clean point.
+    DsmVr,
+    /// Sliced score matching (`projections` directions per point).
+    Ssm,
+    /// SSM with `(v^T s)^2` replaced by `||s||^2`.
+    SsmVr,
+    /// Exact score matching (`D` tangent passes).
+    Esm,
+    /// Finite-difference SSM with step `fd_eps`.
+    FdSsm,
+}
+
+impl ObjectiveName {
+    /// The command-line name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectiveName::Dsm => "dsm",
+            ObjectiveName::DsmVr => "dsm-vr",
+            ObjectiveName::Ssm => "ssm",
+            ObjectiveName::SsmVr => "ssm-vr",
+            ObjectiveName::Esm => "esm",
+            ObjectiveName::FdSsm => "fd-ssm",
+        }
+    }
+}
+
 /// A bad configuration value: names the field, the value and what was expected.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ConfigError {
@@ -41,6 +73,14 @@ pub enum ConfigError {
         /// What it must be.
         expected: &'static str,
     },
+    /// A bad objective parameter (`projections = 0`, `fd_eps <= 0`).
+    #[error(transparent)]
+    Objective(#[from] ObjectiveError),
+    /// `objective` given for a model with a second-order head (it trains by D2SM).
+    #[error(
+        "objective = {0} applies to score-only models (--model s1); a model with an s2 head trains by D2SM"
+    )]
+    ObjectiveNeedsScoreModel(&'static str),
     /// `--vr` with form B (the antithetic control variate is defined for form A only).
     #[error(
         "--vr with --form b: the antithetic D2SM-VR is defined for form A (use --form a --vr, or --form b)"
@@ -66,6 +106,14 @@ pub struct TrainConfig {
     pub form: FormName,
     /// Variance reduction: DSM-VR for `s1`, the antithetic D2SM-VR for form A.
     pub vr: bool,
+    /// The objective of a score-only model (default: DSM, or DSM-VR with `vr`).
+    pub objective: Option<ObjectiveName>,
+    /// Sliced score matching: directions per point `M >= 1`.
+    pub projections: usize,
+    /// Sliced score matching: the distribution of the directions.
+    pub projection: Projection,
+    /// FD-SSM: the finite-difference step `eps > 0`.
+    pub fd_eps: f64,
     /// Noise level `sigma > 0`.
     pub sigma: f64,
     /// Training steps.
@@ -102,6 +150,10 @@ impl Default for TrainConfig {
             s2: SecondOrderHead::Full,
             form: FormName::B,
             vr: false,
+            objective: None,
+            projections: 1,
+            projection: Projection::Rademacher,
+            fd_eps: DEFAULT_FD_EPS,
             sigma: 0.3,
             steps: 10_000,
             batch: 512,
@@ -165,6 +217,12 @@ impl TrainConfig {
         if self.model == ModelKind::S1s2 && self.vr && self.form == FormName::B {
             return Err(ConfigError::VrNeedsFormA);
         }
+        if let Some(name) = self.objective {
+            if self.model == ModelKind::S1s2 {
+                return Err(ConfigError::ObjectiveNeedsScoreModel(name.as_str()));
+            }
+            Objective::from_name(name.as_str(), self.projections, self.projection, self.fd_eps)?;
+        }
         self.target_source().map(|_| ())
     }
 
@@ -186,6 +244,10 @@ impl TrainConfig {
 
     /// The objective these settings select.
     pub fn objective(&self) -> Objective {
+        if let (ModelKind::S1, Some(name)) = (self.model, self.objective) {
+            return Objective::from_name(name.as_str(), self.projections, self.projection, self.fd_eps)
+                .expect("validated with the configuration");
+        }
         match (self.model, self.vr, self.form) {
             (ModelKind::S1, false, _) => Objective::Dsm,
             (ModelKind::S1, true, _) => Objective::DsmVr,
@@ -246,6 +308,21 @@ mod tests {
         assert!(matches!(bad.validate(), Err(ConfigError::OutOfRange { field: "sigma", .. })));
         let nan = TrainConfig { sigma: f64::NAN, ..Default::default() };
         assert!(nan.validate().is_err());
+        let ssm = TrainConfig {
+            model: ModelKind::S1,
+            objective: Some(ObjectiveName::SsmVr),
+            projections: 2,
+            ..Default::default()
+        };
+        let want =
+            Objective::Ssm { projections: 2, projection: Projection::Rademacher, variance_reduced: true };
+        assert_eq!(ssm.objective(), want);
+        let text = toml::to_string(&ssm).unwrap();
+        assert!(text.contains("objective = \"ssm-vr\""), "{text}");
+        let zero = TrainConfig { projections: 0, ..ssm.clone() };
+        assert!(matches!(zero.validate(), Err(ConfigError::Objective(ObjectiveError::ZeroProjections))));
+        let with_head = TrainConfig { model: ModelKind::S1s2, ..ssm };
+        assert_eq!(with_head.validate(), Err(ConfigError::ObjectiveNeedsScoreModel("ssm-vr")));
         let vr_b = TrainConfig { vr: true, form: FormName::B, ..Default::default() };
         assert_eq!(vr_b.validate(), Err(ConfigError::VrNeedsFormA));
         let csv = TrainConfig { target: "csv:data/x.csv".into(), ..Default::default() };

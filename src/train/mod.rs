@@ -10,7 +10,7 @@ mod trainer;
 mod training_checkpoint;
 mod training_data;
 
-pub use config::{ConfigError, FormName, ModelKind, TargetSource, TrainConfig};
+pub use config::{ConfigError, FormName, ModelKind, ObjectiveName, TargetSource, TrainConfig};
 pub use energy_step::{energy_loss_and_gradient, EnergyWorkspace};
 pub use objective_choice::DEFAULT_FD_EPS;
 pub use step::{loss_and_gradient, Objective, StepWorkspace};

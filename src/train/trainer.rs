@@ -114,9 +114,9 @@ impl Trainer {
     pub fn step(&mut self) -> f64 {
         let s = &mut self.state;
         let x = self.data.draw(s.config.batch, &mut s.rng);
-        self.z.resize(x.rows(), x.cols());
-        self.z.as_mut_slice().iter_mut().for_each(|v| *v = StandardNormal.sample(&mut s.rng));
         let objective = s.config.objective();
+        self.z.resize(objective.noise_rows(x.rows()), x.cols());
+        self.z.as_mut_slice().iter_mut().for_each(|v| *v = StandardNormal.sample(&mut s.rng));
         let loss =
             loss_and_gradient(&s.model, objective, s.config.sigma as f32, &x, &self.z, &mut self.ws) as f64;
         if loss.is_finite() {
