@@ -88,3 +88,16 @@ pub fn check_stacked_map(
     let fd_theta = fd_gradient(objective_theta, theta, 1e-5);
     assert_close(&g_theta, &fd_theta, 1e-6, "parameter gradient vs finite differences");
 }
+
+/// The `2 D` signed basis directions `+e_1, -e_1, ..., +e_D, -e_D` of each of `points` points, stacked
+/// as projection blocks (block `tau` holds direction `tau` on every row): SSM over these equals ESM.
+pub fn signed_basis_directions(points: usize, dim: usize) -> Mat<f64> {
+    Mat::from_fn(2 * dim * points, dim, |r, c| {
+        let tau = r / points;
+        match (tau / 2 == c, tau % 2) {
+            (true, 0) => 1.0,
+            (true, _) => -1.0,
+            _ => 0.0,
+        }
+    })
+}

@@ -312,18 +312,7 @@ mod tests {
         let slow = esm_by_finite_differences(&model, &x);
         assert!((esm - slow).abs() < 1e-5 * (1.0 + slow.abs()), "ESM {esm} vs finite differences {slow}");
         let esm_grad = ws.grad.params().concat();
-        let signed = Mat::from_fn(2 * d * n, d, |r, c| {
-            let tau = r / n;
-            if tau / 2 == c {
-                if tau % 2 == 0 {
-                    1.0
-                } else {
-                    -1.0
-                }
-            } else {
-                0.0
-            }
-        });
+        let signed = crate::testing::signed_basis_directions(n, d);
         let z = Mat::vstack(&[&noise, &signed]);
         for variance_reduced in [false, true] {
             let ssm = Objective::Ssm { projections: 2 * d, projection: Projection::Sphere, variance_reduced };

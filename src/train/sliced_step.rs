@@ -162,18 +162,7 @@ mod tests {
         let model = ScoreModel::<f64>::init(&shape, &mut rng);
         let x = normal_mat(n, d, &mut rng);
         let noise = normal_mat(n, d, &mut rng);
-        let signed = Mat::from_fn(2 * d * n, d, |r, c| {
-            let tau = r / n;
-            if tau / 2 == c {
-                if tau % 2 == 0 {
-                    1.0
-                } else {
-                    -1.0
-                }
-            } else {
-                0.0
-            }
-        });
+        let signed = crate::testing::signed_basis_directions(n, d);
         let z = Mat::vstack(&[&noise, &signed]);
         let mut ws = StepWorkspace::new(&model);
         let esm = loss_and_gradient(&model, Objective::Esm, 0.3, &x, &noise, &mut ws);
