@@ -1,7 +1,7 @@
 //! Annealed Langevin and annealed Ozaki: a few steps at each level of a decreasing geometric noise
 //! schedule of a noise-conditional source, ending with one Tweedie denoising step.
 
-use super::chains::Chains;
+use super::chains::{Chains, StepTotals};
 use super::error::SamplerError;
 use super::ozaki::{ozaki_step, OzakiSolver, OzakiWorkspace};
 use super::sampler::{Sampler, StepInfo};
@@ -134,6 +134,28 @@ impl<L: ScoreSource> Levels<L> {
     }
 
     /// Finishes a step: the Tweedie denoising step when it was the last of the schedule.
+    /// One step at the current level: `inner` moves the chains with that level's source and step size
+    /// `h_i = h sigma_i^2` (it may use the score buffer), then [`Levels::finish`] denoises after the last.
+    #[track_caller]
+    fn advance(
+        &mut self,
+        chains: &mut Chains,
+        sampler: &str,
+        inner: impl FnOnce(&L, f64, &mut Chains, &mut Mat<f64>) -> StepTotals,
+    ) -> StepInfo {
+        let k = self.level(chains.steps());
+        assert_eq!(
+            chains.dim(),
+            self.sources[k].dim(),
+            "{sampler}::step: chains and source differ in dimension"
+        );
+        let sigma = self.sigmas[k];
+        let h = self.settings.step_size * sigma * sigma;
+        let t = inner(&self.sources[k], h, chains, &mut self.g);
+        let info = StepInfo::from_totals(chains.steps(), h, Some(sigma), t);
+        self.finish(chains, info)
+    }
+
     fn finish(&mut self, chains: &mut Chains, mut info: StepInfo) -> StepInfo {
         if self.settings.denoise && chains.steps() == self.settings.total_steps() {
             let (last, sigma) = (self.sources.len() - 1, self.sigmas[self.sigmas.len() - 1]);
@@ -197,18 +219,7 @@ impl<L: ScoreSource> AnnealedUla<L> {
 impl<L: ScoreSource> Sampler for AnnealedUla<L> {
     #[track_caller]
     fn step(&mut self, chains: &mut Chains) -> StepInfo {
-        let lv = &mut self.levels;
-        let k = lv.level(chains.steps());
-        assert_eq!(
-            chains.dim(),
-            lv.sources[k].dim(),
-            "AnnealedUla::step: chains and source differ in dimension"
-        );
-        let sigma = lv.sigmas[k];
-        let h = lv.settings.step_size * sigma * sigma;
-        let t = ula_step(&lv.sources[k], h, chains, &mut lv.g);
-        let info = StepInfo::from_totals(chains.steps(), h, Some(sigma), t);
-        lv.finish(chains, info)
+        self.levels.advance(chains, "AnnealedUla", |source, h, chains, g| ula_step(source, h, chains, g))
     }
 }
 
@@ -248,17 +259,9 @@ impl<L: CurvatureSource> AnnealedOzaki<L> {
 impl<L: CurvatureSource> Sampler for AnnealedOzaki<L> {
     #[track_caller]
     fn step(&mut self, chains: &mut Chains) -> StepInfo {
-        let lv = &mut self.levels;
-        let k = lv.level(chains.steps());
-        assert_eq!(
-            chains.dim(),
-            lv.sources[k].dim(),
-            "AnnealedOzaki::step: chains and source differ in dimension"
-        );
-        let sigma = lv.sigmas[k];
-        let h = lv.settings.step_size * sigma * sigma;
-        let t = ozaki_step(&lv.sources[k], h, self.solver, self.l_max, chains, &mut self.ws);
-        let info = StepInfo::from_totals(chains.steps(), h, Some(sigma), t);
-        lv.finish(chains, info)
+        let (solver, l_max, ws) = (self.solver, self.l_max, &mut self.ws);
+        self.levels.advance(chains, "AnnealedOzaki", |source, h, chains, _| {
+            ozaki_step(source, h, solver, l_max, chains, ws)
+        })
     }
 }

@@ -144,20 +144,7 @@ fn ozaki_samples_an_ill_conditioned_gaussian_exactly_after_a_few_long_steps() {
     let mut chains = Chains::from_normal(n, 3, 3.0, 1).unwrap();
     let s = run(&mut oz, &mut chains, 4, &mut ());
     assert_eq!((s.clipped, s.divergence.chains), (0, 0));
-    let cov = p.covariance();
-    let x = chains.positions();
-    for i in 0..3 {
-        for j in 0..3 {
-            let vals: Vec<f64> = x.row_iter().map(|r| r[i] * r[j]).collect();
-            let m = vals.iter().sum::<f64>() / n as f64;
-            let sd = (vals.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt();
-            assert!(
-                (m - cov.at(i, j)).abs() <= 5.0 * sd / (n as f64).sqrt(),
-                "({i},{j}): {m} vs {}",
-                cov.at(i, j)
-            );
-        }
-    }
+    assert_second_moments_match(chains.positions(), &p.covariance());
 }
 
 #[test]
@@ -274,20 +261,7 @@ fn annealed_ozaki_ends_with_the_tweedie_step_on_exact_draws_of_a_gaussian() {
     // Each level is sampled exactly (h_i l >= 1e4 * 1e-4 * 0.9 ~ 1 per step at the last level), and the
     // Tweedie step maps q_sigma to the posterior means: covariance Sigma (Sigma + sigma^2 I)^{-1} Sigma,
     // within 5e-4 of Sigma, far below the sampling error.
-    let cov = p.covariance();
-    let x = chains.positions();
-    for i in 0..2 {
-        for j in 0..2 {
-            let vals: Vec<f64> = x.row_iter().map(|r| r[i] * r[j]).collect();
-            let m = vals.iter().sum::<f64>() / n as f64;
-            let sd = (vals.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt();
-            assert!(
-                (m - cov.at(i, j)).abs() <= 5.0 * sd / (n as f64).sqrt(),
-                "({i},{j}): {m} vs {}",
-                cov.at(i, j)
-            );
-        }
-    }
+    assert_second_moments_match(chains.positions(), &p.covariance());
 }
 
 #[test]
@@ -336,4 +310,23 @@ fn bad_settings_are_typed_errors() {
     assert!(matches!(GeometricSchedule::new(1.0, 0.1, 0), Err(SamplerError::BadSchedule { .. })));
     let settings = AnnealedSettings { steps_per_level: 0, ..Default::default() };
     assert!(matches!(AnnealedUla::new(settings, &p), Err(SamplerError::ZeroSteps)));
+}
+
+/// Every second moment `E[x_i x_j]` of the chains (zero-mean targets) is within 5 standard errors of the
+/// target covariance, the standard error estimated from the chains themselves.
+#[track_caller]
+fn assert_second_moments_match(x: &Mat<f64>, cov: &Mat<f64>) {
+    let n = x.rows();
+    for i in 0..cov.rows() {
+        for j in 0..cov.cols() {
+            let vals: Vec<f64> = x.row_iter().map(|r| r[i] * r[j]).collect();
+            let m = vals.iter().sum::<f64>() / n as f64;
+            let sd = (vals.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt();
+            assert!(
+                (m - cov.at(i, j)).abs() <= 5.0 * sd / (n as f64).sqrt(),
+                "({i},{j}): {m} vs {}",
+                cov.at(i, j)
+            );
+        }
+    }
 }
