@@ -121,15 +121,7 @@ pub fn energy_loss_and_gradient<F: Real>(
                 let (g_noisy, g_clean) = g.split_at_mut(block);
                 dsm_vr_loss(&s[..block], &s[block..], zs, sigma, n, F::one(), g_noisy, g_clean)
             };
-            // d loss / d grad f = -d loss / d s.
-            g.iter_mut().for_each(|v| *v = -*v);
-            model.net.input_gradient_reverse(
-                &ws.points,
-                &mut ws.gradient_trace,
-                None,
-                &ws.g_scores,
-                &mut ws.grad.net,
-            );
+            reverse_through_scores(model, ws);
             loss
         }
         Objective::Ssm { .. } | Objective::Esm => {
@@ -177,14 +169,7 @@ pub fn energy_loss_and_gradient<F: Real>(
                         g2,
                         ws.g_scores.as_mut_slice(),
                     );
-                    ws.g_scores.as_mut_slice().iter_mut().for_each(|v| *v = -*v);
-                    model.net.input_gradient_reverse(
-                        &ws.points,
-                        &mut ws.gradient_trace,
-                        None,
-                        &ws.g_scores,
-                        &mut ws.grad.net,
-                    );
+                    reverse_through_scores(model, ws);
                     loss
                 }
             };
@@ -228,6 +213,19 @@ pub fn energy_loss_and_gradient<F: Real>(
             )
         }
     }
+}
+
+/// Back-propagates `ws.g_scores` (the cotangent of the scores `s = -grad f`) through the input-gradient
+/// pass into the parameter gradient: `d loss / d grad f = -d loss / d s`.
+fn reverse_through_scores<F: Real>(model: &EnergyModel<F>, ws: &mut EnergyWorkspace<F>) {
+    ws.g_scores.as_mut_slice().iter_mut().for_each(|v| *v = -*v);
+    model.net.input_gradient_reverse(
+        &ws.points,
+        &mut ws.gradient_trace,
+        None,
+        &ws.g_scores,
+        &mut ws.grad.net,
+    );
 }
 
 #[cfg(test)]
