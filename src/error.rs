@@ -1,7 +1,7 @@
 //! The crate-level error: every module's typed error, one `match` away for callers.
 
 use crate::checkpoint::CheckpointError;
-use crate::data::DataError;
+use crate::data::{DataError, UciError};
 use crate::metrics::MetricError;
 use crate::samplers::SamplerError;
 use crate::targets::TargetError;
@@ -17,6 +17,9 @@ pub enum Error {
     /// A data file that cannot be used.
     #[error(transparent)]
     Data(#[from] DataError),
+    /// A UCI dataset that cannot be loaded.
+    #[error(transparent)]
+    Uci(#[from] UciError),
     /// A checkpoint that cannot be read or written.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),

@@ -113,6 +113,96 @@ fn data_file_targets_train_and_report_held_out_losses() {
 }
 
 #[test]
+fn energy_models_train_evaluate_score_and_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("e.safetensors");
+    let o = out.to_str().unwrap();
+    let common =
+        ["--model", "energy", "--steps", "40", "--batch", "64", "--width", "16", "--out", o, "--json"];
+    ok(&[&["train", "--target", "gmm2d", "--objective", "ssm-vr"], &common[..]].concat());
+    let report = json(&ok(&["eval", "--model", o, "--points", "300", "--json"]));
+    assert!(report["s1_rel_err"].as_f64().is_some_and(f64::is_finite), "{report}");
+    assert!(report["s2_autodiff_rel_err"].is_null() && report["s2_rel_err"].is_null(), "{report}");
+    let points = dir.path().join("p.csv");
+    std::fs::write(&points, "0.1,0.2\n-1,0\n").unwrap();
+    let (p, s1) = (points.to_str().unwrap(), dir.path().join("s1.npy"));
+    ok(&["score", "--model", o, "--input", p, "--order", "1", "--out", s1.to_str().unwrap()]);
+    assert_eq!(npy_shape(&s1), vec![2, 2]);
+    fails_with(&["score", "--model", o, "--input", p, "--order", "2", "--out", "never.npy"], &["--order 1"]);
+    let mala = ["sample", "--model", o, "--target", "gmm2d", "--sampler", "mala", "--chains", "8"];
+    let sampled =
+        json(&ok(
+            &[&mala[..], &["--steps", "5", "--step-size", "0.05", "--reference", "50", "--json"]].concat()
+        ));
+    assert_eq!(sampled["sampler"], "mala");
+    // On a data file: held-out losses, the exact score-matching loss and the test log-likelihood.
+    let data = dir.path().join("d.csv");
+    let rows: String =
+        (0..80).map(|i| format!("{},{}\n", (i as f64 * 0.37).sin(), (i as f64 * 0.11).cos())).collect();
+    std::fs::write(&data, rows).unwrap();
+    let target = format!("csv:{}", data.display());
+    ok(&[&["train", "--target", &target, "--objective", "fd-ssm"], &common[..]].concat());
+    let report = json(&ok(&["eval", "--model", o, "--log-z-tolerance", "0.02", "--json"]));
+    for key in
+        ["held_out_loss", "held_out_dsm_loss", "test_esm_loss", "test_loglik", "log_z", "log_z_std_err"]
+    {
+        assert!(report[key].as_f64().is_some_and(f64::is_finite), "{key} missing in {report}");
+    }
+    assert!(report["log_z_std_err"].as_f64().unwrap() <= 0.02, "{report}");
+    assert_eq!(report["model"], "energy");
+}
+
+/// A UCI file of `../shared/data/uci`, or a panic saying what is missing.
+fn shared_uci(file: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/uci").join(file);
+    assert!(
+        path.is_file(),
+        "this test reads {} (the UCI data of ../shared/data/uci/README.md): put a copy of shared/ beside the checkout",
+        path.display()
+    );
+    path
+}
+
+#[test]
+fn uci_targets_train_energy_models_and_report_test_log_likelihood() {
+    let dir = tempfile::tempdir().unwrap();
+    let wine = format!("uci:redwine={}", shared_uci("winequality-red.csv").display());
+    let out = dir.path().join("e.safetensors");
+    let o = out.to_str().unwrap();
+    let summary = json(&ok(&[
+        "train",
+        "--target",
+        &wine,
+        "--model",
+        "energy",
+        "--objective",
+        "ssm",
+        "--steps",
+        "30",
+        "--width",
+        "16",
+        "--out",
+        o,
+        "--json",
+    ]));
+    assert_eq!(summary["dim"], 11, "red wine has 11 columns after dropping quality");
+    let report = json(&ok(&["eval", "--model", o, "--log-z-tolerance", "0.02", "--json"]));
+    assert_eq!(report["held_out_points"], 159, "the test split: min(1000, N / 10) of 1599 rows");
+    for key in ["test_loglik", "test_loglik_data_units", "test_esm_loss", "log_z"] {
+        assert!(report[key].as_f64().is_some_and(f64::is_finite), "{key} missing in {report}");
+    }
+    fails_with(&["train", "--target", "uci:beer", "--out", o], &["uci:beer", "uci:redwine"]);
+    fails_with(
+        &["train", "--target", "uci:redwine=/nonexistent/wine.csv", "--out", o],
+        &["/nonexistent/wine.csv", "not found"],
+    );
+    let other = dir.path().join("other.csv");
+    std::fs::write(&other, "a;b\n1;2\n").unwrap();
+    let wrong = format!("uci:parkinsons={}", other.display());
+    fails_with(&["train", "--target", &wrong, "--out", o], &["other.csv", "columns"]);
+}
+
+#[test]
 fn bad_input_gives_one_line_errors_and_overwrites_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let model = small_model(dir.path(), &[]);

@@ -2,8 +2,8 @@
 //! sigma^2 I)^{-1} and s1 is linear; every head and form must learn them to within a few percent.
 
 use tweedie::evaluation::evaluate_scores;
-use tweedie::models::SecondOrderHead;
-use tweedie::train::{FormName, ModelKind, TrainConfig, Trainer};
+use tweedie::models::{ModelKind, SecondOrderHead};
+use tweedie::train::{FormName, TrainConfig, Trainer};
 
 fn train_and_score(s2: SecondOrderHead, form: FormName, vr: bool) -> (f64, f64) {
     let config = TrainConfig {

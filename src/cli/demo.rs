@@ -9,10 +9,10 @@ use std::path::PathBuf;
 use tweedie::estimators::score_jacobian;
 use tweedie::evaluation::evaluate_scores;
 use tweedie::linalg::Mat;
-use tweedie::models::SecondOrderHead;
+use tweedie::models::{ModelKind, SecondOrderHead};
 use tweedie::plot::{grid_points, Colormap, Field, HeatmapFigure};
 use tweedie::targets::{LogDensityExt, ScoreHessianExt};
-use tweedie::train::{FormName, ModelKind, TrainConfig, Trainer};
+use tweedie::train::{FormName, TrainConfig, Trainer};
 
 /// Arguments of `tweedie demo`.
 #[derive(Args, Debug)]
@@ -65,6 +65,7 @@ pub fn demo(args: DemoArgs) -> Result<()> {
     let model = trainer.state().eval_model();
     let target = trainer.data().mixture().expect("gmm2d is analytic").clone();
     let report = evaluate_scores(&model, &target, sigma, 4000, args.seed + 1)?;
+    let model = model.as_score().expect("the demo trains a score model");
 
     // The three Hessian fields of log q_sigma on a grid.
     let points = grid_points(GRID, GRID, EXTENT, EXTENT);
@@ -117,7 +118,8 @@ pub fn demo(args: DemoArgs) -> Result<()> {
     );
     println!(
         "| autodiff (J + J^T)/2 of s1 (D JVPs) | {:.3} | {:.2} ms |",
-        report.s2_autodiff_rel_err, report.s2_autodiff_ms
+        report.s2_autodiff_rel_err.expect("a score model"),
+        report.s2_autodiff_ms.expect("a score model")
     );
     println!("| (s1 itself) | {:.3} | |", report.s1_rel_err);
     println!();

@@ -1,5 +1,6 @@
 //! `tweedie eval`: accuracy of a trained model against ground truth (analytic targets), or its
-//! held-out losses (data files).
+//! held-out losses (data files and UCI sets): the training objective, DSM, the exact score-matching loss,
+//! and for energy models the test log-likelihood with `log Z` by importance sampling.
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -9,7 +10,8 @@ use rand_distr::{Distribution, StandardNormal};
 use std::path::PathBuf;
 use tweedie::evaluation::{evaluate_scores, ScoreReport};
 use tweedie::linalg::Mat;
-use tweedie::train::{loss_and_gradient, Checkpoint, Objective, StepWorkspace, TrainConfig, TrainingData};
+use tweedie::models::{log_partition, mean_log_likelihood, LogPartitionSettings, Model, ScoreModel};
+use tweedie::train::{Checkpoint, ModelWorkspace, Objective, TrainConfig, TrainingData};
 
 /// Arguments of `tweedie eval`.
 #[derive(Args, Debug)]
@@ -24,22 +26,37 @@ pub struct EvalArgs {
     /// Test points drawn from q_sigma of an analytic target.
     #[arg(long, default_value_t = 4000)]
     points: usize,
-    /// Seed of the test points.
+    /// Seed of the test points (and of the noise of held-out losses, and of the log Z draws).
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Energy models on data: stop the importance sampling of log Z at this standard error (nats).
+    #[arg(long, default_value_t = 0.004, allow_negative_numbers = true)]
+    log_z_tolerance: f64,
+    /// Energy models on data: at most this many importance-sampling draws for log Z.
+    #[arg(long, default_value_t = 1 << 24)]
+    log_z_max_samples: usize,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
 }
 
-/// Mean loss of `objective` over `points` with noise drawn from `seed`.
-fn held_out_loss(checkpoint: &Checkpoint, objective: Objective, points: &Mat<f64>, seed: u64) -> f64 {
-    let model = checkpoint.eval_model();
+/// Mean loss of `objective` over `points` (in f64) with noise drawn from `seed` at noise level `sigma`.
+fn held_out_loss(model: &Model<f32>, objective: Objective, sigma: f64, points: &Mat<f64>, seed: u64) -> f64 {
+    let model = model.cast::<f64>();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let x: Mat<f32> = points.cast();
-    let z = Mat::from_fn(objective.noise_rows(x.rows()), x.cols(), |_, _| StandardNormal.sample(&mut rng));
-    let mut ws = StepWorkspace::new(&model);
-    loss_and_gradient(&model, objective, checkpoint.config.sigma as f32, &x, &z, &mut ws) as f64
+    let z = Mat::from_fn(objective.noise_rows(points.rows()), points.cols(), |_, _| {
+        StandardNormal.sample(&mut rng)
+    });
+    ModelWorkspace::new(&model).loss_and_gradient(&model, objective, sigma, points, &z)
+}
+
+/// The model whose exact score-matching loss is reported: a score network without its second-order
+/// head, or the energy model itself.
+fn first_order_part(model: &Model<f32>) -> Model<f32> {
+    match model {
+        Model::Score(m) => Model::Score(ScoreModel { s1: m.s1.clone(), s2: None }),
+        Model::Energy(_) => model.clone(),
+    }
 }
 
 fn print_table(report: &ScoreReport) {
@@ -56,8 +73,9 @@ fn print_table(report: &ScoreReport) {
         fmt(report.s2_learned_ms)
     );
     println!(
-        "| s2 autodiff (J + J^T)/2 | {:.4} | {:.2} |",
-        report.s2_autodiff_rel_err, report.s2_autodiff_ms
+        "| s2 autodiff (J + J^T)/2 | {} | {} |",
+        fmt(report.s2_autodiff_rel_err),
+        fmt(report.s2_autodiff_ms)
     );
 }
 
@@ -95,22 +113,49 @@ pub fn eval(args: EvalArgs) -> Result<()> {
                 print_table(&report);
             }
         }
-        TrainingData::Samples { train, held_out, path } => {
+        TrainingData::Samples { train, held_out, label, log_det } => {
             let rows = if target == trained_on { held_out.clone() } else { Mat::vstack(&[held_out, train]) };
+            let model = checkpoint.eval_model();
+            let sigma = checkpoint.config.sigma;
             let objective = checkpoint.config.objective();
-            let value = serde_json::json!({
-                "target": target, "held_out_points": rows.rows(), "steps": checkpoint.step,
-                "held_out_loss": held_out_loss(&checkpoint, objective, &rows, args.seed),
-                "held_out_dsm_loss": held_out_loss(&checkpoint, Objective::Dsm, &rows, args.seed),
+            let mut value = serde_json::json!({
+                "target": target, "model": model.kind(), "held_out_points": rows.rows(),
+                "steps": checkpoint.step,
+                "held_out_loss": held_out_loss(&model, objective, sigma, &rows, args.seed),
+                "held_out_dsm_loss": held_out_loss(&model, Objective::Dsm, sigma, &rows, args.seed),
+                // Exact score matching on the held-out points themselves (no noise).
+                "test_esm_loss": held_out_loss(&first_order_part(&model), Objective::Esm, 0.0, &rows, args.seed),
             });
+            if let Model::Energy(energy) = &model {
+                anyhow::ensure!(
+                    args.log_z_tolerance > 0.0 && args.log_z_tolerance.is_finite(),
+                    "--log-z-tolerance {}: expected a number of nats > 0",
+                    args.log_z_tolerance
+                );
+                let settings = LogPartitionSettings {
+                    tolerance: args.log_z_tolerance,
+                    max_samples: args.log_z_max_samples,
+                    seed: args.seed,
+                    ..Default::default()
+                };
+                let z = log_partition(energy, Some(train), &settings);
+                let test_loglik = mean_log_likelihood(energy, &rows.cast(), z.log_z);
+                value["test_loglik"] = serde_json::json!(test_loglik);
+                value["test_loglik_data_units"] = serde_json::json!(test_loglik + log_det);
+                value["log_z"] = serde_json::json!(z.log_z);
+                value["log_z_std_err"] = serde_json::json!(z.std_err);
+                value["log_z_samples"] = serde_json::json!(z.samples);
+                value["log_z_effective_samples"] = serde_json::json!(z.effective_samples);
+            }
             if args.json {
                 println!("{value}");
             } else {
-                println!("{}: {} held-out points", path.display(), rows.rows());
-                println!(
-                    "held-out training loss {:.5}, held-out DSM loss {:.5}",
-                    value["held_out_loss"], value["held_out_dsm_loss"]
-                );
+                println!("{label}: {} held-out points", rows.rows());
+                if let Some(map) = value.as_object() {
+                    for (k, v) in map.iter().filter(|(k, _)| k.contains("loss") || k.contains("log")) {
+                        println!("{k}: {v}");
+                    }
+                }
             }
         }
     }

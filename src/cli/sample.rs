@@ -11,11 +11,11 @@ use std::path::{Path, PathBuf};
 use tweedie::data::write_npy;
 use tweedie::linalg::Mat;
 use tweedie::metrics::{ksd2_unbiased, mixture_weight_tv, ImqKernel, MmdEstimator};
-use tweedie::models::ScoreModel;
+use tweedie::models::Model;
 use tweedie::samplers::{
-    run, AnnealedOzaki, AnnealedSettings, AnnealedUla, ChainSeries, Chains, GeometricSchedule, Mala,
-    MalaSettings, MmdTrace, ModelCurvatureSource, ModelSource, Ozaki, OzakiSettings, OzakiSolver, Sampler,
-    SamplerError, ScoreSource, Ula, UlaSettings,
+    run, AnnealedOzaki, AnnealedSettings, AnnealedUla, ChainSeries, Chains, EnergySource, GeometricSchedule,
+    Mala, MalaSettings, MmdTrace, ModelCurvatureSource, ModelSource, Ozaki, OzakiSettings, OzakiSolver,
+    Sampler, SamplerError, ScoreSource, Ula, UlaSettings,
 };
 use tweedie::targets::{GaussianMixture, NamedTarget, TARGET_HELP};
 use tweedie::train::Checkpoint;
@@ -25,7 +25,7 @@ use tweedie::train::Checkpoint;
 pub enum SamplerKind {
     /// Unadjusted Langevin.
     Ula,
-    /// Metropolis-adjusted Langevin (needs log p: analytic targets only).
+    /// Metropolis-adjusted Langevin (needs log p: analytic targets and energy models).
     Mala,
     /// Ozaki with the full curvature (eigen-decomposition per chain).
     Ozaki,
@@ -114,11 +114,22 @@ pub struct SampleArgs {
     threads: Option<usize>,
 }
 
-/// Loads a trained model (its evaluation weights: the EMA when averaging was on), the noise level it was
-/// trained at, and the name of its training target.
-fn load_model(path: &Path) -> Result<(ScoreModel<f32>, f64, String)> {
+/// Loads a trained model (its evaluation weights: the EMA when averaging was on) as sampler sources for
+/// a space of dimension `dim`.
+fn load_model(path: &Path, dim: usize) -> Result<LoadedModel> {
     let c = Checkpoint::load(path).with_context(|| format!("--model {}", path.display()))?;
-    Ok((c.eval_model(), c.config.sigma, c.config.target.clone()))
+    if c.dim != dim {
+        return Err(SamplerError::DimensionMismatch { what: "model", expected: dim, found: c.dim }.into());
+    }
+    let (scores, curvature) = match c.eval_model() {
+        Model::Score(model) => {
+            (ModelScores::Network(ModelSource::new(model.clone())), ModelCurvatureSource::new(model))
+        }
+        Model::Energy(model) => {
+            (ModelScores::Energy(EnergySource::new(model)), Err(SamplerError::NoSecondOrderHead))
+        }
+    };
+    Ok(LoadedModel { scores, curvature, sigma: c.config.sigma, trained_on: c.config.target.clone() })
 }
 
 /// Where the scores come from.
@@ -127,9 +138,15 @@ enum Source {
     Model(Box<LoadedModel>),
 }
 
+/// The scores of a trained model: a score network's, or an energy model's (which also gives log p).
+enum ModelScores {
+    Network(ModelSource),
+    Energy(EnergySource<f32>),
+}
+
 /// A trained model as the sources the samplers read.
 struct LoadedModel {
-    score: ModelSource,
+    scores: ModelScores,
     /// `Err` for a model without a second-order head (reported if an Ozaki sampler asks for it).
     curvature: Result<ModelCurvatureSource, SamplerError>,
     /// The noise level it was trained at.
@@ -167,9 +184,15 @@ fn build_sampler<'a>(
     };
     Ok(match (args.sampler, source) {
         (SamplerKind::Ula, Source::Analytic) => Box::new(Ula::new(UlaSettings { step_size: h }, target)?),
-        (SamplerKind::Ula, Source::Model(m)) => Box::new(Ula::new(UlaSettings { step_size: h }, &m.score)?),
+        (SamplerKind::Ula, Source::Model(m)) => match &m.scores {
+            ModelScores::Network(s) => Box::new(Ula::new(UlaSettings { step_size: h }, s)?),
+            ModelScores::Energy(s) => Box::new(Ula::new(UlaSettings { step_size: h }, s)?),
+        },
         (SamplerKind::Mala, Source::Analytic) => Box::new(Mala::new(MalaSettings { step_size: h }, target)?),
-        (SamplerKind::Mala, Source::Model(_)) => return Err(SamplerError::NoLogDensity.into()),
+        (SamplerKind::Mala, Source::Model(m)) => match &m.scores {
+            ModelScores::Network(_) => return Err(SamplerError::NoLogDensity.into()),
+            ModelScores::Energy(s) => Box::new(Mala::new(MalaSettings { step_size: h }, s)?),
+        },
         (SamplerKind::Ozaki | SamplerKind::OzakiDiag | SamplerKind::OzakiLowrank, Source::Analytic) => {
             Box::new(Ozaki::new(ozaki(solver), target)?)
         }
@@ -222,22 +245,10 @@ pub fn sample(args: SampleArgs) -> Result<()> {
     let dim = target.dim();
     let source = match &args.model {
         None => Source::Analytic,
-        Some(path) => {
-            let (model, sigma, trained_on) = load_model(path)?;
-            let score = ModelSource::for_dim(model.clone(), dim).with_context(|| {
-                format!(
-                    "--model {} (trained on {trained_on}) against --target {}",
-                    path.display(),
-                    args.target
-                )
-            })?;
-            Source::Model(Box::new(LoadedModel {
-                score,
-                curvature: ModelCurvatureSource::new(model),
-                sigma,
-                trained_on,
-            }))
-        }
+        Some(path) => Source::Model(Box::new(
+            load_model(path, dim)
+                .with_context(|| format!("--model {} against --target {}", path.display(), args.target))?,
+        )),
     };
     // Samplers driven by a model trained at sigma sample q_sigma: compare with draws of q_sigma.
     let reference_dist = match &source {
@@ -367,7 +378,7 @@ mod tests {
     use super::*;
     use clap::Parser;
     use rand::SeedableRng;
-    use tweedie::models::{ModelShape, SecondOrderHead};
+    use tweedie::models::{EnergyModel, EnergyShape, ModelShape, ScoreModel, SecondOrderHead};
     use tweedie::nn::Activation;
 
     #[derive(Parser)]
@@ -390,8 +401,20 @@ mod tests {
         let shape = ModelShape { dim: 2, width: 8, depth: 1, activation: Activation::Softplus, head };
         let model = ScoreModel::<f32>::init(&shape, &mut ChaCha8Rng::seed_from_u64(0));
         Source::Model(Box::new(LoadedModel {
-            score: ModelSource::for_dim(model.clone(), 2).unwrap(),
+            scores: ModelScores::Network(ModelSource::for_dim(model.clone(), 2).unwrap()),
             curvature: ModelCurvatureSource::new(model),
+            sigma: 0.1,
+            trained_on: "gmm2d".into(),
+        }))
+    }
+
+    fn energy_source() -> Source {
+        let shape =
+            EnergyShape { dim: 2, width: 8, depth: 1, activation: Activation::Softplus, base_precision: 1.0 };
+        let model = EnergyModel::<f32>::init(&shape, &mut ChaCha8Rng::seed_from_u64(0));
+        Source::Model(Box::new(LoadedModel {
+            scores: ModelScores::Energy(EnergySource::new(model)),
+            curvature: Err(SamplerError::NoSecondOrderHead),
             sigma: 0.1,
             trained_on: "gmm2d".into(),
         }))
@@ -412,6 +435,10 @@ mod tests {
         assert_eq!(error(&args("--sampler ula"), &no_head), "ok");
         let low_rank = model_source(Some(SecondOrderHead::LowRank { rank: 1 }));
         assert_eq!(error(&args("--sampler ozaki-lowrank"), &low_rank), "ok");
+        let energy = energy_source();
+        assert_eq!(error(&args("--sampler mala"), &energy), "ok", "an energy model gives log p");
+        assert_eq!(error(&args("--sampler ula"), &energy), "ok");
+        assert!(error(&args("--sampler ozaki"), &energy).contains("no second-order (s2) head"));
         for e in [error(&args("--sampler ozaki"), &no_head), error(&args("--sampler mala"), &no_head)] {
             assert!(!e.contains('\n'), "{e}");
         }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use tweedie::data::{expect_width, load_points, write_npy};
 use tweedie::estimators::score_jacobian;
 use tweedie::linalg::Mat;
-use tweedie::models::SecondOrderHead;
+use tweedie::models::{Model, ScoreModel, SecondOrderHead};
 use tweedie::train::Checkpoint;
 
 /// Arguments of `tweedie score`.
@@ -45,23 +45,26 @@ pub fn score(args: ScoreArgs) -> Result<()> {
     let (n, dim) = (points.rows(), points.cols());
     let x: Mat<f32> = points.cast();
     let mut written = vec![];
-    let layout = match (args.order, args.autodiff, model.s2.as_ref()) {
+    let layout = match (args.order, args.autodiff, &model) {
         (1, false, _) => {
             write_npy(&args.out, &[n, dim], model.score(&x).as_slice())?;
             "s1: N x D"
         }
         (1, true, _) => bail!("--autodiff needs --order 2 (it gives the Jacobian of s1)"),
-        (2, true, _) => {
+        (_, _, Model::Energy(_)) => {
+            bail!("{}: an energy model gives --order 1 (s1 = -grad E) only", args.model.display())
+        }
+        (_, true, Model::Score(model)) => {
             write_npy(&args.out, &[n, dim, dim], &score_jacobian(&model.s1, &x, true))?;
             "s2 by autodiff, (J + J^T)/2: N x D x D"
         }
-        (2, false, None) => {
+        (_, false, Model::Score(ScoreModel { s2: None, .. })) => {
             bail!(
                 "{}: the model has no second-order head (train with --model s1s2, or use --autodiff)",
                 args.model.display()
             )
         }
-        (2, false, Some(s2)) => match s2.head {
+        (_, false, Model::Score(model @ ScoreModel { s2: Some(s2), .. })) => match s2.head {
             SecondOrderHead::Full => {
                 write_npy(&args.out, &[n, dim, dim], &model.hessian_dense(&x).expect("model has a head"))?;
                 "s2 (full head): N x D x D"
@@ -84,7 +87,6 @@ pub fn score(args: ScoreArgs) -> Result<()> {
                 "s2 (low-rank head) = U U^T + diag(d): U is N x D x r, d (in the .diag.npy file) is N x D"
             }
         },
-        _ => unreachable!("clap restricts --order to 1 or 2"),
     };
     written.insert(0, args.out.clone());
     println!("{}", serde_json::json!({"written": written, "points": n, "dim": dim, "layout": layout}));

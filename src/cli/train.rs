@@ -1,14 +1,15 @@
-//! `tweedie train`: fit a score model (and optionally a second-order head) by denoising.
+//! `tweedie train`: fit a score model (and optionally a second-order head) by denoising, or a score
+//! network or energy model by any first-order objective.
 
 use super::progress::ProgressObserver;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::path::PathBuf;
 use std::time::Instant;
-use tweedie::models::SecondOrderHead;
+use tweedie::models::{ModelKind, SecondOrderHead};
 use tweedie::nn::Activation;
 use tweedie::objectives::Projection;
-use tweedie::train::{Checkpoint, FormName, ModelKind, ObjectiveName, TrainConfig, Trainer};
+use tweedie::train::{Checkpoint, FormName, ObjectiveName, TrainConfig, Trainer};
 
 /// Arguments of `tweedie train`. Flags override the values of `--config`.
 #[derive(Args, Debug)]
@@ -16,13 +17,18 @@ pub struct TrainArgs {
     /// TOML file with any of the settings below (see examples/).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Data: gmm2d | gmm:dim=D,components=K,seed=S | gauss:dim=D,cond=C,seed=S | csv:PATH | npy:PATH
-    /// [default: gmm2d].
+    /// Data: gmm2d | gmm:dim=D,components=K,seed=S | gauss:dim=D,cond=C,seed=S | csv:PATH | npy:PATH |
+    /// uci:redwine|whitewine|parkinsons[=PATH] (preprocessed, whitened, test split held out) [default: gmm2d].
     #[arg(long)]
     target: Option<String>,
-    /// Networks to train: s1 (score only) or s1s2 (score and second-order head) [default: s1s2].
+    /// Model: s1 (score network), s1s2 (score network and second-order head, trained by D2SM) or energy
+    /// (E(x) = MLP(x) + base_precision ||x||^2 / 2, score -grad E) [default: s1s2].
     #[arg(long, value_enum)]
     model: Option<ModelKind>,
+    /// Energy models: precision of the base term base_precision ||x||^2 / 2 (>= 0; > 0 keeps Z finite)
+    /// [default: 1].
+    #[arg(long, allow_negative_numbers = true)]
+    base_precision: Option<f64>,
     /// Second-order head: full | diag | lowrank:R [default: full].
     #[arg(long)]
     s2: Option<SecondOrderHead>,
@@ -32,7 +38,7 @@ pub struct TrainArgs {
     /// Variance reduction: DSM-VR for s1; antithetic D2SM-VR with form a.
     #[arg(long)]
     vr: bool,
-    /// Objective of a score-only model (--model s1): dsm | dsm-vr | ssm | ssm-vr | esm | fd-ssm
+    /// Objective of --model s1 or energy: dsm | dsm-vr | ssm | ssm-vr | esm | fd-ssm, each on x + sigma z
     /// [default: dsm, or dsm-vr with --vr].
     #[arg(long, value_enum)]
     objective: Option<ObjectiveName>,
@@ -109,6 +115,7 @@ impl TrainArgs {
         set!(
             target,
             model,
+            base_precision,
             s2,
             form,
             sigma,
@@ -140,6 +147,7 @@ impl TrainArgs {
         self.config.is_some()
             || self.target.is_some()
             || self.model.is_some()
+            || self.base_precision.is_some()
             || self.s2.is_some()
             || self.form.is_some()
             || self.vr
@@ -222,6 +230,8 @@ mod tests {
         for shown in [
             format!("[default: {}]", c.target),
             format!("[default: {}]", c.s2),
+            format!("[default: {}]", c.model),
+            format!("[default: {}]", c.base_precision),
             format!("[default: {}]", c.sigma),
             format!("[default: {}]", c.steps),
             format!("[default: {}]", c.batch),
@@ -241,7 +251,9 @@ mod tests {
             "--target",
             "gmm:dim=3",
             "--model",
-            "s1",
+            "energy",
+            "--base-precision",
+            "0.5",
             "--s2",
             "diag",
             "--form",
@@ -284,7 +296,8 @@ mod tests {
         let c = args.config().unwrap();
         let want = TrainConfig {
             target: "gmm:dim=3".into(),
-            model: ModelKind::S1,
+            model: ModelKind::Energy,
+            base_precision: 0.5,
             s2: SecondOrderHead::Diagonal,
             form: FormName::A,
             vr: true,

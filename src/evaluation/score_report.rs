@@ -1,10 +1,11 @@
 //! Accuracy and cost of a trained model's scores against an analytic target: `s1`, the learned `s2`, and
-//! the autodiff baseline `(J + J^T)/2` of the same `s1`, on test points drawn from `q_sigma`.
+//! the autodiff baseline `(J + J^T)/2` of the same `s1` (score networks), on test points drawn from
+//! `q_sigma`. Energy models report `s1` (`-grad E`) only.
 
 use super::relative_error::{diagonal_relative_error, relative_error};
 use crate::estimators::score_jacobian;
 use crate::linalg::Mat;
-use crate::models::{ScoreModel, SecondOrderHead};
+use crate::models::{Model, SecondOrderHead};
 use crate::targets::{GaussianMixture, TargetError};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -23,10 +24,11 @@ pub struct ScoreReport {
     pub s1_rel_err: f64,
     /// `rel_err(s2)` of the learned head (on the diagonal only for a diagonal head), if any.
     pub s2_rel_err: Option<f64>,
-    /// `rel_err(s2)` of the symmetrised Jacobian of `s1` (full matrix).
-    pub s2_autodiff_rel_err: f64,
+    /// `rel_err(s2)` of the symmetrised Jacobian of a score network `s1` (full matrix); `None` for an
+    /// energy model.
+    pub s2_autodiff_rel_err: Option<f64>,
     /// The same on the diagonal only (to compare with a diagonal head).
-    pub s2_autodiff_diag_rel_err: f64,
+    pub s2_autodiff_diag_rel_err: Option<f64>,
     /// The learned head (`full`, `diag`, `lowrank:R`) or `none`.
     pub s2_kind: String,
     /// Which entries `s2_rel_err` measures: `full` or `diagonal`.
@@ -34,8 +36,8 @@ pub struct ScoreReport {
     /// Milliseconds to evaluate the learned `s2` on all points (one thread; dense matrices for a full
     /// head, the head's own factors otherwise).
     pub s2_learned_ms: Option<f64>,
-    /// Milliseconds for the autodiff Jacobians on all points (one thread).
-    pub s2_autodiff_ms: f64,
+    /// Milliseconds for the autodiff Jacobians on all points (one thread); `None` for an energy model.
+    pub s2_autodiff_ms: Option<f64>,
 }
 
 /// Median wall time in milliseconds of three runs of `f` on one thread; returns the last result.
@@ -56,7 +58,7 @@ fn timed<T: Send>(f: impl Fn() -> T + Sync) -> (T, f64) {
 
 /// Evaluates `model` on `points` test points `x~ = x + sigma z`, `x ~ target`, drawn from `seed`.
 pub fn evaluate_scores(
-    model: &ScoreModel<f32>,
+    model: &Model<f32>,
     target: &GaussianMixture,
     sigma: f64,
     points: usize,
@@ -78,6 +80,20 @@ pub fn evaluate_scores(
     let xf: Mat<f32> = x.cast();
     let widen = |v: &[f32]| -> Vec<f64> { v.iter().map(|&a| a as f64).collect() };
     let s1_rel_err = relative_error(&widen(model.score(&xf).as_slice()), &s1_true);
+    let Model::Score(model) = model else {
+        return Ok(ScoreReport {
+            points,
+            sigma,
+            s1_rel_err,
+            s2_rel_err: None,
+            s2_autodiff_rel_err: None,
+            s2_autodiff_diag_rel_err: None,
+            s2_kind: "none".into(),
+            s2_error_scope: "full",
+            s2_learned_ms: None,
+            s2_autodiff_ms: None,
+        });
+    };
     let (jac, s2_autodiff_ms) = timed(|| score_jacobian(&model.s1, &xf, true));
     let jac = widen(&jac);
     let head = model.s2.as_ref().map(|s| s.head);
@@ -106,11 +122,11 @@ pub fn evaluate_scores(
         sigma,
         s1_rel_err,
         s2_rel_err,
-        s2_autodiff_rel_err: relative_error(&jac, &s2_true),
-        s2_autodiff_diag_rel_err: diagonal_relative_error(&jac, &s2_true, dim),
+        s2_autodiff_rel_err: Some(relative_error(&jac, &s2_true)),
+        s2_autodiff_diag_rel_err: Some(diagonal_relative_error(&jac, &s2_true, dim)),
         s2_kind: head.map_or("none".into(), |h| h.to_string()),
         s2_error_scope: if diagonal { "diagonal" } else { "full" },
         s2_learned_ms,
-        s2_autodiff_ms,
+        s2_autodiff_ms: Some(s2_autodiff_ms),
     })
 }

@@ -1,27 +1,35 @@
-//! Which kind of network a model is: a score network `s(x)` or an energy network `E(x)` with
-//! `s = -grad_x E`. Objectives check it before training ([`crate::train::Objective::check_model`]).
+//! Which networks a model has: a score network `s1(x)` alone, a score network with a second-order head,
+//! or an energy network `E(x)` with `s1 = -grad_x E`. Objectives check it before training
+//! ([`crate::train::Objective::check_model`]).
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// The kind of a model.
+/// The kind of a model, as named on the command line (`--model s1|s1s2|energy`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
 pub enum ModelKind {
-    /// A score network `s1: R^D -> R^D` (optionally with a second-order head): [`super::ScoreModel`].
-    #[serde(rename = "s1")]
-    #[value(name = "s1")]
-    ScoreNetwork,
-    /// An energy network `E: R^D -> R`, `s1 = -grad_x E`: [`super::EnergyModel`].
-    #[serde(rename = "energy")]
-    #[value(name = "energy")]
+    /// A score network `s1: R^D -> R^D` only ([`super::ScoreModel`] without `s2`).
+    S1,
+    /// A score network and a second-order network ([`super::ScoreModel`] with `s2`).
+    S1s2,
+    /// An energy network `E: R^D -> R`, `s1 = -grad_x E` ([`super::EnergyModel`]).
     Energy,
+}
+
+impl ModelKind {
+    /// The command-line name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelKind::S1 => "s1",
+            ModelKind::S1s2 => "s1s2",
+            ModelKind::Energy => "energy",
+        }
+    }
 }
 
 impl fmt::Display for ModelKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ModelKind::ScoreNetwork => "score-network (s1)",
-            ModelKind::Energy => "energy",
-        })
+        f.write_str(self.as_str())
     }
 }

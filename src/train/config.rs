@@ -1,22 +1,14 @@
 //! The training configuration: every choice of a run, read from TOML or flags, validated once.
 
-use crate::models::{ModelShape, SecondOrderHead};
+use crate::data::UciSpec;
+use crate::models::{EnergyModel, EnergyShape, Model, ModelKind, ModelShape, ScoreModel, SecondOrderHead};
 use crate::nn::Activation;
 use crate::objectives::{D2smForm, ObjectiveError, Projection};
 use crate::optim::AdamSettings;
 use crate::train::{Objective, DEFAULT_FD_EPS};
+use rand::Rng;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
-
-/// Which networks a model has.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum ModelKind {
-    /// A first-order score network only.
-    S1,
-    /// A score network and a second-order network.
-    S1s2,
-}
 
 /// The D2SM form as named on the command line (`--vr` turns A into A-VR).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -28,7 +20,7 @@ pub enum FormName {
     B,
 }
 
-/// The first-order objective of a score-network-only model (`model = "s1"`).
+/// The first-order objective of a score network alone or an energy model (`model = "s1"` or `"energy"`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum ObjectiveName {
@@ -61,7 +53,7 @@ impl ObjectiveName {
 }
 
 /// A bad configuration value: names the field, the value and what was expected.
-#[derive(Debug, thiserror::Error, PartialEq)]
+#[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// A field is out of its range.
     #[error("{field} = {value} is invalid (expected {expected})")]
@@ -78,7 +70,7 @@ pub enum ConfigError {
     Objective(#[from] ObjectiveError),
     /// `objective` given for a model with a second-order head (it trains by D2SM).
     #[error(
-        "objective = {0} applies to score-only models (--model s1); a model with an s2 head trains by D2SM"
+        "objective = {0} trains --model s1 or --model energy; a model with an s2 head (s1s2) trains by D2SM"
     )]
     ObjectiveNeedsScoreModel(&'static str),
     /// `--vr` with form B (the antithetic control variate is defined for form A only).
@@ -86,27 +78,33 @@ pub enum ConfigError {
         "--vr with --form b: the antithetic D2SM-VR is defined for form A (use --form a --vr, or --form b)"
     )]
     VrNeedsFormA,
-    /// The target is neither a named distribution nor `csv:PATH` / `npy:PATH`.
+    /// A data-file target without its path.
     #[error("--target {0:?}: a data file target needs a path (expected csv:PATH or npy:PATH)")]
     EmptyDataPath(String),
+    /// A bad `uci:` target.
+    #[error(transparent)]
+    Uci(#[from] crate::data::UciError),
 }
 
 /// Everything a training run needs. Defaults are the paper's settings for synthetic data.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
-    /// The data: a named target (`gmm2d`, `gmm:dim=D,components=K,seed=S`, `gauss:dim=D,cond=C,seed=S`)
-    /// or a data file (`csv:PATH`, `npy:PATH`).
+    /// The data: a named target (`gmm2d`, `gmm:dim=D,components=K,seed=S`, `gauss:dim=D,cond=C,seed=S`),
+    /// a data file (`csv:PATH`, `npy:PATH`) or a UCI set (`uci:redwine|whitewine|parkinsons[=PATH]`).
     pub target: String,
     /// Which networks to train.
     pub model: ModelKind,
+    /// Energy models: the precision `lambda >= 0` of the fixed base term `lambda ||x||^2 / 2` that keeps
+    /// `Z` finite.
+    pub base_precision: f64,
     /// The second-order head (with `model = "s1s2"`).
     pub s2: SecondOrderHead,
     /// The D2SM form.
     pub form: FormName,
     /// Variance reduction: DSM-VR for `s1`, the antithetic D2SM-VR for form A.
     pub vr: bool,
-    /// The objective of a score-only model (default: DSM, or DSM-VR with `vr`).
+    /// The objective of a score network alone or an energy model (default: DSM, or DSM-VR with `vr`).
     pub objective: Option<ObjectiveName>,
     /// Sliced score matching: directions per point `M >= 1`.
     pub projections: usize,
@@ -147,6 +145,7 @@ impl Default for TrainConfig {
         Self {
             target: "gmm2d".into(),
             model: ModelKind::S1s2,
+            base_precision: 1.0,
             s2: SecondOrderHead::Full,
             form: FormName::B,
             vr: false,
@@ -179,6 +178,8 @@ pub enum TargetSource {
     Csv(PathBuf),
     /// An NPY file of points.
     Npy(PathBuf),
+    /// A UCI set, preprocessed and split as in the sliced-score-matching experiments.
+    Uci(UciSpec),
 }
 
 impl TrainConfig {
@@ -211,6 +212,9 @@ impl TrainConfig {
                 return bad("first_order_weight", w.to_string(), "a finite number >= 0");
             }
         }
+        if !(self.base_precision >= 0.0 && self.base_precision.is_finite()) {
+            return bad("base_precision", self.base_precision.to_string(), "a finite number >= 0");
+        }
         if self.checkpoint_every == 0 {
             return bad("checkpoint_every", "0".into(), "at least 1");
         }
@@ -238,19 +242,20 @@ impl TrainConfig {
         Ok(match self.target.split_once(':') {
             Some(("csv", p)) => TargetSource::Csv(path(p)?),
             Some(("npy", p)) => TargetSource::Npy(path(p)?),
+            Some(("uci", _)) => TargetSource::Uci(self.target.parse()?),
             _ => TargetSource::Named(self.target.clone()),
         })
     }
 
     /// The objective these settings select.
     pub fn objective(&self) -> Objective {
-        if let (ModelKind::S1, Some(name)) = (self.model, self.objective) {
+        if let (ModelKind::S1 | ModelKind::Energy, Some(name)) = (self.model, self.objective) {
             return Objective::from_name(name.as_str(), self.projections, self.projection, self.fd_eps)
                 .expect("validated with the configuration");
         }
         match (self.model, self.vr, self.form) {
-            (ModelKind::S1, false, _) => Objective::Dsm,
-            (ModelKind::S1, true, _) => Objective::DsmVr,
+            (ModelKind::S1 | ModelKind::Energy, false, _) => Objective::Dsm,
+            (ModelKind::S1 | ModelKind::Energy, true, _) => Objective::DsmVr,
             (ModelKind::S1s2, vr, form) => {
                 let form = match (form, vr) {
                     (FormName::A, false) => D2smForm::A,
@@ -275,14 +280,19 @@ impl TrainConfig {
         }
     }
 
-    /// The model architecture for data of dimension `dim`.
-    pub fn shape(&self, dim: usize) -> ModelShape {
-        ModelShape {
-            dim,
-            width: self.width,
-            depth: self.depth,
-            activation: self.activation,
-            head: (self.model == ModelKind::S1s2).then_some(self.s2),
+    /// A freshly initialised model of the configured kind and architecture for data of dimension `dim`.
+    pub fn init_model<R: Rng + ?Sized>(&self, dim: usize, rng: &mut R) -> Model<f32> {
+        let (width, depth, activation) = (self.width, self.depth, self.activation);
+        match self.model {
+            ModelKind::Energy => {
+                let base_precision = self.base_precision;
+                let shape = EnergyShape { dim, width, depth, activation, base_precision };
+                Model::Energy(EnergyModel::init(&shape, rng))
+            }
+            kind => {
+                let head = (kind == ModelKind::S1s2).then_some(self.s2);
+                Model::Score(ScoreModel::init(&ModelShape { dim, width, depth, activation, head }, rng))
+            }
         }
     }
 }
@@ -290,6 +300,7 @@ impl TrainConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn toml_round_trip_and_validation() {
@@ -322,11 +333,20 @@ mod tests {
         let zero = TrainConfig { projections: 0, ..ssm.clone() };
         assert!(matches!(zero.validate(), Err(ConfigError::Objective(ObjectiveError::ZeroProjections))));
         let with_head = TrainConfig { model: ModelKind::S1s2, ..ssm };
-        assert_eq!(with_head.validate(), Err(ConfigError::ObjectiveNeedsScoreModel("ssm-vr")));
+        assert!(matches!(with_head.validate(), Err(ConfigError::ObjectiveNeedsScoreModel("ssm-vr"))));
         let vr_b = TrainConfig { vr: true, form: FormName::B, ..Default::default() };
-        assert_eq!(vr_b.validate(), Err(ConfigError::VrNeedsFormA));
+        assert!(matches!(vr_b.validate(), Err(ConfigError::VrNeedsFormA)));
+        let energy = TrainConfig { model: ModelKind::Energy, vr: true, ..Default::default() };
+        assert_eq!(energy.objective(), Objective::DsmVr);
+        assert!(energy.validate().is_ok());
+        let flat = TrainConfig { base_precision: -1.0, ..energy };
+        assert!(matches!(flat.validate(), Err(ConfigError::OutOfRange { field: "base_precision", .. })));
+        let uci = TrainConfig { target: "uci:redwine".into(), ..Default::default() };
+        assert!(matches!(uci.target_source(), Ok(TargetSource::Uci(UciSpec { path: None, .. }))));
+        let unknown = TrainConfig { target: "uci:beer".into(), ..Default::default() };
+        assert!(matches!(unknown.validate(), Err(ConfigError::Uci(_))), "{:?}", unknown.validate());
         let csv = TrainConfig { target: "csv:data/x.csv".into(), ..Default::default() };
-        assert_eq!(csv.target_source(), Ok(TargetSource::Csv("data/x.csv".into())));
+        assert!(matches!(csv.target_source(), Ok(TargetSource::Csv(p)) if p == Path::new("data/x.csv")));
         assert!(TrainConfig { target: "npy:".into(), ..Default::default() }.validate().is_err());
     }
 }

@@ -3,6 +3,7 @@
 
 mod config;
 mod energy_step;
+mod model_step;
 mod objective_choice;
 mod sliced_step;
 mod step;
@@ -10,8 +11,9 @@ mod trainer;
 mod training_checkpoint;
 mod training_data;
 
-pub use config::{ConfigError, FormName, ModelKind, ObjectiveName, TargetSource, TrainConfig};
+pub use config::{ConfigError, FormName, ObjectiveName, TargetSource, TrainConfig};
 pub use energy_step::{energy_loss_and_gradient, EnergyWorkspace};
+pub use model_step::ModelWorkspace;
 pub use objective_choice::DEFAULT_FD_EPS;
 pub use step::{loss_and_gradient, Objective, StepWorkspace};
 pub use trainer::{StepInfo, TrainError, TrainObserver, Trainer};

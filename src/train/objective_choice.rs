@@ -69,16 +69,23 @@ impl Objective {
         }
     }
 
-    /// Checks that the objective can train a model of kind `kind`: D2SM needs a score network with a
-    /// second-order head; every first-order objective trains both kinds.
+    /// Checks that the objective can train a model of kind `kind`: D2SM trains a score network with a
+    /// second-order head (`s1s2`); every first-order objective trains a score network alone (`s1`) or an
+    /// energy model.
     pub fn check_model(&self, kind: ModelKind) -> Result<(), ObjectiveError> {
-        match (self, kind) {
-            (Objective::SecondOrder { .. }, ModelKind::Energy) => Err(ObjectiveError::WrongModel {
+        let second_order = matches!(self, Objective::SecondOrder { .. });
+        match (second_order, kind) {
+            (true, ModelKind::S1s2) | (false, ModelKind::S1 | ModelKind::Energy) => Ok(()),
+            (true, _) => Err(ObjectiveError::WrongModel {
                 objective: self.name(),
                 model: kind,
-                expected: "score-network (s1) with a second-order head",
+                expected: "s1s2 (a score network with a second-order head)",
             }),
-            _ => Ok(()),
+            (false, _) => Err(ObjectiveError::WrongModel {
+                objective: self.name(),
+                model: kind,
+                expected: "s1 or energy",
+            }),
         }
     }
 
@@ -106,7 +113,8 @@ mod tests {
             assert_eq!(objective.name(), name);
             assert!(
                 objective.check_model(ModelKind::Energy).is_ok()
-                    && objective.check_model(ModelKind::ScoreNetwork).is_ok()
+                    && objective.check_model(ModelKind::S1).is_ok()
+                    && objective.check_model(ModelKind::S1s2).is_err()
             );
         }
         let err = Objective::from_name("sliced", 1, Projection::Gaussian, 0.1).unwrap_err();
@@ -121,6 +129,7 @@ mod tests {
         let d2sm = Objective::SecondOrder { form: crate::objectives::D2smForm::A, weight: 1.0 };
         let err = d2sm.check_model(ModelKind::Energy).unwrap_err();
         assert!(matches!(err, ObjectiveError::WrongModel { model: ModelKind::Energy, .. }));
+        assert!(d2sm.check_model(ModelKind::S1s2).is_ok() && d2sm.check_model(ModelKind::S1).is_err());
         for e in
             [err, ObjectiveError::ZeroProjections, ObjectiveError::UnknownProjection { name: "x".into() }]
         {

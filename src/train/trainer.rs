@@ -2,12 +2,11 @@
 //! with the last good checkpoint kept if the loss stops being finite.
 
 use super::config::TrainConfig;
-use super::step::{loss_and_gradient, StepWorkspace};
+use super::model_step::ModelWorkspace;
 use super::training_checkpoint::Checkpoint;
 use super::training_data::TrainingData;
 use crate::checkpoint::CheckpointError;
 use crate::linalg::Mat;
-use crate::models::ScoreModel;
 use crate::optim::{Adam, Ema};
 use crate::Error;
 use rand::SeedableRng;
@@ -63,7 +62,7 @@ impl TrainObserver for () {}
 pub struct Trainer {
     state: Checkpoint,
     data: TrainingData,
-    ws: StepWorkspace<f32>,
+    ws: ModelWorkspace<f32>,
     z: Mat<f32>,
 }
 
@@ -73,7 +72,7 @@ impl Trainer {
         config.validate()?;
         let data = TrainingData::load(&config.target_source()?, config.seed)?;
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-        let model = ScoreModel::init(&config.shape(data.dim()), &mut rng);
+        let model = config.init_model(data.dim(), &mut rng);
         let settings = config.adam();
         let adam = Adam::new(settings, model.num_params());
         let ema = (config.ema > 0.0).then(|| Ema::new(config.ema, &model.params()));
@@ -95,7 +94,7 @@ impl Trainer {
     }
 
     fn from_parts(state: Checkpoint, data: TrainingData) -> Self {
-        let ws = StepWorkspace::new(&state.model);
+        let ws = ModelWorkspace::new(&state.model);
         Self { state, data, ws, z: Mat::default() }
     }
 
@@ -117,10 +116,10 @@ impl Trainer {
         let objective = s.config.objective();
         self.z.resize(objective.noise_rows(x.rows()), x.cols());
         self.z.as_mut_slice().iter_mut().for_each(|v| *v = StandardNormal.sample(&mut s.rng));
-        let loss =
-            loss_and_gradient(&s.model, objective, s.config.sigma as f32, &x, &self.z, &mut self.ws) as f64;
+        let sigma = s.config.sigma as f32;
+        let loss = self.ws.loss_and_gradient(&s.model, objective, sigma, &x, &self.z) as f64;
         if loss.is_finite() {
-            s.adam.step(s.model.params_mut(), self.ws.grad.params());
+            s.adam.step(s.model.params_mut(), self.ws.grad());
             if let Some(ema) = &mut s.ema {
                 ema.update(&s.model.params());
             }
@@ -164,8 +163,8 @@ impl Trainer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::SecondOrderHead;
-    use crate::train::config::{FormName, ModelKind};
+    use crate::models::{ModelKind, SecondOrderHead};
+    use crate::train::config::FormName;
 
     fn small(steps: u64) -> TrainConfig {
         TrainConfig {
@@ -183,21 +182,34 @@ mod tests {
         }
     }
 
+    /// An energy model trained by SSM-VR on the same target.
+    fn small_energy(steps: u64) -> TrainConfig {
+        TrainConfig {
+            model: ModelKind::Energy,
+            objective: Some(crate::train::ObjectiveName::SsmVr),
+            base_precision: 0.5,
+            ..small(steps)
+        }
+    }
+
     #[test]
     fn resume_continues_bit_for_bit() {
-        let dir = tempfile::tempdir().unwrap();
-        let (straight, split) = (dir.path().join("a.safetensors"), dir.path().join("b.safetensors"));
-        Trainer::new(small(20)).unwrap().run(&straight, &mut ()).unwrap();
-        Trainer::new(small(9)).unwrap().run(&split, &mut ()).unwrap();
-        let halfway = Checkpoint::load(&split).unwrap();
-        assert_eq!(halfway.step, 9);
-        Trainer::resume(halfway, Some(20)).unwrap().run(&split, &mut ()).unwrap();
-        let (a, b) = (Checkpoint::load(&straight).unwrap(), Checkpoint::load(&split).unwrap());
-        assert_eq!(a.step, 20);
-        assert_eq!(a.model, b.model, "weights differ after resuming");
-        assert_eq!(a.adam, b.adam, "optimiser state differs after resuming");
-        assert_eq!(a.ema, b.ema, "weight average differs after resuming");
-        assert_eq!(a.rng, b.rng, "RNG position differs after resuming");
+        for config in [small as fn(u64) -> TrainConfig, small_energy] {
+            let dir = tempfile::tempdir().unwrap();
+            let (straight, split) = (dir.path().join("a.safetensors"), dir.path().join("b.safetensors"));
+            Trainer::new(config(20)).unwrap().run(&straight, &mut ()).unwrap();
+            Trainer::new(config(9)).unwrap().run(&split, &mut ()).unwrap();
+            let halfway = Checkpoint::load(&split).unwrap();
+            assert_eq!(halfway.step, 9);
+            Trainer::resume(halfway, Some(20)).unwrap().run(&split, &mut ()).unwrap();
+            let (a, b) = (Checkpoint::load(&straight).unwrap(), Checkpoint::load(&split).unwrap());
+            assert_eq!(a.step, 20);
+            assert_eq!(a.model.kind(), config(1).model);
+            assert_eq!(a.model, b.model, "weights differ after resuming");
+            assert_eq!(a.adam, b.adam, "optimiser state differs after resuming");
+            assert_eq!(a.ema, b.ema, "weight average differs after resuming");
+            assert_eq!(a.rng, b.rng, "RNG position differs after resuming");
+        }
     }
 
     #[test]

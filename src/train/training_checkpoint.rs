@@ -1,11 +1,12 @@
 //! A training run's complete state in one safetensors file: weights (loadable from Python as
-//! `s1.{layer}.weight` / `.bias`, `s2.{layer}...`), Adam moments, the EMA, the RNG position, the step and
+//! `s1.{layer}.weight` / `.bias`, `s2.{layer}...`, or `energy.{layer}...` for an energy model), Adam
+//! moments, the EMA, the RNG position, the step and
 //! the configuration. Saving is atomic; loading checks every shape against the configuration.
 
 use super::config::TrainConfig;
 use crate::checkpoint::{CheckpointError, TensorStore};
 use crate::linalg::Mat;
-use crate::models::{ScoreModel, SecondOrderNet};
+use crate::models::{EnergyModel, Model, ScoreModel, SecondOrderNet};
 use crate::nn::{Linear, Mlp};
 use crate::optim::{Adam, Ema};
 use crate::Error;
@@ -26,7 +27,7 @@ pub struct Checkpoint {
     /// Steps completed.
     pub step: u64,
     /// The trained weights.
-    pub model: ScoreModel<f32>,
+    pub model: Model<f32>,
     /// Optimiser state.
     pub adam: Adam<f32>,
     /// Weight average, if enabled.
@@ -64,7 +65,7 @@ fn get_mlp(store: &TensorStore, prefix: &str, template: &Mlp<f32>) -> Result<Mlp
 
 impl Checkpoint {
     /// The model to evaluate: the EMA weights when averaging is on, else the trained weights.
-    pub fn eval_model(&self) -> ScoreModel<f32> {
+    pub fn eval_model(&self) -> Model<f32> {
         let mut model = self.model.clone();
         if let Some(ema) = &self.ema {
             model.set_params(ema.shadow());
@@ -75,9 +76,14 @@ impl Checkpoint {
     /// Writes the checkpoint atomically (temporary file, then rename).
     pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
         let mut store = TensorStore::new();
-        put_mlp(&mut store, "s1", &self.model.s1);
-        if let Some(s2) = &self.model.s2 {
-            put_mlp(&mut store, "s2", &s2.net);
+        match &self.model {
+            Model::Score(model) => {
+                put_mlp(&mut store, "s1", &model.s1);
+                if let Some(s2) = &model.s2 {
+                    put_mlp(&mut store, "s2", &s2.net);
+                }
+            }
+            Model::Energy(model) => put_mlp(&mut store, "energy", &model.net),
         }
         let (m, v, t) = self.adam.state();
         store.insert("adam.m", &[m.len()], m);
@@ -119,15 +125,21 @@ impl Checkpoint {
             toml::from_str(text).map_err(|_| bad("config", text, "a tweedie TOML config"))?;
         config.validate()?;
         let dim = store.get_u64("dim")? as usize;
-        let shape = config.shape(dim);
         // Shapes come from the configuration; the stored tensors must match them exactly.
-        let template = ScoreModel::<f32>::init(&shape, &mut ChaCha8Rng::seed_from_u64(0));
-        let s1 = get_mlp(&store, "s1", &template.s1)?;
-        let s2 = match &template.s2 {
-            Some(t) => Some(SecondOrderNet { head: t.head, net: get_mlp(&store, "s2", &t.net)? }),
-            None => None,
+        let model = match config.init_model(dim, &mut ChaCha8Rng::seed_from_u64(0)) {
+            Model::Score(template) => {
+                let s1 = get_mlp(&store, "s1", &template.s1)?;
+                let s2 = match &template.s2 {
+                    Some(t) => Some(SecondOrderNet { head: t.head, net: get_mlp(&store, "s2", &t.net)? }),
+                    None => None,
+                };
+                Model::Score(ScoreModel { s1, s2 })
+            }
+            Model::Energy(template) => Model::Energy(EnergyModel {
+                net: get_mlp(&store, "energy", &template.net)?,
+                base_precision: template.base_precision,
+            }),
         };
-        let model = ScoreModel { s1, s2 };
         let n = model.num_params();
         let settings = config.adam();
         let adam = Adam::from_state(

@@ -1,15 +1,15 @@
-//! Where training points come from: an analytic target (fresh samples every step) or a data file
-//! (minibatches drawn from a training split, with a held-out split for evaluation).
+//! Where training points come from: an analytic target (fresh samples every step), a data file or a UCI
+//! set (minibatches drawn from a training split, with a held-out split for evaluation).
 
 use super::config::TargetSource;
-use crate::data::{load_points, DataError};
+use crate::data::{load_points, load_uci, DataError};
 use crate::linalg::Mat;
 use crate::targets::{GaussianMixture, NamedTarget};
 use crate::Error;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Training points.
 #[derive(Clone, Debug)]
@@ -23,12 +23,15 @@ pub enum TrainingData {
     },
     /// Points from a file, split into training and held-out rows.
     Samples {
-        /// The file.
-        path: PathBuf,
+        /// Where they come from: the file, or the `uci:` target.
+        label: String,
         /// Training rows.
         train: Mat<f64>,
-        /// Held-out rows (a tenth of the file, at least one row).
+        /// Held-out rows: a tenth of a data file (at least one row), or a UCI set's test split.
         held_out: Mat<f64>,
+        /// `log |det|` of the map from data units to these coordinates (a UCI set's whitening; 0 for a
+        /// data file): add it to a log-density of the rows to get one in data units.
+        log_det: f64,
     },
 }
 
@@ -42,6 +45,17 @@ impl TrainingData {
             }
             TargetSource::Csv(path) | TargetSource::Npy(path) => {
                 Self::from_points(path, load_points(path)?, seed)
+            }
+            TargetSource::Uci(spec) => {
+                // The validation split is left out: training never sees it and evaluation uses the test
+                // split.
+                let data = load_uci(spec, seed)?;
+                Ok(Self::Samples {
+                    label: spec.to_string(),
+                    train: data.train,
+                    held_out: data.test,
+                    log_det: data.whitening.log_det,
+                })
             }
         }
     }
@@ -61,9 +75,10 @@ impl TrainingData {
         let held = (points.rows() / 10).max(1);
         let gather = |rows: &[usize]| Mat::from_fn(rows.len(), points.cols(), |i, j| points.at(rows[i], j));
         Ok(Self::Samples {
-            path: path.to_path_buf(),
+            label: path.display().to_string(),
             held_out: gather(&order[..held]),
             train: gather(&order[held..]),
+            log_det: 0.0,
         })
     }
 

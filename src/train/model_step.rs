@@ -1,0 +1,55 @@
+//! One step's loss and parameter gradient for a model of either kind: dispatches to the score-network
+//! step ([`loss_and_gradient`]) or the energy-model step ([`energy_loss_and_gradient`]).
+
+use super::energy_step::{energy_loss_and_gradient, EnergyWorkspace};
+use super::step::{loss_and_gradient, Objective, StepWorkspace};
+use crate::linalg::{Mat, Real};
+use crate::models::Model;
+
+/// The buffers of one model's steps (score network or energy model), allocated once per run.
+#[derive(Clone, Debug)]
+pub enum ModelWorkspace<F> {
+    /// For a [`Model::Score`].
+    Score(Box<StepWorkspace<F>>),
+    /// For a [`Model::Energy`].
+    Energy(Box<EnergyWorkspace<F>>),
+}
+
+impl<F: Real> ModelWorkspace<F> {
+    /// A workspace for `model`.
+    pub fn new(model: &Model<F>) -> Self {
+        match model {
+            Model::Score(m) => Self::Score(Box::new(StepWorkspace::new(m))),
+            Model::Energy(m) => Self::Energy(Box::new(EnergyWorkspace::new(m))),
+        }
+    }
+
+    /// The batch loss of `objective` at clean points `x` with standard normal draws `z`
+    /// ([`Objective::noise_rows`] rows); leaves the parameter gradient in [`ModelWorkspace::grad`].
+    ///
+    /// Panics (a programmer error) if the workspace was built for another kind of model, or the
+    /// objective cannot train this one ([`Objective::check_model`]).
+    #[track_caller]
+    pub fn loss_and_gradient(
+        &mut self,
+        model: &Model<F>,
+        objective: Objective,
+        sigma: F,
+        x: &Mat<F>,
+        z: &Mat<F>,
+    ) -> F {
+        match (model, self) {
+            (Model::Score(m), Self::Score(ws)) => loss_and_gradient(m, objective, sigma, x, z, ws),
+            (Model::Energy(m), Self::Energy(ws)) => energy_loss_and_gradient(m, objective, sigma, x, z, ws),
+            _ => panic!("ModelWorkspace: built for another kind of model than {}", model.kind()),
+        }
+    }
+
+    /// The parameter gradient of the last step, in the order of [`Model::params`].
+    pub fn grad(&self) -> Vec<&[F]> {
+        match self {
+            Self::Score(ws) => ws.grad.params(),
+            Self::Energy(ws) => ws.grad.params(),
+        }
+    }
+}
