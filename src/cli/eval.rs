@@ -146,6 +146,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
                 value["log_z_std_err"] = serde_json::json!(z.std_err);
                 value["log_z_samples"] = serde_json::json!(z.samples);
                 value["log_z_effective_samples"] = serde_json::json!(z.effective_samples);
+                value["log_z_bandwidth"] = serde_json::json!(z.bandwidth);
             }
             if args.json {
                 println!("{value}");

@@ -1,6 +1,6 @@
-//! The log normaliser `log Z = log \int exp(-E(x)) dx` of an energy model by importance sampling with a
-//! wide Gaussian proposal, run until its standard error is below a tolerance; and held-out
-//! log-likelihoods `-E(x) - log Z`.
+//! The log normaliser `log Z = log \int exp(-E(x)) dx` of an energy model by importance sampling from a
+//! defensive mixture of a wide Gaussian and Gaussians on the training points (bandwidth tuned by pilot
+//! runs), run until its standard error is below a tolerance; and held-out log-likelihoods `-E(x) - log Z`.
 
 use super::energy_model::EnergyModel;
 use crate::linalg::{Mat, Real};
@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Settings of [`log_partition`].
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LogPartitionSettings {
     /// Standard deviation `c` of the wide Gaussian `N(0, c^2 I)` of the proposal (data whitened to unit
     /// scale; `c > 1` covers the tails).
@@ -29,30 +29,35 @@ pub struct LogPartitionSettings {
     pub seed: u64,
     /// Weight `a` of the data-centred components of the proposal (0: the wide Gaussian alone).
     pub data_weight: f64,
-    /// Standard deviations `h_1, h_2` of the Gaussians of the two data-centred components (weight `a/2`
-    /// each): a narrow one for sharp modes at the data, a broader one for the bulk.
-    pub data_bandwidths: [f64; 2],
+    /// Candidate bandwidths `h` of the data-centred Gaussians: a pilot run of `pilot_samples` draws per
+    /// candidate keeps the one with the largest effective sample size.
+    pub data_bandwidths: Vec<f64>,
+    /// Draws of each pilot run (none with a single candidate).
+    pub pilot_samples: usize,
 }
 
 /// Most data points used as centres of the proposal's data-centred components.
-pub const MAX_CENTRES: usize = 2048;
+pub const MAX_CENTRES: usize = 4096;
 
 /// Proposal draws whose data-centred density is evaluated in one GEMM (bounds its memory).
 const CENTRE_CHUNK: usize = 1024;
 
 impl Default for LogPartitionSettings {
-    /// `c = 3`, tolerance 0.005 nats (so that independent estimates agree to about 0.01), batches of
-    /// 2^15, between 2^17 and 2^24 draws, seed 0, data weight `a = 0.5` with `h = (0.2, 0.6)`.
+    /// `c = 3`, tolerance 0.004 nats (so that independent estimates agree to about 0.01), batches of
+    /// 2^14, between 2^16 and 2^24 draws, seed 0, data weight `a = 0.8` with `h` from
+    /// `{0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.85, 1.0}` by pilots of 2^17 draws (large enough that a bandwidth
+    /// whose weights are heavy-tailed shows it).
     fn default() -> Self {
         Self {
             proposal_std: 3.0,
-            tolerance: 0.005,
-            batch: 1 << 15,
-            min_samples: 1 << 17,
+            tolerance: 0.004,
+            batch: 1 << 14,
+            min_samples: 1 << 16,
             max_samples: 1 << 24,
             seed: 0,
-            data_weight: 0.5,
-            data_bandwidths: [0.2, 0.6],
+            data_weight: 0.8,
+            data_bandwidths: vec![0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.85, 1.0],
+            pilot_samples: 1 << 17,
         }
     }
 }
@@ -64,10 +69,12 @@ pub struct LogPartition {
     pub log_z: f64,
     /// Its standard error in nats (delta method: `sqrt((K sum w^2 / (sum w)^2 - 1) / K)`).
     pub std_err: f64,
-    /// Proposal draws used `K`.
+    /// Proposal draws used `K` (pilot draws not included).
     pub samples: usize,
     /// Effective sample size `(sum w)^2 / sum w^2`.
     pub effective_samples: f64,
+    /// The bandwidth `h` of the data-centred components (`None`: the wide Gaussian alone).
+    pub bandwidth: Option<f64>,
 }
 
 /// Streaming `log sum exp` of the log weights and of twice the log weights.
@@ -95,7 +102,7 @@ impl WeightSums {
         self.count += 1;
     }
 
-    fn estimate(&self) -> LogPartition {
+    fn estimate(&self, bandwidth: Option<f64>) -> LogPartition {
         let k = self.count as f64;
         let relative_var = (k * self.sum_sq / (self.sum * self.sum) - 1.0).max(0.0);
         LogPartition {
@@ -103,6 +110,7 @@ impl WeightSums {
             std_err: (relative_var / k).sqrt(),
             samples: self.count,
             effective_samples: self.sum * self.sum / self.sum_sq,
+            bandwidth,
         }
     }
 }
@@ -116,106 +124,147 @@ fn log_sum_exp(a: impl Iterator<Item = f64> + Clone) -> f64 {
     max + a.map(|v| (v - max).exp()).sum::<f64>().ln()
 }
 
-/// Estimates `log Z` of `model` by importance sampling.
-///
-/// # Definition
-/// The proposal is the defensive mixture of a wide Gaussian and Gaussians on (up to [`MAX_CENTRES`])
-/// data points `mu_m` at two bandwidths,
-/// $$ q(x) = (1 - a)\,\mathcal N(x; 0, c^2 I) + \frac{a}{2M} \sum_{b=1,2} \sum_m \mathcal N(x; \mu_m, h_b^2 I) $$
-/// (`a = 0` or no `data`: the wide Gaussian alone); with draws `x_k ~ q`,
-/// $$ \hat Z = \frac1K \sum_k w_k,\qquad w_k = \frac{e^{-E(x_k)}}{q(x_k)}, $$
-/// computed in log space. The wide component bounds the weights in the tails (a model with a base
-/// precision `lambda >= 1/c^2` has bounded weights whatever its network); the data-centred ones cover
-/// the sharp modes that a flexible model trained on finitely many points grows at them (score matching
-/// on `x + sigma z` with `n` points is optimal at the kernel density estimate of bandwidth `sigma`).
-/// Draws continue in batches until the delta-method standard error of `log Z_hat` is at most
-/// `tolerance` (after at least `min_samples`), or `max_samples` is reached. `Z_hat` is unbiased for
-/// any proposal.
-pub fn log_partition<F: Real>(
-    model: &EnergyModel<F>,
-    data: Option<&Mat<f64>>,
-    settings: &LogPartitionSettings,
-) -> LogPartition {
-    let dim = model.dim();
-    let c = settings.proposal_std;
-    let two_pi = 2.0 * std::f64::consts::PI;
-    let log_q_norm = -0.5 * dim as f64 * (two_pi * c * c).ln();
-    let centres = data
-        .filter(|d| settings.data_weight > 0.0 && d.rows() > 0)
-        .map(|d| d.slice_rows(0, d.rows().min(MAX_CENTRES)));
-    let a = if centres.is_some() { settings.data_weight } else { 0.0 };
-    let bandwidths = settings.data_bandwidths;
-    let mut rng = ChaCha8Rng::seed_from_u64(settings.seed);
-    let mut sums = WeightSums::default();
-    let batch = settings.batch.max(1);
-    // Buffers reused across batches: no allocation (and no page faults) for the network in the loop.
-    let mut z = vec![0.0f64; batch * dim];
-    let mut points = Mat::<f64>::zeros(batch, dim);
-    let mut x = Mat::<F>::zeros(batch, dim);
-    let mut trace = MlpTrace::default();
-    let mu_norms: Vec<f64> = centres
-        .as_ref()
-        .map_or(Vec::new(), |mu| mu.row_iter().map(|r| r.iter().map(|v| v * v).sum()).collect());
-    loop {
-        z.iter_mut().for_each(|v| *v = StandardNormal.sample(&mut rng));
-        for (row, z_row) in z.chunks_exact(dim).enumerate() {
-            let point = points.row_mut(row);
-            match &centres {
-                Some(mu) if rng.random::<f64>() < a => {
+/// The proposal `q(x) = (1 - a) N(x; 0, c^2 I) + (a / M) sum_m N(x; mu_m, h^2 I)` and the buffers of
+/// one batch of weights.
+struct Proposal<'a, F> {
+    model: &'a EnergyModel<F>,
+    c: f64,
+    /// The centres `mu_m` (and in f32, with their squared norms, for the density sums); `None`: `a = 0`.
+    centres: Option<(&'a Mat<f64>, Mat<f32>, Vec<f32>)>,
+    a: f64,
+    h: f64,
+    z: Vec<f64>,
+    points: Mat<f64>,
+    x: Mat<F>,
+    trace: MlpTrace<F>,
+}
+
+impl<'a, F: Real> Proposal<'a, F> {
+    fn new(model: &'a EnergyModel<F>, centres: Option<&'a Mat<f64>>, a: f64, c: f64, batch: usize) -> Self {
+        let dim = model.dim();
+        let centres = centres.map(|mu| {
+            let mu32: Mat<f32> = mu.cast();
+            let norms = mu32.row_iter().map(|r| r.iter().map(|v| v * v).sum()).collect();
+            (mu, mu32, norms)
+        });
+        let a = if centres.is_some() { a } else { 0.0 };
+        Self {
+            model,
+            c,
+            centres,
+            a,
+            h: 1.0,
+            z: vec![0.0; batch * dim],
+            points: Mat::zeros(batch, dim),
+            x: Mat::zeros(batch, dim),
+            trace: MlpTrace::default(),
+        }
+    }
+
+    /// Draws one batch from the proposal and pushes the log weights `-E(x_k) - log q(x_k)`.
+    fn push_batch(&mut self, rng: &mut ChaCha8Rng, sums: &mut WeightSums) {
+        let (dim, c, a, h) = (self.model.dim(), self.c, self.a, self.h);
+        let two_pi = 2.0 * std::f64::consts::PI;
+        self.z.iter_mut().for_each(|v| *v = StandardNormal.sample(rng));
+        for (row, z_row) in self.z.chunks_exact(dim).enumerate() {
+            let point = self.points.row_mut(row);
+            match &self.centres {
+                Some((mu, _, _)) if rng.random::<f64>() < a => {
                     let centre = mu.row(rng.random_range(0..mu.rows()));
-                    let h = bandwidths[rng.random_range(0..2)];
                     point.iter_mut().zip(z_row).zip(centre).for_each(|((p, z), m)| *p = m + h * z);
                 }
                 _ => point.iter_mut().zip(z_row).for_each(|(p, z)| *p = c * z),
             }
         }
-        // log q at every draw; the data-centred part through GEMMs of squared distances, in chunks
+        // log q at every draw; the data-centred part in f32 (a relative error near 1e-6 in q, far below
+        // the Monte Carlo error) through GEMMs of squared distances and the vectorised exp, in chunks
         // spread over the rayon pool (each chunk's result depends only on its draws: deterministic).
-        let norms: Vec<f64> = points.row_iter().map(|r| r.iter().map(|v| v * v).sum()).collect();
-        let mut log_q: Vec<f64> =
-            norms.iter().map(|r2| (1.0 - a).ln() + log_q_norm - 0.5 * r2 / (c * c)).collect();
-        if let Some(mu) = &centres {
-            let log_mix: Vec<f64> = bandwidths
-                .iter()
-                .map(|h| (0.5 * a / mu.rows() as f64).ln() - 0.5 * dim as f64 * (two_pi * h * h).ln())
-                .collect();
+        let norms: Vec<f64> = self.points.row_iter().map(|r| r.iter().map(|v| v * v).sum()).collect();
+        let log_wide = (1.0 - a).ln() - 0.5 * dim as f64 * (two_pi * c * c).ln();
+        let mut log_q: Vec<f64> = norms.iter().map(|r2| log_wide - 0.5 * r2 / (c * c)).collect();
+        if let Some((_, mu, mu_norms)) = &self.centres {
+            let log_mix = (a / mu.rows() as f64).ln() - 0.5 * dim as f64 * (two_pi * h * h).ln();
+            let points = &self.points;
+            let scale = (0.5 / (h * h)) as f32;
             log_q.par_chunks_mut(CENTRE_CHUNK).enumerate().for_each(|(chunk, lq)| {
                 let start = chunk * CENTRE_CHUNK;
-                let block = Mat::from_vec(
-                    lq.len(),
-                    dim,
-                    points.as_slice()[start * dim..(start + lq.len()) * dim].to_vec(),
-                );
+                let block =
+                    Mat::from_fn(lq.len(), dim, |i, j| points.as_slice()[(start + i) * dim + j] as f32);
                 let cross = Mat::matmul(&block, mu, true);
-                let mut d2 = vec![0.0; mu.rows()];
+                let mut d2 = vec![0.0f32; mu.rows()];
                 for (k, lq) in lq.iter_mut().enumerate() {
-                    let r2 = norms[start + k];
-                    for ((d, x_mu), m2) in d2.iter_mut().zip(cross.row(k)).zip(&mu_norms) {
+                    let r2 = norms[start + k] as f32;
+                    for ((d, x_mu), m2) in d2.iter_mut().zip(cross.row(k)).zip(mu_norms) {
                         *d = (r2 - 2.0 * x_mu + m2).max(0.0);
                     }
-                    let nearest = d2.iter().copied().fold(f64::INFINITY, f64::min);
-                    let mut parts = [*lq, 0.0, 0.0];
-                    for (b, h) in bandwidths.iter().enumerate() {
-                        // Terms beyond exp(-40) of the nearest centre's do not change the sum.
-                        let (scale, cutoff) = (0.5 / (h * h), 80.0 * h * h);
-                        let sum: f64 = d2
-                            .iter()
-                            .filter(|d| **d - nearest <= cutoff)
-                            .map(|d| (-(d - nearest) * scale).exp())
-                            .sum();
-                        parts[b + 1] = log_mix[b] - nearest * scale + sum.ln();
-                    }
-                    *lq = log_sum_exp(parts.into_iter());
+                    let nearest = d2.iter().copied().fold(f32::INFINITY, f32::min);
+                    // sum_m exp(-(d_m - nearest) / (2 h^2)) >= 1: the nearest centre's term.
+                    let sum: f32 = d2.iter().map(|d| f32::exp_nonpositive((nearest - d) * scale)).sum();
+                    let log_data = log_mix - (nearest * scale) as f64 + (sum as f64).ln();
+                    *lq = log_sum_exp([*lq, log_data].into_iter());
                 }
             });
         }
-        x.as_mut_slice().iter_mut().zip(points.as_slice()).for_each(|(x, p)| *x = F::of(*p));
-        let net = model.net.forward_trace(&x, batch, &mut trace);
-        for ((f, x_row), lq) in net.as_slice().iter().zip(x.row_iter()).zip(&log_q) {
-            let energy = (*f + model.base_energy(x_row)).to_f64().unwrap_or(f64::NAN);
+        self.x.as_mut_slice().iter_mut().zip(self.points.as_slice()).for_each(|(x, p)| *x = F::of(*p));
+        let rows = self.x.rows();
+        let net = self.model.net.forward_trace(&self.x, rows, &mut self.trace);
+        for ((f, x_row), lq) in net.as_slice().iter().zip(self.x.row_iter()).zip(&log_q) {
+            let energy = (*f + self.model.base_energy(x_row)).to_f64().unwrap_or(f64::NAN);
             sums.push(-energy - lq);
         }
-        let estimate = sums.estimate();
+    }
+}
+
+/// Estimates `log Z` of `model` by importance sampling.
+///
+/// # Definition
+/// The proposal is the defensive mixture of a wide Gaussian and Gaussians of bandwidth `h` on (up to
+/// [`MAX_CENTRES`]) data points `mu_m`,
+/// $$ q(x) = (1 - a)\,\mathcal N(x; 0, c^2 I) + \frac{a}{M} \sum_m \mathcal N(x; \mu_m, h^2 I) $$
+/// (`a = 0` or no `data`: the wide Gaussian alone); with draws `x_k ~ q`,
+/// $$ \hat Z = \frac1K \sum_k w_k,\qquad w_k = \frac{e^{-E(x_k)}}{q(x_k)}, $$
+/// computed in log space. The wide component bounds the weights in the tails (a model with a base
+/// precision `lambda >= 1/c^2` has bounded weights whatever its network); the data-centred ones cover
+/// the mass near the data: score matching on `x + sigma z` with `n` points is optimal at the kernel
+/// density estimate of bandwidth `sigma`, so a trained model looks locally like one, and in `D`
+/// dimensions a bandwidth off by a factor `r` costs about `r^D` in effective sample size. `h` is
+/// therefore chosen among `data_bandwidths` by pilot runs (the largest effective sample size), and the
+/// estimate uses fresh draws. Draws continue in batches until the delta-method standard error of
+/// `log Z_hat` is at most `tolerance` (after at least `min_samples`), or `max_samples` is reached.
+/// `Z_hat` is unbiased for any proposal.
+pub fn log_partition<F: Real>(
+    model: &EnergyModel<F>,
+    data: Option<&Mat<f64>>,
+    settings: &LogPartitionSettings,
+) -> LogPartition {
+    let centres = data
+        .filter(|d| settings.data_weight > 0.0 && d.rows() > 0 && !settings.data_bandwidths.is_empty())
+        .map(|d| d.slice_rows(0, d.rows().min(MAX_CENTRES)));
+    let batch = settings.batch.max(1);
+    let mut proposal =
+        Proposal::new(model, centres.as_ref(), settings.data_weight, settings.proposal_std, batch);
+    let mut rng = ChaCha8Rng::seed_from_u64(settings.seed);
+    let bandwidth = centres.as_ref().map(|_| match settings.data_bandwidths.as_slice() {
+        [h] => *h,
+        candidates => {
+            let pilot_ess = |h: f64, proposal: &mut Proposal<F>, rng: &mut ChaCha8Rng| {
+                proposal.h = h;
+                let mut sums = WeightSums::default();
+                while sums.count < settings.pilot_samples.max(1) {
+                    proposal.push_batch(rng, &mut sums);
+                }
+                sums.estimate(Some(h)).effective_samples
+            };
+            let ess: Vec<f64> = candidates.iter().map(|&h| pilot_ess(h, &mut proposal, &mut rng)).collect();
+            let best = (0..ess.len()).max_by(|&i, &j| ess[i].total_cmp(&ess[j])).expect("candidates");
+            candidates[best]
+        }
+    });
+    proposal.h = bandwidth.unwrap_or(1.0);
+    let mut sums = WeightSums::default();
+    loop {
+        proposal.push_batch(&mut rng, &mut sums);
+        let estimate = sums.estimate(bandwidth);
         let done = sums.count >= settings.min_samples && estimate.std_err <= settings.tolerance;
         if done || sums.count >= settings.max_samples {
             return estimate;
@@ -247,19 +296,33 @@ mod tests {
         let settings =
             LogPartitionSettings { batch: 4096, min_samples: 8192, tolerance: 0.01, ..Default::default() };
         let est = log_partition(&model, None, &settings);
+        assert_eq!(est.bandwidth, None, "no data: the wide Gaussian alone");
         let want = 1.5 * (2.0 * std::f64::consts::PI / 0.8).ln();
         assert!(est.std_err <= 0.01, "{est:?}");
         assert!((est.log_z - want).abs() < 4.0 * est.std_err, "{est:?} vs {want}");
         // Another seed agrees within the combined standard errors.
-        let other = log_partition(&model, None, &LogPartitionSettings { seed: 9, ..settings });
+        let other = log_partition(&model, None, &LogPartitionSettings { seed: 9, ..settings.clone() });
         assert!(
             (other.log_z - est.log_z).abs() < 4.0 * (est.std_err + other.std_err),
             "{other:?} vs {est:?}"
         );
         // The defensive mixture with data-centred components estimates the same normaliser.
         let data = Mat::from_fn(50, 3, |i, j| ((i * 3 + j) as f64).sin());
-        let mixed = log_partition(&model, Some(&data), &LogPartitionSettings { seed: 10, ..settings });
+        let mixed =
+            log_partition(&model, Some(&data), &LogPartitionSettings { seed: 10, ..settings.clone() });
         assert!((mixed.log_z - want).abs() < 4.0 * mixed.std_err, "{mixed:?} vs {want}");
+        // The pilot picks the bandwidth that matches the model: here the unit-variance Gaussian is broad, so
+        // the widest candidate.
+        assert_eq!(mixed.bandwidth, Some(0.6), "{mixed:?}");
+        // A narrow model, N(0, 0.2^2 I) (lambda = 25), with data drawn from it: the narrowest candidate.
+        let mut narrow = model.clone();
+        narrow.base_precision = 25.0;
+        let mut data = crate::testing::normal_mat(200, 3, &mut test_rng(2));
+        data.as_mut_slice().iter_mut().for_each(|v| *v *= 0.2);
+        let est = log_partition(&narrow, Some(&data), &LogPartitionSettings { seed: 11, ..settings });
+        let want = 1.5 * (2.0 * std::f64::consts::PI / 25.0).ln();
+        assert_eq!(est.bandwidth, Some(0.2), "{est:?}");
+        assert!((est.log_z - want).abs() < 4.0 * est.std_err && est.std_err <= 0.01, "{est:?} vs {want}");
         let x = Mat::from_vec(1, 3, vec![0.0, 0.0, 0.0]);
         assert!((mean_log_likelihood(&model, &x, want) + want).abs() < 1e-12);
     }
