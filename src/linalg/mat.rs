@@ -179,31 +179,43 @@ impl<F: Real> Mat<F> {
 mod tests {
     use super::*;
 
-    /// Slow reference product kept beside the GEMM path.
-    fn matmul_slow(a: &Mat<f64>, b: &Mat<f64>) -> Mat<f64> {
+    /// Slow reference product kept beside the GEMM path, in f64.
+    fn matmul_slow<F: Real>(a: &Mat<F>, b: &Mat<F>) -> Mat<f64> {
+        let (a, b) = (a.cast::<f64>(), b.cast::<f64>());
         Mat::from_fn(a.rows(), b.cols(), |i, j| (0..a.cols()).map(|k| a.at(i, k) * b.at(k, j)).sum())
     }
 
-    fn transpose(a: &Mat<f64>) -> Mat<f64> {
+    fn transpose<F: Real>(a: &Mat<F>) -> Mat<F> {
         Mat::from_fn(a.cols(), a.rows(), |i, j| a.at(j, i))
+    }
+
+    /// `C = 2 op(A) op(B) + C / 2` against the slow product for every transpose combination, at an
+    /// `m x k x n` size (ragged sizes exercise the kernels' edge tiles).
+    fn check_gemm<F: Real>(m: usize, k: usize, n: usize) {
+        let a = Mat::<F>::from_fn(m, k, |i, j| F::of((i * k + j) as f64 * 0.37 % 2.0 - 1.0));
+        let b = Mat::<F>::from_fn(k, n, |i, j| F::of(((i + 2 * j) as f64).sin()));
+        let want = matmul_slow(&a, &b);
+        let tol = 16.0 * F::EPS.to_f64().expect("finite") * k as f64;
+        for (at, bt) in [(false, false), (true, false), (false, true), (true, true)] {
+            let aa = if at { transpose(&a) } else { a.clone() };
+            let bb = if bt { transpose(&b) } else { b.clone() };
+            let mut c = Mat::from_fn(m, n, |_, _| F::one());
+            c.gemm_into(F::of(2.0), &aa, at, &bb, bt, F::of(0.5));
+            for i in 0..m {
+                for j in 0..n {
+                    let got = c.at(i, j).to_f64().expect("finite");
+                    let err = (got - (2.0 * want.at(i, j) + 0.5)).abs();
+                    assert!(err < tol * 10.0, "{m}x{k}x{n} at={at} bt={bt} ({i},{j}): error {err}");
+                }
+            }
+        }
     }
 
     #[test]
     fn gemm_matches_slow_product_for_every_transpose() {
-        let a = Mat::from_fn(5, 3, |i, j| (i * 3 + j) as f64 * 0.37 - 1.0);
-        let b = Mat::from_fn(3, 4, |i, j| ((i + 2 * j) as f64).sin());
-        let want = matmul_slow(&a, &b);
-        let tol = 16.0 * f64::EPSILON * 3.0;
-        for (at, bt) in [(false, false), (true, false), (false, true), (true, true)] {
-            let aa = if at { transpose(&a) } else { a.clone() };
-            let bb = if bt { transpose(&b) } else { b.clone() };
-            let mut c = Mat::from_fn(5, 4, |_, _| 1.0);
-            c.gemm_into(2.0, &aa, at, &bb, bt, 0.5);
-            for i in 0..5 {
-                for j in 0..4 {
-                    assert!((c.at(i, j) - (2.0 * want.at(i, j) + 0.5)).abs() < tol * 10.0);
-                }
-            }
+        for (m, k, n) in [(5, 3, 4), (67, 45, 131), (130, 129, 17)] {
+            check_gemm::<f64>(m, k, n);
+            check_gemm::<f32>(m, k, n);
         }
     }
 }

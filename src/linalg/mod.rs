@@ -1,8 +1,11 @@
-//! Dense linear algebra: the matrix type and the GEMM seam (the one place a GPU backend would plug in).
+//! Dense linear algebra: the matrix type, the GEMM seam (the one place a GPU backend would plug in) and
+//! the per-sample kernels of a thin factor.
 
 mod fast_math;
 mod mat;
 mod real;
+mod thin_factor;
 
 pub use mat::Mat;
 pub use real::Real;
+pub use thin_factor::{Outer, ThinFactor};

@@ -4,6 +4,7 @@ mod denoising_score_matching;
 mod error;
 mod exact_score_matching;
 mod finite_difference_ssm;
+mod lanes;
 mod projection;
 mod second_order_dsm;
 mod sliced_score_matching;

@@ -3,7 +3,7 @@
 //! structured closed forms, so diagonal and low-rank heads never build a `D x D` matrix.
 #![allow(non_snake_case)]
 
-use super::structured_symmetric::{gram_into, Base, StructuredSym};
+use super::structured_symmetric::{Base, StructuredSym};
 use crate::linalg::Real;
 use crate::models::SecondOrderHead;
 use serde::{Deserialize, Serialize};
@@ -39,7 +39,8 @@ struct HeadView<'a, F> {
     d: Option<&'a [F]>,
 }
 
-/// Reads a raw head row; `scratch` holds the full head's unpacked matrix or the low-rank Gram matrix.
+/// Reads a raw head row; `scratch` holds the full head's unpacked matrix or the low-rank Gram matrix and
+/// row norms.
 fn view<'a, F: Real>(
     head: SecondOrderHead,
     dim: usize,
@@ -54,18 +55,29 @@ fn view<'a, F: Real>(
         SecondOrderHead::Diagonal => HeadView { base: Base::Zero, d: Some(raw) },
         SecondOrderHead::LowRank { rank } => {
             let (u, d) = raw.split_at(dim * rank);
-            gram_into(u, rank, scratch);
-            HeadView { base: Base::Factor { u, rank, gram: scratch }, d: Some(d) }
+            let (gram, norms) = scratch.split_at_mut(rank * rank);
+            F::gram_into(u, rank, gram, norms);
+            HeadView { base: Base::Factor { u, rank, gram, norms }, d: Some(d) }
         }
     }
 }
 
-/// Scratch length [`view`] needs.
-fn scratch_len(head: SecondOrderHead, dim: usize) -> usize {
-    match head {
-        SecondOrderHead::Full => dim * dim,
-        SecondOrderHead::Diagonal => 0,
-        SecondOrderHead::LowRank { rank } => rank * rank,
+/// Per-sample buffers of the D2SM terms.
+struct Scratch<F> {
+    /// What [`view`] needs: the full head's unpacked matrix, or the low-rank Gram matrix and row norms.
+    head: Vec<F>,
+    /// Two diagonals of length `D`: of `h` and `G` (forms A, A-VR) or of `M` (form B).
+    diag: Vec<F>,
+}
+
+impl<F: Real> Scratch<F> {
+    fn new(head: SecondOrderHead, dim: usize) -> Self {
+        let head_len = match head {
+            SecondOrderHead::Full => dim * dim,
+            SecondOrderHead::Diagonal => 0,
+            SecondOrderHead::LowRank { rank } => rank * rank + dim,
+        };
+        Self { head: vec![F::zero(); head_len], diag: vec![F::zero(); 2 * dim] }
     }
 }
 
@@ -90,12 +102,12 @@ fn backprop_head<F: Real>(
                 }
             }
         }
-        SecondOrderHead::Diagonal => (0..dim).for_each(|i| g_raw[i] += scale * g.diag_entry(i)),
+        SecondOrderHead::Diagonal => g.diag_add(scale, g_raw),
         SecondOrderHead::LowRank { rank } => {
             let (u, _) = raw.split_at(dim * rank);
             let (g_u, g_d) = g_raw.split_at_mut(dim * rank);
             g.apply_to_columns_add(u, rank, F::of(2.0) * scale, g_u);
-            g_d.iter_mut().enumerate().for_each(|(i, gd)| *gd += scale * g.diag_entry(i));
+            g.diag_add(scale, g_d);
         }
     }
 }
@@ -113,28 +125,29 @@ fn h_term<F: Real>(
     scale: F,
     g_raw: &mut [F],
     g_s1: Option<&mut [F]>,
-    dense: &mut [F],
+    scratch: &mut Scratch<F>,
 ) -> F {
     let dim = z.len();
     let inv_s2 = F::one() / (sigma * sigma);
-    let v = view(head, dim, raw, dense);
-    let one_s1 = [(F::one(), s1)];
-    let h = StructuredSym {
-        dim,
-        alpha: F::one(),
-        base: v.base,
-        beta: F::one(),
-        d: v.d,
-        shift: F::zero(),
-        rank_one: &one_s1,
+    let v = view(head, dim, raw, &mut scratch.head);
+    // The diagonal terms: d in h; alpha d + c / sigma^2 in G.
+    let (h_diag, g_diag) = scratch.diag.split_at_mut(dim);
+    let h_diag: &[F] = match v.d {
+        Some(d) => d,
+        None => {
+            h_diag.iter_mut().for_each(|e| *e = F::zero());
+            h_diag
+        }
     };
+    g_diag.iter_mut().zip(h_diag).for_each(|(g, d)| *g = alpha * *d + c * inv_s2);
+    let one_s1 = [(F::one(), s1)];
+    let h = StructuredSym { dim, alpha: F::one(), base: v.base, e: h_diag, rank_one: &one_s1 };
     let mut loss = c * (h.trace() - h.quad(z)) * inv_s2;
     if alpha != F::zero() {
         loss += F::of(0.5) * alpha * h.frob_sq();
     }
     let terms = [(alpha, s1), (-c * inv_s2, z)];
-    let g =
-        StructuredSym { dim, alpha, base: v.base, beta: alpha, d: v.d, shift: c * inv_s2, rank_one: &terms };
+    let g = StructuredSym { dim, alpha, base: v.base, e: g_diag, rank_one: &terms };
     backprop_head(head, dim, raw, &g, scale, g_raw);
     if let Some(g_s1) = g_s1 {
         g.apply_add(s1, F::of(2.0) * scale, g_s1);
@@ -176,7 +189,7 @@ pub fn d2sm_loss<F: Real>(
     let scale = weight / F::of(n as f64);
     let sigma = batch.sigma;
     g_s2_raw.iter_mut().for_each(|v| *v = F::zero());
-    let mut dense = vec![F::zero(); scratch_len(batch.head, dim)];
+    let mut scratch = Scratch::new(batch.head, dim);
     let mut total = F::zero();
     let (one, two) = (F::one(), F::of(2.0));
     for i in 0..n {
@@ -194,7 +207,7 @@ pub fn d2sm_loss<F: Real>(
                     scale,
                     &mut g_s2_raw[row(0)],
                     Some(&mut g_s1[vec_row(0)]),
-                    &mut dense,
+                    &mut scratch,
                 );
             }
             D2smForm::AVr => {
@@ -209,13 +222,14 @@ pub fn d2sm_loss<F: Real>(
                         scale,
                         &mut g_s2_raw[row(e)],
                         Some(&mut g_s1[vec_row(e)]),
-                        &mut dense,
+                        &mut scratch,
                     );
                 }
             }
             D2smForm::B => {
                 let (raw, s1) = (&batch.s2_raw[row(0)], &batch.s1[vec_row(0)]);
-                total += form_b_term(batch.head, sigma, raw, s1, z, scale, &mut g_s2_raw[row(0)], &mut dense);
+                total +=
+                    form_b_term(batch.head, sigma, raw, s1, z, scale, &mut g_s2_raw[row(0)], &mut scratch);
             }
         }
     }
@@ -233,36 +247,22 @@ fn form_b_term<F: Real>(
     z: &[F],
     scale: F,
     g_raw: &mut [F],
-    dense: &mut [F],
+    scratch: &mut Scratch<F>,
 ) -> F {
     let dim = z.len();
     let inv_s2 = F::one() / (sigma * sigma);
     let u: Vec<F> = z.iter().zip(s1).map(|(zi, si)| *zi + sigma * *si).collect();
-    let v = view(head, dim, raw, dense);
+    let v = view(head, dim, raw, &mut scratch.head);
+    // The diagonal term of M: d + 1 / sigma^2.
+    let m_diag = &mut scratch.diag[..dim];
+    match v.d {
+        Some(d) => m_diag.iter_mut().zip(d).for_each(|(m, di)| *m = *di + inv_s2),
+        None => m_diag.iter_mut().for_each(|m| *m = inv_s2),
+    }
     let terms = [(-inv_s2, &u[..])];
-    let m = StructuredSym {
-        dim,
-        alpha: F::one(),
-        base: v.base,
-        beta: F::one(),
-        d: v.d,
-        shift: inv_s2,
-        rank_one: &terms,
-    };
-    let loss = m.frob_sq();
-    let two = F::of(2.0);
-    let terms2 = [(-two * inv_s2, &u[..])];
-    let g = StructuredSym {
-        dim,
-        alpha: two,
-        base: v.base,
-        beta: two,
-        d: v.d,
-        shift: two * inv_s2,
-        rank_one: &terms2,
-    };
-    backprop_head(head, dim, raw, &g, scale, g_raw);
-    loss
+    let m = StructuredSym { dim, alpha: F::one(), base: v.base, e: m_diag, rank_one: &terms };
+    backprop_head(head, dim, raw, &m, F::of(2.0) * scale, g_raw);
+    m.frob_sq()
 }
 
 #[cfg(test)]

@@ -1,17 +1,19 @@
-//! Structured symmetric matrices `M = alpha B + diag(beta d + shift) + sum_j c_j w_j w_j^T`, with
-//! `B = U U^T` (low rank), a dense symmetric `S`, or nothing. Second-order objectives are written with
-//! them so that diagonal and low-rank losses cost O(D) and O(D r^2) per sample and never build a
-//! `D x D` matrix (MATH.md Sec. 3, closed forms).
+//! Structured symmetric matrices `M = alpha B + diag(e) + sum_j c_j w_j w_j^T`, with `B = U U^T` (low
+//! rank), a dense symmetric `S`, or nothing. Second-order objectives are written with them so that
+//! diagonal and low-rank losses cost O(D) and O(D r^2) per sample and never build a `D x D` matrix
+//! (MATH.md Sec. 3, closed forms).
 #![allow(non_snake_case)]
 
-use crate::linalg::Real;
+use super::lanes::{dot, dot3, sum};
+use crate::linalg::{Outer, Real};
 
 /// The base matrix `B` of a [`StructuredSym`].
 #[derive(Clone, Copy, Debug)]
 pub enum Base<'a, F> {
     /// `B = 0`.
     Zero,
-    /// `B = U U^T`, `U` of shape `D x rank`, row-major, with its Gram matrix `U^T U` (see [`gram_into`]).
+    /// `B = U U^T`, `U` of shape `D x rank`, row-major, with its Gram matrix `U^T U` and its diagonal
+    /// `(U U^T)_ii = ||U_i||^2` (see [`crate::linalg::ThinFactor::gram_into`]).
     Factor {
         /// The factor, row-major.
         u: &'a [F],
@@ -19,101 +21,50 @@ pub enum Base<'a, F> {
         rank: usize,
         /// `U^T U`, `rank x rank`.
         gram: &'a [F],
+        /// The squared row norms `||U_i||^2`, length `D`.
+        norms: &'a [F],
     },
     /// A dense symmetric `D x D` matrix, row-major.
     Dense(&'a [F]),
 }
 
-/// Ranks up to this use fixed-width padded rows, which the compiler turns into full vector operations
-/// (a rank-10 row would otherwise run as scalar remainder loops).
-const LANES: usize = 16;
-
-/// `row` zero-padded to [`LANES`] entries.
-#[inline(always)]
-fn padded<F: Real>(row: &[F]) -> [F; LANES] {
-    let mut out = [F::zero(); LANES];
-    out[..row.len()].copy_from_slice(row);
-    out
-}
-
-/// The [`LANES`] entries of `u` from `start` (a fixed-size load); past the end, zero-padded. Lanes beyond
-/// the row's own `rank` entries hold the next row's values: callers discard those lanes.
-#[inline(always)]
-fn lanes_at<F: Real>(u: &[F], start: usize) -> [F; LANES] {
-    match u.get(start..start + LANES) {
-        Some(window) => window.try_into().expect("a window of LANES entries"),
-        None => padded(&u[start..]),
-    }
-}
-
-/// `acc += a x` over all lanes.
-#[inline(always)]
-fn axpy<F: Real>(acc: &mut [F; LANES], a: F, x: &[F; LANES]) {
-    for (s, v) in acc.iter_mut().zip(x) {
-        *s += a * *v;
-    }
-}
-
-/// `gram = U^T U` for row-major `U` (`D x rank`), accumulated row by row (contiguous, O(D r^2)).
-pub fn gram_into<F: Real>(u: &[F], rank: usize, gram: &mut [F]) {
-    if rank <= LANES {
-        let mut acc = [[F::zero(); LANES]; LANES];
-        for (i, row) in u.chunks_exact(rank).enumerate() {
-            let p = lanes_at(u, i * rank);
-            for (a, ua) in row.iter().enumerate() {
-                axpy(&mut acc[a], *ua, &p);
-            }
-        }
-        for (g, a) in gram.chunks_exact_mut(rank).zip(&acc) {
-            g.copy_from_slice(&a[..rank]);
-        }
-        return;
-    }
-    gram.iter_mut().for_each(|g| *g = F::zero());
-    for row in u.chunks_exact(rank) {
-        for (a, ua) in row.iter().enumerate() {
-            for (g, ub) in gram[a * rank..(a + 1) * rank].iter_mut().zip(row) {
-                *g += *ua * *ub;
-            }
-        }
-    }
-}
-
-/// `U^T x` (length `rank`) for row-major `U`.
-fn project<F: Real>(u: &[F], rank: usize, x: &[F], out: &mut [F]) {
-    if rank <= LANES {
-        let mut acc = [F::zero(); LANES];
-        for (i, xi) in x.iter().enumerate().take(u.len() / rank) {
-            axpy(&mut acc, *xi, &lanes_at(u, i * rank));
-        }
-        out.copy_from_slice(&acc[..rank]);
-        return;
-    }
-    out.iter_mut().for_each(|o| *o = F::zero());
-    for (row, xi) in u.chunks_exact(rank).zip(x) {
-        out.iter_mut().zip(row).for_each(|(o, r)| *o += *r * *xi);
-    }
-}
-
-/// Scratch length for [`Base`] operations of rank `r` (a projection buffer).
+/// Scratch length for [`Base`] operations of rank `r` (projection buffers).
 const MAX_STACK_RANK: usize = 64;
 
 impl<F: Real> Base<'_, F> {
     /// `<B, B>_F`; for `U U^T` this is `||U^T U||_F^2`.
-    fn self_inner(&self, _dim: usize) -> F {
+    fn self_inner(&self) -> F {
         match *self {
             Base::Zero => F::zero(),
-            Base::Factor { gram, .. } => gram.iter().map(|v| *v * *v).sum(),
-            Base::Dense(s) => s.iter().map(|v| *v * *v).sum(),
+            Base::Factor { gram, .. } => dot(gram, gram),
+            Base::Dense(s) => dot(s, s),
         }
     }
 
-    /// `B_ii`.
-    fn diag_entry(&self, dim: usize, i: usize) -> F {
+    /// `sum_i B_ii x_i`.
+    fn diag_dot(&self, dim: usize, x: &[F]) -> F {
         match *self {
             Base::Zero => F::zero(),
-            Base::Factor { u, rank, .. } => u[i * rank..(i + 1) * rank].iter().map(|v| *v * *v).sum(),
-            Base::Dense(s) => s[i * dim + i],
+            Base::Factor { norms, .. } => dot(norms, x),
+            Base::Dense(s) => x.iter().enumerate().map(|(i, xi)| s[i * dim + i] * *xi).sum(),
+        }
+    }
+
+    /// `tr B`; for `U U^T` this is `tr U^T U`.
+    fn trace(&self, dim: usize) -> F {
+        match *self {
+            Base::Zero => F::zero(),
+            Base::Factor { rank, gram, .. } => (0..rank).map(|a| gram[a * rank + a]).sum(),
+            Base::Dense(s) => (0..dim).map(|i| s[i * dim + i]).sum(),
+        }
+    }
+
+    /// `out_i += scale B_ii`.
+    fn diag_add(&self, dim: usize, scale: F, out: &mut [F]) {
+        match *self {
+            Base::Zero => {}
+            Base::Factor { norms, .. } => out.iter_mut().zip(norms).for_each(|(o, n)| *o += scale * *n),
+            Base::Dense(s) => out.iter_mut().enumerate().for_each(|(i, o)| *o += scale * s[i * dim + i]),
         }
     }
 
@@ -121,7 +72,7 @@ impl<F: Real> Base<'_, F> {
     fn entry(&self, dim: usize, i: usize, j: usize) -> F {
         match *self {
             Base::Zero => F::zero(),
-            Base::Factor { u, rank, .. } => (0..rank).map(|k| u[i * rank + k] * u[j * rank + k]).sum(),
+            Base::Factor { u, rank, .. } => dot(&u[i * rank..(i + 1) * rank], &u[j * rank..(j + 1) * rank]),
             Base::Dense(s) => s[i * dim + j],
         }
     }
@@ -134,15 +85,12 @@ impl<F: Real> Base<'_, F> {
                 let mut buf = [F::zero(); MAX_STACK_RANK];
                 let mut heap = Vec::new();
                 let t = scratch(rank, &mut buf, &mut heap);
-                project(u, rank, x, t);
-                for (o, row) in out.iter_mut().zip(u.chunks_exact(rank)) {
-                    *o += scale * row.iter().zip(t.iter()).map(|(a, b)| *a * *b).sum::<F>();
-                }
+                F::project_into(u, rank, x, t);
+                F::apply_add(u, rank, t, scale, out);
             }
             Base::Dense(s) => {
-                for i in 0..dim {
-                    out[i] +=
-                        scale * s[i * dim..(i + 1) * dim].iter().zip(x).map(|(a, b)| *a * *b).sum::<F>();
+                for (o, row) in out.iter_mut().zip(s.chunks_exact(dim)) {
+                    *o += scale * dot(row, x);
                 }
             }
         }
@@ -156,13 +104,13 @@ impl<F: Real> Base<'_, F> {
                 let mut buf = [F::zero(); MAX_STACK_RANK];
                 let mut heap = Vec::new();
                 let t = scratch(rank, &mut buf, &mut heap);
-                project(u, rank, x, t);
-                t.iter().map(|v| *v * *v).sum()
+                F::project_into(u, rank, x, t);
+                dot(t, t)
             }
             Base::Dense(_) => {
                 let mut bx = vec![F::zero(); dim];
                 self.apply_add(dim, x, F::one(), &mut bx);
-                bx.iter().zip(x).map(|(a, b)| *a * *b).sum()
+                dot(&bx, x)
             }
         }
     }
@@ -178,7 +126,7 @@ fn scratch<'b, F: Real>(len: usize, buf: &'b mut [F; MAX_STACK_RANK], heap: &'b 
     }
 }
 
-/// `M = alpha B + diag(beta d + shift) + sum_j c_j w_j w_j^T` (`d` may be absent, meaning 0).
+/// `M = alpha B + diag(e) + sum_j c_j w_j w_j^T`.
 #[derive(Clone, Copy, Debug)]
 pub struct StructuredSym<'a, F> {
     /// Dimension `D`.
@@ -187,35 +135,26 @@ pub struct StructuredSym<'a, F> {
     pub alpha: F,
     /// The base `B`.
     pub base: Base<'a, F>,
-    /// Coefficient of the diagonal vector `d`.
-    pub beta: F,
-    /// The diagonal vector `d`, if any.
-    pub d: Option<&'a [F]>,
-    /// A multiple of the identity.
-    pub shift: F,
+    /// The diagonal term `e`, length `D`.
+    pub e: &'a [F],
     /// Rank-one terms `(c_j, w_j)`.
     pub rank_one: &'a [(F, &'a [F])],
 }
 
 impl<F: Real> StructuredSym<'_, F> {
-    /// The diagonal part `e_i = beta d_i + shift`.
-    fn e(&self, i: usize) -> F {
-        self.d.map_or(F::zero(), |d| self.beta * d[i]) + self.shift
-    }
-
-    /// `||M||_F^2` from pairwise inner products of the terms, in O(D r^2 + D J^2).
+    /// `||M||_F^2` from pairwise inner products of the terms, in O(D r^2 + D J^2):
+    /// `alpha^2 <B, B> + sum_i e_i (e_i + 2 alpha B_ii) + sum_j 2 c_j (alpha w_j^T B w_j + sum_i e_i w_ji^2)
+    /// + sum_jk c_j c_k (w_j^T w_k)^2`.
     pub fn frob_sq(&self) -> F {
         let (dim, two) = (self.dim, F::of(2.0));
-        let mut total = self.alpha * self.alpha * self.base.self_inner(dim);
-        for i in 0..dim {
-            let e = self.e(i);
-            total += e * e + two * self.alpha * e * self.base.diag_entry(dim, i);
-        }
+        let two_alpha = two * self.alpha;
+        let mut total = self.alpha * self.alpha * self.base.self_inner()
+            + dot(self.e, self.e)
+            + two_alpha * self.base.diag_dot(dim, self.e);
         for (j, &(c, w)) in self.rank_one.iter().enumerate() {
-            total += two * self.alpha * c * self.base.quad(dim, w);
-            total += two * c * (0..dim).map(|i| self.e(i) * w[i] * w[i]).sum::<F>();
+            total += two * c * (self.alpha * self.base.quad(dim, w) + dot3(self.e, w, w));
             for (k, &(c2, w2)) in self.rank_one.iter().enumerate().skip(j) {
-                let overlap: F = w.iter().zip(w2).map(|(a, b)| *a * *b).sum();
+                let overlap = dot(w, w2);
                 let pair = c * c2 * overlap * overlap;
                 total += if k == j { pair } else { two * pair };
             }
@@ -223,22 +162,20 @@ impl<F: Real> StructuredSym<'_, F> {
         total
     }
 
-    /// `tr M`.
+    /// `tr M = alpha tr B + sum_i e_i + sum_j c_j ||w_j||^2`.
     pub fn trace(&self) -> F {
-        let dim = self.dim;
-        let mut total: F = (0..dim).map(|i| self.alpha * self.base.diag_entry(dim, i) + self.e(i)).sum();
+        let mut total = self.alpha * self.base.trace(self.dim) + sum(self.e);
         for &(c, w) in self.rank_one {
-            total += c * w.iter().map(|v| *v * *v).sum::<F>();
+            total += c * dot(w, w);
         }
         total
     }
 
     /// `x^T M x`.
     pub fn quad(&self, x: &[F]) -> F {
-        let mut total = self.alpha * self.base.quad(self.dim, x);
-        total += (0..self.dim).map(|i| self.e(i) * x[i] * x[i]).sum::<F>();
+        let mut total = self.alpha * self.base.quad(self.dim, x) + dot3(self.e, x, x);
         for &(c, w) in self.rank_one {
-            let t: F = w.iter().zip(x).map(|(a, b)| *a * *b).sum();
+            let t = dot(w, x);
             total += c * t * t;
         }
         total
@@ -247,86 +184,60 @@ impl<F: Real> StructuredSym<'_, F> {
     /// `out += scale * M x`.
     pub fn apply_add(&self, x: &[F], scale: F, out: &mut [F]) {
         self.base.apply_add(self.dim, x, scale * self.alpha, out);
-        for i in 0..self.dim {
-            out[i] += scale * self.e(i) * x[i];
-        }
+        out.iter_mut().zip(self.e.iter().zip(x)).for_each(|(o, (e, xi))| *o += scale * *e * *xi);
         for &(c, w) in self.rank_one {
-            let t: F = w.iter().zip(x).map(|(a, b)| *a * *b).sum::<F>() * c * scale;
+            let t = dot(w, x) * c * scale;
             out.iter_mut().zip(w).for_each(|(o, wi)| *o += t * *wi);
         }
     }
 
     /// `out += scale * M V` for a row-major `D x rank` matrix `V`, in O(D r^2) with contiguous access:
-    /// `M V = alpha B V + e o V + sum_j c_j w_j (w_j^T V)`, `B V = U (U^T V)`.
+    /// `M V = alpha B V + diag(e) V + sum_j c_j w_j (V^T w_j)^T`, `B V = U (U^T V)`.
     pub fn apply_to_columns_add(&self, v: &[F], rank: usize, scale: F, out: &mut [F]) {
-        let dim = self.dim;
         let mut buf = [F::zero(); MAX_STACK_RANK];
         let mut heap = Vec::new();
-        let t = scratch(rank * rank.max(1), &mut buf, &mut heap);
+        let projections = scratch(rank * self.rank_one.len(), &mut buf, &mut heap);
+        for (p, &(_, w)) in projections.chunks_exact_mut(rank).zip(self.rank_one) {
+            F::project_into(v, rank, w, p);
+        }
+        let terms: Vec<(F, &[F])> = self.rank_one.iter().map(|&(c, w)| (scale * c, w)).collect();
+        let outer = Outer { terms: &terms, p: projections };
         match self.base {
-            Base::Zero => {}
-            Base::Factor { u, rank: r, gram } if std::ptr::eq(u, v) && r == rank => {
-                // B V = U (U^T U) for V = U: reuse the Gram matrix.
-                let f = scale * self.alpha;
-                if rank <= LANES {
-                    let mut rows = [[F::zero(); LANES]; LANES];
-                    for (r, g) in rows.iter_mut().zip(gram.chunks_exact(rank)) {
-                        *r = padded(g);
-                    }
-                    for (o, row) in out.chunks_exact_mut(rank).zip(u.chunks_exact(rank)) {
-                        let mut acc = [F::zero(); LANES];
-                        for (ua, g) in row.iter().zip(&rows) {
-                            axpy(&mut acc, *ua, g);
-                        }
-                        o.iter_mut().zip(&acc).for_each(|(ob, a)| *ob += f * *a);
-                    }
-                } else {
-                    for (o, row) in out.chunks_exact_mut(rank).zip(u.chunks_exact(rank)) {
-                        for (ua, gram_row) in row.iter().zip(gram.chunks_exact(rank)) {
-                            o.iter_mut().zip(gram_row).for_each(|(ob, g)| *ob += f * *ua * *g);
-                        }
-                    }
-                }
+            // V = U: B U = U (U^T U), and the whole product is one pass over the rows.
+            Base::Factor { u, rank: r, gram, .. } if std::ptr::eq(u, v) && r == rank => {
+                F::rows_add(u, rank, (scale * self.alpha, gram), (scale, self.e), outer, out);
             }
             base => {
-                let mut column = vec![F::zero(); dim];
-                let mut product = vec![F::zero(); dim];
-                for k in 0..rank {
-                    (0..dim).for_each(|i| column[i] = v[i * rank + k]);
-                    product.iter_mut().for_each(|p| *p = F::zero());
-                    base.apply_add(dim, &column, scale * self.alpha, &mut product);
-                    (0..dim).for_each(|i| out[i * rank + k] += product[i]);
+                if !matches!(base, Base::Zero) {
+                    let dim = self.dim;
+                    let mut column = vec![F::zero(); dim];
+                    let mut product = vec![F::zero(); dim];
+                    for k in 0..rank {
+                        (0..dim).for_each(|i| column[i] = v[i * rank + k]);
+                        product.iter_mut().for_each(|p| *p = F::zero());
+                        base.apply_add(dim, &column, scale * self.alpha, &mut product);
+                        (0..dim).for_each(|i| out[i * rank + k] += product[i]);
+                    }
                 }
-            }
-        }
-        for ((o, row), i) in out.chunks_exact_mut(rank).zip(v.chunks_exact(rank)).zip(0..dim) {
-            let e = scale * self.e(i);
-            o.iter_mut().zip(row).for_each(|(ob, vb)| *ob += e * *vb);
-        }
-        for &(c, w) in self.rank_one {
-            let wv = &mut t[..rank];
-            project(v, rank, w, wv);
-            for (o, wi) in out.chunks_exact_mut(rank).zip(w) {
-                let f = scale * c * *wi;
-                o.iter_mut().zip(wv.iter()).for_each(|(ob, p)| *ob += f * *p);
+                F::rows_add(v, rank, (F::zero(), &vec![F::zero(); rank * rank]), (scale, self.e), outer, out);
             }
         }
     }
 
-    /// `M_ii`.
-    pub fn diag_entry(&self, i: usize) -> F {
-        let mut v = self.alpha * self.base.diag_entry(self.dim, i) + self.e(i);
+    /// `out += scale * diag(M)`: `M_ii = alpha B_ii + e_i + sum_j c_j w_ji^2`.
+    pub fn diag_add(&self, scale: F, out: &mut [F]) {
+        self.base.diag_add(self.dim, scale * self.alpha, out);
+        out.iter_mut().zip(self.e).for_each(|(o, e)| *o += scale * *e);
         for &(c, w) in self.rank_one {
-            v += c * w[i] * w[i];
+            out.iter_mut().zip(w).for_each(|(o, wi)| *o += scale * c * *wi * *wi);
         }
-        v
     }
 
     /// `M_ij`.
     pub fn entry(&self, i: usize, j: usize) -> F {
         let mut v = self.alpha * self.base.entry(self.dim, i, j);
         if i == j {
-            v += self.e(i);
+            v += self.e[i];
         }
         for &(c, w) in self.rank_one {
             v += c * w[i] * w[j];
@@ -338,6 +249,7 @@ impl<F: Real> StructuredSym<'_, F> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::linalg::ThinFactor;
     use crate::testing::{assert_close, test_rng};
     use rand_distr::{Distribution, StandardNormal};
 
@@ -348,49 +260,55 @@ mod tests {
 
     #[test]
     fn closed_forms_equal_dense_computations() {
+        // Dimensions below, across and past one block; ranks in the block path and past it.
+        for (dim, rank) in [(5, 3), (19, 10), (5, 17)] {
+            check_closed_forms(dim, rank);
+        }
+    }
+
+    fn check_closed_forms(dim: usize, rank: usize) {
         let mut rng = test_rng(9);
-        let dim = 5;
         let mut draw = |n: usize| -> Vec<f64> { (0..n).map(|_| StandardNormal.sample(&mut rng)).collect() };
-        let (u, s0, d, w1, w2, x) =
-            (draw(dim * 3), draw(dim * dim), draw(dim), draw(dim), draw(dim), draw(dim));
-        let w3 = draw(dim * 3);
+        let (u, s0, e, w1, w2, x) =
+            (draw(dim * rank), draw(dim * dim), draw(dim), draw(dim), draw(dim), draw(dim));
+        let w3 = draw(dim * rank);
         let s: Vec<f64> = (0..dim * dim).map(|k| s0[k] + s0[(k % dim) * dim + k / dim]).collect();
         let rank_one = [(0.7, &w1[..]), (-1.3, &w2[..]), (0.7, &w1[..])];
-        let mut gram = vec![0.0; 9];
-        gram_into(&u, 3, &mut gram);
-        for base in [Base::Zero, Base::Factor { u: &u, rank: 3, gram: &gram }, Base::Dense(&s)] {
-            let m = StructuredSym {
-                dim,
-                alpha: 1.7,
-                base,
-                beta: -0.4,
-                d: Some(&d),
-                shift: 2.5,
-                rank_one: &rank_one,
-            };
+        let (mut gram, mut norms) = (vec![0.0; rank * rank], vec![0.0; dim]);
+        f64::gram_into(&u, rank, &mut gram, &mut norms);
+        let factor = Base::Factor { u: &u, rank, gram: &gram, norms: &norms };
+        for base in [Base::Zero, factor, Base::Dense(&s)] {
+            let m = StructuredSym { dim, alpha: 1.7, base, e: &e, rank_one: &rank_one };
+            let what = format!("D = {dim}, r = {rank}, {base:?}");
             let full = dense(&m);
             let frob: f64 = full.iter().map(|v| v * v).sum();
             let trace: f64 = (0..dim).map(|i| full[i * dim + i]).sum();
             let mx: Vec<f64> = (0..dim).map(|i| (0..dim).map(|j| full[i * dim + j] * x[j]).sum()).collect();
             let quad: f64 = mx.iter().zip(&x).map(|(a, b)| a * b).sum();
-            let tol = 64.0 * f64::EPSILON * dim as f64;
-            assert_close(&[m.frob_sq(), m.trace(), m.quad(&x)], &[frob, trace, quad], tol * 10.0, "scalars");
+            let tol = 64.0 * f64::EPSILON * (dim * rank) as f64;
+            let scalars = [m.frob_sq(), m.trace(), m.quad(&x)];
+            assert_close(&scalars, &[frob, trace, quad], tol * 10.0, &format!("{what}: scalars"));
             let mut got = vec![0.0; dim];
             m.apply_add(&x, 1.0, &mut got);
-            assert_close(&got, &mx, tol, "M x");
-            let diag: Vec<f64> = (0..dim).map(|i| m.diag_entry(i)).collect();
-            assert_close(&diag, &(0..dim).map(|i| full[i * dim + i]).collect::<Vec<_>>(), tol, "diag");
-            // M U against the dense product, for U itself (Gram path) and another matrix.
+            assert_close(&got, &mx, tol, &format!("{what}: M x"));
+            let mut diag = vec![1.0; dim];
+            m.diag_add(2.0, &mut diag);
+            let want: Vec<f64> = (0..dim).map(|i| 1.0 + 2.0 * full[i * dim + i]).collect();
+            assert_close(&diag, &want, tol, &format!("{what}: diag"));
+            // M V against the dense product, for U itself (the factor's own path) and another matrix.
             for v in [&u, &w3] {
-                let mut got = vec![0.0; dim * 3];
-                m.apply_to_columns_add(v, 3, 2.0, &mut got);
-                let want: Vec<f64> = (0..dim * 3)
-                    .map(|k| 2.0 * (0..dim).map(|j| full[(k / 3) * dim + j] * v[j * 3 + k % 3]).sum::<f64>())
+                let mut got = vec![1.0; dim * rank];
+                m.apply_to_columns_add(v, rank, 2.0, &mut got);
+                let want: Vec<f64> = (0..dim * rank)
+                    .map(|k| {
+                        let (i, a) = (k / rank, k % rank);
+                        1.0 + 2.0 * (0..dim).map(|j| full[i * dim + j] * v[j * rank + a]).sum::<f64>()
+                    })
                     .collect();
-                assert_close(&got, &want, tol, "M V");
+                assert_close(&got, &want, tol, &format!("{what}: M V"));
             }
             let sym = (0..dim * dim).all(|k| (full[k] - full[(k % dim) * dim + k / dim]).abs() < tol);
-            assert!(sym, "structured matrix must be symmetric");
+            assert!(sym, "{what}: structured matrix must be symmetric");
         }
     }
 }

@@ -1,0 +1,437 @@
+//! Products with a thin row-major factor `U` (`D x r`, `r` small: the low-rank second-order head), one
+//! sample at a time: `U^T U` with the row norms, `U^T x`, `U t`, and the row update
+//! `out += q U Q + f diag(e) U + sum_j c_j w_j p_j^T`.
+//!
+//! Portable loops serve every type and rank. For f32 with `r <= 16` on a CPU with AVX-512, a row of `U`
+//! is one masked 16-lane register and these run as register kernels: the compiler's own vectorisation of
+//! such short rows of run-time length is poor (scalar remainders, or gathers across rows).
+#![allow(unsafe_code)] // the AVX-512 kernels: intrinsics behind run-time feature detection.
+
+use num_traits::Float;
+use std::ops::AddAssign;
+
+/// The terms `c_j w_j p_j^T` of [`ThinFactor::rows_add`]: coefficients and `D`-vectors `(c_j, w_j)`,
+/// and the `r`-vectors `p_j` stacked row-major (`J x r`).
+#[derive(Clone, Copy, Debug)]
+pub struct Outer<'a, F> {
+    /// `(c_j, w_j)`.
+    pub terms: &'a [(F, &'a [F])],
+    /// `p_j`, row `j` of a `J x r` matrix.
+    pub p: &'a [F],
+}
+
+/// Products with a thin factor; the defaults are the portable loops.
+pub trait ThinFactor: Float + AddAssign + 'static {
+    /// `gram = U^T U` (`r x r`) and `norms_i = ||U_i||^2`, in one pass over the rows:
+    /// `U^T U = sum_i U_i^T U_i`.
+    fn gram_into(u: &[Self], rank: usize, gram: &mut [Self], norms: &mut [Self]) {
+        portable::gram_into(u, rank, gram, norms);
+    }
+
+    /// `out = U^T x` (length `r`): `sum_i x_i U_i`.
+    fn project_into(u: &[Self], rank: usize, x: &[Self], out: &mut [Self]) {
+        portable::project_into(u, rank, x, out);
+    }
+
+    /// `out_i += scale U_i . t`.
+    fn apply_add(u: &[Self], rank: usize, t: &[Self], scale: Self, out: &mut [Self]) {
+        portable::apply_add(u, rank, t, scale, out);
+    }
+
+    /// `out_i += q U_i Q + f e_i U_i + sum_j c_j w_ji p_j` for rows `out_i` of a `D x r` matrix, `Q`
+    /// symmetric `r x r` (row `i` of `U Q` is `sum_b u_ib Q_b`).
+    #[allow(clippy::too_many_arguments)]
+    fn rows_add(
+        u: &[Self],
+        rank: usize,
+        (q, gram): (Self, &[Self]),
+        (f, e): (Self, &[Self]),
+        outer: Outer<'_, Self>,
+        out: &mut [Self],
+    ) {
+        portable::rows_add(u, rank, (q, gram), (f, e), outer, out);
+    }
+}
+
+impl ThinFactor for f64 {}
+
+/// Largest rank the AVX-512 kernels take (one register per row).
+#[cfg(target_arch = "x86_64")]
+const MAX_SIMD_RANK: usize = 16;
+
+/// True if the f32 kernels of rank `rank` can run on AVX-512.
+#[cfg(target_arch = "x86_64")]
+fn simd(rank: usize) -> bool {
+    (1..=MAX_SIMD_RANK).contains(&rank) && std::arch::is_x86_feature_detected!("avx512f")
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+impl ThinFactor for f32 {}
+
+#[cfg(target_arch = "x86_64")]
+impl ThinFactor for f32 {
+    fn gram_into(u: &[f32], rank: usize, gram: &mut [f32], norms: &mut [f32]) {
+        if simd(rank) {
+            check_shapes(u, rank, norms.len());
+            assert_eq!(gram.len(), rank * rank, "gram_into: gram is not rank x rank");
+            // SAFETY: avx512f was detected at run time; shapes were checked above.
+            unsafe { avx512::gram_into(u, rank, gram, norms) }
+        } else {
+            portable::gram_into(u, rank, gram, norms);
+        }
+    }
+
+    fn project_into(u: &[f32], rank: usize, x: &[f32], out: &mut [f32]) {
+        if simd(rank) {
+            check_shapes(u, rank, x.len());
+            assert_eq!(out.len(), rank, "project_into: output length");
+            // SAFETY: avx512f was detected at run time; shapes were checked above.
+            unsafe { avx512::project_into(u, rank, x, out) }
+        } else {
+            portable::project_into(u, rank, x, out);
+        }
+    }
+
+    fn apply_add(u: &[f32], rank: usize, t: &[f32], scale: f32, out: &mut [f32]) {
+        if simd(rank) {
+            check_shapes(u, rank, out.len());
+            assert_eq!(t.len(), rank, "apply_add: t length");
+            // SAFETY: avx512f was detected at run time; shapes were checked above.
+            unsafe { avx512::apply_add(u, rank, t, scale, out) }
+        } else {
+            portable::apply_add(u, rank, t, scale, out);
+        }
+    }
+
+    fn rows_add(
+        u: &[f32],
+        rank: usize,
+        (q, gram): (f32, &[f32]),
+        (f, e): (f32, &[f32]),
+        outer: Outer<'_, f32>,
+        out: &mut [f32],
+    ) {
+        if simd(rank) {
+            check_shapes(u, rank, e.len());
+            assert_eq!(gram.len(), rank * rank, "rows_add: Q is not rank x rank");
+            assert_eq!(out.len(), u.len(), "rows_add: output shape");
+            assert_eq!(outer.p.len(), outer.terms.len() * rank, "rows_add: p is not J x rank");
+            assert!(outer.terms.iter().all(|(_, w)| w.len() == e.len()), "rows_add: w_j length");
+            // SAFETY: avx512f was detected at run time; shapes were checked above.
+            unsafe { avx512::rows_add(u, rank, (q, gram), (f, e), outer, out) }
+        } else {
+            portable::rows_add(u, rank, (q, gram), (f, e), outer, out);
+        }
+    }
+}
+
+/// Panics unless `u` holds `dim` rows of `rank` entries.
+#[cfg(target_arch = "x86_64")]
+#[track_caller]
+fn check_shapes(u: &[f32], rank: usize, dim: usize) {
+    assert_eq!(u.len(), dim * rank, "thin factor: U is not {dim} x {rank}");
+}
+
+/// The portable loops.
+mod portable {
+    use super::{Outer, ThinFactor};
+
+    pub fn gram_into<F: ThinFactor>(u: &[F], rank: usize, gram: &mut [F], norms: &mut [F]) {
+        gram.iter_mut().for_each(|g| *g = F::zero());
+        for (row, norm) in u.chunks_exact(rank).zip(norms.iter_mut()) {
+            for (a, ua) in row.iter().enumerate() {
+                for (g, ub) in gram[a * rank..(a + 1) * rank].iter_mut().zip(row) {
+                    *g += *ua * *ub;
+                }
+            }
+            *norm = row.iter().fold(F::zero(), |s, v| s + *v * *v);
+        }
+    }
+
+    pub fn project_into<F: ThinFactor>(u: &[F], rank: usize, x: &[F], out: &mut [F]) {
+        out.iter_mut().for_each(|o| *o = F::zero());
+        for (row, xi) in u.chunks_exact(rank).zip(x) {
+            out.iter_mut().zip(row).for_each(|(o, r)| *o += *r * *xi);
+        }
+    }
+
+    pub fn apply_add<F: ThinFactor>(u: &[F], rank: usize, t: &[F], scale: F, out: &mut [F]) {
+        for (o, row) in out.iter_mut().zip(u.chunks_exact(rank)) {
+            *o += scale * row.iter().zip(t).fold(F::zero(), |s, (a, b)| s + *a * *b);
+        }
+    }
+
+    pub fn rows_add<F: ThinFactor>(
+        u: &[F],
+        rank: usize,
+        (q, gram): (F, &[F]),
+        (f, e): (F, &[F]),
+        outer: Outer<'_, F>,
+        out: &mut [F],
+    ) {
+        for (i, (o, row)) in out.chunks_exact_mut(rank).zip(u.chunks_exact(rank)).enumerate() {
+            for (ub, gram_row) in row.iter().zip(gram.chunks_exact(rank)) {
+                o.iter_mut().zip(gram_row).for_each(|(ob, g)| *ob += q * *ub * *g);
+            }
+            o.iter_mut().zip(row).for_each(|(ob, ua)| *ob += f * e[i] * *ua);
+            for (&(c, w), p) in outer.terms.iter().zip(outer.p.chunks_exact(rank)) {
+                o.iter_mut().zip(p).for_each(|(ob, pa)| *ob += c * w[i] * *pa);
+            }
+        }
+    }
+}
+
+/// The AVX-512 kernels (f32, `1 <= rank <= 16`): row `i` of `U` is the masked load of its `rank` entries.
+/// Callers check the shapes and that avx512f is present.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::Outer;
+    use std::arch::x86_64::*;
+
+    /// The mask of the first `rank` lanes.
+    fn lanes(rank: usize) -> __mmask16 {
+        ((1u32 << rank) - 1) as __mmask16
+    }
+
+    /// Row `i` of `U`, zero past `rank`.
+    ///
+    /// # Safety
+    /// avx512f is available and `u` holds row `i` (`(i + 1) rank <= u.len()`).
+    #[target_feature(enable = "avx512f")]
+    unsafe fn row(u: &[f32], rank: usize, i: usize) -> __m512 {
+        debug_assert!((i + 1) * rank <= u.len());
+        // SAFETY: the masked load reads only lanes `i rank .. (i + 1) rank`, inside `u` (caller).
+        unsafe { _mm512_maskz_loadu_ps(lanes(rank), u.as_ptr().add(i * rank)) }
+    }
+
+    /// # Safety
+    /// avx512f is available; `u` is `norms.len() x rank`, `gram` is `rank x rank`, `rank <= 16`.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn gram_into(u: &[f32], rank: usize, gram: &mut [f32], norms: &mut [f32]) {
+        // Gram row `a` in register `acc[a]`; the loops over lanes are unrolled with constant indices.
+        let mut acc = [_mm512_setzero_ps(); 16];
+        for (i, (r, norm)) in u.chunks_exact(rank).zip(norms.iter_mut()).enumerate() {
+            // SAFETY: `u` holds row `i` (caller's shapes).
+            let p = unsafe { row(u, rank, i) };
+            for (a, acc_a) in acc.iter_mut().enumerate() {
+                if a < rank {
+                    *acc_a = _mm512_fmadd_ps(_mm512_set1_ps(r[a]), p, *acc_a);
+                }
+            }
+            *norm = _mm512_reduce_add_ps(_mm512_mul_ps(p, p));
+        }
+        for (g, a) in gram.chunks_exact_mut(rank).zip(acc) {
+            // SAFETY: the masked store writes `rank` lanes, the length of `g`.
+            unsafe { _mm512_mask_storeu_ps(g.as_mut_ptr(), lanes(rank), a) };
+        }
+    }
+
+    /// # Safety
+    /// avx512f is available; `u` is `x.len() x rank`, `out` has `rank` entries, `rank <= 16`.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn project_into(u: &[f32], rank: usize, x: &[f32], out: &mut [f32]) {
+        // Four independent sums, so consecutive rows do not wait on each other's additions.
+        let mut acc = [_mm512_setzero_ps(); 4];
+        let quads = x.chunks_exact(4);
+        let done = x.len() - quads.remainder().len();
+        for (q, xs) in quads.enumerate() {
+            for (k, acc_k) in acc.iter_mut().enumerate() {
+                // SAFETY: `u` holds row `4 q + k` (caller's shapes).
+                let p = unsafe { row(u, rank, 4 * q + k) };
+                *acc_k = _mm512_fmadd_ps(_mm512_set1_ps(xs[k]), p, *acc_k);
+            }
+        }
+        for (k, xk) in x[done..].iter().enumerate() {
+            // SAFETY: `u` holds row `done + k` (caller's shapes).
+            let p = unsafe { row(u, rank, done + k) };
+            acc[k] = _mm512_fmadd_ps(_mm512_set1_ps(*xk), p, acc[k]);
+        }
+        let total = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+        // SAFETY: the masked store writes `rank` lanes, the length of `out`.
+        unsafe { _mm512_mask_storeu_ps(out.as_mut_ptr(), lanes(rank), total) };
+    }
+
+    /// # Safety
+    /// avx512f is available; `u` is `out.len() x rank`, `t` has `rank` entries, `rank <= 16`.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn apply_add(u: &[f32], rank: usize, t: &[f32], scale: f32, out: &mut [f32]) {
+        // SAFETY: the masked load reads `rank` lanes, the length of `t`.
+        let t =
+            _mm512_mul_ps(_mm512_set1_ps(scale), unsafe { _mm512_maskz_loadu_ps(lanes(rank), t.as_ptr()) });
+        for (i, o) in out.iter_mut().enumerate() {
+            // SAFETY: `u` holds row `i` (caller's shapes).
+            let p = unsafe { row(u, rank, i) };
+            *o += _mm512_reduce_add_ps(_mm512_mul_ps(p, t));
+        }
+    }
+
+    /// # Safety
+    /// avx512f is available; `u` and `out` are `e.len() x rank`, `gram` is `rank x rank`, `outer.p` is
+    /// `J x rank` and every `w_j` has `e.len()` entries, `rank <= 16`.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn rows_add(
+        u: &[f32],
+        rank: usize,
+        (q, gram): (f32, &[f32]),
+        (f, e): (f32, &[f32]),
+        outer: Outer<'_, f32>,
+        out: &mut [f32],
+    ) {
+        let mut q_rows = [_mm512_setzero_ps(); 16];
+        for (b, qb) in q_rows.iter_mut().enumerate().take(rank) {
+            // SAFETY: row `b` of the `rank x rank` matrix `gram`.
+            *qb = _mm512_mul_ps(_mm512_set1_ps(q), unsafe { row(gram, rank, b) });
+        }
+        let mask = lanes(rank);
+        let dim = e.len();
+        let out_base = out.as_mut_ptr();
+        // Row `i < dim` of `out` (its `rank` entries are inside `out`, caller's shapes).
+        let out_row = |i: usize| out_base.wrapping_add(i * rank);
+        // Row `i + 1` of `out` is loaded before row `i` is stored: a masked store blocks later loads
+        // within its whole 64 bytes until it retires, and the next row starts `4 rank` bytes on.
+        // SAFETY: the masked load reads the `rank` entries of row 0 of `out`.
+        let mut next =
+            if dim > 0 { unsafe { _mm512_maskz_loadu_ps(mask, out_row(0)) } } else { _mm512_setzero_ps() };
+        for (i, r) in u.chunks_exact(rank).enumerate() {
+            let current = next;
+            // SAFETY: `u` holds row `i` (caller's shapes).
+            let p = unsafe { row(u, rank, i) };
+            // U_i Q as two interleaved sums, halving the chain of dependent additions; the loop over
+            // the rank is unrolled with constant indices.
+            let mut acc = [_mm512_mul_ps(_mm512_set1_ps(f * e[i]), p), _mm512_setzero_ps()];
+            for (b, qb) in q_rows.iter().enumerate() {
+                if b < rank {
+                    acc[b % 2] = _mm512_fmadd_ps(_mm512_set1_ps(r[b]), *qb, acc[b % 2]);
+                }
+            }
+            for (j, &(c, w)) in outer.terms.iter().enumerate() {
+                // SAFETY: row `j` of the `J x rank` matrix `outer.p`.
+                let pj = unsafe { row(outer.p, rank, j) };
+                acc[1] = _mm512_fmadd_ps(_mm512_set1_ps(c * w[i]), pj, acc[1]);
+            }
+            if i + 1 < dim {
+                // SAFETY: the masked load reads the `rank` entries of row `i + 1` of `out`.
+                next = unsafe { _mm512_maskz_loadu_ps(mask, out_row(i + 1)) };
+            }
+            let sum = _mm512_add_ps(current, _mm512_add_ps(acc[0], acc[1]));
+            // SAFETY: the masked store writes the `rank` entries of row `i` of `out`.
+            unsafe { _mm512_mask_storeu_ps(out_row(i), mask, sum) };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each kernel of `F` against the portable loops in f64 (the literal sums), at ranks below, at and
+    /// past 16 and a dimension that is not a multiple of 4.
+    fn check<F: ThinFactor + Into<f64>>(of: impl Fn(f64) -> F, tol: f64) {
+        for (dim, rank) in [(7, 1), (13, 10), (9, 16), (6, 17)] {
+            let draw = |n: usize, k: usize| -> Vec<f64> {
+                (0..n).map(|i| ((i * 7 + k * 13) as f64 * 0.61).sin()).collect()
+            };
+            let (u, x, e, w1, w2, t) =
+                (draw(dim * rank, 1), draw(dim, 2), draw(dim, 3), draw(dim, 4), draw(dim, 5), draw(rank, 6));
+            let gram0 = draw(rank * rank, 7);
+            let gram: Vec<f64> =
+                (0..rank * rank).map(|k| gram0[k] + gram0[(k % rank) * rank + k / rank]).collect();
+            let p = draw(2 * rank, 8);
+            let cast = |v: &[f64]| -> Vec<F> { v.iter().map(|a| of(*a)).collect() };
+            let back = |v: &[F]| -> Vec<f64> { v.iter().map(|a| (*a).into()).collect() };
+            let close = |got: &[F], want: &[f64], what: &str| {
+                for (g, w) in back(got).iter().zip(want) {
+                    assert!(
+                        (g - w).abs() <= tol * (1.0 + w.abs()),
+                        "D = {dim}, r = {rank}, {what}: {g} vs {w}"
+                    );
+                }
+            };
+            let (uf, xf, ef, tf) = (cast(&u), cast(&x), cast(&e), cast(&t));
+
+            let (mut g64, mut n64) = (vec![0.0; rank * rank], vec![0.0; dim]);
+            portable::gram_into(&u, rank, &mut g64, &mut n64);
+            let (mut g, mut n) = (vec![F::zero(); rank * rank], vec![F::zero(); dim]);
+            F::gram_into(&uf, rank, &mut g, &mut n);
+            close(&g, &g64, "gram");
+            close(&n, &n64, "norms");
+
+            let mut p64 = vec![0.0; rank];
+            portable::project_into(&u, rank, &x, &mut p64);
+            let mut pf = vec![F::zero(); rank];
+            F::project_into(&uf, rank, &xf, &mut pf);
+            close(&pf, &p64, "U^T x");
+
+            let mut a64 = x.clone();
+            portable::apply_add(&u, rank, &t, 0.7, &mut a64);
+            let mut af = xf.clone();
+            F::apply_add(&uf, rank, &tf, of(0.7), &mut af);
+            close(&af, &a64, "U t");
+
+            let terms64 = [(0.3, &w1[..]), (-1.1, &w2[..])];
+            let mut r64 = u.clone();
+            portable::rows_add(
+                &u,
+                rank,
+                (0.9, &gram),
+                (-0.4, &e),
+                Outer { terms: &terms64, p: &p },
+                &mut r64,
+            );
+            let (w1f, w2f, gramf, pf) = (cast(&w1), cast(&w2), cast(&gram), cast(&p));
+            let termsf = [(of(0.3), &w1f[..]), (of(-1.1), &w2f[..])];
+            let mut rf = uf.clone();
+            F::rows_add(
+                &uf,
+                rank,
+                (of(0.9), &gramf),
+                (of(-0.4), &ef),
+                Outer { terms: &termsf, p: &pf },
+                &mut rf,
+            );
+            close(&rf, &r64, "row update");
+        }
+    }
+
+    #[test]
+    fn kernels_match_portable_loops() {
+        check::<f64>(|v| v, 1e-14);
+        // f32: the AVX-512 kernels where the CPU has them, else the portable loops.
+        check::<f32>(|v| v as f32, 1e-5);
+    }
+
+    #[test]
+    fn portable_loops_match_literal_sums() {
+        let (dim, rank) = (5, 3);
+        let u: Vec<f64> = (0..dim * rank).map(|k| (k as f64 * 0.37).cos()).collect();
+        let at = |i: usize, a: usize| u[i * rank + a];
+        let (mut gram, mut norms) = (vec![0.0; rank * rank], vec![0.0; dim]);
+        portable::gram_into(&u, rank, &mut gram, &mut norms);
+        for a in 0..rank {
+            for b in 0..rank {
+                let want: f64 = (0..dim).map(|i| at(i, a) * at(i, b)).sum();
+                assert!((gram[a * rank + b] - want).abs() < 1e-14);
+            }
+        }
+        for (i, n) in norms.iter().enumerate() {
+            assert!((n - (0..rank).map(|a| at(i, a).powi(2)).sum::<f64>()).abs() < 1e-14);
+        }
+        let (e, w, p) = ([0.5, -1.0, 2.0, 0.25, 1.5], [1.0, 2.0, -1.0, 0.5, 0.0], [0.3, -0.2, 0.7]);
+        let mut out = vec![0.0; dim * rank];
+        portable::rows_add(
+            &u,
+            rank,
+            (2.0, &gram),
+            (3.0, &e),
+            Outer { terms: &[(0.5, &w[..])], p: &p },
+            &mut out,
+        );
+        for i in 0..dim {
+            for a in 0..rank {
+                let ug: f64 = (0..rank).map(|b| at(i, b) * gram[b * rank + a]).sum();
+                let want = 2.0 * ug + 3.0 * e[i] * at(i, a) + 0.5 * w[i] * p[a];
+                assert!((out[i * rank + a] - want).abs() < 1e-13);
+            }
+        }
+    }
+}
