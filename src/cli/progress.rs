@@ -43,7 +43,7 @@ impl TrainObserver for ProgressObserver {
         self.loss = info.loss;
         if let Some(bar) = &self.bar {
             bar.set_position(info.step);
-            if info.step % 50 == 0 {
+            if info.step.is_multiple_of(50) {
                 bar.set_message(format!("loss {:.4}", info.loss));
             }
         }

@@ -39,7 +39,7 @@ pub struct JetCache<F> {
 #[track_caller]
 pub(crate) fn jet_directions(rows: usize, n: usize) -> usize {
     assert!(
-        n > 0 && rows % n == 0 && (rows / n) % 2 == 1,
+        n > 0 && rows.is_multiple_of(n) && (rows / n) % 2 == 1,
         "jet batch: {rows} rows is not n (1 + 2m) for n = {n}"
     );
     (rows / n - 1) / 2

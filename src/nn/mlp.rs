@@ -127,7 +127,11 @@ impl<F: Real> Mlp<F> {
             x.cols(),
             self.inputs()
         );
-        assert!(n > 0 && x.rows() % n == 0, "Mlp: {} stacked rows are not a multiple of {n}", x.rows());
+        assert!(
+            n > 0 && x.rows().is_multiple_of(n),
+            "Mlp: {} stacked rows are not a multiple of {n}",
+            x.rows()
+        );
         let depth = self.layers.len();
         trace.n = n;
         trace.pre.resize_with(depth, Mat::default);

@@ -33,7 +33,11 @@ impl<F: Real> MlpJetTrace<F> {
 pub fn stack_jet_input<F: Real>(x: &Mat<F>, directions: &Mat<F>, out: &mut Mat<F>) {
     let (n, dim) = (x.rows(), x.cols());
     assert_eq!(directions.cols(), dim, "jet directions have {} columns, expected {dim}", directions.cols());
-    assert!(n > 0 && directions.rows() % n == 0, "jet directions: {} rows for {n} points", directions.rows());
+    assert!(
+        n > 0 && directions.rows().is_multiple_of(n),
+        "jet directions: {} rows for {n} points",
+        directions.rows()
+    );
     let m = directions.rows() / n;
     out.resize(n * (1 + 2 * m), dim);
     let data = out.as_mut_slice();

@@ -34,7 +34,7 @@ pub fn basis_directions_into<F: Real>(points: usize, dim: usize, out: &mut [F]) 
 /// MATH.md Sec. 5.
 #[track_caller]
 pub fn esm_loss<F: Real>(s: &[F], s_dot: &[F], points: usize, g_s: &mut [F], g_s_dot: &mut [F]) -> F {
-    assert!(points > 0 && s.len() % points == 0, "esm_loss: {} scores for {points} points", s.len());
+    assert!(points > 0 && s.len().is_multiple_of(points), "esm_loss: {} scores for {points} points", s.len());
     let dim = s.len() / points;
     assert!(
         s_dot.len() == dim * s.len() && g_s_dot.len() == s_dot.len() && g_s.len() == s.len(),
@@ -72,7 +72,7 @@ pub fn esm_energy_loss<F: Real>(
     g_phi2: &mut [F],
 ) -> F {
     assert!(
-        points > 0 && phi1.len() == phi2.len() && phi1.len() % points == 0,
+        points > 0 && phi1.len() == phi2.len() && phi1.len().is_multiple_of(points),
         "esm_energy_loss: jets per point"
     );
     assert!(g_phi1.len() == phi1.len() && g_phi2.len() == phi2.len(), "esm_energy_loss: cotangent lengths");

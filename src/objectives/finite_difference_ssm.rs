@@ -7,7 +7,7 @@ use crate::linalg::Real;
 /// of standard normal draws `z` (row-major, `dim` columns).
 #[track_caller]
 pub fn fd_directions_into<F: Real>(z: &[F], dim: usize, eps: F, v: &mut [F]) {
-    assert!(dim > 0 && z.len() == v.len() && z.len() % dim == 0, "fd_directions_into: shapes");
+    assert!(dim > 0 && z.len() == v.len() && z.len().is_multiple_of(dim), "fd_directions_into: shapes");
     for (z_row, v_row) in z.chunks_exact(dim).zip(v.chunks_exact_mut(dim)) {
         let norm = z_row.iter().map(|x| *x * *x).sum::<F>().sqrt();
         if norm > F::zero() {
@@ -42,7 +42,7 @@ pub fn fd_ssm_loss<F: Real>(
     g_minus: &mut [F],
 ) -> F {
     let len = v.len();
-    assert!(dim > 0 && len > 0 && len % dim == 0, "fd_ssm_loss: directions are not rows of {dim}");
+    assert!(dim > 0 && len > 0 && len.is_multiple_of(dim), "fd_ssm_loss: directions are not rows of {dim}");
     assert!(
         s_plus.len() == len && s_minus.len() == len && g_plus.len() == len && g_minus.len() == len,
         "fd_ssm_loss: shapes"

@@ -45,7 +45,7 @@ pub fn ssm_loss<F: Real>(
     let block = points * dim;
     assert!(block > 0 && s.len() == block && g_s.len() == block, "ssm_loss: scores are not {points} x {dim}");
     assert!(
-        v.len() % block == 0 && v.len() == s_dot.len() && g_s_dot.len() == v.len(),
+        v.len().is_multiple_of(block) && v.len() == s_dot.len() && g_s_dot.len() == v.len(),
         "ssm_loss: directions"
     );
     let m = v.len() / block;
@@ -125,7 +125,10 @@ pub fn ssm_vr_energy_loss<F: Real>(
     g_phi2: &mut [F],
     g_grad: &mut [F],
 ) -> F {
-    assert!(points > 0 && !phi2.is_empty() && phi2.len() % points == 0, "ssm_vr_energy_loss: jets per point");
+    assert!(
+        points > 0 && !phi2.is_empty() && phi2.len().is_multiple_of(points),
+        "ssm_vr_energy_loss: jets per point"
+    );
     assert!(
         g_phi2.len() == phi2.len() && g_grad.len() == grad_e.len(),
         "ssm_vr_energy_loss: cotangent lengths"
@@ -207,7 +210,8 @@ mod tests {
         let mut v = vec![0.0; m * n * d];
         for tau in 0..m {
             for i in 0..n {
-                v[(tau * n + i) * d + tau / 2] = if tau % 2 == 0 { 1.0 } else { -1.0 } * (d as f64).sqrt();
+                v[(tau * n + i) * d + tau / 2] =
+                    if tau.is_multiple_of(2) { 1.0 } else { -1.0 } * (d as f64).sqrt();
             }
         }
         let s_dot = apply(&jac, d, &v);

@@ -42,7 +42,7 @@ impl Observer for MmdTrace {
     }
 
     fn on_step(&mut self, info: &StepInfo, chains: &Chains) {
-        if self.every > 0 && info.step % self.every == 0 {
+        if self.every > 0 && info.step.is_multiple_of(self.every) {
             self.record(info.step, chains);
         }
     }

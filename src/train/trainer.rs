@@ -144,7 +144,7 @@ impl Trainer {
                 );
             }
             observer.on_step(&StepInfo { step: self.state.step, loss });
-            let due = self.state.step % self.state.config.checkpoint_every == 0;
+            let due = self.state.step.is_multiple_of(self.state.config.checkpoint_every);
             if due || self.state.step == self.state.config.steps {
                 self.save(out)?;
                 last_saved = self.state.step;
