@@ -10,7 +10,9 @@ Each run is `<tweedie> bench --workloads W --dims D --reps R --threads T` and
 `.venv-peers/bin/python bench/peers/{jax,torch}_peer.py` with the same flags; each prints one JSON line per
 (workload, dim): {"impl":..,"workload":..,"dim":..,"median_ms":..,"reps":..,"threads":..}.
 A missing tweedie binary, a missing venv or a peer that fails to import is reported as skipped, never as a
-failure. --threads 1,2 prints one table per thread count. --check runs the peers' cross-check instead
+failure. --threads 1,2 prints one table per thread count. Each run is pinned to T CPUs
+(sched_setaffinity): thread flags alone do not hold every runtime to T cores (XLA's CPU client runs
+independent ops on extra threads even with intra_op_parallelism_threads=1); --no-pin turns pinning off. --check runs the peers' cross-check instead
 (same losses/outputs from the same seed and weights) and exits non-zero when they disagree.
 Standard library only.
 """
@@ -54,6 +56,7 @@ def parse_args():
     ap.add_argument("--threads", default="1", help="thread count, or a list (1,2): one table each")
     ap.add_argument("--workloads", default=",".join(WORKLOADS))
     ap.add_argument("--dims", default=None, help="dims for every workload (default: per workload, BENCHMARKS.md)")
+    ap.add_argument("--no-pin", action="store_true", help="do not pin each run to --threads CPUs")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds allowed to one run of one impl")
     ap.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
                     help="dump the raw per-round data as JSON to PATH (or stdout without PATH)")
@@ -118,12 +121,22 @@ def resolve_impls(a):
     return cmds, skipped
 
 
+PIN = True
+
+
+def pin_to(threads):
+    """A preexec_fn pinning the child to the first `threads` CPUs this process may use (None: no pinning)."""
+    cpus = sorted(os.sched_getaffinity(0))[:max(threads, 1)]
+    return (lambda: os.sched_setaffinity(0, cpus)) if PIN else None
+
+
 def run_once(impl, prefix, workloads, dims, reps, threads, timeout, extra=()):
     """One invocation; returns the JSON records it printed (dicts), [] on failure."""
     argv = prefix + ["--workloads", ",".join(workloads), "--dims", ",".join(map(str, dims)),
                      "--reps", str(reps), "--threads", str(threads), *extra]
     try:
-        r = subprocess.run(argv, capture_output=True, text=True, env=env_for(threads), cwd=ROOT, timeout=timeout)
+        r = subprocess.run(argv, capture_output=True, text=True, env=env_for(threads), cwd=ROOT, timeout=timeout,
+                           preexec_fn=pin_to(threads))
     except subprocess.TimeoutExpired:
         log(f"{impl}: timed out after {timeout:.0f} s: {shlex.join(argv)}")
         return []
@@ -251,7 +264,9 @@ def check(a, cmds, skipped, tol=1e-3):
 
 
 def main():
+    global PIN
     a = parse_args()
+    PIN = not a.no_pin
     cmds, skipped = resolve_impls(a)
     for impl, why in skipped.items():
         log(f"{impl}: skipped ({why})")

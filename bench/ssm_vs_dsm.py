@@ -3,8 +3,9 @@
 
 For every seed x sigma x objective: `tweedie train --model s1 --objective O` on gmm:dim=8,components=4,seed=S
 (fresh samples every step, all objectives on x + sigma z, so all target grad log q_sigma), then
-`tweedie eval --json`: s1_rel_err against the exact score of q_sigma on 4000 fresh points. Prints (and writes)
-the errors and each objective's ratio to DSM's.
+`tweedie eval --json`: s1_rel_err against the exact score of q_sigma on 4000 fresh points. The kernel estimators
+(`tweedie estimate --estimator stein|ssge`, no training) report theirs at --kernel-samples samples of q_sigma.
+Prints (and writes) the errors and each one's ratio to DSM's.
 
     python3 bench/ssm_vs_dsm.py                                   # the README's table (about 15 min on 2 cores)
     python3 bench/ssm_vs_dsm.py --seeds 21 --sigmas 0.5 --steps 2000    # a quick look
@@ -20,6 +21,7 @@ ap.add_argument("--objectives", default="dsm,dsm-vr,ssm,ssm-vr,esm,fd-ssm")
 ap.add_argument("--projections", type=int, default=1)
 ap.add_argument("--steps", type=int, default=10000)
 ap.add_argument("--batch", type=int, default=512)
+ap.add_argument("--kernel-samples", type=int, default=1000, help="samples given to Stein and SSGE (0: skip them)")
 ap.add_argument("--jobs", type=int, default=2)
 ap.add_argument("--out", default="bench/results/ssm_vs_dsm.md")
 ap.add_argument("--json", default="bench/results/ssm_vs_dsm.json")
@@ -29,6 +31,14 @@ a = ap.parse_args()
 def run(job):
     seed, sigma, objective = job
     target = f"gmm:dim=8,components=4,seed={seed}"
+    if objective in ("stein", "ssge"):
+        cmd = [a.tweedie, "estimate", "--estimator", objective, "--target", target, "--samples",
+               str(a.kernel_samples), "--sigma", str(sigma), "--seed", str(seed), "--json"]
+        r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True,
+                                      env=dict(os.environ, RAYON_NUM_THREADS="1")).stdout)
+        r.update(seed=seed, sigma=sigma, objective=objective)
+        print(f"  seed {seed} sigma {sigma} {objective}: s1_rel_err {r['s1_rel_err']:.4f}", file=sys.stderr, flush=True)
+        return r
     with tempfile.TemporaryDirectory() as tmp:
         model = os.path.join(tmp, "m.safetensors")
         train = [a.tweedie, "train", "--target", target, "--model", "s1", "--objective", objective,
@@ -47,22 +57,25 @@ def run(job):
 
 seeds = [int(s) for s in a.seeds.split(",")]
 sigmas = [float(s) for s in a.sigmas.split(",")]
-objectives = a.objectives.split(",")
+objectives = a.objectives.split(",") + (["stein", "ssge"] if a.kernel_samples > 0 else [])
 jobs = [(s, g, o) for s in seeds for g in sigmas for o in objectives]
 with ThreadPoolExecutor(a.jobs) as pool:
     results = list(pool.map(run, jobs))
 err = {(r["seed"], r["sigma"], r["objective"]): r["s1_rel_err"] for r in results}
 
 command = "python3 bench/ssm_vs_dsm.py" + "".join(
-    f" --{k} {v}" for k, v in vars(a).items()
-    if k in ("seeds", "sigmas", "objectives", "projections", "steps", "batch") and v != ap.get_default(k))
+    f" --{k.replace('_', '-')} {v}" for k, v in vars(a).items()
+    if k in ("seeds", "sigmas", "objectives", "projections", "steps", "batch", "kernel_samples")
+    and v != ap.get_default(k))
 lines = [
     "# Score networks: SSM and SSM-VR versus DSM at the same noise level and budget", "",
     f"Command: `{command}` (each run at one thread).", "",
     f"`s1_rel_err` on 4000 fresh points of q_sigma of gmm:dim=8,components=4,seed=S (S = the training seed); "
     f"MLP 8 -> 128 -> 128 -> 8 (softplus), Adam 1e-3, batch {a.batch}, {a.steps} steps, EMA 0.999; every "
     f"objective trains on x + sigma z; SSM/SSM-VR with M = {a.projections} Rademacher projection(s). "
-    "In brackets: the ratio to DSM's error at the same seed and sigma.", "",
+    f"Stein and SSGE (RBF kernel, median bandwidth; no training) get {a.kernel_samples} samples of q_sigma and are "
+    "evaluated at those samples (`tweedie estimate`). In brackets: the ratio to DSM's error at the same seed and "
+    "sigma.", "",
     "| seed | sigma | " + " | ".join(objectives) + " |",
     "|---|---|" + "---|" * len(objectives),
 ]

@@ -138,6 +138,12 @@ pub fn eval(args: EvalArgs) -> Result<()> {
                     seed: args.seed,
                     ..Default::default()
                 };
+                if !args.json {
+                    eprintln!(
+                        "estimating log Z by importance sampling to a standard error of {} nats...",
+                        args.log_z_tolerance
+                    );
+                }
                 let z = log_partition(energy, Some(train), &settings);
                 let test_loglik = mean_log_likelihood(energy, &rows.cast(), z.log_z);
                 value["test_loglik"] = serde_json::json!(test_loglik);

@@ -30,7 +30,7 @@ pub struct LogPartitionSettings {
     /// Weight `a` of the data-centred components of the proposal (0: the wide Gaussian alone).
     pub data_weight: f64,
     /// Candidate bandwidths `h` of the data-centred Gaussians: a pilot run of `pilot_samples` draws per
-    /// candidate keeps the one with the largest effective sample size.
+    /// candidate keeps the widest whose effective sample size is at least half the largest.
     pub data_bandwidths: Vec<f64>,
     /// Draws of each pilot run (none with a single candidate).
     pub pilot_samples: usize,
@@ -38,6 +38,9 @@ pub struct LogPartitionSettings {
 
 /// Most data points used as centres of the proposal's data-centred components.
 pub const MAX_CENTRES: usize = 4096;
+
+/// Draws after which a collapse of the effective-sample fraction moves to a wider bandwidth.
+const COLLAPSE_CHECK: usize = 1 << 20;
 
 /// Proposal draws whose data-centred density is evaluated in one GEMM (bounds its memory).
 const CENTRE_CHUNK: usize = 1024;
@@ -228,8 +231,11 @@ impl<'a, F: Real> Proposal<'a, F> {
 /// the mass near the data: score matching on `x + sigma z` with `n` points is optimal at the kernel
 /// density estimate of bandwidth `sigma`, so a trained model looks locally like one, and in `D`
 /// dimensions a bandwidth off by a factor `r` costs about `r^D` in effective sample size. `h` is
-/// therefore chosen among `data_bandwidths` by pilot runs (the largest effective sample size), and the
-/// estimate uses fresh draws. Draws continue in batches until the delta-method standard error of
+/// therefore chosen among `data_bandwidths` by pilot runs: the widest one whose effective sample size is
+/// within a factor 2 of the best (too narrow a bandwidth leaves mass between the centres that only the
+/// wide Gaussian covers: rare, huge weights that a pilot may miss). The estimate uses fresh draws; if
+/// after `2^20` of them its effective-sample fraction falls below an eighth of the pilot's, it starts
+/// again at the next wider bandwidth. Draws continue in batches until the delta-method standard error of
 /// `log Z_hat` is at most `tolerance` (after at least `min_samples`), or `max_samples` is reached.
 /// `Z_hat` is unbiased for any proposal.
 pub fn log_partition<F: Real>(
@@ -244,30 +250,48 @@ pub fn log_partition<F: Real>(
     let mut proposal =
         Proposal::new(model, centres.as_ref(), settings.data_weight, settings.proposal_std, batch);
     let mut rng = ChaCha8Rng::seed_from_u64(settings.seed);
-    let bandwidth = centres.as_ref().map(|_| match settings.data_bandwidths.as_slice() {
-        [h] => *h,
-        candidates => {
-            let pilot_ess = |h: f64, proposal: &mut Proposal<F>, rng: &mut ChaCha8Rng| {
+    let candidates: &[f64] = if centres.is_some() { &settings.data_bandwidths } else { &[] };
+    // Effective-sample fraction of each candidate in its pilot.
+    let fractions: Vec<f64> = match candidates {
+        [_] => vec![1.0],
+        _ => candidates
+            .iter()
+            .map(|&h| {
                 proposal.h = h;
                 let mut sums = WeightSums::default();
                 while sums.count < settings.pilot_samples.max(1) {
-                    proposal.push_batch(rng, &mut sums);
+                    proposal.push_batch(&mut rng, &mut sums);
                 }
-                sums.estimate(Some(h)).effective_samples
-            };
-            let ess: Vec<f64> = candidates.iter().map(|&h| pilot_ess(h, &mut proposal, &mut rng)).collect();
-            let best = (0..ess.len()).max_by(|&i, &j| ess[i].total_cmp(&ess[j])).expect("candidates");
-            candidates[best]
-        }
-    });
-    proposal.h = bandwidth.unwrap_or(1.0);
-    let mut sums = WeightSums::default();
+                sums.estimate(Some(h)).effective_samples / sums.count as f64
+            })
+            .collect(),
+    };
+    // The widest bandwidth within a factor 2 of the best pilot: a pilot overrates narrow bandwidths, whose
+    // rare huge weights (mass between the centres) it may not have drawn yet.
+    let best = fractions.iter().copied().fold(0.0, f64::max);
+    let mut choice = (0..candidates.len())
+        .filter(|&i| fractions[i] >= 0.5 * best)
+        .max_by(|&i, &j| candidates[i].total_cmp(&candidates[j]));
     loop {
-        proposal.push_batch(&mut rng, &mut sums);
-        let estimate = sums.estimate(bandwidth);
-        let done = sums.count >= settings.min_samples && estimate.std_err <= settings.tolerance;
-        if done || sums.count >= settings.max_samples {
-            return estimate;
+        let bandwidth = choice.map(|k| candidates[k]);
+        proposal.h = bandwidth.unwrap_or(1.0);
+        let mut sums = WeightSums::default();
+        loop {
+            proposal.push_batch(&mut rng, &mut sums);
+            let estimate = sums.estimate(bandwidth);
+            let done = sums.count >= settings.min_samples && estimate.std_err <= settings.tolerance;
+            if done || sums.count >= settings.max_samples {
+                return estimate;
+            }
+            // A huge weight the pilot missed: the effective fraction collapsed below an eighth of the
+            // pilot's. Start again with fresh draws at the next wider bandwidth, if there is one.
+            if let Some(k) = choice.filter(|&k| k + 1 < candidates.len()) {
+                let fraction = estimate.effective_samples / sums.count as f64;
+                if sums.count >= COLLAPSE_CHECK && fraction < fractions[k] / 8.0 {
+                    choice = Some(k + 1);
+                    break;
+                }
+            }
         }
     }
 }
