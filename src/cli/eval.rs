@@ -8,9 +8,11 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use std::path::PathBuf;
-use tweedie::evaluation::{evaluate_scores, ScoreReport};
+use tweedie::evaluation::{
+    evaluate_scores, log_partition, mean_log_likelihood, LogPartitionSettings, ScoreReport,
+};
 use tweedie::linalg::Mat;
-use tweedie::models::{log_partition, mean_log_likelihood, LogPartitionSettings, Model, ScoreModel};
+use tweedie::models::{Model, ScoreModel};
 use tweedie::train::{Checkpoint, ModelWorkspace, Objective, TrainConfig, TrainingData};
 
 /// Arguments of `tweedie eval`.

@@ -26,9 +26,11 @@ pub struct Cli {
 enum Command {
     /// Train on a built-in 2-D mixture and compare the learned Hessian with autodiff (about a minute).
     Demo(demo::DemoArgs),
-    /// Train a score model (and a second-order head) by denoising score matching.
+    /// Train a score model (and a second-order head) by denoising, or a score network or energy model by
+    /// DSM, SSM, SSM-VR, exact or finite-difference score matching.
     Train(Box<train::TrainArgs>),
-    /// Measure a trained model against ground truth (or held-out data).
+    /// Measure a trained model against ground truth, or on held-out data (energy models: test
+    /// log-likelihood).
     Eval(eval::EvalArgs),
     /// Evaluate a trained model's s1 or s2 at your own points.
     Score(score::ScoreArgs),

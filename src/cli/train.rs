@@ -66,7 +66,7 @@ pub struct TrainArgs {
     /// Hidden layers [default: 2].
     #[arg(long)]
     depth: Option<usize>,
-    /// Hidden activation [default: softplus].
+    /// Hidden activation [default: softplus; tanh for energy models (a bounded network: Gaussian tails)].
     #[arg(long, value_enum)]
     activation: Option<Activation>,
     /// Adam learning rate [default: 0.001].
@@ -123,7 +123,6 @@ impl TrainArgs {
             batch,
             width,
             depth,
-            activation,
             learning_rate,
             weight_decay,
             ema,
@@ -133,6 +132,9 @@ impl TrainArgs {
             projection,
             fd_eps
         );
+        if self.activation.is_some() {
+            c.activation = self.activation;
+        }
         if self.first_order_weight.is_some() {
             c.first_order_weight = self.first_order_weight;
         }
@@ -140,6 +142,20 @@ impl TrainArgs {
         if self.objective.is_some() {
             c.objective = self.objective;
         }
+        let only_for = |given: bool, flag: &str, kinds: &[ModelKind]| {
+            if given && !kinds.contains(&c.model) {
+                let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+                bail!(
+                    "{flag} applies to --model {} (this run trains --model {})",
+                    names.join(" or "),
+                    c.model
+                );
+            }
+            Ok(())
+        };
+        only_for(self.s2.is_some(), "--s2", &[ModelKind::S1s2])?;
+        only_for(self.form.is_some(), "--form", &[ModelKind::S1s2])?;
+        only_for(self.base_precision.is_some(), "--base-precision", &[ModelKind::Energy])?;
         Ok(c)
     }
 
@@ -251,9 +267,7 @@ mod tests {
             "--target",
             "gmm:dim=3",
             "--model",
-            "energy",
-            "--base-precision",
-            "0.5",
+            "s1s2",
             "--s2",
             "diag",
             "--form",
@@ -296,8 +310,8 @@ mod tests {
         let c = args.config().unwrap();
         let want = TrainConfig {
             target: "gmm:dim=3".into(),
-            model: ModelKind::Energy,
-            base_precision: 0.5,
+            model: ModelKind::S1s2,
+            base_precision: 1.0,
             s2: SecondOrderHead::Diagonal,
             form: FormName::A,
             vr: true,
@@ -310,7 +324,7 @@ mod tests {
             batch: 7,
             width: 5,
             depth: 3,
-            activation: Activation::Tanh,
+            activation: Some(Activation::Tanh),
             learning_rate: 0.01,
             weight_decay: 0.1,
             first_order_weight: Some(2.0),
@@ -319,5 +333,19 @@ mod tests {
             checkpoint_every: 3,
         };
         assert_eq!(c, want, "a flag did not reach the configuration");
+        let energy = Wrapper::parse_from(["t", "--model", "energy", "--base-precision", "0.5"]).args;
+        assert_eq!(energy.config().unwrap().base_precision, 0.5);
+        for (flags, needle) in [
+            (&["--model", "energy", "--s2", "diag"][..], "--s2 applies to --model s1s2"),
+            (&["--model", "s1", "--form", "a"][..], "--form applies to --model s1s2"),
+            (
+                &["--base-precision", "2"][..],
+                "--base-precision applies to --model energy (this run trains --model s1s2)",
+            ),
+        ] {
+            let args = Wrapper::parse_from(std::iter::once("t").chain(flags.iter().copied())).args;
+            let err = args.config().unwrap_err().to_string();
+            assert!(err.contains(needle), "{flags:?}: {err}");
+        }
     }
 }

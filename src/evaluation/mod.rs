@@ -1,7 +1,10 @@
-//! Evaluation of trained models: score errors against ground truth, and timing.
+//! Evaluation of trained models: score errors against ground truth, timing, and the normalising constant
+//! and held-out log-likelihood of energy models.
 
+mod log_partition;
 mod relative_error;
 mod score_report;
 
+pub use log_partition::{log_partition, mean_log_likelihood, LogPartition, LogPartitionSettings};
 pub use relative_error::{diagonal_relative_error, relative_error};
 pub use score_report::{evaluate_scores, ScoreReport};

@@ -1,15 +1,12 @@
-//! Score models: the first-order score network and second-order heads; energy models and their
-//! normalising constant.
+//! Score models: the first-order score network and second-order heads; energy models.
 
 mod energy_model;
-mod log_partition;
 mod model;
 mod model_kind;
 mod score_model;
 mod second_order_head;
 
 pub use energy_model::{EnergyModel, EnergyShape};
-pub use log_partition::{log_partition, mean_log_likelihood, LogPartition, LogPartitionSettings};
 pub use model::Model;
 pub use model_kind::ModelKind;
 pub use score_model::{ModelShape, ScoreModel, SecondOrderNet};

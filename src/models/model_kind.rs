@@ -9,11 +9,11 @@ use std::fmt;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum ModelKind {
-    /// A score network `s1: R^D -> R^D` only ([`super::ScoreModel`] without `s2`).
+    /// A score network s1: R^D -> R^D alone (a `ScoreModel` without `s2`).
     S1,
-    /// A score network and a second-order network ([`super::ScoreModel`] with `s2`).
+    /// A score network and a second-order network (a `ScoreModel` with `s2`).
     S1s2,
-    /// An energy network `E: R^D -> R`, `s1 = -grad_x E` ([`super::EnergyModel`]).
+    /// An energy network E: R^D -> R with s1 = -grad_x E (an `EnergyModel`).
     Energy,
 }
 

@@ -122,8 +122,10 @@ pub struct TrainConfig {
     pub width: usize,
     /// Hidden layers of each network.
     pub depth: usize,
-    /// Hidden activation.
-    pub activation: Activation,
+    /// Hidden activation (default: softplus; tanh for energy models, whose network then stays bounded, so
+    /// the base term sets the tails and the model cannot put mass far from the data, where score matching
+    /// has no signal).
+    pub activation: Option<Activation>,
     /// Adam learning rate.
     pub learning_rate: f64,
     /// Decoupled weight decay (AdamW); 0 gives Adam.
@@ -158,7 +160,7 @@ impl Default for TrainConfig {
             batch: 512,
             width: 128,
             depth: 2,
-            activation: Activation::Softplus,
+            activation: None,
             learning_rate: 1e-3,
             weight_decay: 0.0,
             first_order_weight: None,
@@ -280,9 +282,17 @@ impl TrainConfig {
         }
     }
 
+    /// The hidden activation: the configured one, else tanh for an energy model and softplus otherwise.
+    pub fn hidden_activation(&self) -> Activation {
+        self.activation.unwrap_or(match self.model {
+            ModelKind::Energy => Activation::Tanh,
+            ModelKind::S1 | ModelKind::S1s2 => Activation::Softplus,
+        })
+    }
+
     /// A freshly initialised model of the configured kind and architecture for data of dimension `dim`.
     pub fn init_model<R: Rng + ?Sized>(&self, dim: usize, rng: &mut R) -> Model<f32> {
-        let (width, depth, activation) = (self.width, self.depth, self.activation);
+        let (width, depth, activation) = (self.width, self.depth, self.hidden_activation());
         match self.model {
             ModelKind::Energy => {
                 let base_precision = self.base_precision;
@@ -338,6 +348,10 @@ mod tests {
         assert!(matches!(vr_b.validate(), Err(ConfigError::VrNeedsFormA)));
         let energy = TrainConfig { model: ModelKind::Energy, vr: true, ..Default::default() };
         assert_eq!(energy.objective(), Objective::DsmVr);
+        assert_eq!(energy.hidden_activation(), Activation::Tanh, "energy networks default to tanh");
+        assert_eq!(TrainConfig::default().hidden_activation(), Activation::Softplus);
+        let silu = TrainConfig { activation: Some(Activation::Silu), ..energy.clone() };
+        assert_eq!(silu.hidden_activation(), Activation::Silu);
         assert!(energy.validate().is_ok());
         let flat = TrainConfig { base_precision: -1.0, ..energy };
         assert!(matches!(flat.validate(), Err(ConfigError::OutOfRange { field: "base_precision", .. })));

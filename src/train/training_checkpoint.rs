@@ -149,7 +149,8 @@ impl Checkpoint {
             store.get_u64("adam.t")?,
         );
         let ema = if config.ema > 0.0 {
-            Some(Ema::from_shadow(config.ema, store.get_f32("ema.shadow", &[n])?))
+            // The average is updated once per completed step.
+            Some(Ema::from_shadow(config.ema, store.get_f32("ema.shadow", &[n])?, store.get_u64("step")?))
         } else {
             None
         };
