@@ -81,6 +81,32 @@ fn print_table(report: &ScoreReport) {
     );
 }
 
+/// The held-out report of a data target as a table.
+fn print_held_out(value: &serde_json::Value, label: &str, objective: &str, sigma: f64) {
+    let num = |key: &str| value[key].as_f64().unwrap_or(f64::NAN);
+    println!(
+        "{label}: {} held-out points, {} model after {} steps",
+        value["held_out_points"], value["model"], value["steps"]
+    );
+    if value.get("test_loglik").is_some() {
+        println!(
+            "| test log-likelihood | {:.3} nats/point (whitened; {:.3} in data units) |",
+            num("test_loglik"),
+            num("test_loglik_data_units")
+        );
+        println!(
+            "| log Z | {:.3} ± {:.3} ({} importance draws, bandwidth {}) |",
+            num("log_z"),
+            num("log_z_std_err"),
+            value["log_z_samples"],
+            value["log_z_bandwidth"]
+        );
+    }
+    println!("| test exact score-matching loss | {:.3} |", num("test_esm_loss"));
+    println!("| held-out {objective} loss (sigma {sigma}) | {:.3} |", num("held_out_loss"));
+    println!("| held-out DSM loss (sigma {sigma}) | {:.3} |", num("held_out_dsm_loss"));
+}
+
 /// Runs `tweedie eval`.
 pub fn eval(args: EvalArgs) -> Result<()> {
     let checkpoint = Checkpoint::load(&args.model)?;
@@ -159,12 +185,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
             if args.json {
                 println!("{value}");
             } else {
-                println!("{label}: {} held-out points", rows.rows());
-                if let Some(map) = value.as_object() {
-                    for (k, v) in map.iter().filter(|(k, _)| k.contains("loss") || k.contains("log")) {
-                        println!("{k}: {v}");
-                    }
-                }
+                print_held_out(&value, label, objective.name(), sigma);
             }
         }
     }

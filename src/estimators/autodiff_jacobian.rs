@@ -2,11 +2,12 @@
 //! first-order score network, from `D` forward tangent passes per point, symmetrised.
 
 use crate::linalg::{Mat, Real};
-use crate::nn::Mlp;
+use crate::nn::{Mlp, MlpTrace};
 use rayon::prelude::*;
 
-/// Stacked rows per forward pass; bounds memory to a few tens of MB at width 128.
-const ROWS_PER_PASS: usize = 1 << 15;
+/// Stacked rows per forward pass: 2 MB per activation matrix at width 128, so that a pass stays in cache
+/// and its buffers, reused from chunk to chunk, are never returned to the operating system.
+const ROWS_PER_PASS: usize = 1 << 12;
 
 /// `J(x) = d s1 / dx` at every row of `x`, returned as `N * D * D` (row-major per point, `J_ij =
 /// d s1_i / d x_j`), symmetrised to `(J + J^T)/2` when `symmetrise` is set.
@@ -15,37 +16,48 @@ const ROWS_PER_PASS: usize = 1 << 15;
 /// Column `j` of `J(x)` is the JVP of `s1` along the basis vector `e_j`; the `D` tangents of a chunk of
 /// points are pushed through one stacked forward pass.
 pub fn score_jacobian<F: Real>(s1: &Mlp<F>, x: &Mat<F>, symmetrise: bool) -> Vec<F> {
+    let mut out = Vec::new();
+    score_jacobian_into(s1, x, symmetrise, &mut out);
+    out
+}
+
+/// [`score_jacobian`] into a caller's buffer (resized to `N * D * D`; no allocation once it is large
+/// enough).
+pub fn score_jacobian_into<F: Real>(s1: &Mlp<F>, x: &Mat<F>, symmetrise: bool, out: &mut Vec<F>) {
     let dim = s1.inputs();
     let chunk = (ROWS_PER_PASS / (dim + 1)).max(1);
-    let mut out = vec![F::zero(); x.rows() * dim * dim];
-    out.par_chunks_mut(chunk * dim * dim).enumerate().for_each(|(c, block)| {
-        let start = c * chunk;
-        let n = block.len() / (dim * dim);
-        let mut stacked = Mat::zeros(n * (dim + 1), dim);
-        for i in 0..n {
-            stacked.row_mut(i).copy_from_slice(x.row(start + i));
-            for j in 0..dim {
-                stacked.set(n + j * n + i, j, F::one());
+    out.resize(x.rows() * dim * dim, F::zero());
+    out.par_chunks_mut(chunk * dim * dim).enumerate().for_each_init(
+        || (Mat::default(), MlpTrace::default()),
+        |(stacked, trace), (c, block)| {
+            let start = c * chunk;
+            let n = block.len() / (dim * dim);
+            stacked.resize(n * (dim + 1), dim);
+            stacked.fill_zero();
+            for i in 0..n {
+                stacked.row_mut(i).copy_from_slice(x.row(start + i));
+                for j in 0..dim {
+                    stacked.set(n + j * n + i, j, F::one());
+                }
             }
-        }
-        let y = s1.forward_stacked(&stacked, n);
-        for (i, jac) in block.chunks_exact_mut(dim * dim).enumerate() {
-            for j in 0..dim {
-                let column = y.row(n + j * n + i);
-                (0..dim).for_each(|r| jac[r * dim + j] = column[r]);
-            }
-            if symmetrise {
-                for r in 0..dim {
-                    for c in r + 1..dim {
-                        let mean = (jac[r * dim + c] + jac[c * dim + r]) * F::of(0.5);
-                        jac[r * dim + c] = mean;
-                        jac[c * dim + r] = mean;
+            let y = s1.forward_trace(stacked, n, trace);
+            for (i, jac) in block.chunks_exact_mut(dim * dim).enumerate() {
+                for j in 0..dim {
+                    let column = y.row(n + j * n + i);
+                    (0..dim).for_each(|r| jac[r * dim + j] = column[r]);
+                }
+                if symmetrise {
+                    for r in 0..dim {
+                        for c in r + 1..dim {
+                            let mean = (jac[r * dim + c] + jac[c * dim + r]) * F::of(0.5);
+                            jac[r * dim + c] = mean;
+                            jac[c * dim + r] = mean;
+                        }
                     }
                 }
             }
-        }
-    });
-    out
+        },
+    );
 }
 
 #[cfg(test)]
@@ -76,5 +88,15 @@ mod tests {
         }
         let sym = score_jacobian(&mlp, &x, true);
         assert!((sym[1] - 0.5 * (jac[1] + jac[3])).abs() < 1e-15 && sym[1] == sym[3]);
+        // Many points run in several chunks through reused buffers: each point's Jacobian is the one it
+        // gets alone, also in a buffer that held a larger result before.
+        let many = normal_mat(2500, 3, &mut rng);
+        let mut out = vec![7.0; 2500 * 9 + 5];
+        score_jacobian_into(&mlp, &many, false, &mut out);
+        assert_eq!(out.len(), 2500 * 9);
+        for i in [0, 1023, 1024, 2047, 2048, 2499] {
+            let alone = score_jacobian(&mlp, &many.slice_rows(i, i + 1), false);
+            assert_close(&out[i * 9..(i + 1) * 9], &alone, 1e-12, "chunked Jacobian");
+        }
     }
 }

@@ -9,7 +9,7 @@ mod stein;
 #[cfg(test)]
 mod testing;
 
-pub use autodiff_jacobian::score_jacobian;
+pub use autodiff_jacobian::{score_jacobian, score_jacobian_into};
 pub use error::EstimatorError;
 pub use rbf_kernel::{median_bandwidth, RbfKernel, MEDIAN_MAX_SAMPLES};
 pub use ssge::{Ssge, SsgeSettings};
