@@ -8,6 +8,7 @@ Markdown table of mean +- std over seeds of rel_err(s1), rel_err(s2) of the lear
 
     python3 bench/accuracy.py                      # the full grid of issue 2 (about 40 min on 2 cores)
     python3 bench/accuracy.py --dims 2 --seeds 11 --steps 2000 --jobs 1    # a quick look
+    python3 bench/accuracy.py --timing-only        # only the cost table (three 200-step runs), printed
 """
 import argparse, json, os, statistics, subprocess, sys, tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -21,9 +22,12 @@ ap.add_argument("--steps", type=int, default=10000)
 ap.add_argument("--sigma", type=float, default=0.3)
 ap.add_argument("--jobs", type=int, default=2)
 ap.add_argument("--timing-dims", default="2,16,64", help="dims of the autodiff/learned cost ratio ('' skips)")
+ap.add_argument("--timing-only", action="store_true", help="print only the cost table (writes no files)")
 ap.add_argument("--out", default="bench/results/accuracy.md")
 ap.add_argument("--json", default="bench/results/accuracy.json")
 a = ap.parse_args()
+if a.timing_only:
+    a.dims, a.out, a.json = "", None, None
 
 def heads(dim):
     return ["full", "diag"] if dim < 8 else ["full", "lowrank:4", "diag"]
@@ -44,7 +48,7 @@ def run(job):
           f"autodiff {r['s2_autodiff_rel_err']:.4f} ({t['seconds']:.0f} s)", file=sys.stderr, flush=True)
     return r
 
-dims = [int(d) for d in a.dims.split(",")]
+dims = [int(d) for d in a.dims.split(",") if d]
 seeds = [int(s) for s in a.seeds.split(",")]
 jobs = [(d, f, h, s, a.steps) for d in dims for f in a.forms.split(",") for h in heads(d) for s in seeds]
 print(f"{len(jobs)} training runs of {a.steps} steps, {a.jobs} at a time", file=sys.stderr)
@@ -88,6 +92,8 @@ for d in dims:
                  f"(ratio {best[0] / best[1]:.2f})")
 
 timing = []
+if a.timing_only:
+    lines = []
 if a.timing_dims:
     lines += ["", "Cost of s2 on 4000 points, one thread (`tweedie eval`): learned head (one forward pass; full "
               "head assembled as dense matrices, low-rank as factors) vs autodiff (D tangent passes).", "",
