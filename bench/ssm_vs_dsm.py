@@ -21,6 +21,7 @@ ap.add_argument("--objectives", default="dsm,dsm-vr,ssm,ssm-vr,esm,fd-ssm")
 ap.add_argument("--projections", type=int, default=1)
 ap.add_argument("--steps", type=int, default=10000)
 ap.add_argument("--batch", type=int, default=512)
+ap.add_argument("--lr-schedule", default="constant", help="learning-rate schedule of every run: constant or cosine")
 ap.add_argument("--kernel-samples", type=int, default=1000, help="samples given to Stein and SSGE (0: skip them)")
 ap.add_argument("--jobs", type=int, default=2)
 ap.add_argument("--out", default="bench/results/ssm_vs_dsm.md")
@@ -43,7 +44,7 @@ def run(job):
         model = os.path.join(tmp, "m.safetensors")
         train = [a.tweedie, "train", "--target", target, "--model", "s1", "--objective", objective,
                  "--projections", str(a.projections), "--sigma", str(sigma), "--steps", str(a.steps),
-                 "--batch", str(a.batch), "--seed", str(seed), "--out", model, "--json"]
+                 "--batch", str(a.batch), "--lr-schedule", a.lr_schedule, "--seed", str(seed), "--out", model, "--json"]
         env = dict(os.environ, RAYON_NUM_THREADS="1")
         t = json.loads(subprocess.run(train, check=True, capture_output=True, text=True, env=env).stdout)
         e = subprocess.run([a.tweedie, "eval", "--model", model, "--json"], check=True, capture_output=True,
@@ -65,13 +66,14 @@ err = {(r["seed"], r["sigma"], r["objective"]): r["s1_rel_err"] for r in results
 
 command = "python3 bench/ssm_vs_dsm.py" + "".join(
     f" --{k.replace('_', '-')} {v}" for k, v in vars(a).items()
-    if k in ("seeds", "sigmas", "objectives", "projections", "steps", "batch", "kernel_samples")
+    if k in ("seeds", "sigmas", "objectives", "projections", "steps", "batch", "lr_schedule", "kernel_samples")
     and v != ap.get_default(k))
 lines = [
     "# Score networks: SSM and SSM-VR versus DSM at the same noise level and budget", "",
     f"Command: `{command}` (each run at one thread).", "",
     f"`s1_rel_err` on 4000 fresh points of q_sigma of gmm:dim=8,components=4,seed=S (S = the training seed); "
-    f"MLP 8 -> 128 -> 128 -> 8 (softplus), Adam 1e-3, batch {a.batch}, {a.steps} steps, EMA 0.999; every "
+    f"MLP 8 -> 128 -> 128 -> 8 (softplus), Adam 1e-3 ({a.lr_schedule} schedule), batch {a.batch}, {a.steps} steps, "
+    "EMA 0.999; every "
     f"objective trains on x + sigma z; SSM/SSM-VR with M = {a.projections} Rademacher projection(s). "
     f"Stein and SSGE (RBF kernel, median bandwidth; no training) get {a.kernel_samples} samples of q_sigma and are "
     "evaluated at those samples (`tweedie estimate`). In brackets: the ratio to DSM's error at the same seed and "

@@ -9,6 +9,7 @@ use std::time::Instant;
 use tweedie::models::{ModelKind, SecondOrderHead};
 use tweedie::nn::Activation;
 use tweedie::objectives::Projection;
+use tweedie::optim::LearningRateSchedule;
 use tweedie::train::{Checkpoint, FormName, ObjectiveName, TrainConfig, Trainer};
 
 /// Arguments of `tweedie train`. Flags override the values of `--config`.
@@ -72,6 +73,9 @@ pub struct TrainArgs {
     /// Adam learning rate [default: 0.001].
     #[arg(long, allow_negative_numbers = true)]
     learning_rate: Option<f64>,
+    /// Learning-rate schedule: constant, or cosine decay to 0 at the last step [default: constant].
+    #[arg(long, value_enum)]
+    lr_schedule: Option<LearningRateSchedule>,
     /// Decoupled weight decay (AdamW); 0 gives Adam [default: 0].
     #[arg(long, allow_negative_numbers = true)]
     weight_decay: Option<f64>,
@@ -124,6 +128,7 @@ impl TrainArgs {
             width,
             depth,
             learning_rate,
+            lr_schedule,
             weight_decay,
             ema,
             seed,
@@ -177,6 +182,7 @@ impl TrainArgs {
             || self.depth.is_some()
             || self.activation.is_some()
             || self.learning_rate.is_some()
+            || self.lr_schedule.is_some()
             || self.weight_decay.is_some()
             || self.first_order_weight.is_some()
             || self.ema.is_some()
@@ -295,6 +301,8 @@ mod tests {
             "tanh",
             "--learning-rate",
             "0.01",
+            "--lr-schedule",
+            "cosine",
             "--weight-decay",
             "0.1",
             "--first-order-weight",
@@ -326,6 +334,7 @@ mod tests {
             depth: 3,
             activation: Some(Activation::Tanh),
             learning_rate: 0.01,
+            lr_schedule: LearningRateSchedule::Cosine,
             weight_decay: 0.1,
             first_order_weight: Some(2.0),
             ema: 0.5,

@@ -49,6 +49,11 @@ impl<F: Real> Adam<F> {
         Self { settings, m, v, t }
     }
 
+    /// Sets the learning rate of the next steps (a schedule's current value).
+    pub fn set_learning_rate(&mut self, learning_rate: f64) {
+        self.settings.learning_rate = learning_rate;
+    }
+
     /// The moments and step count, for checkpoints.
     pub fn state(&self) -> (&[F], &[F], u64) {
         (&self.m, &self.v, self.t)

@@ -2,6 +2,8 @@
 
 mod adam;
 mod ema;
+mod learning_rate_schedule;
 
 pub use adam::{Adam, AdamSettings};
 pub use ema::Ema;
+pub use learning_rate_schedule::LearningRateSchedule;

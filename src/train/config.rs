@@ -4,7 +4,7 @@ use crate::data::UciSpec;
 use crate::models::{EnergyModel, EnergyShape, Model, ModelKind, ModelShape, ScoreModel, SecondOrderHead};
 use crate::nn::Activation;
 use crate::objectives::{D2smForm, ObjectiveError, Projection};
-use crate::optim::AdamSettings;
+use crate::optim::{AdamSettings, LearningRateSchedule};
 use crate::train::{Objective, DEFAULT_FD_EPS};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -126,8 +126,11 @@ pub struct TrainConfig {
     /// the base term sets the tails and the model cannot put mass far from the data, where score matching
     /// has no signal).
     pub activation: Option<Activation>,
-    /// Adam learning rate.
+    /// Adam learning rate (the base rate of the schedule).
     pub learning_rate: f64,
+    /// How the learning rate changes over the run (cosine: from `learning_rate` to 0 at `steps`; raising
+    /// `steps` on resume stretches the rest of the schedule).
+    pub lr_schedule: LearningRateSchedule,
     /// Decoupled weight decay (AdamW); 0 gives Adam.
     pub weight_decay: f64,
     /// Weight `w` of the first-order term in joint training (`w L1vr / sigma^2 + L2`); default 1, or 10
@@ -162,6 +165,7 @@ impl Default for TrainConfig {
             depth: 2,
             activation: None,
             learning_rate: 1e-3,
+            lr_schedule: LearningRateSchedule::Constant,
             weight_decay: 0.0,
             first_order_weight: None,
             ema: 0.999,
@@ -271,6 +275,11 @@ impl TrainConfig {
                 Objective::SecondOrder { form, weight }
             }
         }
+    }
+
+    /// The learning rate of step `t` (0-based) under the schedule.
+    pub fn learning_rate_at(&self, t: u64) -> f64 {
+        self.learning_rate * self.lr_schedule.factor(t, self.steps)
     }
 
     /// The optimiser settings.

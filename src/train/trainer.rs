@@ -119,6 +119,7 @@ impl Trainer {
         let sigma = s.config.sigma as f32;
         let loss = self.ws.loss_and_gradient(&s.model, objective, sigma, &x, &self.z) as f64;
         if loss.is_finite() {
+            s.adam.set_learning_rate(s.config.learning_rate_at(s.step));
             s.adam.step(s.model.params_mut(), self.ws.grad());
             if let Some(ema) = &mut s.ema {
                 ema.update(&s.model.params());
@@ -210,6 +211,23 @@ mod tests {
             assert_eq!(a.ema, b.ema, "weight average differs after resuming");
             assert_eq!(a.rng, b.rng, "RNG position differs after resuming");
         }
+    }
+
+    #[test]
+    fn a_cosine_schedule_resumes_bit_for_bit_and_ends_at_zero() {
+        let config = TrainConfig { lr_schedule: crate::optim::LearningRateSchedule::Cosine, ..small(20) };
+        assert_eq!((config.learning_rate_at(0), config.learning_rate_at(20)), (config.learning_rate, 0.0));
+        let dir = tempfile::tempdir().unwrap();
+        let (straight, split) = (dir.path().join("a.safetensors"), dir.path().join("b.safetensors"));
+        Trainer::new(config.clone()).unwrap().run(&straight, &mut ()).unwrap();
+        let mut first = Trainer::new(config).unwrap();
+        (0..9).for_each(|_| assert!(first.step().is_finite()));
+        first.save(&split).unwrap();
+        Trainer::resume(Checkpoint::load(&split).unwrap(), None).unwrap().run(&split, &mut ()).unwrap();
+        let (a, b) = (Checkpoint::load(&straight).unwrap(), Checkpoint::load(&split).unwrap());
+        assert_eq!((a.step, b.step), (20, 20));
+        assert_eq!(a.model, b.model, "weights differ after resuming a cosine schedule");
+        assert_eq!(a.adam, b.adam);
     }
 
     #[test]
