@@ -84,9 +84,10 @@ fn print_table(report: &ScoreReport) {
 /// The held-out report of a data target as a table.
 fn print_held_out(value: &serde_json::Value, label: &str, objective: &str, sigma: f64) {
     let num = |key: &str| value[key].as_f64().unwrap_or(f64::NAN);
+    let model = value["model"].as_str().unwrap_or("?");
     println!(
-        "{label}: {} held-out points, {} model after {} steps",
-        value["held_out_points"], value["model"], value["steps"]
+        "{label}: {} held-out points, {model} model after {} steps",
+        value["held_out_points"], value["steps"]
     );
     if value.get("test_loglik").is_some() {
         println!(

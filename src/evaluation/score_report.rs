@@ -3,9 +3,10 @@
 //! `q_sigma`. Energy models report `s1` (`-grad E`) only.
 
 use super::relative_error::{diagonal_relative_error, relative_error};
-use crate::estimators::score_jacobian;
+use crate::estimators::score_jacobian_into;
 use crate::linalg::Mat;
 use crate::models::{Model, SecondOrderHead};
+use crate::nn::MlpTrace;
 use crate::targets::{GaussianMixture, TargetError};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -40,19 +41,20 @@ pub struct ScoreReport {
     pub s2_autodiff_ms: Option<f64>,
 }
 
-/// Median wall time in milliseconds of three runs of `f` on one thread; returns the last result.
-fn timed<T: Send>(f: impl Fn() -> T + Sync) -> (T, f64) {
+/// Median wall time in milliseconds of three runs of `f` on one thread (each estimate writes into buffers
+/// that `f` keeps, so the first run warms them and the median times the computation, not page faults).
+fn timed(mut f: impl FnMut() + Send) -> f64 {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("a one-thread pool");
     pool.install(|| {
-        let mut times = Vec::new();
-        let mut out = None;
-        for _ in 0..3 {
-            let t = Instant::now();
-            out = Some(f());
-            times.push(t.elapsed().as_secs_f64() * 1e3);
-        }
+        let mut times: Vec<f64> = (0..3)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
         times.sort_by(f64::total_cmp);
-        (out.expect("three runs"), times[1])
+        times[1]
     })
 }
 
@@ -94,17 +96,19 @@ pub fn evaluate_scores(
             s2_autodiff_ms: None,
         });
     };
-    let (jac, s2_autodiff_ms) = timed(|| score_jacobian(&model.s1, &xf, true));
+    let mut jac = Vec::new();
+    let s2_autodiff_ms = timed(|| score_jacobian_into(&model.s1, &xf, true, &mut jac));
     let jac = widen(&jac);
     let head = model.s2.as_ref().map(|s| s.head);
     let diagonal = head == Some(SecondOrderHead::Diagonal);
     let (s2_rel_err, s2_learned_ms) = match &model.s2 {
         Some(s2) => {
-            let (_, ms) = timed(|| {
+            let (mut trace, mut dense) = (MlpTrace::default(), Vec::new());
+            let ms = timed(|| {
                 if s2.head == SecondOrderHead::Full {
-                    model.hessian_dense(&xf).map(|h| h.len())
+                    model.hessian_dense_into(&xf, &mut trace, &mut dense);
                 } else {
-                    Some(s2.net.forward(&xf).as_slice().len())
+                    s2.net.forward_trace(&xf, xf.rows(), &mut trace);
                 }
             });
             let learned = widen(&model.hessian_dense(&xf).expect("model has a head"));
