@@ -117,6 +117,11 @@ fn print_held_out(value: &serde_json::Value, label: &str, objective: &str, sigma
 
 /// Runs `tweedie eval`.
 pub fn eval(args: EvalArgs) -> Result<()> {
+    anyhow::ensure!(
+        args.log_z_tolerance > 0.0 && args.log_z_tolerance.is_finite(),
+        "--log-z-tolerance {}: expected a number of nats > 0",
+        args.log_z_tolerance
+    );
     let checkpoint = Checkpoint::load(&args.model)?;
     let trained_on = checkpoint.config.target.clone();
     let target = args.target.clone().unwrap_or_else(|| trained_on.clone());
@@ -163,11 +168,6 @@ pub fn eval(args: EvalArgs) -> Result<()> {
                 "test_esm_loss": held_out_loss(&first_order_part(&model), Objective::Esm, 0.0, &rows, args.seed),
             });
             if let Model::Energy(energy) = &model {
-                anyhow::ensure!(
-                    args.log_z_tolerance > 0.0 && args.log_z_tolerance.is_finite(),
-                    "--log-z-tolerance {}: expected a number of nats > 0",
-                    args.log_z_tolerance
-                );
                 let settings = LogPartitionSettings {
                     tolerance: args.log_z_tolerance,
                     max_samples: args.log_z_max_samples,
