@@ -10,7 +10,7 @@ the two estimates (their stability).
     python3 bench/uci_density.py                          # the table of the README (about 15 min on 2 cores)
     python3 bench/uci_density.py --datasets redwine --objectives ssm,dsm --steps 2000    # a quick look
 
-Needs the UCI files of ../shared/data/uci (or --data-dir); writes bench/results/uci_density.{md,json}
+Uses the UCI files shipped in the binary (or those of --data-dir); writes bench/results/uci_density.{md,json}
 (`--table-from bench/results/uci_density.json` rewrites the table from a previous run's JSON).
 """
 import argparse, json, os, subprocess, sys, tempfile
@@ -25,14 +25,12 @@ ap.add_argument("--width", type=int, default=64)
 ap.add_argument("--sigma", type=float, default=0.3)
 ap.add_argument("--seed", type=int, default=0)
 ap.add_argument("--log-z-tolerance", type=float, default=0.004)
-ap.add_argument("--data-dir", default="../shared/data/uci")
+ap.add_argument("--data-dir", default=None, help="tweedie data directory (default: the copies shipped in the binary)")
 ap.add_argument("--table-from", default=None, help="JSON of a previous run: only rewrite the table")
 ap.add_argument("--out", default="bench/results/uci_density.md")
 ap.add_argument("--json", default="bench/results/uci_density.json")
 a = ap.parse_args()
 
-FILES = {"redwine": "winequality-red.csv", "whitewine": "winequality-white.csv",
-         "parkinsons": "parkinsons_updrs.data"}
 TRAIN_FLAGS = ["--model", "energy", "--steps", str(a.steps), "--batch", str(a.batch), "--width", str(a.width),
                "--sigma", str(a.sigma), "--seed", str(a.seed), "--json"]
 
@@ -46,14 +44,12 @@ def tweedie(*args, threads=None):
 
 
 def run(dataset, objective, tmp):
-    path = os.path.join(a.data_dir, FILES[dataset])
-    if not os.path.isfile(path):
-        sys.exit(f"{path} not found: this benchmark reads the UCI files of shared/data/uci (or pass --data-dir)")
     model = os.path.join(tmp, f"{dataset}-{objective}.safetensors")
-    train = tweedie("train", "--target", f"uci:{dataset}={path}", "--objective", objective, "--out", model,
-                    *TRAIN_FLAGS, threads=1)
+    data_dir = ["--data-dir", a.data_dir] if a.data_dir else []
+    train = tweedie("train", "--target", f"uci:{dataset}", "--objective", objective, "--out", model,
+                    *data_dir, *TRAIN_FLAGS, threads=1)
     tol = ["--log-z-tolerance", str(a.log_z_tolerance)]
-    first, second = (tweedie("eval", "--model", model, "--seed", str(s), *tol, "--json") for s in (1, 2))
+    first, second = (tweedie("eval", "--model", model, "--seed", str(s), *tol, *data_dir, "--json") for s in (1, 2))
     r = dict(first, dataset=dataset, objective=objective, dim=train["dim"],
              ms_per_step=1e3 / train["steps_per_second"], log_z_check=second["log_z"],
              log_z_check_std_err=second["log_z_std_err"], log_z_check_samples=second["log_z_samples"],

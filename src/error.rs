@@ -1,7 +1,7 @@
 //! The crate-level error: every module's typed error, one `match` away for callers.
 
 use crate::checkpoint::CheckpointError;
-use crate::data::{DataError, UciError};
+use crate::data::{DataError, DatasetError, UciError};
 use crate::metrics::MetricError;
 use crate::samplers::SamplerError;
 use crate::targets::TargetError;
@@ -17,6 +17,9 @@ pub enum Error {
     /// A data file that cannot be used.
     #[error(transparent)]
     Data(#[from] DataError),
+    /// A named data set that cannot be found, fetched, verified or read.
+    #[error(transparent)]
+    Dataset(#[from] DatasetError),
     /// A UCI dataset that cannot be loaded.
     #[error(transparent)]
     Uci(#[from] UciError),

@@ -21,12 +21,13 @@
 //! # Example
 //! ```
 //! use tweedie::evaluation::evaluate_scores;
+//! use tweedie::data::DataDir;
 //! use tweedie::train::{TrainConfig, Trainer};
 //!
 //! let config = TrainConfig { target: "gauss:dim=2,cond=4".into(), steps: 300, batch: 128, width: 32,
 //!                            learning_rate: 3e-3, ema: 0.9, ..TrainConfig::default() };
 //! let dir = tempfile::tempdir().unwrap();
-//! let mut trainer = Trainer::new(config).unwrap();
+//! let mut trainer = Trainer::new(config, &DataDir::resolve(None)).unwrap();
 //! trainer.run(&dir.path().join("model.safetensors"), &mut ()).unwrap();
 //! let target = trainer.data().mixture().unwrap().clone();
 //! let report = evaluate_scores(&trainer.state().eval_model(), &target, 0.3, 500, 1).unwrap();

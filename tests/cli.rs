@@ -4,8 +4,16 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// Runs the binary from the system's temporary folder (no test depends on the working directory) with
+/// `$TWEEDIE_DATA` pointing at a folder that does not exist (no test depends on the user's data).
 fn tweedie(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tweedie")).args(args).output().expect("the binary runs")
+    let temp = std::env::temp_dir();
+    Command::new(env!("CARGO_BIN_EXE_tweedie"))
+        .args(args)
+        .current_dir(&temp)
+        .env("TWEEDIE_DATA", temp.join("tweedie-tests-no-data-here"))
+        .output()
+        .expect("the binary runs")
 }
 
 fn stdout(out: &Output) -> String {
@@ -23,12 +31,13 @@ fn ok(args: &[&str]) -> String {
     stdout(&out)
 }
 
-/// Runs and requires a clean failure whose first stderr line contains every `needles` entry.
+/// Runs and requires a clean failure: exactly one stderr line, containing every `needles` entry.
 fn fails_with(args: &[&str], needles: &[&str]) {
     let out = tweedie(args);
     let err = stderr(&out);
     assert!(!out.status.success(), "tweedie {args:?} should fail");
     assert!(!err.contains("panicked"), "tweedie {args:?} panicked: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "tweedie {args:?}: expected one error line, got {err:?}");
     let first = err.lines().next().unwrap_or_default();
     for needle in needles {
         assert!(first.contains(needle), "tweedie {args:?}: first error line {first:?} lacks {needle:?}");
@@ -152,27 +161,18 @@ fn energy_models_train_evaluate_score_and_sample() {
     assert_eq!(report["model"], "energy");
 }
 
-/// A UCI file of `../shared/data/uci`, or a panic saying what is missing.
-fn shared_uci(file: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/uci").join(file);
-    assert!(
-        path.is_file(),
-        "this test reads {} (the UCI data of ../shared/data/uci/README.md): put a copy of shared/ beside the checkout",
-        path.display()
-    );
-    path
-}
-
 #[test]
 fn uci_targets_train_energy_models_and_report_test_log_likelihood() {
+    // The shipped copy, from a working directory with nothing in it and an empty data directory.
     let dir = tempfile::tempdir().unwrap();
-    let wine = format!("uci:redwine={}", shared_uci("winequality-red.csv").display());
+    let data_dir = dir.path().join("no-data");
+    let wine = "uci:redwine";
     let out = dir.path().join("e.safetensors");
     let o = out.to_str().unwrap();
     let summary = json(&ok(&[
         "train",
         "--target",
-        &wine,
+        wine,
         "--model",
         "energy",
         "--objective",
@@ -181,6 +181,8 @@ fn uci_targets_train_energy_models_and_report_test_log_likelihood() {
         "30",
         "--width",
         "16",
+        "--data-dir",
+        data_dir.to_str().unwrap(),
         "--out",
         o,
         "--json",
@@ -194,7 +196,7 @@ fn uci_targets_train_energy_models_and_report_test_log_likelihood() {
     fails_with(&["train", "--target", "uci:beer", "--out", o], &["uci:beer", "uci:redwine"]);
     fails_with(
         &["train", "--target", "uci:redwine=/nonexistent/wine.csv", "--out", o],
-        &["/nonexistent/wine.csv", "not found"],
+        &["/nonexistent/wine.csv (given explicitly)", "not found", "tweedie data fetch uci-redwine"],
     );
     let other = dir.path().join("other.csv");
     std::fs::write(&other, "a;b\n1;2\n").unwrap();

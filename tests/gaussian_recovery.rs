@@ -21,7 +21,7 @@ fn train_and_score(s2: SecondOrderHead, form: FormName, vr: bool) -> (f64, f64) 
         ..TrainConfig::default()
     };
     let dir = tempfile::tempdir().unwrap();
-    let mut trainer = Trainer::new(config).unwrap();
+    let mut trainer = Trainer::new(config, &tweedie::data::DataDir::resolve(None)).unwrap();
     trainer.run(&dir.path().join("m.safetensors"), &mut ()).unwrap();
     let model = trainer.state().eval_model();
     let target = trainer.data().mixture().unwrap().clone();

@@ -1,17 +1,18 @@
-//! `tweedie demo`: the main job on a built-in target. Trains s1 and a full s2 head on `gmm2d`, compares
-//! the learned Hessian with the autodiff Jacobian against the analytic truth, and draws the three Hessian
-//! fields side by side.
+//! `tweedie demo`: the main job on built-in targets. Trains s1 and a full s2 head on the 2-D mixture
+//! `gmm2d` and on a 16-dimensional mixture, compares the learned Hessian with the autodiff Jacobian
+//! against the analytic truth in both regimes, and draws the three Hessian fields of the 2-D one.
 
 use super::progress::ProgressObserver;
 use anyhow::{Context, Result};
 use clap::Args;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use tweedie::data::DataDir;
 use tweedie::estimators::score_jacobian;
-use tweedie::evaluation::evaluate_scores;
+use tweedie::evaluation::{evaluate_scores, ScoreReport};
 use tweedie::linalg::Mat;
-use tweedie::models::{ModelKind, SecondOrderHead};
+use tweedie::models::{Model, ModelKind, SecondOrderHead};
 use tweedie::plot::{grid_points, Colormap, Field, HeatmapFigure};
-use tweedie::targets::{LogDensityExt, ScoreHessianExt};
+use tweedie::targets::{GaussianMixture, LogDensityExt, ScoreHessianExt};
 use tweedie::train::{FormName, TrainConfig, Trainer};
 
 /// Arguments of `tweedie demo`.
@@ -20,8 +21,8 @@ pub struct DemoArgs {
     /// Folder for the checkpoint and the figure (created if missing).
     #[arg(long, default_value = "tweedie-demo")]
     out_dir: PathBuf,
-    /// Training steps (about a minute on one core at the default).
-    #[arg(long, default_value_t = 12_000)]
+    /// Training steps of each of the two models (about a minute each on one core at the default).
+    #[arg(long, default_value_t = 8_000)]
     steps: u64,
     /// Random seed.
     #[arg(long, default_value_t = 0)]
@@ -34,43 +35,54 @@ pub struct DemoArgs {
 const EXTENT: (f64, f64) = (-3.5, 3.5);
 const GRID: usize = 90;
 
-/// Runs `tweedie demo`.
-pub fn demo(args: DemoArgs) -> Result<()> {
-    std::fs::create_dir_all(&args.out_dir)
-        .with_context(|| format!("{}: cannot create folder", args.out_dir.display()))?;
+/// The second regime: a 16-dimensional mixture, where autodiff needs 16 JVPs per point.
+const HIGH_DIM_TARGET: &str = "gmm:dim=16,components=4,seed=1";
+
+/// One trained model, its report against the truth, and its training time.
+struct Trained {
+    target: GaussianMixture,
+    name: String,
+    model: Model<f32>,
+    report: ScoreReport,
+    seconds: f64,
+    checkpoint: PathBuf,
+}
+
+/// Trains s1 and a full s2 head (form B) on `target` and evaluates both Hessian estimates on 4000 points.
+fn train(target: &str, steps: u64, seed: u64, checkpoint: PathBuf, json: bool) -> Result<Trained> {
     let config = TrainConfig {
-        target: "gmm2d".into(),
+        target: target.into(),
         model: ModelKind::S1s2,
         s2: SecondOrderHead::Full,
         form: FormName::B,
-        steps: args.steps,
-        seed: args.seed,
+        steps,
+        seed,
         ..TrainConfig::default()
     };
     let sigma = config.sigma;
-    if !args.json {
-        println!(
-            "training s1 and a full s2 head on gmm2d (sigma = {sigma}, {} steps, form B)...",
-            args.steps
-        );
+    if !json {
+        println!("training s1 and a full s2 head on {target} (sigma = {sigma}, {steps} steps, form B)...");
     }
-    let checkpoint_path = args.out_dir.join("model.safetensors");
-    let mut trainer = Trainer::new(config)?;
-    let mut progress = ProgressObserver::new(args.steps, 0, !args.json);
+    let mut trainer = Trainer::new(config, &DataDir::resolve(None))?;
+    let mut progress = ProgressObserver::new(steps, 0, !json);
     let start = std::time::Instant::now();
-    let result = trainer.run(&checkpoint_path, &mut progress);
+    let result = trainer.run(&checkpoint, &mut progress);
     progress.finish();
     result?;
-    let train_seconds = start.elapsed().as_secs_f64();
+    let seconds = start.elapsed().as_secs_f64();
     let model = trainer.state().eval_model();
-    let target = trainer.data().mixture().expect("gmm2d is analytic").clone();
-    let report = evaluate_scores(&model, &target, sigma, 4000, args.seed + 1)?;
-    let model = model.as_score().expect("the demo trains a score model");
+    let mixture = trainer.data().mixture().expect("the demo targets are analytic").clone();
+    let report = evaluate_scores(&model, &mixture, sigma, 4000, seed + 1)?;
+    Ok(Trained { target: mixture, name: target.into(), model, report, seconds, checkpoint })
+}
 
-    // The three Hessian fields of log q_sigma on a grid.
+/// Draws the true, learned and autodiff Hessian fields of a 2-D model on a grid.
+fn draw_fields(trained: &Trained, png: &Path) -> Result<()> {
+    let sigma = trained.report.sigma;
+    let model = trained.model.as_score().expect("the demo trains a score model");
     let points = grid_points(GRID, GRID, EXTENT, EXTENT);
     let x = Mat::from_fn(points.len(), 2, |i, j| points[i][j]);
-    let noisy = target.noisy(sigma)?;
+    let noisy = trained.target.noisy(sigma)?;
     let truth = noisy.hessians(&x);
     // Grey out where q_sigma is below 1/200 of its peak: no data there, so no estimator is informed.
     let log_q = noisy.log_densities(&x);
@@ -81,7 +93,7 @@ pub fn demo(args: DemoArgs) -> Result<()> {
         model.hessian_dense(&xf).expect("model has a head").iter().map(|&v| v as f64).collect();
     let autodiff: Vec<f64> = score_jacobian(&model.s1, &xf, true).iter().map(|&v| v as f64).collect();
     let mut figure = HeatmapFigure::new(3, 3, Colormap::Diverging)
-        .with_title(format!("Hessian of log q, gmm2d, sigma {sigma}"));
+        .with_title(format!("Hessian of log q, {}, sigma {sigma}", trained.name));
     let entries = [(0, "d2/dx1^2"), (1, "d2/dx1dx2"), (3, "d2/dx2^2")];
     for (row, (name, field)) in
         [("true", &truth), ("learned", &learned), ("autodiff", &autodiff)].into_iter().enumerate()
@@ -97,37 +109,84 @@ pub fn demo(args: DemoArgs) -> Result<()> {
             );
         }
     }
+    figure.save_png(png)?;
+    Ok(())
+}
+
+/// One line saying which estimate wins at this dimension, from the measured numbers.
+fn verdict(trained: &Trained) -> String {
+    let r = &trained.report;
+    let (learned, autodiff) = (r.s2_rel_err.unwrap_or(f64::NAN), r.s2_autodiff_rel_err.unwrap_or(f64::NAN));
+    let (learned_ms, autodiff_ms) =
+        (r.s2_learned_ms.unwrap_or(f64::NAN), r.s2_autodiff_ms.unwrap_or(f64::NAN));
+    let accuracy = if learned <= autodiff {
+        format!("the learned head is {:.1}x more accurate", autodiff / learned)
+    } else {
+        format!("autodiff is {:.1}x more accurate", learned / autodiff)
+    };
+    let cost = if learned_ms <= autodiff_ms {
+        format!("{:.1}x cheaper", autodiff_ms / learned_ms)
+    } else {
+        format!("{:.1}x dearer", learned_ms / autodiff_ms)
+    };
+    format!(
+        "D = {}: {accuracy}; the learned head is {cost} (one forward pass against D JVPs)",
+        trained.target.dim()
+    )
+}
+
+/// Runs `tweedie demo`.
+pub fn demo(args: DemoArgs) -> Result<()> {
+    std::fs::create_dir_all(&args.out_dir)
+        .with_context(|| format!("{}: cannot create folder", args.out_dir.display()))?;
+    let low = train("gmm2d", args.steps, args.seed, args.out_dir.join("model.safetensors"), args.json)?;
+    let high =
+        train(HIGH_DIM_TARGET, args.steps, args.seed, args.out_dir.join("model16.safetensors"), args.json)?;
     let png = args.out_dir.join("hessian_fields.png");
-    figure.save_png(&png)?;
+    draw_fields(&low, &png)?;
     if args.json {
-        let mut value = serde_json::to_value(&report)?;
-        value["train_seconds"] = serde_json::json!(train_seconds);
-        value["figure"] = serde_json::json!(png);
-        value["checkpoint"] = serde_json::json!(checkpoint_path);
+        let mut value = serde_json::json!({ "figure": png });
+        for (key, trained) in [("low_dim", &low), ("high_dim", &high)] {
+            let mut report = serde_json::to_value(&trained.report)?;
+            report["target"] = serde_json::json!(trained.name);
+            report["train_seconds"] = serde_json::json!(trained.seconds);
+            report["checkpoint"] = serde_json::json!(trained.checkpoint);
+            value[key] = report;
+        }
         println!("{value}");
         return Ok(());
     }
-    let s2 = report.s2_rel_err.expect("model has a head");
-    println!("trained in {train_seconds:.1} s; {} test points from q_sigma:", report.points);
     println!();
-    println!("| estimate of the Hessian of log q_sigma | relative error | time for all points |");
-    println!("|---|---|---|");
-    println!(
-        "| learned s2 (full head, one forward pass) | {s2:.3} | {:.2} ms |",
-        report.s2_learned_ms.unwrap_or(f64::NAN)
-    );
-    println!(
-        "| autodiff (J + J^T)/2 of s1 (D JVPs) | {:.3} | {:.2} ms |",
-        report.s2_autodiff_rel_err.expect("a score model"),
-        report.s2_autodiff_ms.expect("a score model")
-    );
-    println!("| (s1 itself) | {:.3} | |", report.s1_rel_err);
+    println!("Hessian of log q_sigma on {} test points from q_sigma:", low.report.points);
     println!();
-    println!("figure: {}  (rows: truth, learned, autodiff)", png.display());
+    println!("| target | estimate | relative error | time for all points |");
+    println!("|---|---|---|---|");
+    for trained in [&low, &high] {
+        let r = &trained.report;
+        let name =
+            format!("{} (D = {}, trained {:.0} s)", trained.name, trained.target.dim(), trained.seconds);
+        println!(
+            "| {name} | learned s2 (full head, one forward pass) | {:.3} | {:.2} ms |",
+            r.s2_rel_err.unwrap_or(f64::NAN),
+            r.s2_learned_ms.unwrap_or(f64::NAN)
+        );
+        println!(
+            "| | autodiff (J + J^T)/2 of s1 (D JVPs) | {:.3} | {:.2} ms |",
+            r.s2_autodiff_rel_err.unwrap_or(f64::NAN),
+            r.s2_autodiff_ms.unwrap_or(f64::NAN)
+        );
+        println!("| | (s1 itself) | {:.3} | |", r.s1_rel_err);
+    }
+    println!();
+    println!("{}", verdict(&low));
+    println!("{}", verdict(&high));
+    println!();
+    println!("figure: {}  (gmm2d; rows: truth, learned, autodiff)", png.display());
     println!(
-        "model:  {}  (try: tweedie eval --model {})",
-        checkpoint_path.display(),
-        checkpoint_path.display()
+        "models: {} and {}  (try: tweedie eval --model {})",
+        low.checkpoint.display(),
+        high.checkpoint.display(),
+        high.checkpoint.display()
     );
     Ok(())
 }

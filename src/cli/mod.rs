@@ -1,9 +1,11 @@
 //! The `tweedie` command line.
 
 mod bench;
+mod data;
 mod demo;
 mod estimate;
 mod eval;
+mod export;
 mod plot_traces;
 mod progress;
 mod sample;
@@ -40,13 +42,28 @@ enum Command {
     Sample(Box<sample::SampleArgs>),
     /// Draw MMD² against step of several `tweedie sample --json` runs on one plot (PNG).
     PlotTraces(plot_traces::PlotTracesArgs),
+    /// List, download and verify the named data sets (MNIST, Fashion-MNIST, digits, UCI).
+    Data(data::DataArgs),
+    /// Write a checkpoint's evaluated weights alone, under their documented names (for other languages).
+    Export(export::ExportArgs),
     /// Fit a kernel score estimator (Stein, SSGE) to samples of a target; report s1_rel_err and time.
     Estimate(estimate::EstimateArgs),
 }
 
-/// Parses the arguments and runs the command.
+/// Parses the arguments and runs the command. A usage error is one line like every other error (clap's
+/// own report adds a blank line and a hint); `--help` and `--version` print as usual.
 pub fn main() -> Result<()> {
-    let cli = Cli::parse();
+    use clap::error::ErrorKind;
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => e.exit(),
+        Err(e) if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+        Err(e) => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or_default().trim_start_matches("error: ");
+            anyhow::bail!("{first} (see --help)");
+        }
+    };
     match cli.command {
         Command::Demo(args) => demo::demo(args),
         Command::Train(args) => train::train(*args),
@@ -56,5 +73,7 @@ pub fn main() -> Result<()> {
         Command::Sample(args) => sample::sample(*args),
         Command::PlotTraces(args) => plot_traces::plot_traces(args),
         Command::Estimate(args) => estimate::estimate(args),
+        Command::Data(args) => data::data(args),
+        Command::Export(args) => export::export(args),
     }
 }

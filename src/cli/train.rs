@@ -6,6 +6,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::path::PathBuf;
 use std::time::Instant;
+use tweedie::data::{DataDir, Subset};
 use tweedie::models::{ModelKind, SecondOrderHead};
 use tweedie::nn::Activation;
 use tweedie::objectives::Projection;
@@ -19,9 +20,17 @@ pub struct TrainArgs {
     #[arg(long)]
     config: Option<PathBuf>,
     /// Data: gmm2d | gmm:dim=D,components=K,seed=S | gauss:dim=D,cond=C,seed=S | csv:PATH | npy:PATH |
-    /// uci:redwine|whitewine|parkinsons[=PATH] (preprocessed, whitened, test split held out) [default: gmm2d].
+    /// uci:redwine|whitewine|parkinsons[=PATH] (preprocessed, whitened, test split held out) |
+    /// mnist|fashion-mnist|digits[:train|test][=DIR] (pixels in [0, 1], the other split held out)
+    /// [default: gmm2d].
     #[arg(long)]
     target: Option<String>,
+    /// Train on part of a data set: N (the first N rows) or random:N (N rows drawn with --seed).
+    #[arg(long)]
+    subset: Option<Subset>,
+    /// Data directory for named data sets [default: $TWEEDIE_DATA, else the platform cache directory].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
     /// Model: s1 (score network), s1s2 (score network and second-order head, trained by D2SM) or energy
     /// (E(x) = MLP(x) + base_precision ||x||^2 / 2, score -grad E) [default: s1s2].
     #[arg(long, value_enum)]
@@ -140,6 +149,9 @@ impl TrainArgs {
         if self.activation.is_some() {
             c.activation = self.activation;
         }
+        if self.subset.is_some() {
+            c.subset = self.subset;
+        }
         if self.first_order_weight.is_some() {
             c.first_order_weight = self.first_order_weight;
         }
@@ -167,6 +179,7 @@ impl TrainArgs {
     fn changes_config(&self) -> bool {
         self.config.is_some()
             || self.target.is_some()
+            || self.subset.is_some()
             || self.model.is_some()
             || self.base_precision.is_some()
             || self.s2.is_some()
@@ -193,6 +206,7 @@ impl TrainArgs {
 
 /// Runs `tweedie train`.
 pub fn train(args: TrainArgs) -> Result<()> {
+    let data_dir = DataDir::resolve(args.data_dir.as_deref());
     let mut trainer = if args.resume {
         if args.changes_config() {
             bail!(
@@ -200,9 +214,9 @@ pub fn train(args: TrainArgs) -> Result<()> {
                 args.out.display()
             );
         }
-        Trainer::resume(Checkpoint::load(&args.out)?, args.steps)?
+        Trainer::resume(Checkpoint::load(&args.out)?, args.steps, &data_dir)?
     } else {
-        Trainer::new(args.config()?)?
+        Trainer::new(args.config()?, &data_dir)?
     };
     let (total, done) = (trainer.state().config.steps, trainer.state().step);
     let mut progress = ProgressObserver::new(total, done, !args.json);
@@ -272,6 +286,8 @@ mod tests {
             "t",
             "--target",
             "gmm:dim=3",
+            "--subset",
+            "random:5",
             "--model",
             "s1s2",
             "--s2",
@@ -318,6 +334,7 @@ mod tests {
         let c = args.config().unwrap();
         let want = TrainConfig {
             target: "gmm:dim=3".into(),
+            subset: Some(Subset::Random(5)),
             model: ModelKind::S1s2,
             base_precision: 1.0,
             s2: SecondOrderHead::Diagonal,

@@ -1,10 +1,9 @@
 //! Numeric text tables (CSV, TSV, whitespace-separated, optionally gzipped) read into a matrix of points.
 
 use super::error::DataError;
+use super::source::DataSource;
 use crate::linalg::Mat;
-use flate2::read::MultiGzDecoder;
-use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::BufRead;
 use std::path::Path;
 
 /// Which columns of a table to keep, by 0-based index.
@@ -81,14 +80,16 @@ impl Separator {
 /// assert_eq!(x.as_slice(), &[1.0, 2.0, 3.0, 4.0]);
 /// ```
 pub fn read_csv(path: &Path, options: &CsvOptions) -> Result<Mat<f64>, DataError> {
-    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
-    let mut reader = BufReader::new(file);
-    let gzipped = reader.fill_buf().map_err(|e| DataError::io(path, e))?.starts_with(&[0x1f, 0x8b]);
-    if gzipped {
-        parse_table(BufReader::new(MultiGzDecoder::new(reader)), path, options)
-    } else {
-        parse_table(reader, path, options)
-    }
+    read_csv_from(&DataSource::File(path.to_path_buf()), options)
+}
+
+/// [`read_csv`] from a file or a copy shipped in the binary; errors name [`DataSource::label`].
+///
+/// # Errors
+/// As [`read_csv`].
+pub fn read_csv_from(source: &DataSource, options: &CsvOptions) -> Result<Mat<f64>, DataError> {
+    let path = source.label();
+    parse_table(source.open().map_err(|e| DataError::io(path, e))?, path, options)
 }
 
 /// Parses a table from any reader; `path` only names the source in errors.
@@ -289,7 +290,8 @@ mod tests {
         let gz = dir.path().join("p.csv.gz");
         let text = "a;b\n1;2\n3;4\n";
         std::fs::write(&plain, text).unwrap();
-        let mut enc = flate2::write::GzEncoder::new(File::create(&gz).unwrap(), flate2::Compression::fast());
+        let mut enc =
+            flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::fast());
         enc.write_all(text.as_bytes()).unwrap();
         enc.finish().unwrap();
         let a = read_csv(&plain, &CsvOptions::default()).unwrap();

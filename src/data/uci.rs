@@ -3,24 +3,30 @@
 //! Parkinsons, the identifier columns and one of every pair of columns with `|correlation| > 0.98`),
 //! dequantise, shuffle with a seed, split, and whiten by PCA fitted on the training split.
 
-use super::csv::{read_csv, Columns, CsvOptions};
+use super::csv::{read_csv_from, Columns, CsvOptions};
+use super::dataset::Dataset;
+use super::dataset_error::DatasetError;
 use super::error::DataError;
+use super::locate::{locate_dataset, DataDir};
+use super::source::DataSource;
 use crate::linalg::Mat;
 use nalgebra::{DMatrix, SymmetricEigen};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::io::BufRead;
+use std::path::PathBuf;
 use std::str::FromStr;
 use thiserror::Error;
 
 /// Help text for the `uci:` target syntax.
 pub const UCI_HELP: &str = "\
-UCI datasets (density estimation on real data; ../shared/data/uci/README.md):
-  uci:redwine[=PATH]      Wine Quality, red   (default PATH ../shared/data/uci/winequality-red.csv)
-  uci:whitewine[=PATH]    Wine Quality, white (default PATH ../shared/data/uci/winequality-white.csv)
-  uci:parkinsons[=PATH]   Parkinsons Telemonitoring (default PATH ../shared/data/uci/parkinsons_updrs.data)";
+UCI datasets (density estimation on real data; shipped inside the binary, see `tweedie data list`):
+  uci:redwine[=PATH]      Wine Quality, red          (data set uci-redwine)
+  uci:whitewine[=PATH]    Wine Quality, white        (data set uci-whitewine)
+  uci:parkinsons[=PATH]   Parkinsons Telemonitoring  (data set uci-parkinsons)
+  PATH, if given, is the file (or a folder holding it); else the data directory, else the shipped copy.";
 
 /// The correlation above which one column of a pair is dropped (Parkinsons).
 pub const CORRELATION_THRESHOLD: f64 = 0.98;
@@ -89,14 +95,13 @@ impl UciDataset {
         }
     }
 
-    /// The documented default location, relative to the working directory (a checkout next to
-    /// `shared/`): an example, not a search path.
-    pub fn default_path(self) -> PathBuf {
-        PathBuf::from(match self {
-            UciDataset::RedWine => "../shared/data/uci/winequality-red.csv",
-            UciDataset::WhiteWine => "../shared/data/uci/winequality-white.csv",
-            UciDataset::Parkinsons => "../shared/data/uci/parkinsons_updrs.data",
-        })
+    /// The entry of the data-set catalogue that holds its file.
+    pub fn dataset(self) -> Dataset {
+        match self {
+            UciDataset::RedWine => Dataset::UciRedWine,
+            UciDataset::WhiteWine => Dataset::UciWhiteWine,
+            UciDataset::Parkinsons => Dataset::UciParkinsons,
+        }
     }
 
     /// The header the file must have.
@@ -129,15 +134,8 @@ impl fmt::Display for UciDataset {
 pub struct UciSpec {
     /// The dataset.
     pub dataset: UciDataset,
-    /// The file; `None` means [`UciDataset::default_path`].
+    /// The file given explicitly; `None` finds the data set as [`locate_dataset`] does.
     pub path: Option<PathBuf>,
-}
-
-impl UciSpec {
-    /// The file to read.
-    pub fn path(&self) -> PathBuf {
-        self.path.clone().unwrap_or_else(|| self.dataset.default_path())
-    }
 }
 
 impl fmt::Display for UciSpec {
@@ -179,14 +177,9 @@ pub enum UciError {
         /// The spec as given.
         spec: String,
     },
-    /// The file does not exist.
-    #[error("{dataset}: data file {} not found (get it as in ../shared/data/uci/README.md, or give uci:{dataset}=PATH)", path.display())]
-    MissingFile {
-        /// The dataset.
-        dataset: UciDataset,
-        /// The file looked for.
-        path: PathBuf,
-    },
+    /// The data set's file was not found.
+    #[error(transparent)]
+    Missing(#[from] DatasetError),
     /// The header differs from the dataset's.
     #[error("{}: header has columns [{found}] (expected the {dataset} columns [{expected}])", path.display())]
     WrongColumns {
@@ -275,14 +268,10 @@ pub struct UciData {
 }
 
 /// The header of a UCI file: its first line split on `;` or `,`, quotes removed.
-fn read_header(path: &Path) -> Result<Vec<String>, DataError> {
-    use std::io::BufRead;
-    let file =
-        std::fs::File::open(path).map_err(|e| DataError::Io { path: path.to_path_buf(), source: e })?;
+fn read_header(source: &DataSource) -> Result<Vec<String>, DataError> {
+    let io = |e| DataError::io(source.label(), e);
     let mut line = String::new();
-    std::io::BufReader::new(file)
-        .read_line(&mut line)
-        .map_err(|e| DataError::Io { path: path.to_path_buf(), source: e })?;
+    source.open().map_err(io)?.read_line(&mut line).map_err(io)?;
     let separator = if line.contains(';') { ';' } else { ',' };
     Ok(line.trim().split(separator).map(|f| f.trim().trim_matches('"').to_string()).collect())
 }
@@ -345,14 +334,14 @@ fn median_gap(x: &Mat<f64>, j: usize) -> f64 {
 ///    leaks into the model (the DKEF code whitens before splitting).
 ///
 /// # Errors
-/// [`UciError::MissingFile`] naming the file, [`UciError::WrongColumns`] for another header,
+/// [`UciError::Missing`] naming every place looked in, [`UciError::WrongColumns`] for another header,
 /// [`UciError::ConstantColumn`], [`UciError::TooFewRows`], and [`UciError::Data`] for unreadable data.
-pub fn load_uci(spec: &UciSpec, seed: u64) -> Result<UciData, UciError> {
-    let (dataset, path) = (spec.dataset, spec.path());
-    if !path.is_file() {
-        return Err(UciError::MissingFile { dataset, path });
-    }
-    let header = read_header(&path)?;
+pub fn load_uci(spec: &UciSpec, seed: u64, data_dir: &DataDir) -> Result<UciData, UciError> {
+    let dataset = spec.dataset;
+    let located = locate_dataset(dataset.dataset(), spec.path.as_deref(), data_dir)?;
+    let source = &located.files[0];
+    let path = source.label().to_path_buf();
+    let header = read_header(source)?;
     let expected = dataset.expected_columns();
     if header.len() != expected.len() || header.iter().zip(expected).any(|(a, b)| a != b) {
         return Err(UciError::WrongColumns {
@@ -365,7 +354,7 @@ pub fn load_uci(spec: &UciSpec, seed: u64) -> Result<UciData, UciError> {
     let dropped = dataset.dropped_columns();
     let keep: Vec<usize> = (0..expected.len()).filter(|&j| !dropped.contains(&expected[j])).collect();
     let mut names: Vec<String> = keep.iter().map(|&j| expected[j].to_string()).collect();
-    let mut x = read_csv(&path, &CsvOptions { columns: Columns::Keep(keep) })?;
+    let mut x = read_csv_from(source, &CsvOptions { columns: Columns::Keep(keep) })?;
     let mut correlated = Vec::new();
     if dataset == UciDataset::Parkinsons {
         let kept = drop_correlated(&x, CORRELATION_THRESHOLD);
@@ -405,7 +394,7 @@ pub fn load_uci(spec: &UciSpec, seed: u64) -> Result<UciData, UciError> {
 mod tests {
     use super::*;
 
-    fn write_wine(dir: &Path, rows: usize, header: &str) -> PathBuf {
+    fn write_wine(dir: &std::path::Path, rows: usize, header: &str) -> PathBuf {
         let path = dir.join("wine.csv");
         let mut text = format!("{header}\n");
         for i in 0..rows {
@@ -426,13 +415,13 @@ mod tests {
     #[test]
     fn specs_parse_and_bad_ones_are_errors() {
         let spec: UciSpec = "uci:redwine".parse().unwrap();
-        assert_eq!((spec.dataset, spec.path()), (UciDataset::RedWine, UciDataset::RedWine.default_path()));
+        assert_eq!((spec.dataset, spec.path), (UciDataset::RedWine, None));
         let spec: UciSpec = "uci:parkinsons=/tmp/p.data".parse().unwrap();
-        assert_eq!(spec.path(), PathBuf::from("/tmp/p.data"));
+        assert_eq!(spec.path, Some(PathBuf::from("/tmp/p.data")));
         assert_eq!(spec.to_string(), "uci:parkinsons=/tmp/p.data");
         assert!(matches!("uci:rosewine".parse::<UciSpec>(), Err(UciError::UnknownDataset { .. })));
         let missing = UciSpec { dataset: UciDataset::WhiteWine, path: Some("/nonexistent/white.csv".into()) };
-        let err = load_uci(&missing, 0).unwrap_err();
+        let err = load_uci(&missing, 0, &DataDir::new("/nonexistent")).unwrap_err();
         assert!(
             err.to_string().contains("/nonexistent/white.csv") && !err.to_string().contains('\n'),
             "{err}"
@@ -444,7 +433,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = write_wine(dir.path(), 200, &wine_header());
         let spec = UciSpec { dataset: UciDataset::RedWine, path: Some(path.clone()) };
-        let data = load_uci(&spec, 3).unwrap();
+        let dirs = DataDir::new(dir.path());
+        let data = load_uci(&spec, 3, &dirs).unwrap();
         assert_eq!(
             (data.test.rows(), data.validation.rows(), data.train.rows(), data.train.cols()),
             (20, 20, 160, 11)
@@ -467,11 +457,12 @@ mod tests {
             }
         }
         // Same seed, same data; another seed, another shuffle.
-        assert_eq!(load_uci(&spec, 3).unwrap().test, data.test);
-        assert_ne!(load_uci(&spec, 4).unwrap().test, data.test);
+        assert_eq!(load_uci(&spec, 3, &dirs).unwrap().test, data.test);
+        assert_ne!(load_uci(&spec, 4, &dirs).unwrap().test, data.test);
         // A different header is a one-line error naming the file.
         let bad = write_wine(dir.path(), 50, &wine_header().replace("alcohol", "ethanol"));
-        let err = load_uci(&UciSpec { dataset: UciDataset::WhiteWine, path: Some(bad) }, 0).unwrap_err();
+        let err =
+            load_uci(&UciSpec { dataset: UciDataset::WhiteWine, path: Some(bad) }, 0, &dirs).unwrap_err();
         assert!(matches!(err, UciError::WrongColumns { .. }) && err.to_string().contains("ethanol"), "{err}");
     }
 
@@ -487,15 +478,16 @@ mod tests {
     }
 
     #[test]
-    fn real_files_load_with_the_documented_shapes() {
-        // The files ship in ../shared/data/uci (see its README); a checkout without them has nothing to check.
-        for (dataset, dim, test) in [(UciDataset::RedWine, 11, 159), (UciDataset::Parkinsons, 0, 587)] {
+    fn shipped_files_load_with_the_documented_shapes() {
+        // An empty data directory: the copies inside the binary are used.
+        let empty = tempfile::tempdir().unwrap();
+        for (dataset, dim, test) in [
+            (UciDataset::RedWine, 11, 159),
+            (UciDataset::WhiteWine, 11, 489),
+            (UciDataset::Parkinsons, 0, 587),
+        ] {
             let spec = UciSpec { dataset, path: None };
-            if !spec.path().is_file() {
-                eprintln!("skipped: {} not present", spec.path().display());
-                continue;
-            }
-            let data = load_uci(&spec, 1).unwrap();
+            let data = load_uci(&spec, 1, &DataDir::new(empty.path())).unwrap();
             assert_eq!(data.test.rows(), test);
             if dim > 0 {
                 assert_eq!(data.train.cols(), dim);

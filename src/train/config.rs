@@ -1,6 +1,6 @@
 //! The training configuration: every choice of a run, read from TOML or flags, validated once.
 
-use crate::data::UciSpec;
+use crate::data::{ImageSpec, Subset, UciSpec};
 use crate::models::{EnergyModel, EnergyShape, Model, ModelKind, ModelShape, ScoreModel, SecondOrderHead};
 use crate::nn::Activation;
 use crate::objectives::{D2smForm, ObjectiveError, Projection};
@@ -84,6 +84,22 @@ pub enum ConfigError {
     /// A bad `uci:` target.
     #[error(transparent)]
     Uci(#[from] crate::data::UciError),
+    /// A bad image-set target (`mnist`, `fashion-mnist`, `digits`).
+    #[error("{0}")]
+    Images(String),
+    /// `subset` with an analytic target, which has no rows to select.
+    #[error("subset = {0} selects rows of a data set (this target is analytic: fresh samples every step)")]
+    SubsetNeedsData(Subset),
+    /// `subset` asks for more rows than the training split has.
+    #[error("subset = {subset}: the training rows of {target} number {available} (expected a subset of at most that many)")]
+    SubsetTooLarge {
+        /// The subset asked for.
+        subset: Subset,
+        /// The target.
+        target: String,
+        /// Training rows available.
+        available: usize,
+    },
 }
 
 /// Everything a training run needs. Defaults are the paper's settings for synthetic data.
@@ -91,8 +107,12 @@ pub enum ConfigError {
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
     /// The data: a named target (`gmm2d`, `gmm:dim=D,components=K,seed=S`, `gauss:dim=D,cond=C,seed=S`),
-    /// a data file (`csv:PATH`, `npy:PATH`) or a UCI set (`uci:redwine|whitewine|parkinsons[=PATH]`).
+    /// a data file (`csv:PATH`, `npy:PATH`), a UCI set (`uci:redwine|whitewine|parkinsons[=PATH]`) or an
+    /// image set (`mnist|fashion-mnist|digits[:train|test][=PATH]`, pixels scaled to `[0, 1]`). Named
+    /// sets are recorded by name and found through the data directory.
     pub target: String,
+    /// Train on these rows of a data set only (`N` first, or `random:N` seeded by `seed`).
+    pub subset: Option<Subset>,
     /// Which networks to train.
     pub model: ModelKind,
     /// Energy models: the precision `lambda >= 0` of the fixed base term `lambda ||x||^2 / 2` that keeps
@@ -149,6 +169,7 @@ impl Default for TrainConfig {
     fn default() -> Self {
         Self {
             target: "gmm2d".into(),
+            subset: None,
             model: ModelKind::S1s2,
             base_precision: 1.0,
             s2: SecondOrderHead::Full,
@@ -186,6 +207,8 @@ pub enum TargetSource {
     Npy(PathBuf),
     /// A UCI set, preprocessed and split as in the sliced-score-matching experiments.
     Uci(UciSpec),
+    /// An image set, each image a point with pixels in `[0, 1]`.
+    Images(ImageSpec),
 }
 
 impl TrainConfig {
@@ -233,7 +256,11 @@ impl TrainConfig {
             }
             Objective::from_name(name.as_str(), self.projections, self.projection, self.fd_eps)?;
         }
-        self.target_source().map(|_| ())
+        let source = self.target_source()?;
+        match (self.subset, source) {
+            (Some(subset), TargetSource::Named(_)) => Err(ConfigError::SubsetNeedsData(subset)),
+            _ => Ok(()),
+        }
     }
 
     /// The target, split into its kind and argument.
@@ -249,6 +276,9 @@ impl TrainConfig {
             Some(("csv", p)) => TargetSource::Csv(path(p)?),
             Some(("npy", p)) => TargetSource::Npy(path(p)?),
             Some(("uci", _)) => TargetSource::Uci(self.target.parse()?),
+            _ if ImageSpec::matches(&self.target) => {
+                TargetSource::Images(self.target.parse().map_err(ConfigError::Images)?)
+            }
             _ => TargetSource::Named(self.target.clone()),
         })
     }

@@ -6,6 +6,7 @@ use super::model_step::ModelWorkspace;
 use super::training_checkpoint::Checkpoint;
 use super::training_data::TrainingData;
 use crate::checkpoint::CheckpointError;
+use crate::data::DataDir;
 use crate::linalg::Mat;
 use crate::optim::{Adam, Ema};
 use crate::Error;
@@ -67,10 +68,11 @@ pub struct Trainer {
 }
 
 impl Trainer {
-    /// Starts a run: validates the configuration, loads the data, initialises the model from the seed.
-    pub fn new(config: TrainConfig) -> Result<Self, Error> {
+    /// Starts a run: validates the configuration, loads the data (named data sets from `data_dir`),
+    /// initialises the model from the seed.
+    pub fn new(config: TrainConfig, data_dir: &DataDir) -> Result<Self, Error> {
         config.validate()?;
-        let data = TrainingData::load(&config.target_source()?, config.seed)?;
+        let data = TrainingData::load(&config, data_dir)?;
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         let model = config.init_model(data.dim(), &mut rng);
         let settings = config.adam();
@@ -81,12 +83,12 @@ impl Trainer {
     }
 
     /// Resumes from a checkpoint; `steps` (if given) replaces the configured total.
-    pub fn resume(mut checkpoint: Checkpoint, steps: Option<u64>) -> Result<Self, Error> {
+    pub fn resume(mut checkpoint: Checkpoint, steps: Option<u64>, data_dir: &DataDir) -> Result<Self, Error> {
         if let Some(steps) = steps {
             checkpoint.config.steps = steps;
         }
         checkpoint.config.validate()?;
-        let data = TrainingData::load(&checkpoint.config.target_source()?, checkpoint.config.seed)?;
+        let data = TrainingData::load(&checkpoint.config, data_dir)?;
         if data.dim() != checkpoint.dim {
             return Err(TrainError::DimensionMismatch { checkpoint: checkpoint.dim, data: data.dim() }.into());
         }
@@ -198,11 +200,14 @@ mod tests {
         for config in [small as fn(u64) -> TrainConfig, small_energy] {
             let dir = tempfile::tempdir().unwrap();
             let (straight, split) = (dir.path().join("a.safetensors"), dir.path().join("b.safetensors"));
-            Trainer::new(config(20)).unwrap().run(&straight, &mut ()).unwrap();
-            Trainer::new(config(9)).unwrap().run(&split, &mut ()).unwrap();
+            Trainer::new(config(20), &DataDir::new("unused")).unwrap().run(&straight, &mut ()).unwrap();
+            Trainer::new(config(9), &DataDir::new("unused")).unwrap().run(&split, &mut ()).unwrap();
             let halfway = Checkpoint::load(&split).unwrap();
             assert_eq!(halfway.step, 9);
-            Trainer::resume(halfway, Some(20)).unwrap().run(&split, &mut ()).unwrap();
+            Trainer::resume(halfway, Some(20), &DataDir::new("unused"))
+                .unwrap()
+                .run(&split, &mut ())
+                .unwrap();
             let (a, b) = (Checkpoint::load(&straight).unwrap(), Checkpoint::load(&split).unwrap());
             assert_eq!(a.step, 20);
             assert_eq!(a.model.kind(), config(1).model);
@@ -219,11 +224,14 @@ mod tests {
         assert_eq!((config.learning_rate_at(0), config.learning_rate_at(20)), (config.learning_rate, 0.0));
         let dir = tempfile::tempdir().unwrap();
         let (straight, split) = (dir.path().join("a.safetensors"), dir.path().join("b.safetensors"));
-        Trainer::new(config.clone()).unwrap().run(&straight, &mut ()).unwrap();
-        let mut first = Trainer::new(config).unwrap();
+        Trainer::new(config.clone(), &DataDir::new("unused")).unwrap().run(&straight, &mut ()).unwrap();
+        let mut first = Trainer::new(config, &DataDir::new("unused")).unwrap();
         (0..9).for_each(|_| assert!(first.step().is_finite()));
         first.save(&split).unwrap();
-        Trainer::resume(Checkpoint::load(&split).unwrap(), None).unwrap().run(&split, &mut ()).unwrap();
+        Trainer::resume(Checkpoint::load(&split).unwrap(), None, &DataDir::new("unused"))
+            .unwrap()
+            .run(&split, &mut ())
+            .unwrap();
         let (a, b) = (Checkpoint::load(&straight).unwrap(), Checkpoint::load(&split).unwrap());
         assert_eq!((a.step, b.step), (20, 20));
         assert_eq!(a.model, b.model, "weights differ after resuming a cosine schedule");
@@ -235,7 +243,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("m.safetensors");
         let config = TrainConfig { learning_rate: 1e30, ..small(200) };
-        let err = Trainer::new(config).unwrap().run(&out, &mut ()).unwrap_err();
+        let err = Trainer::new(config, &DataDir::new("unused")).unwrap().run(&out, &mut ()).unwrap_err();
         let Error::Train(TrainError::NonFiniteLoss { step, last_saved, .. }) = err else { panic!("{err}") };
         assert!(step > last_saved, "diverged at {step}, saved {last_saved}");
         let kept = Checkpoint::load(&out).unwrap();
@@ -247,7 +255,7 @@ mod tests {
     fn loading_rejects_a_checkpoint_of_another_shape_and_a_truncated_file() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("m.safetensors");
-        Trainer::new(small(7)).unwrap().run(&out, &mut ()).unwrap();
+        Trainer::new(small(7), &DataDir::new("unused")).unwrap().run(&out, &mut ()).unwrap();
         // Rewrite the stored config to claim a wider network than the tensors have.
         let mut store = TensorStore::load(&out).unwrap();
         let config = TrainConfig { width: 9, ..small(7) };

@@ -1,10 +1,14 @@
-//! A training run's complete state in one safetensors file: weights (loadable from Python as
-//! `s1.{layer}.weight` / `.bias`, `s2.{layer}...`, or `energy.{layer}...` for an energy model), Adam
-//! moments, the EMA, the RNG position, the step and
-//! the configuration. Saving is atomic; loading checks every shape against the configuration.
+//! A training run's complete state in one safetensors file. The weights every command evaluates (the
+//! EMA of the weights when averaging is on) are stored under the documented names `s1.{layer}.weight` /
+//! `.bias`, `s2.{layer}...` or `energy.{layer}...` (weight `inputs x outputs`, `y = x W + b`), so that a
+//! forward pass written from those tensors alone gives what `tweedie score` gives (the layout of every
+//! head: `docs/checkpoints.md`). The raw training weights, needed to resume bit for bit, are stored under
+//! `train.` + the same names when they differ; then the Adam moments, the RNG position, the step and the
+//! configuration. Saving is atomic; loading checks every shape against the configuration.
 
-use super::config::TrainConfig;
+use super::config::{TargetSource, TrainConfig};
 use crate::checkpoint::{CheckpointError, TensorStore};
+use crate::data::PIXEL_SCALING;
 use crate::linalg::Mat;
 use crate::models::{EnergyModel, Model, ScoreModel, SecondOrderNet};
 use crate::nn::{Linear, Mlp};
@@ -15,7 +19,16 @@ use rand_chacha::ChaCha8Rng;
 use std::path::Path;
 
 /// The format tag written into every checkpoint.
-pub const FORMAT: &str = "tweedie-checkpoint/1";
+pub const FORMAT: &str = "tweedie-checkpoint/2";
+
+/// The format tag of a weights-only export ([`Checkpoint::save_weights`]).
+pub const WEIGHTS_FORMAT: &str = "tweedie-weights/1";
+
+/// The earlier format: the trained weights under the documented names, their EMA as one flat vector.
+const FORMAT_V1: &str = "tweedie-checkpoint/1";
+
+/// The prefix of the raw training weights when they differ from the evaluated ones.
+const TRAINING_PREFIX: &str = "train.";
 
 /// Everything needed to evaluate a model or resume its training bit for bit.
 #[derive(Clone, Debug)]
@@ -63,6 +76,44 @@ fn get_mlp(store: &TensorStore, prefix: &str, template: &Mlp<f32>) -> Result<Mlp
     Ok(Mlp::from_layers(layers, template.activation()))
 }
 
+/// Stores every network of `model` under `prefix` + its documented names.
+pub(crate) fn put_model(store: &mut TensorStore, prefix: &str, model: &Model<f32>) {
+    match model {
+        Model::Score(model) => {
+            put_mlp(store, &format!("{prefix}s1"), &model.s1);
+            if let Some(s2) = &model.s2 {
+                put_mlp(store, &format!("{prefix}s2"), &s2.net);
+            }
+        }
+        Model::Energy(model) => put_mlp(store, &format!("{prefix}energy"), &model.net),
+    }
+}
+
+/// Reads a model shaped like `template` from `prefix` + its documented names.
+fn get_model(
+    store: &TensorStore,
+    prefix: &str,
+    template: &Model<f32>,
+) -> Result<Model<f32>, CheckpointError> {
+    Ok(match template {
+        Model::Score(template) => {
+            let s1 = get_mlp(store, &format!("{prefix}s1"), &template.s1)?;
+            let s2 = match &template.s2 {
+                Some(t) => Some(SecondOrderNet {
+                    head: t.head,
+                    net: get_mlp(store, &format!("{prefix}s2"), &t.net)?,
+                }),
+                None => None,
+            };
+            Model::Score(ScoreModel { s1, s2 })
+        }
+        Model::Energy(template) => Model::Energy(EnergyModel {
+            net: get_mlp(store, &format!("{prefix}energy"), &template.net)?,
+            base_precision: template.base_precision,
+        }),
+    })
+}
+
 impl Checkpoint {
     /// The model to evaluate: the EMA weights when averaging is on, else the trained weights.
     pub fn eval_model(&self) -> Model<f32> {
@@ -76,22 +127,14 @@ impl Checkpoint {
     /// Writes the checkpoint atomically (temporary file, then rename).
     pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
         let mut store = TensorStore::new();
-        match &self.model {
-            Model::Score(model) => {
-                put_mlp(&mut store, "s1", &model.s1);
-                if let Some(s2) = &model.s2 {
-                    put_mlp(&mut store, "s2", &s2.net);
-                }
-            }
-            Model::Energy(model) => put_mlp(&mut store, "energy", &model.net),
+        put_model(&mut store, "", &self.eval_model());
+        if self.ema.is_some() {
+            put_model(&mut store, TRAINING_PREFIX, &self.model);
         }
         let (m, v, t) = self.adam.state();
         store.insert("adam.m", &[m.len()], m);
         store.insert("adam.v", &[v.len()], v);
         store.set_u64("adam.t", t);
-        if let Some(ema) = &self.ema {
-            store.insert("ema.shadow", &[ema.shadow().len()], ema.shadow());
-        }
         store.set_metadata("format", FORMAT);
         store.set_metadata("config", toml::to_string(&self.config).expect("a config always serialises"));
         store.set_u64("dim", self.dim as u64);
@@ -104,6 +147,29 @@ impl Checkpoint {
         store.set_metadata("rng.word_pos", self.rng.get_word_pos().to_string());
         store.set_metadata("sigma", self.config.sigma.to_string());
         store.set_metadata("target", self.config.target.clone());
+        if let Ok(TargetSource::Images(_)) = self.config.target_source() {
+            store.set_metadata("data.scaling", PIXEL_SCALING);
+        }
+        store.save(path)
+    }
+
+    /// Writes only the evaluated weights under their documented names (no optimiser state, no raw
+    /// weights), with the configuration, dimension, head and activation as metadata: the file to hand to
+    /// code in another language. Atomic like [`Checkpoint::save`].
+    pub fn save_weights(&self, path: &Path) -> Result<(), CheckpointError> {
+        let mut store = TensorStore::new();
+        let model = self.eval_model();
+        put_model(&mut store, "", &model);
+        store.set_metadata("format", WEIGHTS_FORMAT);
+        store.set_metadata("config", toml::to_string(&self.config).expect("a config always serialises"));
+        store.set_u64("dim", self.dim as u64);
+        store.set_u64("step", self.step);
+        store.set_metadata("sigma", self.config.sigma.to_string());
+        store.set_metadata("target", self.config.target.clone());
+        store.set_metadata("activation", format!("{:?}", self.config.hidden_activation()).to_lowercase());
+        if let Model::Score(ScoreModel { s2: Some(s2), .. }) = &model {
+            store.set_metadata("s2.head", s2.head.to_string());
+        }
         store.save(path)
     }
 
@@ -117,8 +183,12 @@ impl Checkpoint {
             expected: expected.to_string(),
         };
         let format = store.metadata("format")?;
-        if format != FORMAT {
-            return Err(bad("format", format, "tweedie-checkpoint/1").into());
+        if format != FORMAT && format != FORMAT_V1 {
+            let expected = match format {
+                WEIGHTS_FORMAT => "a training checkpoint: this is a weights-only export, give the file `tweedie train` wrote",
+                _ => "tweedie-checkpoint/2 (or /1)",
+            };
+            return Err(bad("format", format, expected).into());
         }
         let text = store.metadata("config")?;
         let config: TrainConfig =
@@ -126,21 +196,24 @@ impl Checkpoint {
         config.validate()?;
         let dim = store.get_u64("dim")? as usize;
         // Shapes come from the configuration; the stored tensors must match them exactly.
-        let model = match config.init_model(dim, &mut ChaCha8Rng::seed_from_u64(0)) {
-            Model::Score(template) => {
-                let s1 = get_mlp(&store, "s1", &template.s1)?;
-                let s2 = match &template.s2 {
-                    Some(t) => Some(SecondOrderNet { head: t.head, net: get_mlp(&store, "s2", &t.net)? }),
-                    None => None,
-                };
-                Model::Score(ScoreModel { s1, s2 })
+        let template = config.init_model(dim, &mut ChaCha8Rng::seed_from_u64(0));
+        let n = template.num_params();
+        let step = store.get_u64("step")?;
+        let documented = get_model(&store, "", &template)?;
+        // The average is updated once per completed step.
+        let (model, ema) = match (config.ema > 0.0, format == FORMAT_V1) {
+            (false, _) => (documented, None),
+            (true, true) => {
+                (documented, Some(Ema::from_shadow(config.ema, store.get_f32("ema.shadow", &[n])?, step)))
             }
-            Model::Energy(template) => Model::Energy(EnergyModel {
-                net: get_mlp(&store, "energy", &template.net)?,
-                base_precision: template.base_precision,
-            }),
+            (true, false) => {
+                let shadow: Vec<f32> = documented.params().concat();
+                (
+                    get_model(&store, TRAINING_PREFIX, &template)?,
+                    Some(Ema::from_shadow(config.ema, shadow, step)),
+                )
+            }
         };
-        let n = model.num_params();
         let settings = config.adam();
         let adam = Adam::from_state(
             settings,
@@ -148,12 +221,6 @@ impl Checkpoint {
             store.get_f32("adam.v", &[n])?,
             store.get_u64("adam.t")?,
         );
-        let ema = if config.ema > 0.0 {
-            // The average is updated once per completed step.
-            Some(Ema::from_shadow(config.ema, store.get_f32("ema.shadow", &[n])?, store.get_u64("step")?))
-        } else {
-            None
-        };
         let seed_hex = store.metadata("rng.seed")?;
         let seed: Vec<u8> = (0..seed_hex.len() / 2)
             .map(|k| u8::from_str_radix(seed_hex.get(2 * k..2 * k + 2).unwrap_or("zz"), 16))
@@ -167,6 +234,6 @@ impl Checkpoint {
         let mut rng = ChaCha8Rng::from_seed(seed);
         rng.set_stream(store.get_u64("rng.stream")?);
         rng.set_word_pos(word_pos);
-        Ok(Self { config, dim, step: store.get_u64("step")?, model, adam, ema, rng })
+        Ok(Self { config, dim, step, model, adam, ema, rng })
     }
 }

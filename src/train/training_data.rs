@@ -1,8 +1,8 @@
-//! Where training points come from: an analytic target (fresh samples every step), a data file or a UCI
-//! set (minibatches drawn from a training split, with a held-out split for evaluation).
+//! Where training points come from: an analytic target (fresh samples every step), a data file, a UCI
+//! set or an image set (minibatches drawn from a training split, with a held-out split for evaluation).
 
-use super::config::TargetSource;
-use crate::data::{load_points, load_uci, DataError};
+use super::config::{ConfigError, TargetSource, TrainConfig};
+use crate::data::{load_image_set, load_points, load_uci, locate_dataset, DataDir, DataError, Split};
 use crate::linalg::Mat;
 use crate::targets::{GaussianMixture, NamedTarget};
 use crate::Error;
@@ -36,27 +36,54 @@ pub enum TrainingData {
 }
 
 impl TrainingData {
-    /// Loads the data of a target; `seed` fixes the held-out split of a data file.
-    pub fn load(source: &TargetSource, seed: u64) -> Result<Self, Error> {
-        match source {
+    /// Loads the data of `config`'s target, finding named data sets through `data_dir`; the seed fixes
+    /// the held-out split of a data file, a UCI set's preprocessing and a random subset.
+    pub fn load(config: &TrainConfig, data_dir: &DataDir) -> Result<Self, Error> {
+        let seed = config.seed;
+        let data = match config.target_source()? {
             TargetSource::Named(spec) => {
-                let target = NamedTarget::parse(spec)?;
-                Ok(Self::Analytic { name: target.name(), mixture: target.into_mixture() })
+                let target = NamedTarget::parse(&spec)?;
+                return Ok(Self::Analytic { name: target.name(), mixture: target.into_mixture() });
             }
             TargetSource::Csv(path) | TargetSource::Npy(path) => {
-                Self::from_points(path, load_points(path)?, seed)
+                Self::from_points(&path, load_points(&path)?, seed)?
             }
             TargetSource::Uci(spec) => {
                 // The validation split is left out: training never sees it and evaluation uses the test
                 // split.
-                let data = load_uci(spec, seed)?;
-                Ok(Self::Samples {
+                let data = load_uci(&spec, seed, data_dir)?;
+                Self::Samples {
                     label: spec.to_string(),
                     train: data.train,
                     held_out: data.test,
                     log_det: data.whitening.log_det,
-                })
+                }
             }
+            TargetSource::Images(spec) => {
+                let located = locate_dataset(spec.dataset, spec.path.as_deref(), data_dir)?;
+                let other = match spec.split {
+                    Split::Train => Split::Test,
+                    Split::Test => Split::Train,
+                };
+                Self::Samples {
+                    label: spec.to_string(),
+                    train: load_image_set(&located, spec.split)?.pixels,
+                    held_out: load_image_set(&located, other)?.pixels,
+                    log_det: 0.0,
+                }
+            }
+        };
+        match (config.subset, data) {
+            (Some(subset), Self::Samples { label, train, held_out, log_det }) => {
+                let available = train.rows();
+                let train = subset.select(&train, seed).ok_or(ConfigError::SubsetTooLarge {
+                    subset,
+                    target: label.clone(),
+                    available,
+                })?;
+                Ok(Self::Samples { label, train, held_out, log_det })
+            }
+            (_, data) => Ok(data),
         }
     }
 
