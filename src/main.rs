@@ -17,7 +17,22 @@ fn one_line(err: &anyhow::Error) -> String {
     line
 }
 
+/// Rust ignores SIGPIPE, so printing into a closed pipe (`tweedie data list | head -3`) would panic;
+/// the default action ends the process quietly, as other command-line tools do.
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn restore_sigpipe() {
+    // SAFETY: called once at start-up, before any thread exists; SIG_DFL is a valid disposition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn restore_sigpipe() {}
+
 fn main() {
+    restore_sigpipe();
     if let Err(err) = cli::main() {
         eprintln!("error: {}", one_line(&err));
         std::process::exit(1);

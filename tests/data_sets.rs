@@ -209,10 +209,25 @@ fn mnist_format_files_in_the_data_dir_train_and_evaluate() {
     let report: serde_json::Value =
         serde_json::from_str(ok(&["eval", "--model", o, "--data-dir", d, "--json"]).trim()).unwrap();
     assert_eq!(report["held_out_points"], 60, "the test split is held out: {report}");
-    for key in ["held_out_loss", "held_out_dsm_loss"] {
+    for key in ["held_out_loss", "held_out_dsm_loss", "psnr_denoised"] {
         assert!(report[key].as_f64().is_some_and(f64::is_finite), "{key} in {report}");
     }
+    assert!((report["psnr_noisy"].as_f64().unwrap() - 6.0206).abs() < 1e-3, "sigma 0.5 on [0, 1]: {report}");
     assert!(report.get("test_esm_loss").is_none(), "exact score matching is skipped at D = 784: {report}");
+    // `score` takes a data set's split as its input.
+    let scores = dir.path().join("s1.npy");
+    let said = ok(&[
+        "score",
+        "--model",
+        o,
+        "--input",
+        "mnist:test",
+        "--data-dir",
+        d,
+        "--out",
+        scores.to_str().unwrap(),
+    ]);
+    assert!(said.contains("\"points\":60") && said.contains("\"dim\":784"), "{said}");
     // The checkpoint records the name, not the folder, and the pixel scaling.
     let meta = safetensors_metadata(&out);
     assert_eq!(

@@ -120,17 +120,18 @@ fn verdict(trained: &Trained) -> String {
     let (learned_ms, autodiff_ms) =
         (r.s2_learned_ms.unwrap_or(f64::NAN), r.s2_autodiff_ms.unwrap_or(f64::NAN));
     let accuracy = if learned <= autodiff {
-        format!("the learned head is {:.1}x more accurate", autodiff / learned)
+        format!("learned {:.1}x more accurate", autodiff / learned)
     } else {
-        format!("autodiff is {:.1}x more accurate", learned / autodiff)
+        format!("autodiff {:.1}x more accurate", learned / autodiff)
     };
     let cost = if learned_ms <= autodiff_ms {
-        format!("{:.1}x cheaper", autodiff_ms / learned_ms)
+        format!("learned {:.1}x cheaper", autodiff_ms / learned_ms)
     } else {
-        format!("{:.1}x dearer", learned_ms / autodiff_ms)
+        format!("learned {:.1}x dearer", learned_ms / autodiff_ms)
     };
     format!(
-        "D = {}: {accuracy}; the learned head is {cost} (one forward pass against D JVPs)",
+        "D = {}: error {learned:.3} learned vs {autodiff:.3} autodiff ({accuracy}); {learned_ms:.1} ms vs \
+         {autodiff_ms:.1} ms ({cost}: one forward pass against D JVPs)",
         trained.target.dim()
     )
 }

@@ -14,7 +14,7 @@ use tweedie::evaluation::{
 };
 use tweedie::linalg::Mat;
 use tweedie::models::{Model, ScoreModel};
-use tweedie::train::{Checkpoint, ModelWorkspace, Objective, TrainConfig, TrainingData};
+use tweedie::train::{Checkpoint, ModelWorkspace, Objective, TargetSource, TrainConfig, TrainingData};
 
 /// Arguments of `tweedie eval`.
 #[derive(Args, Debug)]
@@ -68,6 +68,17 @@ fn held_out_loss(model: &Model<f32>, objective: Objective, sigma: f64, points: &
         total += x.rows() as f64 * ws.loss_and_gradient(&model, objective, sigma, &x, &z);
     }
     total / n as f64
+}
+
+/// Mean squared error per coordinate of the Tweedie denoiser `x^ = x~ + sigma^2 s1(x~)` from the DSM
+/// loss on the same noise: `x^ - x = sigma^2 (s1(x~) + z / sigma)`, so `mse = sigma^4 L_dsm / D`.
+fn denoised_mse(dsm_loss: f64, sigma: f64, dim: usize) -> f64 {
+    sigma.powi(4) * dsm_loss / dim as f64
+}
+
+/// Peak signal-to-noise ratio in dB of a mean squared error on pixels in `[0, 1]`: `10 log10(1 / mse)`.
+fn psnr(mse: f64) -> f64 {
+    -10.0 * mse.log10()
 }
 
 /// The model whose exact score-matching loss is reported: a score network without its second-order
@@ -125,6 +136,13 @@ fn print_held_out(value: &serde_json::Value, label: &str, objective: &str, sigma
         Some(_) => println!("| test exact score-matching loss | {:.3} |", num("test_esm_loss")),
         None => println!("| test exact score-matching loss | skipped above {MAX_DEFAULT_ESM_DIM} dimensions (--exact-score-matching) |"),
     }
+    if value.get("psnr_denoised").is_some() {
+        println!(
+            "| PSNR of the Tweedie denoiser x~ + sigma^2 s1 | {:.2} dB (noisy input {:.2} dB) |",
+            num("psnr_denoised"),
+            num("psnr_noisy")
+        );
+    }
     println!("| held-out {objective} loss (sigma {sigma}) | {:.3} |", num("held_out_loss"));
     println!("| held-out DSM loss (sigma {sigma}) | {:.3} |", num("held_out_dsm_loss"));
 }
@@ -179,6 +197,11 @@ pub fn eval(args: EvalArgs) -> Result<()> {
                 "held_out_loss": held_out_loss(&model, objective, sigma, &rows, args.seed),
                 "held_out_dsm_loss": held_out_loss(&model, Objective::Dsm, sigma, &rows, args.seed),
             });
+            if let TargetSource::Images(_) = probe.target_source()? {
+                let dsm = value["held_out_dsm_loss"].as_f64().unwrap_or(f64::NAN);
+                value["psnr_noisy"] = psnr(sigma * sigma).into();
+                value["psnr_denoised"] = psnr(denoised_mse(dsm, sigma, rows.cols())).into();
+            }
             if rows.cols() <= MAX_DEFAULT_ESM_DIM || args.exact_score_matching {
                 // Exact score matching on the held-out points themselves (no noise).
                 value["test_esm_loss"] =
@@ -215,4 +238,20 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn denoiser_mse_follows_from_the_dsm_loss_on_the_same_noise() {
+        // x = 0.3, z = (1, -2), sigma = 0.5, s1 = (-1.5, 3.5): x~ = x + sigma z, x^ = x~ + sigma^2 s1.
+        let (sigma, z, s1) = (0.5, [1.0, -2.0], [-1.5, 3.5]);
+        let dsm: f64 = z.iter().zip(&s1).map(|(z, s)| (s + z / sigma).powi(2)).sum();
+        let direct: f64 =
+            z.iter().zip(&s1).map(|(z, s)| (sigma * z + sigma * sigma * s).powi(2)).sum::<f64>() / 2.0;
+        assert!((denoised_mse(dsm, sigma, 2) - direct).abs() < 1e-15);
+        assert!((psnr(0.25) - 6.0206).abs() < 1e-4, "sigma = 0.5 on [0, 1] pixels is 6.02 dB");
+    }
 }

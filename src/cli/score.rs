@@ -3,7 +3,9 @@
 use anyhow::{bail, Result};
 use clap::Args;
 use std::path::{Path, PathBuf};
-use tweedie::data::{expect_width, load_points, write_npy};
+use tweedie::data::{
+    expect_width, load_image_set, load_points, locate_dataset, write_npy, DataDir, ImageSpec,
+};
 use tweedie::estimators::score_jacobian;
 use tweedie::linalg::Mat;
 use tweedie::models::{Model, ScoreModel, SecondOrderHead};
@@ -15,9 +17,14 @@ pub struct ScoreArgs {
     /// A checkpoint written by `tweedie train`.
     #[arg(long)]
     model: PathBuf,
-    /// Points (N x D) as .npy, .csv, .csv.gz, .tsv or .txt.
+    /// Points (N x D) as .npy, .csv, .csv.gz, .tsv or .txt, or the images of a data set's split
+    /// (mnist:test, fashion-mnist:train, digits:test, ...; pixels scaled to [0, 1] as in training).
     #[arg(long)]
     input: PathBuf,
+    /// Data directory for a data set given as --input [default: $TWEEDIE_DATA, else the platform cache
+    /// directory].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
     /// 1: the score s1 (N x D); 2: the second-order score s2.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
     order: u8,
@@ -36,11 +43,22 @@ fn side_file(out: &Path) -> PathBuf {
     out.with_file_name(format!("{stem}.diag.npy"))
 }
 
+/// The points of `--input`: a file, or (when no such file exists) the images of a data set's split.
+fn load_input(input: &Path, data_dir: Option<&Path>) -> Result<Mat<f64>> {
+    let text = input.to_string_lossy();
+    if input.exists() || !ImageSpec::matches(&text) {
+        return Ok(load_points(input)?);
+    }
+    let spec: ImageSpec = text.parse().map_err(anyhow::Error::msg)?;
+    let located = locate_dataset(spec.dataset, spec.path.as_deref(), &DataDir::resolve(data_dir))?;
+    Ok(load_image_set(&located, spec.split)?.pixels)
+}
+
 /// Runs `tweedie score`.
 pub fn score(args: ScoreArgs) -> Result<()> {
     let checkpoint = Checkpoint::load(&args.model)?;
     let model = checkpoint.eval_model();
-    let points = load_points(&args.input)?;
+    let points = load_input(&args.input, args.data_dir.as_deref())?;
     expect_width(&points, &args.input, checkpoint.dim)?;
     let (n, dim) = (points.rows(), points.cols());
     let x: Mat<f32> = points.cast();
