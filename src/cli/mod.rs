@@ -59,9 +59,12 @@ pub fn main() -> Result<()> {
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => e.exit(),
         Err(e) if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
         Err(e) => {
+            // The message runs to the first blank line (a list of missing arguments continues on
+            // indented lines); usage and hints follow it.
             let text = e.to_string();
-            let first = text.lines().next().unwrap_or_default().trim_start_matches("error: ");
-            anyhow::bail!("{first} (see --help)");
+            let message: Vec<&str> =
+                text.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect();
+            anyhow::bail!("{} (see --help)", message.join(" ").trim_start_matches("error: "));
         }
     };
     match cli.command {
