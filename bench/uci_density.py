@@ -7,10 +7,12 @@ the test log-likelihood with log Z the mean of the two importance-sampling estim
 standard error is <= --log-z-tolerance), the exact score-matching loss on the test split, and |dlog Z| between
 the two estimates (their stability).
 
-    python3 bench/uci_density.py                          # the table of the README (about 15 min on 2 cores)
-    python3 bench/uci_density.py --datasets redwine --objectives ssm,dsm --steps 2000    # a quick look
+    python3 bench/uci_density.py --data-dir DIR           # the table of the README (about 15 min on 2 cores)
+    python3 bench/uci_density.py --data-dir DIR --datasets redwine --objectives ssm,dsm --steps 2000    # a quick look
 
-Needs the UCI files of ../shared/data/uci (or --data-dir); writes bench/results/uci_density.{md,json}
+DIR holds the UCI files winequality-red.csv, winequality-white.csv (Wine Quality) and parkinsons_updrs.data
+(Parkinsons Telemonitoring), as downloaded from the UCI Machine Learning Repository; writes
+bench/results/uci_density.{md,json}
 (`--table-from bench/results/uci_density.json` rewrites the table from a previous run's JSON).
 """
 import argparse, json, os, subprocess, sys, tempfile
@@ -25,7 +27,7 @@ ap.add_argument("--width", type=int, default=64)
 ap.add_argument("--sigma", type=float, default=0.3)
 ap.add_argument("--seed", type=int, default=0)
 ap.add_argument("--log-z-tolerance", type=float, default=0.004)
-ap.add_argument("--data-dir", default="../shared/data/uci")
+ap.add_argument("--data-dir", help="folder holding the UCI files (required unless --table-from)")
 ap.add_argument("--table-from", default=None, help="JSON of a previous run: only rewrite the table")
 ap.add_argument("--out", default="bench/results/uci_density.md")
 ap.add_argument("--json", default="bench/results/uci_density.json")
@@ -33,6 +35,8 @@ a = ap.parse_args()
 
 FILES = {"redwine": "winequality-red.csv", "whitewine": "winequality-white.csv",
          "parkinsons": "parkinsons_updrs.data"}
+if a.data_dir is None and a.table_from is None:
+    ap.error("--data-dir DIR is required: the folder holding " + ", ".join(FILES.values()))
 TRAIN_FLAGS = ["--model", "energy", "--steps", str(a.steps), "--batch", str(a.batch), "--width", str(a.width),
                "--sigma", str(a.sigma), "--seed", str(a.seed), "--json"]
 
@@ -48,7 +52,7 @@ def tweedie(*args, threads=None):
 def run(dataset, objective, tmp):
     path = os.path.join(a.data_dir, FILES[dataset])
     if not os.path.isfile(path):
-        sys.exit(f"{path} not found: this benchmark reads the UCI files of shared/data/uci (or pass --data-dir)")
+        sys.exit(f"--data-dir: {path} not found (expected the UCI file {FILES[dataset]} in {a.data_dir})")
     model = os.path.join(tmp, f"{dataset}-{objective}.safetensors")
     train = tweedie("train", "--target", f"uci:{dataset}={path}", "--objective", objective, "--out", model,
                     *TRAIN_FLAGS, threads=1)

@@ -1,5 +1,5 @@
 //! The Stein gradient estimator (Li & Turner 2018): scores at the sample points from a kernel
-//! regression of Stein's identity, without training (MATH.md Sec. 6).
+//! regression of Stein's identity, without training (docs/math.md §11.2).
 
 use super::error::EstimatorError;
 use super::rbf_kernel::{check_samples, RbfKernel};
@@ -41,7 +41,7 @@ pub struct SteinFit {
 /// with the RBF kernel `k(x, y) = exp(-||x - y||^2 / (2 w^2))`. Time `O(M^2 D + M^3)`, memory `O(M^2)`.
 ///
 /// # Reference
-/// Li & Turner, "Gradient Estimators for Implicit Models", ICLR 2018, Eq. (8); MATH.md Sec. 6.
+/// Li & Turner, "Gradient Estimators for Implicit Models", ICLR 2018, Eq. (8); docs/math.md §11.2.
 ///
 /// # Errors
 /// [`EstimatorError`] for fewer than 2 samples, a non-finite sample, a bad `eta` or bandwidth, or a

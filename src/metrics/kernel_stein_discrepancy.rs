@@ -69,7 +69,7 @@ impl ImqKernel {
 /// negative). Rows are summed in parallel, then over rows in order (deterministic).
 ///
 /// # Reference
-/// MATH.md Sec. 10; Liu, Lee & Jordan (2016), *A Kernelized Stein Discrepancy for Goodness-of-fit Tests*,
+/// docs/math.md §12.3; Liu, Lee & Jordan (2016), *A Kernelized Stein Discrepancy for Goodness-of-fit Tests*,
 /// Eq. (14); Gorham & Mackey (2017), *Measuring Sample Quality with Kernels*, Sec. 3 (IMQ kernel).
 ///
 /// # Errors

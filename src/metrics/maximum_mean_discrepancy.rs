@@ -87,7 +87,7 @@ fn kernel_sum(k: &RbfKernel, a: &Mat<f64>, b: Option<&Mat<f64>>) -> f64 {
 /// be slightly negative when the distributions agree.
 ///
 /// # Reference
-/// MATH.md Sec. 10; Gretton et al. (2012), *A Kernel Two-Sample Test*, JMLR 13, Eq. (3).
+/// docs/math.md §12.2; Gretton et al. (2012), *A Kernel Two-Sample Test*, JMLR 13, Eq. (3).
 ///
 /// # Errors
 /// [`MetricError::TooFewSamples`] when either sample has fewer than 2 rows.

@@ -28,7 +28,7 @@ pub struct MixtureWeightTv {
 /// with the same statistic of an exact sample of the same size.
 ///
 /// # Reference
-/// MATH.md Sec. 10.
+/// docs/math.md §12.4.
 ///
 /// # Errors
 /// [`MetricError::TooFewSamples`] for an empty sample.

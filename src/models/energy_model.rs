@@ -1,5 +1,5 @@
 //! The energy model: a scalar network `E(x)` plus a fixed Gaussian base term, with density
-//! `p(x) = exp(-E(x)) / Z` and score `s1 = -grad_x E` (MATH.md Sec. 5).
+//! `p(x) = exp(-E(x)) / Z` and score `s1 = -grad_x E` (docs/math.md §7.1).
 
 use crate::linalg::{Mat, Real};
 use crate::nn::{Activation, Mlp};

@@ -1,7 +1,7 @@
 //! The input gradient `grad_x E` of a scalar-output [`Mlp`] written as a forward computation (the
 //! network's backward chain run as a second pass), with the reverse pass that differentiates it in the
 //! parameters. Energy models need it for every objective that uses `||grad_x E||^2` or `s = -grad_x E`
-//! at a point (SSM-VR, DSM), MATH.md Sec. 5.
+//! at a point (SSM-VR, DSM), docs/math.md §7.2 and §8.6.
 //!
 //! # Cost
 //! The value pass is one forward pass plus one backward chain (`2L` GEMMs for `L` layers); the reverse

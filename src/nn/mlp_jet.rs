@@ -1,5 +1,5 @@
 //! The second-order jet pass of an [`Mlp`] along directions, and its reverse pass: `phi(t) = f(x + t v)`
-//! with `phi(0), phi'(0), phi''(0)` from one stacked forward pass (MATH.md Secs. 5 and 11).
+//! with `phi(0), phi'(0), phi''(0)` from one stacked forward pass (docs/math.md §6.5 and §8.5).
 
 use super::jet::{jet_directions, ActivationJet, JetCache};
 use super::layer::Layer;

@@ -1,4 +1,4 @@
-//! First-order denoising score matching (DSM) and its control-variate form (DSM-VR), MATH.md Sec. 3.
+//! First-order denoising score matching (DSM) and its control-variate form (DSM-VR), docs/math.md §3.
 
 use crate::linalg::Real;
 

@@ -1,5 +1,5 @@
 //! Exact score matching (ESM, Hyvarinen 2005) from `D` basis directions per point, for score networks
-//! (tangent pass) and for energy networks (second-order jets), MATH.md Sec. 5.
+//! (tangent pass) and for energy networks (second-order jets), docs/math.md §6.1 and §6.5.
 
 use crate::linalg::{Mat, Real};
 
@@ -31,7 +31,7 @@ pub fn basis_directions_into<F: Real>(points: usize, dim: usize, out: &mut [F]) 
 ///
 /// # Reference
 /// Hyvarinen, "Estimation of non-normalized statistical models by score matching", JMLR 2005, Thm. 1;
-/// MATH.md Sec. 5.
+/// docs/math.md §6.1.
 #[track_caller]
 pub fn esm_loss<F: Real>(s: &[F], s_dot: &[F], points: usize, g_s: &mut [F], g_s_dot: &mut [F]) -> F {
     assert!(points > 0 && s.len().is_multiple_of(points), "esm_loss: {} scores for {points} points", s.len());

@@ -1,5 +1,5 @@
 //! Finite-difference sliced score matching (FD-SSM, Pang et al. 2020): SSM with the directional
-//! derivatives replaced by central differences, so it needs only function evaluations (MATH.md Sec. 5).
+//! derivatives replaced by central differences, so it needs only function evaluations (docs/math.md §6.6).
 
 use crate::linalg::Real;
 
@@ -29,7 +29,7 @@ pub fn fd_directions_into<F: Real>(z: &[F], dim: usize, eps: F, v: &mut [F]) {
 ///
 /// # Reference
 /// Pang, Xu, Li, Song, Ermon, Zhu, "Efficient Learning of Generative Models via Finite-Difference Score
-/// Matching", NeurIPS 2020, Eq. (10); MATH.md Sec. 5.
+/// Matching", NeurIPS 2020, Eq. (10); docs/math.md §6.6.
 #[allow(clippy::too_many_arguments)]
 #[track_caller]
 pub fn fd_ssm_loss<F: Real>(

@@ -1,5 +1,5 @@
 //! The projection distributions of sliced score matching: Gaussian, Rademacher and the sphere of radius
-//! `sqrt(D)`, each with `E[v v^T] = I` (MATH.md Sec. 5).
+//! `sqrt(D)`, each with `E[v v^T] = I` (docs/math.md §6.4).
 
 use super::error::ObjectiveError;
 use crate::linalg::Real;

@@ -1,4 +1,4 @@
-//! Second-order denoising score matching (D2SM), MATH.md Sec. 3: regress `S2` (and `h = S2 + s1 s1^T`)
+//! Second-order denoising score matching (D2SM), docs/math.md §4: regress `S2` (and `h = S2 + s1 s1^T`)
 //! onto the Tweedie targets built from the noise, in forms A, B and the antithetic A-VR. Losses use the
 //! structured closed forms, so diagonal and low-rank heads never build a `D x D` matrix.
 #![allow(non_snake_case)]
@@ -274,7 +274,7 @@ mod tests {
         [SecondOrderHead::Full, SecondOrderHead::Diagonal, SecondOrderHead::LowRank { rank: 2 }];
     const FORMS: [D2smForm; 3] = [D2smForm::A, D2smForm::B, D2smForm::AVr];
 
-    /// MATH.md Sec. 3 written literally with dense `D x D` matrices.
+    /// docs/math.md §4 written literally with dense `D x D` matrices.
     fn direct_loss(
         form: D2smForm,
         head: SecondOrderHead,

@@ -1,5 +1,5 @@
 //! Sliced score matching (SSM) and its variance-reduced form (SSM-VR), for score networks and for energy
-//! networks (MATH.md Sec. 5). Each function returns the batch loss and writes the cotangents of the
+//! networks (docs/math.md §6.2-§6.5). Each function returns the batch loss and writes the cotangents of the
 //! network outputs it reads; the caller runs one reverse pass through the primal and tangent (or jet)
 //! streams with them.
 
@@ -33,7 +33,8 @@ pub struct SlicedScores<'a, F> {
 /// `dJ/ds_i = (1/nM) sum_tau (v.s) v` (SSM) or `s_i / n` (SSM-VR) and `dJ/ds_dot = v / (nM)`.
 ///
 /// # Reference
-/// Song, Garg, Shi, Ermon, "Sliced Score Matching", UAI 2019, Eqs. (7) and (8); MATH.md Secs. 5 and 11.
+/// Song, Garg, Shi, Ermon, "Sliced Score Matching", UAI 2019, Eqs. (7) and (8);
+/// docs/math.md §6.2-§6.5 and §8.3.
 #[track_caller]
 pub fn ssm_loss<F: Real>(
     batch: &SlicedScores<'_, F>,
@@ -89,7 +90,7 @@ pub fn ssm_loss<F: Real>(
 /// Writes `dJ/dphi1 = phi1 / (nM)` and `dJ/dphi2 = -1/(nM)`.
 ///
 /// # Reference
-/// Song et al. 2019, Sec. 3 (energy-based models); MATH.md Sec. 5.
+/// Song et al. 2019, Sec. 3 (energy-based models); docs/math.md §6.5.
 #[track_caller]
 pub fn ssm_energy_loss<F: Real>(phi1: &[F], phi2: &[F], g_phi1: &mut [F], g_phi2: &mut [F]) -> F {
     assert!(

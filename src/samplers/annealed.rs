@@ -182,7 +182,7 @@ impl<L: ScoreSource> Levels<L> {
 /// again.
 ///
 /// # Reference
-/// MATH.md Sec. 8; Song & Ermon (2019), *Generative Modeling by Estimating Gradients of the Data
+/// docs/math.md §10.5; Song & Ermon (2019), *Generative Modeling by Estimating Gradients of the Data
 /// Distribution*, Alg. 1; the final denoising step: Jolicoeur-Martineau et al. (2021), Sec. 3.
 ///
 /// # Example
@@ -231,7 +231,7 @@ impl<L: ScoreSource> Sampler for AnnealedUla<L> {
 /// ULA.
 ///
 /// # Reference
-/// MATH.md Sec. 8; Meng et al. (2021), Sec. 5.
+/// docs/math.md §10.5; Meng et al. (2021), Sec. 5.
 pub struct AnnealedOzaki<L: CurvatureSource> {
     levels: Levels<L>,
     solver: OzakiSolver,

@@ -35,7 +35,7 @@ impl Default for MalaSettings {
 /// diverge. Scores and log densities at the current positions are cached between steps.
 ///
 /// # Reference
-/// MATH.md Sec. 8; Roberts & Tweedie (1996), *Bernoulli* 2(4), Sec. 1.
+/// docs/math.md §10.2; Roberts & Tweedie (1996), *Bernoulli* 2(4), Sec. 1.
 ///
 /// # Example
 /// ```

@@ -75,7 +75,7 @@ impl OzakiSettings {
 /// `D` normals ($\xi$), drawn before anything else, for every solver.
 ///
 /// # Reference
-/// MATH.md Sec. 8; Ozaki (1992), *Statistica Sinica* 2, 113-135; Shoji & Ozaki (1998); the
+/// docs/math.md §10.3; Ozaki (1992), *Statistica Sinica* 2, 113-135; Shoji & Ozaki (1998); the
 /// Hessian-informed sampling experiments of Meng et al. (2021), Sec. 5.
 ///
 /// # Example

@@ -18,7 +18,7 @@ pub fn phi1(a: f64) -> f64 {
 /// The Ozaki drift factor of one eigenvalue: $h\,\varphi_1(h l) = (e^{h l} - 1)/l$, limit $h$ at $l = 0$.
 ///
 /// # Reference
-/// MATH.md Sec. 8.
+/// docs/math.md §10.3.
 pub fn drift_factor(h: f64, l: f64) -> f64 {
     h * phi1(h * l)
 }
@@ -27,7 +27,7 @@ pub fn drift_factor(h: f64, l: f64) -> f64 {
 /// $2h$ at $l = 0$; the noise standard deviation along that eigenvector is its square root.
 ///
 /// # Reference
-/// MATH.md Sec. 8.
+/// docs/math.md §10.3.
 pub fn noise_variance_factor(h: f64, l: f64) -> f64 {
     2.0 * h * phi1(2.0 * h * l)
 }

@@ -39,7 +39,7 @@ pub(crate) fn check_step_size(h: f64) -> Result<(), SamplerError> {
 /// for $h l \ge 2$.
 ///
 /// # Reference
-/// MATH.md Sec. 8; Roberts & Tweedie (1996), *Bernoulli* 2(4), Sec. 1.
+/// docs/math.md §10.1; Roberts & Tweedie (1996), *Bernoulli* 2(4), Sec. 1.
 ///
 /// # Example
 /// ```

@@ -29,7 +29,7 @@ use nalgebra::DMatrix;
 /// scores costs $O(K D^2)$ per point (score and Hessian) or $O(K D^3)$ (third score).
 ///
 /// # Reference
-/// MATH.md Sec. 9 (Meng et al. 2021, App. on mixtures).
+/// docs/math.md §14.1 (Meng et al. 2021, App. on mixtures).
 ///
 /// # Example
 /// ```
@@ -181,7 +181,7 @@ impl GaussianMixture {
     /// $$ q_\sigma = \sum_k \pi_k\, \mathcal N(\mu_k, C_k), \qquad C_k = \Sigma_k + \sigma^2 I. $$
     ///
     /// # Reference
-    /// MATH.md Secs. 1 and 9.
+    /// docs/math.md §1.1 and §14.1.
     ///
     /// # Errors
     /// [`TargetError::NonPositiveSigma`] unless $\sigma$ is positive and finite.

@@ -25,7 +25,7 @@ impl GaussianMixture {
     /// fewer components than `self` (its weights must be positive).
     ///
     /// # Reference
-    /// MATH.md Secs. 2 and 9 (Meng et al. 2021, Sec. 3; Efron 2011).
+    /// docs/math.md §2 and §14.4 (Meng et al. 2021, Sec. 3; Efron 2011).
     ///
     /// # Errors
     /// [`TargetError::NonPositiveSigma`] unless $\sigma$ is positive and finite;
@@ -168,8 +168,8 @@ mod tests {
 
     #[test]
     fn posterior_components_follow_the_definition() {
-        // m_k = mu_k + Sigma_k C_k^{-1} (x~ - mu_k), S_k = Sigma_k - Sigma_k C_k^{-1} Sigma_k (MATH.md Sec. 9),
-        // against the stable forms the code uses.
+        // m_k = mu_k + Sigma_k C_k^{-1} (x~ - mu_k), S_k = Sigma_k - Sigma_k C_k^{-1} Sigma_k
+        // (docs/math.md §14.4), against the stable forms the code uses.
         let p = parse_target("gmm:dim=3,components=2,seed=9").unwrap();
         let (sigma, xt, D) = (0.7, [0.4, -1.0, 2.5], 3);
         let q = p.noisy(sigma).unwrap();
