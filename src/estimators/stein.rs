@@ -37,7 +37,8 @@ pub struct SteinFit {
 /// # Definition
 /// Stein's identity with the test functions `k(x_i, .)` gives, at the samples,
 /// $$ \hat G = -(K + \eta I)^{-1} \langle \nabla, K \rangle,\qquad
-///    \langle \nabla, K\rangle_{i,:} = \sum_j \nabla_{x_j} k(x_i, x_j) = \sum_j k(x_i, x_j)\,\frac{x_i - x_j}{w^2}, $$
+///    \langle \nabla, K\rangle_{i,:} = \sum_j \nabla_{x_j} k(x_i, x_j) =
+///    \sum_j k(x_i, x_j)\ \frac{x_i - x_j}{w^2}, $$
 /// with the RBF kernel `k(x, y) = exp(-||x - y||^2 / (2 w^2))`. Time `O(M^2 D + M^3)`, memory `O(M^2)`.
 ///
 /// # Reference

@@ -8,7 +8,7 @@ use rayon::prelude::*;
 /// Points used by [`median_bandwidth`]: the first `MEDIAN_POINTS` rows (`O(n^2)` distances).
 pub const MEDIAN_POINTS: usize = 1000;
 
-/// The Gaussian (RBF) kernel $k(x, y) = \exp(-\|x - y\|^2 / (2 w^2))$.
+/// The Gaussian (RBF) kernel $k(x, y) = \exp(-\Vert x - y\Vert^2 / (2 w^2))$.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RbfKernel {
     bandwidth: f64,
@@ -43,7 +43,7 @@ impl RbfKernel {
     }
 }
 
-/// The median heuristic: the median of the pairwise distances $\|x_i - x_j\|$, $i < j$, over the first
+/// The median heuristic: the median of the pairwise distances $\Vert x_i - x_j\Vert$, $i < j$, over the first
 /// [`MEDIAN_POINTS`] rows of `x` (the lower middle element for an even count).
 ///
 /// # Errors

@@ -124,7 +124,7 @@ impl<F: Real> Mlp<F> {
     ///
     /// # Definition
     /// Reverse of the backward chain (`bar` marks cotangents):
-    /// $$ \bar\delta_0 = \bar g\, W_0,\ \bar W_0 \mathrel{+}= \bar g^\top \delta_0;\quad
+    /// $$ \bar\delta_0 = \bar g\  W_0,\ \bar W_0 \mathrel{+}= \bar g^\top \delta_0;\quad
     ///    \bar\gamma_k = f'(a_k) \odot \bar\delta_k,\ \bar a_k \mathrel{+}= f''(a_k) \odot \gamma_k \odot
     ///    \bar\delta_k,\ \bar\delta_{k+1} = \bar\gamma_k W_{k+1},\ \bar W_{k+1} \mathrel{+}= \bar\gamma_k^\top
     ///    \delta_{k+1}; $$

@@ -17,10 +17,10 @@ use crate::linalg::{Mat, Real};
 ///
 /// # Definition
 /// Forward, per element and direction:
-/// $$ h = f(a),\quad h' = f'(a)\,a',\quad h'' = f''(a)\,a'^2 + f'(a)\,a''. $$
+/// $$ h = f(a),\quad h' = f'(a)\ a',\quad h'' = f''(a)\ a'^2 + f'(a)\ a''. $$
 /// Reverse, given cotangents `(g, g1, g2)` of `(h, h', h'')`:
-/// $$ \bar a'' = f'(a)\,g_2,\quad \bar a' = f'(a)\,g_1 + 2 f''(a)\,a'\,g_2,\quad
-///    \bar a = f'(a)\,g + \sum_\tau \big[f''(a)\,a'\,g_1 + (f'''(a)\,a'^2 + f''(a)\,a'')\,g_2\big]. $$
+/// $$ \bar a'' = f'(a)\ g_2,\quad \bar a' = f'(a)\ g_1 + 2 f''(a)\ a'\ g_2,\quad
+///    \bar a = f'(a)\ g + \sum_\tau \big[f''(a)\ a'\ g_1 + (f'''(a)\ a'^2 + f''(a)\ a'')\ g_2\big]. $$
 ///
 /// # Reference
 /// docs/math.md §8.5; Song et al. 2019 (SSM), Sec. 3.

@@ -55,7 +55,7 @@ impl<F: Real> Mlp<F> {
     /// # Definition
     /// With the input jet `[x; v; 0]` (see [`stack_jet_input`]) the output jet is
     /// $$ \big[f(x);\ \partial_t f(x + t v)|_0;\ \partial_t^2 f(x + t v)|_0\big] = \big[f(x);\ J_f(x) v;\
-    ///    (v^\top \nabla^2 f_k(x)\, v)_k\big]. $$
+    ///    (v^\top \nabla^2 f_k(x)\  v)_k\big]. $$
     /// For an energy network `E` these are `E`, `-v^T s` and `-v^T (grad s) v` with `s = -grad E`.
     #[track_caller]
     pub fn jet_forward_trace<'t>(&self, x: &Mat<F>, n: usize, trace: &'t mut MlpJetTrace<F>) -> &'t Mat<F> {

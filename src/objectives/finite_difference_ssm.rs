@@ -23,7 +23,8 @@ pub fn fd_directions_into<F: Real>(z: &[F], dim: usize, eps: F, v: &mut [F]) {
 ///
 /// # Definition
 /// With `v = eps u`, `u` uniform on the unit sphere, `a = s(x + v)`, `b = s(x - v)`:
-/// $$ J = \frac1n \sum_i \Big[ \tfrac18 \|a_i + b_i\|^2 + \frac{D}{2\varepsilon^2} (a_i - b_i)^\top v_i \Big], $$
+/// $$ J = \frac1n \sum_i \Big[ \tfrac18 \Vert a_i + b_i\Vert^2 +
+///    \frac{D}{2\varepsilon^2} (a_i - b_i)^\top v_i \Big], $$
 /// which tends to `tr grad s + ||s||^2/2` per point as `eps -> 0` since `E[D u u^T] = I`.
 /// Writes `dJ/da = ((a+b)/4 + D v / (2 eps^2)) / n` and `dJ/db = ((a+b)/4 - D v / (2 eps^2)) / n`.
 ///

@@ -75,8 +75,8 @@ pub struct AnnealedSettings {
     pub schedule: GeometricSchedule,
     /// Langevin steps per level (at least 1).
     pub steps_per_level: usize,
-    /// Step size per unit noise variance $h > 0$: level $i$ steps with $h_i = h\,\sigma_i^2$ (Song &
-    /// Ermon's $\alpha_i = \epsilon\,\sigma_i^2/\sigma_L^2$ with $h = \epsilon/\sigma_L^2$); ULA on
+    /// Step size per unit noise variance $h > 0$: level $i$ steps with $h_i = h\ \sigma_i^2$ (Song &
+    /// Ermon's $\alpha_i = \epsilon\ \sigma_i^2/\sigma_L^2$ with $h = \epsilon/\sigma_L^2$); ULA on
     /// $q_{\sigma_i}$ is stable for $h < 2$ roughly.
     pub step_size: f64,
     /// Apply the Tweedie denoising step $x \leftarrow x + \sigma_L^2 s_1(x;\sigma_L)$ after the last step.
@@ -176,8 +176,8 @@ impl<L: ScoreSource> Levels<L> {
 /// Annealed Langevin dynamics: ULA at each noise level, then Tweedie denoising.
 ///
 /// # Definition
-/// For $i = 1..L$, `steps_per_level` ULA steps on $q_{\sigma_i}$ with step $h_i = h\,\sigma_i^2$; then
-/// $x \leftarrow x + \sigma_L^2\, s_1(x; \sigma_L)$ (the posterior mean $\mathbb E[x_0 \mid x]$ by
+/// For $i = 1..L$, `steps_per_level` ULA steps on $q_{\sigma_i}$ with step $h_i = h\ \sigma_i^2$; then
+/// $x \leftarrow x + \sigma_L^2\  s_1(x; \sigma_L)$ (the posterior mean $\mathbb E[x_0 \mid x]$ by
 /// Tweedie's formula). Steps past the end of the schedule continue at the last level without denoising
 /// again.
 ///

@@ -145,9 +145,10 @@ impl GaussianMixture {
     /// # Definition
     /// With component scores $a_k = -P_k (x - \mu_k)$, $s_1 = \sum_k r_k a_k$ and $d_k = a_k - s_1$
     /// ($s_3$ is the third cumulant of a formal mixture with means $a_k$ and covariances $-P_k$):
-    /// $$ (s_3)_{ijl} = \sum_k r_k \big[ d_i d_j d_l - P_{ij} d_l - P_{il} d_j - P_{jl} d_i \big]_k, $$
-    /// algebraically equal to the raw-moment form $m_3 - (m_2 \otimes s_1)_{\rm sym} + 2 s_1^{\otimes 3}$,
-    /// but centred first so that nothing cancels far from the means. Cost $O(K D^3)$.
+    /// $$ s_{3,ijl} = \sum_k r_k \big[ d_{ki} d_{kj} d_{kl} - P_{k,ij} d_{kl} - P_{k,il} d_{kj} -
+    ///    P_{k,jl} d_{ki} \big], $$
+    /// algebraically equal to the raw-moment form of docs/math.md §14.3, but centred first so that nothing
+    /// cancels far from the means. Cost $O(K D^3)$.
     ///
     /// # Reference
     /// docs/math.md §14.3 and §2.4 (Meng et al. 2021, Sec. 3, third-order Tweedie).
@@ -193,7 +194,7 @@ fn softmax_in_place(ell: &mut [f64]) -> f64 {
     max + total.ln()
 }
 
-/// $\log p(x) = \operatorname{logsumexp}_k\, [\log \pi_k + \log \mathcal N(x; \mu_k, \Sigma_k)]$.
+/// $\log p(x) = \operatorname{logsumexp}_k\  [\log \pi_k + \log \mathcal N(x; \mu_k, \Sigma_k)]$.
 impl LogDensity for GaussianMixture {
     #[track_caller]
     fn log_density(&self, x: &[f64]) -> f64 {
@@ -206,7 +207,7 @@ impl LogDensity for GaussianMixture {
     }
 }
 
-/// $s_1(x) = \sum_k r_k(x)\, a_k(x)$, $a_k = -P_k (x - \mu_k)$ (docs/math.md §14.3).
+/// $s_1(x) = \sum_k r_k(x)\  a_k(x)$, $a_k = -P_k (x - \mu_k)$ (docs/math.md §14.3).
 impl Score for GaussianMixture {
     #[track_caller]
     fn score_into(&self, x: &[f64], out: &mut [f64]) {

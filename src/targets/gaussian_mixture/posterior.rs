@@ -12,7 +12,7 @@ impl GaussianMixture {
     /// # Definition
     /// With $C_k = \Sigma_k + \sigma^2 I$ and $r_k(\tilde x)$ the responsibilities of $q_\sigma$
     /// ([`noisy`](Self::noisy)):
-    /// $$ p(x \mid \tilde x) = \sum_k r_k(\tilde x)\, \mathcal N(x;\ m_k, S_k), \quad
+    /// $$ p(x \mid \tilde x) = \sum_k r_k(\tilde x)\  \mathcal N(x;\ m_k, S_k), \quad
     ///    m_k = \mu_k + \Sigma_k C_k^{-1} (\tilde x - \mu_k), \quad
     ///    S_k = \Sigma_k - \Sigma_k C_k^{-1} \Sigma_k. $$
     /// They are computed in the equivalent forms $m_k = \tilde x - \sigma^2 C_k^{-1} (\tilde x - \mu_k)$ and
