@@ -49,8 +49,8 @@ pub fn stack_jet_input<F: Real>(x: &Mat<F>, directions: &Mat<F>, out: &mut Mat<F
 }
 
 impl<F: Real> Mlp<F> {
-    /// Second-order jet forward pass over a stacked jet batch `x` (layout of [`super::jet`]: `n` primal
-    /// rows, `m n` first-order rows, `m n` second-order rows), recording what [`Mlp::jet_reverse`] needs.
+    /// Second-order jet forward pass over a stacked jet batch `x` (docs/math.md §8.5: `n` primal rows,
+    /// `m n` first-order rows, `m n` second-order rows), recording what [`Mlp::jet_reverse`] needs.
     ///
     /// # Definition
     /// With the input jet `[x; v; 0]` (see [`stack_jet_input`]) the output jet is

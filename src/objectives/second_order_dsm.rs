@@ -12,13 +12,16 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum D2smForm {
-    /// Form A (reference code): `L2A = E || S2 + s1 s1^T + (I - z z^T)/sigma^2 ||_F^2` (up to a
-    /// constant, halved), `s1` NOT detached, so it also trains `s1`.
+    /// Form A: per sample $\tfrac12 \Vert h + \Delta \Vert_F^2$ up to a constant, with
+    /// $h = S_2 + s_1 s_1^\top$ and $\Delta = (I - z z^\top)/\sigma^2$; $s_1$ is not detached, so it also
+    /// trains $s_1$ (docs/math.md §4.1).
     A,
-    /// Form B (posterior-centred): `L2B = E || S2 - (u u^T - I)/sigma^2 ||_F^2`, `u = z + sigma s1(x~)`
-    /// with `s1` detached; error of second order in the error of `s1`.
+    /// Form B (posterior-centred): per sample $\Vert S_2 - (u u^\top - I)/\sigma^2 \Vert_F^2$ with
+    /// $u = z + \sigma s_1(\tilde x)$ and $s_1$ detached; error of second order in the error of $s_1$
+    /// (docs/math.md §4.2).
     B,
-    /// Form A with antithetic noise `x +- sigma z` and the control variate `h0 = h(x)` at the clean point.
+    /// Form A with the antithetic pair $x \pm \sigma z$ and the control variate $h(x)$ at the clean point
+    /// (docs/math.md §4.3).
     AVr,
 }
 
