@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Driver of the peer benchmarks (shared/spec/BENCHMARKS.md): runs tweedie and each available peer
+"""Driver of the peer benchmarks (docs/benchmarks.md): runs tweedie and each available peer
 alternately, round by round, and prints the median over rounds of each one's per-round median, and the ratio
 peer/tweedie (> 1: tweedie is faster).
 
@@ -55,7 +55,7 @@ def parse_args():
     ap.add_argument("--reps", type=int, default=20, help="timed calls per (workload, dim) in each run")
     ap.add_argument("--threads", default="1", help="thread count, or a list (1,2): one table each")
     ap.add_argument("--workloads", default=",".join(WORKLOADS))
-    ap.add_argument("--dims", default=None, help="dims for every workload (default: per workload, BENCHMARKS.md)")
+    ap.add_argument("--dims", default=None, help="dims for every workload (default: per workload, docs/benchmarks.md)")
     ap.add_argument("--no-pin", action="store_true", help="do not pin each run to --threads CPUs")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds allowed to one run of one impl")
     ap.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",

@@ -1,7 +1,7 @@
 """Shared pieces of the peer benchmarks (bench/peers/jax_peer.py, bench/peers/torch_peer.py).
 
 Everything that must be identical between the peers lives here: the CLI, the workload constants
-(BENCHMARKS.md), the numpy-generated data and initial weights (so that both peers start from the very same
+(docs/benchmarks.md), the numpy-generated data and initial weights (so that both peers start from the very same
 numbers), the timing loop and the JSON output line. This module imports neither jax nor torch, so that each
 peer can set its thread environment before importing its framework.
 """
@@ -86,7 +86,7 @@ def make_case(workload, d, seed=0):
 
 
 def parse_args(impl):
-    ap = argparse.ArgumentParser(description=f"{impl} peer benchmark of tweedie's workloads (BENCHMARKS.md)")
+    ap = argparse.ArgumentParser(description=f"{impl} peer benchmark of tweedie's workloads (docs/benchmarks.md)")
     ap.add_argument("--workloads", default=",".join(WORKLOADS),
                     help="comma-separated subset of " + ",".join(WORKLOADS))
     ap.add_argument("--dims", default=None,

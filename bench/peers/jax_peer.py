@@ -1,4 +1,4 @@
-"""JAX peer (jit, CPU) of tweedie's benchmark workloads; conventions of shared/reference/d2sm_jax.py.
+"""JAX peer (jit, CPU) of tweedie's benchmark workloads; shared definitions in docs/benchmarks.md §2.
 
     .venv-peers/bin/python bench/peers/jax_peer.py --workloads dsm_step,hessian_autodiff --dims 2,16 --reps 30 --threads 1
 
@@ -51,7 +51,7 @@ def dsm_loss(p, x, z):
 
 
 def l2a_closed(form, out, s, z, D):
-    """Form-A D2SM loss per sample by the closed forms of MATH.md Sec. 3 (no D x D matrix);
+    """Form-A D2SM loss per sample by the closed forms of docs/math.md §5.3-§5.4 (no D x D matrix);
     h = S2 + s s^T, L2A = 0.5 (||h||_F^2 + (2/sigma^2)(tr h - z^T h z))."""
     ss = jnp.sum(s * s, -1)
     sz = jnp.sum(s * z, -1)

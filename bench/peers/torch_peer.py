@@ -53,7 +53,7 @@ def tosym(v, D):
 
 # ---------------------------------------------------------------- losses (per batch, mean over samples)
 def l2a_closed(form, out, s, z, D):
-    """Form-A D2SM loss per sample by the closed forms of MATH.md Sec. 3 (no D x D matrix)."""
+    """Form-A D2SM loss per sample by the closed forms of docs/math.md §5.3-§5.4 (no D x D matrix)."""
     ss = (s * s).sum(-1)
     sz = (s * z).sum(-1)
     if form == "diag":

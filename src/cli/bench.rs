@@ -1,4 +1,4 @@
-//! `tweedie bench`: the fixed benchmark workloads of BENCHMARKS.md, timed in-process; prints one JSON
+//! `tweedie bench`: the fixed benchmark workloads of docs/benchmarks.md, timed in-process; prints one JSON
 //! line per (workload, dim) for `bench/compare.py`, which runs the JAX and PyTorch peers alongside.
 
 use anyhow::{bail, Result};
@@ -20,12 +20,12 @@ use tweedie::train::{loss_and_gradient, Objective, StepWorkspace};
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     /// Comma-separated workloads: dsm_step, d2sm_step, ssm_step (SSM-VR, M = 1, Rademacher, as in
-    /// BENCHMARKS.md), ssm_plain_step (SSM, M = 1, Rademacher), esm_step, hessian_learned,
+    /// docs/benchmarks.md), ssm_plain_step (SSM, M = 1, Rademacher), esm_step, hessian_learned,
     /// hessian_autodiff, stein_fit, ssge_fit (for the kernel estimators `--dims` are sample counts M, on
     /// an 8-dimensional Gaussian).
     #[arg(long, default_value = "dsm_step,d2sm_step,ssm_step,hessian_learned,hessian_autodiff")]
     workloads: String,
-    /// Comma-separated dimensions (default: each workload's sizes from BENCHMARKS.md).
+    /// Comma-separated dimensions (default: each workload's sizes, docs/benchmarks.md).
     #[arg(long)]
     dims: Option<String>,
     /// Timed repetitions per workload (after warm-up).

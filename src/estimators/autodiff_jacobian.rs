@@ -1,4 +1,4 @@
-//! The autodiff baseline (MATH.md Sec. 4): the Hessian of `log q_sigma` as the Jacobian of a learned
+//! The autodiff baseline (docs/math.md §9): the Hessian of `log q_sigma` as the Jacobian of a learned
 //! first-order score network, from `D` forward tangent passes per point, symmetrised.
 
 use crate::linalg::{Mat, Real};

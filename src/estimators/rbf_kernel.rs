@@ -1,5 +1,5 @@
 //! The RBF kernel of the kernel score estimators, its Gram matrix, and the median-heuristic bandwidth
-//! (MATH.md Sec. 6).
+//! (docs/math.md §11.1).
 
 use super::error::EstimatorError;
 use crate::linalg::Mat;

@@ -1,5 +1,5 @@
 //! The spectral Stein gradient estimator (SSGE, Shi, Sun & Zhu 2018): Nystrom eigenfunctions of the RBF
-//! kernel and the score's coefficients in them, giving scores at any point (MATH.md Sec. 6).
+//! kernel and the score's coefficients in them, giving scores at any point (docs/math.md §11.3).
 
 use super::error::EstimatorError;
 use super::rbf_kernel::{check_samples, RbfKernel};
@@ -49,7 +49,7 @@ impl Ssge {
     ///
     /// # Reference
     /// Shi, Sun, Zhu, "A Spectral Approach to Gradient Estimation for Implicit Distributions", ICML 2018,
-    /// Eqs. (12)-(16); MATH.md Sec. 6.
+    /// Eqs. (12)-(16); docs/math.md §11.3.
     ///
     /// # Errors
     /// [`EstimatorError`] for fewer than 2 samples, a non-finite sample, a bad threshold or bandwidth.

@@ -1,5 +1,5 @@
 //! The Stein gradient estimator (Li & Turner 2018): scores at the sample points from a kernel
-//! regression of Stein's identity, without training (MATH.md Sec. 6).
+//! regression of Stein's identity, without training (docs/math.md §11.2).
 
 use super::error::EstimatorError;
 use super::rbf_kernel::{check_samples, RbfKernel};
@@ -37,11 +37,12 @@ pub struct SteinFit {
 /// # Definition
 /// Stein's identity with the test functions `k(x_i, .)` gives, at the samples,
 /// $$ \hat G = -(K + \eta I)^{-1} \langle \nabla, K \rangle,\qquad
-///    \langle \nabla, K\rangle_{i,:} = \sum_j \nabla_{x_j} k(x_i, x_j) = \sum_j k(x_i, x_j)\,\frac{x_i - x_j}{w^2}, $$
+///    \langle \nabla, K\rangle_{i,:} = \sum_j \nabla_{x_j} k(x_i, x_j) =
+///    \sum_j k(x_i, x_j)\ \frac{x_i - x_j}{w^2}, $$
 /// with the RBF kernel `k(x, y) = exp(-||x - y||^2 / (2 w^2))`. Time `O(M^2 D + M^3)`, memory `O(M^2)`.
 ///
 /// # Reference
-/// Li & Turner, "Gradient Estimators for Implicit Models", ICLR 2018, Eq. (8); MATH.md Sec. 6.
+/// Li & Turner, "Gradient Estimators for Implicit Models", ICLR 2018, Eq. (8); docs/math.md §11.2.
 ///
 /// # Errors
 /// [`EstimatorError`] for fewer than 2 samples, a non-finite sample, a bad `eta` or bandwidth, or a

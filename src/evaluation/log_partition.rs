@@ -267,8 +267,8 @@ impl<'a, F: Real> Proposal<'a, F> {
 ///
 /// # Definition
 /// The proposal is the defensive mixture of a wide Gaussian and Gaussians of bandwidth `h` on centres
-/// `mu_m`: data points and the end points of MALA chains on the model ([`MAX_CENTRES`] at most),
-/// $$ q(x) = (1 - a)\,\mathcal N(x; 0, c^2 I) + \frac{a}{M} \sum_m \mathcal N(x; \mu_m, h^2 I) $$
+/// `mu_m`: data points and the end points of MALA chains on the model (`MAX_CENTRES` at most),
+/// $$ q(x) = (1 - a)\ \mathcal N(x; 0, c^2 I) + \frac{a}{M} \sum_m \mathcal N(x; \mu_m, h^2 I) $$
 /// (`a = 0`, or neither data nor chains: the wide Gaussian alone); with draws `x_k ~ q`,
 /// $$ \hat Z = \frac1K \sum_k w_k,\qquad w_k = \frac{e^{-E(x_k)}}{q(x_k)}, $$
 /// computed in log space. The wide component bounds the weights in the tails (a model with a base

@@ -1,4 +1,4 @@
-//! Relative errors of estimated scores against ground truth (MATH.md Sec. 10).
+//! Relative errors of estimated scores against ground truth (docs/math.md §12.1).
 
 /// `sqrt( sum ||estimate - truth||^2 / sum ||truth||^2 )` over all entries.
 ///

@@ -37,7 +37,7 @@ impl Iat {
 /// window of $W$ lags. A constant series has $\hat\tau = +\infty$.
 ///
 /// # Reference
-/// MATH.md Sec. 10; Geyer (1992), *Practical Markov Chain Monte Carlo*, Statist. Sci. 7(4), Sec. 3.3.
+/// docs/math.md §12.5; Geyer (1992), *Practical Markov Chain Monte Carlo*, Statist. Sci. 7(4), Sec. 3.3.
 ///
 /// # Errors
 /// [`MetricError::TooFewSamples`] for fewer than 4 values.

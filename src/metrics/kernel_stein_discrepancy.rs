@@ -5,7 +5,8 @@ use super::error::{at_least, MetricError};
 use crate::linalg::Mat;
 use rayon::prelude::*;
 
-/// The inverse multiquadric kernel $k(x, y) = (c^2 + \|x - y\|^2)^{\beta}$, $c > 0$, $\beta \in (-1, 0)$.
+/// The inverse multiquadric kernel $k(x, y) = (c^2 + \Vert x - y\Vert^2)^{\beta}$, $c > 0$,
+/// $\beta \in (-1, 0)$.
 ///
 /// The default $c = 1$, $\beta = -1/2$ is the choice of Gorham & Mackey (2017), for which KSD controls
 /// weak convergence.
@@ -39,11 +40,11 @@ impl ImqKernel {
     /// The Stein kernel $u_p(x, y)$ given the scores $s_x = \nabla\log p(x)$, $s_y = \nabla \log p(y)$.
     ///
     /// # Definition
-    /// With $r = x - y$, $q = c^2 + \|r\|^2$ and $k = q^\beta$:
-    /// $$ u_p(x, y) = s_x^\top s_y\, k + s_x^\top \nabla_y k + s_y^\top \nabla_x k + \operatorname{tr}
+    /// With $r = x - y$, $q = c^2 + \Vert r\Vert^2$ and $k = q^\beta$:
+    /// $$ u_p(x, y) = s_x^\top s_y\  k + s_x^\top \nabla_y k + s_y^\top \nabla_x k + \operatorname{tr}
     ///    \nabla_x \nabla_y^\top k $$
-    /// $$ = q^\beta s_x^\top s_y + 2\beta q^{\beta-1} (s_y - s_x)^\top r - 2\beta D q^{\beta-1}
-    ///    - 4\beta(\beta-1) q^{\beta-2} \|r\|^2 . $$
+    /// $$ = q^\beta s_x^\top s_y + 2\beta q^{\beta-1} (s_y - s_x)^\top r - 2\beta D q^{\beta-1} -
+    ///    4\beta(\beta-1) q^{\beta-2} \Vert r\Vert^2 . $$
     pub fn stein(&self, x: &[f64], y: &[f64], s_x: &[f64], s_y: &[f64]) -> f64 {
         let D = x.len() as f64;
         let (mut r2, mut sxsy, mut ds_r) = (0.0, 0.0, 0.0);
@@ -65,11 +66,11 @@ impl ImqKernel {
 ///
 /// # Definition
 /// $$ \widehat{\mathrm{KSD}}{}^2_u = \frac{1}{n(n-1)} \sum_{i \ne j} u_p(x_i, x_j) , $$
-/// unbiased for $\mathbb E_{x, x' \sim q}\, u_p(x, x')$, which is 0 iff $q = p$ (it can be slightly
+/// unbiased for $\mathbb E_{x, x' \sim q}\  u_p(x, x')$, which is 0 iff $q = p$ (it can be slightly
 /// negative). Rows are summed in parallel, then over rows in order (deterministic).
 ///
 /// # Reference
-/// MATH.md Sec. 10; Liu, Lee & Jordan (2016), *A Kernelized Stein Discrepancy for Goodness-of-fit Tests*,
+/// docs/math.md §12.3; Liu, Lee & Jordan (2016), *A Kernelized Stein Discrepancy for Goodness-of-fit Tests*,
 /// Eq. (14); Gorham & Mackey (2017), *Measuring Sample Quality with Kernels*, Sec. 3 (IMQ kernel).
 ///
 /// # Errors

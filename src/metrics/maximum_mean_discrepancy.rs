@@ -8,7 +8,7 @@ use rayon::prelude::*;
 /// Points used by [`median_bandwidth`]: the first `MEDIAN_POINTS` rows (`O(n^2)` distances).
 pub const MEDIAN_POINTS: usize = 1000;
 
-/// The Gaussian (RBF) kernel $k(x, y) = \exp(-\|x - y\|^2 / (2 w^2))$.
+/// The Gaussian (RBF) kernel $k(x, y) = \exp(-\Vert x - y\Vert^2 / (2 w^2))$.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RbfKernel {
     bandwidth: f64,
@@ -43,7 +43,7 @@ impl RbfKernel {
     }
 }
 
-/// The median heuristic: the median of the pairwise distances $\|x_i - x_j\|$, $i < j$, over the first
+/// The median heuristic: the median of the pairwise distances $\Vert x_i - x_j\Vert$, $i < j$, over the first
 /// [`MEDIAN_POINTS`] rows of `x` (the lower middle element for an even count).
 ///
 /// # Errors
@@ -87,7 +87,7 @@ fn kernel_sum(k: &RbfKernel, a: &Mat<f64>, b: Option<&Mat<f64>>) -> f64 {
 /// be slightly negative when the distributions agree.
 ///
 /// # Reference
-/// MATH.md Sec. 10; Gretton et al. (2012), *A Kernel Two-Sample Test*, JMLR 13, Eq. (3).
+/// docs/math.md §12.2; Gretton et al. (2012), *A Kernel Two-Sample Test*, JMLR 13, Eq. (3).
 ///
 /// # Errors
 /// [`MetricError::TooFewSamples`] when either sample has fewer than 2 rows.

@@ -21,14 +21,14 @@ pub struct MixtureWeightTv {
 ///
 /// # Definition
 /// With $k(x) = \arg\max_k \pi_k \mathcal N(x; \mu_k, \Sigma_k)$
-/// ([`GaussianMixture::nearest_component`]) and $f_k = \#\{i : k(x_i) = k\}/n$,
+/// ([`GaussianMixture::nearest_component`]) and $f_k = |\lbrace i : k(x_i) = k \rbrace| / n$,
 /// $$ \mathrm{TV} = \tfrac12 \sum_k |f_k - \pi_k| . $$
 /// Even exact samples give $\mathrm{TV} > 0$: by sampling noise (about $\tfrac12\sum_k
 /// \sqrt{\pi_k(1-\pi_k)/n}$) and, when components overlap, because $P(k(x) = k) \ne \pi_k$. Compare
 /// with the same statistic of an exact sample of the same size.
 ///
 /// # Reference
-/// MATH.md Sec. 10.
+/// docs/math.md §12.4.
 ///
 /// # Errors
 /// [`MetricError::TooFewSamples`] for an empty sample.

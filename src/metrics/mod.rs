@@ -1,8 +1,8 @@
-//! Sample-quality and mixing metrics (MATH.md Sec. 10): MMD², kernel Stein discrepancy, mixture-weight
+//! Sample-quality and mixing metrics (docs/math.md §12): MMD², kernel Stein discrepancy, mixture-weight
 //! total variation, integrated autocorrelation time / ESS, and steps to tolerance.
 #![deny(missing_docs)]
 #![allow(non_snake_case)] // D, as in the math
-// STYLE.md: checks are written `!(x > 0.0)` so that they reject NaN as well.
+// Checks are written `!(x > 0.0)` so that they reject NaN as well.
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 
 mod autocorrelation;

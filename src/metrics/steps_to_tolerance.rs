@@ -41,7 +41,7 @@ impl Trace {
     /// interval. `None` when the trace has no finite value.
     ///
     /// # Reference
-    /// MATH.md Sec. 10.
+    /// docs/math.md §12.6.
     ///
     /// # Example
     /// ```

@@ -1,5 +1,5 @@
 //! The energy model: a scalar network `E(x)` plus a fixed Gaussian base term, with density
-//! `p(x) = exp(-E(x)) / Z` and score `s1 = -grad_x E` (MATH.md Sec. 5).
+//! `p(x) = exp(-E(x)) / Z` and score `s1 = -grad_x E` (docs/math.md §7.1).
 
 use crate::linalg::{Mat, Real};
 use crate::nn::{Activation, Mlp};
@@ -31,7 +31,8 @@ impl EnergyShape {
 /// An energy model `E(x) = f_theta(x) + lambda ||x||^2 / 2`.
 ///
 /// # Definition
-/// $$ E(x) = f_\theta(x) + \tfrac{\lambda}{2}\|x\|^2,\qquad p(x) = e^{-E(x)}/Z,\qquad s_1(x) = -\nabla_x E(x). $$
+/// $$ E(x) = f_\theta(x) + \tfrac{\lambda}{2}\Vert x\Vert^2,\qquad p(x) = e^{-E(x)}/Z,\qquad
+///    s_1(x) = -\nabla_x E(x). $$
 /// `f_theta` is an MLP `D -> 1` with smooth activations, so its value grows at most linearly and a
 /// positive base precision `lambda` makes `Z` finite whatever the weights; `lambda = 0` leaves the
 /// network unconstrained. `lambda` is fixed, not trained.

@@ -1,5 +1,5 @@
 //! Parameterisations of the second-order score `S2(x~)`: how the raw outputs of a network are read as a
-//! symmetric `D x D` matrix (MATH.md Sec. 3, "Parameterisations of s2").
+//! symmetric `D x D` matrix (docs/math.md §5.1).
 
 use crate::linalg::Real;
 use serde::{Deserialize, Serialize};

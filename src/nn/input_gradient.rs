@@ -1,7 +1,7 @@
 //! The input gradient `grad_x E` of a scalar-output [`Mlp`] written as a forward computation (the
 //! network's backward chain run as a second pass), with the reverse pass that differentiates it in the
 //! parameters. Energy models need it for every objective that uses `||grad_x E||^2` or `s = -grad_x E`
-//! at a point (SSM-VR, DSM), MATH.md Sec. 5.
+//! at a point (SSM-VR, DSM), docs/math.md §7.2 and §8.6.
 //!
 //! # Cost
 //! The value pass is one forward pass plus one backward chain (`2L` GEMMs for `L` layers); the reverse
@@ -124,7 +124,7 @@ impl<F: Real> Mlp<F> {
     ///
     /// # Definition
     /// Reverse of the backward chain (`bar` marks cotangents):
-    /// $$ \bar\delta_0 = \bar g\, W_0,\ \bar W_0 \mathrel{+}= \bar g^\top \delta_0;\quad
+    /// $$ \bar\delta_0 = \bar g\  W_0,\ \bar W_0 \mathrel{+}= \bar g^\top \delta_0;\quad
     ///    \bar\gamma_k = f'(a_k) \odot \bar\delta_k,\ \bar a_k \mathrel{+}= f''(a_k) \odot \gamma_k \odot
     ///    \bar\delta_k,\ \bar\delta_{k+1} = \bar\gamma_k W_{k+1},\ \bar W_{k+1} \mathrel{+}= \bar\gamma_k^\top
     ///    \delta_{k+1}; $$

@@ -1,5 +1,5 @@
 //! Second-order jets of a pointwise activation along directions (Taylor mode), the building block of
-//! sliced score matching on energy networks (MATH.md Secs. 5 and 11).
+//! sliced score matching on energy networks (docs/math.md §6.5 and §8.5).
 //!
 //! # Stacked jet layout
 //! For `n` points and `m` directions a jet batch has `n (1 + 2m)` rows: `n` primal rows `a`, then `m n`
@@ -17,13 +17,13 @@ use crate::linalg::{Mat, Real};
 ///
 /// # Definition
 /// Forward, per element and direction:
-/// $$ h = f(a),\quad h' = f'(a)\,a',\quad h'' = f''(a)\,a'^2 + f'(a)\,a''. $$
+/// $$ h = f(a),\quad h' = f'(a)\ a',\quad h'' = f''(a)\ a'^2 + f'(a)\ a''. $$
 /// Reverse, given cotangents `(g, g1, g2)` of `(h, h', h'')`:
-/// $$ \bar a'' = f'(a)\,g_2,\quad \bar a' = f'(a)\,g_1 + 2 f''(a)\,a'\,g_2,\quad
-///    \bar a = f'(a)\,g + \sum_\tau \big[f''(a)\,a'\,g_1 + (f'''(a)\,a'^2 + f''(a)\,a'')\,g_2\big]. $$
+/// $$ \bar a'' = f'(a)\ g_2,\quad \bar a' = f'(a)\ g_1 + 2 f''(a)\ a'\ g_2,\quad
+///    \bar a = f'(a)\ g + \sum_\tau \big[f''(a)\ a'\ g_1 + (f'''(a)\ a'^2 + f''(a)\ a'')\ g_2\big]. $$
 ///
 /// # Reference
-/// MATH.md Sec. 11 ("Second-order jets"); Song et al. 2019 (SSM), Sec. 3.
+/// docs/math.md §8.5; Song et al. 2019 (SSM), Sec. 3.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ActivationJet(pub Activation);
 

@@ -11,7 +11,7 @@
 //!
 //! `reverse` takes cotangents of the whole stacked output (`g` for the primal rows, `g_dot` for the
 //! tangent rows), accumulates parameter gradients and writes cotangents of the stacked input
-//! (MATH.md Sec. 11):
+//! (docs/math.md §8.2-§8.3):
 //! `g_a_dot = act'(a) g_dot`, `g_a = act'(a) g + act''(a) sum_tau a_dot g_dot`,
 //! `dW = h^T g_a + h_dot^T g_a_dot`, `db = sum_rows g_a`, `g_h = g_a W^T`, `g_h_dot = g_a_dot W^T`.
 

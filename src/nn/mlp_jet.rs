@@ -1,5 +1,5 @@
 //! The second-order jet pass of an [`Mlp`] along directions, and its reverse pass: `phi(t) = f(x + t v)`
-//! with `phi(0), phi'(0), phi''(0)` from one stacked forward pass (MATH.md Secs. 5 and 11).
+//! with `phi(0), phi'(0), phi''(0)` from one stacked forward pass (docs/math.md §6.5 and §8.5).
 
 use super::jet::{jet_directions, ActivationJet, JetCache};
 use super::layer::Layer;
@@ -49,13 +49,13 @@ pub fn stack_jet_input<F: Real>(x: &Mat<F>, directions: &Mat<F>, out: &mut Mat<F
 }
 
 impl<F: Real> Mlp<F> {
-    /// Second-order jet forward pass over a stacked jet batch `x` (layout of [`super::jet`]: `n` primal
-    /// rows, `m n` first-order rows, `m n` second-order rows), recording what [`Mlp::jet_reverse`] needs.
+    /// Second-order jet forward pass over a stacked jet batch `x` (docs/math.md §8.5: `n` primal rows,
+    /// `m n` first-order rows, `m n` second-order rows), recording what [`Mlp::jet_reverse`] needs.
     ///
     /// # Definition
     /// With the input jet `[x; v; 0]` (see [`stack_jet_input`]) the output jet is
     /// $$ \big[f(x);\ \partial_t f(x + t v)|_0;\ \partial_t^2 f(x + t v)|_0\big] = \big[f(x);\ J_f(x) v;\
-    ///    (v^\top \nabla^2 f_k(x)\, v)_k\big]. $$
+    ///    (v^\top \nabla^2 f_k(x)\  v)_k\big]. $$
     /// For an energy network `E` these are `E`, `-v^T s` and `-v^T (grad s) v` with `s = -grad E`.
     #[track_caller]
     pub fn jet_forward_trace<'t>(&self, x: &Mat<F>, n: usize, trace: &'t mut MlpJetTrace<F>) -> &'t Mat<F> {

@@ -1,12 +1,17 @@
-//! First-order denoising score matching (DSM) and its control-variate form (DSM-VR), MATH.md Sec. 3.
+//! First-order denoising score matching (DSM) and its control-variate form (DSM-VR), docs/math.md §3.
 
 use crate::linalg::Real;
 
-/// DSM: `L1 = mean_n || s1(x~) + z / sigma ||^2`.
+/// DSM, the batch mean of $\Vert s_1(\tilde x) + z / \sigma \Vert^2$.
+///
+/// # Definition
+/// $$ L_1 = \frac1n \sum_i \Big\Vert s_1(\tilde x_i) + \frac{z_i}{\sigma} \Big\Vert^2, \qquad
+///    \tilde x_i = x_i + \sigma z_i . $$
+/// Its minimiser is $s_1 = \nabla \log q_\sigma$ (Vincent 2011); it is least squares of the Tweedie
+/// denoiser $\tilde x + \sigma^2 s_1$ onto the clean $x$ (docs/math.md §3.1).
 ///
 /// `s1_noisy` and `z` are `points x D` row-major. Writes `g_s1 = weight * dL1/ds1` (already divided by
-/// the number of points) and returns `weight * L1`. Its minimiser is `s1 = grad log q_sigma` (Vincent 2011); it is least
-/// squares of the Tweedie denoiser `x~ + sigma^2 s1` onto the clean `x`.
+/// the number of points) and returns `weight * L1`.
 pub fn dsm_loss<F: Real>(s1_noisy: &[F], z: &[F], sigma: F, points: usize, weight: F, g_s1: &mut [F]) -> F {
     let n = F::of(points as f64);
     let mut total = F::zero();
@@ -18,8 +23,13 @@ pub fn dsm_loss<F: Real>(s1_noisy: &[F], z: &[F], sigma: F, points: usize, weigh
     weight * total / n
 }
 
-/// DSM-VR: `L1vr = mean_n [ ||s1(x~) + z/sigma||^2 - 2 <s1(x), z>/sigma - ||z||^2/sigma^2 ]`, with the
-/// control variate evaluated at the CLEAN `x`. Same minimiser as DSM, far lower variance at small sigma.
+/// DSM-VR, DSM with a control variate evaluated at the clean point.
+///
+/// # Definition
+/// $$ L_1^{\mathrm{vr}} = \frac1n \sum_i \Big[ \Big\Vert s_1(\tilde x_i) + \frac{z_i}{\sigma} \Big\Vert^2 -
+///    \frac{2}{\sigma} \langle s_1(x_i), z_i \rangle - \frac{\Vert z_i \Vert^2}{\sigma^2} \Big], $$
+/// with $s_1(x_i)$ at the clean point. Same minimiser as DSM, far lower variance at small $\sigma$
+/// (docs/math.md §3.2).
 ///
 /// The `n` in the means is the number of points (`z.len() / D`, passed as `points`). Writes the
 /// cotangents of both evaluations (scaled by `weight / n`) and returns `weight * L1vr`.

@@ -1,5 +1,5 @@
 //! Exact score matching (ESM, Hyvarinen 2005) from `D` basis directions per point, for score networks
-//! (tangent pass) and for energy networks (second-order jets), MATH.md Sec. 5.
+//! (tangent pass) and for energy networks (second-order jets), docs/math.md §6.1 and §6.5.
 
 use crate::linalg::{Mat, Real};
 
@@ -23,15 +23,15 @@ pub fn basis_directions_into<F: Real>(points: usize, dim: usize, out: &mut [F]) 
 /// ESM of a score network from its tangents along the basis directions.
 ///
 /// # Definition
-/// $$ J = \frac1n \sum_i \Big[ \operatorname{tr} \nabla_x s(x_i) + \tfrac12 \|s(x_i)\|^2 \Big],\qquad
-///    \operatorname{tr} \nabla_x s(x_i) = \sum_d (J_s(x_i)\, e_d)_d. $$
+/// $$ J = \frac1n \sum_i \Big[ \operatorname{tr} \nabla_x s(x_i) + \tfrac12 \Vert s(x_i)\Vert^2 \Big],\qquad
+///    \operatorname{tr} \nabla_x s(x_i) = \sum_d (J_s(x_i)\  e_d)_d. $$
 /// `s` is `n x D`; `s_dot` holds the `D` blocks `J_s e_d` (`n x D` each, the tangent pass along
 /// [`basis_directions`]). Writes `dJ/ds = s / n` and `dJ/ds_dot` (`1/n` at the diagonal entries).
 /// The cost is `D` tangent passes per point, the cost SSM removes.
 ///
 /// # Reference
 /// Hyvarinen, "Estimation of non-normalized statistical models by score matching", JMLR 2005, Thm. 1;
-/// MATH.md Sec. 5.
+/// docs/math.md §6.1.
 #[track_caller]
 pub fn esm_loss<F: Real>(s: &[F], s_dot: &[F], points: usize, g_s: &mut [F], g_s_dot: &mut [F]) -> F {
     assert!(points > 0 && s.len().is_multiple_of(points), "esm_loss: {} scores for {points} points", s.len());
@@ -60,7 +60,7 @@ pub fn esm_loss<F: Real>(s: &[F], s_dot: &[F], points: usize, g_s: &mut [F], g_s
 /// # Definition
 /// With `s = -grad E`: `tr grad s = -sum_d d^2E/dx_d^2 = -sum_d phi2_d` and
 /// `||s||^2 = sum_d phi1_d^2`, so
-/// $$ J = \frac1n \sum_i \sum_d \Big[ -\varphi''_{d i} + \tfrac12 \varphi'^2_{d i} \Big]. $$
+/// $$ J = \frac1n \sum_i \sum_d \Big[ -\varphi_{d i}'' + \tfrac12 \varphi'^2_{d i} \Big]. $$
 /// `phi1`, `phi2` hold `D n` values, direction-major (the jets along [`basis_directions`]).
 /// Writes `dJ/dphi1 = phi1 / n` and `dJ/dphi2 = -1/n`.
 #[track_caller]

@@ -1,5 +1,5 @@
 //! Finite-difference sliced score matching (FD-SSM, Pang et al. 2020): SSM with the directional
-//! derivatives replaced by central differences, so it needs only function evaluations (MATH.md Sec. 5).
+//! derivatives replaced by central differences, so it needs only function evaluations (docs/math.md §6.6).
 
 use crate::linalg::Real;
 
@@ -23,13 +23,14 @@ pub fn fd_directions_into<F: Real>(z: &[F], dim: usize, eps: F, v: &mut [F]) {
 ///
 /// # Definition
 /// With `v = eps u`, `u` uniform on the unit sphere, `a = s(x + v)`, `b = s(x - v)`:
-/// $$ J = \frac1n \sum_i \Big[ \tfrac18 \|a_i + b_i\|^2 + \frac{D}{2\varepsilon^2} (a_i - b_i)^\top v_i \Big], $$
+/// $$ J = \frac1n \sum_i \Big[ \tfrac18 \Vert a_i + b_i\Vert^2 +
+///    \frac{D}{2\varepsilon^2} (a_i - b_i)^\top v_i \Big], $$
 /// which tends to `tr grad s + ||s||^2/2` per point as `eps -> 0` since `E[D u u^T] = I`.
 /// Writes `dJ/da = ((a+b)/4 + D v / (2 eps^2)) / n` and `dJ/db = ((a+b)/4 - D v / (2 eps^2)) / n`.
 ///
 /// # Reference
 /// Pang, Xu, Li, Song, Ermon, Zhu, "Efficient Learning of Generative Models via Finite-Difference Score
-/// Matching", NeurIPS 2020, Eq. (10); MATH.md Sec. 5.
+/// Matching", NeurIPS 2020, Eq. (10); docs/math.md §6.6.
 #[allow(clippy::too_many_arguments)]
 #[track_caller]
 pub fn fd_ssm_loss<F: Real>(

@@ -1,5 +1,5 @@
 //! The projection distributions of sliced score matching: Gaussian, Rademacher and the sphere of radius
-//! `sqrt(D)`, each with `E[v v^T] = I` (MATH.md Sec. 5).
+//! `sqrt(D)`, each with `E[v v^T] = I` (docs/math.md §6.4).
 
 use super::error::ObjectiveError;
 use crate::linalg::Real;
@@ -12,17 +12,18 @@ use std::str::FromStr;
 /// The distribution of the projection directions `v` of sliced score matching.
 ///
 /// # Definition
-/// Every choice has `E[v v^T] = I`, which makes `E_v[v^T A v] = tr A` and `E_v[(v^T s)^2] = ||s||^2`:
-/// - `Gaussian`: `v ~ N(0, I)`;
-/// - `Rademacher`: `v_d = +-1` independently with probability 1/2 (the lowest variance of `v^T A v`);
-/// - `Sphere`: `v` uniform on the sphere of radius `sqrt(D)`.
+/// Every choice has $\mathbb E[v v^\top] = I$, which makes $\mathbb E_v[v^\top A v] = \operatorname{tr} A$
+/// and $\mathbb E_v[(v^\top s)^2] = \Vert s \Vert^2$:
+/// - `Gaussian`: $v \sim \mathcal N(0, I)$;
+/// - `Rademacher`: $v_d = \pm 1$ independently with probability 1/2 (the lowest variance of $v^\top A v$);
+/// - `Sphere`: $v$ uniform on the sphere of radius $\sqrt D$.
 ///
-/// Each is a deterministic map of one standard normal vector `z` ([`Projection::from_normal_into`]):
-/// `v = z`, `v = sign(z)`, `v = sqrt(D) z / ||z||`, so a training step draws all its randomness as
-/// standard normal noise.
+/// Each is a deterministic map of one standard normal vector $z$ ([`Projection::from_normal_into`]):
+/// $v = z$, $v = \operatorname{sign}(z)$, $v = \sqrt D\ z / \Vert z \Vert$, so a training step draws all
+/// its randomness as standard normal noise.
 ///
 /// # Reference
-/// Song, Garg, Shi, Ermon, "Sliced Score Matching", UAI 2019, Sec. 3 and App. B.
+/// Song, Garg, Shi, Ermon, "Sliced Score Matching", UAI 2019, Sec. 3 and App. B; docs/math.md §6.4.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Projection {

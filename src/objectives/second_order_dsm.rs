@@ -1,4 +1,4 @@
-//! Second-order denoising score matching (D2SM), MATH.md Sec. 3: regress `S2` (and `h = S2 + s1 s1^T`)
+//! Second-order denoising score matching (D2SM), docs/math.md §4: regress `S2` (and `h = S2 + s1 s1^T`)
 //! onto the Tweedie targets built from the noise, in forms A, B and the antithetic A-VR. Losses use the
 //! structured closed forms, so diagonal and low-rank heads never build a `D x D` matrix.
 #![allow(non_snake_case)]
@@ -12,13 +12,16 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum D2smForm {
-    /// Form A (reference code): `L2A = E || S2 + s1 s1^T + (I - z z^T)/sigma^2 ||_F^2` (up to a
-    /// constant, halved), `s1` NOT detached, so it also trains `s1`.
+    /// Form A: per sample $\tfrac12 \Vert h + \Delta \Vert_F^2$ up to a constant, with
+    /// $h = S_2 + s_1 s_1^\top$ and $\Delta = (I - z z^\top)/\sigma^2$; $s_1$ is not detached, so it also
+    /// trains $s_1$ (docs/math.md §4.1).
     A,
-    /// Form B (posterior-centred): `L2B = E || S2 - (u u^T - I)/sigma^2 ||_F^2`, `u = z + sigma s1(x~)`
-    /// with `s1` detached; error of second order in the error of `s1`.
+    /// Form B (posterior-centred): per sample $\Vert S_2 - (u u^\top - I)/\sigma^2 \Vert_F^2$ with
+    /// $u = z + \sigma s_1(\tilde x)$ and $s_1$ detached; error of second order in the error of $s_1$
+    /// (docs/math.md §4.2).
     B,
-    /// Form A with antithetic noise `x +- sigma z` and the control variate `h0 = h(x)` at the clean point.
+    /// Form A with the antithetic pair $x \pm \sigma z$ and the control variate $h(x)$ at the clean point
+    /// (docs/math.md §4.3).
     AVr,
 }
 
@@ -274,7 +277,7 @@ mod tests {
         [SecondOrderHead::Full, SecondOrderHead::Diagonal, SecondOrderHead::LowRank { rank: 2 }];
     const FORMS: [D2smForm; 3] = [D2smForm::A, D2smForm::B, D2smForm::AVr];
 
-    /// MATH.md Sec. 3 written literally with dense `D x D` matrices.
+    /// docs/math.md §4 written literally with dense `D x D` matrices.
     fn direct_loss(
         form: D2smForm,
         head: SecondOrderHead,

@@ -1,5 +1,5 @@
 //! Sliced score matching (SSM) and its variance-reduced form (SSM-VR), for score networks and for energy
-//! networks (MATH.md Sec. 5). Each function returns the batch loss and writes the cotangents of the
+//! networks (docs/math.md §6.2-§6.5). Each function returns the batch loss and writes the cotangents of the
 //! network outputs it reads; the caller runs one reverse pass through the primal and tangent (or jet)
 //! streams with them.
 
@@ -26,14 +26,15 @@ pub struct SlicedScores<'a, F> {
 /// SSM (or SSM-VR) of a score network `s(x)`.
 ///
 /// # Definition
-/// $$ J = \frac{1}{nM} \sum_{i,\tau} \Big[ v_{\tau i}^\top \nabla_x s(x_i)\, v_{\tau i} +
+/// $$ J = \frac{1}{nM} \sum_{i,\tau} \Big[ v_{\tau i}^\top \nabla_x s(x_i)\  v_{\tau i} +
 ///    \tfrac12 (v_{\tau i}^\top s(x_i))^2 \Big], $$
 /// and with `variance_reduced` the second term is replaced by its expectation `||s(x_i)||^2 / 2`.
 /// `v^T (grad s) v = v . s_dot` comes from the tangent pass; the cotangents are
 /// `dJ/ds_i = (1/nM) sum_tau (v.s) v` (SSM) or `s_i / n` (SSM-VR) and `dJ/ds_dot = v / (nM)`.
 ///
 /// # Reference
-/// Song, Garg, Shi, Ermon, "Sliced Score Matching", UAI 2019, Eqs. (7) and (8); MATH.md Secs. 5 and 11.
+/// Song, Garg, Shi, Ermon, "Sliced Score Matching", UAI 2019, Eqs. (7) and (8);
+/// docs/math.md §6.2-§6.5 and §8.3.
 #[track_caller]
 pub fn ssm_loss<F: Real>(
     batch: &SlicedScores<'_, F>,
@@ -84,12 +85,12 @@ pub fn ssm_loss<F: Real>(
 ///
 /// # Definition
 /// With `phi(t) = E(x + t v)`, `v^T s = -phi'(0)` and `v^T (grad s) v = -phi''(0)` for `s = -grad E`:
-/// $$ J = \frac{1}{nM} \sum_{i,\tau} \Big[ -\varphi''_{\tau i} + \tfrac12 \varphi'^2_{\tau i} \Big]. $$
+/// $$ J = \frac{1}{nM} \sum_{i,\tau} \Big[ -\varphi_{\tau i}'' + \tfrac12 \varphi'^2_{\tau i} \Big]. $$
 /// `phi1` and `phi2` hold `phi'(0)` and `phi''(0)`, one per (direction, point), direction-major.
 /// Writes `dJ/dphi1 = phi1 / (nM)` and `dJ/dphi2 = -1/(nM)`.
 ///
 /// # Reference
-/// Song et al. 2019, Sec. 3 (energy-based models); MATH.md Sec. 5.
+/// Song et al. 2019, Sec. 3 (energy-based models); docs/math.md §6.5.
 #[track_caller]
 pub fn ssm_energy_loss<F: Real>(phi1: &[F], phi2: &[F], g_phi1: &mut [F], g_phi2: &mut [F]) -> F {
     assert!(
@@ -113,7 +114,8 @@ pub fn ssm_energy_loss<F: Real>(phi1: &[F], phi2: &[F], g_phi1: &mut [F], g_phi2
 /// SSM-VR of an energy network: the curvature term from the jets, `||grad E||^2 / 2` exactly.
 ///
 /// # Definition
-/// $$ J = \frac{1}{nM} \sum_{i,\tau} -\varphi''_{\tau i} + \frac{1}{n} \sum_i \tfrac12 \|\nabla_x E(x_i)\|^2. $$
+/// $$ J = \frac{1}{nM} \sum_{i,\tau} -\varphi_{\tau i}'' +
+///    \frac{1}{n} \sum_i \tfrac12 \Vert \nabla_x E(x_i)\Vert^2. $$
 /// `phi2` holds the `M n` second derivatives; `grad_e` the `n x D` input gradients (from
 /// [`Mlp::input_gradient_trace`](crate::nn::Mlp::input_gradient_trace)). Writes `dJ/dphi2 = -1/(nM)` and
 /// `dJ/dgrad_e = grad_e / n`.

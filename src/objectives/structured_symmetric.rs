@@ -1,7 +1,7 @@
 //! Structured symmetric matrices `M = alpha B + diag(e) + sum_j c_j w_j w_j^T`, with `B = U U^T` (low
 //! rank), a dense symmetric `S`, or nothing. Second-order objectives are written with them so that
 //! diagonal and low-rank losses cost O(D) and O(D r^2) per sample and never build a `D x D` matrix
-//! (MATH.md Sec. 3, closed forms).
+//! (docs/math.md §5.2-§5.5).
 #![allow(non_snake_case)]
 
 use super::lanes::{dot, dot3, sum};

@@ -28,8 +28,11 @@ impl Default for AdamSettings {
 /// Adam state: the moment estimates `m`, `v` (flat, in parameter order) and the step count `t`.
 ///
 /// # Definition
-/// `m <- b1 m + (1-b1) g`, `v <- b2 v + (1-b2) g^2`,
-/// `theta <- theta - eta (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps) - eta lambda theta`.
+/// Elementwise, at step $t = 1, 2, \dots$ with gradient $g$:
+/// $$ m \leftarrow \beta_1 m + (1 - \beta_1) g, \qquad v \leftarrow \beta_2 v + (1 - \beta_2) g^2, $$
+/// $$ \theta \leftarrow \theta - \eta \frac{m / (1 - \beta_1^t)}{\sqrt{v / (1 - \beta_2^t)} + \epsilon} -
+///    \eta \lambda \theta $$
+/// (docs/math.md §15.1).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Adam<F> {
     settings: AdamSettings,

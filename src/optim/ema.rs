@@ -4,7 +4,8 @@ use crate::linalg::Real;
 
 /// `shadow <- r_t * shadow + (1 - r_t) * theta` after update `t = 0, 1, ...` (Polyak averaging), with
 /// the warm-up `r_t = min(rate, (1 + t) / (10 + t))`: early updates move the average quickly, so a short
-/// run is not evaluated at (nearly) its initial weights; after about `10 / (1 - rate)` updates `r_t = rate`.
+/// run is not evaluated at (nearly) its initial weights; after about `10 / (1 - rate)` updates `r_t = rate`
+/// (docs/math.md §15.3).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Ema<F> {
     rate: f64,

@@ -75,8 +75,8 @@ pub struct AnnealedSettings {
     pub schedule: GeometricSchedule,
     /// Langevin steps per level (at least 1).
     pub steps_per_level: usize,
-    /// Step size per unit noise variance $h > 0$: level $i$ steps with $h_i = h\,\sigma_i^2$ (Song &
-    /// Ermon's $\alpha_i = \epsilon\,\sigma_i^2/\sigma_L^2$ with $h = \epsilon/\sigma_L^2$); ULA on
+    /// Step size per unit noise variance $h > 0$: level $i$ steps with $h_i = h\ \sigma_i^2$ (Song &
+    /// Ermon's $\alpha_i = \epsilon\ \sigma_i^2/\sigma_L^2$ with $h = \epsilon/\sigma_L^2$); ULA on
     /// $q_{\sigma_i}$ is stable for $h < 2$ roughly.
     pub step_size: f64,
     /// Apply the Tweedie denoising step $x \leftarrow x + \sigma_L^2 s_1(x;\sigma_L)$ after the last step.
@@ -176,13 +176,13 @@ impl<L: ScoreSource> Levels<L> {
 /// Annealed Langevin dynamics: ULA at each noise level, then Tweedie denoising.
 ///
 /// # Definition
-/// For $i = 1..L$, `steps_per_level` ULA steps on $q_{\sigma_i}$ with step $h_i = h\,\sigma_i^2$; then
-/// $x \leftarrow x + \sigma_L^2\, s_1(x; \sigma_L)$ (the posterior mean $\mathbb E[x_0 \mid x]$ by
+/// For $i = 1..L$, `steps_per_level` ULA steps on $q_{\sigma_i}$ with step $h_i = h\ \sigma_i^2$; then
+/// $x \leftarrow x + \sigma_L^2\  s_1(x; \sigma_L)$ (the posterior mean $\mathbb E[x_0 \mid x]$ by
 /// Tweedie's formula). Steps past the end of the schedule continue at the last level without denoising
 /// again.
 ///
 /// # Reference
-/// MATH.md Sec. 8; Song & Ermon (2019), *Generative Modeling by Estimating Gradients of the Data
+/// docs/math.md §10.5; Song & Ermon (2019), *Generative Modeling by Estimating Gradients of the Data
 /// Distribution*, Alg. 1; the final denoising step: Jolicoeur-Martineau et al. (2021), Sec. 3.
 ///
 /// # Example
@@ -231,7 +231,7 @@ impl<L: ScoreSource> Sampler for AnnealedUla<L> {
 /// ULA.
 ///
 /// # Reference
-/// MATH.md Sec. 8; Meng et al. (2021), Sec. 5.
+/// docs/math.md §10.5; Meng et al. (2021), Sec. 5.
 pub struct AnnealedOzaki<L: CurvatureSource> {
     levels: Levels<L>,
     solver: OzakiSolver,

@@ -1,4 +1,4 @@
-//! Matrix functions times a vector, $f(H)\,v$, by the Lanczos method: only products $H u$ are needed,
+//! Matrix functions times a vector, $f(H)\ v$, by the Lanczos method: only products $H u$ are needed,
 //! so a low-rank plus diagonal $H$ is never formed as a `D x D` matrix.
 
 use nalgebra::{DMatrix, SymmetricEigen};
@@ -7,10 +7,10 @@ use nalgebra::{DMatrix, SymmetricEigen};
 /// functions of $H$ to $v$.
 ///
 /// # Definition
-/// With $q_1 = v/\|v\|$, $k$ steps of the three-term recurrence (with full re-orthogonalisation, done
+/// With $q_1 = v/\Vert v\Vert$, $k$ steps of the three-term recurrence (with full re-orthogonalisation, done
 /// twice) give an orthonormal basis $Q_k = [q_1 \dots q_k]$ of the Krylov space
 /// $\mathcal K_k(H, v)$ and the tridiagonal $T_k = Q_k^\top H Q_k = S \Theta S^\top$. Then
-/// $$ f(H)\, v \approx \|v\|\, Q_k\, S\, f(\Theta)\, S^\top e_1 , $$
+/// $$ f(H)\  v \approx \Vert v\Vert \  Q_k\  S\  f(\Theta)\  S^\top e_1 , $$
 /// exact (to rounding) once $k$ reaches the dimension of the Krylov space, which the recurrence detects
 /// by a vanishing $\beta_k$ and stops early. The eigenvalues $\theta_i$ of $T_k$ are the Ritz values:
 /// functions that clip eigenvalues act on them.
@@ -34,7 +34,7 @@ use nalgebra::{DMatrix, SymmetricEigen};
 #[derive(Clone, Debug)]
 pub struct Lanczos {
     dim: usize,
-    /// $\|v\|$.
+    /// $\Vert v\Vert$.
     norm: f64,
     /// $Q_k$, `k x D` row-major (row `j` is $q_{j+1}$).
     basis: Vec<f64>,
@@ -116,7 +116,7 @@ impl Lanczos {
         &self.theta
     }
 
-    /// `out` $= \|v\|\, Q_k S f(\Theta) S^\top e_1 \approx f(H)\, v$.
+    /// `out` $= \Vert v\Vert \  Q_k S f(\Theta) S^\top e_1 \approx f(H)\  v$.
     #[track_caller]
     pub fn apply(&self, f: impl Fn(f64) -> f64, out: &mut [f64]) {
         assert_eq!(out.len(), self.dim, "Lanczos::apply: out must have length {}", self.dim);

@@ -27,15 +27,16 @@ impl Default for MalaSettings {
 /// The Metropolis-adjusted Langevin algorithm.
 ///
 /// # Definition
-/// Proposal $y = x + h\, s_1(x) + \sqrt{2h}\,\xi$, so $q(y \mid x) = \mathcal N(y;\ x + h s_1(x),\ 2h I)$;
+/// Proposal $y = x + h\  s_1(x) + \sqrt{2h}\ \xi$, so $q(y \mid x) = \mathcal N(y;\ x + h s_1(x),\ 2h I)$;
 /// accept with probability $\min(1, e^{a})$,
-/// $$ a = \log p(y) - \log p(x) + \frac{\|y - x - h s_1(x)\|^2 - \|x - y - h s_1(y)\|^2}{4h} . $$
+/// $$ a = \log p(y) - \log p(x) +
+///    \frac{\Vert y - x - h s_1(x)\Vert^2 - \Vert x - y - h s_1(y)\Vert^2}{4h} . $$
 /// Random numbers per chain and step: `D` normals ($\xi$), then one uniform. A proposal whose log
 /// acceptance ratio is not a number (non-finite $y$, $\log p(y) = -\infty$) is rejected; chains never
 /// diverge. Scores and log densities at the current positions are cached between steps.
 ///
 /// # Reference
-/// MATH.md Sec. 8; Roberts & Tweedie (1996), *Bernoulli* 2(4), Sec. 1.
+/// docs/math.md §10.2; Roberts & Tweedie (1996), *Bernoulli* 2(4), Sec. 1.
 ///
 /// # Example
 /// ```
@@ -85,7 +86,7 @@ impl<'a, S: LogDensitySource + ?Sized> Mala<'a, S> {
     }
 }
 
-/// $\|a - b - h g\|^2$.
+/// $\Vert a - b - h g\Vert^2$.
 fn proposal_residual(a: &[f64], b: &[f64], g: &[f64], h: f64) -> f64 {
     a.iter().zip(b).zip(g).map(|((ai, bi), gi)| (ai - bi - h * gi).powi(2)).sum()
 }

@@ -1,4 +1,4 @@
-//! Samplers for $p$ (or $q_\sigma$) from analytic or learned scores (MATH.md Sec. 8): ULA, MALA, Ozaki
+//! Samplers for $p$ (or $q_\sigma$) from analytic or learned scores (docs/math.md §10): ULA, MALA, Ozaki
 //! with full, diagonal or Lanczos matrix functions of the curvature, annealed ULA / Ozaki, and the
 //! observers that trace their mixing.
 //!
@@ -11,7 +11,7 @@
 //! the number of threads.
 #![deny(missing_docs)]
 #![allow(non_snake_case)] // D, H, L as in the math
-// STYLE.md: checks are written `!(x > 0.0)` so that they reject NaN as well.
+// Checks are written `!(x > 0.0)` so that they reject NaN as well.
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 
 mod annealed;

@@ -67,7 +67,7 @@ impl OzakiSettings {
 /// # Definition
 /// With $g = s_1(x)$, $H = s_2(x) = Q \operatorname{diag}(l) Q^\top$ (eigenvalues clipped to
 /// $l_i \le l_{\max}$) and $\xi \sim \mathcal N(0, I)$,
-/// $$ x' = x + h\,\varphi_1(hH)\, g + \big(2h\,\varphi_1(2hH)\big)^{1/2} \xi, \qquad
+/// $$ x' = x + h\ \varphi_1(hH)\  g + \big(2h\ \varphi_1(2hH)\big)^{1/2} \xi, \qquad
 ///    \varphi_1(A) = (e^A - I) A^{-1}, $$
 /// that is, along eigenvector $i$: drift factor $(e^{h l_i} - 1)/l_i$ and noise variance
 /// $(e^{2 h l_i} - 1)/l_i$ (limits $h$ and $2h$ at $l_i = 0$). Exact on Gaussian targets for every
@@ -75,7 +75,7 @@ impl OzakiSettings {
 /// `D` normals ($\xi$), drawn before anything else, for every solver.
 ///
 /// # Reference
-/// MATH.md Sec. 8; Ozaki (1992), *Statistica Sinica* 2, 113-135; Shoji & Ozaki (1998); the
+/// docs/math.md §10.3; Ozaki (1992), *Statistica Sinica* 2, 113-135; Shoji & Ozaki (1998); the
 /// Hessian-informed sampling experiments of Meng et al. (2021), Sec. 5.
 ///
 /// # Example

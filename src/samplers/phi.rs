@@ -1,4 +1,4 @@
-//! The scalar factors of the Ozaki step: $h\,\varphi_1(h l)$ (drift) and $2h\,\varphi_1(2 h l)$ (noise
+//! The scalar factors of the Ozaki step: $h\ \varphi_1(h l)$ (drift) and $2h\ \varphi_1(2 h l)$ (noise
 //! variance), with $\varphi_1(a) = (e^a - 1)/a$ evaluated by `expm1` and its exact limit at $a = 0$, and the
 //! clipping of curvature eigenvalues.
 
@@ -15,19 +15,19 @@ pub fn phi1(a: f64) -> f64 {
     }
 }
 
-/// The Ozaki drift factor of one eigenvalue: $h\,\varphi_1(h l) = (e^{h l} - 1)/l$, limit $h$ at $l = 0$.
+/// The Ozaki drift factor of one eigenvalue: $h\ \varphi_1(h l) = (e^{h l} - 1)/l$, limit $h$ at $l = 0$.
 ///
 /// # Reference
-/// MATH.md Sec. 8.
+/// docs/math.md §10.3.
 pub fn drift_factor(h: f64, l: f64) -> f64 {
     h * phi1(h * l)
 }
 
-/// The Ozaki noise-variance factor of one eigenvalue: $2h\,\varphi_1(2 h l) = (e^{2 h l} - 1)/l$, limit
+/// The Ozaki noise-variance factor of one eigenvalue: $2h\ \varphi_1(2 h l) = (e^{2 h l} - 1)/l$, limit
 /// $2h$ at $l = 0$; the noise standard deviation along that eigenvector is its square root.
 ///
 /// # Reference
-/// MATH.md Sec. 8.
+/// docs/math.md §10.3.
 pub fn noise_variance_factor(h: f64, l: f64) -> f64 {
     2.0 * h * phi1(2.0 * h * l)
 }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 /// Settings of [`Ula`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct UlaSettings {
-    /// Step size $h > 0$ (time units of the diffusion $dx = \nabla\log p\,dt + \sqrt 2\, dW$).
+    /// Step size $h > 0$ (time units of the diffusion $dx = \nabla\log p\ dt + \sqrt 2\  dW$).
     pub step_size: f64,
 }
 
@@ -34,12 +34,12 @@ pub(crate) fn check_step_size(h: f64) -> Result<(), SamplerError> {
 ///
 /// # Definition
 /// With $g = s_1(x)$ and $\xi \sim \mathcal N(0, I)$ drawn from the chain's stream,
-/// $$ x' = x + h\, g + \sqrt{2h}\, \xi . $$
-/// Biased: on $\mathcal N(0, 1/l)$ its stationary variance is $1/(l\,(1 - h l/2))$, and it is unstable
+/// $$ x' = x + h\  g + \sqrt{2h}\  \xi . $$
+/// Biased: on $\mathcal N(0, 1/l)$ its stationary variance is $1/(l\ (1 - h l/2))$, and it is unstable
 /// for $h l \ge 2$.
 ///
 /// # Reference
-/// MATH.md Sec. 8; Roberts & Tweedie (1996), *Bernoulli* 2(4), Sec. 1.
+/// docs/math.md §10.1; Roberts & Tweedie (1996), *Bernoulli* 2(4), Sec. 1.
 ///
 /// # Example
 /// ```

@@ -19,7 +19,7 @@ pub const GMM_EIGENVALUE_RANGE: (f64, f64) = (0.05, 0.5);
 /// mass within about $[-4, 4]^2$, so that the Hessian field changes direction and scale across the plane.
 ///
 /// # Definition
-/// Component $k$: $\Sigma_k = R(\theta_k)\,\mathrm{diag}(l_k)\,R(\theta_k)^\top$ with
+/// Component $k$: $\Sigma_k = R(\theta_k)\ \mathrm{diag}(l_k)\ R(\theta_k)^\top$ with
 ///
 /// | k | $\pi_k$ | $\mu_k$ | $l_k$ | $\theta_k$ |
 /// |---|---|---|---|---|

@@ -1,6 +1,6 @@
 //! Analytic targets with exact scores of every order: Gaussian mixtures, their names and the capability
 //! traits (`LogDensity`, `Score`, `ScoreHessian`) that samplers and metrics bound on.
-// STYLE.md: parameter checks are written `!(x > 0.0)` so that they reject NaN as well.
+// Parameter checks are written `!(x > 0.0)` so that they reject NaN as well.
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 
 mod batch;

@@ -25,7 +25,7 @@ pub trait LogDensity: HasDim {
 /// $$ s_1(x) = \nabla_x \log p(x) \in \mathbb R^D. $$
 ///
 /// # Reference
-/// MATH.md Sec. 1 (Meng et al. 2021, Sec. 2).
+/// docs/math.md §1.2 (Meng et al. 2021, Sec. 2).
 pub trait Score: HasDim {
     /// Writes `s1(x)` (length `D`) into `out`.
     fn score_into(&self, x: &[f64], out: &mut [f64]);
@@ -38,7 +38,7 @@ pub trait Score: HasDim {
 /// a symmetric `D x D` matrix stored row-major.
 ///
 /// # Reference
-/// MATH.md Sec. 1 (Meng et al. 2021, Sec. 3).
+/// docs/math.md §1.2 (Meng et al. 2021, Sec. 3).
 pub trait ScoreHessian: Score {
     /// Writes `s2(x)` (length `D * D`, row-major) into `out`.
     fn hessian_into(&self, x: &[f64], out: &mut [f64]);

@@ -154,7 +154,7 @@ pub struct TrainConfig {
     /// Decoupled weight decay (AdamW); 0 gives Adam.
     pub weight_decay: f64,
     /// Weight `w` of the first-order term in joint training (`w L1vr / sigma^2 + L2`); default 1, or 10
-    /// for a low-rank head (MATH.md Sec. 3).
+    /// for a low-rank head (docs/math.md §4.4).
     pub first_order_weight: Option<f64>,
     /// Decay of the exponential moving average of weights used for evaluation (default 0.999; it lowers
     /// the s1 and s2 errors of every estimator alike); 0 disables it.

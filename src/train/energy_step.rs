@@ -1,7 +1,7 @@
 //! One training step of an energy model `E(x)` (`s = -grad_x E`) under every first-order objective:
 //! DSM and DSM-VR through the input gradient written as a forward computation, SSM through second-order
 //! jets along the directions, SSM-VR through both, ESM through jets along the `D` basis directions, and
-//! FD-SSM through plain evaluations (MATH.md Sec. 5).
+//! FD-SSM through plain evaluations (docs/math.md §7.2).
 //!
 //! # Costs (stacked rows through the network, `n` points, `M` directions)
 //! DSM `n` (value + backward chain, then their reverse: about 3 forward passes), DSM-VR `2n`, SSM

@@ -1,6 +1,6 @@
 //! One training step of the score-matching objectives on a score network (SSM, SSM-VR, ESM, FD-SSM):
 //! stack the evaluation points and directions, one forward pass (with tangents), the objective's
-//! cotangents, one reverse pass through primal and tangent streams (MATH.md Secs. 5 and 11).
+//! cotangents, one reverse pass through primal and tangent streams (docs/math.md §6 and §8.3).
 
 use super::step::Objective;
 use crate::linalg::{Mat, Real};

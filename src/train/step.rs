@@ -7,7 +7,7 @@ use crate::nn::MlpTrace;
 use crate::objectives::{d2sm_loss, dsm_loss, dsm_vr_loss, D2smBatch, D2smForm, Projection};
 use serde::{Deserialize, Serialize};
 
-/// What a training step minimises (MATH.md Sec. 3).
+/// What a training step minimises (docs/math.md §3, §4 and §6).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Objective {
@@ -22,7 +22,7 @@ pub enum Objective {
         /// The weight `w` of the first-order term.
         weight: f64,
     },
-    /// Sliced score matching (MATH.md Sec. 5) on `x~ = x + sigma z` (`sigma = 0`: the data itself),
+    /// Sliced score matching (docs/math.md §6.2-§6.4) on `x~ = x + sigma z` (`sigma = 0`: the data itself),
     /// with `projections` directions per point.
     Ssm {
         /// Directions per point `M >= 1`.

@@ -74,7 +74,7 @@ impl GaussianMixture {
     /// widest component takes all the mass).
     ///
     /// # Reference
-    /// MATH.md Sec. 9.
+    /// docs/math.md §14.2.
     ///
     /// # Example
     /// ```
@@ -145,12 +145,13 @@ impl GaussianMixture {
     /// # Definition
     /// With component scores $a_k = -P_k (x - \mu_k)$, $s_1 = \sum_k r_k a_k$ and $d_k = a_k - s_1$
     /// ($s_3$ is the third cumulant of a formal mixture with means $a_k$ and covariances $-P_k$):
-    /// $$ (s_3)_{ijl} = \sum_k r_k \big[ d_i d_j d_l - P_{ij} d_l - P_{il} d_j - P_{jl} d_i \big]_k, $$
-    /// algebraically equal to MATH.md's raw-moment form $m_3 - (m_2 \otimes s_1)_{\rm sym} + 2 s_1^{\otimes 3}$,
-    /// but centred first so that nothing cancels far from the means. Cost $O(K D^3)$.
+    /// $$ s_{3,ijl} = \sum_k r_k \big[ d_{ki} d_{kj} d_{kl} - P_{k,ij} d_{kl} - P_{k,il} d_{kj} -
+    ///    P_{k,jl} d_{ki} \big], $$
+    /// algebraically equal to the raw-moment form of docs/math.md §14.3, but centred first so that nothing
+    /// cancels far from the means. Cost $O(K D^3)$.
     ///
     /// # Reference
-    /// MATH.md Sec. 9 (Meng et al. 2021, Sec. 3, third-order Tweedie).
+    /// docs/math.md §14.3 and §2.4 (Meng et al. 2021, Sec. 3, third-order Tweedie).
     #[track_caller]
     pub fn third_score_into(&self, x: &[f64], out: &mut [f64]) {
         let (D, K) = (self.dim, self.n_components());
@@ -193,7 +194,7 @@ fn softmax_in_place(ell: &mut [f64]) -> f64 {
     max + total.ln()
 }
 
-/// $\log p(x) = \operatorname{logsumexp}_k\, [\log \pi_k + \log \mathcal N(x; \mu_k, \Sigma_k)]$.
+/// $\log p(x) = \operatorname{logsumexp}_k\  [\log \pi_k + \log \mathcal N(x; \mu_k, \Sigma_k)]$.
 impl LogDensity for GaussianMixture {
     #[track_caller]
     fn log_density(&self, x: &[f64]) -> f64 {
@@ -206,7 +207,7 @@ impl LogDensity for GaussianMixture {
     }
 }
 
-/// $s_1(x) = \sum_k r_k(x)\, a_k(x)$, $a_k = -P_k (x - \mu_k)$ (MATH.md Sec. 9).
+/// $s_1(x) = \sum_k r_k(x)\  a_k(x)$, $a_k = -P_k (x - \mu_k)$ (docs/math.md §14.3).
 impl Score for GaussianMixture {
     #[track_caller]
     fn score_into(&self, x: &[f64], out: &mut [f64]) {
@@ -219,7 +220,7 @@ impl Score for GaussianMixture {
 }
 
 /// $s_2(x) = \sum_k r_k \big[(a_k - s_1)(a_k - s_1)^\top - P_k\big]$, the centred (cancellation-free) form
-/// of MATH.md Sec. 9's $m_2 - s_1 s_1^\top$.
+/// of $m_2 - s_1 s_1^\top$ (docs/math.md §14.3).
 impl ScoreHessian for GaussianMixture {
     #[track_caller]
     fn hessian_into(&self, x: &[f64], out: &mut [f64]) {
@@ -329,7 +330,7 @@ mod tests {
         }
     }
 
-    /// MATH.md Sec. 9 raw-moment form of s3, kept as the slow reference of the centred kernel.
+    /// The raw-moment form of s3 (docs/math.md §14.3), kept as the slow reference of the centred kernel.
     fn third_score_raw(q: &GaussianMixture, x: &[f64]) -> Vec<f64> {
         let (D, K) = (q.dim(), q.n_components());
         let mut r = vec![0.0; K];

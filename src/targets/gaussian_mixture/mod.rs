@@ -18,10 +18,11 @@ use nalgebra::DMatrix;
 /// A mixture of Gaussians in `R^D`, the ground-truth target of the project (f64 throughout).
 ///
 /// # Definition
-/// $$ p(x) = \sum_{k=1}^K \pi_k\, \mathcal N(x;\ \mu_k, \Sigma_k), \qquad \pi_k > 0,\ \sum_k \pi_k = 1,\
+/// $$ p(x) = \sum_{k=1}^K \pi_k\  \mathcal N(x;\ \mu_k, \Sigma_k), \qquad \pi_k > 0,\ \sum_k \pi_k = 1,\
 ///    \Sigma_k \succ 0. $$
 /// Its noisy marginal at level $\sigma$ is again a mixture ([`noisy`](Self::noisy)):
-/// $$ q_\sigma(\tilde x) = \sum_k \pi_k\, \mathcal N(\tilde x;\ \mu_k, C_k), \qquad C_k = \Sigma_k + \sigma^2 I. $$
+/// $$ q_\sigma(\tilde x) = \sum_k \pi_k\  \mathcal N(\tilde x;\ \mu_k, C_k), \qquad
+///    C_k = \Sigma_k + \sigma^2 I. $$
 ///
 /// The constructor factors every covariance once: the lower Cholesky factor $L_k$ ($\Sigma_k = L_k
 /// L_k^\top$), the precision $P_k = \Sigma_k^{-1}$ and the log normaliser
@@ -29,7 +30,7 @@ use nalgebra::DMatrix;
 /// scores costs $O(K D^2)$ per point (score and Hessian) or $O(K D^3)$ (third score).
 ///
 /// # Reference
-/// MATH.md Sec. 9 (Meng et al. 2021, App. on mixtures).
+/// docs/math.md §14.1 (Meng et al. 2021, App. on mixtures).
 ///
 /// # Example
 /// ```
@@ -63,7 +64,7 @@ impl GaussianMixture {
     /// - `weights`: $\pi_k$, each positive and finite; they are **normalised** to sum to one, so any
     ///   positive scale is accepted (`[1, 1]` means `[0.5, 0.5]`).
     /// - `means`: $\mu_k \in \mathbb R^D$, finite; `D >= 1` is taken from the first mean.
-    /// - `covariances`: $\Sigma_k$, `D x D`, finite, symmetric to within $64\,\varepsilon\,D
+    /// - `covariances`: $\Sigma_k$, `D x D`, finite, symmetric to within $64\ \varepsilon\ D
     ///   \max|\Sigma_k|$ (then symmetrised as $(\Sigma_k + \Sigma_k^\top)/2$) and positive definite
     ///   (a Cholesky factor exists).
     ///
@@ -178,10 +179,10 @@ impl GaussianMixture {
     /// The noisy marginal $q_\sigma = p * \mathcal N(0, \sigma^2 I)$.
     ///
     /// # Definition
-    /// $$ q_\sigma = \sum_k \pi_k\, \mathcal N(\mu_k, C_k), \qquad C_k = \Sigma_k + \sigma^2 I. $$
+    /// $$ q_\sigma = \sum_k \pi_k\  \mathcal N(\mu_k, C_k), \qquad C_k = \Sigma_k + \sigma^2 I. $$
     ///
     /// # Reference
-    /// MATH.md Secs. 1 and 9.
+    /// docs/math.md §1.1 and §14.1.
     ///
     /// # Errors
     /// [`TargetError::NonPositiveSigma`] unless $\sigma$ is positive and finite.

@@ -42,7 +42,7 @@ impl GaussianMixture {
     /// The mean of the mixture.
     ///
     /// # Definition
-    /// $$ m = \mathbb E\,x = \sum_k \pi_k \mu_k. $$
+    /// $$ m = \mathbb E\ x = \sum_k \pi_k \mu_k. $$
     pub fn mean(&self) -> Vec<f64> {
         let mut m = vec![0.0; self.dim];
         for (w, mu) in self.weights.iter().zip(&self.means) {
@@ -84,9 +84,9 @@ impl GaussianMixture {
     /// `D x D x D` tensor indexed `(i * D + j) * D + l`.
     ///
     /// # Definition
-    /// With $d_k = \mu_k - m$:
-    /// $$ \mathbb E[(x - m)^{\otimes 3}]_{ijl} = \sum_k \pi_k \big[ d_i d_j d_l + \Sigma_{ij} d_l + \Sigma_{il} d_j
-    ///    + \Sigma_{jl} d_i \big]_k. $$
+    /// With $y = x - m$ and $d_k = \mu_k - m$:
+    /// $$ \mathbb E[y_i y_j y_l] = \sum_k \pi_k \big[ d_{ki} d_{kj} d_{kl} + \Sigma_{k,ij} d_{kl} +
+    ///    \Sigma_{k,il} d_{kj} + \Sigma_{k,jl} d_{ki} \big]. $$
     pub fn third_central_moment(&self) -> Vec<f64> {
         let D = self.dim;
         let m = self.mean();

@@ -12,7 +12,7 @@ impl GaussianMixture {
     /// # Definition
     /// With $C_k = \Sigma_k + \sigma^2 I$ and $r_k(\tilde x)$ the responsibilities of $q_\sigma$
     /// ([`noisy`](Self::noisy)):
-    /// $$ p(x \mid \tilde x) = \sum_k r_k(\tilde x)\, \mathcal N(x;\ m_k, S_k), \quad
+    /// $$ p(x \mid \tilde x) = \sum_k r_k(\tilde x)\  \mathcal N(x;\ m_k, S_k), \quad
     ///    m_k = \mu_k + \Sigma_k C_k^{-1} (\tilde x - \mu_k), \quad
     ///    S_k = \Sigma_k - \Sigma_k C_k^{-1} \Sigma_k. $$
     /// They are computed in the equivalent forms $m_k = \tilde x - \sigma^2 C_k^{-1} (\tilde x - \mu_k)$ and
@@ -25,7 +25,7 @@ impl GaussianMixture {
     /// fewer components than `self` (its weights must be positive).
     ///
     /// # Reference
-    /// MATH.md Secs. 2 and 9 (Meng et al. 2021, Sec. 3; Efron 2011).
+    /// docs/math.md §2 and §14.4 (Meng et al. 2021, Sec. 3; Efron 2011).
     ///
     /// # Errors
     /// [`TargetError::NonPositiveSigma`] unless $\sigma$ is positive and finite;
@@ -168,8 +168,8 @@ mod tests {
 
     #[test]
     fn posterior_components_follow_the_definition() {
-        // m_k = mu_k + Sigma_k C_k^{-1} (x~ - mu_k), S_k = Sigma_k - Sigma_k C_k^{-1} Sigma_k (MATH.md Sec. 9),
-        // against the stable forms the code uses.
+        // m_k = mu_k + Sigma_k C_k^{-1} (x~ - mu_k), S_k = Sigma_k - Sigma_k C_k^{-1} Sigma_k
+        // (docs/math.md §14.4), against the stable forms the code uses.
         let p = parse_target("gmm:dim=3,components=2,seed=9").unwrap();
         let (sigma, xt, D) = (0.7, [0.4, -1.0, 2.5], 3);
         let q = p.noisy(sigma).unwrap();
