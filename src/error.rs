@@ -35,4 +35,7 @@ pub enum Error {
     /// A sample-quality metric that cannot be computed.
     #[error(transparent)]
     Metric(#[from] MetricError),
+    /// A size whose memory estimate exceeds the memory available.
+    #[error(transparent)]
+    Memory(#[from] crate::memory_budget::MemoryError),
 }

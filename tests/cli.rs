@@ -141,7 +141,7 @@ fn energy_models_train_evaluate_score_and_sample() {
         (0..80).map(|i| format!("{},{}\n", (i as f64 * 0.37).sin(), (i as f64 * 0.11).cos())).collect();
     std::fs::write(&data, rows).unwrap();
     let target = format!("csv:{}", data.display());
-    ok(&[&["train", "--target", &target, "--objective", "fd-ssm"], &common[..]].concat());
+    ok(&[&["train", "--target", &target, "--objective", "fd-ssm", "--force"], &common[..]].concat());
     let report = json(&ok(&["eval", "--model", o, "--log-z-tolerance", "0.02", "--json"]));
     for key in
         ["held_out_loss", "held_out_dsm_loss", "test_esm_loss", "test_loglik", "log_z", "log_z_std_err"]

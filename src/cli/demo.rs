@@ -6,6 +6,7 @@ use super::progress::ProgressObserver;
 use anyhow::{Context, Result};
 use clap::Args;
 use std::path::PathBuf;
+use tweedie::data::claim_output;
 use tweedie::estimators::score_jacobian;
 use tweedie::evaluation::evaluate_scores;
 use tweedie::linalg::Mat;
@@ -55,6 +56,8 @@ pub fn demo(args: DemoArgs) -> Result<()> {
         );
     }
     let checkpoint_path = args.out_dir.join("model.safetensors");
+    let png = args.out_dir.join("hessian_fields.png");
+    let _claims = (claim_output(&checkpoint_path, &[])?, claim_output(&png, &[])?);
     let mut trainer = Trainer::new(config)?;
     let mut progress = ProgressObserver::new(args.steps, 0, !args.json);
     let start = std::time::Instant::now();
@@ -97,7 +100,6 @@ pub fn demo(args: DemoArgs) -> Result<()> {
             );
         }
     }
-    let png = args.out_dir.join("hessian_fields.png");
     figure.save_png(&png)?;
     if args.json {
         let mut value = serde_json::to_value(&report)?;

@@ -8,7 +8,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use tweedie::data::write_npy;
+use tweedie::data::{claim_output, write_npy};
 use tweedie::linalg::Mat;
 use tweedie::metrics::{ksd2_unbiased, mixture_weight_tv, ImqKernel, MmdEstimator};
 use tweedie::models::Model;
@@ -240,6 +240,12 @@ pub fn sample(args: SampleArgs) -> Result<()> {
     if !(args.tol >= 0.0 && args.tol.is_finite()) {
         bail!("--tol {} must be finite and >= 0", args.tol);
     }
+    let inputs: Vec<(&str, &Path)> = args.model.iter().map(|m| ("--model", m.as_path())).collect();
+    let _claims = [&args.out, &args.plot]
+        .into_iter()
+        .flatten()
+        .map(|out| claim_output(out, &inputs))
+        .collect::<Result<Vec<_>, _>>()?;
     let named = NamedTarget::parse(&args.target)?;
     let target = named.mixture();
     let dim = target.dim();

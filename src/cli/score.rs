@@ -3,7 +3,7 @@
 use anyhow::{bail, Result};
 use clap::Args;
 use std::path::{Path, PathBuf};
-use tweedie::data::{expect_width, load_points, write_npy};
+use tweedie::data::{claim_output, expect_width, load_points, write_npy};
 use tweedie::estimators::score_jacobian;
 use tweedie::linalg::Mat;
 use tweedie::models::{Model, ScoreModel, SecondOrderHead};
@@ -38,6 +38,8 @@ fn side_file(out: &Path) -> PathBuf {
 
 /// Runs `tweedie score`.
 pub fn score(args: ScoreArgs) -> Result<()> {
+    let inputs = [("--model", args.model.as_path()), ("--input", args.input.as_path())];
+    let _claim = claim_output(&args.out, &inputs)?;
     let checkpoint = Checkpoint::load(&args.model)?;
     let model = checkpoint.eval_model();
     let points = load_points(&args.input)?;
@@ -82,6 +84,7 @@ pub fn score(args: ScoreArgs) -> Result<()> {
                 }
                 write_npy(&args.out, &[n, dim, rank], &u)?;
                 let side = side_file(&args.out);
+                let _side_claim = claim_output(&side, &inputs)?;
                 write_npy(&side, &[n, dim], &d)?;
                 written.push(side);
                 "s2 (low-rank head) = U U^T + diag(d): U is N x D x r, d (in the .diag.npy file) is N x D"

@@ -6,11 +6,12 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::path::PathBuf;
 use std::time::Instant;
+use tweedie::data::claim_output;
 use tweedie::models::{ModelKind, SecondOrderHead};
 use tweedie::nn::Activation;
 use tweedie::objectives::Projection;
 use tweedie::optim::LearningRateSchedule;
-use tweedie::train::{Checkpoint, FormName, ObjectiveName, TrainConfig, Trainer};
+use tweedie::train::{Checkpoint, FormName, ObjectiveName, TargetSource, TrainConfig, Trainer};
 
 /// Arguments of `tweedie train`. Flags override the values of `--config`.
 #[derive(Args, Debug)]
@@ -91,12 +92,17 @@ pub struct TrainArgs {
     /// Steps between checkpoints [default: 1000].
     #[arg(long)]
     checkpoint_every: Option<u64>,
-    /// Checkpoint file (safetensors), written atomically.
+    /// Checkpoint file (safetensors), written atomically at each checkpoint, never before the first; an
+    /// existing file is refused unless --resume or --force.
     #[arg(long, default_value = "model.safetensors")]
     out: PathBuf,
     /// Continue the run saved in --out (bit-for-bit); --steps may raise the total.
     #[arg(long)]
     resume: bool,
+    /// Start a new run although --out exists: the old file stays until this run's first checkpoint
+    /// (--checkpoint-every steps, or the end) replaces it.
+    #[arg(long, conflicts_with = "resume")]
+    force: bool,
     /// Print one JSON summary line and no progress bar.
     #[arg(long)]
     json: bool,
@@ -191,6 +197,15 @@ impl TrainArgs {
     }
 }
 
+/// The data file a configuration reads, if any: the path of a `csv:`, `npy:` or `uci:NAME=PATH` target.
+fn data_file(config: &TrainConfig) -> Option<PathBuf> {
+    match config.target_source().ok()? {
+        TargetSource::Csv(path) | TargetSource::Npy(path) => Some(path),
+        TargetSource::Uci(spec) => spec.path,
+        _ => None,
+    }
+}
+
 /// Runs `tweedie train`.
 pub fn train(args: TrainArgs) -> Result<()> {
     let mut trainer = if args.resume {
@@ -204,6 +219,20 @@ pub fn train(args: TrainArgs) -> Result<()> {
     } else {
         Trainer::new(args.config()?)?
     };
+    let data = data_file(&trainer.state().config);
+    let inputs: Vec<(&str, &std::path::Path)> =
+        [("--config", args.config.as_deref()), ("--target", data.as_deref())]
+            .into_iter()
+            .filter_map(|(flag, path)| Some((flag, path?)))
+            .collect();
+    let _claim = claim_output(&args.out, &inputs)?;
+    if !args.resume && !args.force && args.out.exists() {
+        bail!(
+            "--out {} exists (expected a new file: --resume continues its run, --force starts a new one that \
+             replaces it at its first checkpoint)",
+            args.out.display()
+        );
+    }
     let (total, done) = (trainer.state().config.steps, trainer.state().step);
     let mut progress = ProgressObserver::new(total, done, !args.json);
     let start = Instant::now();

@@ -1,10 +1,11 @@
-//! Data files: point clouds from CSV/NPY, arrays to NPY, the atomic write every output goes through, and
-//! the UCI density-estimation datasets.
+//! Data files: point clouds from CSV/NPY, arrays to NPY, the atomic write and the output guard every
+//! output goes through, and the UCI density-estimation datasets.
 
 mod atomic;
 mod csv;
 mod error;
 mod npy;
+mod output_guard;
 mod points;
 mod uci;
 
@@ -12,6 +13,7 @@ pub use atomic::write_atomic;
 pub use csv::{read_csv, Columns, CsvOptions};
 pub use error::DataError;
 pub use npy::{read_npy, write_npy};
+pub use output_guard::{claim_output, lock_path, OutputClaim, OutputError};
 pub use points::{expect_width, load_points, load_points_with, PointFormat};
 pub use uci::{
     drop_correlated, load_uci, UciData, UciDataset, UciError, UciSpec, Whitening, CORRELATION_THRESHOLD,

@@ -16,6 +16,6 @@ pub use energy_step::{energy_loss_and_gradient, EnergyWorkspace};
 pub use model_step::ModelWorkspace;
 pub use objective_choice::DEFAULT_FD_EPS;
 pub use step::{loss_and_gradient, Objective, StepWorkspace};
-pub use trainer::{StepInfo, TrainError, TrainObserver, Trainer};
+pub use trainer::{Divergence, StepInfo, TrainError, TrainObserver, Trainer};
 pub use training_checkpoint::{Checkpoint, FORMAT};
 pub use training_data::TrainingData;

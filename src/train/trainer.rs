@@ -1,12 +1,16 @@
 //! The training loop: draw a batch, take an Adam step, average weights, checkpoint atomically, and stop
-//! with the last good checkpoint kept if the loss stops being finite.
+//! with an error, saving nothing more, when the loss, the gradient, the weights or the Adam state stop
+//! being finite.
 
 use super::config::TrainConfig;
 use super::model_step::ModelWorkspace;
 use super::training_checkpoint::Checkpoint;
 use super::training_data::TrainingData;
+use super::Objective;
 use crate::checkpoint::CheckpointError;
 use crate::linalg::Mat;
+use crate::memory_budget::{training_bytes, MemoryBudget, MemoryError, NetworkSize};
+use crate::models::{ModelKind, SecondOrderHead};
 use crate::optim::{Adam, Ema};
 use crate::Error;
 use rand::SeedableRng;
@@ -14,19 +18,61 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use std::path::{Path, PathBuf};
 
+/// What a run leaves at its output when it stops early: the last checkpoint it wrote, or nothing.
+fn kept(path: &Path, last_saved: &Option<u64>) -> String {
+    match last_saved {
+        Some(step) => format!("the checkpoint of step {step} is kept at {}", path.display()),
+        None => format!("this run wrote no checkpoint, {} is unchanged", path.display()),
+    }
+}
+
+/// Refuses a configuration whose training would need more memory than `budget` (see
+/// [`training_bytes`]), naming the sizes: the networks' width and depth, the batch, the data dimension.
+fn check_memory(config: &TrainConfig, dim: usize, budget: &MemoryBudget) -> Result<(), MemoryError> {
+    let (d, width, depth) = (dim as f64, config.width as f64, config.depth as f64);
+    let net = |outputs: f64| NetworkSize { inputs: d, width, depth, outputs };
+    let networks = match config.model {
+        ModelKind::S1 => vec![net(d)],
+        ModelKind::S1s2 => vec![net(d), net(head_outputs(config.s2, d))],
+        ModelKind::Energy => vec![net(1.0)],
+    };
+    let objective = config.objective();
+    let rows = config.batch as f64 * objective.noise_rows(1) as f64;
+    // Exact score matching pushes D tangents per row; the other objectives at most two.
+    let tangents = if objective == Objective::Esm { d + 1.0 } else { 2.0 };
+    let what = || {
+        format!(
+            "--width {} --depth {} --batch {} on {dim}-dimensional data",
+            config.width, config.depth, config.batch
+        )
+    };
+    budget.check(what, training_bytes(&networks, rows, tangents))
+}
+
+/// The raw outputs of a second-order head for dimension `d` ([`SecondOrderHead::outputs`], in f64).
+fn head_outputs(head: SecondOrderHead, d: f64) -> f64 {
+    match head {
+        SecondOrderHead::Full => d * (d + 1.0) / 2.0,
+        SecondOrderHead::Diagonal => d,
+        SecondOrderHead::LowRank { rank } => d * rank as f64 + d,
+    }
+}
+
 /// A training run that cannot continue.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
-    /// The loss became NaN or infinite.
-    #[error("loss is {loss} at step {step}: training diverged (the last good checkpoint, from step {last_saved}, is kept at {}; lower --learning-rate or raise --sigma)", path.display())]
-    NonFiniteLoss {
-        /// The step whose loss is not finite.
+    /// The loss, the gradient, the weights or the Adam state stopped being finite.
+    #[error("{what} is {value} at step {step}: training diverged ({}; lower --learning-rate, or raise a very small --sigma)", kept(path, last_saved))]
+    Diverged {
+        /// The step that failed (1-based).
         step: u64,
-        /// The loss.
-        loss: f64,
-        /// The step of the checkpoint on disk.
-        last_saved: u64,
-        /// Where it is.
+        /// What stopped being finite.
+        what: Divergence,
+        /// The first non-finite value (the loss, or an element of the gradient, weights or state).
+        value: f64,
+        /// The step of the last checkpoint this run wrote, if any.
+        last_saved: Option<u64>,
+        /// The output path.
         path: PathBuf,
     },
     /// A checkpoint's data dimension differs from its data's.
@@ -37,6 +83,35 @@ pub enum TrainError {
         /// The data's.
         data: usize,
     },
+}
+
+/// The quantity that stopped being finite in a diverging step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Divergence {
+    /// The minibatch loss.
+    Loss,
+    /// The gradient of the loss.
+    Gradient,
+    /// The weights after the update.
+    Weights,
+    /// Adam's moment estimates after the update.
+    AdamState,
+}
+
+impl std::fmt::Display for Divergence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Divergence::Loss => "the loss",
+            Divergence::Gradient => "the gradient",
+            Divergence::Weights => "a weight",
+            Divergence::AdamState => "Adam's second moment",
+        })
+    }
+}
+
+/// The first non-finite value of `slices`, if any.
+fn first_non_finite<'a>(slices: impl IntoIterator<Item = &'a [f32]>) -> Option<f64> {
+    slices.into_iter().flat_map(|s| s.iter()).find(|v| !v.is_finite()).map(|&v| f64::from(v))
 }
 
 /// What a step reports to observers.
@@ -71,6 +146,7 @@ impl Trainer {
     pub fn new(config: TrainConfig) -> Result<Self, Error> {
         config.validate()?;
         let data = TrainingData::load(&config.target_source()?, config.seed)?;
+        check_memory(&config, data.dim(), &MemoryBudget::of_this_machine())?;
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         let model = config.init_model(data.dim(), &mut rng);
         let settings = config.adam();
@@ -108,9 +184,11 @@ impl Trainer {
         &self.data
     }
 
-    /// One step: draws a batch and noise, computes the loss, and (if it is finite) updates the model.
-    /// Returns the loss; a non-finite loss leaves the model untouched.
-    pub fn step(&mut self) -> f64 {
+    /// One step: draws a batch and noise, computes the loss and gradient, and updates the model.
+    /// Returns the loss, or what stopped being finite and its value: a non-finite loss or gradient leaves
+    /// the state untouched; non-finite weights or Adam moments after the update leave it unusable (it
+    /// must not be saved).
+    pub fn step(&mut self) -> Result<f64, (Divergence, f64)> {
         let s = &mut self.state;
         let x = self.data.draw(s.config.batch, &mut s.rng);
         let objective = s.config.objective();
@@ -118,37 +196,47 @@ impl Trainer {
         self.z.as_mut_slice().iter_mut().for_each(|v| *v = StandardNormal.sample(&mut s.rng));
         let sigma = s.config.sigma as f32;
         let loss = self.ws.loss_and_gradient(&s.model, objective, sigma, &x, &self.z) as f64;
-        if loss.is_finite() {
-            s.adam.set_learning_rate(s.config.learning_rate_at(s.step));
-            s.adam.step(s.model.params_mut(), self.ws.grad());
-            if let Some(ema) = &mut s.ema {
-                ema.update(&s.model.params());
-            }
-            s.step += 1;
+        if !loss.is_finite() {
+            return Err((Divergence::Loss, loss));
         }
-        loss
+        if let Some(v) = first_non_finite(self.ws.grad()) {
+            return Err((Divergence::Gradient, v));
+        }
+        s.adam.set_learning_rate(s.config.learning_rate_at(s.step));
+        s.adam.step(s.model.params_mut(), self.ws.grad());
+        if let Some(v) = first_non_finite(s.model.params()) {
+            return Err((Divergence::Weights, v));
+        }
+        let (m, v, _) = s.adam.state();
+        if let Some(value) = first_non_finite([m, v]) {
+            return Err((Divergence::AdamState, value));
+        }
+        if let Some(ema) = &mut s.ema {
+            ema.update(&s.model.params());
+        }
+        s.step += 1;
+        Ok(loss)
     }
 
-    /// Trains until the configured number of steps, checkpointing to `out` at the start of a fresh run
-    /// (so a good checkpoint always exists), every `checkpoint_every` steps and at the end.
+    /// Trains until the configured number of steps, checkpointing to `out` every `checkpoint_every` steps
+    /// and at the end. Nothing is written before the first of these, so a run that fails or is killed
+    /// early leaves whatever was at `out` as it was; each write is atomic.
     pub fn run(&mut self, out: &Path, observer: &mut dyn TrainObserver) -> Result<(), Error> {
-        if self.state.step == 0 {
-            self.save(out)?;
-        }
-        let mut last_saved = self.state.step;
+        let mut last_saved = None;
         while self.state.step < self.state.config.steps {
-            let loss = self.step();
-            if !loss.is_finite() {
-                let step = self.state.step + 1;
-                return Err(
-                    TrainError::NonFiniteLoss { step, loss, last_saved, path: out.to_path_buf() }.into()
-                );
-            }
+            let loss = match self.step() {
+                Ok(loss) => loss,
+                Err((what, value)) => {
+                    let step = self.state.step + 1;
+                    let path = out.to_path_buf();
+                    return Err(TrainError::Diverged { step, what, value, last_saved, path }.into());
+                }
+            };
             observer.on_step(&StepInfo { step: self.state.step, loss });
             let due = self.state.step.is_multiple_of(self.state.config.checkpoint_every);
             if due || self.state.step == self.state.config.steps {
                 self.save(out)?;
-                last_saved = self.state.step;
+                last_saved = Some(self.state.step);
                 observer.on_checkpoint(self.state.step, out);
             }
         }
@@ -164,7 +252,6 @@ impl Trainer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::{ModelKind, SecondOrderHead};
     use crate::train::config::FormName;
 
     fn small(steps: u64) -> TrainConfig {
@@ -221,7 +308,7 @@ mod tests {
         let (straight, split) = (dir.path().join("a.safetensors"), dir.path().join("b.safetensors"));
         Trainer::new(config.clone()).unwrap().run(&straight, &mut ()).unwrap();
         let mut first = Trainer::new(config).unwrap();
-        (0..9).for_each(|_| assert!(first.step().is_finite()));
+        (0..9).for_each(|_| assert!(first.step().is_ok()));
         first.save(&split).unwrap();
         Trainer::resume(Checkpoint::load(&split).unwrap(), None).unwrap().run(&split, &mut ()).unwrap();
         let (a, b) = (Checkpoint::load(&straight).unwrap(), Checkpoint::load(&split).unwrap());
@@ -231,16 +318,35 @@ mod tests {
     }
 
     #[test]
-    fn diverging_run_stops_naming_the_step_and_keeps_the_last_checkpoint() {
+    fn diverging_run_stops_naming_the_step_and_leaves_the_output_as_it_was() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("m.safetensors");
+        std::fs::write(&out, b"a previous model").unwrap();
         let config = TrainConfig { learning_rate: 1e30, ..small(200) };
         let err = Trainer::new(config).unwrap().run(&out, &mut ()).unwrap_err();
-        let Error::Train(TrainError::NonFiniteLoss { step, last_saved, .. }) = err else { panic!("{err}") };
-        assert!(step > last_saved, "diverged at {step}, saved {last_saved}");
+        let Error::Train(TrainError::Diverged { step, last_saved, .. }) = &err else { panic!("{err}") };
+        assert!(*step <= 7 && last_saved.is_none(), "diverged at {step}, saved {last_saved:?}");
+        assert!(err.to_string().contains("this run wrote no checkpoint"), "{err}");
+        assert_eq!(std::fs::read(&out).unwrap(), b"a previous model");
+    }
+
+    #[test]
+    fn a_divergence_after_a_checkpoint_keeps_that_checkpoint() {
+        // A learning rate of 100 overflows Adam's state or the weights after a few steps while the loss
+        // stays finite for a while: the run must stop there, not save non-finite numbers.
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("m.safetensors");
+        let config = TrainConfig { learning_rate: 100.0, checkpoint_every: 1, ..small(400) };
+        let err = Trainer::new(config).unwrap().run(&out, &mut ()).unwrap_err();
+        let Error::Train(TrainError::Diverged { step, last_saved: Some(saved), .. }) = &err else {
+            panic!("{err}")
+        };
+        assert_eq!(*saved + 1, *step, "{err}");
         let kept = Checkpoint::load(&out).unwrap();
-        assert_eq!(kept.step, last_saved);
+        assert_eq!(kept.step, *saved);
         assert!(kept.model.params().iter().all(|p| p.iter().all(|v| v.is_finite())));
+        let (m, v, _) = kept.adam.state();
+        assert!(m.iter().chain(v).all(|x| x.is_finite()));
     }
 
     #[test]

@@ -1,0 +1,175 @@
+//! End-to-end tests of the reliability rules: a failed or killed run leaves an existing output
+//! byte-identical, outputs that are inputs or not regular files are refused, a second writer is refused,
+//! sizes are checked against memory before allocating, and numbers beyond f32 are errors.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn tweedie(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tweedie")).args(args).output().expect("the binary runs")
+}
+
+/// Runs and requires success, returning stdout.
+fn ok(args: &[&str]) -> String {
+    let out = tweedie(args);
+    assert!(out.status.success(), "tweedie {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs and requires a clean one-line failure containing every `needles` entry.
+fn fails_with(args: &[&str], needles: &[&str]) {
+    let out = tweedie(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "tweedie {args:?} should fail with exit code 1: {err}");
+    assert!(!err.contains("panicked"), "tweedie {args:?} panicked: {err}");
+    assert_eq!(err.lines().count(), 1, "tweedie {args:?}: not one line: {err}");
+    for needle in needles {
+        assert!(err.contains(needle), "tweedie {args:?}: error {err:?} lacks {needle:?}");
+    }
+}
+
+/// Trains a small model to `dir/good.safetensors`.
+fn good_model(dir: &Path) -> PathBuf {
+    let out = dir.join("good.safetensors");
+    let o = out.to_str().unwrap();
+    ok(&[
+        "train", "--target", "gmm2d", "--steps", "20", "--batch", "16", "--width", "8", "--out", o, "--json",
+    ]);
+    out
+}
+
+fn small_run<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["train", "--target", "gmm2d", "--batch", "16", "--out", out];
+    args.extend_from_slice(extra);
+    if !extra.contains(&"--width") {
+        args.extend_from_slice(&["--width", "8"]);
+    }
+    args
+}
+
+#[test]
+fn a_failed_run_leaves_the_previous_model_byte_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = good_model(dir.path());
+    let g = good.to_str().unwrap();
+    let before = std::fs::read(&good).unwrap();
+    // Without --force an existing output is refused before anything is trained.
+    fails_with(&small_run(g, &["--steps", "5"]), &["good.safetensors exists", "--force"]);
+    // Divergence: the loss (or the weights) stop being finite long before the first checkpoint.
+    fails_with(
+        &small_run(g, &["--force", "--steps", "200", "--learning-rate", "1e30"]),
+        &["diverged", "this run wrote no checkpoint", "good.safetensors is unchanged"],
+    );
+    // A size the memory check refuses.
+    fails_with(&small_run(g, &["--force", "--width", "1000000000"]), &["--width 1000000000", "memory"]);
+    fails_with(&small_run(g, &["--force", "--width", "18446744073709551615"]), &["--width", "memory"]);
+    assert_eq!(std::fs::read(&good).unwrap(), before, "a failed run changed the previous model");
+    let entries = std::fs::read_dir(dir.path()).unwrap().count();
+    assert_eq!(entries, 1, "failed runs leave no lock or temporary file behind");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_killed_run_leaves_the_previous_model_byte_identical_and_its_lock_is_cleaned() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = good_model(dir.path());
+    let g = good.to_str().unwrap();
+    let before = std::fs::read(&good).unwrap();
+    let lock = dir.path().join("good.safetensors.lock");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tweedie"))
+        .args(small_run(g, &["--force", "--steps", "100000000", "--checkpoint-every", "100000000", "--json"]))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the run holds its lock (it trains from then on), then let it train 0.3 s.
+    let start = Instant::now();
+    while !lock.exists() {
+        assert!(start.elapsed() < Duration::from_secs(20), "the run never took its lock");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = child.id().to_string();
+    assert!(Command::new("sh").args(["-c", &format!("kill -TERM {pid}")]).status().unwrap().success());
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the run was killed");
+    assert_eq!(std::fs::read(&good).unwrap(), before, "a killed run changed the previous model");
+    assert!(lock.exists(), "SIGTERM skips the lock's removal: the next run must handle the stale lock");
+    let summary = ok(&["train", "--resume", "--out", g, "--steps", "25", "--json"]);
+    assert!(summary.contains("\"steps\":25"), "{summary}");
+    assert!(!lock.exists());
+}
+
+#[test]
+fn outputs_that_are_inputs_or_not_regular_files_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = good_model(dir.path());
+    let g = good.to_str().unwrap();
+    let model_bytes = std::fs::read(&good).unwrap();
+    let points = dir.path().join("p.csv");
+    std::fs::write(&points, "0.1,0.2\n-1,0\n").unwrap();
+    let p = points.to_str().unwrap();
+    let data = dir.path().join("data.csv");
+    let rows: String = (0..40).map(|i| format!("{},{}\n", i % 7, i % 5)).collect();
+    std::fs::write(&data, &rows).unwrap();
+    let d = data.to_str().unwrap();
+    let target = format!("csv:{d}");
+    fails_with(
+        &["train", "--target", &target, "--steps", "5", "--out", d, "--force"],
+        &["same file as --target"],
+    );
+    assert_eq!(std::fs::read_to_string(&data).unwrap(), rows, "the data file was replaced");
+    fails_with(&["score", "--model", g, "--input", p, "--out", g], &["same file as --model"]);
+    fails_with(&["score", "--model", g, "--input", p, "--out", p], &["same file as --input"]);
+    assert_eq!(std::fs::read(&good).unwrap(), model_bytes, "the model was replaced");
+    let sample = [
+        "sample",
+        "--target",
+        "gmm2d",
+        "--model",
+        g,
+        "--sampler",
+        "ula",
+        "--steps",
+        "2",
+        "--step-size",
+        "0.01",
+        "--chains",
+        "4",
+        "--out",
+        g,
+    ];
+    fails_with(&sample, &["same file as --model"]);
+    #[cfg(unix)]
+    {
+        let link = dir.path().join("link.npy");
+        std::os::unix::fs::symlink(&points, &link).unwrap();
+        let l = link.to_str().unwrap();
+        fails_with(&["score", "--model", g, "--input", p, "--out", l], &["symbolic link"]);
+        fails_with(
+            &["score", "--model", g, "--input", p, "--out", "/dev/null"],
+            &["/dev/null", "special file"],
+        );
+        assert!(
+            !Path::new("/dev/null").metadata().unwrap().file_type().is_file(),
+            "/dev/null is still a device"
+        );
+    }
+    let folder = dir.path().to_str().unwrap();
+    fails_with(&["score", "--model", g, "--input", p, "--out", folder], &["folder"]);
+}
+
+#[test]
+fn a_second_writer_of_the_same_output_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m.safetensors");
+    let o = out.to_str().unwrap();
+    // This test process plays the first writer: it holds the lock while the binary tries to write.
+    let claim = tweedie::data::claim_output(&out, &[]).unwrap();
+    fails_with(&small_run(o, &["--steps", "5"]), &["m.safetensors", "another process", "lock"]);
+    assert!(!out.exists());
+    drop(claim);
+    ok(&small_run(o, &["--steps", "5", "--json"]));
+    assert!(out.exists());
+}
