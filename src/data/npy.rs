@@ -15,7 +15,8 @@ use std::path::Path;
 /// # Errors
 /// [`DataError::BadShape`] for other ranks or a zero-width array, [`DataError::Empty`] for `N = 0`,
 /// [`DataError::UnsupportedDtype`], [`DataError::Truncated`] when the data is shorter than the header
-/// says, [`DataError::NonFinite`] (1-based row and column), and [`DataError::Io`] for unreadable files or
+/// says, [`DataError::NonFinite`] or [`DataError::TooLarge`] beyond
+/// [`MAX_ABS_VALUE`](super::MAX_ABS_VALUE) (1-based row and column), and [`DataError::Io`] for unreadable files or
 /// malformed headers.
 ///
 /// # Example
@@ -77,13 +78,10 @@ pub fn read_npy(path: &Path) -> Result<Mat<f64>, DataError> {
         Order::C => Mat::from_vec(n, d, values),
         Order::Fortran => Mat::from_fn(n, d, |i, j| values[j * n + i]),
     };
-    if let Some(k) = points.as_slice().iter().position(|v| !v.is_finite()) {
-        return Err(DataError::NonFinite {
-            path: path.to_path_buf(),
-            row: k / d + 1,
-            column: k % d + 1,
-            value: points.as_slice()[k].to_string(),
-        });
+    for (k, &v) in points.as_slice().iter().enumerate() {
+        if let Some(err) = DataError::out_of_range(v, path, k / d + 1, k % d + 1, &format!("{v:e}")) {
+            return Err(err);
+        }
     }
     Ok(points)
 }
@@ -225,6 +223,20 @@ mod tests {
             "{err:?}"
         );
         assert!(err.to_string().contains("b.npy: row 2, column 1: value NaN is not finite"), "{err}");
+    }
+
+    #[test]
+    fn values_beyond_what_f32_arithmetic_holds_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big.npy");
+        write_npy(&p, &[2, 2], &[1.0f64, 2.0, 3.0, 1e39]).unwrap();
+        let err = read_npy(&p).unwrap_err();
+        assert!(
+            matches!(&err, DataError::TooLarge { row: 2, column: 2, value, .. } if value == "1e39"),
+            "{err:?}"
+        );
+        write_npy(&p, &[1, 2], &[3e38f32, 0.0]).unwrap();
+        assert!(matches!(read_npy(&p).unwrap_err(), DataError::TooLarge { row: 1, column: 1, .. }));
     }
 
     #[test]
