@@ -34,7 +34,9 @@ fn human(bytes: f64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    if unit == 0 {
+    if value >= 1024.0 {
+        format!("{bytes:.1e} bytes")
+    } else if unit == 0 {
         format!("{value:.0} bytes")
     } else {
         format!("{value:.1} {}", units[unit])
@@ -174,5 +176,6 @@ mod tests {
         );
         assert!(check_threads("--threads", 0).is_err());
         assert_eq!(human(1536.0), "1.5 KiB");
+        assert_eq!(human(3e30), "3.0e30 bytes");
     }
 }

@@ -237,7 +237,7 @@ fn bad_input_gives_one_line_errors_and_overwrites_nothing() {
     let bad_training: [(&[&str], &[&str]); 9] = [
         (&["--model", "s1", "--objective", "ssm", "--projections", "0"], &["--projections 0", "M >= 1"]),
         (&["--objective", "ssm-vr"], &["ssm-vr", "--model s1"]),
-        (&["--sigma", "0"], &["sigma = 0", "> 0"]),
+        (&["--sigma", "0"], &["sigma = 0", "[1e-4, 1e4]"]),
         (&["--sigma", "-0.5"], &["sigma = -0.5"]),
         (&["--target", "banana"], &["banana"]),
         (&["--target", "gmm:dim=0"], &["dim"]),

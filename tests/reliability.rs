@@ -173,3 +173,129 @@ fn a_second_writer_of_the_same_output_is_refused() {
     ok(&small_run(o, &["--steps", "5", "--json"]));
     assert!(out.exists());
 }
+
+#[test]
+fn absurd_sizes_are_refused_by_the_memory_check_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = dir.path().join("m.safetensors");
+    let o = o.to_str().unwrap();
+    for (flags, needles) in [
+        (&["train", "--depth", "100000000", "--out", o][..], &["--depth 100000000", "memory"][..]),
+        (&["train", "--batch", "1000000000000", "--out", o], &["--batch 1000000000000", "memory"]),
+        (
+            &["estimate", "--estimator", "stein", "--target", "gmm2d", "--samples", "1000000"],
+            &["--samples 1000000"],
+        ),
+        (
+            &[
+                "sample",
+                "--target",
+                "gmm2d",
+                "--sampler",
+                "ula",
+                "--steps",
+                "5",
+                "--step-size",
+                "0.1",
+                "--chains",
+                "1000000000",
+            ],
+            &["--chains 1000000000", "memory"],
+        ),
+        (
+            &[
+                "sample",
+                "--target",
+                "gmm2d",
+                "--sampler",
+                "ula",
+                "--steps",
+                "5",
+                "--step-size",
+                "0.1",
+                "--threads",
+                "10000",
+            ],
+            &["--threads 10000", "1..=1024"],
+        ),
+        (&["bench", "--workloads", "dsm_step", "--dims", "100000000"], &["--dims 100000000", "memory"]),
+        (&["bench", "--reps", "0"], &["--reps 0"]),
+    ] {
+        fails_with(flags, needles);
+    }
+    assert!(!Path::new(o).exists());
+    // A 20000-column data file trained with a full second-order head: 2 10^8 outputs per point.
+    let wide = dir.path().join("wide.csv");
+    let row = vec!["0.5"; 20_000].join(",");
+    std::fs::write(&wide, format!("{row}\n{row}\n{row}\n")).unwrap();
+    let target = format!("csv:{}", wide.display());
+    fails_with(&["train", "--target", &target, "--s2", "full", "--out", o], &["20000-dimensional", "memory"]);
+    let model = good_model(dir.path());
+    let m = model.to_str().unwrap();
+    fails_with(&["eval", "--model", m, "--points", "1000000000000"], &["--points 1000000000000", "memory"]);
+}
+
+#[test]
+fn inputs_that_would_make_numbers_silently_wrong_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = good_model(dir.path());
+    let m = model.to_str().unwrap();
+    let out = dir.path().join("s.npy");
+    let o = out.to_str().unwrap();
+    for (cell, shown) in [("1e39", "1e39"), ("3e38", "3e38")] {
+        let points = dir.path().join("big.csv");
+        std::fs::write(&points, format!("0.1,0.2\n{cell},0\n")).unwrap();
+        let p = points.to_str().unwrap();
+        fails_with(
+            &["score", "--model", m, "--input", p, "--out", o],
+            &["big.csv", "row 2, column 1", shown],
+        );
+        let target = format!("csv:{p}");
+        fails_with(&["train", "--target", &target, "--out", o], &["big.csv", "row 2, column 1", shown]);
+    }
+    let header = dir.path().join("h.csv");
+    std::fs::write(&header, "0.1,abc\n1,2\n").unwrap();
+    let h = header.to_str().unwrap();
+    fails_with(&["score", "--model", m, "--input", h, "--out", o], &["h.csv", "row 1, column 2", "abc"]);
+    assert!(!out.exists());
+    for sigma in ["1e308", "1e30", "1e-45", "1e-320"] {
+        fails_with(&["train", "--sigma", sigma, "--out", o], &["sigma = ", "[1e-4, 1e4]"]);
+    }
+    fails_with(
+        &[
+            "sample",
+            "--target",
+            "gauss:dim=2,cond=1e17",
+            "--sampler",
+            "ula",
+            "--steps",
+            "5",
+            "--step-size",
+            "0.01",
+        ],
+        &["cond", "1e17", "[1, 1e12]"],
+    );
+    fails_with(&["train", "--resume", "--out", m, "--steps", "3"], &["--steps 3", "20 steps"]);
+}
+
+#[test]
+fn non_finite_weights_are_refused_by_every_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = good_model(dir.path());
+    let mut store = tweedie::checkpoint::TensorStore::load(&model).unwrap();
+    let n = store.shape("ema.shadow").unwrap()[0];
+    let mut shadow = vec![0.25f32; n];
+    shadow[3] = f32::NAN;
+    store.insert("ema.shadow", &[n], &shadow);
+    let bad = dir.path().join("nan.safetensors");
+    assert!(store.save(&bad).is_err(), "saving NaN weights is refused");
+    std::fs::write(&bad, store.to_bytes().unwrap()).unwrap();
+    let (b, points, out) = (bad.to_str().unwrap(), dir.path().join("p.csv"), dir.path().join("s.npy"));
+    std::fs::write(&points, "0.1,0.2\n").unwrap();
+    let needles = ["nan.safetensors", "\"ema.shadow\"", "NaN at index 3"];
+    fails_with(&["eval", "--model", b], &needles);
+    let (p, o) = (points.to_str().unwrap(), out.to_str().unwrap());
+    fails_with(&["score", "--model", b, "--input", p, "--out", o], &needles);
+    fails_with(&["train", "--resume", "--out", b, "--steps", "40"], &needles);
+    assert!(!out.exists());
+}

@@ -70,11 +70,13 @@ impl TensorStore {
         self.tensors.insert(name.into(), StoredTensor { dtype: F::DTYPE, shape: shape.to_vec(), bytes });
     }
 
-    /// Tensor `name` as `F`, checking its element type and that its shape is `expected_shape`.
+    /// Tensor `name` as `F`, checking its element type, that its shape is `expected_shape` and that every
+    /// element is finite.
     ///
     /// # Errors
-    /// [`CheckpointError::MissingTensor`], [`CheckpointError::DtypeMismatch`] or
-    /// [`CheckpointError::ShapeMismatch`], each naming the file this store was loaded from.
+    /// [`CheckpointError::MissingTensor`], [`CheckpointError::DtypeMismatch`],
+    /// [`CheckpointError::ShapeMismatch`] or [`CheckpointError::NonFinite`], each naming the file this
+    /// store was loaded from.
     pub fn get<F: Real>(&self, name: &str, expected_shape: &[usize]) -> Result<Vec<F>, CheckpointError> {
         let tensor = self.tensors.get(name).ok_or_else(|| CheckpointError::MissingTensor {
             path: self.path.clone(),
@@ -96,7 +98,32 @@ impl TensorStore {
                 expected: expected_shape.to_vec(),
             });
         }
-        Ok(F::read_le(&tensor.bytes))
+        let values = F::read_le(&tensor.bytes);
+        match first_non_finite(&values) {
+            Some((index, value)) => Err(CheckpointError::NonFinite {
+                path: self.path.clone(),
+                name: name.to_string(),
+                index,
+                value,
+            }),
+            None => Ok(values),
+        }
+    }
+
+    /// Refuses to write a store with a NaN or infinite f32/f64 element, naming the tensor.
+    fn check_finite(&self, path: &Path) -> Result<(), CheckpointError> {
+        for (name, t) in &self.tensors {
+            let found = match t.dtype {
+                Dtype::F32 => first_non_finite(&read_le::<f32>(&t.bytes)),
+                Dtype::F64 => first_non_finite(&read_le::<f64>(&t.bytes)),
+                _ => None,
+            };
+            if let Some((index, value)) = found {
+                let (path, name) = (path.to_path_buf(), name.clone());
+                return Err(CheckpointError::NonFinite { path, name, index, value });
+            }
+        }
+        Ok(())
     }
 
     /// [`TensorStore::get`] for f32.
@@ -230,8 +257,10 @@ impl TensorStore {
     /// Writes the store to `path` atomically: a crash or a failed write leaves any previous file intact.
     ///
     /// # Errors
+    /// [`CheckpointError::NonFinite`] for a NaN or infinite f32/f64 element (nothing is written), and
     /// [`CheckpointError::Io`] when the file cannot be written (for example a missing folder).
     pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
+        self.check_finite(path)?;
         let bytes = self.to_bytes()?;
         write_atomic(path, &bytes).map_err(|source| CheckpointError::Io { path: path.to_path_buf(), source })
     }
@@ -248,6 +277,17 @@ impl TensorStore {
         })?;
         Self::from_bytes(&bytes, path)
     }
+}
+
+/// Little-endian values of `F`.
+fn read_le<F: Real>(bytes: &[u8]) -> Vec<F> {
+    F::read_le(bytes)
+}
+
+/// The index and value of the first NaN or infinite element, if any.
+fn first_non_finite<F: Real>(values: &[F]) -> Option<(usize, f64)> {
+    let index = values.iter().position(|v| !v.is_finite())?;
+    Some((index, values[index].to_f64().unwrap_or(f64::NAN)))
 }
 
 /// A dtype as users write it: `f32`, `bf16`, ...
@@ -340,6 +380,30 @@ mod tests {
         assert!(matches!(&err, CheckpointError::MissingMetadata { key, .. } if key == "step"));
         let err = s.get_u64("config").unwrap_err();
         assert!(matches!(&err, CheckpointError::BadMetadata { key, .. } if key == "config"));
+    }
+
+    #[test]
+    fn non_finite_weights_are_refused_on_save_and_on_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.safetensors");
+        let mut store = sample_store();
+        store.insert("ema.shadow", &[3], &[0.5f32, f32::INFINITY, 1.0]);
+        let err = store.save(&path).unwrap_err();
+        assert!(
+            matches!(&err, CheckpointError::NonFinite { name, index: 1, .. } if name == "ema.shadow"),
+            "{err}"
+        );
+        assert!(!path.exists(), "nothing is written");
+        // A file with NaN weights written by another tool: readable, but the tensor is refused.
+        let bytes = store.to_bytes().unwrap();
+        let loaded = TensorStore::from_bytes(&bytes, &path).unwrap();
+        let err = loaded.get_f32("ema.shadow", &[3]).unwrap_err();
+        assert!(err
+            .to_string()
+            .starts_with(&format!("{}: tensor \"ema.shadow\" holds inf at index 1", path.display())));
+        let mut nan = sample_store();
+        nan.insert("adam.m", &[1], &[f64::NAN]);
+        assert!(matches!(nan.save(&path).unwrap_err(), CheckpointError::NonFinite { .. }));
     }
 
     #[test]

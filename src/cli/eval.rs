@@ -12,6 +12,7 @@ use tweedie::evaluation::{
     evaluate_scores, log_partition, mean_log_likelihood, LogPartitionSettings, ScoreReport,
 };
 use tweedie::linalg::Mat;
+use tweedie::memory_budget::MemoryBudget;
 use tweedie::models::{Model, ScoreModel};
 use tweedie::train::{Checkpoint, ModelWorkspace, Objective, TrainConfig, TrainingData};
 
@@ -137,6 +138,12 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     match &data {
         TrainingData::Analytic { mixture, name } => {
             anyhow::ensure!(args.points > 0, "--points 0: expected at least 1 test point");
+            // Per point: the true, learned and autodiff Hessians and their differences (4 D^2 f64), and
+            // D tangents through the networks (activations, tangents, adjoints of every unit, f32).
+            let (d, config) = (checkpoint.dim as f64, &checkpoint.config);
+            let units = d + (config.depth * config.width) as f64 + d * d;
+            let bytes = args.points as f64 * (32.0 * d * d + 16.0 * d * units);
+            MemoryBudget::of_this_machine().check(|| format!("--points {}", args.points), bytes)?;
             let report = evaluate_scores(
                 &checkpoint.eval_model(),
                 mixture,

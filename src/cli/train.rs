@@ -53,7 +53,7 @@ pub struct TrainArgs {
     /// FD-SSM: finite-difference step eps > 0 [default: 0.1].
     #[arg(long, allow_negative_numbers = true)]
     fd_eps: Option<f64>,
-    /// Noise level sigma > 0 [default: 0.3].
+    /// Noise level sigma in [1e-4, 1e4] [default: 0.3].
     #[arg(long, allow_negative_numbers = true)]
     sigma: Option<f64>,
     /// Total training steps [default: 10000].

@@ -1,7 +1,6 @@
 //! Numeric text tables (CSV, TSV, whitespace-separated, optionally gzipped) read into a matrix of points.
 
 use super::error::{quoted, DataError};
-use super::MAX_ABS_VALUE;
 use crate::linalg::Mat;
 use flate2::read::MultiGzDecoder;
 use std::fs::File;
@@ -68,7 +67,7 @@ impl Separator {
 /// # Errors
 /// [`DataError::Empty`] without data rows, [`DataError::Ragged`] when a row's field count differs from the
 /// first data row's, [`DataError::Parse`] for a field that is not a number, [`DataError::NonFinite`] for
-/// NaN or infinity, [`DataError::TooLarge`] beyond [`MAX_ABS_VALUE`], [`DataError::ColumnOutOfRange`] for a selection beyond the row width, and
+/// NaN or infinity, [`DataError::TooLarge`] beyond [`MAX_ABS_VALUE`](super::MAX_ABS_VALUE), [`DataError::ColumnOutOfRange`] for a selection beyond the row width, and
 /// [`DataError::Io`] when the file cannot be read or decompressed.
 ///
 /// # Example
@@ -177,7 +176,8 @@ fn parse_field(field: &str) -> Result<f64, std::num::ParseFloatError> {
     field.trim().parse::<f64>()
 }
 
-/// Parses one field and requires a finite value of magnitude at most [`MAX_ABS_VALUE`].
+/// Parses one field and requires a finite value of magnitude at most
+/// [`MAX_ABS_VALUE`](super::MAX_ABS_VALUE).
 fn parse_checked(field: &str, path: &Path, row: usize, column: usize) -> Result<f64, DataError> {
     match parse_field(field) {
         Ok(v) => match DataError::out_of_range(v, path, row, column, field) {

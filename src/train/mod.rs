@@ -11,7 +11,7 @@ mod trainer;
 mod training_checkpoint;
 mod training_data;
 
-pub use config::{ConfigError, FormName, ObjectiveName, TargetSource, TrainConfig};
+pub use config::{ConfigError, FormName, ObjectiveName, TargetSource, TrainConfig, SIGMA_RANGE};
 pub use energy_step::{energy_loss_and_gradient, EnergyWorkspace};
 pub use model_step::ModelWorkspace;
 pub use objective_choice::DEFAULT_FD_EPS;

@@ -62,7 +62,10 @@ fn head_outputs(head: SecondOrderHead, d: f64) -> f64 {
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
     /// The loss, the gradient, the weights or the Adam state stopped being finite.
-    #[error("{what} is {value} at step {step}: training diverged ({}; lower --learning-rate, or raise a very small --sigma)", kept(path, last_saved))]
+    #[error(
+        "{what} is {value} at step {step}: training diverged ({}; lower --learning-rate)",
+        kept(path, last_saved)
+    )]
     Diverged {
         /// The step that failed (1-based).
         step: u64,
@@ -74,6 +77,14 @@ pub enum TrainError {
         last_saved: Option<u64>,
         /// The output path.
         path: PathBuf,
+    },
+    /// `--steps` on resume is below the steps the checkpoint has already done.
+    #[error("--steps {steps} is below the {done} steps the checkpoint has done (expected a total of at least {done})")]
+    StepsBelowCheckpoint {
+        /// The total asked for.
+        steps: u64,
+        /// The checkpoint's step.
+        done: u64,
     },
     /// A checkpoint's data dimension differs from its data's.
     #[error("checkpoint is for dimension {checkpoint}, but the data has dimension {data}")]
@@ -159,6 +170,9 @@ impl Trainer {
     /// Resumes from a checkpoint; `steps` (if given) replaces the configured total.
     pub fn resume(mut checkpoint: Checkpoint, steps: Option<u64>) -> Result<Self, Error> {
         if let Some(steps) = steps {
+            if steps < checkpoint.step {
+                return Err(TrainError::StepsBelowCheckpoint { steps, done: checkpoint.step }.into());
+            }
             checkpoint.config.steps = steps;
         }
         checkpoint.config.validate()?;
@@ -298,6 +312,16 @@ mod tests {
             assert_eq!(a.ema, b.ema, "weight average differs after resuming");
             assert_eq!(a.rng, b.rng, "RNG position differs after resuming");
         }
+    }
+
+    #[test]
+    fn resuming_below_the_checkpoints_step_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("m.safetensors");
+        Trainer::new(small(9)).unwrap().run(&out, &mut ()).unwrap();
+        let err = Trainer::resume(Checkpoint::load(&out).unwrap(), Some(5)).err().unwrap();
+        assert!(matches!(err, Error::Train(TrainError::StepsBelowCheckpoint { steps: 5, done: 9 })), "{err}");
+        assert!(Trainer::resume(Checkpoint::load(&out).unwrap(), Some(9)).is_ok(), "equal: nothing to do");
     }
 
     #[test]
