@@ -299,3 +299,41 @@ fn non_finite_weights_are_refused_by_every_reader() {
     fails_with(&["train", "--resume", "--out", b, "--steps", "40"], &needles);
     assert!(!out.exists());
 }
+
+/// Runs in `cwd` and returns (success, stderr).
+fn run_in(cwd: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tweedie")).args(args).current_dir(cwd).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn a_changed_data_file_is_an_error_and_relative_paths_follow_the_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    std::fs::create_dir(&runs).unwrap();
+    let rows: String = (0..40).map(|i| format!("{},{}\n", (i as f64 * 0.3).sin(), i % 3)).collect();
+    std::fs::write(dir.path().join("data.csv"), &rows).unwrap();
+    let train = ["train", "--target", "csv:data.csv", "--model", "s1", "--steps", "10", "--width", "8"];
+    let (ok, err) = run_in(dir.path(), &[&train[..], &["--out", "runs/m.safetensors"]].concat());
+    assert!(ok, "{err}");
+    // From the checkpoint's own folder the relative data path still resolves (to ../data.csv).
+    let (ok, err) = run_in(&runs, &["eval", "--model", "m.safetensors", "--json"]);
+    assert!(ok, "{err}");
+    std::fs::write(dir.path().join("data.csv"), rows.replace("0\n", "2\n")).unwrap();
+    for args in [
+        &["eval", "--model", "m.safetensors"][..],
+        &["train", "--resume", "--out", "m.safetensors", "--steps", "20"],
+    ] {
+        let (ok, err) = run_in(&runs, args);
+        assert!(
+            !ok && err.contains("data.csv: the data file changed since m.safetensors"),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains("--allow-new-data") && !err.contains("panicked"), "{err}");
+        let (ok, err) = run_in(&runs, &[args, &["--allow-new-data"]].concat());
+        assert!(ok, "{args:?} --allow-new-data: {err}");
+    }
+    // The resumed run recorded the new file: it verifies again without the flag.
+    let (ok, err) = run_in(&runs, &["eval", "--model", "m.safetensors"]);
+    assert!(ok, "{err}");
+}

@@ -38,6 +38,9 @@ pub struct EvalArgs {
     /// Energy models on data: at most this many importance-sampling draws for log Z.
     #[arg(long, default_value_t = 1 << 24)]
     log_z_max_samples: usize,
+    /// Evaluate although the training data file changed since the checkpoint was written.
+    #[arg(long)]
+    allow_new_data: bool,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -124,6 +127,9 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         args.log_z_tolerance
     );
     let checkpoint = Checkpoint::load(&args.model)?;
+    if let (Some(file), None, false) = (&checkpoint.data_file, &args.target, args.allow_new_data) {
+        file.verify(&args.model)?;
+    }
     let trained_on = checkpoint.config.target.clone();
     let target = args.target.clone().unwrap_or_else(|| trained_on.clone());
     let probe = TrainConfig { target: target.clone(), ..checkpoint.config.clone() };

@@ -103,6 +103,10 @@ pub struct TrainArgs {
     /// (--checkpoint-every steps, or the end) replaces it.
     #[arg(long, conflicts_with = "resume")]
     force: bool,
+    /// With --resume: continue although the data file changed since the checkpoint was written (its
+    /// content hash differs).
+    #[arg(long, requires = "resume")]
+    allow_new_data: bool,
     /// Print one JSON summary line and no progress bar.
     #[arg(long)]
     json: bool,
@@ -215,7 +219,11 @@ pub fn train(args: TrainArgs) -> Result<()> {
                 args.out.display()
             );
         }
-        Trainer::resume(Checkpoint::load(&args.out)?, args.steps)?
+        let checkpoint = Checkpoint::load(&args.out)?;
+        if let (Some(file), false) = (&checkpoint.data_file, args.allow_new_data) {
+            file.verify(&args.out)?;
+        }
+        Trainer::resume(checkpoint, args.steps)?
     } else {
         Trainer::new(args.config()?)?
     };

@@ -2,6 +2,7 @@
 //! the loop, and checkpoints.
 
 mod config;
+mod data_file;
 mod energy_step;
 mod model_step;
 mod objective_choice;
@@ -12,6 +13,7 @@ mod training_checkpoint;
 mod training_data;
 
 pub use config::{ConfigError, FormName, ObjectiveName, TargetSource, TrainConfig, SIGMA_RANGE};
+pub use data_file::{DataChanged, DataFile};
 pub use energy_step::{energy_loss_and_gradient, EnergyWorkspace};
 pub use model_step::ModelWorkspace;
 pub use objective_choice::DEFAULT_FD_EPS;

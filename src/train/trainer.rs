@@ -3,6 +3,7 @@
 //! being finite.
 
 use super::config::TrainConfig;
+use super::data_file::DataFile;
 use super::model_step::ModelWorkspace;
 use super::training_checkpoint::Checkpoint;
 use super::training_data::TrainingData;
@@ -163,7 +164,8 @@ impl Trainer {
         let settings = config.adam();
         let adam = Adam::new(settings, model.num_params());
         let ema = (config.ema > 0.0).then(|| Ema::new(config.ema, &model.params()));
-        let state = Checkpoint { dim: data.dim(), config, step: 0, model, adam, ema, rng };
+        let data_file = DataFile::of(&config)?;
+        let state = Checkpoint { dim: data.dim(), config, step: 0, model, adam, ema, rng, data_file };
         Ok(Self::from_parts(state, data))
     }
 
@@ -180,6 +182,8 @@ impl Trainer {
         if data.dim() != checkpoint.dim {
             return Err(TrainError::DimensionMismatch { checkpoint: checkpoint.dim, data: data.dim() }.into());
         }
+        // The file read now (the caller decides whether a changed one is acceptable: DataFile::verify).
+        checkpoint.data_file = DataFile::of(&checkpoint.config)?;
         Ok(Self::from_parts(checkpoint, data))
     }
 

@@ -4,6 +4,7 @@
 //! the configuration. Saving is atomic; loading checks every shape against the configuration.
 
 use super::config::TrainConfig;
+use super::data_file::DataFile;
 use crate::checkpoint::{CheckpointError, TensorStore};
 use crate::linalg::Mat;
 use crate::models::{EnergyModel, Model, ScoreModel, SecondOrderNet};
@@ -34,6 +35,8 @@ pub struct Checkpoint {
     pub ema: Option<Ema<f32>>,
     /// The data/noise generator, positioned after the last completed step.
     pub rng: ChaCha8Rng,
+    /// The data file trained on (`csv:`/`npy:` targets) and its content hash.
+    pub data_file: Option<DataFile>,
 }
 
 fn put_mlp(store: &mut TensorStore, prefix: &str, mlp: &Mlp<f32>) {
@@ -104,6 +107,9 @@ impl Checkpoint {
         store.set_metadata("rng.word_pos", self.rng.get_word_pos().to_string());
         store.set_metadata("sigma", self.config.sigma.to_string());
         store.set_metadata("target", self.config.target.clone());
+        if let Some(file) = &self.data_file {
+            file.store(&mut store, path);
+        }
         store.save(path)
     }
 
@@ -167,6 +173,11 @@ impl Checkpoint {
         let mut rng = ChaCha8Rng::from_seed(seed);
         rng.set_stream(store.get_u64("rng.stream")?);
         rng.set_word_pos(word_pos);
-        Ok(Self { config, dim, step: store.get_u64("step")?, model, adam, ema, rng })
+        let data_file = DataFile::load(&store, path)?;
+        let mut config = config;
+        if let Some(file) = &data_file {
+            file.retarget(&mut config);
+        }
+        Ok(Self { config, dim, step: store.get_u64("step")?, model, adam, ema, rng, data_file })
     }
 }
