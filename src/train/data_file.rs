@@ -150,7 +150,7 @@ fn relative_from(folder: &Path, target: &Path) -> PathBuf {
     let f: Vec<Component> = folder.components().filter(|c| *c != Component::CurDir).collect();
     let t: Vec<Component> = target.components().collect();
     let common = f.iter().zip(&t).take_while(|(a, b)| a == b).count();
-    if f[common..].iter().any(|c| *c == Component::ParentDir) {
+    if f[common..].contains(&Component::ParentDir) {
         // The checkpoint's folder lies above the working directory: only an absolute path is reliable.
         return std::path::absolute(&target).unwrap_or(target);
     }
