@@ -125,6 +125,14 @@ pub enum DataError {
         /// Columns in the file.
         width: usize,
     },
+    /// A `.npy` file whose header cannot be read.
+    #[error("{}: invalid .npy header: {problem} (expected a NumPy .npy file)", path.display())]
+    NpyHeader {
+        /// The file.
+        path: PathBuf,
+        /// What the header parser reported, on one line.
+        problem: String,
+    },
     /// The file ends before the data its header announces.
     #[error("{}: {found} data bytes, but the header announces {expected} (file truncated?)", path.display())]
     Truncated {
@@ -164,7 +172,7 @@ impl DataError {
 }
 
 /// At most the first 80 characters of a field, for an error message (`...` marks a cut).
-pub(crate) fn quoted(text: &str) -> String {
+pub fn quoted(text: &str) -> String {
     const LIMIT: usize = 80;
     match text.char_indices().nth(LIMIT) {
         Some((cut, _)) => format!("{}...", &text[..cut]),

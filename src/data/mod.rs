@@ -16,7 +16,7 @@ pub const MAX_ABS_VALUE: f64 = 1e16;
 
 pub use atomic::write_atomic;
 pub use csv::{read_csv, Columns, CsvOptions};
-pub use error::DataError;
+pub use error::{quoted, DataError};
 pub use npy::{read_npy, write_npy};
 pub use output_guard::{claim_output, lock_path, OutputClaim, OutputError};
 pub use points::{expect_width, load_points, load_points_with, PointFormat};

@@ -31,7 +31,8 @@ use std::path::Path;
 pub fn read_npy(path: &Path) -> Result<Mat<f64>, DataError> {
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
     let mut cursor = Cursor::new(bytes.as_slice());
-    let header = NpyHeader::from_reader(&mut cursor).map_err(|e| DataError::io(path, e))?;
+    let header = NpyHeader::from_reader(&mut cursor)
+        .map_err(|e| DataError::NpyHeader { path: path.to_path_buf(), problem: one_line(&e.to_string()) })?;
     let data_start = cursor.position() as usize;
     let shape: Vec<usize> =
         header.shape().iter().map(|&s| usize::try_from(s).unwrap_or(usize::MAX)).collect();
@@ -84,6 +85,17 @@ pub fn read_npy(path: &Path) -> Result<Mat<f64>, DataError> {
         }
     }
     Ok(points)
+}
+
+/// A multi-line parser message as one line: its first line and, if different, its last (which says what
+/// was expected), each trimmed.
+fn one_line(message: &str) -> String {
+    let mut lines = message.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or_default();
+    match lines.last() {
+        Some(last) => format!("{first} {}", last.trim_start_matches("= ")),
+        None => first.to_string(),
+    }
 }
 
 fn bad_shape(path: &Path, shape: &[usize], expected: &str) -> DataError {
@@ -248,9 +260,24 @@ mod tests {
         std::fs::write(&p, &bytes[..bytes.len() - 5]).unwrap();
         assert!(matches!(read_npy(&p).unwrap_err(), DataError::Truncated { found: 59, expected: 64, .. }));
         std::fs::write(&p, b"not an npy file at all").unwrap();
-        assert!(matches!(read_npy(&p).unwrap_err(), DataError::Io { .. }));
+        assert!(matches!(read_npy(&p).unwrap_err(), DataError::NpyHeader { .. }));
         std::fs::write(&p, &bytes[..20]).unwrap();
-        assert!(matches!(read_npy(&p).unwrap_err(), DataError::Io { .. }));
+        assert!(matches!(read_npy(&p).unwrap_err(), DataError::NpyHeader { .. }));
+    }
+
+    #[test]
+    fn a_damaged_header_is_a_one_line_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("h.npy");
+        write_npy(&p, &[3, 2], &[1.0f64; 6]).unwrap();
+        let mut bytes = std::fs::read(&p).unwrap();
+        bytes[27] = 0; // inside 'fortran_order': the dictionary no longer parses
+        std::fs::write(&p, &bytes).unwrap();
+        let err = read_npy(&p).unwrap_err();
+        assert!(matches!(err, DataError::NpyHeader { .. }), "{err:?}");
+        let text = err.to_string();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(text.starts_with(&format!("{}: invalid .npy header: ", p.display())), "{text}");
     }
 
     #[test]

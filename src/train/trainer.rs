@@ -30,13 +30,8 @@ fn kept(path: &Path, last_saved: &Option<u64>) -> String {
 /// Refuses a configuration whose training would need more memory than `budget` (see
 /// [`training_bytes`]), naming the sizes: the networks' width and depth, the batch, the data dimension.
 fn check_memory(config: &TrainConfig, dim: usize, budget: &MemoryBudget) -> Result<(), MemoryError> {
-    let (d, width, depth) = (dim as f64, config.width as f64, config.depth as f64);
-    let net = |outputs: f64| NetworkSize { inputs: d, width, depth, outputs };
-    let networks = match config.model {
-        ModelKind::S1 => vec![net(d)],
-        ModelKind::S1s2 => vec![net(d), net(head_outputs(config.s2, d))],
-        ModelKind::Energy => vec![net(1.0)],
-    };
+    let d = dim as f64;
+    let networks = network_sizes(config, dim);
     let objective = config.objective();
     let rows = config.batch as f64 * objective.noise_rows(1) as f64;
     // Exact score matching pushes D tangents per row; the other objectives at most two.
@@ -48,6 +43,17 @@ fn check_memory(config: &TrainConfig, dim: usize, budget: &MemoryBudget) -> Resu
         )
     };
     budget.check(what, training_bytes(&networks, rows, tangents))
+}
+
+/// The sizes of the networks a configuration trains on `dim`-dimensional data (no overflow: f64).
+pub(crate) fn network_sizes(config: &TrainConfig, dim: usize) -> Vec<NetworkSize> {
+    let (d, width, depth) = (dim as f64, config.width as f64, config.depth as f64);
+    let net = |outputs: f64| NetworkSize { inputs: d, width, depth, outputs };
+    match config.model {
+        ModelKind::S1 => vec![net(d)],
+        ModelKind::S1s2 => vec![net(d), net(head_outputs(config.s2, d))],
+        ModelKind::Energy => vec![net(1.0)],
+    }
 }
 
 /// The raw outputs of a second-order head for dimension `d` ([`SecondOrderHead::outputs`], in f64).

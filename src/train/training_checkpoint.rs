@@ -5,8 +5,11 @@
 
 use super::config::TrainConfig;
 use super::data_file::DataFile;
+use super::trainer::network_sizes;
 use crate::checkpoint::{CheckpointError, TensorStore};
+use crate::data::quoted;
 use crate::linalg::Mat;
+use crate::memory_budget::NetworkSize;
 use crate::models::{EnergyModel, Model, ScoreModel, SecondOrderNet};
 use crate::nn::{Linear, Mlp};
 use crate::optim::{Adam, Ema};
@@ -127,10 +130,31 @@ impl Checkpoint {
             return Err(bad("format", format, "tweedie-checkpoint/1").into());
         }
         let text = store.metadata("config")?;
-        let config: TrainConfig =
-            toml::from_str(text).map_err(|_| bad("config", text, "a tweedie TOML config"))?;
-        config.validate()?;
-        let dim = store.get_u64("dim")? as usize;
+        // The entry's problem, named by the TOML key or the field, after the file and the entry.
+        let bad_config = |problem: String| CheckpointError::BadMetadata {
+            path: path.to_path_buf(),
+            key: "config".into(),
+            value: quoted(text),
+            expected: format!("a valid tweedie config; {problem}"),
+        };
+        let config: TrainConfig = toml::from_str(text).map_err(|e| bad_config(e.message().to_string()))?;
+        config.validate().map_err(|e| bad_config(e.to_string()))?;
+        let dim_text = store.metadata("dim")?;
+        let dim = dim_text
+            .parse::<usize>()
+            .ok()
+            .filter(|d| *d > 0)
+            .ok_or_else(|| bad("dim", dim_text, "a dimension >= 1"))?;
+        // The configuration sizes the model built below: it must not ask for more weights than the file
+        // holds, or a damaged config (a width of 10^9) would allocate before any shape is compared.
+        let stored: f64 =
+            store.names().filter_map(|n| store.shape(n)).map(|s| s.iter().product::<usize>() as f64).sum();
+        let needed: f64 = network_sizes(&config, dim).iter().map(NetworkSize::params).sum();
+        if needed > stored {
+            return Err(
+                bad("config", text, "a configuration whose networks fit the tensors of the file").into()
+            );
+        }
         // Shapes come from the configuration; the stored tensors must match them exactly.
         let model = match config.init_model(dim, &mut ChaCha8Rng::seed_from_u64(0)) {
             Model::Score(template) => {
