@@ -92,7 +92,7 @@ pub fn read_npy(path: &Path) -> Result<Mat<f64>, DataError> {
 fn one_line(message: &str) -> String {
     let mut lines = message.lines().map(str::trim).filter(|l| !l.is_empty());
     let first = lines.next().unwrap_or_default();
-    match lines.last() {
+    match lines.next_back() {
         Some(last) => format!("{first} {}", last.trim_start_matches("= ")),
         None => first.to_string(),
     }
