@@ -337,3 +337,18 @@ fn a_changed_data_file_is_an_error_and_relative_paths_follow_the_checkpoint() {
     let (ok, err) = run_in(&runs, &["eval", "--model", "m.safetensors"]);
     assert!(ok, "{err}");
 }
+
+#[test]
+fn identical_runs_write_identical_bytes_and_unknown_targets_list_every_form() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.safetensors"), dir.path().join("b.safetensors"));
+    for out in [&a, &b] {
+        ok(&small_run(out.to_str().unwrap(), &["--steps", "5", "--json"]));
+    }
+    assert!(std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(), "identical runs wrote different bytes");
+    let o = dir.path().join("c.safetensors");
+    fails_with(
+        &["train", "--target", "banana", "--out", o.to_str().unwrap()],
+        &["banana", "gmm2d", "gmm:dim=D", "gauss:dim=D", "csv:PATH", "npy:PATH", "uci:"],
+    );
+}

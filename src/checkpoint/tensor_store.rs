@@ -219,7 +219,8 @@ impl TensorStore {
         } else {
             Some(self.metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
         };
-        safetensors::serialize(views, &metadata).map_err(encode)
+        let bytes = safetensors::serialize(views, &metadata).map_err(encode)?;
+        Ok(with_sorted_header(bytes))
     }
 
     /// Decodes a safetensors image; `path` names the source in errors and later lookups.
@@ -277,6 +278,23 @@ impl TensorStore {
         })?;
         Self::from_bytes(&bytes, path)
     }
+}
+
+/// The encoding with its JSON header's keys sorted: safetensors writes the metadata from a hash map, in
+/// an order that differs from run to run, so without this identical runs would write different bytes.
+/// The header is padded with spaces to a multiple of 8 bytes, as safetensors does.
+fn with_sorted_header(bytes: Vec<u8>) -> Vec<u8> {
+    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes of header length")) as usize;
+    let header: serde_json::Value =
+        serde_json::from_slice(&bytes[8..8 + n]).expect("safetensors writes a JSON header");
+    // serde_json's maps are ordered by key.
+    let mut text = serde_json::to_vec(&header).expect("a JSON value serialises");
+    text.resize(text.len().div_ceil(8) * 8, b' ');
+    let mut out = Vec::with_capacity(8 + text.len() + bytes.len() - 8 - n);
+    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    out.extend_from_slice(&text);
+    out.extend_from_slice(&bytes[8 + n..]);
+    out
 }
 
 /// Little-endian values of `F`.
@@ -404,6 +422,24 @@ mod tests {
         let mut nan = sample_store();
         nan.insert("adam.m", &[1], &[f64::NAN]);
         assert!(matches!(nan.save(&path).unwrap_err(), CheckpointError::NonFinite { .. }));
+    }
+
+    #[test]
+    fn equal_stores_encode_to_equal_bytes_with_sorted_keys() {
+        let mut a = sample_store();
+        for k in 0..20 {
+            a.set_u64(format!("key{k}"), k);
+        }
+        let first = a.to_bytes().unwrap();
+        // The metadata passes through a hash map on every encoding: many encodings, one byte string.
+        for _ in 0..20 {
+            assert!(a.clone().to_bytes().unwrap() == first, "two encodings of one store differ");
+        }
+        let n = u64::from_le_bytes(first[..8].try_into().unwrap()) as usize;
+        let header = std::str::from_utf8(&first[8..8 + n]).unwrap();
+        let (k2, k10) = (header.find("\"key2\"").unwrap(), header.find("\"key10\"").unwrap());
+        assert!(k10 < k2, "keys sorted: {header}");
+        assert_eq!(TensorStore::from_bytes(&first, Path::new("c.safetensors")).unwrap().metadata, a.metadata);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use tweedie::models::{ModelKind, SecondOrderHead};
 use tweedie::nn::Activation;
 use tweedie::objectives::Projection;
 use tweedie::optim::LearningRateSchedule;
+use tweedie::targets::TargetError;
 use tweedie::train::{Checkpoint, FormName, ObjectiveName, TargetSource, TrainConfig, Trainer};
 
 /// Arguments of `tweedie train`. Flags override the values of `--config`.
@@ -210,6 +211,22 @@ fn data_file(config: &TrainConfig) -> Option<PathBuf> {
     }
 }
 
+/// Every form `--target` takes, for the error of an unknown one (the target parser alone knows only the
+/// analytic ones).
+const TARGET_FORMS: &str =
+    "gmm2d, gmm:dim=D[,components=K][,seed=S], gauss:dim=D[,cond=C][,seed=S], csv:PATH, \
+    npy:PATH, uci:redwine|whitewine|parkinsons[=PATH]";
+
+/// An unknown target's error, listing the data-file forms too.
+fn with_every_target_form(err: tweedie::Error) -> anyhow::Error {
+    match err {
+        tweedie::Error::Target(TargetError::UnknownTarget { spec }) => {
+            anyhow::anyhow!("unknown target `{spec}`; expected one of: {TARGET_FORMS}")
+        }
+        err => err.into(),
+    }
+}
+
 /// Runs `tweedie train`.
 pub fn train(args: TrainArgs) -> Result<()> {
     let mut trainer = if args.resume {
@@ -225,7 +242,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
         }
         Trainer::resume(checkpoint, args.steps)?
     } else {
-        Trainer::new(args.config()?)?
+        Trainer::new(args.config()?).map_err(with_every_target_form)?
     };
     let data = data_file(&trainer.state().config);
     let inputs: Vec<(&str, &std::path::Path)> =
