@@ -183,6 +183,20 @@ fn absurd_sizes_are_refused_by_the_memory_check_naming_the_flag() {
         (&["train", "--depth", "100000000", "--out", o][..], &["--depth 100000000", "memory"][..]),
         (&["train", "--batch", "1000000000000", "--out", o], &["--batch 1000000000000", "memory"]),
         (
+            &[
+                "train",
+                "--model",
+                "s1",
+                "--objective",
+                "ssm",
+                "--projections",
+                "18446744073709551615",
+                "--out",
+                o,
+            ],
+            &["--projections 18446744073709551615", "memory"],
+        ),
+        (
             &["estimate", "--estimator", "stein", "--target", "gmm2d", "--samples", "1000000"],
             &["--samples 1000000"],
         ),

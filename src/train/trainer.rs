@@ -33,12 +33,22 @@ fn check_memory(config: &TrainConfig, dim: usize, budget: &MemoryBudget) -> Resu
     let d = dim as f64;
     let networks = network_sizes(config, dim);
     let objective = config.objective();
-    let rows = config.batch as f64 * objective.noise_rows(1) as f64;
+    // Objective::noise_rows in f64: `projections` may be as large as a usize holds.
+    let rows_per_point = match objective {
+        Objective::Ssm { projections, .. } => 1.0 + projections as f64,
+        Objective::FdSsm { .. } => 2.0,
+        _ => 1.0,
+    };
+    let rows = config.batch as f64 * rows_per_point;
     // Exact score matching pushes D tangents per row; the other objectives at most two.
     let tangents = if objective == Objective::Esm { d + 1.0 } else { 2.0 };
     let what = || {
+        let projections = match objective {
+            Objective::Ssm { projections, .. } => format!(" --projections {projections}"),
+            _ => String::new(),
+        };
         format!(
-            "--width {} --depth {} --batch {} on {dim}-dimensional data",
+            "--width {} --depth {} --batch {}{projections} on {dim}-dimensional data",
             config.width, config.depth, config.batch
         )
     };
