@@ -141,6 +141,24 @@ fn outputs_that_are_inputs_or_not_regular_files_are_refused() {
         g,
     ];
     fails_with(&sample, &["same file as --model"]);
+    let twice = dir.path().join("x.png");
+    let t = twice.to_str().unwrap();
+    let both = [
+        "sample",
+        "--target",
+        "gmm2d",
+        "--sampler",
+        "ula",
+        "--steps",
+        "2",
+        "--step-size",
+        "0.01",
+        "--out",
+        t,
+        "--plot",
+        t,
+    ];
+    fails_with(&both, &["x.png", "named by two outputs"]);
     #[cfg(unix)]
     {
         let link = dir.path().join("link.npy");

@@ -43,6 +43,12 @@ pub enum OutputError {
         /// The process id written in the lock file.
         pid: String,
     },
+    /// This process already holds the output: two outputs of one command name the same file.
+    #[error("{}: named by two outputs of this command (expected a different file for each output)", path.display())]
+    ClaimedTwice {
+        /// The output path.
+        path: PathBuf,
+    },
     /// The lock file could not be created or read.
     #[error("{}: cannot create the lock file: {source}", lock.display())]
     Io {
@@ -80,7 +86,7 @@ impl Drop for OutputClaim {
 ///
 /// # Errors
 /// [`OutputError::SameAsInput`], [`OutputError::NotRegularFile`], [`OutputError::Locked`] while another
-/// live process holds the lock, [`OutputError::Io`] when the lock cannot be created (for example a
+/// live process holds the lock, [`OutputError::ClaimedTwice`] when this process holds it, [`OutputError::Io`] when the lock cannot be created (for example a
 /// missing or read-only folder, which would also make the output itself unwritable).
 ///
 /// # Example
@@ -90,7 +96,7 @@ impl Drop for OutputClaim {
 /// let (data, out) = (dir.path().join("data.csv"), dir.path().join("model.safetensors"));
 /// std::fs::write(&data, "1,2\n").unwrap();
 /// let claim = claim_output(&out, &[("--target", &data)]).unwrap();
-/// assert!(matches!(claim_output(&out, &[]), Err(OutputError::Locked { .. })));
+/// assert!(matches!(claim_output(&out, &[]), Err(OutputError::ClaimedTwice { .. })));
 /// drop(claim);
 /// assert!(matches!(claim_output(&data, &[("--target", &data)]), Err(OutputError::SameAsInput { .. })));
 /// ```
@@ -144,6 +150,9 @@ fn take_lock(out: &Path) -> Result<OutputClaim, OutputError> {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 let pid = fs::read_to_string(&lock).unwrap_or_default().trim().to_string();
                 match pid.parse::<u32>() {
+                    Ok(p) if p == std::process::id() => {
+                        return Err(OutputError::ClaimedTwice { path: out.to_path_buf() });
+                    }
                     Ok(p) if process_is_running(p) => {
                         return Err(OutputError::Locked { path: out.to_path_buf(), lock, pid });
                     }
@@ -265,10 +274,14 @@ mod tests {
         let out = dir.path().join("m.safetensors");
         let held = claim_output(&out, &[]).unwrap();
         assert_eq!(fs::read_to_string(lock_path(&out)).unwrap(), std::process::id().to_string());
-        let err = claim_output(&out, &[]).unwrap_err();
-        assert!(matches!(&err, OutputError::Locked { pid, .. } if *pid == std::process::id().to_string()));
-        assert!(err.to_string().contains("m.safetensors.lock"), "{err}");
+        assert!(matches!(claim_output(&out, &[]), Err(OutputError::ClaimedTwice { .. })));
         drop(held);
+        // The lock of another live process (pid 1, init, always runs).
+        fs::write(lock_path(&out), "1").unwrap();
+        let err = claim_output(&out, &[]).unwrap_err();
+        assert!(matches!(&err, OutputError::Locked { pid, .. } if pid == "1"), "{err}");
+        assert!(err.to_string().contains("m.safetensors.lock"), "{err}");
+        fs::remove_file(lock_path(&out)).unwrap();
         assert!(!lock_path(&out).exists(), "dropping the claim removes the lock");
         // A lock of a process that no longer runs (pid beyond Linux's pid_max), and a lock with no pid.
         for stale in ["4194305", "not a pid"] {
