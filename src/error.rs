@@ -29,6 +29,9 @@ pub enum Error {
     /// A bad training configuration.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A data file that changed since the checkpoint trained on it was written.
+    #[error(transparent)]
+    DataChanged(#[from] crate::train::DataChanged),
     /// A training run that failed.
     #[error(transparent)]
     Train(#[from] TrainError),
@@ -38,4 +41,7 @@ pub enum Error {
     /// A sample-quality metric that cannot be computed.
     #[error(transparent)]
     Metric(#[from] MetricError),
+    /// A size whose memory estimate exceeds the memory available.
+    #[error(transparent)]
+    Memory(#[from] crate::memory_budget::MemoryError),
 }

@@ -17,6 +17,7 @@
 //! - [`train`]: configuration, the training loop, atomic checkpoints with bit-for-bit resume.
 //! - [`evaluation`]: relative errors against ground truth and timing.
 //! - [`data`], [`checkpoint`], [`plot`]: NPY/CSV points, safetensors files, PNG figures.
+//! - [`memory_budget`]: sizes checked against the memory available before anything is allocated.
 //!
 //! # Example
 //! ```
@@ -42,6 +43,7 @@ mod error;
 pub mod estimators;
 pub mod evaluation;
 pub mod linalg;
+pub mod memory_budget;
 pub mod metrics;
 pub mod models;
 pub mod nn;

@@ -150,7 +150,7 @@ fn energy_models_train_evaluate_score_and_sample() {
         (0..80).map(|i| format!("{},{}\n", (i as f64 * 0.37).sin(), (i as f64 * 0.11).cos())).collect();
     std::fs::write(&data, rows).unwrap();
     let target = format!("csv:{}", data.display());
-    ok(&[&["train", "--target", &target, "--objective", "fd-ssm"], &common[..]].concat());
+    ok(&[&["train", "--target", &target, "--objective", "fd-ssm", "--force"], &common[..]].concat());
     let report = json(&ok(&["eval", "--model", o, "--log-z-tolerance", "0.02", "--json"]));
     for key in
         ["held_out_loss", "held_out_dsm_loss", "test_esm_loss", "test_loglik", "log_z", "log_z_std_err"]
@@ -239,7 +239,7 @@ fn bad_input_gives_one_line_errors_and_overwrites_nothing() {
     let bad_training: [(&[&str], &[&str]); 9] = [
         (&["--model", "s1", "--objective", "ssm", "--projections", "0"], &["--projections 0", "M >= 1"]),
         (&["--objective", "ssm-vr"], &["ssm-vr", "--model s1"]),
-        (&["--sigma", "0"], &["sigma = 0", "> 0"]),
+        (&["--sigma", "0"], &["sigma = 0", "[1e-4, 1e4]"]),
         (&["--sigma", "-0.5"], &["sigma = -0.5"]),
         (&["--target", "banana"], &["banana"]),
         (&["--target", "gmm:dim=0"], &["dim"]),

@@ -77,6 +77,18 @@ pub enum CheckpointError {
         /// Element type requested.
         expected: String,
     },
+    /// A tensor holds NaN or infinity: the run that wrote it diverged. Refused on load and on save.
+    #[error("{}: tensor {name:?} holds {value} at index {index} (expected finite numbers; the run that wrote it diverged)", path.display())]
+    NonFinite {
+        /// The file.
+        path: PathBuf,
+        /// The tensor's name.
+        name: String,
+        /// The flat index of the first non-finite element.
+        index: usize,
+        /// That element.
+        value: f64,
+    },
     /// A metadata entry is absent.
     #[error("{}: no metadata entry {key:?} (expected it in a checkpoint written by tweedie)", path.display())]
     MissingMetadata {

@@ -70,11 +70,13 @@ impl TensorStore {
         self.tensors.insert(name.into(), StoredTensor { dtype: F::DTYPE, shape: shape.to_vec(), bytes });
     }
 
-    /// Tensor `name` as `F`, checking its element type and that its shape is `expected_shape`.
+    /// Tensor `name` as `F`, checking its element type, that its shape is `expected_shape` and that every
+    /// element is finite.
     ///
     /// # Errors
-    /// [`CheckpointError::MissingTensor`], [`CheckpointError::DtypeMismatch`] or
-    /// [`CheckpointError::ShapeMismatch`], each naming the file this store was loaded from.
+    /// [`CheckpointError::MissingTensor`], [`CheckpointError::DtypeMismatch`],
+    /// [`CheckpointError::ShapeMismatch`] or [`CheckpointError::NonFinite`], each naming the file this
+    /// store was loaded from.
     pub fn get<F: Real>(&self, name: &str, expected_shape: &[usize]) -> Result<Vec<F>, CheckpointError> {
         let tensor = self.tensors.get(name).ok_or_else(|| CheckpointError::MissingTensor {
             path: self.path.clone(),
@@ -96,7 +98,32 @@ impl TensorStore {
                 expected: expected_shape.to_vec(),
             });
         }
-        Ok(F::read_le(&tensor.bytes))
+        let values = F::read_le(&tensor.bytes);
+        match first_non_finite(&values) {
+            Some((index, value)) => Err(CheckpointError::NonFinite {
+                path: self.path.clone(),
+                name: name.to_string(),
+                index,
+                value,
+            }),
+            None => Ok(values),
+        }
+    }
+
+    /// Refuses to write a store with a NaN or infinite f32/f64 element, naming the tensor.
+    fn check_finite(&self, path: &Path) -> Result<(), CheckpointError> {
+        for (name, t) in &self.tensors {
+            let found = match t.dtype {
+                Dtype::F32 => first_non_finite(&read_le::<f32>(&t.bytes)),
+                Dtype::F64 => first_non_finite(&read_le::<f64>(&t.bytes)),
+                _ => None,
+            };
+            if let Some((index, value)) = found {
+                let (path, name) = (path.to_path_buf(), name.clone());
+                return Err(CheckpointError::NonFinite { path, name, index, value });
+            }
+        }
+        Ok(())
     }
 
     /// [`TensorStore::get`] for f32.
@@ -192,7 +219,8 @@ impl TensorStore {
         } else {
             Some(self.metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
         };
-        safetensors::serialize(views, &metadata).map_err(encode)
+        let bytes = safetensors::serialize(views, &metadata).map_err(encode)?;
+        Ok(with_sorted_header(bytes))
     }
 
     /// Decodes a safetensors image; `path` names the source in errors and later lookups.
@@ -230,8 +258,10 @@ impl TensorStore {
     /// Writes the store to `path` atomically: a crash or a failed write leaves any previous file intact.
     ///
     /// # Errors
+    /// [`CheckpointError::NonFinite`] for a NaN or infinite f32/f64 element (nothing is written), and
     /// [`CheckpointError::Io`] when the file cannot be written (for example a missing folder).
     pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
+        self.check_finite(path)?;
         let bytes = self.to_bytes()?;
         write_atomic(path, &bytes).map_err(|source| CheckpointError::Io { path: path.to_path_buf(), source })
     }
@@ -248,6 +278,34 @@ impl TensorStore {
         })?;
         Self::from_bytes(&bytes, path)
     }
+}
+
+/// The encoding with its JSON header's keys sorted: safetensors writes the metadata from a hash map, in
+/// an order that differs from run to run, so without this identical runs would write different bytes.
+/// The header is padded with spaces to a multiple of 8 bytes, as safetensors does.
+fn with_sorted_header(bytes: Vec<u8>) -> Vec<u8> {
+    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes of header length")) as usize;
+    let header: serde_json::Value =
+        serde_json::from_slice(&bytes[8..8 + n]).expect("safetensors writes a JSON header");
+    // serde_json's maps are ordered by key.
+    let mut text = serde_json::to_vec(&header).expect("a JSON value serialises");
+    text.resize(text.len().div_ceil(8) * 8, b' ');
+    let mut out = Vec::with_capacity(8 + text.len() + bytes.len() - 8 - n);
+    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    out.extend_from_slice(&text);
+    out.extend_from_slice(&bytes[8 + n..]);
+    out
+}
+
+/// Little-endian values of `F`.
+fn read_le<F: Real>(bytes: &[u8]) -> Vec<F> {
+    F::read_le(bytes)
+}
+
+/// The index and value of the first NaN or infinite element, if any.
+fn first_non_finite<F: Real>(values: &[F]) -> Option<(usize, f64)> {
+    let index = values.iter().position(|v| !v.is_finite())?;
+    Some((index, values[index].to_f64().unwrap_or(f64::NAN)))
 }
 
 /// A dtype as users write it: `f32`, `bf16`, ...
@@ -340,6 +398,48 @@ mod tests {
         assert!(matches!(&err, CheckpointError::MissingMetadata { key, .. } if key == "step"));
         let err = s.get_u64("config").unwrap_err();
         assert!(matches!(&err, CheckpointError::BadMetadata { key, .. } if key == "config"));
+    }
+
+    #[test]
+    fn non_finite_weights_are_refused_on_save_and_on_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.safetensors");
+        let mut store = sample_store();
+        store.insert("ema.shadow", &[3], &[0.5f32, f32::INFINITY, 1.0]);
+        let err = store.save(&path).unwrap_err();
+        assert!(
+            matches!(&err, CheckpointError::NonFinite { name, index: 1, .. } if name == "ema.shadow"),
+            "{err}"
+        );
+        assert!(!path.exists(), "nothing is written");
+        // A file with NaN weights written by another tool: readable, but the tensor is refused.
+        let bytes = store.to_bytes().unwrap();
+        let loaded = TensorStore::from_bytes(&bytes, &path).unwrap();
+        let err = loaded.get_f32("ema.shadow", &[3]).unwrap_err();
+        assert!(err
+            .to_string()
+            .starts_with(&format!("{}: tensor \"ema.shadow\" holds inf at index 1", path.display())));
+        let mut nan = sample_store();
+        nan.insert("adam.m", &[1], &[f64::NAN]);
+        assert!(matches!(nan.save(&path).unwrap_err(), CheckpointError::NonFinite { .. }));
+    }
+
+    #[test]
+    fn equal_stores_encode_to_equal_bytes_with_sorted_keys() {
+        let mut a = sample_store();
+        for k in 0..20 {
+            a.set_u64(format!("key{k}"), k);
+        }
+        let first = a.to_bytes().unwrap();
+        // The metadata passes through a hash map on every encoding: many encodings, one byte string.
+        for _ in 0..20 {
+            assert!(a.clone().to_bytes().unwrap() == first, "two encodings of one store differ");
+        }
+        let n = u64::from_le_bytes(first[..8].try_into().unwrap()) as usize;
+        let header = std::str::from_utf8(&first[8..8 + n]).unwrap();
+        let (k2, k10) = (header.find("\"key2\"").unwrap(), header.find("\"key10\"").unwrap());
+        assert!(k10 < k2, "keys sorted: {header}");
+        assert_eq!(TensorStore::from_bytes(&first, Path::new("c.safetensors")).unwrap().metadata, a.metadata);
     }
 
     #[test]

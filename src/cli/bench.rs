@@ -9,6 +9,7 @@ use rand_distr::{Distribution, StandardNormal};
 use std::time::Instant;
 use tweedie::estimators::{score_jacobian_into, stein_scores, Ssge, SsgeSettings, SteinSettings};
 use tweedie::linalg::Mat;
+use tweedie::memory_budget::{check_threads, training_bytes, MemoryBudget, NetworkSize};
 use tweedie::models::{ModelShape, ScoreModel, SecondOrderHead};
 use tweedie::nn::{Activation, MlpTrace};
 use tweedie::objectives::{D2smForm, Projection};
@@ -169,6 +170,27 @@ fn run(workload: &str, dim: usize, reps: usize) -> Result<f64> {
     })
 }
 
+/// Bytes a workload needs at `dim`: the kernel fits about six M x M matrices of f64 (`dim` is M); the
+/// network workloads a width-`width_for(dim)` score network (with its second-order head for
+/// `d2sm_step` and `hessian_learned`) on `BATCH` training rows or `POINTS` evaluation rows, with D + 1
+/// tangents per row for `esm_step` and `hessian_autodiff` and two otherwise.
+fn memory_estimate(workload: &str, dim: usize) -> f64 {
+    let d = dim as f64;
+    if workload.ends_with("_fit") {
+        return 48.0 * d * d;
+    }
+    let net = |outputs| NetworkSize { inputs: d, width: width_for(dim) as f64, depth: 2.0, outputs };
+    let networks = match workload {
+        // The largest head either workload builds at this dimension (full, or low-rank 10 + diagonal).
+        "d2sm_step" | "hessian_learned" => vec![net(d), net((d * (d + 1.0) / 2.0).min(11.0 * d))],
+        _ => vec![net(d)],
+    };
+    let rows = if workload.starts_with("hessian") { POINTS } else { BATCH } as f64;
+    let tangents = if workload == "esm_step" || workload == "hessian_autodiff" { d + 1.0 } else { 2.0 };
+    // hessian_* also keep one D x D matrix per point (f32).
+    training_bytes(&networks, rows, tangents) + 4.0 * rows * d * d
+}
+
 fn default_dims(workload: &str) -> Vec<usize> {
     if workload.starts_with("hessian") {
         vec![2, 16, 64, 256]
@@ -181,7 +203,12 @@ fn default_dims(workload: &str) -> Vec<usize> {
 
 /// Runs the benchmark and prints JSON lines.
 pub fn bench(args: BenchArgs) -> Result<()> {
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(args.threads.max(1)).build()?;
+    if args.reps == 0 {
+        bail!("--reps 0: expected at least 1 timed repetition");
+    }
+    check_threads("--threads", args.threads).map_err(anyhow::Error::msg)?;
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(args.threads).build()?;
+    let budget = MemoryBudget::of_this_machine();
     let dims: Option<Vec<usize>> = args
         .dims
         .as_deref()
@@ -193,6 +220,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
             if dim == 0 {
                 bail!("--dims: 0 is not a dimension (expected >= 1)");
             }
+            budget.check(|| format!("--dims {dim} ({workload})"), memory_estimate(workload, dim))?;
             let ms = pool.install(|| run(workload, dim, args.reps))?;
             let mut line = serde_json::json!({"impl": "tweedie", "workload": workload, "dim": dim, "median_ms": ms,
                 "reps": args.reps, "threads": args.threads});

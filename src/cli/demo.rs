@@ -6,7 +6,7 @@ use super::progress::ProgressObserver;
 use anyhow::{Context, Result};
 use clap::Args;
 use std::path::{Path, PathBuf};
-use tweedie::data::DataDir;
+use tweedie::data::{claim_output, DataDir};
 use tweedie::estimators::score_jacobian;
 use tweedie::evaluation::{evaluate_scores, ScoreReport};
 use tweedie::linalg::Mat;
@@ -140,10 +140,18 @@ fn verdict(trained: &Trained) -> String {
 pub fn demo(args: DemoArgs) -> Result<()> {
     std::fs::create_dir_all(&args.out_dir)
         .with_context(|| format!("{}: cannot create folder", args.out_dir.display()))?;
-    let low = train("gmm2d", args.steps, args.seed, args.out_dir.join("model.safetensors"), args.json)?;
-    let high =
-        train(HIGH_DIM_TARGET, args.steps, args.seed, args.out_dir.join("model16.safetensors"), args.json)?;
-    let png = args.out_dir.join("hessian_fields.png");
+    let (low_path, high_path, png) = (
+        args.out_dir.join("model.safetensors"),
+        args.out_dir.join("model16.safetensors"),
+        args.out_dir.join("hessian_fields.png"),
+    );
+    // No other run may write these files while this one does.
+    let _claims = [&low_path, &high_path, &png]
+        .map(|p| claim_output(p, &[]))
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
+    let low = train("gmm2d", args.steps, args.seed, low_path, args.json)?;
+    let high = train(HIGH_DIM_TARGET, args.steps, args.seed, high_path, args.json)?;
     draw_fields(&low, &png)?;
     if args.json {
         let mut value = serde_json::json!({ "figure": png });

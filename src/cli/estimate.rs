@@ -8,6 +8,7 @@ use rand_chacha::ChaCha8Rng;
 use std::time::Instant;
 use tweedie::estimators::{stein_scores, Ssge, SsgeSettings, SteinSettings};
 use tweedie::linalg::Mat;
+use tweedie::memory_budget::MemoryBudget;
 use tweedie::targets::{canonical_name, parse_target, ScoreExt, TARGET_HELP};
 
 /// The kernel estimator to fit.
@@ -61,6 +62,10 @@ fn relative_error(a: &Mat<f64>, b: &Mat<f64>) -> f64 {
 
 /// Runs `tweedie estimate`.
 pub fn estimate(args: EstimateArgs) -> Result<()> {
+    // The kernel matrix and its factorisation or eigendecomposition: about six M x M matrices of f64.
+    let samples = args.samples as f64;
+    MemoryBudget::of_this_machine()
+        .check(|| format!("--samples {}", args.samples), 48.0 * samples * samples)?;
     let target = parse_target(&args.target)?;
     let name = canonical_name(&args.target)?;
     if !(args.sigma >= 0.0 && args.sigma.is_finite()) {

@@ -13,6 +13,7 @@ use tweedie::evaluation::{
     evaluate_scores, log_partition, mean_log_likelihood, LogPartitionSettings, ScoreReport,
 };
 use tweedie::linalg::Mat;
+use tweedie::memory_budget::MemoryBudget;
 use tweedie::models::{Model, ScoreModel};
 use tweedie::train::{Checkpoint, ModelWorkspace, Objective, TargetSource, TrainConfig, TrainingData};
 
@@ -45,6 +46,9 @@ pub struct EvalArgs {
     /// Data directory for named data sets [default: $TWEEDIE_DATA, else the platform cache directory].
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Evaluate although the training data file changed since the checkpoint was written.
+    #[arg(long)]
+    allow_new_data: bool,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -155,6 +159,9 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         args.log_z_tolerance
     );
     let checkpoint = Checkpoint::load(&args.model)?;
+    if let (Some(file), None, false) = (&checkpoint.data_file, &args.target, args.allow_new_data) {
+        file.verify(&args.model)?;
+    }
     let trained_on = checkpoint.config.target.clone();
     let target = args.target.clone().unwrap_or_else(|| trained_on.clone());
     let probe = TrainConfig { target: target.clone(), ..checkpoint.config.clone() };
@@ -169,6 +176,12 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     match &data {
         TrainingData::Analytic { mixture, name } => {
             anyhow::ensure!(args.points > 0, "--points 0: expected at least 1 test point");
+            // Per point: the true, learned and autodiff Hessians and their differences (4 D^2 f64), and
+            // D tangents through the networks (activations, tangents, adjoints of every unit, f32).
+            let (d, config) = (checkpoint.dim as f64, &checkpoint.config);
+            let units = d + (config.depth * config.width) as f64 + d * d;
+            let bytes = args.points as f64 * (32.0 * d * d + 16.0 * d * units);
+            MemoryBudget::of_this_machine().check(|| format!("--points {}", args.points), bytes)?;
             let report = evaluate_scores(
                 &checkpoint.eval_model(),
                 mixture,
@@ -247,7 +260,7 @@ mod tests {
     #[test]
     fn denoiser_mse_follows_from_the_dsm_loss_on_the_same_noise() {
         // x = 0.3, z = (1, -2), sigma = 0.5, s1 = (-1.5, 3.5): x~ = x + sigma z, x^ = x~ + sigma^2 s1.
-        let (sigma, z, s1) = (0.5, [1.0, -2.0], [-1.5, 3.5]);
+        let (sigma, z, s1): (f64, [f64; 2], [f64; 2]) = (0.5, [1.0, -2.0], [-1.5, 3.5]);
         let dsm: f64 = z.iter().zip(&s1).map(|(z, s)| (s + z / sigma).powi(2)).sum();
         let direct: f64 =
             z.iter().zip(&s1).map(|(z, s)| (sigma * z + sigma * sigma * s).powi(2)).sum::<f64>() / 2.0;

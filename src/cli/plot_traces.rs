@@ -5,6 +5,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::Value;
 use std::path::PathBuf;
+use tweedie::data::claim_output;
 use tweedie::metrics::Trace;
 
 /// Arguments of `tweedie plot-traces`.
@@ -34,6 +35,8 @@ fn series(report: &Value) -> Option<(String, Trace)> {
 
 /// Reads the reports and draws their traces.
 pub fn plot_traces(args: PlotTracesArgs) -> Result<()> {
+    let inputs: Vec<(&str, &std::path::Path)> = args.inputs.iter().map(|p| ("input", p.as_path())).collect();
+    let _claim = claim_output(&args.out, &inputs)?;
     let mut all = Vec::new();
     for path in &args.inputs {
         let text = if path.as_os_str() == "-" {

@@ -8,8 +8,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use tweedie::data::write_npy;
+use tweedie::data::{claim_output, write_npy};
 use tweedie::linalg::Mat;
+use tweedie::memory_budget::{check_threads, MemoryBudget};
 use tweedie::metrics::{ksd2_unbiased, mixture_weight_tv, ImqKernel, MmdEstimator};
 use tweedie::models::Model;
 use tweedie::samplers::{
@@ -112,6 +113,17 @@ pub struct SampleArgs {
     /// Threads of the rayon pool (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+}
+
+/// Bytes a run needs, in f64: per chain its position, score, proposal and a few work vectors (8 of
+/// dimension D) and a curvature matrix (D^2), the reference sample with its kernel rows, and the mixing
+/// series (the second half of the steps, of at most 256 chains and 16 coordinates), all f64.
+fn memory_estimate(args: &SampleArgs, dim: usize) -> f64 {
+    let d = dim as f64;
+    let chains = args.chains as f64 * (8.0 * d + d * d);
+    let reference = args.reference as f64 * (2.0 * d + args.chains as f64);
+    let series = args.steps as f64 / 2.0 * (args.chains.min(256) * dim.min(16)) as f64;
+    8.0 * (chains + reference + series)
 }
 
 /// Loads a trained model (its evaluation weights: the EMA when averaging was on) as sampler sources for
@@ -240,9 +252,25 @@ pub fn sample(args: SampleArgs) -> Result<()> {
     if !(args.tol >= 0.0 && args.tol.is_finite()) {
         bail!("--tol {} must be finite and >= 0", args.tol);
     }
+    let inputs: Vec<(&str, &Path)> = args.model.iter().map(|m| ("--model", m.as_path())).collect();
+    let _claims = [&args.out, &args.plot]
+        .into_iter()
+        .flatten()
+        .map(|out| claim_output(out, &inputs))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(t) = args.threads {
+        check_threads("--threads", t).map_err(anyhow::Error::msg)?;
+    }
     let named = NamedTarget::parse(&args.target)?;
     let target = named.mixture();
     let dim = target.dim();
+    let what = || {
+        format!(
+            "--chains {} --reference {} --steps {} in dimension {dim}",
+            args.chains, args.reference, args.steps
+        )
+    };
+    MemoryBudget::of_this_machine().check(what, memory_estimate(&args, dim))?;
     let source = match &args.model {
         None => Source::Analytic,
         Some(path) => Source::Model(Box::new(
@@ -257,7 +285,7 @@ pub fn sample(args: SampleArgs) -> Result<()> {
     };
     let mut pool = rayon::ThreadPoolBuilder::new();
     if let Some(t) = args.threads {
-        pool = pool.num_threads(t.max(1));
+        pool = pool.num_threads(t);
     }
     let pool = pool.build()?;
     let report = pool.install(|| run_and_measure(&args, &named, target, &reference_dist, &source))?;

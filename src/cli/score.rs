@@ -4,7 +4,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 use std::path::{Path, PathBuf};
 use tweedie::data::{
-    expect_width, load_image_set, load_points, locate_dataset, write_npy, DataDir, ImageSpec,
+    claim_output, expect_width, load_image_set, load_points, locate_dataset, write_npy, DataDir, ImageSpec,
 };
 use tweedie::estimators::score_jacobian;
 use tweedie::linalg::Mat;
@@ -56,6 +56,8 @@ fn load_input(input: &Path, data_dir: Option<&Path>) -> Result<Mat<f64>> {
 
 /// Runs `tweedie score`.
 pub fn score(args: ScoreArgs) -> Result<()> {
+    let inputs = [("--model", args.model.as_path()), ("--input", args.input.as_path())];
+    let _claim = claim_output(&args.out, &inputs)?;
     let checkpoint = Checkpoint::load(&args.model)?;
     let model = checkpoint.eval_model();
     let points = load_input(&args.input, args.data_dir.as_deref())?;
@@ -100,6 +102,7 @@ pub fn score(args: ScoreArgs) -> Result<()> {
                 }
                 write_npy(&args.out, &[n, dim, rank], &u)?;
                 let side = side_file(&args.out);
+                let _side_claim = claim_output(&side, &inputs)?;
                 write_npy(&side, &[n, dim], &d)?;
                 written.push(side);
                 "s2 (low-rank head) = U U^T + diag(d): U is N x D x r, d (in the .diag.npy file) is N x D"

@@ -6,12 +6,13 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::path::PathBuf;
 use std::time::Instant;
-use tweedie::data::{DataDir, Subset};
+use tweedie::data::{claim_output, DataDir, Subset};
 use tweedie::models::{ModelKind, SecondOrderHead};
 use tweedie::nn::Activation;
 use tweedie::objectives::Projection;
 use tweedie::optim::LearningRateSchedule;
-use tweedie::train::{Checkpoint, FormName, ObjectiveName, TrainConfig, Trainer};
+use tweedie::targets::TargetError;
+use tweedie::train::{Checkpoint, FormName, ObjectiveName, TargetSource, TrainConfig, Trainer};
 
 /// Arguments of `tweedie train`. Flags override the values of `--config`.
 #[derive(Args, Debug)]
@@ -61,7 +62,7 @@ pub struct TrainArgs {
     /// FD-SSM: finite-difference step eps > 0 [default: 0.1].
     #[arg(long, allow_negative_numbers = true)]
     fd_eps: Option<f64>,
-    /// Noise level sigma > 0 [default: 0.3].
+    /// Noise level sigma in [1e-4, 1e4] [default: 0.3].
     #[arg(long, allow_negative_numbers = true)]
     sigma: Option<f64>,
     /// Total training steps [default: 10000].
@@ -100,12 +101,21 @@ pub struct TrainArgs {
     /// Steps between checkpoints [default: 1000].
     #[arg(long)]
     checkpoint_every: Option<u64>,
-    /// Checkpoint file (safetensors), written atomically.
+    /// Checkpoint file (safetensors), written atomically at each checkpoint, never before the first; an
+    /// existing file is refused unless --resume or --force.
     #[arg(long, default_value = "model.safetensors")]
     out: PathBuf,
     /// Continue the run saved in --out (bit-for-bit); --steps may raise the total.
     #[arg(long)]
     resume: bool,
+    /// Start a new run although --out exists: the old file stays until this run's first checkpoint
+    /// (--checkpoint-every steps, or the end) replaces it.
+    #[arg(long, conflicts_with = "resume")]
+    force: bool,
+    /// With --resume: continue although the data file changed since the checkpoint was written (its
+    /// content hash differs).
+    #[arg(long, requires = "resume")]
+    allow_new_data: bool,
     /// Print one JSON summary line and no progress bar.
     #[arg(long)]
     json: bool,
@@ -204,6 +214,31 @@ impl TrainArgs {
     }
 }
 
+/// The data file a configuration reads, if any: the path of a `csv:`, `npy:` or `uci:NAME=PATH` target.
+fn data_file(config: &TrainConfig) -> Option<PathBuf> {
+    match config.target_source().ok()? {
+        TargetSource::Csv(path) | TargetSource::Npy(path) => Some(path),
+        TargetSource::Uci(spec) => spec.path,
+        _ => None,
+    }
+}
+
+/// Every form `--target` takes, for the error of an unknown one (the target parser alone knows only the
+/// analytic ones).
+const TARGET_FORMS: &str =
+    "gmm2d, gmm:dim=D[,components=K][,seed=S], gauss:dim=D[,cond=C][,seed=S], csv:PATH, \
+    npy:PATH, uci:redwine|whitewine|parkinsons[=PATH], mnist|fashion-mnist|digits[:train|test][=DIR]";
+
+/// An unknown target's error, listing the data-file forms too.
+fn with_every_target_form(err: tweedie::Error) -> anyhow::Error {
+    match err {
+        tweedie::Error::Target(TargetError::UnknownTarget { spec }) => {
+            anyhow::anyhow!("unknown target `{spec}`; expected one of: {TARGET_FORMS}")
+        }
+        err => err.into(),
+    }
+}
+
 /// Runs `tweedie train`.
 pub fn train(args: TrainArgs) -> Result<()> {
     let data_dir = DataDir::resolve(args.data_dir.as_deref());
@@ -214,10 +249,28 @@ pub fn train(args: TrainArgs) -> Result<()> {
                 args.out.display()
             );
         }
-        Trainer::resume(Checkpoint::load(&args.out)?, args.steps, &data_dir)?
+        let checkpoint = Checkpoint::load(&args.out)?;
+        if let (Some(file), false) = (&checkpoint.data_file, args.allow_new_data) {
+            file.verify(&args.out)?;
+        }
+        Trainer::resume(checkpoint, args.steps, &data_dir)?
     } else {
-        Trainer::new(args.config()?, &data_dir)?
+        Trainer::new(args.config()?, &data_dir).map_err(with_every_target_form)?
     };
+    let data = data_file(&trainer.state().config);
+    let inputs: Vec<(&str, &std::path::Path)> =
+        [("--config", args.config.as_deref()), ("--target", data.as_deref())]
+            .into_iter()
+            .filter_map(|(flag, path)| Some((flag, path?)))
+            .collect();
+    let _claim = claim_output(&args.out, &inputs)?;
+    if !args.resume && !args.force && args.out.exists() {
+        bail!(
+            "--out {} exists (expected a new file: --resume continues its run, --force starts a new one that \
+             replaces it at its first checkpoint)",
+            args.out.display()
+        );
+    }
     let (total, done) = (trainer.state().config.steps, trainer.state().step);
     let mut progress = ProgressObserver::new(total, done, !args.json);
     let start = Instant::now();

@@ -1,6 +1,6 @@
 //! Numeric text tables (CSV, TSV, whitespace-separated, optionally gzipped) read into a matrix of points.
 
-use super::error::DataError;
+use super::error::{quoted, DataError};
 use super::source::DataSource;
 use crate::linalg::Mat;
 use std::io::BufRead;
@@ -57,7 +57,8 @@ impl Separator {
 /// Reads a numeric table into an `N x D` matrix, one row per data line.
 ///
 /// - Separators: semicolon, comma, or spaces/tabs, detected from the first data line.
-/// - One header line is skipped when its kept fields do not all parse as numbers.
+/// - One header line is skipped when none of its kept fields is a number; a first line with some numbers
+///   is data, so a bad field there is an error rather than a silently dropped row.
 /// - Blank lines and lines starting with `#` (as `numpy.savetxt` writes headers) are skipped.
 /// - Gzip-compressed files (`.csv.gz`) are detected from their magic bytes and decompressed on the fly.
 /// - Fields may be wrapped in double quotes.
@@ -65,7 +66,7 @@ impl Separator {
 /// # Errors
 /// [`DataError::Empty`] without data rows, [`DataError::Ragged`] when a row's field count differs from the
 /// first data row's, [`DataError::Parse`] for a field that is not a number, [`DataError::NonFinite`] for
-/// NaN or infinity, [`DataError::ColumnOutOfRange`] for a selection beyond the row width, and
+/// NaN or infinity, [`DataError::TooLarge`] beyond [`MAX_ABS_VALUE`](super::MAX_ABS_VALUE), [`DataError::ColumnOutOfRange`] for a selection beyond the row width, and
 /// [`DataError::Io`] when the file cannot be read or decompressed.
 ///
 /// # Example
@@ -109,8 +110,8 @@ fn parse_table(reader: impl BufRead, path: &Path, options: &CsvOptions) -> Resul
             first_line_seen = true;
             let fields = Separator::detect(text).split(text);
             let kept = kept_columns(&options.columns, fields.len(), path)?;
-            if kept.iter().any(|&j| parse_field(fields[j]).is_err()) {
-                continue; // a header line
+            if !kept.is_empty() && kept.iter().all(|&j| parse_field(fields[j]).is_err()) {
+                continue; // a header line: no kept field is a number
             }
         }
         let (separator, width, kept) = match layout.take() {
@@ -176,14 +177,15 @@ fn parse_field(field: &str) -> Result<f64, std::num::ParseFloatError> {
     field.trim().parse::<f64>()
 }
 
-/// Parses one field and requires a finite value.
+/// Parses one field and requires a finite value of magnitude at most
+/// [`MAX_ABS_VALUE`](super::MAX_ABS_VALUE).
 fn parse_checked(field: &str, path: &Path, row: usize, column: usize) -> Result<f64, DataError> {
     match parse_field(field) {
-        Ok(v) if v.is_finite() => Ok(v),
-        Ok(_) => {
-            Err(DataError::NonFinite { path: path.to_path_buf(), row, column, value: field.to_string() })
-        }
-        Err(_) => Err(DataError::Parse { path: path.to_path_buf(), row, column, text: field.to_string() }),
+        Ok(v) => match DataError::out_of_range(v, path, row, column, field) {
+            Some(err) => Err(err),
+            None => Ok(v),
+        },
+        Err(_) => Err(DataError::Parse { path: path.to_path_buf(), row, column, text: quoted(field) }),
     }
 }
 
@@ -240,6 +242,38 @@ mod tests {
             "points.csv: row 3, column 3: value NaN is not finite (expected a finite number)"
         );
         assert!(matches!(parse("1,inf\n").unwrap_err(), DataError::NonFinite { row: 1, column: 2, .. }));
+    }
+
+    #[test]
+    fn a_first_row_with_a_number_is_data_so_its_bad_field_is_an_error() {
+        let err = parse("0.1,abc\n1,2\n").unwrap_err();
+        assert!(matches!(&err, DataError::Parse { row: 1, column: 2, text, .. } if text == "abc"), "{err:?}");
+        assert_eq!(parse("x,y\n1,2\n").unwrap().as_slice(), &[1.0, 2.0], "a row without numbers is a header");
+    }
+
+    #[test]
+    fn values_beyond_what_f32_arithmetic_holds_are_errors_naming_the_cell() {
+        for cell in ["1e39", "3e38", "-2e16"] {
+            let err = parse(&format!("1,2\n3,{cell}\n")).unwrap_err();
+            assert!(
+                matches!(&err, DataError::TooLarge { row: 2, column: 2, value, .. } if value == cell),
+                "{err:?}"
+            );
+            assert!(err
+                .to_string()
+                .starts_with(&format!("points.csv: row 2, column 2: value {cell} is too large")));
+        }
+        assert_eq!(parse("1e16,-1e16\n").unwrap().as_slice(), &[1e16, -1e16]);
+    }
+
+    #[test]
+    fn errors_quote_at_most_80_characters_of_a_field() {
+        let long = "x".repeat(10_000);
+        let err = parse(&format!("1,2\n3,{long}\n")).unwrap_err().to_string();
+        assert!(err.contains(&format!("\"{}...\"", "x".repeat(80))), "{err}");
+        assert!(err.len() < 200, "{} characters", err.len());
+        let wide = "é".repeat(100);
+        assert!(parse(&format!("1,2\n3,{wide}\n")).unwrap_err().to_string().contains(&"é".repeat(80)));
     }
 
     #[test]

@@ -46,6 +46,19 @@ pub enum DataError {
         /// The value as written in the file (text) or as read (binary).
         value: String,
     },
+    /// A value is finite but too large for the f32 arithmetic of training and evaluation (see
+    /// [`MAX_ABS_VALUE`](super::MAX_ABS_VALUE)).
+    #[error("{}: row {row}, column {column}: value {value} is too large (expected a magnitude at most 1e16, so that f32 arithmetic on it stays finite)", path.display())]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The offending row.
+        row: usize,
+        /// The offending column.
+        column: usize,
+        /// The value as written in the file (text) or as read (binary).
+        value: String,
+    },
     /// A field is not a number.
     #[error("{}: row {row}, column {column}: cannot read {text:?} as a number (expected a decimal number)", path.display())]
     Parse {
@@ -112,6 +125,14 @@ pub enum DataError {
         /// Columns in the file.
         width: usize,
     },
+    /// A `.npy` file whose header cannot be read.
+    #[error("{}: invalid .npy header: {problem} (expected a NumPy .npy file)", path.display())]
+    NpyHeader {
+        /// The file.
+        path: PathBuf,
+        /// What the header parser reported, on one line.
+        problem: String,
+    },
     /// The file ends before the data its header announces.
     #[error("{}: {found} data bytes, but the header announces {expected} (file truncated?)", path.display())]
     Truncated {
@@ -128,5 +149,33 @@ impl DataError {
     /// Wraps an I/O error with the file it concerns.
     pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
         Self::Io { path: path.to_path_buf(), source }
+    }
+
+    /// The error of a parsed value that is not finite ([`DataError::NonFinite`]) or too large
+    /// ([`DataError::TooLarge`]), if it is either; `text` is how the file writes it.
+    pub(crate) fn out_of_range(
+        value: f64,
+        path: &std::path::Path,
+        row: usize,
+        column: usize,
+        text: &str,
+    ) -> Option<Self> {
+        let (path, value_text) = (path.to_path_buf(), quoted(text));
+        if !value.is_finite() {
+            Some(Self::NonFinite { path, row, column, value: value_text })
+        } else if value.abs() > super::MAX_ABS_VALUE {
+            Some(Self::TooLarge { path, row, column, value: value_text })
+        } else {
+            None
+        }
+    }
+}
+
+/// At most the first 80 characters of a field, for an error message (`...` marks a cut).
+pub fn quoted(text: &str) -> String {
+    const LIMIT: usize = 80;
+    match text.char_indices().nth(LIMIT) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_string(),
     }
 }

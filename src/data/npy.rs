@@ -15,7 +15,8 @@ use std::path::Path;
 /// # Errors
 /// [`DataError::BadShape`] for other ranks or a zero-width array, [`DataError::Empty`] for `N = 0`,
 /// [`DataError::UnsupportedDtype`], [`DataError::Truncated`] when the data is shorter than the header
-/// says, [`DataError::NonFinite`] (1-based row and column), and [`DataError::Io`] for unreadable files or
+/// says, [`DataError::NonFinite`] or [`DataError::TooLarge`] beyond
+/// [`MAX_ABS_VALUE`](super::MAX_ABS_VALUE) (1-based row and column), and [`DataError::Io`] for unreadable files or
 /// malformed headers.
 ///
 /// # Example
@@ -30,7 +31,8 @@ use std::path::Path;
 pub fn read_npy(path: &Path) -> Result<Mat<f64>, DataError> {
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
     let mut cursor = Cursor::new(bytes.as_slice());
-    let header = NpyHeader::from_reader(&mut cursor).map_err(|e| DataError::io(path, e))?;
+    let header = NpyHeader::from_reader(&mut cursor)
+        .map_err(|e| DataError::NpyHeader { path: path.to_path_buf(), problem: one_line(&e.to_string()) })?;
     let data_start = cursor.position() as usize;
     let shape: Vec<usize> =
         header.shape().iter().map(|&s| usize::try_from(s).unwrap_or(usize::MAX)).collect();
@@ -77,15 +79,23 @@ pub fn read_npy(path: &Path) -> Result<Mat<f64>, DataError> {
         Order::C => Mat::from_vec(n, d, values),
         Order::Fortran => Mat::from_fn(n, d, |i, j| values[j * n + i]),
     };
-    if let Some(k) = points.as_slice().iter().position(|v| !v.is_finite()) {
-        return Err(DataError::NonFinite {
-            path: path.to_path_buf(),
-            row: k / d + 1,
-            column: k % d + 1,
-            value: points.as_slice()[k].to_string(),
-        });
+    for (k, &v) in points.as_slice().iter().enumerate() {
+        if let Some(err) = DataError::out_of_range(v, path, k / d + 1, k % d + 1, &format!("{v:e}")) {
+            return Err(err);
+        }
     }
     Ok(points)
+}
+
+/// A multi-line parser message as one line: its first line and, if different, its last (which says what
+/// was expected), each trimmed.
+fn one_line(message: &str) -> String {
+    let mut lines = message.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or_default();
+    match lines.next_back() {
+        Some(last) => format!("{first} {}", last.trim_start_matches("= ")),
+        None => first.to_string(),
+    }
 }
 
 fn bad_shape(path: &Path, shape: &[usize], expected: &str) -> DataError {
@@ -228,6 +238,20 @@ mod tests {
     }
 
     #[test]
+    fn values_beyond_what_f32_arithmetic_holds_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big.npy");
+        write_npy(&p, &[2, 2], &[1.0f64, 2.0, 3.0, 1e39]).unwrap();
+        let err = read_npy(&p).unwrap_err();
+        assert!(
+            matches!(&err, DataError::TooLarge { row: 2, column: 2, value, .. } if value == "1e39"),
+            "{err:?}"
+        );
+        write_npy(&p, &[1, 2], &[3e38f32, 0.0]).unwrap();
+        assert!(matches!(read_npy(&p).unwrap_err(), DataError::TooLarge { row: 1, column: 1, .. }));
+    }
+
+    #[test]
     fn truncated_data_and_garbage_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t.npy");
@@ -236,9 +260,24 @@ mod tests {
         std::fs::write(&p, &bytes[..bytes.len() - 5]).unwrap();
         assert!(matches!(read_npy(&p).unwrap_err(), DataError::Truncated { found: 59, expected: 64, .. }));
         std::fs::write(&p, b"not an npy file at all").unwrap();
-        assert!(matches!(read_npy(&p).unwrap_err(), DataError::Io { .. }));
+        assert!(matches!(read_npy(&p).unwrap_err(), DataError::NpyHeader { .. }));
         std::fs::write(&p, &bytes[..20]).unwrap();
-        assert!(matches!(read_npy(&p).unwrap_err(), DataError::Io { .. }));
+        assert!(matches!(read_npy(&p).unwrap_err(), DataError::NpyHeader { .. }));
+    }
+
+    #[test]
+    fn a_damaged_header_is_a_one_line_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("h.npy");
+        write_npy(&p, &[3, 2], &[1.0f64; 6]).unwrap();
+        let mut bytes = std::fs::read(&p).unwrap();
+        bytes[27] = 0; // inside 'fortran_order': the dictionary no longer parses
+        std::fs::write(&p, &bytes).unwrap();
+        let err = read_npy(&p).unwrap_err();
+        assert!(matches!(err, DataError::NpyHeader { .. }), "{err:?}");
+        let text = err.to_string();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(text.starts_with(&format!("{}: invalid .npy header: ", p.display())), "{text}");
     }
 
     #[test]

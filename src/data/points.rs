@@ -120,7 +120,7 @@ mod tests {
         let opts = CsvOptions { columns: crate::data::Columns::Drop(vec![2]) };
         let x = load_points_with(&csv, &opts).unwrap();
         assert_eq!(x.as_slice(), &[1.0, 2.0, 3.0, 4.0]);
-        // Without the selection the first line reads as a header and the label on line 2 is an error.
-        assert!(matches!(load_points(&csv).unwrap_err(), DataError::Parse { row: 2, column: 3, .. }));
+        // Without the selection the first line is data (it has numbers) and its label is an error.
+        assert!(matches!(load_points(&csv).unwrap_err(), DataError::Parse { row: 1, column: 3, .. }));
     }
 }

@@ -2,6 +2,7 @@
 #![allow(non_snake_case)] // names follow the paper: Q, D, K, Sigma
 
 use super::gaussian_mixture::GaussianMixture;
+use super::named::MAX_COND;
 use crate::linalg::Mat;
 use nalgebra::DMatrix;
 use rand::{Rng, SeedableRng};
@@ -84,9 +85,9 @@ pub fn random_gmm(dim: usize, components: usize, seed: u64) -> GaussianMixture {
 /// eigenvalues log-spaced from 1 down to $1/C$ (just $l_0 = 1$ when $D = 1$), $Q$ Haar-random from
 /// `ChaCha8Rng::seed_from_u64(seed)` ([`random_orthogonal`]).
 ///
-/// Panics if `dim == 0` or `cond` is not finite and `>= 1` (the parser rejects both).
+/// Panics if `dim == 0` or `cond` is outside `[1, MAX_COND]` (the parser rejects both).
 pub fn random_gauss(dim: usize, cond: f64, seed: u64) -> GaussianMixture {
-    assert!(cond >= 1.0 && cond.is_finite(), "random_gauss: cond = {cond} must be finite and >= 1");
+    assert!((1.0..=MAX_COND).contains(&cond), "random_gauss: cond = {cond} must be in [1, {MAX_COND:e}]");
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let Q = random_orthogonal(dim, &mut rng);
     let l: Vec<f64> =
@@ -169,6 +170,17 @@ mod tests {
             assert!(e[0] >= lo * (1.0 - tol) && e[5] <= hi * (1.0 + tol), "eigenvalues {e:?}");
         }
         assert!((p.weights().iter().sum::<f64>() - 1.0).abs() <= 4.0 * f64::EPSILON);
+    }
+
+    #[test]
+    fn the_largest_accepted_cond_builds_at_every_dimension_tried() {
+        // cond = 1e17 made the Cholesky factorisation fail (a panic); MAX_COND keeps 1/C far above the
+        // rounding error of Q diag(l) Q^T.
+        for dim in [2, 3, 7, 40, 200] {
+            for seed in 0..4 {
+                assert_eq!(random_gauss(dim, MAX_COND, seed).dim(), dim);
+            }
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@ Targets (Gaussian mixtures with exact scores):
                                         covariances Q diag(l) Q^T, l ~ logU(0.05, 0.5); K=4, S=0 by default
   gauss:dim=D[,cond=C][,seed=S]         zero-mean Gaussian, random rotation, eigenvalues log-spaced in
                                         [1/C, 1]; C=10, S=0 by default
-  D in 1..=4096, K in 1..=1024, C finite and >= 1, S a u64.";
+  D in 1..=4096, K in 1..=1024, C in [1, 1e12] (beyond, 1/C is below f64 rounding of 1), S a u64.";
 
 /// Largest accepted `dim`: guards against a typo allocating `K` dense `D x D` matrices of many GB.
 pub const MAX_DIM: usize = 4096;
@@ -23,6 +23,10 @@ pub const MAX_DIM: usize = 4096;
 pub const MAX_COMPONENTS: usize = 1024;
 /// Default `components` of `gmm`.
 pub const DEFAULT_COMPONENTS: usize = 4;
+/// Largest accepted `cond`: the covariance's smallest eigenvalue `1/C` must stay well above the f64
+/// rounding error (about `D eps`, `eps = 2.2e-16`) of building `Q diag(l) Q^T`, or the matrix is not
+/// positive definite in floating point.
+pub const MAX_COND: f64 = 1e12;
 /// Default `cond` of `gauss`.
 pub const DEFAULT_COND: f64 = 10.0;
 
@@ -56,7 +60,7 @@ pub enum TargetSpec {
     Gauss {
         /// Dimension `D`, `1..=MAX_DIM`.
         dim: usize,
-        /// Condition number `C` of the covariance, finite, `>= 1`.
+        /// Condition number `C` of the covariance, in `[1, MAX_COND]`.
         cond: f64,
         /// Seed of the `ChaCha8Rng` drawing the rotation.
         seed: u64,
@@ -164,8 +168,8 @@ impl<'a> Params<'a> {
         match self.get("cond") {
             None => Ok(DEFAULT_COND),
             Some(v) => match v.parse::<f64>() {
-                Ok(c) if c >= 1.0 && c.is_finite() => Ok(c),
-                _ => Err(self.bad("cond", v, "a finite number >= 1")),
+                Ok(c) if (1.0..=MAX_COND).contains(&c) => Ok(c),
+                _ => Err(self.bad("cond", v, "a number in [1, 1e12]")),
             },
         }
     }
@@ -378,6 +382,7 @@ mod tests {
             ("gauss:dim=2,cond=0.5", "cond", "0.5"),
             ("gauss:dim=2,cond=NaN", "cond", "NaN"),
             ("gauss:dim=2,cond=inf", "cond", "inf"),
+            ("gauss:dim=2,cond=1e17", "cond", "1e17"),
         ] {
             match err(spec) {
                 E::BadParameter { spec: s, key, value, .. } => {
@@ -389,7 +394,7 @@ mod tests {
         // The message names the spec, key, value and what was expected.
         let msg = err("gauss:dim=2,cond=0.5").to_string();
         assert!(
-            msg.contains("gauss:dim=2,cond=0.5") && msg.contains("cond") && msg.contains(">= 1"),
+            msg.contains("gauss:dim=2,cond=0.5") && msg.contains("cond") && msg.contains("[1, 1e12]"),
             "{msg}"
         );
     }

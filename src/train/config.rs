@@ -102,6 +102,13 @@ pub enum ConfigError {
     },
 }
 
+/// The noise levels training accepts. Training computes in f32 (about 7 significant digits): below
+/// 1e-4 the noise `sigma z` added to data of unit scale is lost to rounding and `1/sigma^2` scales the
+/// loss beyond 1e8; above 1e4 the noise swamps any data, so nothing is learned.
+pub const SIGMA_RANGE: (f64, f64) = (1e-4, 1e4);
+const SIGMA_EXPECTED: &str =
+    "a number in [1e-4, 1e4]: smaller noise is lost to f32 rounding, larger noise swamps the data";
+
 /// Everything a training run needs. Defaults are the paper's settings for synthetic data.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -132,7 +139,7 @@ pub struct TrainConfig {
     pub projection: Projection,
     /// FD-SSM: the finite-difference step `eps > 0`.
     pub fd_eps: f64,
-    /// Noise level `sigma > 0`.
+    /// Noise level `sigma`, in [`SIGMA_RANGE`].
     pub sigma: f64,
     /// Training steps.
     pub steps: u64,
@@ -215,8 +222,10 @@ impl TrainConfig {
     /// Checks every field; returns the first problem.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |field, value: String, expected| Err(ConfigError::OutOfRange { field, value, expected });
-        if !(self.sigma > 0.0 && self.sigma.is_finite()) {
-            return bad("sigma", self.sigma.to_string(), "a finite number > 0");
+        if !(SIGMA_RANGE.0..=SIGMA_RANGE.1).contains(&self.sigma) {
+            let far = self.sigma.abs() >= 1e6 || (self.sigma != 0.0 && self.sigma.abs() < 1e-4);
+            let value = if far { format!("{:e}", self.sigma) } else { self.sigma.to_string() };
+            return bad("sigma", value, SIGMA_EXPECTED);
         }
         if self.steps == 0 {
             return bad("steps", "0".into(), "at least 1");
@@ -368,6 +377,14 @@ mod tests {
         assert!(matches!(bad.validate(), Err(ConfigError::OutOfRange { field: "sigma", .. })));
         let nan = TrainConfig { sigma: f64::NAN, ..Default::default() };
         assert!(nan.validate().is_err());
+        // 1e-320 is 0 in f32, 1e-45 a subnormal, 1e30 and 1e308 swamp any data.
+        for sigma in [1e-320, 1e-45, 5e-5, 2e4, 1e30, 1e308] {
+            let err = TrainConfig { sigma, ..Default::default() }.validate().unwrap_err().to_string();
+            assert!(err.contains("expected a number in [1e-4, 1e4]"), "{sigma}: {err}");
+        }
+        for sigma in [1e-4, 0.3, 1e4] {
+            assert!(TrainConfig { sigma, ..Default::default() }.validate().is_ok(), "{sigma}");
+        }
         let ssm = TrainConfig {
             model: ModelKind::S1,
             objective: Some(ObjectiveName::SsmVr),

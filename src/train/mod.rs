@@ -2,6 +2,7 @@
 //! the loop, and checkpoints.
 
 mod config;
+mod data_file;
 mod energy_step;
 mod model_step;
 mod objective_choice;
@@ -11,11 +12,12 @@ mod trainer;
 mod training_checkpoint;
 mod training_data;
 
-pub use config::{ConfigError, FormName, ObjectiveName, TargetSource, TrainConfig};
+pub use config::{ConfigError, FormName, ObjectiveName, TargetSource, TrainConfig, SIGMA_RANGE};
+pub use data_file::{DataChanged, DataFile};
 pub use energy_step::{energy_loss_and_gradient, EnergyWorkspace};
 pub use model_step::ModelWorkspace;
 pub use objective_choice::DEFAULT_FD_EPS;
 pub use step::{loss_and_gradient, Objective, StepWorkspace};
-pub use trainer::{StepInfo, TrainError, TrainObserver, Trainer};
+pub use trainer::{Divergence, StepInfo, TrainError, TrainObserver, Trainer};
 pub use training_checkpoint::{Checkpoint, FORMAT};
 pub use training_data::TrainingData;

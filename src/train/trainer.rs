@@ -1,13 +1,18 @@
 //! The training loop: draw a batch, take an Adam step, average weights, checkpoint atomically, and stop
-//! with the last good checkpoint kept if the loss stops being finite.
+//! with an error, saving nothing more, when the loss, the gradient, the weights or the Adam state stop
+//! being finite.
 
 use super::config::TrainConfig;
+use super::data_file::DataFile;
 use super::model_step::ModelWorkspace;
 use super::training_checkpoint::Checkpoint;
 use super::training_data::TrainingData;
+use super::Objective;
 use crate::checkpoint::CheckpointError;
 use crate::data::DataDir;
 use crate::linalg::Mat;
+use crate::memory_budget::{training_bytes, MemoryBudget, MemoryError, NetworkSize};
+use crate::models::{ModelKind, SecondOrderHead};
 use crate::optim::{Adam, Ema};
 use crate::Error;
 use rand::SeedableRng;
@@ -15,20 +20,89 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use std::path::{Path, PathBuf};
 
+/// What a run leaves at its output when it stops early: the last checkpoint it wrote, or nothing.
+fn kept(path: &Path, last_saved: &Option<u64>) -> String {
+    match last_saved {
+        Some(step) => format!("the checkpoint of step {step} is kept at {}", path.display()),
+        None => format!("this run wrote no checkpoint, {} is unchanged", path.display()),
+    }
+}
+
+/// Refuses a configuration whose training would need more memory than `budget` (see
+/// [`training_bytes`]), naming the sizes: the networks' width and depth, the batch, the data dimension.
+fn check_memory(config: &TrainConfig, dim: usize, budget: &MemoryBudget) -> Result<(), MemoryError> {
+    let d = dim as f64;
+    let networks = network_sizes(config, dim);
+    let objective = config.objective();
+    // Objective::noise_rows in f64: `projections` may be as large as a usize holds.
+    let rows_per_point = match objective {
+        Objective::Ssm { projections, .. } => 1.0 + projections as f64,
+        Objective::FdSsm { .. } => 2.0,
+        _ => 1.0,
+    };
+    let rows = config.batch as f64 * rows_per_point;
+    // Exact score matching pushes D tangents per row; the other objectives at most two.
+    let tangents = if objective == Objective::Esm { d + 1.0 } else { 2.0 };
+    let what = || {
+        let projections = match objective {
+            Objective::Ssm { projections, .. } => format!(" --projections {projections}"),
+            _ => String::new(),
+        };
+        format!(
+            "--width {} --depth {} --batch {}{projections} on {dim}-dimensional data",
+            config.width, config.depth, config.batch
+        )
+    };
+    budget.check(what, training_bytes(&networks, rows, tangents))
+}
+
+/// The sizes of the networks a configuration trains on `dim`-dimensional data (no overflow: f64).
+pub(crate) fn network_sizes(config: &TrainConfig, dim: usize) -> Vec<NetworkSize> {
+    let (d, width, depth) = (dim as f64, config.width as f64, config.depth as f64);
+    let net = |outputs: f64| NetworkSize { inputs: d, width, depth, outputs };
+    match config.model {
+        ModelKind::S1 => vec![net(d)],
+        ModelKind::S1s2 => vec![net(d), net(head_outputs(config.s2, d))],
+        ModelKind::Energy => vec![net(1.0)],
+    }
+}
+
+/// The raw outputs of a second-order head for dimension `d` ([`SecondOrderHead::outputs`], in f64).
+fn head_outputs(head: SecondOrderHead, d: f64) -> f64 {
+    match head {
+        SecondOrderHead::Full => d * (d + 1.0) / 2.0,
+        SecondOrderHead::Diagonal => d,
+        SecondOrderHead::LowRank { rank } => d * rank as f64 + d,
+    }
+}
+
 /// A training run that cannot continue.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
-    /// The loss became NaN or infinite.
-    #[error("loss is {loss} at step {step}: training diverged (the last good checkpoint, from step {last_saved}, is kept at {}; lower --learning-rate or raise --sigma)", path.display())]
-    NonFiniteLoss {
-        /// The step whose loss is not finite.
+    /// The loss, the gradient, the weights or the Adam state stopped being finite.
+    #[error(
+        "{what} is {value} at step {step}: training diverged ({}; lower --learning-rate)",
+        kept(path, last_saved)
+    )]
+    Diverged {
+        /// The step that failed (1-based).
         step: u64,
-        /// The loss.
-        loss: f64,
-        /// The step of the checkpoint on disk.
-        last_saved: u64,
-        /// Where it is.
+        /// What stopped being finite.
+        what: Divergence,
+        /// The first non-finite value (the loss, or an element of the gradient, weights or state).
+        value: f64,
+        /// The step of the last checkpoint this run wrote, if any.
+        last_saved: Option<u64>,
+        /// The output path.
         path: PathBuf,
+    },
+    /// `--steps` on resume is below the steps the checkpoint has already done.
+    #[error("--steps {steps} is below the {done} steps the checkpoint has done (expected a total of at least {done})")]
+    StepsBelowCheckpoint {
+        /// The total asked for.
+        steps: u64,
+        /// The checkpoint's step.
+        done: u64,
     },
     /// A checkpoint's data dimension differs from its data's.
     #[error("checkpoint is for dimension {checkpoint}, but the data has dimension {data}")]
@@ -38,6 +112,35 @@ pub enum TrainError {
         /// The data's.
         data: usize,
     },
+}
+
+/// The quantity that stopped being finite in a diverging step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Divergence {
+    /// The minibatch loss.
+    Loss,
+    /// The gradient of the loss.
+    Gradient,
+    /// The weights after the update.
+    Weights,
+    /// Adam's moment estimates after the update.
+    AdamState,
+}
+
+impl std::fmt::Display for Divergence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Divergence::Loss => "the loss",
+            Divergence::Gradient => "the gradient",
+            Divergence::Weights => "a weight",
+            Divergence::AdamState => "Adam's second moment",
+        })
+    }
+}
+
+/// The first non-finite value of `slices`, if any.
+fn first_non_finite<'a>(slices: impl IntoIterator<Item = &'a [f32]>) -> Option<f64> {
+    slices.into_iter().flat_map(|s| s.iter()).find(|v| !v.is_finite()).map(|&v| f64::from(v))
 }
 
 /// What a step reports to observers.
@@ -73,18 +176,23 @@ impl Trainer {
     pub fn new(config: TrainConfig, data_dir: &DataDir) -> Result<Self, Error> {
         config.validate()?;
         let data = TrainingData::load(&config, data_dir)?;
+        check_memory(&config, data.dim(), &MemoryBudget::of_this_machine())?;
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         let model = config.init_model(data.dim(), &mut rng);
         let settings = config.adam();
         let adam = Adam::new(settings, model.num_params());
         let ema = (config.ema > 0.0).then(|| Ema::new(config.ema, &model.params()));
-        let state = Checkpoint { dim: data.dim(), config, step: 0, model, adam, ema, rng };
+        let data_file = DataFile::of(&config)?;
+        let state = Checkpoint { dim: data.dim(), config, step: 0, model, adam, ema, rng, data_file };
         Ok(Self::from_parts(state, data))
     }
 
     /// Resumes from a checkpoint; `steps` (if given) replaces the configured total.
     pub fn resume(mut checkpoint: Checkpoint, steps: Option<u64>, data_dir: &DataDir) -> Result<Self, Error> {
         if let Some(steps) = steps {
+            if steps < checkpoint.step {
+                return Err(TrainError::StepsBelowCheckpoint { steps, done: checkpoint.step }.into());
+            }
             checkpoint.config.steps = steps;
         }
         checkpoint.config.validate()?;
@@ -92,6 +200,8 @@ impl Trainer {
         if data.dim() != checkpoint.dim {
             return Err(TrainError::DimensionMismatch { checkpoint: checkpoint.dim, data: data.dim() }.into());
         }
+        // The file read now (the caller decides whether a changed one is acceptable: DataFile::verify).
+        checkpoint.data_file = DataFile::of(&checkpoint.config)?;
         Ok(Self::from_parts(checkpoint, data))
     }
 
@@ -110,9 +220,11 @@ impl Trainer {
         &self.data
     }
 
-    /// One step: draws a batch and noise, computes the loss, and (if it is finite) updates the model.
-    /// Returns the loss; a non-finite loss leaves the model untouched.
-    pub fn step(&mut self) -> f64 {
+    /// One step: draws a batch and noise, computes the loss and gradient, and updates the model.
+    /// Returns the loss, or what stopped being finite and its value: a non-finite loss or gradient leaves
+    /// the state untouched; non-finite weights or Adam moments after the update leave it unusable (it
+    /// must not be saved).
+    pub fn step(&mut self) -> Result<f64, (Divergence, f64)> {
         let s = &mut self.state;
         let x = self.data.draw(s.config.batch, &mut s.rng);
         let objective = s.config.objective();
@@ -120,37 +232,47 @@ impl Trainer {
         self.z.as_mut_slice().iter_mut().for_each(|v| *v = StandardNormal.sample(&mut s.rng));
         let sigma = s.config.sigma as f32;
         let loss = self.ws.loss_and_gradient(&s.model, objective, sigma, &x, &self.z) as f64;
-        if loss.is_finite() {
-            s.adam.set_learning_rate(s.config.learning_rate_at(s.step));
-            s.adam.step(s.model.params_mut(), self.ws.grad());
-            if let Some(ema) = &mut s.ema {
-                ema.update(&s.model.params());
-            }
-            s.step += 1;
+        if !loss.is_finite() {
+            return Err((Divergence::Loss, loss));
         }
-        loss
+        if let Some(v) = first_non_finite(self.ws.grad()) {
+            return Err((Divergence::Gradient, v));
+        }
+        s.adam.set_learning_rate(s.config.learning_rate_at(s.step));
+        s.adam.step(s.model.params_mut(), self.ws.grad());
+        if let Some(v) = first_non_finite(s.model.params()) {
+            return Err((Divergence::Weights, v));
+        }
+        let (m, v, _) = s.adam.state();
+        if let Some(value) = first_non_finite([m, v]) {
+            return Err((Divergence::AdamState, value));
+        }
+        if let Some(ema) = &mut s.ema {
+            ema.update(&s.model.params());
+        }
+        s.step += 1;
+        Ok(loss)
     }
 
-    /// Trains until the configured number of steps, checkpointing to `out` at the start of a fresh run
-    /// (so a good checkpoint always exists), every `checkpoint_every` steps and at the end.
+    /// Trains until the configured number of steps, checkpointing to `out` every `checkpoint_every` steps
+    /// and at the end. Nothing is written before the first of these, so a run that fails or is killed
+    /// early leaves whatever was at `out` as it was; each write is atomic.
     pub fn run(&mut self, out: &Path, observer: &mut dyn TrainObserver) -> Result<(), Error> {
-        if self.state.step == 0 {
-            self.save(out)?;
-        }
-        let mut last_saved = self.state.step;
+        let mut last_saved = None;
         while self.state.step < self.state.config.steps {
-            let loss = self.step();
-            if !loss.is_finite() {
-                let step = self.state.step + 1;
-                return Err(
-                    TrainError::NonFiniteLoss { step, loss, last_saved, path: out.to_path_buf() }.into()
-                );
-            }
+            let loss = match self.step() {
+                Ok(loss) => loss,
+                Err((what, value)) => {
+                    let step = self.state.step + 1;
+                    let path = out.to_path_buf();
+                    return Err(TrainError::Diverged { step, what, value, last_saved, path }.into());
+                }
+            };
             observer.on_step(&StepInfo { step: self.state.step, loss });
             let due = self.state.step.is_multiple_of(self.state.config.checkpoint_every);
             if due || self.state.step == self.state.config.steps {
                 self.save(out)?;
-                last_saved = self.state.step;
+                last_saved = Some(self.state.step);
                 observer.on_checkpoint(self.state.step, out);
             }
         }
@@ -166,7 +288,6 @@ impl Trainer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::{ModelKind, SecondOrderHead};
     use crate::train::config::FormName;
 
     fn small(steps: u64) -> TrainConfig {
@@ -219,6 +340,20 @@ mod tests {
     }
 
     #[test]
+    fn resuming_below_the_checkpoints_step_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("m.safetensors");
+        Trainer::new(small(9), &DataDir::new("unused")).unwrap().run(&out, &mut ()).unwrap();
+        let err =
+            Trainer::resume(Checkpoint::load(&out).unwrap(), Some(5), &DataDir::new("unused")).err().unwrap();
+        assert!(matches!(err, Error::Train(TrainError::StepsBelowCheckpoint { steps: 5, done: 9 })), "{err}");
+        assert!(
+            Trainer::resume(Checkpoint::load(&out).unwrap(), Some(9), &DataDir::new("unused")).is_ok(),
+            "equal: nothing to do"
+        );
+    }
+
+    #[test]
     fn a_cosine_schedule_resumes_bit_for_bit_and_ends_at_zero() {
         let config = TrainConfig { lr_schedule: crate::optim::LearningRateSchedule::Cosine, ..small(20) };
         assert_eq!((config.learning_rate_at(0), config.learning_rate_at(20)), (config.learning_rate, 0.0));
@@ -226,7 +361,7 @@ mod tests {
         let (straight, split) = (dir.path().join("a.safetensors"), dir.path().join("b.safetensors"));
         Trainer::new(config.clone(), &DataDir::new("unused")).unwrap().run(&straight, &mut ()).unwrap();
         let mut first = Trainer::new(config, &DataDir::new("unused")).unwrap();
-        (0..9).for_each(|_| assert!(first.step().is_finite()));
+        (0..9).for_each(|_| assert!(first.step().is_ok()));
         first.save(&split).unwrap();
         Trainer::resume(Checkpoint::load(&split).unwrap(), None, &DataDir::new("unused"))
             .unwrap()
@@ -239,16 +374,35 @@ mod tests {
     }
 
     #[test]
-    fn diverging_run_stops_naming_the_step_and_keeps_the_last_checkpoint() {
+    fn diverging_run_stops_naming_the_step_and_leaves_the_output_as_it_was() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("m.safetensors");
+        std::fs::write(&out, b"a previous model").unwrap();
         let config = TrainConfig { learning_rate: 1e30, ..small(200) };
         let err = Trainer::new(config, &DataDir::new("unused")).unwrap().run(&out, &mut ()).unwrap_err();
-        let Error::Train(TrainError::NonFiniteLoss { step, last_saved, .. }) = err else { panic!("{err}") };
-        assert!(step > last_saved, "diverged at {step}, saved {last_saved}");
+        let Error::Train(TrainError::Diverged { step, last_saved, .. }) = &err else { panic!("{err}") };
+        assert!(*step <= 7 && last_saved.is_none(), "diverged at {step}, saved {last_saved:?}");
+        assert!(err.to_string().contains("this run wrote no checkpoint"), "{err}");
+        assert_eq!(std::fs::read(&out).unwrap(), b"a previous model");
+    }
+
+    #[test]
+    fn a_divergence_after_a_checkpoint_keeps_that_checkpoint() {
+        // A learning rate of 100 overflows Adam's state or the weights after a few steps while the loss
+        // stays finite for a while: the run must stop there, not save non-finite numbers.
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("m.safetensors");
+        let config = TrainConfig { learning_rate: 100.0, checkpoint_every: 1, ..small(400) };
+        let err = Trainer::new(config, &DataDir::new("unused")).unwrap().run(&out, &mut ()).unwrap_err();
+        let Error::Train(TrainError::Diverged { step, last_saved: Some(saved), .. }) = &err else {
+            panic!("{err}")
+        };
+        assert_eq!(*saved + 1, *step, "{err}");
         let kept = Checkpoint::load(&out).unwrap();
-        assert_eq!(kept.step, last_saved);
+        assert_eq!(kept.step, *saved);
         assert!(kept.model.params().iter().all(|p| p.iter().all(|v| v.is_finite())));
+        let (m, v, _) = kept.adam.state();
+        assert!(m.iter().chain(v).all(|x| x.is_finite()));
     }
 
     #[test]

@@ -7,9 +7,12 @@
 //! configuration. Saving is atomic; loading checks every shape against the configuration.
 
 use super::config::{TargetSource, TrainConfig};
+use super::data_file::DataFile;
+use super::trainer::network_sizes;
 use crate::checkpoint::{CheckpointError, TensorStore};
-use crate::data::PIXEL_SCALING;
+use crate::data::{quoted, PIXEL_SCALING};
 use crate::linalg::Mat;
+use crate::memory_budget::NetworkSize;
 use crate::models::{EnergyModel, Model, ScoreModel, SecondOrderNet};
 use crate::nn::{Linear, Mlp};
 use crate::optim::{Adam, Ema};
@@ -47,6 +50,8 @@ pub struct Checkpoint {
     pub ema: Option<Ema<f32>>,
     /// The data/noise generator, positioned after the last completed step.
     pub rng: ChaCha8Rng,
+    /// The data file trained on (`csv:`/`npy:` targets) and its content hash.
+    pub data_file: Option<DataFile>,
 }
 
 fn put_mlp(store: &mut TensorStore, prefix: &str, mlp: &Mlp<f32>) {
@@ -150,6 +155,9 @@ impl Checkpoint {
         if let Ok(TargetSource::Images(_)) = self.config.target_source() {
             store.set_metadata("data.scaling", PIXEL_SCALING);
         }
+        if let Some(file) = &self.data_file {
+            file.store(&mut store, path);
+        }
         store.save(path)
     }
 
@@ -191,10 +199,31 @@ impl Checkpoint {
             return Err(bad("format", format, expected).into());
         }
         let text = store.metadata("config")?;
-        let config: TrainConfig =
-            toml::from_str(text).map_err(|_| bad("config", text, "a tweedie TOML config"))?;
-        config.validate()?;
-        let dim = store.get_u64("dim")? as usize;
+        // The entry's problem, named by the TOML key or the field, after the file and the entry.
+        let bad_config = |problem: String| CheckpointError::BadMetadata {
+            path: path.to_path_buf(),
+            key: "config".into(),
+            value: quoted(text),
+            expected: format!("a valid tweedie config; {problem}"),
+        };
+        let config: TrainConfig = toml::from_str(text).map_err(|e| bad_config(e.message().to_string()))?;
+        config.validate().map_err(|e| bad_config(e.to_string()))?;
+        let dim_text = store.metadata("dim")?;
+        let dim = dim_text
+            .parse::<usize>()
+            .ok()
+            .filter(|d| *d > 0)
+            .ok_or_else(|| bad("dim", dim_text, "a dimension >= 1"))?;
+        // The configuration sizes the model built below: it must not ask for more weights than the file
+        // holds, or a damaged config (a width of 10^9) would allocate before any shape is compared.
+        let stored: f64 =
+            store.names().filter_map(|n| store.shape(n)).map(|s| s.iter().product::<usize>() as f64).sum();
+        let needed: f64 = network_sizes(&config, dim).iter().map(NetworkSize::params).sum();
+        if needed > stored {
+            return Err(
+                bad("config", text, "a configuration whose networks fit the tensors of the file").into()
+            );
+        }
         // Shapes come from the configuration; the stored tensors must match them exactly.
         let template = config.init_model(dim, &mut ChaCha8Rng::seed_from_u64(0));
         let n = template.num_params();
@@ -234,6 +263,11 @@ impl Checkpoint {
         let mut rng = ChaCha8Rng::from_seed(seed);
         rng.set_stream(store.get_u64("rng.stream")?);
         rng.set_word_pos(word_pos);
-        Ok(Self { config, dim, step, model, adam, ema, rng })
+        let data_file = DataFile::load(&store, path)?;
+        let mut config = config;
+        if let Some(file) = &data_file {
+            file.retarget(&mut config);
+        }
+        Ok(Self { config, dim, step, model, adam, ema, rng, data_file })
     }
 }
