@@ -61,6 +61,11 @@ fn a_failed_run_leaves_the_previous_model_byte_identical() {
         &small_run(g, &["--force", "--steps", "200", "--learning-rate", "1e30"]),
         &["diverged", "this run wrote no checkpoint", "good.safetensors is unchanged"],
     );
+    // A learning rate of 100 overflows Adam's second moment (g^2) within a few steps.
+    fails_with(
+        &small_run(g, &["--force", "--steps", "200", "--width", "32", "--learning-rate", "100"]),
+        &["an Adam moment estimate is inf", "good.safetensors is unchanged"],
+    );
     // A size the memory check refuses.
     fails_with(&small_run(g, &["--force", "--width", "1000000000"]), &["--width 1000000000", "memory"]);
     fails_with(&small_run(g, &["--force", "--width", "18446744073709551615"]), &["--width", "memory"]);

@@ -132,7 +132,7 @@ impl std::fmt::Display for Divergence {
             Divergence::Loss => "the loss",
             Divergence::Gradient => "the gradient",
             Divergence::Weights => "a weight",
-            Divergence::AdamState => "Adam's second moment",
+            Divergence::AdamState => "an Adam moment estimate",
         })
     }
 }
