@@ -125,6 +125,11 @@ fn outputs_that_are_inputs_or_not_regular_files_are_refused() {
         &["same file as --target"],
     );
     assert_eq!(std::fs::read_to_string(&data).unwrap(), rows, "the data file was replaced");
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, "steps = 5\nwidth = 8\nbatch = 16\n").unwrap();
+    let c = config.to_str().unwrap();
+    fails_with(&["train", "--config", c, "--out", c, "--force"], &["same file as --config"]);
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), "steps = 5\nwidth = 8\nbatch = 16\n");
     fails_with(&["score", "--model", g, "--input", p, "--out", g], &["same file as --model"]);
     fails_with(&["score", "--model", g, "--input", p, "--out", p], &["same file as --input"]);
     assert_eq!(std::fs::read(&good).unwrap(), model_bytes, "the model was replaced");
