@@ -1,14 +1,52 @@
 //! Property-based fuzzing of every loader (CSV, NPY, safetensors checkpoint, TOML config) and of the
 //! target-spec parser: arbitrary bytes and mutated valid files give `Ok` with sane values or an `Err`,
-//! never a panic or an abort. The case counts keep the whole suite to a few seconds.
+//! never a panic or an abort, and no single allocation beyond [`ALLOCATION_BOUND`] (a file that lies
+//! about its size must be refused before its lie is allocated). The case counts keep the whole suite to
+//! a few seconds.
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tweedie::checkpoint::TensorStore;
 use tweedie::data::{load_points, write_npy, MAX_ABS_VALUE};
 use tweedie::targets::TargetSpec;
 use tweedie::train::{Checkpoint, TrainConfig, Trainer};
+
+/// The largest single allocation any case may make: far above what inputs of a few hundred bytes need.
+const ALLOCATION_BOUND: usize = 64 << 20;
+
+/// The system allocator, recording the largest request it has seen.
+struct RecordingAllocator;
+
+static LARGEST_REQUEST: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded unchanged to the system allocator; only a size is recorded.
+unsafe impl GlobalAlloc for RecordingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LARGEST_REQUEST.fetch_max(layout.size(), Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LARGEST_REQUEST.fetch_max(new_size, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: RecordingAllocator = RecordingAllocator;
+
+/// Fails if any allocation so far (in any test of this binary) exceeded [`ALLOCATION_BOUND`].
+fn check_allocations() {
+    let largest = LARGEST_REQUEST.load(Ordering::Relaxed);
+    assert!(largest <= ALLOCATION_BOUND, "an allocation of {largest} bytes (bound {ALLOCATION_BOUND})");
+}
 
 fn config(cases: u32) -> Config {
     Config { cases, failure_persistence: Some(Box::new(FileFailurePersistence::Off)), ..Config::default() }
@@ -90,6 +128,7 @@ proptest! {
             std::fs::write(&path, &bytes).unwrap();
             check_points(&path);
         }
+        check_allocations();
     }
 
     #[test]
@@ -110,6 +149,7 @@ proptest! {
                 prop_assert_eq!(err.to_string().lines().count(), 1, "{}", err);
             }
         }
+        check_allocations();
     }
 
     #[test]
@@ -132,6 +172,7 @@ proptest! {
                 prop_assert!(c.model.params().iter().all(|p| p.iter().all(|v| v.is_finite())));
             }
         }
+        check_allocations();
     }
 
     #[test]
@@ -146,6 +187,7 @@ proptest! {
                 let _ = config.target_source();
             }
         }
+        check_allocations();
     }
 
     #[test]
@@ -167,5 +209,6 @@ proptest! {
                 prop_assert_eq!(parsed.to_string().parse::<TargetSpec>().unwrap(), parsed);
             }
         }
+        check_allocations();
     }
 }

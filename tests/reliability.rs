@@ -61,6 +61,11 @@ fn a_failed_run_leaves_the_previous_model_byte_identical() {
         &small_run(g, &["--force", "--steps", "200", "--learning-rate", "1e30"]),
         &["diverged", "this run wrote no checkpoint", "good.safetensors is unchanged"],
     );
+    // A learning rate of 100 overflows Adam's second moment (g^2) within a few steps.
+    fails_with(
+        &small_run(g, &["--force", "--steps", "200", "--width", "32", "--learning-rate", "100"]),
+        &["an Adam moment estimate is inf", "good.safetensors is unchanged"],
+    );
     // A size the memory check refuses.
     fails_with(&small_run(g, &["--force", "--width", "1000000000"]), &["--width 1000000000", "memory"]);
     fails_with(&small_run(g, &["--force", "--width", "18446744073709551615"]), &["--width", "memory"]);
@@ -120,6 +125,11 @@ fn outputs_that_are_inputs_or_not_regular_files_are_refused() {
         &["same file as --target"],
     );
     assert_eq!(std::fs::read_to_string(&data).unwrap(), rows, "the data file was replaced");
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, "steps = 5\nwidth = 8\nbatch = 16\n").unwrap();
+    let c = config.to_str().unwrap();
+    fails_with(&["train", "--config", c, "--out", c, "--force"], &["same file as --config"]);
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), "steps = 5\nwidth = 8\nbatch = 16\n");
     fails_with(&["score", "--model", g, "--input", p, "--out", g], &["same file as --model"]);
     fails_with(&["score", "--model", g, "--input", p, "--out", p], &["same file as --input"]);
     assert_eq!(std::fs::read(&good).unwrap(), model_bytes, "the model was replaced");

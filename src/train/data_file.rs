@@ -143,16 +143,17 @@ fn tidy(path: &Path) -> PathBuf {
     }
 }
 
-/// The path that leads from `folder` to `target`, both relative to the same working directory:
+/// The path that leads from `folder` to `target` (each absolute, or relative to the working directory):
 /// `a/b` to `a/c/x.csv` is `../c/x.csv`.
 fn relative_from(folder: &Path, target: &Path) -> PathBuf {
-    let (folder, target) = (tidy(folder), tidy(target));
-    let f: Vec<Component> = folder.components().filter(|c| *c != Component::CurDir).collect();
+    let absolute = |p: &Path| tidy(&std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()));
+    let (folder, target) = (absolute(folder), absolute(target));
+    let f: Vec<Component> = folder.components().collect();
     let t: Vec<Component> = target.components().collect();
     let common = f.iter().zip(&t).take_while(|(a, b)| a == b).count();
-    if f[common..].contains(&Component::ParentDir) {
-        // The checkpoint's folder lies above the working directory: only an absolute path is reliable.
-        return std::path::absolute(&target).unwrap_or(target);
+    if common == 0 || f[common..].contains(&Component::ParentDir) {
+        // No common root (another drive), or a folder above the root: only the absolute path is reliable.
+        return target;
     }
     let ups = std::iter::repeat_n(Component::ParentDir, f.len() - common);
     let path: PathBuf = ups.chain(t[common..].iter().copied()).collect();
@@ -181,7 +182,14 @@ mod tests {
             assert_eq!(rel, Path::new(want), "{folder} -> {target}");
             assert_eq!(tidy(&Path::new(folder).join(&rel)), tidy(Path::new(target)), "{folder} -> {target}");
         }
-        assert!(relative_from(Path::new(".."), Path::new("d.csv")).is_absolute());
+        // An absolute checkpoint folder and a data path relative to the working directory (and back).
+        let cwd = std::env::current_dir().unwrap();
+        let rel = relative_from(&cwd.join("runs"), Path::new("data/d.csv"));
+        assert_eq!(rel, Path::new("../data/d.csv"));
+        let rel = relative_from(Path::new("runs"), &cwd.join("d.csv"));
+        assert_eq!(rel, Path::new("../d.csv"));
+        let up = relative_from(Path::new(".."), Path::new("d.csv"));
+        assert_eq!(tidy(&std::path::absolute(Path::new("..").join(&up)).unwrap()), tidy(&cwd.join("d.csv")));
     }
 
     #[test]

@@ -133,7 +133,7 @@ impl std::fmt::Display for Divergence {
             Divergence::Loss => "the loss",
             Divergence::Gradient => "the gradient",
             Divergence::Weights => "a weight",
-            Divergence::AdamState => "Adam's second moment",
+            Divergence::AdamState => "an Adam moment estimate",
         })
     }
 }
@@ -422,6 +422,23 @@ mod tests {
         std::fs::write(&other, &bytes[..bytes.len() - 10]).unwrap();
         let err = Checkpoint::load(&other).unwrap_err();
         assert!(matches!(err, Error::Checkpoint(CheckpointError::Truncated { .. })), "{err}");
+    }
+
+    #[test]
+    fn a_config_asking_for_more_weights_than_the_file_holds_is_refused_before_allocating() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("m.safetensors");
+        Trainer::new(small(7)).unwrap().run(&out, &mut ()).unwrap();
+        let mut store = TensorStore::load(&out).unwrap();
+        // Without the check, building the model of this config would try to allocate 10^18 weights.
+        let huge = TrainConfig { width: 1_000_000_000, ..small(7) };
+        store.set_metadata("config", toml::to_string(&huge).unwrap());
+        store.save(&out).unwrap();
+        let err = Checkpoint::load(&out).unwrap_err();
+        assert!(
+            matches!(&err, Error::Checkpoint(CheckpointError::BadMetadata { key, .. }) if key == "config")
+        );
+        assert!(err.to_string().contains("the file holds"), "{err}");
     }
 
     use crate::checkpoint::TensorStore;

@@ -220,9 +220,8 @@ impl Checkpoint {
             store.names().filter_map(|n| store.shape(n)).map(|s| s.iter().product::<usize>() as f64).sum();
         let needed: f64 = network_sizes(&config, dim).iter().map(NetworkSize::params).sum();
         if needed > stored {
-            return Err(
-                bad("config", text, "a configuration whose networks fit the tensors of the file").into()
-            );
+            let problem = format!("its networks need {needed:e} weights, the file holds {stored:e} numbers");
+            return Err(bad_config(problem).into());
         }
         // Shapes come from the configuration; the stored tensors must match them exactly.
         let template = config.init_model(dim, &mut ChaCha8Rng::seed_from_u64(0));
