@@ -244,6 +244,38 @@ mod tests {
     }
 
     #[test]
+    fn divergence_after_a_periodic_checkpoint_keeps_that_checkpoint_and_says_so() {
+        // A sane run to step 6, then resumed with an absurd learning rate: step 7's update (from the
+        // finite loss at the step-6 weights) is taken and written by the periodic checkpoint (every 7),
+        // and the loss at step 8, on weights of order 1e30, overflows.
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("m.safetensors");
+        Trainer::new(small(6)).unwrap().run(&out, &mut ()).unwrap();
+        let mut at_six = Checkpoint::load(&out).unwrap();
+        assert_eq!(at_six.step, 6);
+        at_six.config.learning_rate = 1e30;
+        let mut reference = Trainer::resume(at_six.clone(), Some(200)).unwrap();
+        assert!(reference.step().is_finite());
+        let err = Trainer::resume(at_six, Some(200)).unwrap().run(&out, &mut ()).unwrap_err();
+        let Error::Train(TrainError::NonFiniteLoss { step, loss, last_saved, .. }) = &err else {
+            panic!("{err}")
+        };
+        assert_eq!((*step, *last_saved), (8, 7));
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "loss is {loss} at step 8: training diverged (the last good checkpoint, from step 7, is kept at {}; \
+                 lower --learning-rate or raise --sigma)",
+                out.display()
+            )
+        );
+        let kept = Checkpoint::load(&out).unwrap();
+        assert_eq!(kept.step, 7);
+        assert_eq!(kept.model, reference.state().model, "the kept checkpoint is not the step-7 state");
+        assert!(kept.model.params().iter().all(|p| p.iter().all(|v| v.is_finite())));
+    }
+
+    #[test]
     fn loading_rejects_a_checkpoint_of_another_shape_and_a_truncated_file() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("m.safetensors");
