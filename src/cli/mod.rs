@@ -1,6 +1,7 @@
 //! The `tweedie` command line.
 
 mod bench;
+mod config_error;
 mod demo;
 mod estimate;
 mod eval;
@@ -10,6 +11,7 @@ mod sample;
 mod sample_plots;
 mod score;
 mod train;
+mod usage_error;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -44,9 +46,9 @@ enum Command {
     Estimate(estimate::EstimateArgs),
 }
 
-/// Parses the arguments and runs the command.
+/// Parses the arguments (a usage error is one line, see [`usage_error::one_line`]) and runs the command.
 pub fn main() -> Result<()> {
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().map_err(usage_error::one_line)?;
     match cli.command {
         Command::Demo(args) => demo::demo(args),
         Command::Train(args) => train::train(*args),
