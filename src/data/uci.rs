@@ -499,7 +499,7 @@ mod tests {
                 "Jitter(Abs)" => generic(6) * 2.0 + if i % 2 == 1 { 0.001 } else { -0.001 },
                 "Shimmer(dB)" => generic(11) * 3.0 + 1.0,
                 "HNR" => {
-                    if i % 7 == 0 {
+                    if i.is_multiple_of(7) {
                         100.0
                     } else {
                         (i % 5) as f64
