@@ -256,6 +256,8 @@ pub fn eval(args: EvalArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tweedie::models::{ModelShape, SecondOrderHead};
+    use tweedie::nn::Activation;
 
     #[test]
     fn denoiser_mse_follows_from_the_dsm_loss_on_the_same_noise() {
@@ -266,5 +268,28 @@ mod tests {
             z.iter().zip(&s1).map(|(z, s)| (sigma * z + sigma * sigma * s).powi(2)).sum::<f64>() / 2.0;
         assert!((denoised_mse(dsm, sigma, 2) - direct).abs() < 1e-15);
         assert!((psnr(0.25) - 6.0206).abs() < 1e-4, "sigma = 0.5 on [0, 1] pixels is 6.02 dB");
+    }
+
+    #[test]
+    fn held_out_losses_in_chunks_equal_the_loss_over_all_points_at_once() {
+        // D = 255: chunks of 2^15 / 256 = 128 points, so 300 points are three chunks (128, 128, 44). The
+        // chunked mean must equal one pass over all 300 points with the same noise (the chunks draw
+        // their noise rows in order from one stream), up to the rounding of the weighted sum.
+        let dim = 255;
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let head = Some(SecondOrderHead::Diagonal);
+        let shape = ModelShape { dim, width: 4, depth: 1, activation: Activation::Softplus, head };
+        let model = Model::Score(ScoreModel::<f32>::init(&shape, &mut rng));
+        let points = Mat::from_fn(300, dim, |_, _| StandardNormal.sample(&mut rng));
+        let objective = Objective::SecondOrder { form: tweedie::objectives::D2smForm::B, weight: 1.0 };
+        for (objective, sigma) in [(objective, 0.3), (Objective::Dsm, 0.3), (Objective::Esm, 0.0)] {
+            let model = if objective == Objective::Esm { first_order_part(&model) } else { model.clone() };
+            let chunked = held_out_loss(&model, objective, sigma, &points, 7);
+            let whole = model.cast::<f64>();
+            let mut noise = ChaCha8Rng::seed_from_u64(7);
+            let z = Mat::from_fn(objective.noise_rows(300), dim, |_, _| StandardNormal.sample(&mut noise));
+            let want = ModelWorkspace::new(&whole).loss_and_gradient(&whole, objective, sigma, &points, &z);
+            assert!((chunked - want).abs() <= 1e-12 * want.abs(), "{objective:?}: {chunked} vs {want}");
+        }
     }
 }

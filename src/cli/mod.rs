@@ -1,6 +1,7 @@
 //! The `tweedie` command line.
 
 mod bench;
+mod config_error;
 mod data;
 mod demo;
 mod estimate;
@@ -12,6 +13,7 @@ mod sample;
 mod sample_plots;
 mod score;
 mod train;
+mod usage_error;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -50,23 +52,9 @@ enum Command {
     Estimate(estimate::EstimateArgs),
 }
 
-/// Parses the arguments and runs the command. A usage error is one line like every other error (clap's
-/// own report adds a blank line and a hint); `--help` and `--version` print as usual.
+/// Parses the arguments (a usage error is one line, see [`usage_error::one_line`]) and runs the command.
 pub fn main() -> Result<()> {
-    use clap::error::ErrorKind;
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => e.exit(),
-        Err(e) if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
-        Err(e) => {
-            // The message runs to the first blank line (a list of missing arguments continues on
-            // indented lines); usage and hints follow it.
-            let text = e.to_string();
-            let message: Vec<&str> =
-                text.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect();
-            anyhow::bail!("{} (see --help)", message.join(" ").trim_start_matches("error: "));
-        }
-    };
+    let cli = Cli::try_parse().map_err(usage_error::one_line)?;
     match cli.command {
         Command::Demo(args) => demo::demo(args),
         Command::Train(args) => train::train(*args),

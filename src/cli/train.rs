@@ -128,7 +128,7 @@ impl TrainArgs {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("{}: cannot read config", path.display()))?;
-                toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))?
+                toml::from_str(&text).map_err(|e| super::config_error::one_line(path, &text, &e))?
             }
             None => TrainConfig::default(),
         };

@@ -502,4 +502,61 @@ mod tests {
             assert!(data.train.is_finite() && data.test.is_finite());
         }
     }
+
+    #[test]
+    fn parkinsons_drops_correlated_columns_and_dequantises_by_the_median_gap() {
+        // A Parkinsons file written here (300 rows): Jitter(Abs) = 2 Jitter(%) +- 0.001 and
+        // Shimmer(dB) = 3 Shimmer + 1 are the only pairs with |corr| > 0.98 (the others stay below
+        // 0.35), so the greedy filter drops the first of each; HNR takes the values 0..4, with median
+        // gap 1, and 100 on every 7th row, which dequantisation must spread uniformly over [99, 101].
+        let n = 300;
+        let value = |i: usize, j: usize| -> f64 {
+            let generic = |j: usize| ((i * (2 * j + 3) * 7919) % 1000) as f64 / 10.0;
+            match PARKINSONS_COLUMNS[j] {
+                "Jitter(Abs)" => generic(6) * 2.0 + if i % 2 == 1 { 0.001 } else { -0.001 },
+                "Shimmer(dB)" => generic(11) * 3.0 + 1.0,
+                "HNR" => {
+                    if i.is_multiple_of(7) {
+                        100.0
+                    } else {
+                        (i % 5) as f64
+                    }
+                }
+                _ => generic(j),
+            }
+        };
+        let mut text = PARKINSONS_COLUMNS.join(",") + "\n";
+        for i in 0..n {
+            text += &(0..22).map(|j| value(i, j).to_string()).collect::<Vec<_>>().join(",");
+            text.push('\n');
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("parkinsons.data");
+        std::fs::write(&path, text).unwrap();
+        let spec = UciSpec { dataset: UciDataset::Parkinsons, path: Some(path) };
+        let data = load_uci(&spec, 1, &DataDir::new(dir.path())).unwrap();
+        assert_eq!(data.correlated, ["Jitter(%)", "Shimmer"]);
+        assert_eq!(data.columns.len(), 22 - 5 - 2);
+        assert_eq!((data.test.rows(), data.validation.rows(), data.train.rows()), (30, 30, 240));
+        // Undo the whitening (x = z W^-1 + mean) and look at the HNR values near 100.
+        let d = data.columns.len();
+        let w = DMatrix::from_fn(d, d, |i, j| data.whitening.matrix.at(i, j));
+        let w_inv = w.try_inverse().unwrap();
+        let hnr = data.columns.iter().position(|c| c == "HNR").unwrap();
+        let mut noise = Vec::new();
+        for split in [&data.train, &data.validation, &data.test] {
+            for z in split.row_iter() {
+                let v = data.whitening.mean[hnr] + (0..d).map(|k| z[k] * w_inv[(k, hnr)]).sum::<f64>();
+                if v > 50.0 {
+                    noise.push(v - 100.0);
+                }
+            }
+        }
+        assert_eq!(noise.len(), n.div_ceil(7));
+        assert!(noise.iter().all(|u| u.abs() <= 1.0 + 1e-9), "{noise:?}");
+        // u ~ U(-1, 1): E u^2 = 1/3, Var u^2 = 1/5 - 1/9 = 4/45; five standard errors of the mean.
+        let mean_sq = noise.iter().map(|u| u * u).sum::<f64>() / noise.len() as f64;
+        let se = (4.0 / 45.0 / noise.len() as f64).sqrt();
+        assert!((mean_sq - 1.0 / 3.0).abs() < 5.0 * se, "mean u^2 = {mean_sq}, expected 1/3 +- {se}");
+    }
 }

@@ -11,7 +11,8 @@ pub fn exp_nonpositive_f32(x: f32) -> f32 {
     const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer in the low bits.
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
-    let x = x.max(-87.0);
+    // Not `x.max(-87.0)`, which returns -87 for NaN: the comparison is false for NaN, so NaN passes.
+    let x = if x < -87.0 { -87.0 } else { x };
     let t = x * LOG2E + ROUND;
     let k = t - ROUND;
     let r = x - k * LN2_HI - k * LN2_LO;
@@ -63,6 +64,14 @@ mod tests {
         }
         assert!(worst.0 < 4.0 * f32::EPSILON as f64, "exp relative error {}", worst.0);
         assert!(worst.1 < 4.0 * f32::EPSILON as f64, "ln_1p relative error {}", worst.1);
-        assert!(exp_nonpositive_f32(f32::NAN).is_nan() || exp_nonpositive_f32(f32::NAN) >= 0.0);
+    }
+
+    #[test]
+    fn nan_stays_nan() {
+        assert!(exp_nonpositive_f32(f32::NAN).is_nan());
+        assert!(ln_1p_unit_f32(f32::NAN).is_nan());
+        // The clamp still holds below -87 and at -infinity.
+        assert_eq!(exp_nonpositive_f32(-1e9), exp_nonpositive_f32(-87.0));
+        assert_eq!(exp_nonpositive_f32(f32::NEG_INFINITY), exp_nonpositive_f32(-87.0));
     }
 }

@@ -324,8 +324,10 @@ mod avx512 {
 mod tests {
     use super::*;
 
-    /// Each kernel of `F` against the portable loops in f64 (the literal sums), at ranks below, at and
-    /// past 16 and a dimension that is not a multiple of 4.
+    /// Each kernel of `F` against the literal index sums in f64, at ranks below, at and past 16 and a
+    /// dimension that is not a multiple of 4: `gram_ab = sum_i U_ia U_ib`, `norm_i = sum_a U_ia^2`,
+    /// `(U^T x)_a = sum_i U_ia x_i`, `out_i = x_i + 0.7 sum_a U_ia t_a` and
+    /// `out_ia = U_ia + q sum_b U_ib G_ba + f e_i U_ia + sum_j c_j w_ji p_ja`.
     fn check<F: ThinFactor + Into<f64>>(of: impl Fn(f64) -> F, tol: f64) {
         for (dim, rank) in [(7, 1), (13, 10), (9, 16), (6, 17)] {
             let draw = |n: usize, k: usize| -> Vec<f64> {
@@ -337,10 +339,12 @@ mod tests {
             let gram: Vec<f64> =
                 (0..rank * rank).map(|k| gram0[k] + gram0[(k % rank) * rank + k / rank]).collect();
             let p = draw(2 * rank, 8);
+            let at = |i: usize, a: usize| u[i * rank + a];
             let cast = |v: &[f64]| -> Vec<F> { v.iter().map(|a| of(*a)).collect() };
-            let back = |v: &[F]| -> Vec<f64> { v.iter().map(|a| (*a).into()).collect() };
             let close = |got: &[F], want: &[f64], what: &str| {
-                for (g, w) in back(got).iter().zip(want) {
+                assert_eq!(got.len(), want.len(), "{what}: length");
+                for (g, w) in got.iter().map(|a| (*a).into()).zip(want) {
+                    let g: f64 = g;
                     assert!(
                         (g - w).abs() <= tol * (1.0 + w.abs()),
                         "D = {dim}, r = {rank}, {what}: {g} vs {w}"
@@ -349,35 +353,25 @@ mod tests {
             };
             let (uf, xf, ef, tf) = (cast(&u), cast(&x), cast(&e), cast(&t));
 
-            let (mut g64, mut n64) = (vec![0.0; rank * rank], vec![0.0; dim]);
-            portable::gram_into(&u, rank, &mut g64, &mut n64);
             let (mut g, mut n) = (vec![F::zero(); rank * rank], vec![F::zero(); dim]);
             F::gram_into(&uf, rank, &mut g, &mut n);
-            close(&g, &g64, "gram");
-            close(&n, &n64, "norms");
+            let want: Vec<f64> =
+                (0..rank * rank).map(|k| (0..dim).map(|i| at(i, k / rank) * at(i, k % rank)).sum()).collect();
+            close(&g, &want, "gram");
+            let want: Vec<f64> = (0..dim).map(|i| (0..rank).map(|a| at(i, a).powi(2)).sum()).collect();
+            close(&n, &want, "norms");
 
-            let mut p64 = vec![0.0; rank];
-            portable::project_into(&u, rank, &x, &mut p64);
             let mut pf = vec![F::zero(); rank];
             F::project_into(&uf, rank, &xf, &mut pf);
-            close(&pf, &p64, "U^T x");
+            let want: Vec<f64> = (0..rank).map(|a| (0..dim).map(|i| at(i, a) * x[i]).sum()).collect();
+            close(&pf, &want, "U^T x");
 
-            let mut a64 = x.clone();
-            portable::apply_add(&u, rank, &t, 0.7, &mut a64);
             let mut af = xf.clone();
             F::apply_add(&uf, rank, &tf, of(0.7), &mut af);
-            close(&af, &a64, "U t");
+            let want: Vec<f64> =
+                (0..dim).map(|i| x[i] + 0.7 * (0..rank).map(|a| at(i, a) * t[a]).sum::<f64>()).collect();
+            close(&af, &want, "U t");
 
-            let terms64 = [(0.3, &w1[..]), (-1.1, &w2[..])];
-            let mut r64 = u.clone();
-            portable::rows_add(
-                &u,
-                rank,
-                (0.9, &gram),
-                (-0.4, &e),
-                Outer { terms: &terms64, p: &p },
-                &mut r64,
-            );
             let (w1f, w2f, gramf, pf) = (cast(&w1), cast(&w2), cast(&gram), cast(&p));
             let termsf = [(of(0.3), &w1f[..]), (of(-1.1), &w2f[..])];
             let mut rf = uf.clone();
@@ -389,49 +383,23 @@ mod tests {
                 Outer { terms: &termsf, p: &pf },
                 &mut rf,
             );
-            close(&rf, &r64, "row update");
+            let want: Vec<f64> = (0..dim * rank)
+                .map(|k| {
+                    let (i, a) = (k / rank, k % rank);
+                    let ug: f64 = (0..rank).map(|b| at(i, b) * gram[b * rank + a]).sum();
+                    at(i, a) + 0.9 * ug - 0.4 * e[i] * at(i, a) + 0.3 * w1[i] * p[a]
+                        - 1.1 * w2[i] * p[rank + a]
+                })
+                .collect();
+            close(&rf, &want, "row update");
         }
     }
 
     #[test]
-    fn kernels_match_portable_loops() {
-        check::<f64>(|v| v, 1e-14);
+    fn kernels_match_literal_sums() {
+        // f64: the portable loops.
+        check::<f64>(|v| v, 1e-13);
         // f32: the AVX-512 kernels where the CPU has them, else the portable loops.
         check::<f32>(|v| v as f32, 1e-5);
-    }
-
-    #[test]
-    fn portable_loops_match_literal_sums() {
-        let (dim, rank) = (5, 3);
-        let u: Vec<f64> = (0..dim * rank).map(|k| (k as f64 * 0.37).cos()).collect();
-        let at = |i: usize, a: usize| u[i * rank + a];
-        let (mut gram, mut norms) = (vec![0.0; rank * rank], vec![0.0; dim]);
-        portable::gram_into(&u, rank, &mut gram, &mut norms);
-        for a in 0..rank {
-            for b in 0..rank {
-                let want: f64 = (0..dim).map(|i| at(i, a) * at(i, b)).sum();
-                assert!((gram[a * rank + b] - want).abs() < 1e-14);
-            }
-        }
-        for (i, n) in norms.iter().enumerate() {
-            assert!((n - (0..rank).map(|a| at(i, a).powi(2)).sum::<f64>()).abs() < 1e-14);
-        }
-        let (e, w, p) = ([0.5, -1.0, 2.0, 0.25, 1.5], [1.0, 2.0, -1.0, 0.5, 0.0], [0.3, -0.2, 0.7]);
-        let mut out = vec![0.0; dim * rank];
-        portable::rows_add(
-            &u,
-            rank,
-            (2.0, &gram),
-            (3.0, &e),
-            Outer { terms: &[(0.5, &w[..])], p: &p },
-            &mut out,
-        );
-        for i in 0..dim {
-            for a in 0..rank {
-                let ug: f64 = (0..rank).map(|b| at(i, b) * gram[b * rank + a]).sum();
-                let want = 2.0 * ug + 3.0 * e[i] * at(i, a) + 0.5 * w[i] * p[a];
-                assert!((out[i * rank + a] - want).abs() < 1e-13);
-            }
-        }
     }
 }

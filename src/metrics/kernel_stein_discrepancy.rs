@@ -127,10 +127,11 @@ mod tests {
         let e = 1e-4;
         let mut mixed = 0.0;
         for i in 0..2 {
-            let shift = |a: [f64; 2], t: f64| {
-                let mut a = a;
-                a[i] += t;
-                a
+            // Builds a new array instead of mutating the by-value argument in place: rustc 1.95 miscompiles
+            // a closure that mutates an argument passed by pointer when the caller reuses the variable
+            // (rust-lang/rust#155241, fixed by #155343), which shifted `x` twice in the test profile.
+            let shift = |a: [f64; 2], t: f64| -> [f64; 2] {
+                std::array::from_fn(|j| if j == i { a[j] + t } else { a[j] })
             };
             mixed += (f(&shift(x, e), &shift(y, e))
                 - f(&shift(x, e), &shift(y, -e))

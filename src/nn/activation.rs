@@ -174,6 +174,24 @@ mod tests {
     }
 
     #[test]
+    fn nan_inputs_give_nan_values_and_derivatives() {
+        // A NaN weight must reach the loss as NaN (the trainer's guard): in f32 softplus(NaN) used to
+        // be about 1e-38, because the fast exp clamped NaN to exp(-87).
+        for act in ALL {
+            assert!(
+                act.jet::<f32>(f32::NAN).iter().all(|v| v.is_nan()),
+                "{act:?} f32: {:?}",
+                act.jet::<f32>(f32::NAN)
+            );
+            assert!(
+                act.jet::<f64>(f64::NAN).iter().all(|v| v.is_nan()),
+                "{act:?} f64: {:?}",
+                act.jet::<f64>(f64::NAN)
+            );
+        }
+    }
+
+    #[test]
     fn tangent_and_reverse_match_finite_differences() {
         for act in ALL {
             for (n, tangents) in [(3, 0), (2, 1), (2, 3)] {

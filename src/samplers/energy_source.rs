@@ -89,6 +89,47 @@ mod tests {
     use crate::nn::Activation;
     use crate::samplers::{run, Chains, Mala, MalaSettings};
     use crate::testing::{normal_mat, test_rng};
+    use rand::Rng;
+
+    #[test]
+    fn scores_are_minus_the_gradient_of_the_log_densities_of_a_nonzero_network() {
+        // A random network (every weight non-zero) and lambda = 0.5: central differences of the log
+        // densities, O(e^2) truncation and O(eps / e) rounding, must give the scores.
+        let shape =
+            EnergyShape { dim: 3, width: 8, depth: 2, activation: Activation::Softplus, base_precision: 0.5 };
+        let mut model = EnergyModel::<f64>::init(&shape, &mut test_rng(4));
+        // Biases too (they start at zero), and weights of order 1.
+        let mut rng = test_rng(6);
+        for p in model.net.params_mut() {
+            p.iter_mut().for_each(|v| *v = 2.0 * *v + 0.3 * rng.random::<f64>());
+        }
+        let src = EnergySource::new(model);
+        let x = normal_mat(5, 3, &mut test_rng(5));
+        let mut s = Mat::zeros(5, 3);
+        src.scores_into(&x, &mut s);
+        // The network's part -grad f is of order 1 here, not lost next to the base term -lambda x.
+        let network_part = s.as_slice().iter().zip(x.as_slice()).map(|(s, x)| (s + 0.5 * x).abs());
+        let largest = network_part.fold(0.0, f64::max);
+        assert!(largest > 0.5, "network part of the score {largest}");
+        let e = 1e-5;
+        for j in 0..3 {
+            let shifted = |t: f64| {
+                let y = Mat::from_fn(5, 3, |i, k| x.at(i, k) + if k == j { t } else { 0.0 });
+                let mut logp = vec![0.0; 5];
+                src.log_densities_into(&y, &mut logp);
+                logp
+            };
+            let (up, down) = (shifted(e), shifted(-e));
+            for i in 0..5 {
+                let fd = (up[i] - down[i]) / (2.0 * e);
+                assert!(
+                    (s.at(i, j) - fd).abs() < 1e-7 * (1.0 + fd.abs()),
+                    "({i}, {j}): {} vs {fd}",
+                    s.at(i, j)
+                );
+            }
+        }
+    }
 
     #[test]
     fn mala_on_an_energy_model_keeps_its_gaussian_invariant() {

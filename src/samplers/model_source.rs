@@ -230,6 +230,68 @@ mod tests {
         }
     }
 
+    /// Zeroes the last layer's weights of `net` and sets its bias to `bias`: the output is `bias` at
+    /// every point.
+    fn constant_output(net: &mut crate::nn::Mlp<f32>, bias: &[f32]) {
+        let last = net.layers_mut().last_mut().unwrap();
+        last.weight.as_mut_slice().iter_mut().for_each(|w| *w = 0.0);
+        last.bias.copy_from_slice(bias);
+    }
+
+    #[test]
+    fn curvature_is_the_documented_matrix_of_the_raw_outputs() {
+        // With constant network outputs, every point's curvature must be the head's formula applied to
+        // the raw numbers, written out here entry by entry: the upper triangle read row-major (full),
+        // diag(d) (diagonal), and U U^T + diag(d) with U (D x r) row-major before d (low rank).
+        let (D, rank) = (3, 2);
+        let x = normal_mat(5, D, &mut test_rng(3));
+        for head in [SecondOrderHead::Full, SecondOrderHead::Diagonal, SecondOrderHead::LowRank { rank }] {
+            let mut m = model(D, Some(head));
+            let b = [0.5f32, -1.25, 2.0];
+            constant_output(&mut m.s1, &b);
+            let raw: Vec<f32> = (0..head.outputs(D)).map(|k| 0.25 * k as f32 - 1.0).collect();
+            constant_output(&mut m.s2.as_mut().unwrap().net, &raw);
+            let want = |i: usize, j: usize| -> f64 {
+                let r = |k: usize| f64::from(raw[k]);
+                match head {
+                    SecondOrderHead::Full => {
+                        let (lo, hi) = (i.min(j), i.max(j));
+                        let triangle = (0..D).flat_map(|a| (a..D).map(move |b| (a, b)));
+                        r(triangle.into_iter().position(|p| p == (lo, hi)).unwrap())
+                    }
+                    SecondOrderHead::Diagonal => {
+                        if i == j {
+                            r(i)
+                        } else {
+                            0.0
+                        }
+                    }
+                    SecondOrderHead::LowRank { rank } => {
+                        (0..rank).map(|k| r(i * rank + k) * r(j * rank + k)).sum::<f64>()
+                            + if i == j { r(D * rank + i) } else { 0.0 }
+                    }
+                }
+            };
+            let src = ModelCurvatureSource::for_dim(m, D).unwrap();
+            let (mut s, mut c) = (Mat::zeros(5, D), CurvatureBatch::new(src.layout(), D));
+            src.scores_and_curvature_into(&x, &mut s, &mut c);
+            let mut dense = vec![0.0; D * D];
+            for p in 0..5 {
+                assert_eq!(s.row(p), &[0.5, -1.25, 2.0]);
+                c.chain(p).dense_into(&mut dense);
+                for (k, got) in dense.iter().enumerate() {
+                    let w = want(k / D, k % D);
+                    assert!(
+                        (got - w).abs() <= 1e-12,
+                        "{head}: entry ({}, {}) = {got}, expected {w}",
+                        k / D,
+                        k % D
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn missing_head_and_wrong_dimension_are_typed_errors() {
         assert!(matches!(ModelCurvatureSource::new(model(2, None)), Err(SamplerError::NoSecondOrderHead)));

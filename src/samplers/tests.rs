@@ -115,10 +115,16 @@ fn mala_keeps_the_mean_and_covariance_of_a_mixture() {
     let n = 4000;
     let p = parse_target("gmm2d").unwrap();
     let mut mala = Mala::new(MalaSettings { step_size: 0.05 }, &p).unwrap();
-    let mut chains = Chains::new(p.sample(n, &mut test_rng(5)), 6).unwrap();
-    run(&mut mala, &mut chains, 30, &mut ());
+    let start = p.sample(n, &mut test_rng(5));
+    let mut chains = Chains::new(start.clone(), 6).unwrap();
+    let s = run(&mut mala, &mut chains, 30, &mut ());
     let (mu, cov) = (p.mean(), p.covariance());
     let x = chains.positions();
+    // Started at exact draws, a MALA that never moves would keep the moments: it must accept most
+    // proposals at h = 0.05 (rejections are O(h^{3/2})) and every chain must have left its start (one
+    // that accepts with probability >= 0.5 per step stays put for 30 steps with probability <= 1e-9).
+    assert!(s.acceptance_rate() > 0.5 && s.acceptance_rate() < 1.0, "acceptance {}", s.acceptance_rate());
+    assert!(x.row_iter().zip(start.row_iter()).all(|(a, b)| a != b), "a chain never moved");
     // Each statistic E f(x) within 5 standard errors sd(f) / sqrt(n), f centred at the exact mean.
     let check = |f: &dyn Fn(&[f64]) -> f64, want: f64, what: &str| {
         let vals: Vec<f64> = x.row_iter().map(f).collect();
@@ -262,6 +268,54 @@ fn annealed_ozaki_ends_with_the_tweedie_step_on_exact_draws_of_a_gaussian() {
     // Tweedie step maps q_sigma to the posterior means: covariance Sigma (Sigma + sigma^2 I)^{-1} Sigma,
     // within 5e-4 of Sigma, far below the sampling error.
     assert_second_moments_match(chains.positions(), &p.covariance());
+}
+
+#[test]
+fn the_final_denoising_step_is_the_posterior_mean_of_the_last_level() {
+    // Two runs with the same chain streams, with and without the final step: on a Gaussian, the score
+    // of q_sigma is -(Sigma + sigma^2 I)^{-1} x, so Tweedie's step x + sigma^2 s1(x) must be exactly
+    // Sigma (Sigma + sigma^2 I)^{-1} x, with sigma the last level (0.5, large enough that the step moves
+    // the points by a third of their norm).
+    let p = parse_target("gauss:dim=2,cond=4,seed=1").unwrap();
+    let sigma: f64 = 0.5;
+    let settings = |denoise| AnnealedSettings {
+        schedule: GeometricSchedule::new(3.0, sigma, 4).unwrap(),
+        steps_per_level: 2,
+        step_size: 1e4,
+        denoise,
+    };
+    let cov = p.covariance();
+    let m = nalgebra::Matrix2::new(cov.at(0, 0), cov.at(0, 1), cov.at(1, 0), cov.at(1, 1));
+    let shrink = m * (m + nalgebra::Matrix2::identity() * sigma * sigma).try_inverse().unwrap();
+    let n = 4000;
+    let final_positions = |denoise: bool, ozaki: bool| {
+        let mut chains = Chains::from_normal(n, 2, 3.0, 5).unwrap();
+        let total = settings(denoise).total_steps();
+        let last = if ozaki {
+            let mut s = AnnealedOzaki::new(settings(denoise), OzakiSolver::Eigen, 0.0, &p).unwrap();
+            (0..total).map(|_| s.step(&mut chains)).last().unwrap()
+        } else {
+            let mut s =
+                AnnealedUla::new(AnnealedSettings { step_size: 0.5, ..settings(denoise) }, &p).unwrap();
+            (0..total).map(|_| s.step(&mut chains)).last().unwrap()
+        };
+        assert_eq!(last.denoised, denoise);
+        chains.positions().clone()
+    };
+    for ozaki in [true, false] {
+        let (raw, denoised) = (final_positions(false, ozaki), final_positions(true, ozaki));
+        for (r, d) in raw.row_iter().zip(denoised.row_iter()) {
+            let want = shrink * nalgebra::Vector2::new(r[0], r[1]);
+            assert!(
+                (d[0] - want[0]).abs() < 1e-12 && (d[1] - want[1]).abs() < 1e-12,
+                "ozaki = {ozaki}: {d:?} vs {want:?}"
+            );
+        }
+    }
+    // And in distribution: Ozaki samples q_sigma = N(0, Sigma + sigma^2 I) exactly at h = 1e4, so the
+    // denoised points have covariance Sigma (Sigma + sigma^2 I)^{-1} Sigma.
+    let want = shrink * m;
+    assert_second_moments_match(&final_positions(true, true), &Mat::from_fn(2, 2, |i, j| want[(i, j)]));
 }
 
 #[test]

@@ -206,12 +206,21 @@ mod tests {
                 let k = model.s1.num_params();
                 let fd_s2 = fd_gradient(|q| loss_at(&[&theta[..k], q].concat()), &theta[k..], 1e-6);
                 assert_close(&got[k..], &fd_s2, 1e-6, &what);
+                // The first-order term written out from its definition with the s1 network alone:
+                // (w / sigma^2) mean_n sum_d [(s1(x~) + z/sigma)^2 - 2 s1(x) z/sigma - (z/sigma)^2].
+                let noisy = Mat::from_fn(4, 3, |i, j| x.at(i, j) + sigma * z.at(i, j));
                 let first_order = |p: &[f64]| {
                     let mut m = model.clone();
                     m.set_params(&[p, &theta[k..]].concat());
-                    let l =
-                        loss_and_gradient(&m, Objective::DsmVr, sigma, &x, &z, &mut StepWorkspace::new(&m));
-                    weight * l / (sigma * sigma)
+                    let (s_noisy, s_clean) = (m.score(&noisy), m.score(&x));
+                    let sum: f64 = (0..4)
+                        .flat_map(|i| (0..3).map(move |j| (i, j)))
+                        .map(|(i, j)| {
+                            let zs = z.at(i, j) / sigma;
+                            (s_noisy.at(i, j) + zs).powi(2) - 2.0 * s_clean.at(i, j) * zs - zs * zs
+                        })
+                        .sum();
+                    weight / (sigma * sigma) * sum / 4.0
                 };
                 assert_close(&got[..k], &fd_gradient(first_order, &theta[..k], 1e-6), 1e-6, &what);
             } else {

@@ -406,6 +406,35 @@ mod tests {
     }
 
     #[test]
+    fn divergence_after_a_periodic_checkpoint_keeps_that_checkpoint_and_says_so() {
+        // A sane run to step 6, then resumed with an absurd learning rate: step 7's update (from the
+        // finite loss at the step-6 weights) is taken and written by the periodic checkpoint (every 7),
+        // and the loss at step 8, on weights of order 1e30, overflows.
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("m.safetensors");
+        let data_dir = DataDir::new("unused");
+        Trainer::new(small(6), &data_dir).unwrap().run(&out, &mut ()).unwrap();
+        let mut at_six = Checkpoint::load(&out).unwrap();
+        assert_eq!(at_six.step, 6);
+        at_six.config.learning_rate = 1e30;
+        let mut reference = Trainer::resume(at_six.clone(), Some(200), &data_dir).unwrap();
+        assert!(reference.step().is_ok_and(f64::is_finite));
+        let err = Trainer::resume(at_six, Some(200), &data_dir).unwrap().run(&out, &mut ()).unwrap_err();
+        let Error::Train(TrainError::Diverged { step, last_saved, .. }) = &err else { panic!("{err}") };
+        assert_eq!((*step, *last_saved), (8, Some(7)));
+        let message = err.to_string();
+        assert!(message.contains("at step 8: training diverged"), "{message}");
+        assert!(
+            message.contains(&format!("the checkpoint of step 7 is kept at {}", out.display())),
+            "{message}"
+        );
+        let kept = Checkpoint::load(&out).unwrap();
+        assert_eq!(kept.step, 7);
+        assert_eq!(kept.model, reference.state().model, "the kept checkpoint is not the step-7 state");
+        assert!(kept.model.params().iter().all(|p| p.iter().all(|v| v.is_finite())));
+    }
+
+    #[test]
     fn loading_rejects_a_checkpoint_of_another_shape_and_a_truncated_file() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("m.safetensors");
@@ -428,7 +457,7 @@ mod tests {
     fn a_config_asking_for_more_weights_than_the_file_holds_is_refused_before_allocating() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("m.safetensors");
-        Trainer::new(small(7)).unwrap().run(&out, &mut ()).unwrap();
+        Trainer::new(small(7), &DataDir::new("unused")).unwrap().run(&out, &mut ()).unwrap();
         let mut store = TensorStore::load(&out).unwrap();
         // Without the check, building the model of this config would try to allocate 10^18 weights.
         let huge = TrainConfig { width: 1_000_000_000, ..small(7) };
