@@ -5,7 +5,7 @@
 
 use super::config::TrainConfig;
 use super::data_file::DataFile;
-use super::trainer::network_sizes;
+use super::training_memory::network_sizes;
 use crate::checkpoint::{CheckpointError, TensorStore};
 use crate::data::quoted;
 use crate::linalg::Mat;
