@@ -57,3 +57,22 @@ fn head_outputs(head: SecondOrderHead, d: f64) -> f64 {
         SecondOrderHead::LowRank { rank } => d * rank as f64 + d,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordinary_configurations_pass_and_absurd_ones_name_their_sizes() {
+        // The defaults (a full head) on 784-dimensional data such as MNIST must fit a small machine.
+        let budget = MemoryBudget::new(8.0 * (1u64 << 30) as f64);
+        let mnist = TrainConfig::default();
+        assert!(check_memory(&mnist, 784, &budget).is_ok(), "{:?}", check_memory(&mnist, 784, &budget));
+        let wide = TrainConfig { width: 1 << 20, ..TrainConfig::default() };
+        let err = check_memory(&wide, 2, &budget).unwrap_err().to_string();
+        assert!(
+            err.starts_with("--width 1048576 --depth 2 --batch 512 on 2-dimensional data needs about "),
+            "{err}"
+        );
+    }
+}
