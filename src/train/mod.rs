@@ -11,6 +11,7 @@ mod step;
 mod trainer;
 mod training_checkpoint;
 mod training_data;
+mod training_memory;
 
 pub use config::{ConfigError, FormName, ObjectiveName, TargetSource, TrainConfig, SIGMA_RANGE};
 pub use data_file::{DataChanged, DataFile};

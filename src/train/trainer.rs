@@ -7,12 +7,11 @@ use super::data_file::DataFile;
 use super::model_step::ModelWorkspace;
 use super::training_checkpoint::Checkpoint;
 use super::training_data::TrainingData;
-use super::Objective;
+use super::training_memory::check_memory;
 use crate::checkpoint::CheckpointError;
 use crate::data::DataDir;
 use crate::linalg::Mat;
-use crate::memory_budget::{training_bytes, MemoryBudget, MemoryError, NetworkSize};
-use crate::models::{ModelKind, SecondOrderHead};
+use crate::memory_budget::MemoryBudget;
 use crate::optim::{Adam, Ema};
 use crate::Error;
 use rand::SeedableRng;
@@ -25,54 +24,6 @@ fn kept(path: &Path, last_saved: &Option<u64>) -> String {
     match last_saved {
         Some(step) => format!("the checkpoint of step {step} is kept at {}", path.display()),
         None => format!("this run wrote no checkpoint, {} is unchanged", path.display()),
-    }
-}
-
-/// Refuses a configuration whose training would need more memory than `budget` (see
-/// [`training_bytes`]), naming the sizes: the networks' width and depth, the batch, the data dimension.
-fn check_memory(config: &TrainConfig, dim: usize, budget: &MemoryBudget) -> Result<(), MemoryError> {
-    let d = dim as f64;
-    let networks = network_sizes(config, dim);
-    let objective = config.objective();
-    // Objective::noise_rows in f64: `projections` may be as large as a usize holds.
-    let rows_per_point = match objective {
-        Objective::Ssm { projections, .. } => 1.0 + projections as f64,
-        Objective::FdSsm { .. } => 2.0,
-        _ => 1.0,
-    };
-    let rows = config.batch as f64 * rows_per_point;
-    // Exact score matching pushes D tangents per row; the other objectives at most two.
-    let tangents = if objective == Objective::Esm { d + 1.0 } else { 2.0 };
-    let what = || {
-        let projections = match objective {
-            Objective::Ssm { projections, .. } => format!(" --projections {projections}"),
-            _ => String::new(),
-        };
-        format!(
-            "--width {} --depth {} --batch {}{projections} on {dim}-dimensional data",
-            config.width, config.depth, config.batch
-        )
-    };
-    budget.check(what, training_bytes(&networks, rows, tangents))
-}
-
-/// The sizes of the networks a configuration trains on `dim`-dimensional data (no overflow: f64).
-pub(crate) fn network_sizes(config: &TrainConfig, dim: usize) -> Vec<NetworkSize> {
-    let (d, width, depth) = (dim as f64, config.width as f64, config.depth as f64);
-    let net = |outputs: f64| NetworkSize { inputs: d, width, depth, outputs };
-    match config.model {
-        ModelKind::S1 => vec![net(d)],
-        ModelKind::S1s2 => vec![net(d), net(head_outputs(config.s2, d))],
-        ModelKind::Energy => vec![net(1.0)],
-    }
-}
-
-/// The raw outputs of a second-order head for dimension `d` ([`SecondOrderHead::outputs`], in f64).
-fn head_outputs(head: SecondOrderHead, d: f64) -> f64 {
-    match head {
-        SecondOrderHead::Full => d * (d + 1.0) / 2.0,
-        SecondOrderHead::Diagonal => d,
-        SecondOrderHead::LowRank { rank } => d * rank as f64 + d,
     }
 }
 
@@ -288,6 +239,7 @@ impl Trainer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::{ModelKind, SecondOrderHead};
     use crate::train::config::FormName;
 
     fn small(steps: u64) -> TrainConfig {

@@ -8,7 +8,7 @@
 
 use super::config::{TargetSource, TrainConfig};
 use super::data_file::DataFile;
-use super::trainer::network_sizes;
+use super::training_memory::network_sizes;
 use crate::checkpoint::{CheckpointError, TensorStore};
 use crate::data::{quoted, PIXEL_SCALING};
 use crate::linalg::Mat;

@@ -1,0 +1,78 @@
+//! The memory a training configuration needs, estimated from its sizes before anything is allocated
+//! (see [`crate::memory_budget`]).
+
+use super::config::TrainConfig;
+use super::Objective;
+use crate::memory_budget::{training_bytes, MemoryBudget, MemoryError, NetworkSize};
+use crate::models::{ModelKind, SecondOrderHead};
+
+/// Refuses a configuration whose training would need more memory than `budget` (see
+/// [`training_bytes`]), naming the sizes: the networks' width and depth, the batch, the data dimension.
+pub(crate) fn check_memory(
+    config: &TrainConfig,
+    dim: usize,
+    budget: &MemoryBudget,
+) -> Result<(), MemoryError> {
+    let d = dim as f64;
+    let networks = network_sizes(config, dim);
+    let objective = config.objective();
+    // Objective::noise_rows in f64: `projections` may be as large as a usize holds.
+    let rows_per_point = match objective {
+        Objective::Ssm { projections, .. } => 1.0 + projections as f64,
+        Objective::FdSsm { .. } => 2.0,
+        _ => 1.0,
+    };
+    let rows = config.batch as f64 * rows_per_point;
+    // Exact score matching pushes D tangents per row; the other objectives at most two.
+    let tangents = if objective == Objective::Esm { d + 1.0 } else { 2.0 };
+    let what = || {
+        let projections = match objective {
+            Objective::Ssm { projections, .. } => format!(" --projections {projections}"),
+            _ => String::new(),
+        };
+        format!(
+            "--width {} --depth {} --batch {}{projections} on {dim}-dimensional data",
+            config.width, config.depth, config.batch
+        )
+    };
+    budget.check(what, training_bytes(&networks, rows, tangents))
+}
+
+/// The sizes of the networks a configuration trains on `dim`-dimensional data (no overflow: f64).
+pub(crate) fn network_sizes(config: &TrainConfig, dim: usize) -> Vec<NetworkSize> {
+    let (d, width, depth) = (dim as f64, config.width as f64, config.depth as f64);
+    let net = |outputs: f64| NetworkSize { inputs: d, width, depth, outputs };
+    match config.model {
+        ModelKind::S1 => vec![net(d)],
+        ModelKind::S1s2 => vec![net(d), net(head_outputs(config.s2, d))],
+        ModelKind::Energy => vec![net(1.0)],
+    }
+}
+
+/// The raw outputs of a second-order head for dimension `d` ([`SecondOrderHead::outputs`], in f64).
+fn head_outputs(head: SecondOrderHead, d: f64) -> f64 {
+    match head {
+        SecondOrderHead::Full => d * (d + 1.0) / 2.0,
+        SecondOrderHead::Diagonal => d,
+        SecondOrderHead::LowRank { rank } => d * rank as f64 + d,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordinary_configurations_pass_and_absurd_ones_name_their_sizes() {
+        // The defaults (a full head) on 784-dimensional data such as MNIST must fit a small machine.
+        let budget = MemoryBudget::new(8.0 * (1u64 << 30) as f64);
+        let mnist = TrainConfig::default();
+        assert!(check_memory(&mnist, 784, &budget).is_ok(), "{:?}", check_memory(&mnist, 784, &budget));
+        let wide = TrainConfig { width: 1 << 20, ..TrainConfig::default() };
+        let err = check_memory(&wide, 2, &budget).unwrap_err().to_string();
+        assert!(
+            err.starts_with("--width 1048576 --depth 2 --batch 512 on 2-dimensional data needs about "),
+            "{err}"
+        );
+    }
+}
