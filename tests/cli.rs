@@ -1,52 +1,10 @@
 //! End-to-end tests of the `tweedie` command: training, evaluation, scoring, and the bad-input contract
 //! (one error line naming the file/value/expectation, nonzero exit, no panic, nothing overwritten).
 
+mod common;
+
+use common::{fails_with, json, ok};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-/// Runs the binary from the system's temporary folder (no test depends on the working directory) with
-/// `$TWEEDIE_DATA` pointing at a folder that does not exist (no test depends on the user's data).
-fn tweedie(args: &[&str]) -> Output {
-    let temp = std::env::temp_dir();
-    Command::new(env!("CARGO_BIN_EXE_tweedie"))
-        .args(args)
-        .current_dir(&temp)
-        .env("TWEEDIE_DATA", temp.join("tweedie-tests-no-data-here"))
-        .output()
-        .expect("the binary runs")
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Runs and requires success, returning stdout.
-fn ok(args: &[&str]) -> String {
-    let out = tweedie(args);
-    assert!(out.status.success(), "tweedie {args:?} failed: {}", stderr(&out));
-    stdout(&out)
-}
-
-/// Runs and requires a clean failure: exactly one stderr line, containing every `needles` entry.
-fn fails_with(args: &[&str], needles: &[&str]) {
-    let out = tweedie(args);
-    let err = stderr(&out);
-    assert!(!out.status.success(), "tweedie {args:?} should fail");
-    assert!(!err.contains("panicked"), "tweedie {args:?} panicked: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "tweedie {args:?}: expected one error line, got {err:?}");
-    let first = err.lines().next().unwrap_or_default();
-    for needle in needles {
-        assert!(first.contains(needle), "tweedie {args:?}: first error line {first:?} lacks {needle:?}");
-    }
-}
-
-fn json(text: &str) -> serde_json::Value {
-    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {text}"))
-}
 
 fn small_model(dir: &Path, extra: &[&str]) -> PathBuf {
     let out = dir.join("m.safetensors");

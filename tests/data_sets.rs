@@ -2,37 +2,12 @@
 //! good file, a wrong checksum, a 404, a connection closed mid-transfer), `data list` / `data verify`,
 //! and MNIST-format IDX files written by the test trained on through `--data-dir`.
 
+mod common;
+
+use common::{fails_with, ok};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn tweedie(args: &[&str]) -> Output {
-    let temp = std::env::temp_dir();
-    Command::new(env!("CARGO_BIN_EXE_tweedie"))
-        .args(args)
-        .current_dir(&temp)
-        .env("TWEEDIE_DATA", temp.join("tweedie-tests-no-data-here"))
-        .output()
-        .expect("the binary runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = tweedie(args);
-    assert!(out.status.success(), "tweedie {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Runs and requires a failure with exactly one stderr line containing every needle.
-fn fails_with(args: &[&str], needles: &[&str]) {
-    let out = tweedie(args);
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "tweedie {args:?} should fail");
-    assert_eq!(err.trim_end().lines().count(), 1, "tweedie {args:?}: expected one error line, got {err:?}");
-    for needle in needles {
-        assert!(err.contains(needle), "tweedie {args:?}: {err:?} lacks {needle:?}");
-    }
-}
 
 /// The red-wine file's content, from the gzip copy the repository ships.
 fn red_wine() -> Vec<u8> {

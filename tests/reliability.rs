@@ -2,32 +2,12 @@
 //! byte-identical, outputs that are inputs or not regular files are refused, a second writer is refused,
 //! sizes are checked against memory before allocating, and numbers beyond f32 are errors.
 
+mod common;
+
+use common::{fails_with, ok};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn tweedie(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tweedie")).args(args).output().expect("the binary runs")
-}
-
-/// Runs and requires success, returning stdout.
-fn ok(args: &[&str]) -> String {
-    let out = tweedie(args);
-    assert!(out.status.success(), "tweedie {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Runs and requires a clean one-line failure containing every `needles` entry.
-fn fails_with(args: &[&str], needles: &[&str]) {
-    let out = tweedie(args);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "tweedie {args:?} should fail with exit code 1: {err}");
-    assert!(!err.contains("panicked"), "tweedie {args:?} panicked: {err}");
-    assert_eq!(err.lines().count(), 1, "tweedie {args:?}: not one line: {err}");
-    for needle in needles {
-        assert!(err.contains(needle), "tweedie {args:?}: error {err:?} lacks {needle:?}");
-    }
-}
 
 /// Trains a small model to `dir/good.safetensors`.
 fn good_model(dir: &Path) -> PathBuf {
