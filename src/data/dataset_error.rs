@@ -42,9 +42,10 @@ pub enum DatasetError {
         /// What went wrong.
         reason: String,
     },
-    /// An IDX file that is not what its name says.
+    /// A data file whose content is not what the set needs (an IDX file with a bad header or length,
+    /// a digits table of another shape).
     #[error("{}: {problem} (expected {expected})", path.display())]
-    BadIdx {
+    BadContent {
         /// The file.
         path: PathBuf,
         /// What is wrong.

@@ -24,7 +24,7 @@ pub struct IdxArray {
 /// Reads an IDX array of unsigned bytes with `dims` dimensions from `source`.
 ///
 /// # Errors
-/// [`DatasetError::BadIdx`] naming the file for a bad magic number, another element type or number of
+/// [`DatasetError::BadContent`] naming the file for a bad magic number, another element type or number of
 /// dimensions (e.g. a label file given where images are expected), an announced size over
 /// [`MAX_IDX_BYTES`], or data shorter or longer than announced; [`DatasetError::Io`] for a file that
 /// cannot be read or a gzip stream that does not decompress.
@@ -41,7 +41,7 @@ pub struct IdxArray {
 pub fn read_idx(source: &DataSource, dims: usize) -> Result<IdxArray, DatasetError> {
     let path = source.label();
     let bad =
-        |problem: String, expected: String| DatasetError::BadIdx { path: path.into(), problem, expected };
+        |problem: String, expected: String| DatasetError::BadContent { path: path.into(), problem, expected };
     let io = |e| DatasetError::io(path, e);
     let mut reader = source.open().map_err(io)?;
     let mut magic = [0u8; 4];

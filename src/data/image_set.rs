@@ -71,13 +71,13 @@ pub struct ImageSet {
 /// Loads one split of an image data set (MNIST, Fashion-MNIST or digits).
 ///
 /// # Errors
-/// [`DatasetError::BadIdx`] for a malformed IDX file, or label and image counts that differ; the data
+/// [`DatasetError::BadContent`] for a malformed IDX file, or label and image counts that differ; the data
 /// errors of the digits CSV; [`DatasetError::Io`] for unreadable files.
 pub fn load_image_set(located: &LocatedDataset, split: Split) -> Result<ImageSet, DatasetError> {
     match located.dataset {
         Dataset::Digits => load_digits(located, split),
         Dataset::Mnist | Dataset::FashionMnist => load_idx_pair(located, split),
-        other => Err(DatasetError::BadIdx {
+        other => Err(DatasetError::BadContent {
             path: other.name().into(),
             problem: "not an image data set".into(),
             expected: "mnist, fashion-mnist or digits".into(),
@@ -97,7 +97,7 @@ fn load_idx_pair(located: &LocatedDataset, split: Split) -> Result<ImageSet, Dat
     let labels = read_idx(label_file, 1)?;
     let (n, height, width) = (images.shape[0], images.shape[1], images.shape[2]);
     if labels.shape[0] != n {
-        return Err(DatasetError::BadIdx {
+        return Err(DatasetError::BadContent {
             path: label_file.label().into(),
             problem: format!("{} labels", labels.shape[0]),
             expected: format!("one label per image of {} ({n} images)", image_file.label().display()),
@@ -111,7 +111,7 @@ fn load_idx_pair(located: &LocatedDataset, split: Split) -> Result<ImageSet, Dat
 fn load_digits(located: &LocatedDataset, split: Split) -> Result<ImageSet, DatasetError> {
     let source = &located.files[0];
     let table = read_csv_from(source, &CsvOptions::default())?;
-    let bad = |problem: String| DatasetError::BadIdx {
+    let bad = |problem: String| DatasetError::BadContent {
         path: source.label().into(),
         problem,
         expected: "rows of 64 grey levels in 0..=16 and a label in 0..=9".into(),

@@ -40,7 +40,7 @@ impl DataDir {
     }
 
     /// `flag` if given, else `$TWEEDIE_DATA` if set and not empty, else `<cache dir>/tweedie`
-    /// (`./tweedie-data` on a platform without one).
+    /// (`<temporary dir>/tweedie-data` on a platform without a cache directory).
     pub fn resolve(flag: Option<&Path>) -> Self {
         if let Some(path) = flag {
             return Self::new(path);
@@ -48,7 +48,8 @@ impl DataDir {
         match std::env::var_os(DATA_DIR_ENV) {
             Some(v) if !v.is_empty() => Self { path: PathBuf::from(v), origin: DataDirOrigin::Environment },
             _ => Self {
-                path: dirs::cache_dir().map_or_else(|| PathBuf::from("tweedie-data"), |c| c.join("tweedie")),
+                path: dirs::cache_dir()
+                    .map_or_else(|| std::env::temp_dir().join("tweedie-data"), |c| c.join("tweedie")),
                 origin: DataDirOrigin::Cache,
             },
         }
