@@ -9,7 +9,7 @@ use rand_distr::{Distribution, StandardNormal};
 use std::time::Instant;
 use tweedie::estimators::{score_jacobian_into, stein_scores, Ssge, SsgeSettings, SteinSettings};
 use tweedie::linalg::Mat;
-use tweedie::memory_budget::{check_threads, training_bytes, MemoryBudget, NetworkSize};
+use tweedie::memory_budget::{training_bytes, MemoryBudget, NetworkSize};
 use tweedie::models::{ModelShape, ScoreModel, SecondOrderHead};
 use tweedie::nn::{Activation, MlpTrace};
 use tweedie::objectives::{D2smForm, Projection};
@@ -32,9 +32,6 @@ pub struct BenchArgs {
     /// Timed repetitions per workload (after warm-up).
     #[arg(long, default_value_t = 20)]
     reps: usize,
-    /// Threads for the rayon pool (the GEMMs run single-threaded).
-    #[arg(long, default_value_t = 1)]
-    threads: usize,
 }
 
 const BATCH: usize = 512;
@@ -206,8 +203,6 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     if args.reps == 0 {
         bail!("--reps 0: expected at least 1 timed repetition");
     }
-    check_threads("--threads", args.threads).map_err(anyhow::Error::msg)?;
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(args.threads).build()?;
     let budget = MemoryBudget::of_this_machine();
     let dims: Option<Vec<usize>> = args
         .dims
@@ -221,9 +216,9 @@ pub fn bench(args: BenchArgs) -> Result<()> {
                 bail!("--dims: 0 is not a dimension (expected >= 1)");
             }
             budget.check(|| format!("--dims {dim} ({workload})"), memory_estimate(workload, dim))?;
-            let ms = pool.install(|| run(workload, dim, args.reps))?;
+            let ms = run(workload, dim, args.reps)?;
             let mut line = serde_json::json!({"impl": "tweedie", "workload": workload, "dim": dim, "median_ms": ms,
-                "reps": args.reps, "threads": args.threads});
+                "reps": args.reps, "threads": rayon::current_num_threads()});
             if workload.ends_with("_fit") {
                 // `dim` is the sample count M; the kernel matrix alone takes 8 M^2 bytes.
                 line["samples"] = dim.into();

@@ -12,6 +12,7 @@ mod progress;
 mod sample;
 mod sample_plots;
 mod score;
+mod threads;
 mod train;
 mod usage_error;
 
@@ -24,6 +25,10 @@ use clap::{Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Threads of the pool every command computes on: parallel chains and batches, and the large
+    /// matrix products (default: all cores).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -55,6 +60,7 @@ enum Command {
 /// Parses the arguments (a usage error is one line, see [`usage_error::one_line`]) and runs the command.
 pub fn main() -> Result<()> {
     let cli = Cli::try_parse().map_err(usage_error::one_line)?;
+    threads::init_pool(cli.threads)?;
     match cli.command {
         Command::Demo(args) => demo::demo(args),
         Command::Train(args) => train::train(*args),

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use tweedie::data::{claim_output, write_npy};
 use tweedie::linalg::Mat;
-use tweedie::memory_budget::{check_threads, MemoryBudget};
+use tweedie::memory_budget::MemoryBudget;
 use tweedie::metrics::{ksd2_unbiased, mixture_weight_tv, ImqKernel, MmdEstimator};
 use tweedie::models::Model;
 use tweedie::samplers::{
@@ -110,9 +110,6 @@ pub struct SampleArgs {
     /// Number of noise levels of the annealed schedule.
     #[arg(long, default_value_t = 10)]
     levels: usize,
-    /// Threads of the rayon pool (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
 }
 
 /// Bytes a run needs, in f64: per chain its position, score, proposal and a few work vectors (8 of
@@ -258,9 +255,6 @@ pub fn sample(args: SampleArgs) -> Result<()> {
         .flatten()
         .map(|out| claim_output(out, &inputs))
         .collect::<Result<Vec<_>, _>>()?;
-    if let Some(t) = args.threads {
-        check_threads("--threads", t).map_err(anyhow::Error::msg)?;
-    }
     let named = NamedTarget::parse(&args.target)?;
     let target = named.mixture();
     let dim = target.dim();
@@ -283,12 +277,7 @@ pub fn sample(args: SampleArgs) -> Result<()> {
         Source::Analytic => target.clone(),
         Source::Model(m) => target.noisy(m.sigma)?,
     };
-    let mut pool = rayon::ThreadPoolBuilder::new();
-    if let Some(t) = args.threads {
-        pool = pool.num_threads(t);
-    }
-    let pool = pool.build()?;
-    let report = pool.install(|| run_and_measure(&args, &named, target, &reference_dist, &source))?;
+    let report = run_and_measure(&args, &named, target, &reference_dist, &source)?;
     if args.json {
         println!("{report}");
     } else if let Value::Object(map) = report {

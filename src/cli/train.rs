@@ -282,7 +282,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
     let summary = serde_json::json!({
         "out": args.out, "steps": state.step, "loss": progress.last_loss(), "seconds": seconds,
         "steps_per_second": (state.step - done) as f64 / seconds.max(1e-9), "dim": state.dim,
-        "target": state.config.target, "params": state.model.num_params(),
+        "target": state.config.target, "params": state.model.num_params(), "threads": rayon::current_num_threads(),
     });
     if args.json {
         println!("{summary}");

@@ -218,4 +218,42 @@ mod tests {
             check_gemm::<f32>(m, k, n);
         }
     }
+
+    /// An `m x k x n` product above `PARALLEL_GEMM_MIN_MULADDS` on a pool of `threads` threads, as bits.
+    fn split_product_bits<F: Real>(threads: usize, a_transposed: bool) -> Vec<u64> {
+        let (m, k, n) = (512, 256, 131);
+        assert!(m * k * n >= super::super::real::PARALLEL_GEMM_MIN_MULADDS);
+        let a = Mat::<F>::from_fn(m, k, |i, j| F::of(((i * 7 + j * 3) as f64).sin()));
+        let a = if a_transposed { transpose(&a) } else { a };
+        let b = Mat::<F>::from_fn(k, n, |i, j| F::of(((i + 5 * j) as f64 * 0.1).cos()));
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("a pool starts");
+        pool.install(|| {
+            let split = super::super::real::gemm_parallelism(m, k, n);
+            assert_eq!(
+                matches!(split, gemm::Parallelism::None),
+                threads == 1,
+                "{threads} threads: {split:?}"
+            );
+            let mut c = Mat::from_fn(m, n, |i, j| F::of((i + j) as f64 * 1e-3));
+            c.gemm_into(F::of(0.7), &a, a_transposed, &b, false, F::of(0.3));
+            c.as_slice().iter().map(|v| v.to_f64().expect("finite").to_bits()).collect()
+        })
+    }
+
+    /// A product large enough to split across the pool gives the same bits when repeated on 2 threads,
+    /// and the same bits on 1, 2 and 3 threads (gemm splits the output tiles, never the `k` sum).
+    #[test]
+    fn split_gemm_is_bitwise_equal_across_runs_and_thread_counts() {
+        for a_transposed in [false, true] {
+            let one = split_product_bits::<f32>(1, a_transposed);
+            assert_eq!(
+                split_product_bits::<f32>(2, a_transposed),
+                split_product_bits::<f32>(2, a_transposed)
+            );
+            assert_eq!(split_product_bits::<f32>(2, a_transposed), one, "f32, 1 vs 2 threads");
+            assert_eq!(split_product_bits::<f32>(3, a_transposed), one, "f32, 1 vs 3 threads");
+            let one = split_product_bits::<f64>(1, a_transposed);
+            assert_eq!(split_product_bits::<f64>(2, a_transposed), one, "f64, 1 vs 2 threads");
+        }
+    }
 }

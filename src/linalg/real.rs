@@ -53,6 +53,26 @@ pub trait Real:
     );
 }
 
+/// Products of at least this many multiply-adds (`m k n`) split their output tiles across the rayon
+/// pool; smaller ones stay on the calling thread, where the split costs more than it saves. Measured
+/// with `tweedie bench --threads 2` against a threshold of 2^20: splitting `dsm_step` d = 100's products
+/// (512 x 128 x 128 = 8.4 M and below) gained nothing, splitting `ssm_step` d = 100's stacked ones
+/// (1024 x 128 x 128 = 16.8 M) did.
+pub const PARALLEL_GEMM_MIN_MULADDS: usize = 1 << 24;
+
+/// How gemm runs an `m x k x n` product on the current rayon pool: split across its threads when the
+/// product is large enough. gemm splits the output into tiles and never the `k` sum, whose blocking does
+/// not depend on the thread count, so every element is the same dot product in the same order and the
+/// bits do not depend on the thread count (tested in `mat.rs`).
+pub fn gemm_parallelism(m: usize, k: usize, n: usize) -> gemm::Parallelism {
+    let threads = rayon::current_num_threads();
+    if threads > 1 && m.saturating_mul(k).saturating_mul(n) >= PARALLEL_GEMM_MIN_MULADDS {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    }
+}
+
 /// The minimal extent a strided `rows x cols` view needs.
 fn extent(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
     if rows == 0 || cols == 0 {
@@ -120,7 +140,7 @@ macro_rules! impl_real {
                         false,
                         false,
                         false,
-                        gemm::Parallelism::None,
+                        gemm_parallelism(m, k, n),
                     )
                 }
             }

@@ -152,6 +152,9 @@ impl Checkpoint {
         store.set_metadata("rng.word_pos", self.rng.get_word_pos().to_string());
         store.set_metadata("sigma", self.config.sigma.to_string());
         store.set_metadata("target", self.config.target.clone());
+        // The size of the pool the run trains on (`--threads`): a record for timings; the weights do
+        // not depend on it (tests/thread_counts.rs).
+        store.set_u64("threads", rayon::current_num_threads() as u64);
         if let Ok(TargetSource::Images(_)) = self.config.target_source() {
             store.set_metadata("data.scaling", PIXEL_SCALING);
         }
