@@ -94,6 +94,23 @@ mod tests {
     }
 
     #[test]
+    fn two_points_give_the_closed_form() {
+        // M = 2 in 1-D: K = [[1, c], [c, 1]], c = exp(-(a - b)^2 / (2 w^2)), and <grad, K> = r (1, -1)
+        // with r = c (a - b) / w^2, an eigenvector of K + eta I with eigenvalue 1 + eta - c, so
+        // G = -r / (1 + eta - c) (1, -1).
+        let (a, b, w, eta) = (0.3, -0.9, 0.8, 0.1);
+        let x = Mat::from_vec(2, 1, vec![a, b]);
+        let fit = stein_scores(&x, &SteinSettings { eta, bandwidth: Some(w) }).unwrap();
+        let c = (-(a - b) * (a - b) / (2.0 * w * w)).exp();
+        let g0 = -c * (a - b) / (w * w) / (1.0 + eta - c);
+        assert_eq!(fit.bandwidth, w);
+        assert!(
+            (fit.scores.at(0, 0) - g0).abs() < 1e-14 && (fit.scores.at(1, 0) + g0).abs() < 1e-14,
+            "{fit:?} vs {g0}"
+        );
+    }
+
+    #[test]
     fn bad_inputs_are_errors() {
         let one = Mat::from_vec(1, 2, vec![0.0, 1.0]);
         assert_eq!(

@@ -99,10 +99,38 @@ mod tests {
             assert_eq!(s.row(i), &s1[..]);
             assert_eq!(&h[i * D * D..(i + 1) * D * D], &s2[..]);
         }
-        // Through the &T blanket impls and a trait object.
+        // Through the &T blanket impls (the trait objects hold a `&GaussianMixture`).
         let r: &(dyn ScoreHessian + Sync) = &&p;
         assert_eq!(r.dim(), D);
         assert_eq!(r.scores(&x), s);
+        assert_eq!(r.hessians(&x), h);
+        let l: &(dyn LogDensity + Sync) = &&p;
+        assert_eq!(l.log_densities(&x), lp);
+    }
+
+    /// A target on the zero-dimensional space: its score and Hessian are empty.
+    struct Point;
+
+    impl crate::targets::HasDim for Point {
+        fn dim(&self) -> usize {
+            0
+        }
+    }
+
+    impl Score for Point {
+        fn score_into(&self, _: &[f64], _: &mut [f64]) {}
+    }
+
+    impl ScoreHessian for Point {
+        fn hessian_into(&self, _: &[f64], _: &mut [f64]) {}
+    }
+
+    #[test]
+    fn zero_dimensional_batches_are_empty_not_a_panic() {
+        // Rows of zero entries cannot be split into chunks of length D = 0 (rayon panics).
+        let x = Mat::zeros(3, 0);
+        assert_eq!((Point.scores(&x).rows(), Point.scores(&x).cols()), (3, 0));
+        assert!(Point.hessians(&x).is_empty());
     }
 
     #[test]
