@@ -3,44 +3,13 @@
 //! the other tests never run (`estimate`, `bench`, `plot-traces`), `--resume` bit for bit, and bad input
 //! that must fail with exactly one line.
 
+mod common;
+
+use common::{fails_with, json, ok};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use tweedie::linalg::Mat;
 use tweedie::models::Model;
 use tweedie::train::Checkpoint;
-
-fn tweedie(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tweedie")).args(args).output().expect("the binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Runs and requires success, returning stdout.
-fn ok(args: &[&str]) -> String {
-    let out = tweedie(args);
-    assert!(out.status.success(), "tweedie {args:?} failed: {}", text(&out.stderr));
-    text(&out.stdout)
-}
-
-/// Runs and requires a clean failure: nonzero exit, exactly one stderr line, starting `error: ` and
-/// containing every `needles` entry.
-fn fails_with(args: &[&str], needles: &[&str]) {
-    let out = tweedie(args);
-    let err = text(&out.stderr);
-    assert!(!out.status.success(), "tweedie {args:?} should fail");
-    let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "tweedie {args:?}: expected one error line, got {err:?}");
-    assert!(lines[0].starts_with("error: ") && !err.contains("panicked"), "tweedie {args:?}: {err:?}");
-    for needle in needles {
-        assert!(lines[0].contains(needle), "tweedie {args:?}: {:?} lacks {needle:?}", lines[0]);
-    }
-}
-
-fn json(text: &str) -> serde_json::Value {
-    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {text}"))
-}
 
 /// `value[key]` as a finite number; null, a string or a missing key fail.
 #[track_caller]

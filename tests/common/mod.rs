@@ -41,6 +41,7 @@ pub fn fails_with(args: &[&str], needles: &[&str]) {
     assert_eq!(out.status.code(), Some(1), "tweedie {args:?} should fail with exit code 1: {err}");
     assert!(!err.contains("panicked"), "tweedie {args:?} panicked: {err}");
     assert_eq!(err.trim_end().lines().count(), 1, "tweedie {args:?}: expected one error line, got {err:?}");
+    assert!(err.starts_with("error: "), "tweedie {args:?}: {err:?}");
     for needle in needles {
         assert!(err.contains(needle), "tweedie {args:?}: error {err:?} lacks {needle:?}");
     }
