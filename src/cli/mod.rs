@@ -33,7 +33,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Train on a built-in 2-D mixture and compare the learned Hessian with autodiff (about a minute).
+    /// Train on two built-in mixtures (D = 2 and 16) and compare the learned Hessian with autodiff (about
+    /// two minutes).
     Demo(demo::DemoArgs),
     /// Train a score model (and a second-order head) by denoising, or a score network or energy model by
     /// DSM, SSM, SSM-VR, exact or finite-difference score matching.
