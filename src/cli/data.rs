@@ -1,11 +1,11 @@
 //! `tweedie data list|fetch|verify`: the named data sets, where they are found, downloading them into
 //! the data directory with a progress bar, and checking their checksums.
 
+use super::data_dir_arg::DataDirArg;
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
-use std::path::PathBuf;
 use tweedie::data::{
     fetch_dataset, locate_dataset, verify_dataset, DataDir, Dataset, FetchProgress, Found, LocatedDataset,
 };
@@ -15,9 +15,8 @@ use tweedie::data::{
 pub struct DataArgs {
     #[command(subcommand)]
     command: DataCommand,
-    /// Data directory [default: $TWEEDIE_DATA, else the platform cache directory, e.g. ~/.cache/tweedie].
-    #[arg(long, global = true)]
-    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    data_dir: DataDirArg,
 }
 
 #[derive(Subcommand, Debug)]
@@ -49,7 +48,7 @@ enum DataCommand {
 
 /// Runs `tweedie data`.
 pub fn data(args: DataArgs) -> Result<()> {
-    let dir = DataDir::resolve(args.data_dir.as_deref());
+    let dir = args.data_dir.resolve();
     match args.command {
         DataCommand::List { json } => list(&dir, json),
         DataCommand::Fetch { names, from, force } => fetch(&dir, &names, from.as_deref(), force),

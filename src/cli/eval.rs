@@ -2,13 +2,13 @@
 //! held-out losses (data files and UCI sets): the training objective, DSM, the exact score-matching loss,
 //! and for energy models the test log-likelihood with `log Z` by importance sampling.
 
+use super::data_dir_arg::DataDirArg;
 use anyhow::{Context, Result};
 use clap::Args;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use std::path::PathBuf;
-use tweedie::data::DataDir;
 use tweedie::evaluation::{
     evaluate_scores, log_partition, mean_log_likelihood, LogPartitionSettings, ScoreReport,
 };
@@ -43,9 +43,8 @@ pub struct EvalArgs {
     /// network passes per point: minutes on MNIST).
     #[arg(long)]
     exact_score_matching: bool,
-    /// Data directory for named data sets [default: $TWEEDIE_DATA, else the platform cache directory].
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    data_dir: DataDirArg,
     /// Evaluate although the training data file changed since the checkpoint was written.
     #[arg(long)]
     allow_new_data: bool,
@@ -165,7 +164,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     let trained_on = checkpoint.config.target.clone();
     let target = args.target.clone().unwrap_or_else(|| trained_on.clone());
     let probe = TrainConfig { target: target.clone(), ..checkpoint.config.clone() };
-    let data = TrainingData::load(&probe, &DataDir::resolve(args.data_dir.as_deref()))?;
+    let data = TrainingData::load(&probe, &args.data_dir.resolve())?;
     anyhow::ensure!(
         data.dim() == checkpoint.dim,
         "--target {target}: dimension {} does not match the model's {} ({})",

@@ -3,6 +3,7 @@
 mod bench;
 mod config_error;
 mod data;
+mod data_dir_arg;
 mod demo;
 mod estimate;
 mod eval;

@@ -1,10 +1,11 @@
 //! `tweedie score`: evaluate a trained model at the user's own points and write NPY arrays.
 
+use super::data_dir_arg::DataDirArg;
 use anyhow::{bail, Result};
 use clap::Args;
 use std::path::{Path, PathBuf};
 use tweedie::data::{
-    claim_output, expect_width, load_image_set, load_points, locate_dataset, write_npy, DataDir, ImageSpec,
+    claim_output, expect_width, load_image_set, load_points, locate_dataset, write_npy, ImageSpec,
 };
 use tweedie::estimators::score_jacobian;
 use tweedie::linalg::Mat;
@@ -21,10 +22,8 @@ pub struct ScoreArgs {
     /// (mnist:test, fashion-mnist:train, digits:test, ...; pixels scaled to [0, 1] as in training).
     #[arg(long)]
     input: PathBuf,
-    /// Data directory for a data set given as --input [default: $TWEEDIE_DATA, else the platform cache
-    /// directory].
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    data_dir: DataDirArg,
     /// 1: the score s1 (N x D); 2: the second-order score s2.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
     order: u8,
@@ -44,13 +43,13 @@ fn side_file(out: &Path) -> PathBuf {
 }
 
 /// The points of `--input`: a file, or (when no such file exists) the images of a data set's split.
-fn load_input(input: &Path, data_dir: Option<&Path>) -> Result<Mat<f64>> {
+fn load_input(input: &Path, data_dir: &DataDirArg) -> Result<Mat<f64>> {
     let text = input.to_string_lossy();
     if input.exists() || !ImageSpec::matches(&text) {
         return Ok(load_points(input)?);
     }
     let spec: ImageSpec = text.parse().map_err(anyhow::Error::msg)?;
-    let located = locate_dataset(spec.dataset, spec.path.as_deref(), &DataDir::resolve(data_dir))?;
+    let located = locate_dataset(spec.dataset, spec.path.as_deref(), &data_dir.resolve())?;
     Ok(load_image_set(&located, spec.split)?.pixels)
 }
 
@@ -60,7 +59,7 @@ pub fn score(args: ScoreArgs) -> Result<()> {
     let _claim = claim_output(&args.out, &inputs)?;
     let checkpoint = Checkpoint::load(&args.model)?;
     let model = checkpoint.eval_model();
-    let points = load_input(&args.input, args.data_dir.as_deref())?;
+    let points = load_input(&args.input, &args.data_dir)?;
     expect_width(&points, &args.input, checkpoint.dim)?;
     let (n, dim) = (points.rows(), points.cols());
     let x: Mat<f32> = points.cast();

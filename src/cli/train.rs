@@ -1,12 +1,13 @@
 //! `tweedie train`: fit a score model (and optionally a second-order head) by denoising, or a score
 //! network or energy model by any first-order objective.
 
+use super::data_dir_arg::DataDirArg;
 use super::progress::ProgressObserver;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::path::PathBuf;
 use std::time::Instant;
-use tweedie::data::{claim_output, DataDir, Subset};
+use tweedie::data::{claim_output, Subset};
 use tweedie::models::{ModelKind, SecondOrderHead};
 use tweedie::nn::Activation;
 use tweedie::objectives::Projection;
@@ -29,9 +30,8 @@ pub struct TrainArgs {
     /// Train on part of a data set: N (the first N rows) or random:N (N rows drawn with --seed).
     #[arg(long)]
     subset: Option<Subset>,
-    /// Data directory for named data sets [default: $TWEEDIE_DATA, else the platform cache directory].
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    data_dir: DataDirArg,
     /// Model: s1 (score network), s1s2 (score network and second-order head, trained by D2SM) or energy
     /// (E(x) = MLP(x) + base_precision ||x||^2 / 2, score -grad E) [default: s1s2].
     #[arg(long, value_enum)]
@@ -241,7 +241,7 @@ fn with_every_target_form(err: tweedie::Error) -> anyhow::Error {
 
 /// Runs `tweedie train`.
 pub fn train(args: TrainArgs) -> Result<()> {
-    let data_dir = DataDir::resolve(args.data_dir.as_deref());
+    let data_dir = args.data_dir.resolve();
     let mut trainer = if args.resume {
         if args.changes_config() {
             bail!(

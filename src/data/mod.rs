@@ -38,6 +38,7 @@ pub use locate::{locate_dataset, DataDir, DataDirOrigin, Found, LocatedDataset, 
 pub use npy::{read_npy, write_npy};
 pub use output_guard::{claim_output, lock_path, OutputClaim, OutputError};
 pub use points::{expect_width, load_points, load_points_with, PointFormat};
+pub(crate) use source::sha256_hex;
 pub use source::{content_sha256, DataSource};
 pub use subset::Subset;
 pub use uci::{

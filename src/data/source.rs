@@ -60,12 +60,16 @@ fn decompressed<'a, R: BufRead + 'a>(mut reader: R) -> std::io::Result<Box<dyn B
 /// # Errors
 /// An I/O error, or a gzip stream that does not decompress.
 pub fn content_sha256(reader: impl Read) -> std::io::Result<(String, u64)> {
-    let mut content = decompressed(BufReader::new(reader))?;
+    sha256_hex(decompressed(BufReader::new(reader))?)
+}
+
+/// The sha256 (lower-case hex) and byte count of the bytes of `reader`, as they are.
+pub(crate) fn sha256_hex(mut reader: impl Read) -> std::io::Result<(String, u64)> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     let mut total = 0u64;
     loop {
-        let n = content.read(&mut buf)?;
+        let n = reader.read(&mut buf)?;
         if n == 0 {
             break;
         }

@@ -4,9 +4,7 @@
 
 use super::config::{TargetSource, TrainConfig};
 use crate::checkpoint::{CheckpointError, TensorStore};
-use crate::data::DataError;
-use sha2::{Digest, Sha256};
-use std::io::Read;
+use crate::data::{sha256_hex, DataError};
 use std::path::{Component, Path, PathBuf};
 
 /// Metadata key of the data file's path, relative to the checkpoint's folder when it was given relative.
@@ -100,20 +98,10 @@ impl DataFile {
     }
 }
 
-/// SHA-256 of a file's bytes, lowercase hex, read in blocks.
+/// SHA-256 of a file's bytes, lowercase hex.
 fn sha256_of(path: &Path) -> Result<String, DataError> {
     let io = |e| DataError::Io { path: path.to_path_buf(), source: e };
-    let mut file = std::fs::File::open(path).map_err(io)?;
-    let mut hasher = Sha256::new();
-    let mut block = vec![0u8; 1 << 16];
-    loop {
-        let n = file.read(&mut block).map_err(io)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&block[..n]);
-    }
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(sha256_hex(std::fs::File::open(path).map_err(io)?).map_err(io)?.0)
 }
 
 /// The folder of a file path (`.` for a bare file name).
