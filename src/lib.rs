@@ -38,6 +38,8 @@
 #![deny(missing_docs)]
 
 pub mod checkpoint;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod data;
 mod error;
 pub mod estimators;
@@ -49,7 +51,8 @@ pub mod models;
 pub mod nn;
 pub mod objectives;
 pub mod optim;
-pub mod plot;
+#[cfg(feature = "cli")]
+mod plot;
 pub mod samplers;
 pub mod targets;
 #[cfg(test)]

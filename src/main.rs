@@ -1,6 +1,4 @@
-//! The `tweedie` binary.
-
-mod cli;
+//! The `tweedie` binary: the command line of [`tweedie::cli`] with one-line errors.
 
 /// The error and its causes on one line, skipping causes a message already quotes.
 fn one_line(err: &anyhow::Error) -> String {
@@ -33,7 +31,7 @@ fn restore_sigpipe() {}
 
 fn main() {
     restore_sigpipe();
-    if let Err(err) = cli::main() {
+    if let Err(err) = tweedie::cli::main() {
         eprintln!("error: {}", one_line(&err));
         std::process::exit(1);
     }

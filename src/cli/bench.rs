@@ -1,21 +1,21 @@
 //! `tweedie bench`: the fixed benchmark workloads of docs/benchmarks.md, timed in-process; prints one JSON
 //! line per (workload, dim) for `bench/compare.py`, which runs the JAX and PyTorch peers alongside.
 
+use crate::estimators::{score_jacobian_into, stein_scores, Ssge, SsgeSettings, SteinSettings};
+use crate::linalg::Mat;
+use crate::memory_budget::{training_bytes, MemoryBudget, NetworkSize};
+use crate::models::{ModelShape, ScoreModel, SecondOrderHead};
+use crate::nn::{Activation, MlpTrace};
+use crate::objectives::{D2smForm, Projection};
+use crate::optim::{Adam, AdamSettings};
+use crate::targets::random_gauss;
+use crate::train::{loss_and_gradient, Objective, StepWorkspace};
 use anyhow::{bail, Result};
 use clap::Args;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use std::time::Instant;
-use tweedie::estimators::{score_jacobian_into, stein_scores, Ssge, SsgeSettings, SteinSettings};
-use tweedie::linalg::Mat;
-use tweedie::memory_budget::{training_bytes, MemoryBudget, NetworkSize};
-use tweedie::models::{ModelShape, ScoreModel, SecondOrderHead};
-use tweedie::nn::{Activation, MlpTrace};
-use tweedie::objectives::{D2smForm, Projection};
-use tweedie::optim::{Adam, AdamSettings};
-use tweedie::targets::random_gauss;
-use tweedie::train::{loss_and_gradient, Objective, StepWorkspace};
 
 /// Arguments of `tweedie bench`.
 #[derive(Args, Debug)]

@@ -2,13 +2,13 @@
 //! the data directory with a progress bar, and checking their checksums.
 
 use super::data_dir_arg::DataDirArg;
+use crate::data::{
+    fetch_dataset, locate_dataset, verify_dataset, DataDir, Dataset, FetchProgress, Found, LocatedDataset,
+};
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
-use tweedie::data::{
-    fetch_dataset, locate_dataset, verify_dataset, DataDir, Dataset, FetchProgress, Found, LocatedDataset,
-};
 
 /// Arguments of `tweedie data`.
 #[derive(Args, Debug)]

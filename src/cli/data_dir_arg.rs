@@ -1,8 +1,8 @@
 //! `--data-dir`: the one flag every command that reads a named data set takes (`docs/data.md`).
 
+use crate::data::DataDir;
 use clap::Args;
 use std::path::PathBuf;
-use tweedie::data::DataDir;
 
 /// The data directory flag, flattened into each command's arguments.
 #[derive(Args, Debug)]

@@ -3,17 +3,17 @@
 //! against the analytic truth in both regimes, and draws the three Hessian fields of the 2-D one.
 
 use super::progress::ProgressObserver;
+use crate::data::{claim_output, DataDir};
+use crate::estimators::score_jacobian;
+use crate::evaluation::{evaluate_scores, ScoreReport};
+use crate::linalg::Mat;
+use crate::models::{Model, ModelKind, SecondOrderHead};
+use crate::plot::{grid_points, Colormap, Field, HeatmapFigure};
+use crate::targets::{GaussianMixture, LogDensityExt, ScoreHessianExt};
+use crate::train::{FormName, TrainConfig, Trainer};
 use anyhow::{Context, Result};
 use clap::Args;
 use std::path::{Path, PathBuf};
-use tweedie::data::{claim_output, DataDir};
-use tweedie::estimators::score_jacobian;
-use tweedie::evaluation::{evaluate_scores, ScoreReport};
-use tweedie::linalg::Mat;
-use tweedie::models::{Model, ModelKind, SecondOrderHead};
-use tweedie::plot::{grid_points, Colormap, Field, HeatmapFigure};
-use tweedie::targets::{GaussianMixture, LogDensityExt, ScoreHessianExt};
-use tweedie::train::{FormName, TrainConfig, Trainer};
 
 /// Arguments of `tweedie demo`.
 #[derive(Args, Debug)]
@@ -109,7 +109,7 @@ fn draw_fields(trained: &Trained, png: &Path) -> Result<()> {
             );
         }
     }
-    figure.save_png(png)?;
+    figure.render().save_png(png)?;
     Ok(())
 }
 

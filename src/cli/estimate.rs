@@ -1,15 +1,16 @@
 //! `tweedie estimate`: fit a kernel score estimator (Stein or SSGE) to samples of a synthetic target and
 //! report its relative score error at the samples and the time taken.
 
+use super::target_help::TARGET_HELP;
+use crate::estimators::{stein_scores, Ssge, SsgeSettings, SteinSettings};
+use crate::linalg::Mat;
+use crate::memory_budget::MemoryBudget;
+use crate::targets::{canonical_name, parse_target, ScoreExt};
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::time::Instant;
-use tweedie::estimators::{stein_scores, Ssge, SsgeSettings, SteinSettings};
-use tweedie::linalg::Mat;
-use tweedie::memory_budget::MemoryBudget;
-use tweedie::targets::{canonical_name, parse_target, ScoreExt, TARGET_HELP};
 
 /// The kernel estimator to fit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -3,19 +3,19 @@
 //! and for energy models the test log-likelihood with `log Z` by importance sampling.
 
 use super::data_dir_arg::DataDirArg;
+use crate::evaluation::{
+    evaluate_scores, log_partition, mean_log_likelihood, LogPartitionSettings, ScoreReport,
+};
+use crate::linalg::Mat;
+use crate::memory_budget::MemoryBudget;
+use crate::models::{Model, ScoreModel};
+use crate::train::{Checkpoint, ModelWorkspace, Objective, TargetSource, TrainConfig, TrainingData};
 use anyhow::{Context, Result};
 use clap::Args;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use std::path::PathBuf;
-use tweedie::evaluation::{
-    evaluate_scores, log_partition, mean_log_likelihood, LogPartitionSettings, ScoreReport,
-};
-use tweedie::linalg::Mat;
-use tweedie::memory_budget::MemoryBudget;
-use tweedie::models::{Model, ScoreModel};
-use tweedie::train::{Checkpoint, ModelWorkspace, Objective, TargetSource, TrainConfig, TrainingData};
 
 /// Arguments of `tweedie eval`.
 #[derive(Args, Debug)]
@@ -255,8 +255,8 @@ pub fn eval(args: EvalArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tweedie::models::{ModelShape, SecondOrderHead};
-    use tweedie::nn::Activation;
+    use crate::models::{ModelShape, SecondOrderHead};
+    use crate::nn::Activation;
 
     #[test]
     fn denoiser_mse_follows_from_the_dsm_loss_on_the_same_noise() {
@@ -280,7 +280,7 @@ mod tests {
         let shape = ModelShape { dim, width: 4, depth: 1, activation: Activation::Softplus, head };
         let model = Model::Score(ScoreModel::<f32>::init(&shape, &mut rng));
         let points = Mat::from_fn(300, dim, |_, _| StandardNormal.sample(&mut rng));
-        let objective = Objective::SecondOrder { form: tweedie::objectives::D2smForm::B, weight: 1.0 };
+        let objective = Objective::SecondOrder { form: crate::objectives::D2smForm::B, weight: 1.0 };
         for (objective, sigma) in [(objective, 0.3), (Objective::Dsm, 0.3), (Objective::Esm, 0.0)] {
             let model = if objective == Objective::Esm { first_order_part(&model) } else { model.clone() };
             let chunked = held_out_loss(&model, objective, sigma, &points, 7);

@@ -1,10 +1,10 @@
 //! `tweedie export`: the evaluated weights of a checkpoint alone, under their documented names, for
 //! code in another language (layout: `docs/checkpoints.md`).
 
+use crate::train::Checkpoint;
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
-use tweedie::train::Checkpoint;
 
 /// Arguments of `tweedie export`.
 #[derive(Args, Debug)]

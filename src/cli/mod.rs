@@ -13,6 +13,7 @@ mod progress;
 mod sample;
 mod sample_plots;
 mod score;
+mod target_help;
 mod threads;
 mod train;
 mod usage_error;

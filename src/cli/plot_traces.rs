@@ -1,12 +1,12 @@
 //! `tweedie plot-traces`: MMD² against step for several `tweedie sample --json` runs on one plot.
 
 use super::sample_plots::{mmd_traces, save};
+use crate::data::claim_output;
+use crate::metrics::Trace;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::Value;
 use std::path::PathBuf;
-use tweedie::data::claim_output;
-use tweedie::metrics::Trace;
 
 /// Arguments of `tweedie plot-traces`.
 #[derive(Args, Debug)]

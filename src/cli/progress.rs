@@ -1,9 +1,9 @@
 //! A progress bar for training on a terminal; silent when piped or under `--json`.
 
+use crate::train::{StepInfo, TrainObserver};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::Path;
-use tweedie::train::{StepInfo, TrainObserver};
 
 /// Shows step, loss and rate on stderr.
 pub struct ProgressObserver {

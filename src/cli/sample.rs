@@ -2,24 +2,25 @@
 //! its sample-quality and mixing metrics as one JSON object.
 
 use super::sample_plots::{mmd_traces, samples_over_density, save, side_by_side};
+use super::target_help::TARGET_HELP;
+use crate::data::{claim_output, write_npy};
+use crate::linalg::Mat;
+use crate::memory_budget::MemoryBudget;
+use crate::metrics::{ksd2_unbiased, mixture_weight_tv, ImqKernel, MmdEstimator};
+use crate::models::Model;
+use crate::samplers::{
+    run, AnnealedOzaki, AnnealedSettings, AnnealedUla, ChainSeries, Chains, EnergySource, GeometricSchedule,
+    Mala, MalaSettings, MmdTrace, ModelCurvatureSource, ModelSource, Ozaki, OzakiSettings, OzakiSolver,
+    Sampler, SamplerError, ScoreSource, Ula, UlaSettings,
+};
+use crate::targets::{GaussianMixture, NamedTarget};
+use crate::train::Checkpoint;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use tweedie::data::{claim_output, write_npy};
-use tweedie::linalg::Mat;
-use tweedie::memory_budget::MemoryBudget;
-use tweedie::metrics::{ksd2_unbiased, mixture_weight_tv, ImqKernel, MmdEstimator};
-use tweedie::models::Model;
-use tweedie::samplers::{
-    run, AnnealedOzaki, AnnealedSettings, AnnealedUla, ChainSeries, Chains, EnergySource, GeometricSchedule,
-    Mala, MalaSettings, MmdTrace, ModelCurvatureSource, ModelSource, Ozaki, OzakiSettings, OzakiSolver,
-    Sampler, SamplerError, ScoreSource, Ula, UlaSettings,
-};
-use tweedie::targets::{GaussianMixture, NamedTarget, TARGET_HELP};
-use tweedie::train::Checkpoint;
 
 /// The samplers of `tweedie sample`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -393,10 +394,10 @@ fn run_and_measure(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::{EnergyModel, EnergyShape, ModelShape, ScoreModel, SecondOrderHead};
+    use crate::nn::Activation;
     use clap::Parser;
     use rand::SeedableRng;
-    use tweedie::models::{EnergyModel, EnergyShape, ModelShape, ScoreModel, SecondOrderHead};
-    use tweedie::nn::Activation;
 
     #[derive(Parser)]
     struct Cmd {
@@ -438,7 +439,7 @@ mod tests {
     }
 
     fn error(a: &SampleArgs, source: &Source) -> String {
-        let target = tweedie::targets::parse_target("gmm2d").unwrap();
+        let target = crate::targets::parse_target("gmm2d").unwrap();
         let built = build_sampler(a, &target, source).map(drop);
         built.map_or_else(|e| e.to_string(), |()| String::from("ok"))
     }

@@ -1,12 +1,12 @@
 //! Figures of `tweedie sample --plot` and `tweedie plot-traces`: chains over the target's density
 //! contours, and MMD² against step for one or several runs.
 
+use crate::linalg::Mat;
+use crate::metrics::Trace;
+use crate::plot::{Canvas, Field, LinePlot, Rgb, ScatterFigure};
+use crate::targets::{GaussianMixture, LogDensity};
 use anyhow::{Context, Result};
 use std::path::Path;
-use tweedie::linalg::Mat;
-use tweedie::metrics::Trace;
-use tweedie::plot::{Canvas, Field, LinePlot, Rgb, ScatterFigure};
-use tweedie::targets::{GaussianMixture, LogDensity};
 
 /// MMD² values below this are drawn at it on the log axis (the unbiased estimate can be <= 0 once the
 /// chains match the reference).

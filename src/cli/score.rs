@@ -1,16 +1,16 @@
 //! `tweedie score`: evaluate a trained model at the user's own points and write NPY arrays.
 
 use super::data_dir_arg::DataDirArg;
+use crate::data::{
+    claim_output, expect_width, load_image_set, load_points, locate_dataset, write_npy, ImageSpec,
+};
+use crate::estimators::score_jacobian;
+use crate::linalg::Mat;
+use crate::models::{Model, ScoreModel, SecondOrderHead};
+use crate::train::Checkpoint;
 use anyhow::{bail, Result};
 use clap::Args;
 use std::path::{Path, PathBuf};
-use tweedie::data::{
-    claim_output, expect_width, load_image_set, load_points, locate_dataset, write_npy, ImageSpec,
-};
-use tweedie::estimators::score_jacobian;
-use tweedie::linalg::Mat;
-use tweedie::models::{Model, ScoreModel, SecondOrderHead};
-use tweedie::train::Checkpoint;
 
 /// Arguments of `tweedie score`.
 #[derive(Args, Debug)]

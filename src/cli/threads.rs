@@ -1,8 +1,8 @@
 //! `--threads N`, the one thread-count flag of every command: the size of the global rayon pool that the
 //! parallel loops (chains, batches of points) and the large GEMMs share.
 
+use crate::memory_budget::check_threads;
 use anyhow::Result;
-use tweedie::memory_budget::check_threads;
 
 /// Builds the global rayon pool with `threads` threads (`None`: rayon's default, all cores unless
 /// `RAYON_NUM_THREADS` says otherwise) and returns its size. Call once, before any parallel work.

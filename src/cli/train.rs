@@ -3,20 +3,21 @@
 
 use super::data_dir_arg::DataDirArg;
 use super::progress::ProgressObserver;
+use crate::data::{claim_output, Subset};
+use crate::models::{ModelKind, SecondOrderHead};
+use crate::nn::Activation;
+use crate::objectives::Projection;
+use crate::optim::LearningRateSchedule;
+use crate::targets::TargetError;
+use crate::train::{Checkpoint, FormName, ObjectiveName, TargetSource, TrainConfig, Trainer};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::path::PathBuf;
 use std::time::Instant;
-use tweedie::data::{claim_output, Subset};
-use tweedie::models::{ModelKind, SecondOrderHead};
-use tweedie::nn::Activation;
-use tweedie::objectives::Projection;
-use tweedie::optim::LearningRateSchedule;
-use tweedie::targets::TargetError;
-use tweedie::train::{Checkpoint, FormName, ObjectiveName, TargetSource, TrainConfig, Trainer};
 
 /// Arguments of `tweedie train`. Flags override the values of `--config`.
 #[derive(Args, Debug)]
+#[command(after_help = super::target_help::train_help())]
 pub struct TrainArgs {
     /// TOML file with any of the settings below (see examples/).
     #[arg(long)]
@@ -230,9 +231,9 @@ const TARGET_FORMS: &str =
     npy:PATH, uci:redwine|whitewine|parkinsons[=PATH], mnist|fashion-mnist|digits[:train|test][=DIR]";
 
 /// An unknown target's error, listing the data-file forms too.
-fn with_every_target_form(err: tweedie::Error) -> anyhow::Error {
+fn with_every_target_form(err: crate::Error) -> anyhow::Error {
     match err {
-        tweedie::Error::Target(TargetError::UnknownTarget { spec }) => {
+        crate::Error::Target(TargetError::UnknownTarget { spec }) => {
             anyhow::anyhow!("unknown target `{spec}`; expected one of: {TARGET_FORMS}")
         }
         err => err.into(),

@@ -43,6 +43,5 @@ pub use source::{content_sha256, DataSource};
 pub use subset::Subset;
 pub use uci::{
     drop_correlated, load_uci, UciData, UciDataset, UciError, UciSpec, Whitening, CORRELATION_THRESHOLD,
-    UCI_HELP,
 };
 pub use verify::{verify_dataset, FileStatus};

@@ -20,14 +20,6 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use thiserror::Error;
 
-/// Help text for the `uci:` target syntax.
-pub const UCI_HELP: &str = "\
-UCI datasets (density estimation on real data; shipped inside the binary, see `tweedie data list`):
-  uci:redwine[=PATH]      Wine Quality, red          (data set uci-redwine)
-  uci:whitewine[=PATH]    Wine Quality, white        (data set uci-whitewine)
-  uci:parkinsons[=PATH]   Parkinsons Telemonitoring  (data set uci-parkinsons)
-  PATH, if given, is the file (or a folder holding it); else the data directory, else the shipped copy.";
-
 /// The correlation above which one column of a pair is dropped (Parkinsons).
 pub const CORRELATION_THRESHOLD: f64 = 0.98;
 

@@ -6,7 +6,8 @@ use crate::linalg::{Mat, Real};
 use serde::{Deserialize, Serialize};
 
 /// A pointwise nonlinearity.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Activation {
     /// `softplus(a) = ln(1 + e^a)`; `softplus' = sigmoid`, `softplus'' = sigmoid (1 - sigmoid)`.

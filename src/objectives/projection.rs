@@ -24,7 +24,8 @@ use std::str::FromStr;
 ///
 /// # Reference
 /// Song, Garg, Shi, Ermon, "Sliced Score Matching", UAI 2019, Sec. 3 and App. B; docs/math.md §6.4.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Projection {
     /// `v ~ N(0, I)`.

@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 /// A learning-rate schedule: the factor that multiplies the base learning rate at each step.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum LearningRateSchedule {
     /// The base rate throughout.

@@ -11,6 +11,7 @@ pub struct Rgb(pub u8, pub u8, pub u8);
 impl Rgb {
     /// White.
     pub const WHITE: Rgb = Rgb(255, 255, 255);
+    #[cfg(test)]
     /// Black.
     pub const BLACK: Rgb = Rgb(0, 0, 0);
     /// The grey drawn for missing (NaN) values.
@@ -48,6 +49,7 @@ impl Canvas {
         self.height
     }
 
+    #[cfg(test)]
     /// The RGB bytes, row-major.
     pub fn as_bytes(&self) -> &[u8] {
         &self.pixels

@@ -47,13 +47,6 @@ impl Field {
     ///
     /// # Errors
     /// As [`Field::new`].
-    ///
-    /// # Example
-    /// ```
-    /// use tweedie::plot::Field;
-    /// let f = Field::from_fn(3, 2, (0.0, 1.0), (-1.0, 1.0), |x, y| x + 10.0 * y).unwrap();
-    /// assert_eq!(f.values(), &[-10.0, -9.5, -9.0, 10.0, 10.5, 11.0]);
-    /// ```
     pub fn from_fn(
         nx: usize,
         ny: usize,
@@ -70,16 +63,6 @@ impl Field {
             }
         }
         Self::new(nx, ny, x_range, y_range, values)
-    }
-
-    /// Grid points along x.
-    pub fn nx(&self) -> usize {
-        self.nx
-    }
-
-    /// Grid points along y.
-    pub fn ny(&self) -> usize {
-        self.ny
     }
 
     /// `(x0, x1)`.
@@ -162,5 +145,12 @@ mod tests {
     fn single_point_field_covers_its_rectangle() {
         let f = Field::new(1, 1, (0.0, 1.0), (0.0, 1.0), vec![7.0]).unwrap();
         assert_eq!(f.nearest(0.99, 0.01), Some(7.0));
+    }
+
+    #[test]
+    fn from_fn_example() {
+        use crate::plot::Field;
+        let f = Field::from_fn(3, 2, (0.0, 1.0), (-1.0, 1.0), |x, y| x + 10.0 * y).unwrap();
+        assert_eq!(f.values(), &[-10.0, -9.5, -9.0, 10.0, 10.5, 11.0]);
     }
 }

@@ -2,11 +2,9 @@
 
 use super::canvas::{Canvas, Rgb};
 use super::colormap::{ColorScale, Colormap};
-use super::error::PlotError;
 use super::field::Field;
 use super::font::{draw_text, text_height, text_width, ADVANCE};
 use super::ticks::format_tick;
-use std::path::Path;
 
 const MARGIN: i64 = 12;
 const TITLE_SCALE: u32 = 2;
@@ -30,16 +28,6 @@ struct Panel {
 /// white means zero), shown by a colour bar under the column with its end and middle values. NaN values
 /// are drawn grey. Typical use: columns are Hessian entries `H11, H12, H22`, rows are
 /// `true / learned / autodiff`, so each entry is compared on one scale.
-///
-/// # Example
-/// ```
-/// use tweedie::plot::{Colormap, Field, HeatmapFigure};
-/// let mut fig = HeatmapFigure::new(1, 2, Colormap::Diverging).with_title("x and y");
-/// fig.set_panel(0, 0, "x", Field::from_fn(20, 20, (-1.0, 1.0), (-1.0, 1.0), |x, _| x).unwrap());
-/// fig.set_panel(0, 1, "y", Field::from_fn(20, 20, (-1.0, 1.0), (-1.0, 1.0), |_, y| y).unwrap());
-/// let canvas = fig.render();
-/// assert!(canvas.width() > 2 * 160);
-/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct HeatmapFigure {
     rows: usize,
@@ -64,6 +52,7 @@ impl HeatmapFigure {
         self
     }
 
+    #[cfg(test)]
     /// Sets the side of each square panel in pixels (default 160, at least 16).
     pub fn with_panel_size(mut self, pixels: u32) -> Self {
         self.panel_size = pixels.max(16);
@@ -176,14 +165,6 @@ impl HeatmapFigure {
         let w = i64::from(text_width(&hi, 1));
         draw_text(canvas, left + i64::from(n) - w, label_top, &hi, 1, Rgb::INK);
     }
-
-    /// Renders and writes the figure as a PNG, atomically.
-    ///
-    /// # Errors
-    /// [`PlotError::Io`] or [`PlotError::Encode`], naming `path`.
-    pub fn save_png(&self, path: &Path) -> Result<(), PlotError> {
-        self.render().save_png(path)
-    }
 }
 
 #[cfg(test)]
@@ -214,7 +195,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("h.png");
         let fig = hessian_figure();
-        fig.save_png(&path).unwrap();
+        fig.render().save_png(&path).unwrap();
         let (w, h, _) = decode_png(&std::fs::read(&path).unwrap());
         assert_eq!(w as i64, 2 * MARGIN + 3 * 64 + 2 * GAP_X);
         assert_eq!(
@@ -298,5 +279,15 @@ mod tests {
         );
         let (left, top) = fig.panel_origin(0, 0);
         assert_eq!(c.pixel(left as u32 + 8, top as u32 + 8), Rgb::WHITE);
+    }
+
+    #[test]
+    fn example_renders_two_panels() {
+        use crate::plot::{Colormap, Field, HeatmapFigure};
+        let mut fig = HeatmapFigure::new(1, 2, Colormap::Diverging).with_title("x and y");
+        fig.set_panel(0, 0, "x", Field::from_fn(20, 20, (-1.0, 1.0), (-1.0, 1.0), |x, _| x).unwrap());
+        fig.set_panel(0, 1, "y", Field::from_fn(20, 20, (-1.0, 1.0), (-1.0, 1.0), |_, y| y).unwrap());
+        let canvas = fig.render();
+        assert!(canvas.width() > 2 * 160);
     }
 }

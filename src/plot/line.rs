@@ -2,9 +2,7 @@
 
 use super::axes::{Axis, AxisScale, PlotArea};
 use super::canvas::{Canvas, Rgb};
-use super::error::PlotError;
 use super::font::{draw_text, text_height, text_width};
-use std::path::Path;
 
 const MARGIN: i64 = 12;
 const TITLE_SCALE: u32 = 2;
@@ -38,16 +36,6 @@ struct Series {
 /// The y axis is logarithmic by default (for quantities such as MMD² against step that fall over
 /// decades); points that cannot be drawn there (y ≤ 0, NaN) are skipped and break the line. Axis ranges
 /// cover the drawable points, the log axis rounded out to whole decades.
-///
-/// # Example
-/// ```
-/// use tweedie::plot::LinePlot;
-/// let plot = LinePlot::new("MMD^2 against step")
-///     .with_axis_labels("step", "MMD^2")
-///     .with_series("ULA", [(100.0, 0.3), (200.0, 0.05), (400.0, 0.01)])
-///     .with_series("Ozaki", [(100.0, 0.1), (200.0, 0.004), (400.0, 0.001)]);
-/// assert_eq!(plot.render().height(), 360);
-/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct LinePlot {
     title: String,
@@ -80,12 +68,14 @@ impl LinePlot {
         self
     }
 
+    #[cfg(test)]
     /// Chooses a logarithmic (default) or linear y axis.
     pub fn with_log_y(mut self, log_y: bool) -> Self {
         self.log_y = log_y;
         self
     }
 
+    #[cfg(test)]
     /// Sets the image size in pixels (at least 160 x 120).
     pub fn with_size(mut self, width: u32, height: u32) -> Self {
         self.width = width.max(160);
@@ -93,6 +83,7 @@ impl LinePlot {
         self
     }
 
+    #[cfg(test)]
     /// Adds a series.
     pub fn with_series(
         mut self,
@@ -212,14 +203,6 @@ impl LinePlot {
             draw_text(canvas, left + 27, y, &s.name, 1, Rgb::INK);
         }
     }
-
-    /// Renders and writes the plot as a PNG, atomically.
-    ///
-    /// # Errors
-    /// [`PlotError::Io`] or [`PlotError::Encode`], naming `path`.
-    pub fn save_png(&self, path: &Path) -> Result<(), PlotError> {
-        self.render().save_png(path)
-    }
 }
 
 /// `(lo, hi)` if it is a finite non-empty range, `lo ± 0.5` if a single value, else the default.
@@ -256,7 +239,7 @@ mod tests {
     fn saved_png_decodes_to_the_plot_size() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("mmd.png");
-        mmd_plot().with_size(400, 300).save_png(&path).unwrap();
+        mmd_plot().with_size(400, 300).render().save_png(&path).unwrap();
         let (w, h, _) = decode_png(&std::fs::read(&path).unwrap());
         assert_eq!((w, h), (400, 300));
     }
@@ -322,5 +305,15 @@ mod tests {
         assert_eq!((a.x.lo, a.x.hi), (0.0, 1.0));
         assert!((a.y.lo - 0.1).abs() < 1e-15 && a.y.hi == 1.0);
         assert_eq!(count(&plot.render(), PALETTE[0]), 18 * 3);
+    }
+
+    #[test]
+    fn example_renders_default_height() {
+        use crate::plot::LinePlot;
+        let plot = LinePlot::new("MMD^2 against step")
+            .with_axis_labels("step", "MMD^2")
+            .with_series("ULA", [(100.0, 0.3), (200.0, 0.05), (400.0, 0.01)])
+            .with_series("Ozaki", [(100.0, 0.1), (200.0, 0.004), (400.0, 0.001)]);
+        assert_eq!(plot.render().height(), 360);
     }
 }

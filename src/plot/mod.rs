@@ -12,10 +12,8 @@ mod scatter;
 mod ticks;
 
 pub use canvas::{Canvas, Rgb};
-pub use colormap::{ColorScale, Colormap};
-pub use error::PlotError;
+pub use colormap::Colormap;
 pub use field::{grid_points, Field};
-pub use font::{draw_text, text_height, text_width};
 pub use heatmap::HeatmapFigure;
 pub use line::LinePlot;
 pub use scatter::ScatterFigure;

@@ -6,7 +6,6 @@ use super::colormap::{ColorScale, Colormap};
 use super::error::PlotError;
 use super::field::{check_range, Field};
 use super::font::{draw_text, text_height, text_width};
-use std::path::Path;
 
 const MARGIN: i64 = 12;
 const TITLE_SCALE: u32 = 2;
@@ -18,17 +17,6 @@ const BOTTOM_AXIS: i64 = 20;
 /// The density is drawn with the sequential map quantised into `levels` bands, which reads as filled
 /// contours; points are small red dots. Points outside the window or with non-finite coordinates are
 /// not drawn.
-///
-/// # Example
-/// ```
-/// use tweedie::plot::{Field, ScatterFigure};
-/// let density = Field::from_fn(50, 50, (-3.0, 3.0), (-3.0, 3.0), |x, y| (-(x * x + y * y) / 2.0).exp()).unwrap();
-/// let fig = ScatterFigure::new("ULA, 1000 steps", (-3.0, 3.0), (-3.0, 3.0))
-///     .unwrap()
-///     .with_density(density)
-///     .with_points([[0.1, -0.2], [1.0, 0.5]]);
-/// assert_eq!(fig.render().width(), 480);
-/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct ScatterFigure {
     title: String,
@@ -71,6 +59,7 @@ impl ScatterFigure {
         self
     }
 
+    #[cfg(test)]
     /// Sets the number of filled contour bands (default 10, at least 2).
     pub fn with_levels(mut self, levels: usize) -> Self {
         self.levels = levels.max(2);
@@ -83,6 +72,7 @@ impl ScatterFigure {
         self
     }
 
+    #[cfg(test)]
     /// Sets the image size in pixels (default 480 x 480, at least 128 x 128).
     pub fn with_size(mut self, width: u32, height: u32) -> Self {
         self.width = width.max(128);
@@ -142,14 +132,6 @@ impl ScatterFigure {
         draw_text(&mut canvas, (i64::from(self.width) - w) / 2, MARGIN, &self.title, TITLE_SCALE, Rgb::INK);
         canvas
     }
-
-    /// Renders and writes the figure as a PNG, atomically.
-    ///
-    /// # Errors
-    /// [`PlotError::Io`] or [`PlotError::Encode`], naming `path`.
-    pub fn save_png(&self, path: &Path) -> Result<(), PlotError> {
-        self.render().save_png(path)
-    }
 }
 
 /// Colour of the sample dots.
@@ -170,7 +152,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.png");
         let fig = ScatterFigure::new("MALA", (-3.0, 3.0), (-3.0, 3.0)).unwrap().with_size(300, 200);
-        fig.save_png(&path).unwrap();
+        fig.render().save_png(&path).unwrap();
         let (w, h, _) = decode_png(&std::fs::read(&path).unwrap());
         assert_eq!((w, h), (300, 200));
     }
@@ -227,5 +209,17 @@ mod tests {
             ScatterFigure::new("", (0.0, 1.0), (0.0, f64::INFINITY)),
             Err(PlotError::BadRange { axis: "y", .. })
         ));
+    }
+
+    #[test]
+    fn example_renders_default_width() {
+        use crate::plot::{Field, ScatterFigure};
+        let density =
+            Field::from_fn(50, 50, (-3.0, 3.0), (-3.0, 3.0), |x, y| (-(x * x + y * y) / 2.0).exp()).unwrap();
+        let fig = ScatterFigure::new("ULA, 1000 steps", (-3.0, 3.0), (-3.0, 3.0))
+            .unwrap()
+            .with_density(density)
+            .with_points([[0.1, -0.2], [1.0, 0.5]]);
+        assert_eq!(fig.render().width(), 480);
     }
 }

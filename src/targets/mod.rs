@@ -22,6 +22,6 @@ pub use families::{
 pub use gaussian_mixture::GaussianMixture;
 pub use named::{
     canonical_name, parse_target, NamedTarget, TargetSpec, DEFAULT_COMPONENTS, DEFAULT_COND, MAX_COMPONENTS,
-    MAX_COND, MAX_DIM, TARGET_HELP,
+    MAX_COND, MAX_DIM,
 };
 pub use traits::{HasDim, LogDensity, Score, ScoreHessian};

@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// The D2SM form as named on the command line (`--vr` turns A into A-VR).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum FormName {
     /// Form A: `h = s2 + s1 s1^T` onto `(z z^T - I)/sigma^2`, `s1` trained jointly.
@@ -21,7 +22,8 @@ pub enum FormName {
 }
 
 /// The first-order objective of a score network alone or an energy model (`model = "s1"` or `"energy"`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum ObjectiveName {
     /// Denoising score matching.
