@@ -19,20 +19,59 @@
 //! - [`data`], [`checkpoint`], [`plot`]: NPY/CSV points, safetensors files, PNG figures.
 //! - [`memory_budget`]: sizes checked against the memory available before anything is allocated.
 //!
-//! # Example
+//! # Example: from an `N x D` array to scores, Hessians, posterior moments and samples
 //! ```
-//! use tweedie::evaluation::evaluate_scores;
-//! use tweedie::data::DataDir;
+//! use rand::SeedableRng;
+//! use rand_distr::{Distribution, StandardNormal};
+//! use tweedie::linalg::Mat;
+//! use tweedie::metrics::MmdEstimator;
+//! use tweedie::models::SecondOrderHead;
+//! use tweedie::samplers::{run, Chains, ModelSource, SampleReport, Ula, UlaSettings};
 //! use tweedie::train::{TrainConfig, Trainer};
 //!
-//! let config = TrainConfig { target: "gauss:dim=2,cond=4".into(), steps: 300, batch: 128, width: 32,
+//! // 2000 points of a Gaussian with covariance C = [[1, 0.5], [0.5, 1]], held in memory.
+//! let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+//! let points = Mat::from_fn(2000, 2, |_, _| StandardNormal.sample(&mut rng));
+//! let points = Mat::from_fn(2000, 2, |i, j| match j {
+//!     0 => points.at(i, 0),
+//!     _ => 0.5 * points.at(i, 0) + 0.75f64.sqrt() * points.at(i, 1),
+//! });
+//!
+//! // Learn s1 and a full second-order head s2 at sigma = 0.3; no checkpoint file.
+//! let sigma = 0.3;
+//! let config = TrainConfig { s2: SecondOrderHead::Full, sigma, steps: 600, batch: 256, width: 32,
 //!                            learning_rate: 3e-3, ema: 0.9, ..TrainConfig::default() };
-//! let dir = tempfile::tempdir().unwrap();
-//! let mut trainer = Trainer::new(config, &DataDir::resolve(None)).unwrap();
-//! trainer.run(&dir.path().join("model.safetensors"), &mut ()).unwrap();
-//! let target = trainer.data().mixture().unwrap().clone();
-//! let report = evaluate_scores(&trainer.state().eval_model(), &target, 0.3, 500, 1).unwrap();
-//! assert!(report.s2_rel_err.unwrap() < 0.3, "learned Hessian within 30% of the truth");
+//! let mut trainer = Trainer::from_points(config, points.clone())?;
+//! trainer.run(None, &mut ())?;
+//! let model = trainer.model();
+//!
+//! // s1 and s2 at your points: here the origin, where q_sigma = N(0, C + sigma^2 I) has
+//! // s1 = 0 and s2 = -(C + sigma^2 I)^-1.
+//! let x = Mat::from_vec(1, 2, vec![0.0f32, 0.0]);
+//! let s1 = model.score(&x);
+//! let s2 = model.as_score().unwrap().hessian_dense(&x).unwrap();
+//! let det = 1.09f64 * 1.09 - 0.25;
+//! let truth = [-1.09 / det, 0.5 / det, 0.5 / det, -1.09 / det];
+//! let err: f64 = s2.iter().zip(truth).map(|(a, b)| (*a as f64 - b).powi(2)).sum::<f64>().sqrt();
+//! let norm: f64 = truth.iter().map(|t| t * t).sum::<f64>().sqrt();
+//! assert!(err < 0.25 * norm, "s2 = {s2:?}, truth {truth:?}"); // about 15% after 600 steps
+//! assert!(s1.as_slice().iter().all(|v| v.abs() < 0.2), "s1 = {:?}", s1.as_slice());
+//!
+//! // Posterior moments of a clean x given the noisy x~ (Tweedie): mean x~ + sigma^2 s1,
+//! // covariance sigma^4 s2 + sigma^2 I.
+//! let mean: Vec<f64> = (0..2).map(|j| sigma * sigma * s1.at(0, j) as f64).collect();
+//! let cov: Vec<f64> = (0..4).map(|k| sigma.powi(4) * s2[k] as f64 + if k % 3 == 0 { sigma * sigma } else { 0.0 }).collect();
+//! assert!(mean.iter().all(|m| m.abs() < 0.02) && cov[0] > 0.0 && cov[0] < sigma * sigma);
+//!
+//! // Langevin chains on the learned score, measured against the data.
+//! let source = ModelSource::new(model.as_score().unwrap().clone());
+//! let mut ula = Ula::new(UlaSettings { step_size: 0.05 }, &source)?;
+//! let mut chains = Chains::from_normal(500, 2, 1.0, 1)?;
+//! let summary = run(&mut ula, &mut chains, 300, &mut ());
+//! let report = SampleReport::measure(&chains, &summary, &MmdEstimator::new(points)?, None)?;
+//! assert_eq!(report.live_chains, 500);
+//! assert!(report.mmd2.unwrap() < 0.005, "{report:?}"); // about 0.001
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![deny(unsafe_code)]
 #![deny(missing_docs)]

@@ -82,7 +82,10 @@ fn valid_checkpoint() -> &'static [u8] {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.safetensors");
         let config = TrainConfig { steps: 2, batch: 4, width: 4, depth: 1, ..TrainConfig::default() };
-        Trainer::new(config, &tweedie::data::DataDir::resolve(None)).unwrap().run(&path, &mut ()).unwrap();
+        Trainer::new(config, &tweedie::data::DataDir::resolve(None))
+            .unwrap()
+            .run(Some(&path), &mut ())
+            .unwrap();
         std::fs::read(path).unwrap()
     })
 }

@@ -66,7 +66,7 @@ fn train(target: &str, steps: u64, seed: u64, checkpoint: PathBuf, json: bool) -
     let mut trainer = Trainer::new(config, &DataDir::resolve(None))?;
     let mut progress = ProgressObserver::new(steps, 0, !json);
     let start = std::time::Instant::now();
-    let result = trainer.run(&checkpoint, &mut progress);
+    let result = trainer.run(Some(&checkpoint), &mut progress);
     progress.finish();
     result?;
     let seconds = start.elapsed().as_secs_f64();

@@ -4,14 +4,13 @@
 use super::sample_plots::{mmd_traces, samples_over_density, save, side_by_side};
 use super::target_help::TARGET_HELP;
 use crate::data::{claim_output, write_npy};
-use crate::linalg::Mat;
 use crate::memory_budget::MemoryBudget;
-use crate::metrics::{ksd2_unbiased, mixture_weight_tv, ImqKernel, MmdEstimator};
+use crate::metrics::MmdEstimator;
 use crate::models::Model;
 use crate::samplers::{
     run, AnnealedOzaki, AnnealedSettings, AnnealedUla, ChainSeries, Chains, EnergySource, GeometricSchedule,
     Mala, MalaSettings, MmdTrace, ModelCurvatureSource, ModelSource, Ozaki, OzakiSettings, OzakiSolver,
-    Sampler, SamplerError, ScoreSource, Ula, UlaSettings,
+    SampleReport, Sampler, SamplerError, Ula, UlaSettings,
 };
 use crate::targets::{GaussianMixture, NamedTarget};
 use crate::train::Checkpoint;
@@ -317,21 +316,8 @@ fn run_and_measure(
     let summary = run(&mut sampler, &mut chains, steps, &mut observers);
     let (tracer, series) = observers;
 
+    let report = SampleReport::measure(&chains, &summary, &estimator, Some(reference_dist))?;
     let live = chains.live_positions();
-    let mmd2 = estimator.mmd2(&live).ok();
-    let ksd2 = (live.rows() >= 2)
-        .then(|| {
-            let mut scores = Mat::zeros(live.rows(), dim);
-            ScoreSource::scores_into(reference_dist, &live, &mut scores);
-            ksd2_unbiased(&live, &scores, &ImqKernel::default()).ok()
-        })
-        .flatten();
-    let multimodal = reference_dist.n_components() > 1;
-    let mode_tv = (multimodal && live.rows() > 0)
-        .then(|| mixture_weight_tv(reference_dist, &live).map(|r| r.tv))
-        .transpose()?;
-    let mode_tv_reference =
-        multimodal.then(|| mixture_weight_tv(reference_dist, &reference).map(|r| r.tv)).transpose()?;
     let trace = tracer.trace();
     const TAIL: f64 = 0.25;
     let mixing = series.summary(&chains);
@@ -365,26 +351,26 @@ fn run_and_measure(
         "steps": steps,
         "step_size": args.step_size,
         "chains": args.chains,
-        "live_chains": live.rows(),
+        "live_chains": report.live_chains,
         "seed": args.seed,
         "clip_curvature": num(args.clip_curvature),
-        "mmd2": opt(mmd2),
+        "mmd2": opt(report.mmd2),
         "mmd2_stationary": opt(trace.stationary_level(TAIL)),
-        "mmd2_bandwidth": estimator.kernel().bandwidth(),
-        "ksd": opt(ksd2.map(|k| k.max(0.0).sqrt())),
-        "ksd2": opt(ksd2),
-        "mode_tv": opt(mode_tv),
-        "mode_tv_reference": opt(mode_tv_reference),
+        "mmd2_bandwidth": report.mmd2_bandwidth,
+        "ksd": opt(report.ksd2.map(|k| k.max(0.0).sqrt())),
+        "ksd2": opt(report.ksd2),
+        "mode_tv": opt(report.mode_tv),
+        "mode_tv_reference": opt(report.mode_tv_reference),
         "ess_min": opt(mixing.map(|m| m.ess_min)),
         "ess_mean": opt(mixing.map(|m| m.ess_mean)),
         "iat_max": opt(mixing.map(|m| m.iat_max)),
         "ess_window": mixing.map(|m| m.length),
         "steps_to_tol": trace.steps_to_tolerance(args.tol, TAIL),
         "tol": args.tol,
-        "acceptance_rate": summary.acceptance_rate(),
-        "clipped_fraction": summary.clipped_fraction(),
-        "seconds": summary.seconds,
-        "diverged": summary.divergence.chains,
+        "acceptance_rate": report.acceptance_rate,
+        "clipped_fraction": report.clipped_fraction,
+        "seconds": report.seconds,
+        "diverged": report.diverged,
         "diverged_first_step": summary.divergence.first_step,
         "trace_every": every,
         "trace": trace.steps.iter().zip(&trace.values).map(|(s, v)| json!([s, num(*v)])).collect::<Vec<_>>(),

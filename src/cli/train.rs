@@ -275,7 +275,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
     let (total, done) = (trainer.state().config.steps, trainer.state().step);
     let mut progress = ProgressObserver::new(total, done, !args.json);
     let start = Instant::now();
-    let result = trainer.run(&args.out, &mut progress);
+    let result = trainer.run(Some(&args.out), &mut progress);
     progress.finish();
     result?;
     let seconds = start.elapsed().as_secs_f64();

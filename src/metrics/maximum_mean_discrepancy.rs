@@ -154,6 +154,11 @@ impl MmdEstimator {
         &self.kernel
     }
 
+    /// The reference samples.
+    pub fn reference(&self) -> &Mat<f64> {
+        &self.reference
+    }
+
     /// $\widehat{\mathrm{MMD}}{}^2_u$ of `x` against the reference (see [`mmd2_unbiased`]).
     ///
     /// # Errors

@@ -92,6 +92,9 @@ pub enum ConfigError {
     /// `subset` with an analytic target, which has no rows to select.
     #[error("subset = {0} selects rows of a data set (this target is analytic: fresh samples every step)")]
     SubsetNeedsData(Subset),
+    /// `subset` with points handed over in memory (select the rows before handing them over).
+    #[error("subset = {0} with points given in memory (expected no subset: pass the rows to train on)")]
+    SubsetOfMemory(Subset),
     /// `subset` asks for more rows than the training split has.
     #[error("subset = {subset}: the training rows of {target} number {available} (expected a subset of at most that many)")]
     SubsetTooLarge {
@@ -218,7 +221,13 @@ pub enum TargetSource {
     Uci(UciSpec),
     /// An image set, each image a point with pixels in `[0, 1]`.
     Images(ImageSpec),
+    /// Points handed over in memory ([`Trainer::from_points`](super::Trainer::from_points)); the
+    /// target is written [`IN_MEMORY_TARGET`].
+    Memory,
 }
+
+/// The `target` of a run on points handed over in memory: nothing to load from a name or a file.
+pub const IN_MEMORY_TARGET: &str = "memory";
 
 impl TrainConfig {
     /// Checks every field; returns the first problem.
@@ -270,6 +279,7 @@ impl TrainConfig {
         let source = self.target_source()?;
         match (self.subset, source) {
             (Some(subset), TargetSource::Named(_)) => Err(ConfigError::SubsetNeedsData(subset)),
+            (Some(subset), TargetSource::Memory) => Err(ConfigError::SubsetOfMemory(subset)),
             _ => Ok(()),
         }
     }
@@ -287,6 +297,7 @@ impl TrainConfig {
             Some(("csv", p)) => TargetSource::Csv(path(p)?),
             Some(("npy", p)) => TargetSource::Npy(path(p)?),
             Some(("uci", _)) => TargetSource::Uci(self.target.parse()?),
+            _ if self.target == IN_MEMORY_TARGET => TargetSource::Memory,
             _ if ImageSpec::matches(&self.target) => {
                 TargetSource::Images(self.target.parse().map_err(ConfigError::Images)?)
             }

@@ -13,7 +13,9 @@ mod training_checkpoint;
 mod training_data;
 mod training_memory;
 
-pub use config::{ConfigError, FormName, ObjectiveName, TargetSource, TrainConfig, SIGMA_RANGE};
+pub use config::{
+    ConfigError, FormName, ObjectiveName, TargetSource, TrainConfig, IN_MEMORY_TARGET, SIGMA_RANGE,
+};
 pub use data_file::{DataChanged, DataFile};
 pub use energy_step::{energy_loss_and_gradient, EnergyWorkspace};
 pub use model_step::ModelWorkspace;

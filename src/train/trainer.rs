@@ -12,6 +12,7 @@ use crate::checkpoint::CheckpointError;
 use crate::data::DataDir;
 use crate::linalg::Mat;
 use crate::memory_budget::MemoryBudget;
+use crate::models::Model;
 use crate::optim::{Adam, Ema};
 use crate::Error;
 use rand::SeedableRng;
@@ -20,10 +21,11 @@ use rand_distr::{Distribution, StandardNormal};
 use std::path::{Path, PathBuf};
 
 /// What a run leaves at its output when it stops early: the last checkpoint it wrote, or nothing.
-fn kept(path: &Path, last_saved: &Option<u64>) -> String {
-    match last_saved {
-        Some(step) => format!("the checkpoint of step {step} is kept at {}", path.display()),
-        None => format!("this run wrote no checkpoint, {} is unchanged", path.display()),
+fn kept(path: &Option<PathBuf>, last_saved: &Option<u64>) -> String {
+    match (path, last_saved) {
+        (None, _) => "the run kept no checkpoint".into(),
+        (Some(path), Some(step)) => format!("the checkpoint of step {step} is kept at {}", path.display()),
+        (Some(path), None) => format!("this run wrote no checkpoint, {} is unchanged", path.display()),
     }
 }
 
@@ -44,8 +46,8 @@ pub enum TrainError {
         value: f64,
         /// The step of the last checkpoint this run wrote, if any.
         last_saved: Option<u64>,
-        /// The output path.
-        path: PathBuf,
+        /// The checkpoint path, if the run keeps checkpoints.
+        path: Option<PathBuf>,
     },
     /// `--steps` on resume is below the steps the checkpoint has already done.
     #[error("--steps {steps} is below the {done} steps the checkpoint has done (expected a total of at least {done})")]
@@ -55,6 +57,29 @@ pub enum TrainError {
         /// The checkpoint's step.
         done: u64,
     },
+    /// Fewer than two points (one to train on, one held out), or points with no coordinates.
+    #[error("{rows} points of dimension {cols} (expected at least 2 points of dimension at least 1)")]
+    TooFewPoints {
+        /// Rows given.
+        rows: usize,
+        /// Columns given.
+        cols: usize,
+    },
+    /// A point with a coordinate that is not finite or beyond the f32 range training can use.
+    #[error(
+        "point {row}, coordinate {column} is {value} (expected a finite number of magnitude at most 1e16)"
+    )]
+    BadPoint {
+        /// The row (0-based).
+        row: usize,
+        /// The column (0-based).
+        column: usize,
+        /// The value.
+        value: f64,
+    },
+    /// A checkpoint of a run on points in memory, resumed without them.
+    #[error("this run trained on points given in memory (expected them again: Trainer::resume_with_points)")]
+    PointsNotInMemory,
     /// A checkpoint's data dimension differs from its data's.
     #[error("checkpoint is for dimension {checkpoint}, but the data has dimension {data}")]
     DimensionMismatch {
@@ -127,6 +152,25 @@ impl Trainer {
     pub fn new(config: TrainConfig, data_dir: &DataDir) -> Result<Self, Error> {
         config.validate()?;
         let data = TrainingData::load(&config, data_dir)?;
+        Self::start(config, data)
+    }
+
+    /// Starts a run on points held in memory (`N x D`, one point per row): a tenth of the rows (at least
+    /// one) is held out by a seeded shuffle, as for a data file. `config.target` is replaced by
+    /// [`IN_MEMORY_TARGET`](super::IN_MEMORY_TARGET); a checkpoint of this run resumes with
+    /// [`Trainer::resume_with_points`].
+    ///
+    /// # Errors
+    /// A bad configuration, fewer than two points, a value that is not finite or beyond `1e16`
+    /// ([`TrainError`]), or a model too large for this machine's memory.
+    pub fn from_points(mut config: TrainConfig, points: Mat<f64>) -> Result<Self, Error> {
+        config.target = super::IN_MEMORY_TARGET.into();
+        config.validate()?;
+        let data = TrainingData::from_memory(points, config.seed)?;
+        Self::start(config, data)
+    }
+
+    fn start(config: TrainConfig, data: TrainingData) -> Result<Self, Error> {
         check_memory(&config, data.dim(), &MemoryBudget::of_this_machine())?;
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         let model = config.init_model(data.dim(), &mut rng);
@@ -148,6 +192,30 @@ impl Trainer {
         }
         checkpoint.config.validate()?;
         let data = TrainingData::load(&checkpoint.config, data_dir)?;
+        Self::continue_on(checkpoint, data)
+    }
+
+    /// Resumes a run of [`Trainer::from_points`] on the same points; `steps` as for [`Trainer::resume`].
+    ///
+    /// # Errors
+    /// As [`Trainer::resume`], and [`TrainError::DimensionMismatch`] for points of another dimension.
+    pub fn resume_with_points(
+        mut checkpoint: Checkpoint,
+        steps: Option<u64>,
+        points: Mat<f64>,
+    ) -> Result<Self, Error> {
+        if let Some(steps) = steps {
+            if steps < checkpoint.step {
+                return Err(TrainError::StepsBelowCheckpoint { steps, done: checkpoint.step }.into());
+            }
+            checkpoint.config.steps = steps;
+        }
+        checkpoint.config.validate()?;
+        let data = TrainingData::from_memory(points, checkpoint.config.seed)?;
+        Self::continue_on(checkpoint, data)
+    }
+
+    fn continue_on(mut checkpoint: Checkpoint, data: TrainingData) -> Result<Self, Error> {
         if data.dim() != checkpoint.dim {
             return Err(TrainError::DimensionMismatch { checkpoint: checkpoint.dim, data: data.dim() }.into());
         }
@@ -169,6 +237,11 @@ impl Trainer {
     /// The training data.
     pub fn data(&self) -> &TrainingData {
         &self.data
+    }
+
+    /// The model as evaluated: the moving average of the weights when `ema > 0`, else the weights.
+    pub fn model(&self) -> Model<f32> {
+        self.state.eval_model()
     }
 
     /// One step: draws a batch and noise, computes the loss and gradient, and updates the model.
@@ -205,23 +278,24 @@ impl Trainer {
         Ok(loss)
     }
 
-    /// Trains until the configured number of steps, checkpointing to `out` every `checkpoint_every` steps
-    /// and at the end. Nothing is written before the first of these, so a run that fails or is killed
-    /// early leaves whatever was at `out` as it was; each write is atomic.
-    pub fn run(&mut self, out: &Path, observer: &mut dyn TrainObserver) -> Result<(), Error> {
+    /// Trains until the configured number of steps. With `checkpoint = Some(out)` the state is written to
+    /// `out` every `checkpoint_every` steps and at the end; nothing is written before the first of these,
+    /// so a run that fails or is killed early leaves whatever was at `out` as it was; each write is
+    /// atomic. With `None` nothing is written.
+    pub fn run(&mut self, checkpoint: Option<&Path>, observer: &mut dyn TrainObserver) -> Result<(), Error> {
         let mut last_saved = None;
         while self.state.step < self.state.config.steps {
             let loss = match self.step() {
                 Ok(loss) => loss,
                 Err((what, value)) => {
                     let step = self.state.step + 1;
-                    let path = out.to_path_buf();
+                    let path = checkpoint.map(Path::to_path_buf);
                     return Err(TrainError::Diverged { step, what, value, last_saved, path }.into());
                 }
             };
             observer.on_step(&StepInfo { step: self.state.step, loss });
             let due = self.state.step.is_multiple_of(self.state.config.checkpoint_every);
-            if due || self.state.step == self.state.config.steps {
+            if let (Some(out), true) = (checkpoint, due || self.state.step == self.state.config.steps) {
                 self.save(out)?;
                 last_saved = Some(self.state.step);
                 observer.on_checkpoint(self.state.step, out);
@@ -273,13 +347,13 @@ mod tests {
         for config in [small as fn(u64) -> TrainConfig, small_energy] {
             let dir = tempfile::tempdir().unwrap();
             let (straight, split) = (dir.path().join("a.safetensors"), dir.path().join("b.safetensors"));
-            Trainer::new(config(20), &DataDir::new("unused")).unwrap().run(&straight, &mut ()).unwrap();
-            Trainer::new(config(9), &DataDir::new("unused")).unwrap().run(&split, &mut ()).unwrap();
+            Trainer::new(config(20), &DataDir::new("unused")).unwrap().run(Some(&straight), &mut ()).unwrap();
+            Trainer::new(config(9), &DataDir::new("unused")).unwrap().run(Some(&split), &mut ()).unwrap();
             let halfway = Checkpoint::load(&split).unwrap();
             assert_eq!(halfway.step, 9);
             Trainer::resume(halfway, Some(20), &DataDir::new("unused"))
                 .unwrap()
-                .run(&split, &mut ())
+                .run(Some(&split), &mut ())
                 .unwrap();
             let (a, b) = (Checkpoint::load(&straight).unwrap(), Checkpoint::load(&split).unwrap());
             assert_eq!(a.step, 20);
@@ -295,7 +369,7 @@ mod tests {
     fn resuming_below_the_checkpoints_step_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("m.safetensors");
-        Trainer::new(small(9), &DataDir::new("unused")).unwrap().run(&out, &mut ()).unwrap();
+        Trainer::new(small(9), &DataDir::new("unused")).unwrap().run(Some(&out), &mut ()).unwrap();
         let err =
             Trainer::resume(Checkpoint::load(&out).unwrap(), Some(5), &DataDir::new("unused")).err().unwrap();
         assert!(matches!(err, Error::Train(TrainError::StepsBelowCheckpoint { steps: 5, done: 9 })), "{err}");
@@ -311,13 +385,13 @@ mod tests {
         assert_eq!((config.learning_rate_at(0), config.learning_rate_at(20)), (config.learning_rate, 0.0));
         let dir = tempfile::tempdir().unwrap();
         let (straight, split) = (dir.path().join("a.safetensors"), dir.path().join("b.safetensors"));
-        Trainer::new(config.clone(), &DataDir::new("unused")).unwrap().run(&straight, &mut ()).unwrap();
+        Trainer::new(config.clone(), &DataDir::new("unused")).unwrap().run(Some(&straight), &mut ()).unwrap();
         let mut first = Trainer::new(config, &DataDir::new("unused")).unwrap();
         (0..9).for_each(|_| assert!(first.step().is_ok()));
         first.save(&split).unwrap();
         Trainer::resume(Checkpoint::load(&split).unwrap(), None, &DataDir::new("unused"))
             .unwrap()
-            .run(&split, &mut ())
+            .run(Some(&split), &mut ())
             .unwrap();
         let (a, b) = (Checkpoint::load(&straight).unwrap(), Checkpoint::load(&split).unwrap());
         assert_eq!((a.step, b.step), (20, 20));
@@ -331,7 +405,8 @@ mod tests {
         let out = dir.path().join("m.safetensors");
         std::fs::write(&out, b"a previous model").unwrap();
         let config = TrainConfig { learning_rate: 1e30, ..small(200) };
-        let err = Trainer::new(config, &DataDir::new("unused")).unwrap().run(&out, &mut ()).unwrap_err();
+        let err =
+            Trainer::new(config, &DataDir::new("unused")).unwrap().run(Some(&out), &mut ()).unwrap_err();
         let Error::Train(TrainError::Diverged { step, last_saved, .. }) = &err else { panic!("{err}") };
         assert!(*step <= 7 && last_saved.is_none(), "diverged at {step}, saved {last_saved:?}");
         assert!(err.to_string().contains("this run wrote no checkpoint"), "{err}");
@@ -345,7 +420,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("m.safetensors");
         let config = TrainConfig { learning_rate: 100.0, checkpoint_every: 1, ..small(400) };
-        let err = Trainer::new(config, &DataDir::new("unused")).unwrap().run(&out, &mut ()).unwrap_err();
+        let err =
+            Trainer::new(config, &DataDir::new("unused")).unwrap().run(Some(&out), &mut ()).unwrap_err();
         let Error::Train(TrainError::Diverged { step, last_saved: Some(saved), .. }) = &err else {
             panic!("{err}")
         };
@@ -365,13 +441,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("m.safetensors");
         let data_dir = DataDir::new("unused");
-        Trainer::new(small(6), &data_dir).unwrap().run(&out, &mut ()).unwrap();
+        Trainer::new(small(6), &data_dir).unwrap().run(Some(&out), &mut ()).unwrap();
         let mut at_six = Checkpoint::load(&out).unwrap();
         assert_eq!(at_six.step, 6);
         at_six.config.learning_rate = 1e30;
         let mut reference = Trainer::resume(at_six.clone(), Some(200), &data_dir).unwrap();
         assert!(reference.step().is_ok_and(f64::is_finite));
-        let err = Trainer::resume(at_six, Some(200), &data_dir).unwrap().run(&out, &mut ()).unwrap_err();
+        let err =
+            Trainer::resume(at_six, Some(200), &data_dir).unwrap().run(Some(&out), &mut ()).unwrap_err();
         let Error::Train(TrainError::Diverged { step, last_saved, .. }) = &err else { panic!("{err}") };
         assert_eq!((*step, *last_saved), (8, Some(7)));
         let message = err.to_string();
@@ -390,7 +467,7 @@ mod tests {
     fn loading_rejects_a_checkpoint_of_another_shape_and_a_truncated_file() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("m.safetensors");
-        Trainer::new(small(7), &DataDir::new("unused")).unwrap().run(&out, &mut ()).unwrap();
+        Trainer::new(small(7), &DataDir::new("unused")).unwrap().run(Some(&out), &mut ()).unwrap();
         // Rewrite the stored config to claim a wider network than the tensors have.
         let mut store = TensorStore::load(&out).unwrap();
         let config = TrainConfig { width: 9, ..small(7) };
@@ -409,7 +486,7 @@ mod tests {
     fn a_config_asking_for_more_weights_than_the_file_holds_is_refused_before_allocating() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("m.safetensors");
-        Trainer::new(small(7), &DataDir::new("unused")).unwrap().run(&out, &mut ()).unwrap();
+        Trainer::new(small(7), &DataDir::new("unused")).unwrap().run(Some(&out), &mut ()).unwrap();
         let mut store = TensorStore::load(&out).unwrap();
         // Without the check, building the model of this config would try to allocate 10^18 weights.
         let huge = TrainConfig { width: 1_000_000_000, ..small(7) };

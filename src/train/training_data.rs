@@ -2,14 +2,16 @@
 //! set or an image set (minibatches drawn from a training split, with a held-out split for evaluation).
 
 use super::config::{ConfigError, TargetSource, TrainConfig};
-use crate::data::{load_image_set, load_points, load_uci, locate_dataset, DataDir, DataError, Split};
+use super::trainer::TrainError;
+use crate::data::{
+    load_image_set, load_points, load_uci, locate_dataset, DataDir, DataError, Split, MAX_ABS_VALUE,
+};
 use crate::linalg::Mat;
 use crate::targets::{GaussianMixture, NamedTarget};
 use crate::Error;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::path::Path;
 
 /// Training points.
 #[derive(Clone, Debug)]
@@ -46,8 +48,14 @@ impl TrainingData {
                 return Ok(Self::Analytic { name: target.name(), mixture: target.into_mixture() });
             }
             TargetSource::Csv(path) | TargetSource::Npy(path) => {
-                Self::from_points(&path, load_points(&path)?, seed)?
+                let points = load_points(&path)?;
+                if points.rows() < 2 {
+                    let found = points.rows();
+                    return Err(DataError::TooFewRows { path, found, expected: 2 }.into());
+                }
+                Self::split(path.display().to_string(), points, seed)
             }
+            TargetSource::Memory => return Err(TrainError::PointsNotInMemory.into()),
             TargetSource::Uci(spec) => {
                 // The validation split is left out: training never sees it and evaluation uses the test
                 // split.
@@ -87,26 +95,28 @@ impl TrainingData {
         }
     }
 
-    /// Splits points into training and held-out rows by a seeded shuffle.
-    fn from_points(path: &Path, points: Mat<f64>, seed: u64) -> Result<Self, Error> {
-        if points.rows() < 2 {
-            return Err(DataError::TooFewRows {
-                path: path.to_path_buf(),
-                found: points.rows(),
-                expected: 2,
-            }
-            .into());
+    /// Points handed over in memory, checked (at least two rows and one column, every value finite and
+    /// at most [`MAX_ABS_VALUE`] in magnitude, as for a data file) and split as a data file is.
+    pub(crate) fn from_memory(points: Mat<f64>, seed: u64) -> Result<Self, TrainError> {
+        if points.rows() < 2 || points.cols() == 0 {
+            return Err(TrainError::TooFewPoints { rows: points.rows(), cols: points.cols() });
         }
+        let bad = points.as_slice().iter().position(|v| !(v.abs() <= MAX_ABS_VALUE));
+        if let Some(k) = bad {
+            let (row, column, value) = (k / points.cols(), k % points.cols(), points.as_slice()[k]);
+            return Err(TrainError::BadPoint { row, column, value });
+        }
+        Ok(Self::split("points in memory".into(), points, seed))
+    }
+
+    /// Splits at least two points into training and held-out rows (a tenth, at least one) by a seeded
+    /// shuffle.
+    fn split(label: String, points: Mat<f64>, seed: u64) -> Self {
         let mut order: Vec<usize> = (0..points.rows()).collect();
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_da7a));
         let held = (points.rows() / 10).max(1);
         let gather = |rows: &[usize]| Mat::from_fn(rows.len(), points.cols(), |i, j| points.at(rows[i], j));
-        Ok(Self::Samples {
-            label: path.display().to_string(),
-            held_out: gather(&order[..held]),
-            train: gather(&order[held..]),
-            log_det: 0.0,
-        })
+        Self::Samples { label, held_out: gather(&order[..held]), train: gather(&order[held..]), log_det: 0.0 }
     }
 
     /// Data dimension.
@@ -144,7 +154,7 @@ mod tests {
     #[test]
     fn data_files_split_into_disjoint_train_and_held_out_rows() {
         let points = Mat::from_fn(25, 2, |i, j| (i * 2 + j) as f64);
-        let data = TrainingData::from_points(Path::new("p.csv"), points, 3).unwrap();
+        let data = TrainingData::from_memory(points, 3).unwrap();
         let TrainingData::Samples { train, held_out, .. } = &data else { panic!("expected samples") };
         assert_eq!((train.rows(), held_out.rows()), (23, 2));
         let mut firsts: Vec<f64> = train.row_iter().chain(held_out.row_iter()).map(|r| r[0]).collect();
@@ -155,7 +165,13 @@ mod tests {
             batch.row_iter().all(|r| train.row_iter().any(|t| t[0] as f32 == r[0])),
             "draws come from train"
         );
-        let one = TrainingData::from_points(Path::new("p.csv"), Mat::zeros(1, 2), 3);
-        assert!(matches!(one, Err(Error::Data(DataError::TooFewRows { found: 1, .. }))));
+        let one = TrainingData::from_memory(Mat::zeros(1, 2), 3);
+        assert!(matches!(one, Err(TrainError::TooFewPoints { rows: 1, cols: 2 })));
+        let mut bad = Mat::zeros(4, 3);
+        bad.set(2, 1, f64::NAN);
+        let err = TrainingData::from_memory(bad.clone(), 3).unwrap_err();
+        assert!(matches!(err, TrainError::BadPoint { row: 2, column: 1, .. }), "{err}");
+        bad.set(2, 1, 2e16);
+        assert!(matches!(TrainingData::from_memory(bad, 3), Err(TrainError::BadPoint { row: 2, .. })));
     }
 }
