@@ -101,7 +101,7 @@ impl TrainingData {
         if points.rows() < 2 || points.cols() == 0 {
             return Err(TrainError::TooFewPoints { rows: points.rows(), cols: points.cols() });
         }
-        let bad = points.as_slice().iter().position(|v| !(v.abs() <= MAX_ABS_VALUE));
+        let bad = points.as_slice().iter().position(|v| !v.is_finite() || v.abs() > MAX_ABS_VALUE);
         if let Some(k) = bad {
             let (row, column, value) = (k / points.cols(), k % points.cols(), points.as_slice()[k]);
             return Err(TrainError::BadPoint { row, column, value });
