@@ -7,9 +7,10 @@ use crate::memory_budget::{training_bytes, MemoryBudget, NetworkSize};
 use crate::models::{ModelShape, ScoreModel, SecondOrderHead};
 use crate::nn::{Activation, MlpTrace};
 use crate::objectives::{D2smForm, Projection};
+use crate::objectives::{Objective, ObjectiveError, ScoreMatching};
 use crate::optim::{Adam, AdamSettings};
 use crate::targets::random_gauss;
-use crate::train::{loss_and_gradient, Objective, StepWorkspace};
+use crate::train::{loss_and_gradient, StepWorkspace};
 use anyhow::{bail, Result};
 use clap::Args;
 use rand::SeedableRng;
@@ -69,16 +70,23 @@ fn shape(dim: usize, head: Option<SecondOrderHead>) -> ModelShape {
     ModelShape { dim, width: width_for(dim), depth: 2, activation: Activation::Softplus, head }
 }
 
-fn train_step_ms(dim: usize, objective: Objective, head: Option<SecondOrderHead>, reps: usize) -> f64 {
+fn train_step_ms(
+    dim: usize,
+    objective: Objective,
+    head: Option<SecondOrderHead>,
+    reps: usize,
+) -> Result<f64, ObjectiveError> {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let mut model = ScoreModel::<f32>::init(&shape(dim, head), &mut rng);
     let (x, z) = (normal(BATCH, dim, &mut rng), normal(objective.noise_rows(BATCH), dim, &mut rng));
     let mut ws = StepWorkspace::new(&model);
     let mut adam = Adam::new(AdamSettings::default(), model.num_params());
-    median_ms(reps, || {
-        loss_and_gradient(&model, objective, SIGMA, &x, &z, &mut ws);
+    // One checked step (the objective fits the model), then the timed ones.
+    loss_and_gradient(&model, objective, SIGMA, &x, &z, &mut ws)?;
+    Ok(median_ms(reps, || {
+        std::hint::black_box(loss_and_gradient(&model, objective, SIGMA, &x, &z, &mut ws).is_ok());
         adam.step(model.params_mut(), ws.grad.params());
-    })
+    }))
 }
 
 /// Dimension of the Gaussian the kernel-estimator workloads fit.
@@ -116,17 +124,19 @@ fn kernel_fit_ms(workload: &str, samples: usize, reps: usize) -> Result<f64> {
 
 /// Runs one workload at one dimension; returns the median milliseconds.
 fn run(workload: &str, dim: usize, reps: usize) -> Result<f64> {
-    let sliced = |variance_reduced| Objective::Ssm {
-        projections: 1,
-        projection: Projection::Rademacher,
-        variance_reduced,
+    let sliced = |variance_reduced| {
+        Objective::ScoreMatching(ScoreMatching::Ssm {
+            projections: 1,
+            projection: Projection::Rademacher,
+            variance_reduced,
+        })
     };
     let learned_head = if dim <= 16 { SecondOrderHead::Full } else { SecondOrderHead::LowRank { rank: 10 } };
     Ok(match workload {
-        "dsm_step" => train_step_ms(dim, Objective::Dsm, None, reps),
-        "ssm_step" => train_step_ms(dim, sliced(true), None, reps),
-        "ssm_plain_step" => train_step_ms(dim, sliced(false), None, reps),
-        "esm_step" => train_step_ms(dim, Objective::Esm, None, reps),
+        "dsm_step" => train_step_ms(dim, Objective::Dsm, None, reps)?,
+        "ssm_step" => train_step_ms(dim, sliced(true), None, reps)?,
+        "ssm_plain_step" => train_step_ms(dim, sliced(false), None, reps)?,
+        "esm_step" => train_step_ms(dim, Objective::ScoreMatching(ScoreMatching::Esm), None, reps)?,
         "stein_fit" | "ssge_fit" => kernel_fit_ms(workload, dim, reps)?,
         "d2sm_step" => {
             let (head, weight) = if dim >= 100 {
@@ -134,7 +144,7 @@ fn run(workload: &str, dim: usize, reps: usize) -> Result<f64> {
             } else {
                 (SecondOrderHead::Diagonal, 1.0)
             };
-            train_step_ms(dim, Objective::SecondOrder { form: D2smForm::A, weight }, Some(head), reps)
+            train_step_ms(dim, Objective::SecondOrder { form: D2smForm::A, weight }, Some(head), reps)?
         }
         "hessian_learned" => {
             let mut rng = ChaCha8Rng::seed_from_u64(0);

@@ -9,7 +9,8 @@ use crate::evaluation::{
 use crate::linalg::Mat;
 use crate::memory_budget::MemoryBudget;
 use crate::models::{Model, ScoreModel};
-use crate::train::{Checkpoint, ModelWorkspace, Objective, TargetSource, TrainConfig, TrainingData};
+use crate::objectives::{Objective, ScoreMatching};
+use crate::train::{Checkpoint, ModelWorkspace, TargetSource, TrainConfig, TrainingData};
 use anyhow::{Context, Result};
 use clap::Args;
 use rand::SeedableRng;
@@ -58,7 +59,13 @@ const MAX_DEFAULT_ESM_DIM: usize = 100;
 
 /// Mean loss of `objective` over `points` (in f64) with noise drawn from `seed` at noise level `sigma`,
 /// in chunks of points small enough that even ESM's `D + 1` stacked rows per point stay near 2^15 rows.
-fn held_out_loss(model: &Model<f32>, objective: Objective, sigma: f64, points: &Mat<f64>, seed: u64) -> f64 {
+fn held_out_loss(
+    model: &Model<f32>,
+    objective: Objective,
+    sigma: f64,
+    points: &Mat<f64>,
+    seed: u64,
+) -> Result<f64> {
     let model = model.cast::<f64>();
     let mut ws = ModelWorkspace::new(&model);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -68,9 +75,9 @@ fn held_out_loss(model: &Model<f32>, objective: Objective, sigma: f64, points: &
     for start in (0..n).step_by(chunk) {
         let x = points.slice_rows(start, (start + chunk).min(n));
         let z = Mat::from_fn(objective.noise_rows(x.rows()), dim, |_, _| StandardNormal.sample(&mut rng));
-        total += x.rows() as f64 * ws.loss_and_gradient(&model, objective, sigma, &x, &z);
+        total += x.rows() as f64 * ws.loss_and_gradient(&model, objective, sigma, &x, &z)?;
     }
-    total / n as f64
+    Ok(total / n as f64)
 }
 
 /// Mean squared error per coordinate of the Tweedie denoiser `x^ = x~ + sigma^2 s1(x~)` from the DSM
@@ -202,12 +209,12 @@ pub fn eval(args: EvalArgs) -> Result<()> {
             let rows = if target == trained_on { held_out.clone() } else { Mat::vstack(&[held_out, train]) };
             let model = checkpoint.eval_model();
             let sigma = checkpoint.config.sigma;
-            let objective = checkpoint.config.objective();
+            let objective = checkpoint.config.objective()?;
             let mut value = serde_json::json!({
                 "target": target, "model": model.kind(), "held_out_points": rows.rows(),
                 "steps": checkpoint.step,
-                "held_out_loss": held_out_loss(&model, objective, sigma, &rows, args.seed),
-                "held_out_dsm_loss": held_out_loss(&model, Objective::Dsm, sigma, &rows, args.seed),
+                "held_out_loss": held_out_loss(&model, objective, sigma, &rows, args.seed)?,
+                "held_out_dsm_loss": held_out_loss(&model, Objective::Dsm, sigma, &rows, args.seed)?,
             });
             if let TargetSource::Images(_) = probe.target_source()? {
                 let dsm = value["held_out_dsm_loss"].as_f64().unwrap_or(f64::NAN);
@@ -216,8 +223,14 @@ pub fn eval(args: EvalArgs) -> Result<()> {
             }
             if rows.cols() <= MAX_DEFAULT_ESM_DIM || args.exact_score_matching {
                 // Exact score matching on the held-out points themselves (no noise).
-                value["test_esm_loss"] =
-                    held_out_loss(&first_order_part(&model), Objective::Esm, 0.0, &rows, args.seed).into();
+                value["test_esm_loss"] = held_out_loss(
+                    &first_order_part(&model),
+                    Objective::ScoreMatching(ScoreMatching::Esm),
+                    0.0,
+                    &rows,
+                    args.seed,
+                )?
+                .into();
             }
             if let Model::Energy(energy) = &model {
                 let settings = LogPartitionSettings {
@@ -281,13 +294,20 @@ mod tests {
         let model = Model::Score(ScoreModel::<f32>::init(&shape, &mut rng));
         let points = Mat::from_fn(300, dim, |_, _| StandardNormal.sample(&mut rng));
         let objective = Objective::SecondOrder { form: crate::objectives::D2smForm::B, weight: 1.0 };
-        for (objective, sigma) in [(objective, 0.3), (Objective::Dsm, 0.3), (Objective::Esm, 0.0)] {
-            let model = if objective == Objective::Esm { first_order_part(&model) } else { model.clone() };
-            let chunked = held_out_loss(&model, objective, sigma, &points, 7);
+        for (objective, sigma) in
+            [(objective, 0.3), (Objective::Dsm, 0.3), (Objective::ScoreMatching(ScoreMatching::Esm), 0.0)]
+        {
+            let model = if objective == Objective::ScoreMatching(ScoreMatching::Esm) {
+                first_order_part(&model)
+            } else {
+                model.clone()
+            };
+            let chunked = held_out_loss(&model, objective, sigma, &points, 7).unwrap();
             let whole = model.cast::<f64>();
             let mut noise = ChaCha8Rng::seed_from_u64(7);
             let z = Mat::from_fn(objective.noise_rows(300), dim, |_, _| StandardNormal.sample(&mut noise));
-            let want = ModelWorkspace::new(&whole).loss_and_gradient(&whole, objective, sigma, &points, &z);
+            let want =
+                ModelWorkspace::new(&whole).loss_and_gradient(&whole, objective, sigma, &points, &z).unwrap();
             assert!((chunked - want).abs() <= 1e-12 * want.abs(), "{objective:?}: {chunked} vs {want}");
         }
     }

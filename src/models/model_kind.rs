@@ -1,6 +1,6 @@
 //! Which networks a model has: a score network `s1(x)` alone, a score network with a second-order head,
 //! or an energy network `E(x)` with `s1 = -grad_x E`. Objectives check it before training
-//! ([`crate::train::Objective::check_model`]).
+//! ([`crate::objectives::Objective::check_model`]).
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

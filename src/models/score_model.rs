@@ -41,6 +41,13 @@ pub struct SecondOrderNet<F> {
     pub net: Mlp<F>,
 }
 
+impl<F: Real> SecondOrderNet<F> {
+    /// A network of zeros with the same shapes (the shape of its gradient).
+    pub fn zeros_like(&self) -> Self {
+        Self { head: self.head, net: self.net.zeros_like() }
+    }
+}
+
 /// A score model: `s1` and an optional second-order network.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ScoreModel<F> {
@@ -80,10 +87,7 @@ impl<F: Real> ScoreModel<F> {
 
     /// A model of zeros with the same shapes (the shape of its gradient).
     pub fn zeros_like(&self) -> Self {
-        Self {
-            s1: self.s1.zeros_like(),
-            s2: self.s2.as_ref().map(|s| SecondOrderNet { head: s.head, net: s.net.zeros_like() }),
-        }
+        Self { s1: self.s1.zeros_like(), s2: self.s2.as_ref().map(SecondOrderNet::zeros_like) }
     }
 
     /// All parameters, `s1` first.

@@ -1,4 +1,4 @@
-//! Typed errors of objective and model-kind selection: unknown names, `M = 0`, a bad step size, and an
+//! Typed errors of objective and model-kind selection: unknown projection names, `M = 0`, a bad step size, and an
 //! objective given the wrong kind of model. Each message is one line that names the value and what was
 //! expected.
 
@@ -9,12 +9,6 @@ use thiserror::Error;
 #[derive(Debug, Clone, PartialEq, Error)]
 #[non_exhaustive]
 pub enum ObjectiveError {
-    /// The objective name is not known.
-    #[error("unknown objective `{name}` (expected one of: dsm, dsm-vr, ssm, ssm-vr, esm, fd-ssm)")]
-    UnknownObjective {
-        /// The name as given.
-        name: String,
-    },
     /// The projection name is not known.
     #[error("unknown projection `{name}` (expected one of: gaussian, rademacher, sphere)")]
     UnknownProjection {

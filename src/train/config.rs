@@ -3,9 +3,8 @@
 use crate::data::{ImageSpec, Subset, UciSpec};
 use crate::models::{EnergyModel, EnergyShape, Model, ModelKind, ModelShape, ScoreModel, SecondOrderHead};
 use crate::nn::Activation;
-use crate::objectives::{D2smForm, ObjectiveError, Projection};
+use crate::objectives::{D2smForm, Objective, ObjectiveError, ObjectiveName, Projection, DEFAULT_FD_EPS};
 use crate::optim::{AdamSettings, LearningRateSchedule};
-use crate::train::{Objective, DEFAULT_FD_EPS};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -19,39 +18,6 @@ pub enum FormName {
     A,
     /// Form B: `s2` onto `(u u^T - I)/sigma^2`, `u = z + sigma s1`, `s1` detached.
     B,
-}
-
-/// The first-order objective of a score network alone or an energy model (`model = "s1"` or `"energy"`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
-#[serde(rename_all = "kebab-case")]
-pub enum ObjectiveName {
-    /// Denoising score matching.
-    Dsm,
-    /// DSM with the control variate at the clean point.
-    DsmVr,
-    /// Sliced score matching (`projections` directions per point).
-    Ssm,
-    /// SSM with `(v^T s)^2` replaced by `||s||^2`.
-    SsmVr,
-    /// Exact score matching (`D` tangent passes).
-    Esm,
-    /// Finite-difference SSM with step `fd_eps`.
-    FdSsm,
-}
-
-impl ObjectiveName {
-    /// The command-line name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ObjectiveName::Dsm => "dsm",
-            ObjectiveName::DsmVr => "dsm-vr",
-            ObjectiveName::Ssm => "ssm",
-            ObjectiveName::SsmVr => "ssm-vr",
-            ObjectiveName::Esm => "esm",
-            ObjectiveName::FdSsm => "fd-ssm",
-        }
-    }
 }
 
 /// A bad configuration value: names the field, the value and what was expected.
@@ -274,7 +240,7 @@ impl TrainConfig {
             if self.model == ModelKind::S1s2 {
                 return Err(ConfigError::ObjectiveNeedsScoreModel(name.as_str()));
             }
-            Objective::from_name(name.as_str(), self.projections, self.projection, self.fd_eps)?;
+            Objective::first_order(name, self.projections, self.projection, self.fd_eps)?;
         }
         let source = self.target_source()?;
         match (self.subset, source) {
@@ -306,12 +272,14 @@ impl TrainConfig {
     }
 
     /// The objective these settings select.
-    pub fn objective(&self) -> Objective {
+    ///
+    /// # Errors
+    /// [`ConfigError::Objective`] for bad SSM / FD-SSM parameters.
+    pub fn objective(&self) -> Result<Objective, ConfigError> {
         if let (ModelKind::S1 | ModelKind::Energy, Some(name)) = (self.model, self.objective) {
-            return Objective::from_name(name.as_str(), self.projections, self.projection, self.fd_eps)
-                .expect("validated with the configuration");
+            return Ok(Objective::first_order(name, self.projections, self.projection, self.fd_eps)?);
         }
-        match (self.model, self.vr, self.form) {
+        Ok(match (self.model, self.vr, self.form) {
             (ModelKind::S1 | ModelKind::Energy, false, _) => Objective::Dsm,
             (ModelKind::S1 | ModelKind::Energy, true, _) => Objective::DsmVr,
             (ModelKind::S1s2, vr, form) => {
@@ -326,7 +294,7 @@ impl TrainConfig {
                 });
                 Objective::SecondOrder { form, weight }
             }
-        }
+        })
     }
 
     /// The learning rate of step `t` (0-based) under the schedule.
@@ -384,7 +352,7 @@ mod tests {
         let text = toml::to_string(&config).unwrap();
         assert!(text.contains("s2 = \"lowrank:4\""), "{text}");
         assert_eq!(toml::from_str::<TrainConfig>(&text).unwrap(), config);
-        assert_eq!(config.objective(), Objective::SecondOrder { form: D2smForm::AVr, weight: 10.0 });
+        assert_eq!(config.objective().unwrap(), Objective::SecondOrder { form: D2smForm::AVr, weight: 10.0 });
         assert!(toml::from_str::<TrainConfig>("sigmaa = 1.0").is_err(), "unknown fields are rejected");
         let bad = TrainConfig { sigma: -0.1, ..Default::default() };
         assert!(matches!(bad.validate(), Err(ConfigError::OutOfRange { field: "sigma", .. })));
@@ -404,9 +372,12 @@ mod tests {
             projections: 2,
             ..Default::default()
         };
-        let want =
-            Objective::Ssm { projections: 2, projection: Projection::Rademacher, variance_reduced: true };
-        assert_eq!(ssm.objective(), want);
+        let want = Objective::ScoreMatching(crate::objectives::ScoreMatching::Ssm {
+            projections: 2,
+            projection: Projection::Rademacher,
+            variance_reduced: true,
+        });
+        assert_eq!(ssm.objective().unwrap(), want);
         let text = toml::to_string(&ssm).unwrap();
         assert!(text.contains("objective = \"ssm-vr\""), "{text}");
         let zero = TrainConfig { projections: 0, ..ssm.clone() };
@@ -416,7 +387,7 @@ mod tests {
         let vr_b = TrainConfig { vr: true, form: FormName::B, ..Default::default() };
         assert!(matches!(vr_b.validate(), Err(ConfigError::VrNeedsFormA)));
         let energy = TrainConfig { model: ModelKind::Energy, vr: true, ..Default::default() };
-        assert_eq!(energy.objective(), Objective::DsmVr);
+        assert_eq!(energy.objective().unwrap(), Objective::DsmVr);
         assert_eq!(energy.hidden_activation(), Activation::Tanh, "energy networks default to tanh");
         assert_eq!(TrainConfig::default().hidden_activation(), Activation::Softplus);
         let silu = TrainConfig { activation: Some(Activation::Silu), ..energy.clone() };

@@ -9,13 +9,12 @@
 //! FD-SSM `3n`.
 
 use super::sliced_step::{directions_into, perturb_into};
-use super::step::Objective;
 use crate::linalg::{Mat, Real};
-use crate::models::EnergyModel;
+use crate::models::{EnergyModel, ModelKind};
 use crate::nn::{stack_jet_input, InputGradientTrace, MlpJetTrace, MlpTrace};
 use crate::objectives::{
     basis_directions_into, dsm_loss, dsm_vr_loss, esm_energy_loss, fd_directions_into, fd_ssm_energy_loss,
-    ssm_energy_loss, ssm_vr_energy_loss,
+    ssm_energy_loss, ssm_vr_energy_loss, Objective, ObjectiveError, ScoreMatching,
 };
 
 /// Buffers reused by every energy-model step (allocated once per run).
@@ -77,8 +76,8 @@ fn scores_at<F: Real>(
 /// normal draws `z` ([`Objective::noise_rows`] rows, laid out as for
 /// [`loss_and_gradient`](super::loss_and_gradient)); leaves the parameter gradient in `ws.grad`.
 ///
-/// Panics (a programmer error) for an objective that cannot train an energy model; check with
-/// [`Objective::check_model`] first.
+/// # Errors
+/// [`ObjectiveError::WrongModel`] for the second-order objective, which trains score networks only.
 #[track_caller]
 pub fn energy_loss_and_gradient<F: Real>(
     model: &EnergyModel<F>,
@@ -87,7 +86,7 @@ pub fn energy_loss_and_gradient<F: Real>(
     x: &Mat<F>,
     z: &Mat<F>,
     ws: &mut EnergyWorkspace<F>,
-) -> F {
+) -> Result<F, ObjectiveError> {
     let (n, dim) = (x.rows(), x.cols());
     let block = n * dim;
     assert_eq!(dim, model.dim(), "energy step: points have {dim} columns, the model {}", model.dim());
@@ -103,7 +102,7 @@ pub fn energy_loss_and_gradient<F: Real>(
     let lambda = model.lambda();
     let (noise, draws) = z.as_slice().split_at(block);
     let zs = z.as_slice();
-    match objective {
+    Ok(match objective {
         Objective::Dsm | Objective::DsmVr => {
             // Scores at x~ (and at the clean x for the control variate) from the input-gradient pass.
             let copies = if objective == Objective::Dsm { 1 } else { 2 };
@@ -124,15 +123,16 @@ pub fn energy_loss_and_gradient<F: Real>(
             reverse_through_scores(model, ws);
             loss
         }
-        Objective::Ssm { .. } | Objective::Esm => {
+        Objective::ScoreMatching(ScoreMatching::Ssm { .. })
+        | Objective::ScoreMatching(ScoreMatching::Esm) => {
             ws.points.resize(n, dim);
             perturb_into(x.as_slice(), noise, sigma, ws.points.as_mut_slice());
-            if objective == Objective::Esm {
+            if let Objective::ScoreMatching(ScoreMatching::Ssm { projection, .. }) = objective {
+                ws.directions.resize(draws.len() / dim, dim);
+                directions_into(projection, draws, dim, ws.directions.as_mut_slice());
+            } else {
                 ws.directions.resize(dim * n, dim);
                 basis_directions_into(n, dim, ws.directions.as_mut_slice());
-            } else {
-                ws.directions.resize(draws.len() / dim, dim);
-                directions_into(objective, draws, dim, ws.directions.as_mut_slice());
             }
             let m = ws.directions.rows() / n;
             stack_jet_input(&ws.points, &ws.directions, &mut ws.input);
@@ -154,11 +154,13 @@ pub fn energy_loss_and_gradient<F: Real>(
             let (_, g_rest) = ws.g_jet.as_mut_slice().split_at_mut(n);
             let (g1, g2) = g_rest.split_at_mut(m * n);
             let loss = match objective {
-                Objective::Esm => esm_energy_loss(&phi1[..], &phi2[..], n, g1, g2),
-                Objective::Ssm { variance_reduced: false, .. } => {
+                Objective::ScoreMatching(ScoreMatching::Esm) => {
+                    esm_energy_loss(&phi1[..], &phi2[..], n, g1, g2)
+                }
+                Objective::ScoreMatching(ScoreMatching::Ssm { variance_reduced: false, .. }) => {
                     ssm_energy_loss(&phi1[..], &phi2[..], g1, g2)
                 }
-                _ => {
+                _variance_reduced => {
                     scores_at(model, &ws.points, &mut ws.gradient_trace, &mut ws.scores);
                     ws.g_scores.resize(n, dim);
                     // ||grad E||^2 = ||s||^2; the cotangent of grad f is that of grad E.
@@ -176,7 +178,7 @@ pub fn energy_loss_and_gradient<F: Real>(
             model.net.jet_reverse(&ws.input, &mut ws.jet_trace, &ws.g_jet, &mut ws.grad.net, None);
             loss
         }
-        Objective::FdSsm { eps } => {
+        Objective::ScoreMatching(ScoreMatching::FdSsm { eps }) => {
             let eps = F::of(eps);
             ws.directions.resize(n, dim);
             fd_directions_into(draws, dim, eps, ws.directions.as_mut_slice());
@@ -206,13 +208,8 @@ pub fn energy_loss_and_gradient<F: Real>(
             model.net.reverse(&ws.input, &mut ws.plain_trace, &ws.g_plain, &mut ws.grad.net, None);
             loss
         }
-        Objective::SecondOrder { .. } => {
-            panic!(
-                "objective {} cannot train an energy model (check Objective::check_model first)",
-                objective.name()
-            )
-        }
-    }
+        Objective::SecondOrder { .. } => return Err(objective.wrong_model(ModelKind::Energy)),
+    })
 }
 
 /// Back-propagates `ws.g_scores` (the cotangent of the scores `s = -grad f`) through the input-gradient
@@ -245,10 +242,19 @@ mod tests {
     }
 
     fn objectives() -> Vec<Objective> {
-        let mut all = vec![Objective::Dsm, Objective::DsmVr, Objective::Esm, Objective::FdSsm { eps: 0.3 }];
+        let mut all = vec![
+            Objective::Dsm,
+            Objective::DsmVr,
+            Objective::ScoreMatching(ScoreMatching::Esm),
+            Objective::ScoreMatching(ScoreMatching::FdSsm { eps: 0.3 }),
+        ];
         for projection in Projection::ALL {
             for variance_reduced in [false, true] {
-                all.push(Objective::Ssm { projections: 2, projection, variance_reduced });
+                all.push(Objective::ScoreMatching(ScoreMatching::Ssm {
+                    projections: 2,
+                    projection,
+                    variance_reduced,
+                }));
             }
         }
         all
@@ -264,11 +270,12 @@ mod tests {
                 let z = normal_mat(objective.noise_rows(4), 3, &mut rng);
                 let sigma = 0.4;
                 let mut ws = EnergyWorkspace::new(&model);
-                energy_loss_and_gradient(&model, objective, sigma, &x, &z, &mut ws);
+                energy_loss_and_gradient(&model, objective, sigma, &x, &z, &mut ws).unwrap();
                 let loss_at = |p: &[f64]| {
                     let mut m = model.clone();
                     m.set_params(p);
                     energy_loss_and_gradient(&m, objective, sigma, &x, &z, &mut EnergyWorkspace::new(&m))
+                        .unwrap()
                 };
                 let fd = fd_gradient(loss_at, &model.params().concat(), 1e-6);
                 assert_close(&ws.grad.params().concat(), &fd, 1e-6, &format!("{objective:?} {activation:?}"));
@@ -306,15 +313,27 @@ mod tests {
         let x = normal_mat(n, d, &mut rng);
         let noise = Mat::zeros(n, d);
         let mut ws = EnergyWorkspace::new(&model);
-        let esm = energy_loss_and_gradient(&model, Objective::Esm, 0.0, &x, &noise, &mut ws);
+        let esm = energy_loss_and_gradient(
+            &model,
+            Objective::ScoreMatching(ScoreMatching::Esm),
+            0.0,
+            &x,
+            &noise,
+            &mut ws,
+        )
+        .unwrap();
         let slow = esm_by_finite_differences(&model, &x);
         assert!((esm - slow).abs() < 1e-5 * (1.0 + slow.abs()), "ESM {esm} vs finite differences {slow}");
         let esm_grad = ws.grad.params().concat();
         let signed = crate::testing::signed_basis_directions(n, d);
         let z = Mat::vstack(&[&noise, &signed]);
         for variance_reduced in [false, true] {
-            let ssm = Objective::Ssm { projections: 2 * d, projection: Projection::Sphere, variance_reduced };
-            let loss = energy_loss_and_gradient(&model, ssm, 0.0, &x, &z, &mut ws);
+            let ssm = Objective::ScoreMatching(ScoreMatching::Ssm {
+                projections: 2 * d,
+                projection: Projection::Sphere,
+                variance_reduced,
+            });
+            let loss = energy_loss_and_gradient(&model, ssm, 0.0, &x, &z, &mut ws).unwrap();
             assert!((loss - esm).abs() < 1e-12 * (1.0 + esm.abs()), "SSM {loss} vs ESM {esm}");
             assert_close(&ws.grad.params().concat(), &esm_grad, 1e-12, "SSM vs ESM gradient");
         }
@@ -323,7 +342,15 @@ mod tests {
         let reps = 400;
         for _ in 0..reps {
             let z = Mat::vstack(&[&noise, &normal_mat(n, d, &mut rng)]);
-            fd_mean += energy_loss_and_gradient(&model, Objective::FdSsm { eps: 1e-2 }, 0.0, &x, &z, &mut ws)
+            fd_mean += energy_loss_and_gradient(
+                &model,
+                Objective::ScoreMatching(ScoreMatching::FdSsm { eps: 1e-2 }),
+                0.0,
+                &x,
+                &z,
+                &mut ws,
+            )
+            .unwrap()
                 / reps as f64;
         }
         assert!((fd_mean - esm).abs() < 0.1 * (1.0 + esm.abs()), "FD-SSM mean {fd_mean} vs ESM {esm}");
@@ -339,14 +366,26 @@ mod tests {
         let x = normal_mat(n, d, &mut rng);
         let noise = Mat::zeros(n, d);
         let mut ws = EnergyWorkspace::new(&model);
-        let esm = energy_loss_and_gradient(&model, Objective::Esm, 0.0, &x, &noise, &mut ws);
+        let esm = energy_loss_and_gradient(
+            &model,
+            Objective::ScoreMatching(ScoreMatching::Esm),
+            0.0,
+            &x,
+            &noise,
+            &mut ws,
+        )
+        .unwrap();
         for projection in Projection::ALL {
             for variance_reduced in [false, true] {
-                let objective = Objective::Ssm { projections: m, projection, variance_reduced };
+                let objective = Objective::ScoreMatching(ScoreMatching::Ssm {
+                    projections: m,
+                    projection,
+                    variance_reduced,
+                });
                 let losses: Vec<f64> = (0..k)
                     .map(|_| {
                         let z = Mat::vstack(&[&noise, &normal_mat(m * n, d, &mut rng)]);
-                        energy_loss_and_gradient(&model, objective, 0.0, &x, &z, &mut ws)
+                        energy_loss_and_gradient(&model, objective, 0.0, &x, &z, &mut ws).unwrap()
                     })
                     .collect();
                 let mean = losses.iter().sum::<f64>() / k as f64;

@@ -5,7 +5,6 @@ mod config;
 mod data_file;
 mod energy_step;
 mod model_step;
-mod objective_choice;
 mod sliced_step;
 mod step;
 mod trainer;
@@ -13,14 +12,11 @@ mod training_checkpoint;
 mod training_data;
 mod training_memory;
 
-pub use config::{
-    ConfigError, FormName, ObjectiveName, TargetSource, TrainConfig, IN_MEMORY_TARGET, SIGMA_RANGE,
-};
+pub use config::{ConfigError, FormName, TargetSource, TrainConfig, IN_MEMORY_TARGET, SIGMA_RANGE};
 pub use data_file::{DataChanged, DataFile};
 pub use energy_step::{energy_loss_and_gradient, EnergyWorkspace};
 pub use model_step::ModelWorkspace;
-pub use objective_choice::DEFAULT_FD_EPS;
-pub use step::{loss_and_gradient, Objective, StepWorkspace};
+pub use step::{loss_and_gradient, StepWorkspace};
 pub use trainer::{Divergence, StepInfo, TrainError, TrainObserver, Trainer};
 pub use training_checkpoint::{Checkpoint, FORMAT};
 pub use training_data::TrainingData;

@@ -2,9 +2,10 @@
 //! step ([`loss_and_gradient`]) or the energy-model step ([`energy_loss_and_gradient`]).
 
 use super::energy_step::{energy_loss_and_gradient, EnergyWorkspace};
-use super::step::{loss_and_gradient, Objective, StepWorkspace};
+use super::step::{loss_and_gradient, StepWorkspace};
 use crate::linalg::{Mat, Real};
 use crate::models::Model;
+use crate::objectives::{Objective, ObjectiveError};
 
 /// The buffers of one model's steps (score network or energy model), allocated once per run.
 #[derive(Clone, Debug)]
@@ -27,8 +28,13 @@ impl<F: Real> ModelWorkspace<F> {
     /// The batch loss of `objective` at clean points `x` with standard normal draws `z`
     /// ([`Objective::noise_rows`] rows); leaves the parameter gradient in [`ModelWorkspace::grad`].
     ///
-    /// Panics (a programmer error) if the workspace was built for another kind of model, or the
-    /// objective cannot train this one ([`Objective::check_model`]).
+    /// A workspace built for another kind of model is rebuilt for this one.
+    ///
+    /// A first-order objective on a model with a second-order head uses its `s1` alone.
+    ///
+    /// # Errors
+    /// [`ObjectiveError::WrongModel`] for the second-order objective on a model without a second-order
+    /// head (an `s1` network or an energy model).
     #[track_caller]
     pub fn loss_and_gradient(
         &mut self,
@@ -37,11 +43,14 @@ impl<F: Real> ModelWorkspace<F> {
         sigma: F,
         x: &Mat<F>,
         z: &Mat<F>,
-    ) -> F {
+    ) -> Result<F, ObjectiveError> {
         match (model, self) {
             (Model::Score(m), Self::Score(ws)) => loss_and_gradient(m, objective, sigma, x, z, ws),
             (Model::Energy(m), Self::Energy(ws)) => energy_loss_and_gradient(m, objective, sigma, x, z, ws),
-            _ => panic!("ModelWorkspace: built for another kind of model than {}", model.kind()),
+            (model, ws) => {
+                *ws = Self::new(model);
+                ws.loss_and_gradient(model, objective, sigma, x, z)
+            }
         }
     }
 

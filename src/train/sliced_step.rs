@@ -2,11 +2,11 @@
 //! stack the evaluation points and directions, one forward pass (with tangents), the objective's
 //! cotangents, one reverse pass through primal and tangent streams (docs/math.md §6 and §8.3).
 
-use super::step::Objective;
 use crate::linalg::{Mat, Real};
 use crate::nn::{Mlp, MlpTrace};
 use crate::objectives::{
-    basis_directions_into, esm_loss, fd_directions_into, fd_ssm_loss, ssm_loss, SlicedScores,
+    basis_directions_into, esm_loss, fd_directions_into, fd_ssm_loss, ssm_loss, Objective, Projection,
+    ScoreMatching, SlicedScores,
 };
 
 /// The reusable buffers a step writes into.
@@ -25,11 +25,9 @@ pub(super) fn perturb_into<F: Real>(x: &[F], z: &[F], sigma: F, out: &mut [F]) {
 }
 
 /// Writes the `M n` directions of an SSM step from the normal draws `z` (rows `n ..` of the step's `z`).
-pub(super) fn directions_into<F: Real>(objective: Objective, z: &[F], dim: usize, out: &mut [F]) {
-    if let Objective::Ssm { projection, .. } = objective {
-        for (z_row, v_row) in z.chunks_exact(dim).zip(out.chunks_exact_mut(dim)) {
-            projection.from_normal_into(z_row, v_row);
-        }
+pub(super) fn directions_into<F: Real>(projection: Projection, z: &[F], dim: usize, out: &mut [F]) {
+    for (z_row, v_row) in z.chunks_exact(dim).zip(out.chunks_exact_mut(dim)) {
+        projection.from_normal_into(z_row, v_row);
     }
 }
 
@@ -38,7 +36,7 @@ pub(super) fn directions_into<F: Real>(objective: Objective, z: &[F], dim: usize
 #[track_caller]
 pub(super) fn sliced_loss_and_gradient<F: Real>(
     s1: &Mlp<F>,
-    objective: Objective,
+    kind: ScoreMatching,
     sigma: F,
     x: &Mat<F>,
     z: &Mat<F>,
@@ -47,6 +45,7 @@ pub(super) fn sliced_loss_and_gradient<F: Real>(
 ) -> F {
     let (n, dim) = (x.rows(), x.cols());
     let block = n * dim;
+    let objective = Objective::ScoreMatching(kind);
     assert!(
         z.rows() == objective.noise_rows(n) && z.cols() == dim,
         "{}: z is {}x{}, expected {}x{dim} (Objective::noise_rows)",
@@ -57,31 +56,35 @@ pub(super) fn sliced_loss_and_gradient<F: Real>(
     );
     let Buffers { input, trace, g_out, scratch } = buffers;
     let (noise, draws) = z.as_slice().split_at(block);
-    let loss = match objective {
-        Objective::Ssm { .. } | Objective::Esm => {
-            let variance_reduced = matches!(objective, Objective::Ssm { variance_reduced: true, .. });
+    let loss = match kind {
+        ScoreMatching::Ssm { .. } | ScoreMatching::Esm => {
             // [x~; v]: n primal rows, then the directions as tangents.
-            let m = if objective == Objective::Esm { dim } else { draws.len() / block };
+            let m = if kind == ScoreMatching::Esm { dim } else { draws.len() / block };
             input.resize(n * (1 + m), dim);
             let (head, tail) = input.as_mut_slice().split_at_mut(block);
             perturb_into(x.as_slice(), noise, sigma, head);
-            if objective == Objective::Esm {
-                basis_directions_into(n, dim, tail);
-            } else {
-                directions_into(objective, draws, dim, tail);
-            }
+            let variance_reduced = match kind {
+                ScoreMatching::Ssm { projection, variance_reduced, .. } => {
+                    directions_into(projection, draws, dim, tail);
+                    variance_reduced
+                }
+                _ => {
+                    basis_directions_into(n, dim, tail);
+                    false
+                }
+            };
             let out = s1.forward_trace(input, n, trace);
             g_out.resize(out.rows(), dim);
             let (s, s_dot) = out.as_slice().split_at(block);
             let (g_s, g_dot) = g_out.as_mut_slice().split_at_mut(block);
-            if objective == Objective::Esm {
+            if kind == ScoreMatching::Esm {
                 esm_loss(s, s_dot, n, g_s, g_dot)
             } else {
                 let v = &input.as_slice()[block..];
                 ssm_loss(&SlicedScores { dim, points: n, s, v, s_dot }, variance_reduced, g_s, g_dot)
             }
         }
-        Objective::FdSsm { eps } => {
+        ScoreMatching::FdSsm { eps } => {
             // [x~ + v; x~ - v]: 2n primal rows, no tangents.
             let eps = F::of(eps);
             scratch.resize(n, dim);
@@ -100,7 +103,6 @@ pub(super) fn sliced_loss_and_gradient<F: Real>(
             let (g_a, g_b) = g_out.as_mut_slice().split_at_mut(block);
             fd_ssm_loss(a, b, scratch.as_slice(), eps, dim, g_a, g_b)
         }
-        other => unreachable!("{} is not a score-matching objective", other.name()),
     };
     s1.reverse(input, trace, g_out, grad, None);
     loss
@@ -112,21 +114,27 @@ mod tests {
     use crate::models::{ModelShape, ScoreModel};
     use crate::nn::Activation;
     use crate::objectives::Projection;
+    use crate::objectives::{Objective, ScoreMatching};
     use crate::testing::{assert_close, fd_gradient, normal_mat, test_rng};
-    use crate::train::{loss_and_gradient, Objective, StepWorkspace};
+    use crate::train::{loss_and_gradient, StepWorkspace};
 
     fn objectives() -> Vec<Objective> {
         let mut all: Vec<Objective> = Projection::ALL
             .into_iter()
             .flat_map(|projection| {
-                [false, true].map(|variance_reduced| Objective::Ssm {
-                    projections: 2,
-                    projection,
-                    variance_reduced,
+                [false, true].map(|variance_reduced| {
+                    Objective::ScoreMatching(ScoreMatching::Ssm {
+                        projections: 2,
+                        projection,
+                        variance_reduced,
+                    })
                 })
             })
             .collect();
-        all.extend([Objective::Esm, Objective::FdSsm { eps: 0.3 }]);
+        all.extend([
+            Objective::ScoreMatching(ScoreMatching::Esm),
+            Objective::ScoreMatching(ScoreMatching::FdSsm { eps: 0.3 }),
+        ]);
         all
     }
 
@@ -141,11 +149,11 @@ mod tests {
                 let x = normal_mat(4, 3, &mut rng);
                 let z = normal_mat(objective.noise_rows(4), 3, &mut rng);
                 let mut ws = StepWorkspace::new(&model);
-                loss_and_gradient(&model, objective, sigma, &x, &z, &mut ws);
+                loss_and_gradient(&model, objective, sigma, &x, &z, &mut ws).unwrap();
                 let loss_at = |p: &[f64]| {
                     let mut m = model.clone();
                     m.set_params(p);
-                    loss_and_gradient(&m, objective, sigma, &x, &z, &mut StepWorkspace::new(&m))
+                    loss_and_gradient(&m, objective, sigma, &x, &z, &mut StepWorkspace::new(&m)).unwrap()
                 };
                 let fd = fd_gradient(loss_at, &model.params().concat(), 1e-6);
                 assert_close(&ws.grad.params().concat(), &fd, 1e-6, &format!("{objective:?} sigma={sigma}"));
@@ -165,11 +173,17 @@ mod tests {
         let signed = crate::testing::signed_basis_directions(n, d);
         let z = Mat::vstack(&[&noise, &signed]);
         let mut ws = StepWorkspace::new(&model);
-        let esm = loss_and_gradient(&model, Objective::Esm, 0.3, &x, &noise, &mut ws);
+        let esm =
+            loss_and_gradient(&model, Objective::ScoreMatching(ScoreMatching::Esm), 0.3, &x, &noise, &mut ws)
+                .unwrap();
         let esm_grad = ws.grad.params().concat();
         for variance_reduced in [false, true] {
-            let ssm = Objective::Ssm { projections: 2 * d, projection: Projection::Sphere, variance_reduced };
-            let loss = loss_and_gradient(&model, ssm, 0.3, &x, &z, &mut ws);
+            let ssm = Objective::ScoreMatching(ScoreMatching::Ssm {
+                projections: 2 * d,
+                projection: Projection::Sphere,
+                variance_reduced,
+            });
+            let loss = loss_and_gradient(&model, ssm, 0.3, &x, &z, &mut ws).unwrap();
             assert!((loss - esm).abs() < 1e-12 * (1.0 + esm.abs()), "SSM {loss} vs ESM {esm}");
             assert_close(&ws.grad.params().concat(), &esm_grad, 1e-12, "SSM vs ESM gradient");
         }

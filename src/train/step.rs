@@ -1,45 +1,11 @@
 //! One training step's loss and parameter gradient: forward passes over stacked evaluation points,
 //! the objective's cotangents, and reverse passes through both networks.
 
+use super::sliced_step::{sliced_loss_and_gradient, Buffers};
 use crate::linalg::{Mat, Real};
-use crate::models::ScoreModel;
-use crate::nn::MlpTrace;
-use crate::objectives::{d2sm_loss, dsm_loss, dsm_vr_loss, D2smBatch, D2smForm, Projection};
-use serde::{Deserialize, Serialize};
-
-/// What a training step minimises (docs/math.md §3, §4 and §6).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind")]
-pub enum Objective {
-    /// First-order DSM on `s1`.
-    Dsm,
-    /// First-order DSM-VR on `s1`.
-    DsmVr,
-    /// Joint first- and second-order: `loss = weight * L1vr / sigma^2 + L2(form)`.
-    SecondOrder {
-        /// The D2SM form.
-        form: D2smForm,
-        /// The weight `w` of the first-order term.
-        weight: f64,
-    },
-    /// Sliced score matching (docs/math.md §6.2-§6.4) on `x~ = x + sigma z` (`sigma = 0`: the data itself),
-    /// with `projections` directions per point.
-    Ssm {
-        /// Directions per point `M >= 1`.
-        projections: usize,
-        /// The distribution of the directions.
-        projection: Projection,
-        /// SSM-VR: `(v^T s)^2 / 2` replaced by `||s||^2 / 2`.
-        variance_reduced: bool,
-    },
-    /// Exact score matching (Hyvarinen) on `x~ = x + sigma z`: `D` derivative passes per point.
-    Esm,
-    /// Finite-difference SSM (Pang et al. 2020) on `x~ = x + sigma z` with step `eps`.
-    FdSsm {
-        /// The finite-difference step `eps > 0` (the length of `v`).
-        eps: f64,
-    },
-}
+use crate::models::{ModelKind, ScoreModel, SecondOrderNet};
+use crate::nn::{Mlp, MlpTrace};
+use crate::objectives::{d2sm_loss, dsm_loss, dsm_vr_loss, D2smBatch, D2smForm, Objective, ObjectiveError};
 
 /// Buffers reused by every step (allocated once per run).
 #[derive(Clone, Debug)]
@@ -69,19 +35,9 @@ impl<F: Real> StepWorkspace<F> {
     }
 }
 
-/// Fills `out` with the evaluation points of `objective` stacked by rows: `x~ = x + sigma z` (DSM),
-/// `[x~; x]` (DSM-VR, forms A and B), `[x + sigma z; x - sigma z; x]` (A-VR).
-fn stack_points<F: Real>(objective: Objective, x: &Mat<F>, z: &Mat<F>, sigma: F, out: &mut Mat<F>) {
-    let signs: &[F] = match objective {
-        Objective::Dsm => &[F::one()],
-        Objective::DsmVr | Objective::SecondOrder { form: D2smForm::A | D2smForm::B, .. } => {
-            &[F::one(), F::zero()]
-        }
-        Objective::SecondOrder { form: D2smForm::AVr, .. } => &[F::one(), -F::one(), F::zero()],
-        Objective::Ssm { .. } | Objective::Esm | Objective::FdSsm { .. } => {
-            unreachable!("the score-matching objectives stack their own points")
-        }
-    };
+/// Fills `out` with the evaluation points `x + sign sigma z` stacked by rows, one block per sign: `[x~]`
+/// (DSM), `[x~; x]` (DSM-VR, forms A and B), `[x + sigma z; x - sigma z; x]` (A-VR).
+fn stack_points<F: Real>(signs: &[F], x: &Mat<F>, z: &Mat<F>, sigma: F, out: &mut Mat<F>) {
     let block = x.as_slice().len();
     out.resize(x.rows() * signs.len(), x.cols());
     for (e, sign) in signs.iter().enumerate() {
@@ -98,7 +54,11 @@ fn stack_points<F: Real>(objective: Objective, x: &Mat<F>, z: &Mat<F>, sigma: F,
 /// `z` holds standard normal draws, [`Objective::noise_rows`] rows of `D`: the DSM family reads `n`
 /// rows of noise; the score-matching objectives (SSM, ESM, FD-SSM) read `n` rows of noise for
 /// `x~ = x + sigma z` (ignored when `sigma = 0`) followed by the normal draws their directions are made
-/// from ([`Projection::from_normal_into`]), so every random draw of a step is in `z`.
+/// from ([`Projection::from_normal_into`](crate::objectives::Projection::from_normal_into)), so every
+/// random draw of a step is in `z`.
+///
+/// # Errors
+/// [`ObjectiveError::WrongModel`] for the second-order objective on a model without an `s2` head.
 #[track_caller]
 pub fn loss_and_gradient<F: Real>(
     model: &ScoreModel<F>,
@@ -107,67 +67,95 @@ pub fn loss_and_gradient<F: Real>(
     x: &Mat<F>,
     z: &Mat<F>,
     ws: &mut StepWorkspace<F>,
+) -> Result<F, ObjectiveError> {
+    ws.grad.params_mut().into_iter().for_each(|p| p.iter_mut().for_each(|v| *v = F::zero()));
+    Ok(match objective {
+        Objective::Dsm => denoising(&model.s1, false, sigma, x, z, ws),
+        Objective::DsmVr => denoising(&model.s1, true, sigma, x, z, ws),
+        Objective::SecondOrder { form, weight } => match &model.s2 {
+            Some(s2) => second_order(&model.s1, s2, form, F::of(weight), sigma, x, z, ws),
+            None => return Err(objective.wrong_model(ModelKind::S1)),
+        },
+        Objective::ScoreMatching(kind) => {
+            let (input, trace, g_s1) = (&mut ws.input, &mut ws.s1_trace, &mut ws.g_s1);
+            let buffers = Buffers { input, trace, g_out: g_s1, scratch: &mut ws.s2_input };
+            sliced_loss_and_gradient(&model.s1, kind, sigma, x, z, buffers, &mut ws.grad.s1)
+        }
+    })
+}
+
+/// DSM (`[x~]`) or DSM-VR (`[x~; x]`) on `s1` (docs/math.md §3).
+fn denoising<F: Real>(
+    s1: &Mlp<F>,
+    variance_reduced: bool,
+    sigma: F,
+    x: &Mat<F>,
+    z: &Mat<F>,
+    ws: &mut StepWorkspace<F>,
 ) -> F {
-    if let Objective::Ssm { .. } | Objective::Esm | Objective::FdSsm { .. } = objective {
-        ws.grad.params_mut().into_iter().for_each(|p| p.iter_mut().for_each(|v| *v = F::zero()));
-        let (input, trace, g_s1) = (&mut ws.input, &mut ws.s1_trace, &mut ws.g_s1);
-        return super::sliced_step::sliced_loss_and_gradient(
-            &model.s1,
-            objective,
-            sigma,
-            x,
-            z,
-            super::sliced_step::Buffers { input, trace, g_out: g_s1, scratch: &mut ws.s2_input },
-            &mut ws.grad.s1,
-        );
-    }
+    let (n, dim) = (x.rows(), x.cols());
+    let signs: &[F] = if variance_reduced { &[F::one(), F::zero()] } else { &[F::one()] };
+    stack_points(signs, x, z, sigma, &mut ws.input);
+    let rows = ws.input.rows();
+    let out = s1.forward_trace(&ws.input, rows, &mut ws.s1_trace);
+    ws.g_s1.resize(rows, dim);
+    let (zs, s) = (z.as_slice(), out.as_slice());
+    let g = ws.g_s1.as_mut_slice();
+    let loss = if variance_reduced {
+        let (g_noisy, g_clean) = g.split_at_mut(n * dim);
+        dsm_vr_loss(&s[..n * dim], &s[n * dim..], zs, sigma, n, F::one(), g_noisy, g_clean)
+    } else {
+        dsm_loss(s, zs, sigma, n, F::one(), g)
+    };
+    s1.reverse(&ws.input, &mut ws.s1_trace, &ws.g_s1, &mut ws.grad.s1, None);
+    loss
+}
+
+/// The joint objective `w L1vr / sigma^2 + L2(form)` on `s1` and the head `s2` (docs/math.md §4):
+/// `s1` at `[x~; x]` (A-VR: `[x + sigma z; x - sigma z; x]`), `S2` at `x~` (A-VR: all three).
+#[allow(clippy::too_many_arguments)]
+fn second_order<F: Real>(
+    s1: &Mlp<F>,
+    s2: &SecondOrderNet<F>,
+    form: D2smForm,
+    weight: F,
+    sigma: F,
+    x: &Mat<F>,
+    z: &Mat<F>,
+    ws: &mut StepWorkspace<F>,
+) -> F {
     let (n, dim) = (x.rows(), x.cols());
     let block = n * dim;
-    stack_points(objective, x, z, sigma, &mut ws.input);
-    let rows = ws.input.rows();
-    ws.grad.params_mut().into_iter().for_each(|p| p.iter_mut().for_each(|v| *v = F::zero()));
-    let s1 = model.s1.forward_trace(&ws.input, rows, &mut ws.s1_trace);
-    ws.g_s1.resize(rows, dim);
-    let (zs, s1v) = (z.as_slice(), s1.as_slice());
-    let g1 = ws.g_s1.as_mut_slice();
-    let loss = match objective {
-        Objective::Dsm => dsm_loss(s1v, zs, sigma, n, F::one(), g1),
-        Objective::DsmVr => {
-            let (g_noisy, g_clean) = g1.split_at_mut(block);
-            dsm_vr_loss(&s1v[..block], &s1v[block..], zs, sigma, n, F::one(), g_noisy, g_clean)
-        }
-        Objective::SecondOrder { form, weight } => {
-            let w = F::of(weight) / (sigma * sigma);
-            // The clean point is the last block in every stacking.
-            let clean = rows / n - 1;
-            let (s1_noisy, s1_clean) = (&s1v[..block], &s1v[clean * block..]);
-            g1.iter_mut().for_each(|v| *v = F::zero());
-            let (head, g_clean) = g1.split_at_mut(clean * block);
-            let first = dsm_vr_loss(s1_noisy, s1_clean, zs, sigma, n, w, &mut head[..block], g_clean);
-            let s2 = model.s2.as_ref().expect("a second-order objective needs a model with an s2 head");
-            // Forms A and B evaluate S2 at x~ only; A-VR at x+, x-, x.
-            let s2_rows = if form == D2smForm::AVr { rows } else { n };
-            ws.s2_input.resize(s2_rows, dim);
-            ws.s2_input.as_mut_slice().copy_from_slice(&ws.input.as_slice()[..s2_rows * dim]);
-            let raw = s2.net.forward_trace(&ws.s2_input, s2_rows, &mut ws.s2_trace);
-            ws.g_s2.resize(raw.rows(), raw.cols());
-            let batch = D2smBatch {
-                head: s2.head,
-                dim,
-                sigma,
-                z: zs,
-                s2_raw: raw.as_slice(),
-                s1: &s1v[..s2_rows * dim],
-            };
-            let second = d2sm_loss(form, &batch, F::one(), ws.g_s2.as_mut_slice(), &mut g1[..s2_rows * dim]);
-            let grad_s2 = &mut ws.grad.s2.as_mut().expect("gradient mirrors the model").net;
-            s2.net.reverse(&ws.s2_input, &mut ws.s2_trace, &ws.g_s2, grad_s2, None);
-            first + second
-        }
-        other => unreachable!("{} is dispatched to the score-matching step above", other.name()),
+    let signs: &[F] = match form {
+        D2smForm::A | D2smForm::B => &[F::one(), F::zero()],
+        D2smForm::AVr => &[F::one(), -F::one(), F::zero()],
     };
-    model.s1.reverse(&ws.input, &mut ws.s1_trace, &ws.g_s1, &mut ws.grad.s1, None);
-    loss
+    stack_points(signs, x, z, sigma, &mut ws.input);
+    let rows = ws.input.rows();
+    let out = s1.forward_trace(&ws.input, rows, &mut ws.s1_trace);
+    ws.g_s1.resize(rows, dim);
+    let (zs, s1v) = (z.as_slice(), out.as_slice());
+    let g1 = ws.g_s1.as_mut_slice();
+    let w = weight / (sigma * sigma);
+    // The clean point is the last block in every stacking.
+    let clean = rows / n - 1;
+    let (s1_noisy, s1_clean) = (&s1v[..block], &s1v[clean * block..]);
+    g1.iter_mut().for_each(|v| *v = F::zero());
+    let (head, g_clean) = g1.split_at_mut(clean * block);
+    let first = dsm_vr_loss(s1_noisy, s1_clean, zs, sigma, n, w, &mut head[..block], g_clean);
+    // Forms A and B evaluate S2 at x~ only; A-VR at x+, x-, x.
+    let s2_rows = if form == D2smForm::AVr { rows } else { n };
+    ws.s2_input.resize(s2_rows, dim);
+    ws.s2_input.as_mut_slice().copy_from_slice(&ws.input.as_slice()[..s2_rows * dim]);
+    let raw = s2.net.forward_trace(&ws.s2_input, s2_rows, &mut ws.s2_trace);
+    ws.g_s2.resize(raw.rows(), raw.cols());
+    let batch =
+        D2smBatch { head: s2.head, dim, sigma, z: zs, s2_raw: raw.as_slice(), s1: &s1v[..s2_rows * dim] };
+    let second = d2sm_loss(form, &batch, F::one(), ws.g_s2.as_mut_slice(), &mut g1[..s2_rows * dim]);
+    let grad_s2 = ws.grad.s2.get_or_insert_with(|| s2.zeros_like());
+    s2.net.reverse(&ws.s2_input, &mut ws.s2_trace, &ws.g_s2, &mut grad_s2.net, None);
+    s1.reverse(&ws.input, &mut ws.s1_trace, &ws.g_s1, &mut ws.grad.s1, None);
+    first + second
 }
 
 #[cfg(test)]
@@ -192,13 +180,13 @@ mod tests {
             let (x, z) = (normal_mat(4, 3, &mut rng), normal_mat(4, 3, &mut rng));
             let sigma = 0.6;
             let mut ws = StepWorkspace::new(&model);
-            loss_and_gradient(&model, objective, sigma, &x, &z, &mut ws);
+            loss_and_gradient(&model, objective, sigma, &x, &z, &mut ws).unwrap();
             let got = ws.grad.params().concat();
             let theta = model.params().concat();
             let loss_at = |p: &[f64]| {
                 let mut m = model.clone();
                 m.set_params(p);
-                loss_and_gradient(&m, objective, sigma, &x, &z, &mut StepWorkspace::new(&m))
+                loss_and_gradient(&m, objective, sigma, &x, &z, &mut StepWorkspace::new(&m)).unwrap()
             };
             let what = format!("{objective:?} {head:?}");
             if let Objective::SecondOrder { form: D2smForm::B, weight } = objective {

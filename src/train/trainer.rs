@@ -2,7 +2,7 @@
 //! with an error, saving nothing more, when the loss, the gradient, the weights or the Adam state stop
 //! being finite.
 
-use super::config::TrainConfig;
+use super::config::{ConfigError, TrainConfig};
 use super::data_file::DataFile;
 use super::model_step::ModelWorkspace;
 use super::training_checkpoint::Checkpoint;
@@ -13,6 +13,7 @@ use crate::data::DataDir;
 use crate::linalg::Mat;
 use crate::memory_budget::MemoryBudget;
 use crate::models::Model;
+use crate::objectives::{Objective, ObjectiveError};
 use crate::optim::{Adam, Ema};
 use crate::Error;
 use rand::SeedableRng;
@@ -119,6 +120,21 @@ fn first_non_finite<'a>(slices: impl IntoIterator<Item = &'a [f32]>) -> Option<f
     slices.into_iter().flat_map(|s| s.iter()).find(|v| !v.is_finite()).map(|&v| f64::from(v))
 }
 
+/// Why one training step failed.
+#[derive(Debug)]
+pub(crate) enum StepFailure {
+    /// A quantity stopped being finite (which, and its first non-finite value).
+    Diverged(Divergence, f64),
+    /// The objective cannot train the model.
+    Objective(ObjectiveError),
+}
+
+impl From<ObjectiveError> for StepFailure {
+    fn from(e: ObjectiveError) -> Self {
+        Self::Objective(e)
+    }
+}
+
 /// What a step reports to observers.
 #[derive(Clone, Copy, Debug)]
 pub struct StepInfo {
@@ -141,6 +157,7 @@ impl TrainObserver for () {}
 /// A training run in progress.
 pub struct Trainer {
     state: Checkpoint,
+    objective: Objective,
     data: TrainingData,
     ws: ModelWorkspace<f32>,
     z: Mat<f32>,
@@ -171,7 +188,7 @@ impl Trainer {
     }
 
     fn start(config: TrainConfig, data: TrainingData) -> Result<Self, Error> {
-        check_memory(&config, data.dim(), &MemoryBudget::of_this_machine())?;
+        check_memory(&config, config.objective()?, data.dim(), &MemoryBudget::of_this_machine())?;
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         let model = config.init_model(data.dim(), &mut rng);
         let settings = config.adam();
@@ -179,7 +196,7 @@ impl Trainer {
         let ema = (config.ema > 0.0).then(|| Ema::new(config.ema, &model.params()));
         let data_file = DataFile::of(&config)?;
         let state = Checkpoint { dim: data.dim(), config, step: 0, model, adam, ema, rng, data_file };
-        Ok(Self::from_parts(state, data))
+        Self::from_parts(state, data)
     }
 
     /// Resumes from a checkpoint; `steps` (if given) replaces the configured total.
@@ -221,12 +238,14 @@ impl Trainer {
         }
         // The file read now (the caller decides whether a changed one is acceptable: DataFile::verify).
         checkpoint.data_file = DataFile::of(&checkpoint.config)?;
-        Ok(Self::from_parts(checkpoint, data))
+        Self::from_parts(checkpoint, data)
     }
 
-    fn from_parts(state: Checkpoint, data: TrainingData) -> Self {
+    fn from_parts(state: Checkpoint, data: TrainingData) -> Result<Self, Error> {
+        let objective = state.config.objective()?;
+        objective.check_model(state.model.kind()).map_err(ConfigError::from)?;
         let ws = ModelWorkspace::new(&state.model);
-        Self { state, data, ws, z: Mat::default() }
+        Ok(Self { state, objective, data, ws, z: Mat::default() })
     }
 
     /// The current state (model, optimiser, RNG, step).
@@ -248,28 +267,28 @@ impl Trainer {
     /// Returns the loss, or what stopped being finite and its value: a non-finite loss or gradient leaves
     /// the state untouched; non-finite weights or Adam moments after the update leave it unusable (it
     /// must not be saved).
-    pub fn step(&mut self) -> Result<f64, (Divergence, f64)> {
+    pub(crate) fn step(&mut self) -> Result<f64, StepFailure> {
         let s = &mut self.state;
         let x = self.data.draw(s.config.batch, &mut s.rng);
-        let objective = s.config.objective();
+        let objective = self.objective;
         self.z.resize(objective.noise_rows(x.rows()), x.cols());
         self.z.as_mut_slice().iter_mut().for_each(|v| *v = StandardNormal.sample(&mut s.rng));
         let sigma = s.config.sigma as f32;
-        let loss = self.ws.loss_and_gradient(&s.model, objective, sigma, &x, &self.z) as f64;
+        let loss = self.ws.loss_and_gradient(&s.model, objective, sigma, &x, &self.z)? as f64;
         if !loss.is_finite() {
-            return Err((Divergence::Loss, loss));
+            return Err(StepFailure::Diverged(Divergence::Loss, loss));
         }
         if let Some(v) = first_non_finite(self.ws.grad()) {
-            return Err((Divergence::Gradient, v));
+            return Err(StepFailure::Diverged(Divergence::Gradient, v));
         }
         s.adam.set_learning_rate(s.config.learning_rate_at(s.step));
         s.adam.step(s.model.params_mut(), self.ws.grad());
         if let Some(v) = first_non_finite(s.model.params()) {
-            return Err((Divergence::Weights, v));
+            return Err(StepFailure::Diverged(Divergence::Weights, v));
         }
         let (m, v, _) = s.adam.state();
         if let Some(value) = first_non_finite([m, v]) {
-            return Err((Divergence::AdamState, value));
+            return Err(StepFailure::Diverged(Divergence::AdamState, value));
         }
         if let Some(ema) = &mut s.ema {
             ema.update(&s.model.params());
@@ -287,7 +306,8 @@ impl Trainer {
         while self.state.step < self.state.config.steps {
             let loss = match self.step() {
                 Ok(loss) => loss,
-                Err((what, value)) => {
+                Err(StepFailure::Objective(e)) => return Err(ConfigError::Objective(e).into()),
+                Err(StepFailure::Diverged(what, value)) => {
                     let step = self.state.step + 1;
                     let path = checkpoint.map(Path::to_path_buf);
                     return Err(TrainError::Diverged { step, what, value, last_saved, path }.into());
@@ -336,7 +356,7 @@ mod tests {
     fn small_energy(steps: u64) -> TrainConfig {
         TrainConfig {
             model: ModelKind::Energy,
-            objective: Some(crate::train::ObjectiveName::SsmVr),
+            objective: Some(crate::objectives::ObjectiveName::SsmVr),
             base_precision: 0.5,
             ..small(steps)
         }

@@ -2,32 +2,34 @@
 //! (see [`crate::memory_budget`]).
 
 use super::config::TrainConfig;
-use super::Objective;
 use crate::memory_budget::{training_bytes, MemoryBudget, MemoryError, NetworkSize};
 use crate::models::{ModelKind, SecondOrderHead};
+use crate::objectives::{Objective, ScoreMatching};
 
 /// Refuses a configuration whose training would need more memory than `budget` (see
 /// [`training_bytes`]), naming the sizes: the networks' width and depth, the batch, the data dimension.
 pub(crate) fn check_memory(
     config: &TrainConfig,
+    objective: Objective,
     dim: usize,
     budget: &MemoryBudget,
 ) -> Result<(), MemoryError> {
     let d = dim as f64;
     let networks = network_sizes(config, dim);
-    let objective = config.objective();
     // Objective::noise_rows in f64: `projections` may be as large as a usize holds.
     let rows_per_point = match objective {
-        Objective::Ssm { projections, .. } => 1.0 + projections as f64,
-        Objective::FdSsm { .. } => 2.0,
+        Objective::ScoreMatching(ScoreMatching::Ssm { projections, .. }) => 1.0 + projections as f64,
+        Objective::ScoreMatching(ScoreMatching::FdSsm { .. }) => 2.0,
         _ => 1.0,
     };
     let rows = config.batch as f64 * rows_per_point;
     // Exact score matching pushes D tangents per row; the other objectives at most two.
-    let tangents = if objective == Objective::Esm { d + 1.0 } else { 2.0 };
+    let tangents = if objective == Objective::ScoreMatching(ScoreMatching::Esm) { d + 1.0 } else { 2.0 };
     let what = || {
         let projections = match objective {
-            Objective::Ssm { projections, .. } => format!(" --projections {projections}"),
+            Objective::ScoreMatching(ScoreMatching::Ssm { projections, .. }) => {
+                format!(" --projections {projections}")
+            }
             _ => String::new(),
         };
         format!(
@@ -67,9 +69,13 @@ mod tests {
         // The defaults (a full head) on 784-dimensional data such as MNIST must fit a small machine.
         let budget = MemoryBudget::new(8.0 * (1u64 << 30) as f64);
         let mnist = TrainConfig::default();
-        assert!(check_memory(&mnist, 784, &budget).is_ok(), "{:?}", check_memory(&mnist, 784, &budget));
+        assert!(
+            check_memory(&mnist, mnist.objective().unwrap(), 784, &budget).is_ok(),
+            "{:?}",
+            check_memory(&mnist, mnist.objective().unwrap(), 784, &budget)
+        );
         let wide = TrainConfig { width: 1 << 20, ..TrainConfig::default() };
-        let err = check_memory(&wide, 2, &budget).unwrap_err().to_string();
+        let err = check_memory(&wide, wide.objective().unwrap(), 2, &budget).unwrap_err().to_string();
         assert!(
             err.starts_with("--width 1048576 --depth 2 --batch 512 on 2-dimensional data needs about "),
             "{err}"
