@@ -41,6 +41,10 @@ pub struct CalibrationReport {
     /// `E ||(I - V V^T) e||` with the top `min(5, K)` principal directions `V`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rem5: Option<f64>,
+    /// How many components REM5 and the energy fraction used: `min(5, K)` (fewer than 5 for a low-rank
+    /// head of rank below 5 or `D < 5`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rem_components: Option<usize>,
     /// `sum ||V^T e||^2 / sum ||e||^2` over the points, with the same directions.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub captured_error_energy: Option<f64>,
@@ -148,6 +152,7 @@ impl CalibrationReport {
         (report.coverage_68, report.coverage_90, report.coverage_95) = (c68, c90, c95);
         if let Some(pcs) = pcs {
             let (rem, captured, ratio) = component_scores(pcs, errors, REM_COMPONENTS);
+            report.rem_components = Some(ratio.len());
             (report.rem5, report.captured_error_energy, report.pc_variance_ratio) =
                 (Some(rem), Some(captured), Some(ratio));
         }

@@ -161,8 +161,8 @@ pub(super) mod tests {
         }));
         let want = dense.principal_components(k).unwrap();
         for pcs in &got.components {
-            for r in 0..k {
-                let lambda = s2 * (1.0 + s2 * mu[r]);
+            for (r, mu_r) in mu.iter().enumerate().take(k) {
+                let lambda = s2 * (1.0 + s2 * mu_r);
                 assert!((want.variances[r] - lambda).abs() < 1e-12, "closed-form eigenvalue {r}");
                 assert!(
                     (pcs.variances[r] - lambda).abs() < 1e-6,
