@@ -100,6 +100,7 @@ fn denoise_writes_means_that_are_tweedies_formula_and_the_requested_arrays() {
         o,
         "--json",
     ]));
+    assert!(report["ms_per_point"].as_f64().is_some_and(|t| t >= 0.0), "{report}");
     assert_eq!(npy_shape(&out.join("mean.npy")), vec![24, 3]);
     assert_eq!(npy_shape(&out.join("std.npy")), vec![24, 3]);
     assert_eq!(npy_shape(&out.join("pcs.npy")), vec![24, 2, 3]);

@@ -219,12 +219,14 @@ pub fn denoise(args: DenoiseArgs) -> Result<()> {
     let noisy = load_points(&args.input)?;
     expect_width(&noisy, &args.input, model.dim())?;
     let clean = args.clean.as_deref().map(|c| load_clean(c, &noisy, &args.input)).transpose()?;
+    let start = std::time::Instant::now();
     let estimate = if args.autodiff {
         autodiff(&model, &noisy, sigma, &args)?
     } else {
         learned(&model, &noisy, sigma, &args)?
     };
 
+    let seconds = start.elapsed().as_secs_f64();
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("--out {}: cannot create the folder", args.out.display()))?;
     let mut inputs = vec![("--model", args.model.as_path()), ("--input", args.input.as_path())];
@@ -259,6 +261,7 @@ pub fn denoise(args: DenoiseArgs) -> Result<()> {
         "written": written, "points": n, "dim": dim, "sigma": sigma,
         "route": if args.autodiff { "autodiff" } else { "learned" },
         "network_calls": estimate.network_calls, "psd_clipped": estimate.psd_clipped,
+        "ms_per_point": seconds * 1e3 / n as f64,
     });
     if let Some(clean) = &clean {
         value["metrics"] = metrics(&estimate, clean, sigma)?;
