@@ -33,6 +33,12 @@ pub enum UncertaintyError {
         /// `full`, `diag` or `lowrank`.
         form: &'static str,
     },
+    /// A model output or covariance with a NaN or infinite entry (the eigensolvers would not converge).
+    #[error("the {what} has a NaN or infinite entry (expected finite numbers; did training diverge?)")]
+    NonFinite {
+        /// What was not finite.
+        what: &'static str,
+    },
     /// Covariances were asked of a model without a second-order head.
     #[error("the model has no second-order head (its posterior covariance needs the autodiff route)")]
     NoSecondOrderHead,

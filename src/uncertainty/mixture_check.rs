@@ -213,6 +213,9 @@ pub fn check_on_mixture(
     let seconds = start.elapsed().as_secs_f64();
     let jacobian: Vec<f64> =
         score_jacobian(&model.s1, &noisy.cast::<f32>(), true).iter().map(|&v| f64::from(v)).collect();
+    if !jacobian.iter().all(|v| v.is_finite()) {
+        return Err(super::UncertaintyError::NonFinite { what: "Jacobian of s1" }.into());
+    }
     let s2 = sigma * sigma;
     let autodiff_covs = jacobian
         .chunks_exact(dim * dim)

@@ -93,6 +93,17 @@ impl PosteriorCovariance {
         }
     }
 
+    /// True when every entry is finite.
+    pub fn is_finite(&self) -> bool {
+        match self {
+            Self::Full(c) => c.is_finite(),
+            Self::Diagonal(v) => v.iter().all(|v| v.is_finite()),
+            Self::LowRankDiagonal { factor, diagonal } => {
+                factor.is_finite() && diagonal.iter().all(|v| v.is_finite())
+            }
+        }
+    }
+
     /// The PSD correction: raises every eigenvalue below `floor` to `floor` and returns the amount
     /// added to the trace, `sum_k max(floor - lambda_k, 0)` (0 when nothing was clipped).
     ///
@@ -100,7 +111,8 @@ impl PosteriorCovariance {
     /// `>= floor` in Frobenius norm). Diagonal: the variances themselves. Low-rank + diagonal: `A A^T` is
     /// PSD, so raising the entries of `e` to `floor` makes `C >= floor I` without leaving the factored
     /// form; this is a sufficient correction, not the nearest matrix, and the amount reported is what
-    /// was added to `e`.
+    /// was added to `e`. A full matrix with a non-finite entry is left as it is (0 returned; densities and
+    /// components then report it).
     #[track_caller]
     pub fn clip_to_psd(&mut self, floor: f64) -> f64 {
         assert!(floor >= 0.0, "clip_to_psd: floor {floor} < 0");
@@ -111,6 +123,7 @@ impl PosteriorCovariance {
         };
         match self {
             Self::Diagonal(v) | Self::LowRankDiagonal { diagonal: v, .. } => v.iter_mut().map(clip).sum(),
+            Self::Full(c) if !c.is_finite() => 0.0,
             Self::Full(c) => {
                 let dim = c.rows();
                 let mut eig = SymmetricEigen::new(DMatrix::from_row_slice(dim, dim, c.as_slice()));

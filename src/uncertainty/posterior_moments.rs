@@ -57,6 +57,9 @@ pub fn posterior_moments<F: Real>(
     }
     let x: Mat<F> = x_tilde.cast();
     let (s1, raw): (Mat<f64>, Mat<f64>) = (model.score(&x).cast(), s2.net.forward(&x).cast());
+    if !s1.is_finite() || !raw.is_finite() {
+        return Err(UncertaintyError::NonFinite { what: "model output" });
+    }
     Ok((0..x_tilde.rows())
         .map(|i| PosteriorMoments::from_scores(x_tilde.row(i), sigma, s1.row(i), s2.head, raw.row(i)))
         .collect())
@@ -183,5 +186,15 @@ mod tests {
             posterior_moments(&model, &normal_mat(2, 4, &mut rng), 0.5),
             Err(UncertaintyError::SizeMismatch { found: 4, expected: 3, .. })
         ));
+        // A diverged model (NaN weights) is an error, not a hang in an eigensolver later.
+        let mut diverged = model.clone();
+        diverged.set_params(&vec![f64::NAN; model.num_params()]);
+        assert_eq!(
+            posterior_moments(&diverged, &x, 0.5),
+            Err(UncertaintyError::NonFinite { what: "model output" })
+        );
+        let nan = PosteriorCovariance::Full(Mat::from_vec(2, 2, vec![f64::NAN, 0.0, 0.0, 1.0]));
+        assert_eq!(nan.principal_components(1), Err(UncertaintyError::NonFinite { what: "covariance" }));
+        assert_eq!(nan.clone().clip_to_psd(0.1), 0.0);
     }
 }

@@ -55,6 +55,9 @@ impl PosteriorCovariance {
     /// [`UncertaintyError::TooManyComponents`] if `k` exceeds [`max_components`](Self::max_components).
     pub fn principal_components(&self, k: usize) -> Result<PrincipalComponents, UncertaintyError> {
         let dim = self.dim();
+        if !self.is_finite() {
+            return Err(UncertaintyError::NonFinite { what: "covariance" });
+        }
         if k > self.max_components() {
             let why = match self {
                 Self::LowRankDiagonal { factor, .. } if factor.cols() < dim => {

@@ -89,6 +89,9 @@ pub fn subspace_iteration<S: ScoreJvp + ?Sized>(
         for t in 0..iterations {
             let tangents = Mat::from_fn(k * n, dim, |row, c| v[row % n].at(row / n, c));
             let (s1, jv) = score.score_and_jvps(&x, &tangents);
+            if !s1.is_finite() || !jv.is_finite() {
+                return Err(UncertaintyError::NonFinite { what: "score or its JVPs" });
+            }
             if t == 0 {
                 means.extend((0..n * dim).map(|e| x.as_slice()[e] + s2 * s1.as_slice()[e]));
             }
