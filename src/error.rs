@@ -41,6 +41,9 @@ pub enum Error {
     /// A sample-quality metric that cannot be computed.
     #[error(transparent)]
     Metric(#[from] MetricError),
+    /// Posterior moments or calibration metrics that cannot be computed.
+    #[error(transparent)]
+    Uncertainty(#[from] crate::uncertainty::UncertaintyError),
     /// A size whose memory estimate exceeds the memory available.
     #[error(transparent)]
     Memory(#[from] crate::memory_budget::MemoryError),

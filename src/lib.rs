@@ -17,6 +17,8 @@
 //! - [`train`]: configuration, the training loop, atomic checkpoints with bit-for-bit resume.
 //! - [`evaluation`]: relative errors against ground truth and timing.
 //! - [`data`], [`checkpoint`], [`plot`]: NPY/CSV points, safetensors files, PNG figures.
+//! - [`uncertainty`]: posterior mean, covariance and principal components of denoising, and their
+//!   calibration.
 //! - [`memory_budget`]: sizes checked against the memory available before anything is allocated.
 //!
 //! # Example: from an `N x D` array to scores, Hessians, posterior moments and samples
@@ -97,5 +99,6 @@ pub mod targets;
 #[cfg(test)]
 mod testing;
 pub mod train;
+pub mod uncertainty;
 
 pub use error::Error;

@@ -11,6 +11,7 @@ use crate::memory_budget::MemoryBudget;
 use crate::models::{Model, ScoreModel};
 use crate::objectives::{Objective, ScoreMatching};
 use crate::train::{Checkpoint, ModelWorkspace, TargetSource, TrainConfig, TrainingData};
+use crate::uncertainty::MixtureCheck;
 use anyhow::{Context, Result};
 use clap::Args;
 use rand::SeedableRng;
@@ -49,6 +50,13 @@ pub struct EvalArgs {
     /// Evaluate although the training data file changed since the checkpoint was written.
     #[arg(long)]
     allow_new_data: bool,
+    /// Analytic targets: the uncertainty of denoising (posterior mean and covariance of the learned
+    /// head and of the autodiff route against the exact posterior; NLL, coverage, REM5).
+    #[arg(long)]
+    uq: bool,
+    /// With --uq: subspace iterations of the autodiff route's principal components.
+    #[arg(long, default_value_t = 10)]
+    iterations: usize,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -188,6 +196,10 @@ pub fn eval(args: EvalArgs) -> Result<()> {
             let units = d + (config.depth * config.width) as f64 + d * d;
             let bytes = args.points as f64 * (32.0 * d * d + 16.0 * d * units);
             MemoryBudget::of_this_machine().check(|| format!("--points {}", args.points), bytes)?;
+            if args.uq {
+                let settings = MixtureCheck { points: args.points, seed: args.seed, iterations: args.iterations };
+                return super::eval_uq::eval_uq(&checkpoint, &args.model, mixture, name, settings, args.json);
+            }
             let report = evaluate_scores(
                 &checkpoint.eval_model(),
                 mixture,
@@ -205,6 +217,9 @@ pub fn eval(args: EvalArgs) -> Result<()> {
                 print_table(&report);
             }
         }
+        TrainingData::Samples { .. } if args.uq => anyhow::bail!(
+            "--uq --target {target}: the exact posterior is known only on analytic targets (gmm2d, gmm:..., gauss:...); on data use `tweedie denoise --clean`"
+        ),
         TrainingData::Samples { train, held_out, label, log_det } => {
             let rows = if target == trained_on { held_out.clone() } else { Mat::vstack(&[held_out, train]) };
             let model = checkpoint.eval_model();

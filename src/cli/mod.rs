@@ -5,8 +5,10 @@ mod config_error;
 mod data;
 mod data_dir_arg;
 mod demo;
+mod denoise;
 mod estimate;
 mod eval;
+mod eval_uq;
 mod export;
 mod plot_traces;
 mod progress;
@@ -44,6 +46,9 @@ enum Command {
     /// Measure a trained model against ground truth, or on held-out data (energy models: test
     /// log-likelihood).
     Eval(eval::EvalArgs),
+    /// Posterior mean, standard deviations, principal directions and samples of noisy points (and their
+    /// calibration against clean ones).
+    Denoise(Box<denoise::DenoiseArgs>),
     /// Evaluate a trained model's s1 or s2 at your own points.
     Score(score::ScoreArgs),
     /// Time the benchmark workloads (JSON lines; see bench/compare.py for the side-by-side peers).
@@ -69,6 +74,7 @@ pub fn main() -> Result<()> {
         Command::Train(args) => train::train(*args),
         Command::Eval(args) => eval::eval(args),
         Command::Score(args) => score::score(args),
+        Command::Denoise(args) => denoise::denoise(*args),
         Command::Bench(args) => bench::bench(args),
         Command::Sample(args) => sample::sample(*args),
         Command::PlotTraces(args) => plot_traces::plot_traces(args),

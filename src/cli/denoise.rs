@@ -1,0 +1,288 @@
+//! `tweedie denoise`: the posterior mean, per-coordinate standard deviations, principal directions and
+//! samples of the clean point behind each noisy input, from a learned second-order head (one pass) or
+//! the autodiff route (`--autodiff`: Jacobian diagonal and subspace iteration by JVPs of `s1`), written
+//! as NPY; with `--clean`, their calibration against the clean points.
+
+use crate::data::{claim_output, expect_width, load_points, write_npy};
+use crate::linalg::Mat;
+use crate::models::{Model, ScoreModel};
+use crate::train::Checkpoint;
+use crate::uncertainty::{
+    best_scalar_variance, isotropic_nll, jacobian_variances, posterior_means, posterior_moments,
+    subspace_iteration, CalibrationReport, DiagonalProbes, PosteriorCovariance, PrincipalComponents,
+    SplitConformal, SubspaceIteration, UncertaintyError, CONFORMAL_LEVEL, VARIANCE_FLOOR,
+};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::path::{Path, PathBuf};
+
+/// Arguments of `tweedie denoise`.
+#[derive(Args, Debug)]
+pub struct DenoiseArgs {
+    /// A checkpoint written by `tweedie train` (a score model; a second-order head unless --autodiff).
+    #[arg(long)]
+    model: PathBuf,
+    /// Noisy points (N x D) as .npy, .csv, .csv.gz, .tsv or .txt.
+    #[arg(long)]
+    input: PathBuf,
+    /// The clean points behind the noisy ones (N x D): prints the calibration metrics.
+    #[arg(long)]
+    clean: Option<PathBuf>,
+    /// Noise level of the inputs (default: the one the model was trained at).
+    #[arg(long)]
+    sigma: Option<f64>,
+    /// Principal directions to write per point (pcs.npy, N x K x D, and pc_variances.npy, N x K).
+    #[arg(long, default_value_t = 0)]
+    pcs: usize,
+    /// Samples of the Gaussian approximation to write per point (samples.npy, N x S x D; learned heads).
+    #[arg(long, default_value_t = 0)]
+    samples: usize,
+    /// The autodiff route: standard deviations from the Jacobian diagonal of s1 and principal
+    /// directions by subspace iteration with JVPs (for models without a second-order head).
+    #[arg(long)]
+    autodiff: bool,
+    /// With --autodiff: subspace iterations per direction (1 + K N network calls per point).
+    #[arg(long, default_value_t = 10)]
+    iterations: usize,
+    /// With --autodiff: Hutchinson probes for the Jacobian diagonal (default: D exact JVPs).
+    #[arg(long)]
+    probes: Option<usize>,
+    /// Seed of the samples, probes and starting subspaces.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Output folder (created if needed): mean.npy, std.npy and the files above.
+    #[arg(long)]
+    out: PathBuf,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What one route gives at every point.
+struct Estimate {
+    means: Mat<f64>,
+    stds: Mat<f64>,
+    covariances: Option<Vec<PosteriorCovariance>>,
+    components: Option<Vec<PrincipalComponents>>,
+    samples: Option<Vec<f64>>,
+    network_calls: usize,
+    psd_clipped: f64,
+}
+
+/// `--pcs K` errors name the flag.
+fn pcs_error(k: usize) -> impl Fn(UncertaintyError) -> anyhow::Error {
+    move |e| anyhow::anyhow!("--pcs {k}: {e}")
+}
+
+/// The learned head's moments, clipped to a variance floor, and their components and samples.
+fn learned(model: &ScoreModel<f32>, x: &Mat<f64>, sigma: f64, args: &DenoiseArgs) -> Result<Estimate> {
+    let (n, dim) = (x.rows(), x.cols());
+    let moments = posterior_moments(model, x, sigma)?;
+    let means = Mat::from_vec(n, dim, moments.iter().flat_map(|m| m.mean.clone()).collect());
+    let mut covariances: Vec<PosteriorCovariance> = moments.into_iter().map(|m| m.covariance).collect();
+    let floor = VARIANCE_FLOOR * sigma * sigma;
+    let psd_clipped = covariances.iter_mut().map(|c| c.clip_to_psd(floor)).sum::<f64>() / n as f64;
+    let stds = Mat::from_vec(n, dim, covariances.iter().flat_map(|c| c.variances()).map(f64::sqrt).collect());
+    let components = (args.pcs > 0)
+        .then(|| covariances.iter().map(|c| c.principal_components(args.pcs)).collect::<Result<Vec<_>, _>>())
+        .transpose()
+        .map_err(pcs_error(args.pcs))?;
+    let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
+    let samples = (args.samples > 0)
+        .then(|| -> Result<Vec<f64>, UncertaintyError> {
+            let mut out = Vec::with_capacity(n * args.samples * dim);
+            for (c, m) in covariances.iter().zip(means.row_iter()) {
+                out.extend(c.samples(m, args.samples, &mut rng)?.into_vec());
+            }
+            Ok(out)
+        })
+        .transpose()?;
+    Ok(Estimate {
+        means,
+        stds,
+        covariances: Some(covariances),
+        components,
+        samples,
+        network_calls: 2,
+        psd_clipped,
+    })
+}
+
+/// The autodiff route: variances from the Jacobian diagonal, components by subspace iteration.
+fn autodiff(model: &ScoreModel<f32>, x: &Mat<f64>, sigma: f64, args: &DenoiseArgs) -> Result<Estimate> {
+    if args.samples > 0 {
+        bail!("--samples {} needs a learned second-order head (the autodiff route gives variances and principal directions, not a covariance to sample)", args.samples);
+    }
+    let (n, dim) = (x.rows(), x.cols());
+    let probes = match args.probes {
+        Some(probes) => DiagonalProbes::Hutchinson { probes, seed: args.seed },
+        None => DiagonalProbes::Exact,
+    };
+    let mut variances =
+        jacobian_variances(&model.s1, x, sigma, probes).map_err(|e| anyhow::anyhow!("--probes: {e}"))?;
+    let floor = VARIANCE_FLOOR * sigma * sigma;
+    let mut clipped = 0.0;
+    for v in variances.as_mut_slice() {
+        clipped += (floor - *v).max(0.0);
+        *v = v.max(floor);
+    }
+    let stds = Mat::from_vec(n, dim, variances.as_slice().iter().map(|v| v.sqrt()).collect());
+    let (means, components, calls) = if args.pcs > 0 {
+        let settings =
+            SubspaceIteration { components: args.pcs, iterations: args.iterations, seed: args.seed };
+        let it = subspace_iteration(&model.s1, x, sigma, settings).map_err(|e| match e {
+            UncertaintyError::BadSetting { .. } => anyhow::anyhow!("--iterations {}: {e}", args.iterations),
+            e => pcs_error(args.pcs)(e),
+        })?;
+        (it.means, Some(it.components), it.network_calls)
+    } else {
+        (posterior_means(&model.score(&x.cast()).cast(), x, sigma), None, 1)
+    };
+    let network_calls = calls + probes.jvps(dim);
+    Ok(Estimate {
+        means,
+        stds,
+        covariances: None,
+        components,
+        samples: None,
+        network_calls,
+        psd_clipped: clipped / n as f64,
+    })
+}
+
+/// Loads `--clean`, which must have the shape of the noisy points.
+fn load_clean(path: &Path, noisy: &Mat<f64>, input: &Path) -> Result<Mat<f64>> {
+    let clean = load_points(path)?;
+    if (clean.rows(), clean.cols()) != (noisy.rows(), noisy.cols()) {
+        bail!(
+            "--clean {}: {} x {} points (expected {} x {}, the shape of --input {})",
+            path.display(),
+            clean.rows(),
+            clean.cols(),
+            noisy.rows(),
+            noisy.cols(),
+            input.display()
+        );
+    }
+    Ok(clean)
+}
+
+/// The calibration metrics of an estimate against the clean points.
+fn metrics(estimate: &Estimate, clean: &Mat<f64>, sigma: f64) -> Result<serde_json::Value> {
+    let (n, dim) = (clean.rows(), clean.cols());
+    let errors = Mat::from_fn(n, dim, |i, j| clean.at(i, j) - estimate.means.at(i, j));
+    let report = CalibrationReport::measure(
+        &errors,
+        estimate.covariances.as_deref(),
+        &estimate.stds,
+        estimate.components.as_deref(),
+    )?;
+    let mut value = report.to_json();
+    value["nll_isotropic"] = isotropic_nll(&errors, sigma * sigma).into();
+    value["nll_scalar"] = isotropic_nll(&errors, best_scalar_variance(&errors)).into();
+    value["mse_per_dim"] = (errors.norm_sq() / (n * dim) as f64).into();
+    if n >= 20 {
+        let half = n / 2;
+        let fit = SplitConformal::fit(
+            &errors.slice_rows(0, half),
+            &estimate.stds.slice_rows(0, half),
+            CONFORMAL_LEVEL,
+        )?;
+        let test = fit.evaluate(&errors.slice_rows(half, n), &estimate.stds.slice_rows(half, n));
+        value["conformal_scale"] = fit.scale.into();
+        value["conformal"] = serde_json::to_value(test)?;
+    }
+    Ok(value)
+}
+
+/// Runs `tweedie denoise`.
+pub fn denoise(args: DenoiseArgs) -> Result<()> {
+    let checkpoint = Checkpoint::load(&args.model)?;
+    let Model::Score(model) = checkpoint.eval_model() else {
+        bail!(
+            "{}: an energy model (expected a score model: s1, with an s2 head or --autodiff)",
+            args.model.display()
+        );
+    };
+    let sigma = args.sigma.unwrap_or(checkpoint.config.sigma);
+    if !(sigma > 0.0 && sigma.is_finite()) {
+        bail!("--sigma {sigma}: expected a finite noise level > 0");
+    }
+    if model.s2.is_none() && !args.autodiff {
+        bail!(
+            "{}: the model has no second-order head, so no learned covariance (use --autodiff for the autodiff route: Jacobian diagonal and subspace iteration on s1)",
+            args.model.display()
+        );
+    }
+    let noisy = load_points(&args.input)?;
+    expect_width(&noisy, &args.input, model.dim())?;
+    let clean = args.clean.as_deref().map(|c| load_clean(c, &noisy, &args.input)).transpose()?;
+    let start = std::time::Instant::now();
+    let estimate = if args.autodiff {
+        autodiff(&model, &noisy, sigma, &args)?
+    } else {
+        learned(&model, &noisy, sigma, &args)?
+    };
+
+    let seconds = start.elapsed().as_secs_f64();
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("--out {}: cannot create the folder", args.out.display()))?;
+    let mut inputs = vec![("--model", args.model.as_path()), ("--input", args.input.as_path())];
+    if let Some(c) = &args.clean {
+        inputs.push(("--clean", c.as_path()));
+    }
+    let (n, dim) = (noisy.rows(), noisy.cols());
+    let mut files: Vec<(&str, Vec<usize>, Vec<f64>)> = vec![
+        ("mean.npy", vec![n, dim], estimate.means.as_slice().to_vec()),
+        ("std.npy", vec![n, dim], estimate.stds.as_slice().to_vec()),
+    ];
+    if let Some(pcs) = &estimate.components {
+        let k = args.pcs;
+        files.push((
+            "pcs.npy",
+            vec![n, k, dim],
+            pcs.iter().flat_map(|p| p.directions.as_slice().to_vec()).collect(),
+        ));
+        files.push(("pc_variances.npy", vec![n, k], pcs.iter().flat_map(|p| p.variances.clone()).collect()));
+    }
+    if let Some(samples) = &estimate.samples {
+        files.push(("samples.npy", vec![n, args.samples, dim], samples.clone()));
+    }
+    let mut written = Vec::new();
+    for (name, shape, data) in &files {
+        let path = args.out.join(name);
+        let _claim = claim_output(&path, &inputs)?;
+        write_npy(&path, shape, data)?;
+        written.push(path);
+    }
+    let mut value = serde_json::json!({
+        "written": written, "points": n, "dim": dim, "sigma": sigma,
+        "route": if args.autodiff { "autodiff" } else { "learned" },
+        "network_calls": estimate.network_calls, "psd_clipped": estimate.psd_clipped,
+        "ms_per_point": seconds * 1e3 / n as f64,
+    });
+    if let Some(clean) = &clean {
+        value["metrics"] = metrics(&estimate, clean, sigma)?;
+    }
+    if args.json {
+        println!("{value}");
+    } else {
+        println!(
+            "{} points, D = {dim}, sigma = {sigma}, {} route, {} network calls per point",
+            n,
+            value["route"].as_str().unwrap_or("?"),
+            estimate.network_calls
+        );
+        for path in &written {
+            println!("wrote {}", path.display());
+        }
+        if let Some(map) = value["metrics"].as_object() {
+            for (key, v) in map {
+                println!("| {key} | {v} |");
+            }
+        }
+    }
+    Ok(())
+}
