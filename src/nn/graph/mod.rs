@@ -1,0 +1,23 @@
+//! Networks as graphs of ops over channels-last images (convolutions, group norm, pooling, upsampling,
+//! skip connections, a noise-level embedding), with forward passes that push tangents and reverse
+//! passes through both streams, under the stacked-batch contract of [`crate::nn::Layer`].
+
+mod conv2d;
+mod error;
+mod group_norm;
+mod network;
+mod noise_embedding;
+mod op;
+mod resample;
+mod shape;
+mod skip;
+
+pub use conv2d::Conv2d;
+pub use error::GraphError;
+pub use group_norm::{GroupNorm, GroupNormCache};
+pub use network::{Graph, GraphBuilder, GraphTrace, NodeId, ParamTensor};
+pub use noise_embedding::{fourier_features, NoiseEmbedding};
+pub use op::{NodeCache, Op};
+pub use resample::{AvgPool, Upsample};
+pub use shape::Shape;
+pub use skip::Concat;
