@@ -1,5 +1,5 @@
 //! Networks as graphs of ops over channels-last images (convolutions, group norm, pooling, upsampling,
-//! skip connections, a noise-level embedding), with forward passes that push tangents and reverse
+//! skip connections, a noise-level embedding) and the U-Net built from them, with forward passes that push tangents and reverse
 //! passes through both streams, under the stacked-batch contract of [`crate::nn::Layer`].
 
 mod conv2d;
@@ -11,6 +11,7 @@ mod op;
 mod resample;
 mod shape;
 mod skip;
+mod unet;
 
 pub use conv2d::Conv2d;
 pub use error::GraphError;
@@ -21,3 +22,4 @@ pub use op::{NodeCache, Op};
 pub use resample::{AvgPool, Upsample};
 pub use shape::Shape;
 pub use skip::Concat;
+pub use unet::{SecondOrderMaps, UNetConfig};
