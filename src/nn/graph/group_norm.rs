@@ -27,19 +27,32 @@ pub struct GroupNorm {
     pub groups: usize,
 }
 
-/// Per-group sums over one point row: `sums[group_of(c)] += f(pixel value index, c)`.
+/// Calls `visit(k, c, g)` for every value `k` of a point row of `len` values: channel `c`, group
+/// `g = c / per_group` (nested loops, no division per value).
 #[inline(always)]
-fn group_sums<F: Real>(
+fn for_each_value(channels: usize, per_group: usize, len: usize, mut visit: impl FnMut(usize, usize, usize)) {
+    for base in (0..len).step_by(channels) {
+        for g in 0..channels / per_group {
+            for c in g * per_group..(g + 1) * per_group {
+                visit(base + c, c, g);
+            }
+        }
+    }
+}
+
+/// Per-group means over one point row: `means[g] = mean_{values k of group g} f(k, g)`.
+#[inline(always)]
+fn group_means<F: Real>(
     channels: usize,
     per_group: usize,
     len: usize,
-    sums: &mut [F],
-    f: impl Fn(usize) -> F,
+    means: &mut [F],
+    f: impl Fn(usize, usize) -> F,
 ) {
-    sums.iter_mut().for_each(|s| *s = F::zero());
-    for (i, c) in (0..len).zip((0..channels).cycle()) {
-        sums[c / per_group] += f(i);
-    }
+    means.iter_mut().for_each(|s| *s = F::zero());
+    for_each_value(channels, per_group, len, |k, _, g| means[g] += f(k, g));
+    let inv_m = F::of((channels / per_group) as f64 / len as f64);
+    means.iter_mut().for_each(|s| *s *= inv_m);
 }
 
 /// What a group norm keeps for the reverse pass: `x^` on the primal rows and `1 / s` per point and group.
@@ -53,11 +66,6 @@ impl GroupNorm {
     /// Channels per group.
     fn per_group(&self) -> usize {
         self.shape.channels / self.groups
-    }
-
-    /// Values per group, `m`.
-    fn group_len(&self) -> usize {
-        self.shape.pixels() * self.per_group()
     }
 
     /// Number of parameters (scale, then shift).
@@ -76,13 +84,12 @@ impl GroupNorm {
         products: &mut [F],
         out: &mut [F],
     ) {
-        let (c, pg, m) = (self.shape.channels, self.per_group(), F::of(self.group_len() as f64));
-        group_sums(c, pg, u.len(), means, |i| u[i] / m);
-        group_sums(c, pg, u.len(), products, |i| xhat[i] * u[i] / m);
-        for (i, ch) in (0..u.len()).zip((0..c).cycle()) {
-            let g = ch / pg;
-            out[i] = (u[i] - means[g] - xhat[i] * products[g]) * inv_std[g];
-        }
+        let (c, pg) = (self.shape.channels, self.per_group());
+        group_means(c, pg, u.len(), means, |i, _| u[i]);
+        group_means(c, pg, u.len(), products, |i, _| xhat[i] * u[i]);
+        for_each_value(c, pg, u.len(), |k, _, g| {
+            out[k] = (u[k] - means[g] - xhat[k] * products[g]) * inv_std[g]
+        });
     }
 
     /// `y = gamma x^ + beta` on the `n` primal rows, `y_dot = gamma J x_dot` on the tangent rows.
@@ -96,21 +103,21 @@ impl GroupNorm {
     ) {
         let (c, len, groups, pg) = (self.shape.channels, self.shape.len(), self.groups, self.per_group());
         let (gamma, beta) = params.split_at(c);
-        let m = F::of(self.group_len() as f64);
         y.resize(x.rows(), len);
         cache.normalised.resize(n * len, F::zero());
         cache.inv_std.resize(n * groups, F::zero());
         let (mut means, mut vars) = (vec![F::zero(); groups], vec![F::zero(); groups]);
         for i in 0..n {
             let (xs, xhat) = (x.row(i), &mut cache.normalised[i * len..(i + 1) * len]);
-            group_sums(c, pg, len, &mut means, |k| xs[k] / m);
-            group_sums(c, pg, len, &mut vars, |k| (xs[k] - means[k % c / pg]).powi(2) / m);
+            group_means(c, pg, len, &mut means, |k, _| xs[k]);
+            group_means(c, pg, len, &mut vars, |k, g| (xs[k] - means[g]).powi(2));
             let inv_std = &mut cache.inv_std[i * groups..(i + 1) * groups];
             inv_std.iter_mut().zip(&vars).for_each(|(s, v)| *s = F::one() / (*v + F::of(EPS)).sqrt());
-            for ((k, ch), (xh, out)) in (0..len).zip((0..c).cycle()).zip(xhat.iter_mut().zip(y.row_mut(i))) {
-                *xh = (xs[k] - means[ch / pg]) * inv_std[ch / pg];
-                *out = gamma[ch] * *xh + beta[ch];
-            }
+            let out = y.row_mut(i);
+            for_each_value(c, pg, len, |k, ch, g| {
+                xhat[k] = (xs[k] - means[g]) * inv_std[g];
+                out[k] = gamma[ch] * xhat[k] + beta[ch];
+            });
         }
         let mut products = vec![F::zero(); groups];
         for r in n..x.rows() {
@@ -140,7 +147,6 @@ impl GroupNorm {
         let (c, len, groups, pg) = (self.shape.channels, self.shape.len(), self.groups, self.per_group());
         let gamma = &params[..c];
         let (g_gamma, g_beta) = grad.split_at_mut(c);
-        let m = F::of(self.group_len() as f64);
         let mut scratch = vec![F::zero(); 4 * groups];
         let (a, rest) = scratch.split_at_mut(groups);
         let (b, rest) = rest.split_at_mut(groups);
@@ -153,10 +159,10 @@ impl GroupNorm {
             let g = g_y.row(r);
             w.iter_mut().zip(g.iter().zip(gamma.iter().cycle())).for_each(|(w, (g, s))| *w = *g * *s);
             if r < n {
-                for (k, ch) in (0..len).zip((0..c).cycle()) {
+                for_each_value(c, pg, len, |k, ch, _| {
                     g_gamma[ch] += g[k] * xhat[k];
                     g_beta[ch] += g[k];
-                }
+                });
                 if let Some(g_x) = g_x.as_deref_mut() {
                     self.normal_jvp(xhat, inv_std, &w, a, b, &mut w_n);
                     g_x.row_mut(r).iter_mut().zip(&w_n).for_each(|(gx, v)| *gx += *v);
@@ -165,20 +171,17 @@ impl GroupNorm {
             }
             let u = x.row(r);
             self.normal_jvp(xhat, inv_std, u, a, b, &mut u_n);
-            for (k, ch) in (0..len).zip((0..c).cycle()) {
-                g_gamma[ch] += g[k] * u_n[k];
-            }
+            for_each_value(c, pg, len, |k, ch, _| g_gamma[ch] += g[k] * u_n[k]);
             let Some(g_x) = g_x.as_deref_mut() else { continue };
             self.normal_jvp(xhat, inv_std, &w, a, b, &mut w_n);
             g_x.row_mut(r).iter_mut().zip(&w_n).for_each(|(gx, v)| *gx += *v);
             // Second-order term on the point's primal row; b holds mean(x^ w) now.
-            group_sums(c, pg, len, inner, |k| w[k] * u_n[k] / m);
-            group_sums(c, pg, len, xhat_u, |k| xhat[k] * u[k] / m);
+            group_means(c, pg, len, inner, |k, _| w[k] * u_n[k]);
+            group_means(c, pg, len, xhat_u, |k, _| xhat[k] * u[k]);
             let primal = g_x.row_mut(i);
-            for (k, ch) in (0..len).zip((0..c).cycle()) {
-                let q = ch / pg;
+            for_each_value(c, pg, len, |k, _, q| {
                 primal[k] -= inv_std[q] * (inner[q] * xhat[k] + b[q] * u_n[k] + xhat_u[q] * w_n[k]);
-            }
+            });
         }
     }
 }
