@@ -1,6 +1,7 @@
 //! Networks as graphs of ops over channels-last images (convolutions, group norm, pooling, upsampling,
-//! skip connections, a noise-level embedding) and the U-Net built from them, with forward passes that push tangents and reverse
-//! passes through both streams, under the stacked-batch contract of [`crate::nn::Layer`].
+//! skip connections, a noise-level embedding) and the U-Net built from them, with forward passes that
+//! push tangents and reverse passes through both streams, under the stacked-batch contract of
+//! [`crate::nn::Layer`] (docs/math.md §8.8-§8.9).
 
 mod conv2d;
 mod error;
@@ -13,13 +14,7 @@ mod shape;
 mod skip;
 mod unet;
 
-pub use conv2d::Conv2d;
 pub use error::GraphError;
-pub use group_norm::{GroupNorm, GroupNormCache};
 pub use network::{Graph, GraphBuilder, GraphTrace, NodeId, ParamTensor};
-pub use noise_embedding::{fourier_features, NoiseEmbedding};
-pub use op::{NodeCache, Op};
-pub use resample::{AvgPool, Upsample};
 pub use shape::Shape;
-pub use skip::Concat;
 pub use unet::{SecondOrderMaps, UNetConfig};
