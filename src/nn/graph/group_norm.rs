@@ -27,39 +27,45 @@ pub struct GroupNorm {
     pub groups: usize,
 }
 
-/// Calls `visit(k, c, g)` for every value `k` of a point row of `len` values: channel `c`, group
-/// `g = c / per_group` (nested loops, no division per value).
-#[inline(always)]
-fn for_each_value(channels: usize, per_group: usize, len: usize, mut visit: impl FnMut(usize, usize, usize)) {
-    for base in (0..len).step_by(channels) {
-        for g in 0..channels / per_group {
-            for c in g * per_group..(g + 1) * per_group {
-                visit(base + c, c, g);
+/// Per-group means over one point row (`c` channels, `per_group` of them a group) of `a` or, given `b`,
+/// of `a * b`, expanded to one value per channel. Sums run per channel across pixels, so the inner loops
+/// go along the contiguous channels of a pixel.
+fn group_means<F: Real>(c: usize, per_group: usize, a: &[F], b: Option<&[F]>, out: &mut [F]) {
+    out.iter_mut().for_each(|s| *s = F::zero());
+    match b {
+        None => a.chunks_exact(c).for_each(|pa| out.iter_mut().zip(pa).for_each(|(s, x)| *s += *x)),
+        Some(b) => {
+            for (pa, pb) in a.chunks_exact(c).zip(b.chunks_exact(c)) {
+                out.iter_mut().zip(pa.iter().zip(pb)).for_each(|(s, (x, y))| *s += *x * *y);
             }
         }
     }
+    // m = len / groups = len per_group / c values per group.
+    let inv_m = F::of(c as f64 / (a.len() * per_group) as f64);
+    for run in out.chunks_exact_mut(per_group) {
+        let mean = run.iter().copied().sum::<F>() * inv_m;
+        run.iter_mut().for_each(|s| *s = mean);
+    }
 }
 
-/// Per-group means over one point row: `means[g] = mean_{values k of group g} f(k, g)`.
-#[inline(always)]
-fn group_means<F: Real>(
-    channels: usize,
-    per_group: usize,
-    len: usize,
-    means: &mut [F],
-    f: impl Fn(usize, usize) -> F,
-) {
-    means.iter_mut().for_each(|s| *s = F::zero());
-    for_each_value(channels, per_group, len, |k, _, g| means[g] += f(k, g));
-    let inv_m = F::of((channels / per_group) as f64 / len as f64);
-    means.iter_mut().for_each(|s| *s *= inv_m);
-}
-
-/// What a group norm keeps for the reverse pass: `x^` on the primal rows and `1 / s` per point and group.
+/// What a group norm keeps for the reverse pass: `x^` and `1 / s` (one per channel) on the primal rows.
 #[derive(Clone, Debug, Default)]
 pub struct GroupNormCache<F> {
     normalised: Vec<F>,
     inv_std: Vec<F>,
+}
+
+/// Per-channel workspace of the passes (means of one point row, expanded to channels).
+struct Means<F> {
+    first: Vec<F>,
+    second: Vec<F>,
+    third: Vec<F>,
+}
+
+impl<F: Real> Means<F> {
+    fn new(c: usize) -> Self {
+        Self { first: vec![F::zero(); c], second: vec![F::zero(); c], third: vec![F::zero(); c] }
+    }
 }
 
 impl GroupNorm {
@@ -73,23 +79,18 @@ impl GroupNorm {
         2 * self.shape.channels
     }
 
-    /// `J u = (u - mean(u) - x^ mean(x^ u)) / s` for one point row, written to `out`.
-    #[allow(clippy::too_many_arguments)]
-    fn normal_jvp<F: Real>(
-        &self,
-        xhat: &[F],
-        inv_std: &[F],
-        u: &[F],
-        means: &mut [F],
-        products: &mut [F],
-        out: &mut [F],
-    ) {
+    /// `out = J u = (u - mean(u) - x^ mean(x^ u)) / s` for one point row.
+    fn normal_jvp<F: Real>(&self, xhat: &[F], inv_std: &[F], u: &[F], means: &mut Means<F>, out: &mut [F]) {
         let (c, pg) = (self.shape.channels, self.per_group());
-        group_means(c, pg, u.len(), means, |i, _| u[i]);
-        group_means(c, pg, u.len(), products, |i, _| xhat[i] * u[i]);
-        for_each_value(c, pg, u.len(), |k, _, g| {
-            out[k] = (u[k] - means[g] - xhat[k] * products[g]) * inv_std[g]
-        });
+        group_means(c, pg, u, None, &mut means.first);
+        group_means(c, pg, xhat, Some(u), &mut means.second);
+        let pixels = out.chunks_exact_mut(c).zip(u.chunks_exact(c).zip(xhat.chunks_exact(c)));
+        for (o, (u, xh)) in pixels {
+            let per_channel = means.first.iter().zip(&means.second).zip(inv_std);
+            for ((o, (u, xh)), ((a, b), s)) in o.iter_mut().zip(u.iter().zip(xh)).zip(per_channel) {
+                *o = (*u - *a - *xh * *b) * *s;
+            }
+        }
     }
 
     /// `y = gamma x^ + beta` on the `n` primal rows, `y_dot = gamma J x_dot` on the tangent rows.
@@ -101,33 +102,37 @@ impl GroupNorm {
         y: &mut Mat<F>,
         cache: &mut GroupNormCache<F>,
     ) {
-        let (c, len, groups, pg) = (self.shape.channels, self.shape.len(), self.groups, self.per_group());
+        let (c, len, pg) = (self.shape.channels, self.shape.len(), self.per_group());
         let (gamma, beta) = params.split_at(c);
         y.resize(x.rows(), len);
         cache.normalised.resize(n * len, F::zero());
-        cache.inv_std.resize(n * groups, F::zero());
-        let (mut means, mut vars) = (vec![F::zero(); groups], vec![F::zero(); groups]);
+        cache.inv_std.resize(n * c, F::zero());
+        let mut means = Means::new(c);
         for i in 0..n {
-            let (xs, xhat) = (x.row(i), &mut cache.normalised[i * len..(i + 1) * len]);
-            group_means(c, pg, len, &mut means, |k, _| xs[k]);
-            group_means(c, pg, len, &mut vars, |k, g| (xs[k] - means[g]).powi(2));
-            let inv_std = &mut cache.inv_std[i * groups..(i + 1) * groups];
-            inv_std.iter_mut().zip(&vars).for_each(|(s, v)| *s = F::one() / (*v + F::of(EPS)).sqrt());
-            let out = y.row_mut(i);
-            for_each_value(c, pg, len, |k, ch, g| {
-                xhat[k] = (xs[k] - means[g]) * inv_std[g];
-                out[k] = gamma[ch] * xhat[k] + beta[ch];
-            });
+            let (xhat, inv_std) =
+                (&mut cache.normalised[i * len..(i + 1) * len], &mut cache.inv_std[i * c..(i + 1) * c]);
+            group_means(c, pg, x.row(i), None, &mut means.first);
+            for (d, xs) in xhat.chunks_exact_mut(c).zip(x.row(i).chunks_exact(c)) {
+                d.iter_mut().zip(xs.iter().zip(&means.first)).for_each(|(d, (x, mu))| *d = *x - *mu);
+            }
+            group_means(c, pg, xhat, Some(xhat), &mut means.second);
+            inv_std.iter_mut().zip(&means.second).for_each(|(s, v)| *s = F::one() / (*v + F::of(EPS)).sqrt());
+            for (xh, out) in xhat.chunks_exact_mut(c).zip(y.row_mut(i).chunks_exact_mut(c)) {
+                let per_channel = inv_std.iter().zip(gamma.iter().zip(beta));
+                for ((xh, out), (s, (g, b))) in xh.iter_mut().zip(out.iter_mut()).zip(per_channel) {
+                    *xh *= *s;
+                    *out = *g * *xh + *b;
+                }
+            }
         }
-        let mut products = vec![F::zero(); groups];
         for r in n..x.rows() {
             let i = (r - n) % n;
             let (xhat, inv_std) =
-                (&cache.normalised[i * len..(i + 1) * len], &cache.inv_std[i * groups..(i + 1) * groups]);
+                (&cache.normalised[i * len..(i + 1) * len], &cache.inv_std[i * c..(i + 1) * c]);
             let out = y.row_mut(r);
-            self.normal_jvp(xhat, inv_std, x.row(r), &mut means, &mut products, out);
-            for (v, g) in out.iter_mut().zip(gamma.iter().cycle()) {
-                *v *= *g;
+            self.normal_jvp(xhat, inv_std, x.row(r), &mut means, out);
+            for pixel in out.chunks_exact_mut(c) {
+                pixel.iter_mut().zip(gamma).for_each(|(v, g)| *v *= *g);
             }
         }
     }
@@ -144,44 +149,48 @@ impl GroupNorm {
         g_y: &Mat<F>,
         mut g_x: Option<&mut Mat<F>>,
     ) {
-        let (c, len, groups, pg) = (self.shape.channels, self.shape.len(), self.groups, self.per_group());
+        let (c, len, pg) = (self.shape.channels, self.shape.len(), self.per_group());
         let gamma = &params[..c];
         let (g_gamma, g_beta) = grad.split_at_mut(c);
-        let mut scratch = vec![F::zero(); 4 * groups];
-        let (a, rest) = scratch.split_at_mut(groups);
-        let (b, rest) = rest.split_at_mut(groups);
-        let (inner, xhat_u) = rest.split_at_mut(groups);
+        let mut means = Means::new(c);
         let (mut w, mut u_n, mut w_n) = (vec![F::zero(); len], vec![F::zero(); len], vec![F::zero(); len]);
         for r in 0..x.rows() {
             let i = if r < n { r } else { (r - n) % n };
             let (xhat, inv_std) =
-                (&cache.normalised[i * len..(i + 1) * len], &cache.inv_std[i * groups..(i + 1) * groups]);
+                (&cache.normalised[i * len..(i + 1) * len], &cache.inv_std[i * c..(i + 1) * c]);
             let g = g_y.row(r);
-            w.iter_mut().zip(g.iter().zip(gamma.iter().cycle())).for_each(|(w, (g, s))| *w = *g * *s);
+            for (w, g) in w.chunks_exact_mut(c).zip(g.chunks_exact(c)) {
+                w.iter_mut().zip(g.iter().zip(gamma)).for_each(|(w, (g, s))| *w = *g * *s);
+            }
+            // d gamma += g x^ (primal rows) or g_dot J u (tangent rows).
+            let u = x.row(r);
+            if r >= n {
+                self.normal_jvp(xhat, inv_std, u, &mut means, &mut u_n);
+            }
+            let factor = if r < n { xhat } else { &u_n[..] };
+            for (g, f) in g.chunks_exact(c).zip(factor.chunks_exact(c)) {
+                g_gamma.iter_mut().zip(g.iter().zip(f)).for_each(|(d, (g, f))| *d += *g * *f);
+            }
             if r < n {
-                for_each_value(c, pg, len, |k, ch, _| {
-                    g_gamma[ch] += g[k] * xhat[k];
-                    g_beta[ch] += g[k];
-                });
-                if let Some(g_x) = g_x.as_deref_mut() {
-                    self.normal_jvp(xhat, inv_std, &w, a, b, &mut w_n);
-                    g_x.row_mut(r).iter_mut().zip(&w_n).for_each(|(gx, v)| *gx += *v);
-                }
+                g.chunks_exact(c).for_each(|g| g_beta.iter_mut().zip(g).for_each(|(d, g)| *d += *g));
+            }
+            let Some(g_x) = g_x.as_deref_mut() else { continue };
+            self.normal_jvp(xhat, inv_std, &w, &mut means, &mut w_n);
+            g_x.row_mut(r).iter_mut().zip(&w_n).for_each(|(gx, v)| *gx += *v);
+            if r < n {
                 continue;
             }
-            let u = x.row(r);
-            self.normal_jvp(xhat, inv_std, u, a, b, &mut u_n);
-            for_each_value(c, pg, len, |k, ch, _| g_gamma[ch] += g[k] * u_n[k]);
-            let Some(g_x) = g_x.as_deref_mut() else { continue };
-            self.normal_jvp(xhat, inv_std, &w, a, b, &mut w_n);
-            g_x.row_mut(r).iter_mut().zip(&w_n).for_each(|(gx, v)| *gx += *v);
-            // Second-order term on the point's primal row; b holds mean(x^ w) now.
-            group_means(c, pg, len, inner, |k, _| w[k] * u_n[k]);
-            group_means(c, pg, len, xhat_u, |k, _| xhat[k] * u[k]);
-            let primal = g_x.row_mut(i);
-            for_each_value(c, pg, len, |k, _, q| {
-                primal[k] -= inv_std[q] * (inner[q] * xhat[k] + b[q] * u_n[k] + xhat_u[q] * w_n[k]);
-            });
+            // Second-order term on the point's primal row: means.second holds mean(x^ w) now.
+            group_means(c, pg, &w, Some(&u_n), &mut means.first);
+            group_means(c, pg, xhat, Some(u), &mut means.third);
+            let terms = g_x.row_mut(i).chunks_exact_mut(c).zip(xhat.chunks_exact(c));
+            for (k, (primal, xh)) in terms.enumerate() {
+                let (un, wn) = (&u_n[k * c..(k + 1) * c], &w_n[k * c..(k + 1) * c]);
+                for j in 0..c {
+                    let coeff = means.first[j] * xh[j] + means.second[j] * un[j] + means.third[j] * wn[j];
+                    primal[j] -= inv_std[j] * coeff;
+                }
+            }
         }
     }
 }
