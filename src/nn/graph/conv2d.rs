@@ -63,21 +63,22 @@ impl Conv2d {
         (iy < self.input.height && ix < self.input.width).then_some((iy, ix))
     }
 
-    /// Calls `visit(patch_row, column, input_offset, c_in)` for every in-image tap of every output pixel
-    /// of `rows` stacked rows (taps in the zero padding are skipped).
+    /// Calls `visit(start, input)` for every kernel tap of every output pixel of `rows` stacked rows:
+    /// the tap's `C_in` values start at `start` in `cols` and at `input` in the stacked input, which is
+    /// `None` for taps in the zero padding.
     #[inline(always)]
-    fn for_each_tap(&self, rows: usize, mut visit: impl FnMut(usize, usize, usize, usize)) {
-        let (out, cin) = (self.output(), self.input.channels);
+    fn for_each_tap(&self, rows: usize, mut visit: impl FnMut(usize, Option<usize>)) {
+        let (out, cin, patch) = (self.output(), self.input.channels, self.patch());
         for r in 0..rows {
             for oy in 0..out.height {
                 for ox in 0..out.width {
                     let p = (r * out.height + oy) * out.width + ox;
                     for ky in 0..self.kernel {
                         for kx in 0..self.kernel {
-                            if let Some((iy, ix)) = self.tap(oy, ox, ky, kx) {
-                                let col = (ky * self.kernel + kx) * cin;
-                                visit(p, col, r * self.input.len() + (iy * self.input.width + ix) * cin, cin);
-                            }
+                            let input = self
+                                .tap(oy, ox, ky, kx)
+                                .map(|(iy, ix)| r * self.input.len() + (iy * self.input.width + ix) * cin);
+                            visit(p * patch + (ky * self.kernel + kx) * cin, input);
                         }
                     }
                 }
@@ -87,24 +88,26 @@ impl Conv2d {
 
     /// Fills `cols` with the patches of the stacked rows of `x` (zeros for the padding).
     fn im2col<F: Real>(&self, x: &Mat<F>, cols: &mut Mat<F>) {
-        let patch = self.patch();
-        cols.resize(x.rows() * self.output().pixels(), patch);
-        cols.fill_zero();
+        let cin = self.input.channels;
+        cols.resize(x.rows() * self.output().pixels(), self.patch());
         let (xs, cs) = (x.as_slice(), cols.as_mut_slice());
-        self.for_each_tap(x.rows(), |p, col, offset, cin| {
-            cs[p * patch + col..p * patch + col + cin].copy_from_slice(&xs[offset..offset + cin]);
+        self.for_each_tap(x.rows(), |start, input| {
+            let dst = &mut cs[start..start + cin];
+            match input {
+                Some(offset) => dst.copy_from_slice(&xs[offset..offset + cin]),
+                None => dst.fill(F::zero()),
+            }
         });
     }
 
     /// Adds the patch cotangents `g_cols` back onto the input pixels they were copied from.
     fn col2im_add<F: Real>(&self, g_cols: &Mat<F>, g_x: &mut Mat<F>) {
-        let patch = self.patch();
-        let rows = g_x.rows();
+        let (cin, rows) = (self.input.channels, g_x.rows());
         let (gc, gx) = (g_cols.as_slice(), g_x.as_mut_slice());
-        self.for_each_tap(rows, |p, col, offset, cin| {
-            for (a, b) in gx[offset..offset + cin].iter_mut().zip(&gc[p * patch + col..p * patch + col + cin])
-            {
-                *a += *b;
+        self.for_each_tap(rows, |start, input| {
+            if let Some(offset) = input {
+                let src = &gc[start..start + cin];
+                gx[offset..offset + cin].iter_mut().zip(src).for_each(|(a, b)| *a += *b);
             }
         });
     }
