@@ -101,6 +101,12 @@ impl<F: Real> Graph<F> {
         &mut self.params
     }
 
+    /// Converts the element type (f32 for training, f64 for checks).
+    pub fn cast<G: Real>(&self) -> Graph<G> {
+        let params = self.params.iter().map(|p| G::of(p.to_f64().unwrap_or(f64::NAN))).collect();
+        Graph { nodes: self.nodes.clone(), params, tensors: self.tensors.clone() }
+    }
+
     /// The named tensors that tile the flat parameter vector, in order.
     pub fn tensors(&self) -> &[ParamTensor] {
         &self.tensors

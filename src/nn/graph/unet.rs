@@ -150,7 +150,7 @@ mod tests {
     use super::*;
     use crate::linalg::Mat;
     use crate::nn::graph::network::check_against_finite_differences;
-    use crate::nn::graph::GraphTrace;
+    use crate::nn::graph::{Graph, GraphTrace};
     use crate::testing::{normal_mat, test_rng};
 
     fn tiny(second_order: SecondOrderMaps) -> UNetConfig {
@@ -171,6 +171,40 @@ mod tests {
         let net = tiny(SecondOrderMaps::LowRank(1)).build::<f64, _>(&mut rng).expect("valid sizes");
         assert_eq!(net.output_shape(), Shape::new(8, 8, 3));
         check_against_finite_differences(&net, 2, 1, 21);
+    }
+
+    #[test]
+    fn f32_passes_agree_with_f64() {
+        // Training runs in f32 (fast exp in SiLU, f32 GEMM); relative agreement to 1e-3 is ~10^4 f32 ulps.
+        let mut rng = test_rng(24);
+        let net = tiny(SecondOrderMaps::Diagonal).build::<f64, _>(&mut rng).expect("valid sizes");
+        let (n, x) = (3, normal_mat(6, 64, &mut rng));
+        let g = normal_mat(6, 128, &mut rng);
+        let log_sigma = [-2.0, -0.7, 0.0];
+        let run = |net: &Graph<f64>| {
+            let mut trace = GraphTrace::default();
+            let y = net.forward(&x, n, &log_sigma, &mut trace).clone();
+            let (mut grad, mut g_x) = (vec![0.0; net.params().len()], Mat::default());
+            net.reverse(&mut trace, &g, &mut grad, Some(&mut g_x));
+            (y.into_vec(), grad, g_x.into_vec())
+        };
+        let run32 = |net: &Graph<f32>| {
+            let mut trace = GraphTrace::default();
+            let y = net.forward(&x.cast(), n, &log_sigma.map(|l| l as f32), &mut trace).cast::<f64>();
+            let (mut grad, mut g_x) = (vec![0.0f32; net.params().len()], Mat::default());
+            net.reverse(&mut trace, &g.cast(), &mut grad, Some(&mut g_x));
+            let widen = |v: &[f32]| v.iter().map(|v| f64::from(*v)).collect::<Vec<_>>();
+            (y.into_vec(), widen(&grad), widen(g_x.as_slice()))
+        };
+        let (want, got) = (run(&net), run32(&net.cast::<f32>()));
+        let scale = |v: &[f64]| v.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+        for (what, w, g) in
+            [("output", &want.0, &got.0), ("grad", &want.1, &got.1), ("input cotangent", &want.2, &got.2)]
+        {
+            let tol = 1e-3 * scale(w);
+            let worst = w.iter().zip(g).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+            assert!(worst <= tol, "{what}: worst difference {worst}, tolerance {tol}");
+        }
     }
 
     #[test]
