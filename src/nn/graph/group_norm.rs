@@ -1,0 +1,239 @@
+//! Group normalisation of channels-last images, with its tangent and the reverse of both streams
+//! (docs/math.md §8.9).
+//!
+//! Per point and group, over the `m = H W C / G` values `x` of the group:
+//! `mu = mean(x)`, `s = sqrt(var(x) + eps)`, `x^ = (x - mu) / s`, `y = gamma_c x^ + beta_c`.
+//! The Jacobian of `x -> x^` is symmetric, `J = (I - 1 1^T / m - x^ x^^T / m) / s`, so
+//! `J u = (u - mean(u) - x^ mean(x^ u)) / s`, and the tangent is `y_dot = gamma_c J x_dot`.
+//!
+//! Reverse, with `w = gamma g` and `w_tau = gamma g_dot_tau`: `g_x_dot_tau += J w_tau`,
+//! `g_x += J w + sum_tau grad_x <w_tau, J(x) u_tau>` with `u_tau = x_dot_tau` and the second-order term
+//! `grad_x <w, J(x) u> = -(1 / s) [ mean(w J u) x^ + mean(x^ w) J u + mean(x^ u) J w ]`;
+//! `d gamma_c += sum g x^ + sum_tau g_dot_tau J u_tau`, `d beta_c += sum g` (over the pixels).
+
+use super::shape::Shape;
+use crate::linalg::{Mat, Real};
+
+/// Added to the variance before the square root.
+const EPS: f64 = 1e-5;
+
+/// Group norm over `groups` equal groups of consecutive channels. Parameters: scale `gamma` (one per
+/// channel), then shift `beta`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupNorm {
+    /// Shape of the input (and output) image.
+    pub shape: Shape,
+    /// Number of channel groups; divides the channel count.
+    pub groups: usize,
+}
+
+/// Per-group means over one point row (`c` channels, `per_group` of them a group) of `a` or, given `b`,
+/// of `a * b`, expanded to one value per channel. Sums run per channel across pixels, so the inner loops
+/// go along the contiguous channels of a pixel.
+fn group_means<F: Real>(c: usize, per_group: usize, a: &[F], b: Option<&[F]>, out: &mut [F]) {
+    out.iter_mut().for_each(|s| *s = F::zero());
+    match b {
+        None => a.chunks_exact(c).for_each(|pa| out.iter_mut().zip(pa).for_each(|(s, x)| *s += *x)),
+        Some(b) => {
+            for (pa, pb) in a.chunks_exact(c).zip(b.chunks_exact(c)) {
+                out.iter_mut().zip(pa.iter().zip(pb)).for_each(|(s, (x, y))| *s += *x * *y);
+            }
+        }
+    }
+    // m = len / groups = len per_group / c values per group.
+    let inv_m = F::of(c as f64 / (a.len() * per_group) as f64);
+    for run in out.chunks_exact_mut(per_group) {
+        let mean = run.iter().copied().sum::<F>() * inv_m;
+        run.iter_mut().for_each(|s| *s = mean);
+    }
+}
+
+/// What a group norm keeps for the reverse pass: `x^` and `1 / s` (one per channel) on the primal rows.
+#[derive(Clone, Debug, Default)]
+pub struct GroupNormCache<F> {
+    normalised: Vec<F>,
+    inv_std: Vec<F>,
+}
+
+/// Per-channel workspace of the passes (means of one point row, expanded to channels).
+struct Means<F> {
+    first: Vec<F>,
+    second: Vec<F>,
+    third: Vec<F>,
+}
+
+impl<F: Real> Means<F> {
+    fn new(c: usize) -> Self {
+        Self { first: vec![F::zero(); c], second: vec![F::zero(); c], third: vec![F::zero(); c] }
+    }
+}
+
+impl GroupNorm {
+    /// Channels per group.
+    fn per_group(&self) -> usize {
+        self.shape.channels / self.groups
+    }
+
+    /// Number of parameters (scale, then shift).
+    pub fn param_len(&self) -> usize {
+        2 * self.shape.channels
+    }
+
+    /// `out = J u = (u - mean(u) - x^ mean(x^ u)) / s` for one point row.
+    fn normal_jvp<F: Real>(&self, xhat: &[F], inv_std: &[F], u: &[F], means: &mut Means<F>, out: &mut [F]) {
+        let (c, pg) = (self.shape.channels, self.per_group());
+        group_means(c, pg, u, None, &mut means.first);
+        group_means(c, pg, xhat, Some(u), &mut means.second);
+        let pixels = out.chunks_exact_mut(c).zip(u.chunks_exact(c).zip(xhat.chunks_exact(c)));
+        for (o, (u, xh)) in pixels {
+            let per_channel = means.first.iter().zip(&means.second).zip(inv_std);
+            for ((o, (u, xh)), ((a, b), s)) in o.iter_mut().zip(u.iter().zip(xh)).zip(per_channel) {
+                *o = (*u - *a - *xh * *b) * *s;
+            }
+        }
+    }
+
+    /// `y = gamma x^ + beta` on the `n` primal rows, `y_dot = gamma J x_dot` on the tangent rows.
+    pub fn forward<F: Real>(
+        &self,
+        params: &[F],
+        x: &Mat<F>,
+        n: usize,
+        y: &mut Mat<F>,
+        cache: &mut GroupNormCache<F>,
+    ) {
+        let (c, len, pg) = (self.shape.channels, self.shape.len(), self.per_group());
+        let (gamma, beta) = params.split_at(c);
+        y.resize(x.rows(), len);
+        cache.normalised.resize(n * len, F::zero());
+        cache.inv_std.resize(n * c, F::zero());
+        let mut means = Means::new(c);
+        for i in 0..n {
+            let (xhat, inv_std) =
+                (&mut cache.normalised[i * len..(i + 1) * len], &mut cache.inv_std[i * c..(i + 1) * c]);
+            group_means(c, pg, x.row(i), None, &mut means.first);
+            for (d, xs) in xhat.chunks_exact_mut(c).zip(x.row(i).chunks_exact(c)) {
+                d.iter_mut().zip(xs.iter().zip(&means.first)).for_each(|(d, (x, mu))| *d = *x - *mu);
+            }
+            group_means(c, pg, xhat, Some(xhat), &mut means.second);
+            inv_std.iter_mut().zip(&means.second).for_each(|(s, v)| *s = F::one() / (*v + F::of(EPS)).sqrt());
+            for (xh, out) in xhat.chunks_exact_mut(c).zip(y.row_mut(i).chunks_exact_mut(c)) {
+                let per_channel = inv_std.iter().zip(gamma.iter().zip(beta));
+                for ((xh, out), (s, (g, b))) in xh.iter_mut().zip(out.iter_mut()).zip(per_channel) {
+                    *xh *= *s;
+                    *out = *g * *xh + *b;
+                }
+            }
+        }
+        for r in n..x.rows() {
+            let i = (r - n) % n;
+            let (xhat, inv_std) =
+                (&cache.normalised[i * len..(i + 1) * len], &cache.inv_std[i * c..(i + 1) * c]);
+            let out = y.row_mut(r);
+            self.normal_jvp(xhat, inv_std, x.row(r), &mut means, out);
+            for pixel in out.chunks_exact_mut(c) {
+                pixel.iter_mut().zip(gamma).for_each(|(v, g)| *v *= *g);
+            }
+        }
+    }
+
+    /// Parameter gradients and, when asked, `g_x += ...` of both streams (formulas in the module doc).
+    #[allow(clippy::too_many_arguments)]
+    pub fn reverse<F: Real>(
+        &self,
+        params: &[F],
+        grad: &mut [F],
+        x: &Mat<F>,
+        n: usize,
+        cache: &GroupNormCache<F>,
+        g_y: &Mat<F>,
+        mut g_x: Option<&mut Mat<F>>,
+    ) {
+        let (c, len, pg) = (self.shape.channels, self.shape.len(), self.per_group());
+        let gamma = &params[..c];
+        let (g_gamma, g_beta) = grad.split_at_mut(c);
+        let mut means = Means::new(c);
+        let (mut w, mut u_n, mut w_n) = (vec![F::zero(); len], vec![F::zero(); len], vec![F::zero(); len]);
+        for r in 0..x.rows() {
+            let i = if r < n { r } else { (r - n) % n };
+            let (xhat, inv_std) =
+                (&cache.normalised[i * len..(i + 1) * len], &cache.inv_std[i * c..(i + 1) * c]);
+            let g = g_y.row(r);
+            for (w, g) in w.chunks_exact_mut(c).zip(g.chunks_exact(c)) {
+                w.iter_mut().zip(g.iter().zip(gamma)).for_each(|(w, (g, s))| *w = *g * *s);
+            }
+            // d gamma += g x^ (primal rows) or g_dot J u (tangent rows).
+            let u = x.row(r);
+            if r >= n {
+                self.normal_jvp(xhat, inv_std, u, &mut means, &mut u_n);
+            }
+            let factor = if r < n { xhat } else { &u_n[..] };
+            for (g, f) in g.chunks_exact(c).zip(factor.chunks_exact(c)) {
+                g_gamma.iter_mut().zip(g.iter().zip(f)).for_each(|(d, (g, f))| *d += *g * *f);
+            }
+            if r < n {
+                g.chunks_exact(c).for_each(|g| g_beta.iter_mut().zip(g).for_each(|(d, g)| *d += *g));
+            }
+            let Some(g_x) = g_x.as_deref_mut() else { continue };
+            self.normal_jvp(xhat, inv_std, &w, &mut means, &mut w_n);
+            g_x.row_mut(r).iter_mut().zip(&w_n).for_each(|(gx, v)| *gx += *v);
+            if r < n {
+                continue;
+            }
+            // Second-order term on the point's primal row: means.second holds mean(x^ w) now.
+            group_means(c, pg, &w, Some(&u_n), &mut means.first);
+            group_means(c, pg, xhat, Some(u), &mut means.third);
+            let terms = g_x.row_mut(i).chunks_exact_mut(c).zip(xhat.chunks_exact(c));
+            for (k, (primal, xh)) in terms.enumerate() {
+                let (un, wn) = (&u_n[k * c..(k + 1) * c], &w_n[k * c..(k + 1) * c]);
+                for j in 0..c {
+                    let coeff = means.first[j] * xh[j] + means.second[j] * un[j] + means.third[j] * wn[j];
+                    primal[j] -= inv_std[j] * coeff;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::graph::network::{check_against_finite_differences, GraphBuilder};
+    use crate::testing::{assert_close, normal_mat, test_rng};
+
+    #[test]
+    fn values_are_normalised_per_point_and_group() {
+        let mut rng = test_rng(8);
+        let norm = GroupNorm { shape: Shape::new(3, 2, 6), groups: 3 };
+        let params: Vec<f64> = normal_mat(1, norm.param_len(), &mut rng).into_vec();
+        let (gamma, beta) = params.split_at(6);
+        let x = normal_mat(2, norm.shape.len(), &mut rng);
+        let mut y = Mat::default();
+        norm.forward(&params, &x, 2, &mut y, &mut GroupNormCache::default());
+        for r in 0..2 {
+            for g in 0..3 {
+                // Group g holds channels 2g and 2g + 1 of each of the 6 pixels.
+                let idx: Vec<usize> = (0..6).flat_map(|p| [p * 6 + 2 * g, p * 6 + 2 * g + 1]).collect();
+                let mean = idx.iter().map(|&k| x.at(r, k)).sum::<f64>() / 12.0;
+                let var = idx.iter().map(|&k| (x.at(r, k) - mean).powi(2)).sum::<f64>() / 12.0;
+                let want: Vec<f64> = idx
+                    .iter()
+                    .map(|&k| gamma[k % 6] * (x.at(r, k) - mean) / (var + EPS).sqrt() + beta[k % 6])
+                    .collect();
+                let got: Vec<f64> = idx.iter().map(|&k| y.at(r, k)).collect();
+                assert_close(&got, &want, 1e-12, &format!("row {r} group {g}"));
+            }
+        }
+    }
+
+    #[test]
+    fn tangent_and_reverse_match_finite_differences() {
+        for (groups, tangents) in [(1, 1), (2, 2), (4, 1)] {
+            let mut rng = test_rng(9);
+            let mut b = GraphBuilder::<f64, _>::new(Shape::new(3, 2, 4), &mut rng);
+            let x = b.input();
+            b.group_norm("norm", x, groups).expect("4 channels");
+            check_against_finite_differences(&b.finish(), 2, tangents, 10);
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! The ops a network graph is made of, each with a forward pass (values and tangents) and a reverse pass
+//! through both streams that ADDS to the cotangents of its inputs (one output may feed several ops).
+
+use super::conv2d::Conv2d;
+use super::group_norm::{GroupNorm, GroupNormCache};
+use super::noise_embedding::NoiseEmbedding;
+use super::resample::{AvgPool, Upsample};
+use super::skip::{accumulate, add_forward, Concat};
+use crate::linalg::{Mat, Real};
+use crate::nn::{Activation, ActivationCache, Layer};
+
+/// One op of a network graph. Every op maps stacked batches (`n` primal rows, then tangent rows) of
+/// channels-last images; a dense layer is a 1x1 convolution of a `1 x 1 x D` image.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Op {
+    /// The network input (node 0).
+    Input,
+    /// A `k x k` convolution, stride 1 or 2.
+    Conv2d(Conv2d),
+    /// Group normalisation.
+    GroupNorm(GroupNorm),
+    /// A pointwise activation.
+    Act(Activation),
+    /// 2x2 average pooling.
+    AvgPool(AvgPool),
+    /// 2x nearest upsampling.
+    Upsample(Upsample),
+    /// The sum of two equally shaped inputs.
+    Add,
+    /// Channel concatenation of two inputs.
+    Concat(Concat),
+    /// A per-channel bias computed from each point's noise level.
+    Embed(NoiseEmbedding),
+}
+
+/// What a node keeps from its forward pass for its reverse pass (each op uses its own field).
+#[derive(Clone, Debug, Default)]
+pub struct NodeCache<F> {
+    columns: Mat<F>,
+    norm: GroupNormCache<F>,
+    activation: ActivationCache<F>,
+    features: Mat<F>,
+}
+
+impl Op {
+    /// Number of parameters the op owns.
+    pub fn param_len(&self) -> usize {
+        match self {
+            Op::Conv2d(conv) => conv.param_len(),
+            Op::GroupNorm(norm) => norm.param_len(),
+            Op::Embed(embed) => embed.param_len(),
+            Op::Input | Op::Act(_) | Op::AvgPool(_) | Op::Upsample(_) | Op::Add | Op::Concat(_) => 0,
+        }
+    }
+
+    /// Writes the op's stacked output `y` of its stacked `inputs`; `log_sigma` holds one noise level per
+    /// primal row.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn forward<F: Real>(
+        &self,
+        params: &[F],
+        inputs: &[&Mat<F>],
+        n: usize,
+        log_sigma: &[F],
+        y: &mut Mat<F>,
+        cache: &mut NodeCache<F>,
+    ) {
+        match self {
+            Op::Input => unreachable!("the input node has no forward pass"),
+            Op::Conv2d(conv) => conv.forward(params, inputs[0], n, y, &mut cache.columns),
+            Op::GroupNorm(norm) => norm.forward(params, inputs[0], n, y, &mut cache.norm),
+            Op::Act(act) => act.forward(inputs[0], n, y, &mut cache.activation),
+            Op::AvgPool(pool) => pool.forward(inputs[0], y),
+            Op::Upsample(up) => up.forward(inputs[0], y),
+            Op::Add => add_forward(inputs[0], inputs[1], y),
+            Op::Concat(concat) => concat.forward(inputs[0], inputs[1], y),
+            Op::Embed(embed) => embed.forward(params, inputs[0], n, log_sigma, y, &mut cache.features),
+        }
+    }
+
+    /// Adds the op's parameter gradients to `grad` and the cotangents of its inputs to `g_inputs` (an
+    /// input whose cotangent is not wanted is `None`). `scratch` is workspace.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn reverse<F: Real>(
+        &self,
+        params: &[F],
+        grad: &mut [F],
+        inputs: &[&Mat<F>],
+        n: usize,
+        cache: &NodeCache<F>,
+        g_y: &Mat<F>,
+        g_inputs: [Option<&mut Mat<F>>; 2],
+        scratch: &mut Mat<F>,
+    ) {
+        let [g_a, g_b] = g_inputs;
+        match self {
+            Op::Input => unreachable!("the input node has no reverse pass"),
+            Op::Conv2d(conv) => conv.reverse(params, grad, inputs[0], n, &cache.columns, g_y, g_a, scratch),
+            Op::GroupNorm(norm) => norm.reverse(params, grad, inputs[0], n, &cache.norm, g_y, g_a),
+            Op::Act(act) => {
+                if let Some(g_a) = g_a {
+                    act.reverse(inputs[0], n, &cache.activation, g_y, Some(scratch), &mut ());
+                    accumulate(scratch, g_a);
+                }
+            }
+            Op::AvgPool(pool) => g_a.into_iter().for_each(|g| pool.reverse(g_y, g)),
+            Op::Upsample(up) => g_a.into_iter().for_each(|g| up.reverse(g_y, g)),
+            Op::Add => g_a.into_iter().chain(g_b).for_each(|g| accumulate(g_y, g)),
+            Op::Concat(concat) => concat.reverse(g_y, g_a, g_b),
+            Op::Embed(embed) => embed.reverse(grad, n, &cache.features, g_y, g_a),
+        }
+    }
+}
