@@ -4,22 +4,29 @@
 //! distribution from samples, directly by denoising (Tweedie's formula at first and second order), and
 //! check them against analytic ground truth.
 //!
-//! The map of the crate:
-//! - [`nn`]: the explicit-derivative network core. Layers ([`nn::Linear`], [`nn::Activation`]) and the
-//!   [`nn::Mlp`] run a forward pass that also pushes tangents (JVPs) and a reverse pass through both the
-//!   primal and the tangent streams; [`linalg`] holds the matrix type and the GEMM seam.
-//! - [`targets`]: Gaussian mixtures with exact `s1`, `s2`, `s3` of `q_sigma`, the exact posterior, and the
-//!   named families `gmm2d`, `gmm:dim=D,components=K,seed=S`, `gauss:dim=D,cond=C,seed=S`.
-//! - [`models`]: the score network and the second-order heads (full, diagonal, low-rank + diagonal).
-//! - [`objectives`]: DSM, DSM-VR and second-order DSM in forms A, B and A-VR, with closed forms that never
-//!   build a `D x D` matrix for diagonal and low-rank heads.
-//! - [`estimators`]: the autodiff baseline (the symmetrised Jacobian of `s1`).
-//! - [`train`]: configuration, the training loop, atomic checkpoints with bit-for-bit resume.
-//! - [`evaluation`]: relative errors against ground truth and timing.
-//! - [`data`], [`checkpoint`], [`plot`]: NPY/CSV points, safetensors files, PNG figures.
-//! - [`uncertainty`]: posterior mean, covariance and principal components of denoising, and their
-//!   calibration.
-//! - [`memory_budget`]: sizes checked against the memory available before anything is allocated.
+//! The map of the crate (the public surface; the `tweedie` command line is built on exactly this):
+//! - [`train`]: [`train::TrainConfig`] (every choice of a run) and [`train::Trainer`], which trains on
+//!   points in memory ([`train::Trainer::from_points`]), a named target, a data file or a data set, with
+//!   checkpoints optional and resumable bit for bit ([`train::Checkpoint`]).
+//! - [`models`]: the trained [`models::Model`]: a score network with an optional second-order head
+//!   (full, diagonal, low-rank + diagonal) or an energy model; `score` and `hessian_dense` at your points.
+//! - [`objectives`]: the registry of objectives ([`objectives::Objective`]): DSM, DSM-VR, second-order
+//!   DSM in forms A, B and A-VR, SSM, SSM-VR, exact and finite-difference score matching.
+//! - [`uncertainty`]: posterior moments of denoising (mean, covariance as the head's factors, principal
+//!   directions, samples), the autodiff route by subspace iteration, and their calibration.
+//! - [`samplers`]: ULA, MALA, Ozaki and annealed samplers on analytic or learned scores, with a
+//!   [`samplers::SampleReport`].
+//! - [`targets`]: Gaussian mixtures with exact `s1`, `s2`, `s3` and the exact posterior, and the named
+//!   families `gmm2d`, `gmm:dim=D,components=K,seed=S`, `gauss:dim=D,cond=C,seed=S`.
+//! - [`estimators`]: the autodiff Jacobian of `s1`, and the Stein and SSGE kernel score estimators.
+//! - [`evaluation`], [`metrics`]: errors against ground truth, `log Z` of energy models, MMD², KSD².
+//! - [`data`]: points from CSV / NPY files, the named data sets and their data directory.
+//! - [`nn`]: the explicit-derivative network core (forward with tangents, reverse through both streams;
+//!   docs/math.md §8), of which the image network graph ([`nn::graph`]) is public.
+//! - [`linalg`]: the matrix type [`linalg::Mat`] and the float trait [`linalg::Real`].
+//!
+//! Without default features (`default-features = false`) the crate builds without the command line
+//! (`clap`, `indicatif`, `png`).
 //!
 //! # Example: from an `N x D` array to scores, Hessians, posterior moments and samples
 //! ```

@@ -11,7 +11,7 @@ const GIB: f64 = (1u64 << 30) as f64;
 
 /// The most threads a `--threads` flag may ask for: far beyond any useful count, low enough that
 /// spawning them cannot exhaust the system.
-pub const MAX_THREADS: usize = 1024;
+pub(crate) const MAX_THREADS: usize = 1024;
 
 /// A size whose memory estimate exceeds what is available.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -45,7 +45,7 @@ fn human(bytes: f64) -> String {
 
 /// The memory a command may plan to use.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct MemoryBudget {
+pub(crate) struct MemoryBudget {
     available: f64,
 }
 
@@ -70,6 +70,7 @@ impl MemoryBudget {
         Self::new(if known.is_finite() { known } else { FALLBACK_BYTES })
     }
 
+    #[cfg(test)]
     /// The bytes available.
     pub fn available(&self) -> f64 {
         self.available
@@ -91,7 +92,7 @@ impl MemoryBudget {
 /// The size of a fully connected network `inputs -> width x depth -> outputs`, in f64 so that no size
 /// overflows.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct NetworkSize {
+pub(crate) struct NetworkSize {
     /// Inputs.
     pub inputs: f64,
     /// Hidden width.
@@ -126,7 +127,7 @@ impl NetworkSize {
 /// f32 (4 bytes) for the `P` parameters six times over (weights, gradient, two Adam moments, weight
 /// average, an evaluation copy) and, per row and tangent, four numbers per unit (activation, tangent and
 /// their adjoints): `4 (6 P + 4 rows tangents U)`.
-pub fn training_bytes(networks: &[NetworkSize], rows: f64, tangents: f64) -> f64 {
+pub(crate) fn training_bytes(networks: &[NetworkSize], rows: f64, tangents: f64) -> f64 {
     let params: f64 = networks.iter().map(NetworkSize::params).sum();
     let units: f64 = networks.iter().map(NetworkSize::units).sum();
     4.0 * (6.0 * params + 4.0 * rows * tangents * units)
@@ -136,7 +137,7 @@ pub fn training_bytes(networks: &[NetworkSize], rows: f64, tangents: f64) -> f64
 ///
 /// # Errors
 /// A one-line message naming the flag, the value and the range.
-pub fn check_threads(flag: &str, threads: usize) -> Result<(), String> {
+pub(crate) fn check_threads(flag: &str, threads: usize) -> Result<(), String> {
     if (1..=MAX_THREADS).contains(&threads) {
         Ok(())
     } else {

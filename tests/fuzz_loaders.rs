@@ -187,7 +187,6 @@ proptest! {
         for text in [noise, mutated] {
             if let Ok(config) = toml::from_str::<TrainConfig>(&text) {
                 let _ = config.validate();
-                let _ = config.target_source();
             }
         }
         check_allocations();

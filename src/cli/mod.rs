@@ -26,7 +26,7 @@ use clap::{Parser, Subcommand};
 /// Learn the score and its Hessian from samples by denoising (Tweedie's formula).
 #[derive(Parser, Debug)]
 #[command(name = "tweedie", version, about, long_about = None)]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
     /// Threads of the pool every command computes on: parallel chains and batches, and the large
@@ -65,7 +65,7 @@ enum Command {
     Estimate(estimate::EstimateArgs),
 }
 
-/// Parses the arguments (a usage error is one line, see [`usage_error::one_line`]) and runs the command.
+/// Parses the arguments (a usage error is one line) and runs the command.
 pub fn main() -> Result<()> {
     let cli = Cli::try_parse().map_err(usage_error::one_line)?;
     threads::init_pool(cli.threads)?;

@@ -15,15 +15,6 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// atomic), which is flushed to disk with `fsync` before the rename; the folder is then synced so the rename
 /// itself survives a crash. On any failure the temporary file is removed and whatever was at `path` before
 /// is left untouched. The error is returned as is: callers attach `path` in their own error type.
-///
-/// # Example
-/// ```
-/// let dir = tempfile::tempdir().unwrap();
-/// let path = dir.path().join("weights.bin");
-/// tweedie::data::write_atomic(&path, b"first").unwrap();
-/// tweedie::data::write_atomic(&path, b"second").unwrap();
-/// assert_eq!(std::fs::read(&path).unwrap(), b"second");
-/// ```
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let folder = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -111,5 +102,14 @@ mod tests {
     fn path_without_file_name_is_rejected() {
         let err = write_atomic(Path::new("/"), b"x").unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn write_atomic_example() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("weights.bin");
+        crate::data::write_atomic(&path, b"first").unwrap();
+        crate::data::write_atomic(&path, b"second").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second");
     }
 }

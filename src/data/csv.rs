@@ -14,8 +14,6 @@ pub enum Columns {
     All,
     /// Only these columns, in the order given (repeats allowed).
     Keep(Vec<usize>),
-    /// Every column except these, in file order (for example an id or a class label).
-    Drop(Vec<usize>),
 }
 
 /// Options of [`read_csv`].
@@ -68,18 +66,6 @@ impl Separator {
 /// first data row's, [`DataError::Parse`] for a field that is not a number, [`DataError::NonFinite`] for
 /// NaN or infinity, [`DataError::TooLarge`] beyond [`MAX_ABS_VALUE`](super::MAX_ABS_VALUE), [`DataError::ColumnOutOfRange`] for a selection beyond the row width, and
 /// [`DataError::Io`] when the file cannot be read or decompressed.
-///
-/// # Example
-/// ```
-/// use tweedie::data::{read_csv, Columns, CsvOptions};
-/// let dir = tempfile::tempdir().unwrap();
-/// let path = dir.path().join("iris.csv");
-/// std::fs::write(&path, "a,b,label\n1,2,setosa\n3,4,virginica\n").unwrap();
-/// let opts = CsvOptions { columns: Columns::Drop(vec![2]) };
-/// let x = read_csv(&path, &opts).unwrap();
-/// assert_eq!((x.rows(), x.cols()), (2, 2));
-/// assert_eq!(x.as_slice(), &[1.0, 2.0, 3.0, 4.0]);
-/// ```
 pub fn read_csv(path: &Path, options: &CsvOptions) -> Result<Mat<f64>, DataError> {
     read_csv_from(&DataSource::File(path.to_path_buf()), options)
 }
@@ -162,12 +148,6 @@ fn kept_columns(columns: &Columns, width: usize, path: &Path) -> Result<Vec<usiz
     match columns {
         Columns::All => Ok((0..width).collect()),
         Columns::Keep(list) => list.iter().map(|&j| check(j)).collect(),
-        Columns::Drop(list) => {
-            for &j in list {
-                check(j)?;
-            }
-            Ok((0..width).filter(|j| !list.contains(j)).collect())
-        }
     }
 }
 
@@ -298,9 +278,9 @@ mod tests {
     }
 
     #[test]
-    fn dropped_columns_may_hold_labels() {
+    fn columns_not_kept_may_hold_labels() {
         let text = "id,a,b,class\n7,1.5,2,cat\n8,3,4.5,dog\n";
-        let x = parse_with(text, Columns::Drop(vec![0, 3])).unwrap();
+        let x = parse_with(text, Columns::Keep(vec![1, 2])).unwrap();
         assert_eq!((x.rows(), x.cols()), (2, 2));
         assert_eq!(x.as_slice(), &[1.5, 2.0, 3.0, 4.5]);
         let y = parse_with(text, Columns::Keep(vec![2, 1])).unwrap();
@@ -311,10 +291,6 @@ mod tests {
     fn out_of_range_selection_is_an_error() {
         let err = parse_with("1,2\n", Columns::Keep(vec![2])).unwrap_err();
         assert!(matches!(err, DataError::ColumnOutOfRange { index: 2, width: 2, .. }), "{err:?}");
-        let err = parse_with("1,2\n", Columns::Drop(vec![5])).unwrap_err();
-        assert!(matches!(err, DataError::ColumnOutOfRange { index: 5, width: 2, .. }), "{err:?}");
-        let err = parse_with("1,2\n", Columns::Drop(vec![0, 1])).unwrap_err();
-        assert!(matches!(err, DataError::BadShape { .. }), "{err:?}");
     }
 
     #[test]
@@ -344,5 +320,16 @@ mod tests {
         let missing = dir.path().join("none.csv");
         let err = read_csv(&missing, &CsvOptions::default()).unwrap_err();
         assert!(err.to_string().contains("none.csv"), "{err}");
+    }
+
+    #[test]
+    fn read_csv_example() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("iris.csv");
+        std::fs::write(&path, "a,b,label\n1,2,setosa\n3,4,virginica\n").unwrap();
+        let opts = CsvOptions { columns: Columns::Keep(vec![0, 1]) };
+        let x = read_csv(&path, &opts).unwrap();
+        assert_eq!((x.rows(), x.cols()), (2, 2));
+        assert_eq!(x.as_slice(), &[1.0, 2.0, 3.0, 4.0]);
     }
 }

@@ -231,7 +231,7 @@ impl FromStr for Dataset {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::content_sha256;
+    use crate::data::source::content_sha256;
 
     #[test]
     fn names_round_trip_and_unknown_names_list_the_catalogue() {

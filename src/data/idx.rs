@@ -28,16 +28,6 @@ pub struct IdxArray {
 /// dimensions (e.g. a label file given where images are expected), an announced size over
 /// [`MAX_IDX_BYTES`], or data shorter or longer than announced; [`DatasetError::Io`] for a file that
 /// cannot be read or a gzip stream that does not decompress.
-///
-/// # Example
-/// ```
-/// use tweedie::data::{read_idx, DataSource};
-/// let dir = tempfile::tempdir().unwrap();
-/// let path = dir.path().join("labels.idx1-ubyte");
-/// std::fs::write(&path, [0, 0, 8, 1, 0, 0, 0, 3, 7, 2, 1]).unwrap();
-/// let labels = read_idx(&DataSource::File(path), 1).unwrap();
-/// assert_eq!((labels.shape, labels.data), (vec![3], vec![7, 2, 1]));
-/// ```
 pub fn read_idx(source: &DataSource, dims: usize) -> Result<IdxArray, DatasetError> {
     let path = source.label();
     let bad =
@@ -147,5 +137,14 @@ mod tests {
         not_gzip.extend_from_slice(b"this is not deflate data");
         let msg = read(&not_gzip, false, 1).unwrap_err().to_string();
         assert!(msg.contains("f.idx"), "{msg}");
+    }
+
+    #[test]
+    fn read_idx_example() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("labels.idx1-ubyte");
+        std::fs::write(&path, [0, 0, 8, 1, 0, 0, 0, 3, 7, 2, 1]).unwrap();
+        let labels = read_idx(&DataSource::File(path), 1).unwrap();
+        assert_eq!((labels.shape, labels.data), (vec![3], vec![7, 2, 1]));
     }
 }

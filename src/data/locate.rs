@@ -126,16 +126,6 @@ fn all_in(folder: &Path, dataset: Dataset) -> Option<Vec<DataSource>> {
 ///
 /// # Errors
 /// [`DatasetError::NotFound`], naming every place looked in and the fetch command.
-///
-/// # Example
-/// ```
-/// use tweedie::data::{locate_dataset, DataDir, Dataset, Found};
-/// let empty = tempfile::tempdir().unwrap();
-/// let wine = locate_dataset(Dataset::UciRedWine, None, &DataDir::new(empty.path())).unwrap();
-/// assert_eq!(wine.found, Found::Shipped, "the UCI sets work with no set-up");
-/// let err = locate_dataset(Dataset::Mnist, None, &DataDir::new(empty.path())).unwrap_err();
-/// assert!(err.to_string().contains("tweedie data fetch mnist --data-dir"));
-/// ```
 pub fn locate_dataset(
     dataset: Dataset,
     explicit: Option<&Path>,
@@ -236,5 +226,15 @@ mod tests {
         );
         std::fs::write(folder.join("t10k-labels.idx1-ubyte"), "x").unwrap();
         assert!(locate_dataset(Dataset::Mnist, None, &data_dir).is_ok(), "an uncompressed .idx copy counts");
+    }
+
+    #[test]
+    fn locate_dataset_example() {
+        use crate::data::{locate_dataset, DataDir, Dataset, Found};
+        let empty = tempfile::tempdir().unwrap();
+        let wine = locate_dataset(Dataset::UciRedWine, None, &DataDir::new(empty.path())).unwrap();
+        assert_eq!(wine.found, Found::Shipped, "the UCI sets work with no set-up");
+        let err = locate_dataset(Dataset::Mnist, None, &DataDir::new(empty.path())).unwrap_err();
+        assert!(err.to_string().contains("tweedie data fetch mnist --data-dir"));
     }
 }

@@ -25,23 +25,29 @@ mod verify;
 /// finiteness alone is checked in f64 and would pass 1e39, which is infinite in f32.
 pub const MAX_ABS_VALUE: f64 = 1e16;
 
-pub use atomic::write_atomic;
-pub use csv::{read_csv, read_csv_from, Columns, CsvOptions};
-pub use dataset::{Dataset, DatasetFile, UnknownDataset};
+pub(crate) use atomic::write_atomic;
+pub(crate) use csv::CsvOptions;
+pub use dataset::Dataset;
+
 pub use dataset_error::DatasetError;
-pub use error::{quoted, DataError};
-pub use fetch::{fetch_dataset, FetchProgress};
-pub use idx::{read_idx, IdxArray, MAX_IDX_BYTES};
-pub use image_set::{load_image_set, ImageSet, Split, PIXEL_SCALING};
-pub use image_spec::ImageSpec;
-pub use locate::{locate_dataset, DataDir, DataDirOrigin, Found, LocatedDataset, DATA_DIR_ENV};
+pub(crate) use error::quoted;
+pub use error::DataError;
+pub(crate) use fetch::{fetch_dataset, FetchProgress};
+
+pub(crate) use image_set::PIXEL_SCALING;
+pub(crate) use image_set::{load_image_set, Split};
+pub(crate) use image_spec::ImageSpec;
+pub use locate::DataDir;
+pub(crate) use locate::Found;
+pub(crate) use locate::{locate_dataset, LocatedDataset};
 pub use npy::{read_npy, write_npy};
-pub use output_guard::{claim_output, lock_path, OutputClaim, OutputError};
-pub use points::{expect_width, load_points, load_points_with, PointFormat};
+pub(crate) use output_guard::claim_output;
+pub(crate) use points::expect_width;
+pub use points::load_points;
 pub(crate) use source::sha256_hex;
-pub use source::{content_sha256, DataSource};
-pub use subset::Subset;
-pub use uci::{
-    drop_correlated, load_uci, UciData, UciDataset, UciError, UciSpec, Whitening, CORRELATION_THRESHOLD,
-};
-pub use verify::{verify_dataset, FileStatus};
+
+pub(crate) use subset::Subset;
+pub use uci::UciError;
+pub use uci::{load_uci, UciData, UciSpec, Whitening};
+
+pub(crate) use verify::verify_dataset;

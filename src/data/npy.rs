@@ -103,7 +103,7 @@ fn bad_shape(path: &Path, shape: &[usize], expected: &str) -> DataError {
 }
 
 /// Writes `data` (row-major, C order) as a `.npy` array of the given shape, atomically (see
-/// [`write_atomic`]).
+/// `write_atomic`, docs/reliability.md).
 ///
 /// Any rank is allowed: `&[n, d, d]` stores `n` Hessians, `&[]` a scalar. The element type is `<f4` for
 /// f32 and `<f8` for f64, readable by `numpy.load`.

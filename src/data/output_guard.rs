@@ -62,11 +62,13 @@ pub enum OutputError {
 /// The right to write one output path: holds its lock file, which is removed on drop.
 #[derive(Debug)]
 pub struct OutputClaim {
+    #[cfg(test)]
     path: PathBuf,
     lock: PathBuf,
 }
 
 impl OutputClaim {
+    #[cfg(test)]
     /// The claimed output path.
     pub fn path(&self) -> &Path {
         &self.path
@@ -88,18 +90,6 @@ impl Drop for OutputClaim {
 /// [`OutputError::SameAsInput`], [`OutputError::NotRegularFile`], [`OutputError::Locked`] while another
 /// live process holds the lock, [`OutputError::ClaimedTwice`] when this process holds it, [`OutputError::Io`] when the lock cannot be created (for example a
 /// missing or read-only folder, which would also make the output itself unwritable).
-///
-/// # Example
-/// ```
-/// use tweedie::data::{claim_output, OutputError};
-/// let dir = tempfile::tempdir().unwrap();
-/// let (data, out) = (dir.path().join("data.csv"), dir.path().join("model.safetensors"));
-/// std::fs::write(&data, "1,2\n").unwrap();
-/// let claim = claim_output(&out, &[("--target", &data)]).unwrap();
-/// assert!(matches!(claim_output(&out, &[]), Err(OutputError::ClaimedTwice { .. })));
-/// drop(claim);
-/// assert!(matches!(claim_output(&data, &[("--target", &data)]), Err(OutputError::SameAsInput { .. })));
-/// ```
 pub fn claim_output(out: &Path, inputs: &[(&str, &Path)]) -> Result<OutputClaim, OutputError> {
     if let Ok(meta) = fs::symlink_metadata(out) {
         let kind = meta.file_type();
@@ -145,7 +135,11 @@ fn take_lock(out: &Path) -> Result<OutputClaim, OutputError> {
         match OpenOptions::new().write(true).create_new(true).open(&lock) {
             Ok(mut file) => {
                 write!(file, "{}", std::process::id()).map_err(io)?;
-                return Ok(OutputClaim { path: out.to_path_buf(), lock });
+                return Ok(OutputClaim {
+                    #[cfg(test)]
+                    path: out.to_path_buf(),
+                    lock,
+                });
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 let pid = fs::read_to_string(&lock).unwrap_or_default().trim().to_string();
@@ -304,5 +298,16 @@ mod tests {
         let _claim = claim_output(&out, &[]).unwrap();
         assert!(!dead.exists(), "the temporary of a killed run is removed");
         assert!(live.exists() && unrelated.exists());
+    }
+
+    #[test]
+    fn claim_output_example() {
+        let dir = tempfile::tempdir().unwrap();
+        let (data, out) = (dir.path().join("data.csv"), dir.path().join("model.safetensors"));
+        std::fs::write(&data, "1,2\n").unwrap();
+        let claim = claim_output(&out, &[("--target", &data)]).unwrap();
+        assert!(matches!(claim_output(&out, &[]), Err(OutputError::ClaimedTwice { .. })));
+        drop(claim);
+        assert!(matches!(claim_output(&data, &[("--target", &data)]), Err(OutputError::SameAsInput { .. })));
     }
 }

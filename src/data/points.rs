@@ -33,20 +33,10 @@ impl PointFormat {
 /// Loads an `N x D` point cloud (one point per row) from `.npy`, `.csv`, `.csv.gz`, `.tsv` or `.txt`.
 ///
 /// All values are checked finite, rows equally long and the file non-empty; see [`read_npy`] and
-/// [`read_csv`] for the details of each format.
+/// `read_csv` (`src/data/csv.rs`) for the details of each format.
 ///
 /// # Errors
 /// [`DataError::UnknownFormat`] for another extension, and every error of the format's reader.
-///
-/// # Example
-/// ```
-/// let dir = tempfile::tempdir().unwrap();
-/// let path = dir.path().join("points.txt");
-/// std::fs::write(&path, "0 1\n2 3\n4 5\n").unwrap();
-/// let x = tweedie::data::load_points(&path).unwrap();
-/// assert_eq!((x.rows(), x.cols()), (3, 2));
-/// tweedie::data::expect_width(&x, &path, 2).unwrap();
-/// ```
 pub fn load_points(path: &Path) -> Result<Mat<f64>, DataError> {
     load_points_with(path, &CsvOptions::default())
 }
@@ -117,10 +107,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let csv = dir.path().join("uci.csv");
         std::fs::write(&csv, "1,2,a\n3,4,b\n").unwrap();
-        let opts = CsvOptions { columns: crate::data::Columns::Drop(vec![2]) };
+        let opts = CsvOptions { columns: crate::data::csv::Columns::Keep(vec![0, 1]) };
         let x = load_points_with(&csv, &opts).unwrap();
         assert_eq!(x.as_slice(), &[1.0, 2.0, 3.0, 4.0]);
         // Without the selection the first line is data (it has numbers) and its label is an error.
         assert!(matches!(load_points(&csv).unwrap_err(), DataError::Parse { row: 1, column: 3, .. }));
+    }
+
+    #[test]
+    fn load_points_example() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("points.txt");
+        std::fs::write(&path, "0 1\n2 3\n4 5\n").unwrap();
+        let x = crate::data::load_points(&path).unwrap();
+        assert_eq!((x.rows(), x.cols()), (3, 2));
+        crate::data::expect_width(&x, &path, 2).unwrap();
     }
 }

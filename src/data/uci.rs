@@ -126,7 +126,7 @@ impl fmt::Display for UciDataset {
 pub struct UciSpec {
     /// The dataset.
     pub dataset: UciDataset,
-    /// The file given explicitly; `None` finds the data set as [`locate_dataset`] does.
+    /// The file given explicitly; `None` finds the data set through the data directory, as every named data set is found.
     pub path: Option<PathBuf>,
 }
 
@@ -315,14 +315,14 @@ fn median_gap(x: &Mat<f64>, j: usize) -> f64 {
 /// Loads and preprocesses a UCI dataset.
 ///
 /// # Definition
-/// 1. Check the header; drop [`UciDataset::dropped_columns`]; for Parkinsons, drop columns greedily
-///    while any pair has `|corr| > 0.98` ([`drop_correlated`]).
+/// 1. Check the header; drop the set's non-feature columns; for Parkinsons, drop columns greedily
+///    while any pair has `|corr| > 0.98`.
 /// 2. Shuffle the rows with `ChaCha8Rng::seed_from_u64(seed)`.
 /// 3. Dequantise: add `U(-g_j, g_j)` noise to column `j`, `g_j` its median gap between distinct values
 ///    (as the DKEF code does), from the same RNG.
 /// 4. Split: test = the first `min(1000, N/10)` rows, validation the next `min(1000, N/10)`, training
 ///    the rest.
-/// 5. Whiten every split with the PCA map of the training split ([`Whitening`]), so no test statistic
+/// 5. Whiten every split with the PCA map of the training split, so no test statistic
 ///    leaks into the model (the DKEF code whitens before splitting).
 ///
 /// # Errors

@@ -40,14 +40,6 @@ pub(crate) fn check_file(
 }
 
 /// Checks every file of a located data set.
-///
-/// # Example
-/// ```
-/// use tweedie::data::{locate_dataset, verify_dataset, DataDir, Dataset};
-/// let empty = tempfile::tempdir().unwrap();
-/// let digits = locate_dataset(Dataset::Digits, None, &DataDir::new(empty.path())).unwrap();
-/// assert!(verify_dataset(&digits).iter().all(|f| f.outcome.is_ok()), "the shipped copy verifies");
-/// ```
 pub fn verify_dataset(located: &LocatedDataset) -> Vec<FileStatus> {
     located
         .dataset
@@ -90,5 +82,13 @@ mod tests {
             msg.contains(file.sha256) && msg.contains("winequality-red.csv") && msg.contains("84199 bytes"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn verify_dataset_example() {
+        use crate::data::{locate_dataset, verify_dataset, DataDir, Dataset};
+        let empty = tempfile::tempdir().unwrap();
+        let digits = locate_dataset(Dataset::Digits, None, &DataDir::new(empty.path())).unwrap();
+        assert!(verify_dataset(&digits).iter().all(|f| f.outcome.is_ok()), "the shipped copy verifies");
     }
 }

@@ -9,8 +9,9 @@ mod stein;
 #[cfg(test)]
 mod testing;
 
-pub use autodiff_jacobian::{score_jacobian, score_jacobian_into};
+pub use autodiff_jacobian::score_jacobian;
+pub(crate) use autodiff_jacobian::score_jacobian_into;
 pub use error::EstimatorError;
-pub use rbf_kernel::{median_bandwidth, RbfKernel, MEDIAN_MAX_SAMPLES};
+
 pub use ssge::{Ssge, SsgeSettings};
 pub use stein::{stein_scores, SteinFit, SteinSettings};

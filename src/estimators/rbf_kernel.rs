@@ -3,6 +3,7 @@
 
 use super::error::EstimatorError;
 use crate::linalg::Mat;
+#[cfg(test)]
 use nalgebra::DMatrix;
 
 /// Most samples the median heuristic looks at (the first ones; samples are exchangeable), which keeps
@@ -86,6 +87,7 @@ impl RbfKernel {
         k
     }
 
+    #[cfg(test)]
     /// The Gram matrix `K_ij = k(x_i, x_j)` as an nalgebra matrix (symmetric, so row- and column-major
     /// agree).
     pub fn gram(&self, x: &Mat<f64>) -> DMatrix<f64> {

@@ -8,4 +8,6 @@ mod thin_factor;
 
 pub use mat::Mat;
 pub use real::Real;
-pub use thin_factor::{Outer, ThinFactor};
+pub(crate) use thin_factor::Outer;
+#[cfg(test)]
+pub(crate) use thin_factor::ThinFactor;

@@ -41,16 +41,6 @@ impl Iat {
 ///
 /// # Errors
 /// [`MetricError::TooFewSamples`] for fewer than 4 values.
-///
-/// # Example
-/// ```
-/// use tweedie::metrics::integrated_autocorrelation_time;
-/// // A slowly varying series: strongly autocorrelated, few effective samples.
-/// let x: Vec<f64> = (0..1000).map(|t| (t as f64 / 20.0).sin()).collect();
-/// let iat = integrated_autocorrelation_time(&x)?;
-/// assert!(iat.tau > 5.0 && iat.ess() < 200.0);
-/// # Ok::<(), tweedie::metrics::MetricError>(())
-/// ```
 pub fn integrated_autocorrelation_time(series: &[f64]) -> Result<Iat, MetricError> {
     let n = series.len();
     at_least("series", 4, n)?;
@@ -136,5 +126,15 @@ mod tests {
             integrated_autocorrelation_time(&[1.0, 2.0]),
             Err(MetricError::TooFewSamples { .. })
         ));
+    }
+
+    #[test]
+    fn integrated_autocorrelation_time_example() -> Result<(), crate::metrics::MetricError> {
+        use crate::metrics::integrated_autocorrelation_time;
+        // A slowly varying series: strongly autocorrelated, few effective samples.
+        let x: Vec<f64> = (0..1000).map(|t| (t as f64 / 20.0).sin()).collect();
+        let iat = integrated_autocorrelation_time(&x)?;
+        assert!(iat.tau > 5.0 && iat.ess() < 200.0);
+        Ok(())
     }
 }

@@ -76,6 +76,7 @@ fn kernel_sum(k: &RbfKernel, a: &Mat<f64>, b: Option<&Mat<f64>>) -> f64 {
     rows.iter().sum()
 }
 
+#[cfg(test)]
 /// The unbiased estimate of $\mathrm{MMD}^2$ between the distributions of `x` (`n x D`) and `y`
 /// (`m x D`).
 ///
@@ -129,10 +130,10 @@ pub struct MmdEstimator {
 }
 
 impl MmdEstimator {
-    /// Uses `reference` (at least 2 rows) and the [`median_bandwidth`] of the reference itself.
+    /// Uses `reference` (at least 2 rows) and the median-heuristic bandwidth of the reference itself (docs/math.md §12.2).
     ///
     /// # Errors
-    /// As [`median_bandwidth`].
+    /// [`MetricError::TooFewSamples`] for fewer than 2 rows; [`MetricError::BadKernel`] when the median distance is 0.
     pub fn new(reference: Mat<f64>) -> Result<Self, MetricError> {
         let kernel = median_bandwidth(&reference)?;
         Self::with_kernel(reference, kernel)
@@ -159,7 +160,7 @@ impl MmdEstimator {
         &self.reference
     }
 
-    /// $\widehat{\mathrm{MMD}}{}^2_u$ of `x` against the reference (see [`mmd2_unbiased`]).
+    /// $\widehat{\mathrm{MMD}}{}^2_u$ of `x` against the reference.
     ///
     /// # Errors
     /// [`MetricError::TooFewSamples`] when `x` has fewer than 2 rows.

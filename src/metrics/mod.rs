@@ -12,9 +12,10 @@ mod maximum_mean_discrepancy;
 mod mixture_weight_tv;
 mod steps_to_tolerance;
 
-pub use autocorrelation::{integrated_autocorrelation_time, Iat};
+pub(crate) use autocorrelation::{integrated_autocorrelation_time, Iat};
 pub use error::MetricError;
 pub use kernel_stein_discrepancy::{ksd2_unbiased, ImqKernel};
-pub use maximum_mean_discrepancy::{median_bandwidth, mmd2_unbiased, MmdEstimator, RbfKernel, MEDIAN_POINTS};
+
+pub use maximum_mean_discrepancy::{MmdEstimator, RbfKernel};
 pub use mixture_weight_tv::{mixture_weight_tv, MixtureWeightTv};
-pub use steps_to_tolerance::Trace;
+pub(crate) use steps_to_tolerance::Trace;

@@ -42,14 +42,6 @@ impl Trace {
     ///
     /// # Reference
     /// docs/math.md §12.6.
-    ///
-    /// # Example
-    /// ```
-    /// use tweedie::metrics::Trace;
-    /// let t = Trace { steps: vec![0, 10, 20, 30, 40], values: vec![1.0, 0.3, 0.011, 0.01, 0.009] };
-    /// // Level: mean of the last 2 values (ceil(0.25 * 5)) = 0.0095.
-    /// assert_eq!(t.steps_to_tolerance(0.002, 0.25), Some(20));
-    /// ```
     pub fn steps_to_tolerance(&self, tol: f64, tail_fraction: f64) -> Option<usize> {
         let level = self.stationary_level(tail_fraction)?;
         self.first_step_below(level + tol)
@@ -72,5 +64,13 @@ mod tests {
         assert_eq!(t.steps_to_tolerance(0.005, 0.25), Some(270));
         assert_eq!(t.first_step_below(0.5), Some(40));
         assert_eq!(Trace::default().steps_to_tolerance(0.1, 0.25), None);
+    }
+
+    #[test]
+    fn steps_to_tolerance_example() {
+        use crate::metrics::Trace;
+        let t = Trace { steps: vec![0, 10, 20, 30, 40], values: vec![1.0, 0.3, 0.011, 0.01, 0.009] };
+        // Level: mean of the last 2 values (ceil(0.25 * 5)) = 0.0095.
+        assert_eq!(t.steps_to_tolerance(0.002, 0.25), Some(20));
     }
 }

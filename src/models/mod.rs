@@ -9,5 +9,6 @@ mod second_order_head;
 pub use energy_model::{EnergyModel, EnergyShape};
 pub use model::Model;
 pub use model_kind::ModelKind;
-pub use score_model::{ModelShape, ScoreModel, SecondOrderNet};
+pub(crate) use score_model::SecondOrderNet;
+pub use score_model::{ModelShape, ScoreModel};
 pub use second_order_head::{SecondOrderHead, UnknownHead};

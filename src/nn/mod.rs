@@ -11,11 +11,12 @@ mod mlp;
 mod mlp_jet;
 mod params;
 
-pub use activation::{Activation, ActivationCache};
-pub use input_gradient::InputGradientTrace;
-pub use jet::{ActivationJet, JetCache};
-pub use layer::Layer;
-pub use linear::Linear;
-pub use mlp::{Mlp, MlpTrace};
-pub use mlp_jet::{stack_jet_input, MlpJetTrace};
-pub use params::copy_from_flat;
+pub use activation::Activation;
+pub(crate) use activation::ActivationCache;
+pub(crate) use input_gradient::InputGradientTrace;
+
+pub(crate) use layer::Layer;
+pub(crate) use linear::Linear;
+pub(crate) use mlp::{Mlp, MlpTrace};
+pub(crate) use mlp_jet::{stack_jet_input, MlpJetTrace};
+pub(crate) use params::copy_from_flat;

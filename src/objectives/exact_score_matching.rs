@@ -1,8 +1,11 @@
 //! Exact score matching (ESM, Hyvarinen 2005) from `D` basis directions per point, for score networks
 //! (tangent pass) and for energy networks (second-order jets), docs/math.md §6.1 and §6.5.
 
-use crate::linalg::{Mat, Real};
+#[cfg(test)]
+use crate::linalg::Mat;
+use crate::linalg::Real;
 
+#[cfg(test)]
 /// The `D` basis directions of each of `points` points, stacked as the directions of a tangent or jet
 /// pass: block `d` (rows `d n .. (d + 1) n`) holds `e_d` on every row.
 pub fn basis_directions<F: Real>(points: usize, dim: usize) -> Mat<F> {

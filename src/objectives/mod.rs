@@ -11,12 +11,12 @@ mod second_order_dsm;
 mod sliced_score_matching;
 mod structured_symmetric;
 
-pub use denoising_score_matching::{dsm_loss, dsm_vr_loss};
+pub(crate) use denoising_score_matching::{dsm_loss, dsm_vr_loss};
 pub use error::ObjectiveError;
-pub use exact_score_matching::{basis_directions, basis_directions_into, esm_energy_loss, esm_loss};
-pub use finite_difference_ssm::{fd_directions_into, fd_ssm_energy_loss, fd_ssm_loss};
+pub(crate) use exact_score_matching::{basis_directions_into, esm_energy_loss, esm_loss};
+pub(crate) use finite_difference_ssm::{fd_directions_into, fd_ssm_energy_loss, fd_ssm_loss};
 pub use objective::{Objective, ObjectiveName, ScoreMatching, DEFAULT_FD_EPS};
 pub use projection::Projection;
-pub use second_order_dsm::{d2sm_loss, D2smBatch, D2smForm};
-pub use sliced_score_matching::{ssm_energy_loss, ssm_loss, ssm_vr_energy_loss, SlicedScores};
-pub use structured_symmetric::{Base, StructuredSym};
+pub use second_order_dsm::D2smForm;
+pub(crate) use second_order_dsm::{d2sm_loss, D2smBatch};
+pub(crate) use sliced_score_matching::{ssm_energy_loss, ssm_loss, ssm_vr_energy_loss, SlicedScores};

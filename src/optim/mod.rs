@@ -4,6 +4,6 @@ mod adam;
 mod ema;
 mod learning_rate_schedule;
 
-pub use adam::{Adam, AdamSettings};
-pub use ema::Ema;
+pub(crate) use adam::{Adam, AdamSettings};
+pub(crate) use ema::Ema;
 pub use learning_rate_schedule::LearningRateSchedule;

@@ -40,11 +40,6 @@ impl ChainSeries {
         Self { from_step, to_step, chains, coords, series: Vec::new() }
     }
 
-    /// The recorded series of coordinate `j` of chain `c`.
-    pub fn series(&self, c: usize, j: usize) -> &[f64] {
-        &self.series[c * self.coords + j]
-    }
-
     /// IAT of every recorded (chain, coordinate) series, chain-major; `None` for too-short series.
     pub fn iats(&self) -> Vec<Option<Iat>> {
         self.series.iter().map(|s| integrated_autocorrelation_time(s).ok()).collect()

@@ -88,7 +88,7 @@ pub struct Chains {
 }
 
 impl Chains {
-    /// Chains starting at the rows of `x0`, chain `i` drawing from [`chain_rng`]`(seed, i)`.
+    /// Chains starting at the rows of `x0`, chain `i` drawing from its own ChaCha8 stream of `seed` (stream `i`).
     ///
     /// # Errors
     /// [`SamplerError::ZeroChains`] when `x0` has no rows.

@@ -18,19 +18,6 @@ use nalgebra::{DMatrix, SymmetricEigen};
 /// # Reference
 /// Golub & Van Loan, *Matrix Computations* (4th ed.), Sec. 10.1; Higham, *Functions of Matrices*,
 /// Sec. 13.2 (Lanczos approximation of $f(A)b$).
-///
-/// # Example
-/// ```
-/// use tweedie::samplers::Lanczos;
-/// // H = diag(1, 2, 3): f(H) v with f = exp, 3 iterations are exact.
-/// let h = [1.0, 2.0, 3.0];
-/// let k = Lanczos::new(|u: &[f64], out: &mut [f64]| {
-///     for i in 0..3 { out[i] = h[i] * u[i]; }
-/// }, &[1.0, 1.0, 1.0], 3);
-/// let mut out = [0.0; 3];
-/// k.apply(f64::exp, &mut out);
-/// assert!((out[2] - 3f64.exp()).abs() < 1e-12);
-/// ```
 #[derive(Clone, Debug)]
 pub struct Lanczos {
     dim: usize,
@@ -106,6 +93,7 @@ impl Lanczos {
         Self { dim, norm, basis, theta, s }
     }
 
+    #[cfg(test)]
     /// Number of Lanczos steps taken (the dimension of the Krylov space found, at most `max_iters`).
     pub fn iterations(&self) -> usize {
         self.theta.len()
@@ -216,5 +204,23 @@ mod tests {
         let mut out = [1.0; 4];
         k.apply(f64::exp, &mut out);
         assert_eq!((out, k.iterations()), ([0.0; 4], 0));
+    }
+
+    #[test]
+    fn lanczos_example() {
+        // H = diag(1, 2, 3): f(H) v with f = exp, 3 iterations are exact.
+        let h = [1.0, 2.0, 3.0];
+        let k = Lanczos::new(
+            |u: &[f64], out: &mut [f64]| {
+                for i in 0..3 {
+                    out[i] = h[i] * u[i];
+                }
+            },
+            &[1.0, 1.0, 1.0],
+            3,
+        );
+        let mut out = [0.0; 3];
+        k.apply(f64::exp, &mut out);
+        assert!((out[2] - 3f64.exp()).abs() < 1e-12);
     }
 }

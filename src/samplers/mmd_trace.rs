@@ -25,11 +25,6 @@ impl MmdTrace {
         &self.trace
     }
 
-    /// The estimator.
-    pub fn estimator(&self) -> &MmdEstimator {
-        &self.estimator
-    }
-
     fn record(&mut self, step: usize, chains: &Chains) {
         let value = self.estimator.mmd2(&chains.live_positions()).unwrap_or(f64::NAN);
         self.trace.push(step, value);

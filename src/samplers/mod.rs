@@ -7,7 +7,7 @@
 //! [`NoiseConditional`] (annealed). Every analytic target implements these through blanket impls; a
 //! trained score model does through [`ModelSource`] and [`ModelCurvatureSource`], an energy model
 //! (which has log p, so MALA runs on it) through [`EnergySource`]. Chain `i` draws all its
-//! random numbers from its own stream ([`chain_rng`]), so runs are reproducible from a seed whatever
+//! random numbers from its own stream (a ChaCha8 stream per chain), so runs are reproducible from a seed whatever
 //! the number of threads.
 #![deny(missing_docs)]
 #![allow(non_snake_case)] // D, H, L as in the math
@@ -35,17 +35,17 @@ mod ula;
 mod tests;
 
 pub use annealed::{AnnealedOzaki, AnnealedSettings, AnnealedUla, GeometricSchedule};
-pub use chain_series::{ChainSeries, MixingSummary};
-pub use chains::{chain_rng, Chains, Divergence, DIVERGENCE_BOUND};
+pub(crate) use chain_series::ChainSeries;
+
+pub use chains::{Chains, Divergence};
 pub use curvature::{CurvatureBatch, CurvatureLayout, CurvatureView};
 pub use energy_source::EnergySource;
 pub use error::SamplerError;
-pub use lanczos::Lanczos;
 pub use mala::{Mala, MalaSettings};
-pub use mmd_trace::MmdTrace;
+pub(crate) use mmd_trace::MmdTrace;
 pub use model_source::{ModelCurvatureSource, ModelSource};
 pub use ozaki::{Ozaki, OzakiSettings, OzakiSolver};
-pub use phi::{clip, drift_factor, noise_variance_factor, phi1};
+
 pub use sample_report::SampleReport;
 pub use sampler::{run, Observer, RunSummary, Sampler, StepInfo};
 pub use source::{CurvatureSource, LogDensitySource, NoiseConditional, ScoreSource};

@@ -1,5 +1,6 @@
 //! Statistical and identity tests of the samplers on targets with known answers.
 
+use super::chains::chain_rng;
 use super::*;
 use crate::linalg::Mat;
 use crate::metrics::MmdEstimator;

@@ -15,13 +15,12 @@ mod testing;
 
 pub use batch::{LogDensityExt, ScoreExt, ScoreHessianExt};
 pub use error::TargetError;
-pub use families::{
-    gmm2d, random_gauss, random_gmm, random_orthogonal, GMM_EIGENVALUE_RANGE, GMM_MEAN_STD,
-    GMM_WEIGHT_CONCENTRATION,
-};
+pub use families::{gmm2d, random_gauss, random_gmm};
+
+#[cfg(test)]
+pub(crate) use families::random_orthogonal;
 pub use gaussian_mixture::GaussianMixture;
-pub use named::{
-    canonical_name, parse_target, NamedTarget, TargetSpec, DEFAULT_COMPONENTS, DEFAULT_COND, MAX_COMPONENTS,
-    MAX_COND, MAX_DIM,
-};
+pub(crate) use named::canonical_name;
+pub(crate) use named::NamedTarget;
+pub use named::{parse_target, TargetSpec};
 pub use traits::{HasDim, LogDensity, Score, ScoreHessian};

@@ -279,11 +279,6 @@ impl NamedTarget {
         Self { spec, mixture }
     }
 
-    /// The spec.
-    pub fn spec(&self) -> &TargetSpec {
-        &self.spec
-    }
-
     /// The canonical name (see [`canonical_name`]).
     pub fn name(&self) -> String {
         self.spec.to_string()

@@ -251,7 +251,7 @@ impl TrainConfig {
     }
 
     /// The target, split into its kind and argument.
-    pub fn target_source(&self) -> Result<TargetSource, ConfigError> {
+    pub(crate) fn target_source(&self) -> Result<TargetSource, ConfigError> {
         let path = |p: &str| {
             if p.is_empty() {
                 Err(ConfigError::EmptyDataPath(self.target.clone()))

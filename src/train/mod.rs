@@ -12,11 +12,12 @@ mod training_checkpoint;
 mod training_data;
 mod training_memory;
 
-pub use config::{ConfigError, FormName, TargetSource, TrainConfig, IN_MEMORY_TARGET, SIGMA_RANGE};
-pub use data_file::{DataChanged, DataFile};
-pub use energy_step::{energy_loss_and_gradient, EnergyWorkspace};
-pub use model_step::ModelWorkspace;
-pub use step::{loss_and_gradient, StepWorkspace};
+pub use config::{ConfigError, FormName, TrainConfig};
+pub(crate) use config::{TargetSource, IN_MEMORY_TARGET};
+pub use data_file::DataChanged;
+
+pub(crate) use model_step::ModelWorkspace;
+pub(crate) use step::{loss_and_gradient, StepWorkspace};
 pub use trainer::{Divergence, StepInfo, TrainError, TrainObserver, Trainer};
-pub use training_checkpoint::{Checkpoint, FORMAT};
+pub use training_checkpoint::Checkpoint;
 pub use training_data::TrainingData;

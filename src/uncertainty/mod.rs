@@ -16,19 +16,18 @@ mod principal_components;
 mod score_jvp;
 mod subspace_iteration;
 
-pub use calibration::{
-    best_scalar_variance, covariance_scores, interval_coverage, isotropic_nll, principal_angles,
-    CalibrationReport, INTERVAL_LEVELS, REM_COMPONENTS,
+pub use calibration::CalibrationReport;
+pub(crate) use calibration::{
+    best_scalar_variance, interval_coverage, isotropic_nll, principal_angles, REM_COMPONENTS,
 };
 pub use conformal::{ConformalCoverage, SplitConformal};
 pub use error::UncertaintyError;
-pub use gaussian_density::GaussianTerms;
 pub use jacobian_diagonal::{jacobian_variances, DiagonalProbes};
-pub use mixture_check::{
-    check_on_mixture, MixtureCheck, MixtureCheckReport, RouteReport, CONFORMAL_LEVEL, VARIANCE_FLOOR,
-};
+pub(crate) use mixture_check::{check_on_mixture, MixtureCheck};
+pub(crate) use mixture_check::{CONFORMAL_LEVEL, VARIANCE_FLOOR};
 pub use posterior_covariance::PosteriorCovariance;
-pub use posterior_moments::{posterior_means, posterior_moments, PosteriorMoments};
+pub(crate) use posterior_moments::posterior_means;
+pub use posterior_moments::{posterior_moments, PosteriorMoments};
 pub use principal_components::PrincipalComponents;
 pub use score_jvp::ScoreJvp;
 pub use subspace_iteration::{subspace_iteration, IteratedComponents, SubspaceIteration};

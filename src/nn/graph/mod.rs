@@ -1,7 +1,7 @@
 //! Networks as graphs of ops over channels-last images (convolutions, group norm, pooling, upsampling,
 //! skip connections, a noise-level embedding) and the U-Net built from them, with forward passes that
 //! push tangents and reverse passes through both streams, under the stacked-batch contract of
-//! [`crate::nn::Layer`] (docs/math.md §8.8-§8.9).
+//! layer contract (`src/nn/layer.rs`) (docs/math.md §8.8-§8.9).
 
 mod conv2d;
 mod error;
@@ -15,6 +15,7 @@ mod skip;
 mod unet;
 
 pub use error::GraphError;
-pub use network::{Graph, GraphBuilder, GraphTrace, NodeId, ParamTensor};
+pub use network::{Graph, GraphTrace};
+
 pub use shape::Shape;
 pub use unet::{SecondOrderMaps, UNetConfig};
