@@ -52,7 +52,7 @@ pub fn gmm2d() -> GaussianMixture {
 /// With `rng = ChaCha8Rng::seed_from_u64(seed)`, drawn in this order:
 /// - weights $\pi \sim \text{Dirichlet}(3, \dots, 3)$, as $K$ draws $g_k \sim \Gamma(3, 1)$ normalised;
 /// - then for each component in turn: $\mu_k \sim \mathcal N(0, 2^2 I)$ ($D$ normals); a Haar-random
-///   orthogonal $Q_k$ ([`random_orthogonal`]); eigenvalues $l_i = \exp U(\log 0.05, \log 0.5)$ ($D$
+///   orthogonal $Q_k$ (Haar, by QR of a Gaussian matrix with sign correction); eigenvalues $l_i = \exp U(\log 0.05, \log 0.5)$ ($D$
 ///   uniforms); $\Sigma_k = Q_k \operatorname{diag}(l) Q_k^\top$ (condition numbers up to 10).
 ///
 /// Panics if `dim == 0` or `components == 0` (the parser rejects both).
@@ -83,7 +83,7 @@ pub fn random_gmm(dim: usize, components: usize, seed: u64) -> GaussianMixture {
 /// # Definition
 /// $$ \mathcal N(0,\ Q \operatorname{diag}(l) Q^\top), \qquad l_i = C^{-i/(D-1)},\ i = 0, \dots, D-1, $$
 /// eigenvalues log-spaced from 1 down to $1/C$ (just $l_0 = 1$ when $D = 1$), $Q$ Haar-random from
-/// `ChaCha8Rng::seed_from_u64(seed)` ([`random_orthogonal`]).
+/// `ChaCha8Rng::seed_from_u64(seed)`.
 ///
 /// Panics if `dim == 0` or `cond` is outside `[1, MAX_COND]` (the parser rejects both).
 pub fn random_gauss(dim: usize, cond: f64, seed: u64) -> GaussianMixture {

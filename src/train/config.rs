@@ -110,7 +110,7 @@ pub struct TrainConfig {
     pub projection: Projection,
     /// FD-SSM: the finite-difference step `eps > 0`.
     pub fd_eps: f64,
-    /// Noise level `sigma`, in [`SIGMA_RANGE`].
+    /// Noise level `sigma`, in `[1e-4, 1e4]`.
     pub sigma: f64,
     /// Training steps.
     pub steps: u64,

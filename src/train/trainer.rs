@@ -174,7 +174,7 @@ impl Trainer {
 
     /// Starts a run on points held in memory (`N x D`, one point per row): a tenth of the rows (at least
     /// one) is held out by a seeded shuffle, as for a data file. `config.target` is replaced by
-    /// [`IN_MEMORY_TARGET`](super::IN_MEMORY_TARGET); a checkpoint of this run resumes with
+    /// `"memory"`; a checkpoint of this run resumes with
     /// [`Trainer::resume_with_points`].
     ///
     /// # Errors

@@ -128,7 +128,7 @@ impl CalibrationReport {
     /// components (if any).
     ///
     /// # Errors
-    /// As [`covariance_scores`].
+    /// As [`PosteriorCovariance::gaussian_terms`]; [`UncertaintyError::SizeMismatch`] if the counts differ.
     pub fn measure(
         errors: &Mat<f64>,
         covariances: Option<&[PosteriorCovariance]>,
