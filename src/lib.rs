@@ -42,6 +42,7 @@ pub mod data;
 mod error;
 pub mod estimators;
 pub mod evaluation;
+pub mod implicit;
 pub mod linalg;
 pub mod memory_budget;
 pub mod metrics;
