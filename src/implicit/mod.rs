@@ -3,7 +3,9 @@
 //! and annealed importance sampling for the test log-likelihood of their decoders.
 
 mod ais;
+mod entropy_surrogate;
 mod error;
 
 pub use ais::{ais_log_likelihood, sigmoid_schedule, AisEstimate, AisSettings, LatentDecoder};
+pub use entropy_surrogate::negative_entropy_surrogate;
 pub use error::ImplicitError;
