@@ -3,9 +3,19 @@
 //! and annealed importance sampling for the test log-likelihood of their decoders.
 
 mod ais;
+mod bernoulli_decoder;
+mod entropy_estimator;
 mod entropy_surrogate;
 mod error;
+mod score_net;
+mod vae;
+mod wae;
 
 pub use ais::{ais_log_likelihood, sigmoid_schedule, AisEstimate, AisSettings, LatentDecoder};
+pub use bernoulli_decoder::{bernoulli_nll, two_layer_mlp, BernoulliDecoder};
+pub use entropy_estimator::EntropyEstimator;
 pub use entropy_surrogate::negative_entropy_surrogate;
 pub use error::ImplicitError;
+pub use score_net::{concat_columns, ScoreNet};
+pub use vae::{EncoderKind, Vae, VaeLoss, VaeSettings, VaeTrainer};
+pub use wae::{Wae, WaeLoss, WaeTrainer};

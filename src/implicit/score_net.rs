@@ -1,0 +1,72 @@
+//! A (conditional) score network `[c, z] -> s_hat(z | c)` trained by SSM-VR on the samples it is asked
+//! about, one RMSProp step at a time.
+
+use super::bernoulli_decoder::two_layer_mlp;
+use crate::linalg::Mat;
+use crate::nn::{Mlp, MlpTrace};
+use crate::objectives::{ssm_loss, SlicedScores};
+use crate::optim::{RmsProp, RmsPropSettings};
+use rand::Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+/// `[a, b]`: the columns of `a`, then those of `b` (equal row counts).
+pub fn concat_columns(a: &Mat<f64>, b: &Mat<f64>) -> Mat<f64> {
+    assert_eq!(a.rows(), b.rows(), "concat_columns: row counts differ");
+    let (ca, cb) = (a.cols(), b.cols());
+    Mat::from_fn(a.rows(), ca + cb, |r, c| if c < ca { a.at(r, c) } else { b.at(r, c - ca) })
+}
+
+/// The score network of `q(z | c)` (`c` has 0 columns for an unconditional one), with its optimiser.
+#[derive(Clone, Debug)]
+pub struct ScoreNet {
+    /// `[c, z] -> s_hat`.
+    pub net: Mlp<f64>,
+    condition_dim: usize,
+    projections: usize,
+    optimiser: RmsProp<f64>,
+}
+
+impl ScoreNet {
+    /// A network for `condition_dim` conditioning inputs and `latent` dimensions, `M = projections`
+    /// Gaussian projections per sample.
+    pub fn init<R: Rng + ?Sized>(
+        condition_dim: usize,
+        latent: usize,
+        hidden: usize,
+        projections: usize,
+        optimiser: RmsPropSettings,
+        rng: &mut R,
+    ) -> Self {
+        let net = two_layer_mlp(condition_dim + latent, hidden, latent, rng);
+        let optimiser = RmsProp::new(optimiser, net.num_params());
+        Self { net, condition_dim, projections: projections.max(1), optimiser }
+    }
+
+    /// `s_hat(z_i | c_i)` for every row.
+    pub fn scores(&self, c: &Mat<f64>, z: &Mat<f64>) -> Mat<f64> {
+        self.net.forward(&concat_columns(c, z))
+    }
+
+    /// One SSM-VR step on the samples `z_i ~ q(. | c_i)`; returns the loss before the step.
+    ///
+    /// # Definition
+    /// `J = (1/nM) sum v^T (d s_hat / dz) v + (1/n) sum ||s_hat||^2 / 2`, `v ~ N(0, I)`
+    /// ([`ssm_loss`] with variance reduction), the tangents taken along `z` only.
+    pub fn train_step<R: Rng + ?Sized>(&mut self, c: &Mat<f64>, z: &Mat<f64>, rng: &mut R) -> f64 {
+        let (n, d, m) = (z.rows(), z.cols(), self.projections);
+        let v = Mat::from_fn(m * n, d, |_, _| StandardNormal.sample(rng));
+        let tangent_input = concat_columns(&Mat::zeros(m * n, self.condition_dim), &v);
+        let input = Mat::vstack(&[&concat_columns(c, z), &tangent_input]);
+        let mut trace = MlpTrace::default();
+        let out = self.net.forward_trace(&input, n, &mut trace);
+        let (s, s_dot) = out.as_slice().split_at(n * d);
+        let (mut g_s, mut g_dot) = (vec![0.0; n * d], vec![0.0; m * n * d]);
+        let batch = SlicedScores { dim: d, points: n, s, v: v.as_slice(), s_dot };
+        let loss = ssm_loss(&batch, true, &mut g_s, &mut g_dot);
+        g_s.extend_from_slice(&g_dot);
+        let mut grad = self.net.zeros_like();
+        self.net.reverse(&input, &mut trace, &Mat::from_vec((m + 1) * n, d, g_s), &mut grad, None);
+        self.optimiser.step(self.net.params_mut(), grad.params());
+        loss
+    }
+}
