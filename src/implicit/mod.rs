@@ -3,6 +3,7 @@
 //! and annealed importance sampling for the test log-likelihood of their decoders.
 
 mod ais;
+mod autoencoder_checkpoint;
 mod bernoulli_decoder;
 mod entropy_estimator;
 mod entropy_surrogate;
@@ -12,6 +13,7 @@ mod vae;
 mod wae;
 
 pub use ais::{ais_log_likelihood, sigmoid_schedule, AisEstimate, AisSettings, LatentDecoder};
+pub use autoencoder_checkpoint::{bernoulli_decoder, Autoencoder, AutoencoderCheckpoint, AUTOENCODER_FORMAT};
 pub use bernoulli_decoder::{bernoulli_nll, two_layer_mlp, BernoulliDecoder};
 pub use entropy_estimator::EntropyEstimator;
 pub use entropy_surrogate::negative_entropy_surrogate;
