@@ -2,6 +2,7 @@
 //! held-out losses (data files and UCI sets): the training objective, DSM, the exact score-matching loss,
 //! and for energy models the test log-likelihood with `log Z` by importance sampling.
 
+use super::autoencoder::{eval_autoencoder, AutoencoderEval};
 use super::data_dir_arg::DataDirArg;
 use anyhow::{Context, Result};
 use clap::Args;
@@ -12,6 +13,7 @@ use std::path::PathBuf;
 use tweedie::evaluation::{
     evaluate_scores, log_partition, mean_log_likelihood, LogPartitionSettings, ScoreReport,
 };
+use tweedie::implicit::AisSettings;
 use tweedie::linalg::Mat;
 use tweedie::memory_budget::MemoryBudget;
 use tweedie::models::{Model, ScoreModel};
@@ -51,6 +53,21 @@ pub struct EvalArgs {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+    /// Autoencoders (tweedie vae): estimate the test log-likelihood by annealed importance sampling.
+    #[arg(long)]
+    ais: bool,
+    /// AIS: chains per image.
+    #[arg(long, default_value_t = 16)]
+    chains: usize,
+    /// AIS: intermediate distributions.
+    #[arg(long, default_value_t = 500)]
+    intermediate: usize,
+    /// AIS: leapfrog steps per HMC transition.
+    #[arg(long, default_value_t = 10)]
+    leapfrog_steps: usize,
+    /// Autoencoders: evaluate the first N test images.
+    #[arg(long, default_value_t = 100)]
+    images: usize,
 }
 
 /// Above this dimension the exact score-matching loss is only computed on request.
@@ -157,6 +174,19 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         "--log-z-tolerance {}: expected a number of nats > 0",
         args.log_z_tolerance
     );
+    if args.ais || super::autoencoder::is_autoencoder(&args.model) {
+        let settings = AisSettings {
+            chains: args.chains,
+            intermediate: args.intermediate,
+            leapfrog_steps: args.leapfrog_steps,
+            seed: args.seed,
+            ..Default::default()
+        };
+        let images = args.images;
+        let e =
+            AutoencoderEval { model: &args.model, ais: args.ais, settings, images, data_dir: &args.data_dir };
+        return eval_autoencoder(&e);
+    }
     let checkpoint = Checkpoint::load(&args.model)?;
     if let (Some(file), None, false) = (&checkpoint.data_file, &args.target, args.allow_new_data) {
         file.verify(&args.model)?;
