@@ -53,3 +53,39 @@ impl LatentDecoder for BernoulliDecoder {
         ll
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{assert_close, fd_gradient, normal_mat, test_rng};
+
+    #[test]
+    fn log_likelihood_and_its_latent_gradient_match_the_formula_and_finite_differences() {
+        let mut rng = test_rng(12);
+        let decoder = BernoulliDecoder { net: two_layer_mlp(2, 5, 6, &mut rng) };
+        let z = normal_mat(3, 2, &mut rng);
+        let x = Mat::from_fn(3, 6, |_, _| f64::from(u8::from(rng.random::<bool>())));
+        let mut grad = Mat::default();
+        let ll = decoder.log_likelihood(&x, &z, &mut grad);
+        let logits = decoder.net.forward(&z);
+        for r in 0..3 {
+            // log p(x | z) = sum_j x_j log sigmoid(l_j) + (1 - x_j) log(1 - sigmoid(l_j)).
+            let want: f64 = (0..6)
+                .map(|j| {
+                    let p = 1.0 / (1.0 + (-logits.at(r, j)).exp());
+                    if x.at(r, j) > 0.5 {
+                        p.ln()
+                    } else {
+                        (1.0 - p).ln()
+                    }
+                })
+                .sum();
+            assert!((ll[r] - want).abs() < 1e-12, "row {r}: {} vs {want}", ll[r]);
+            let row_ll = |zr: &[f64]| {
+                let zm = Mat::from_vec(1, 2, zr.to_vec());
+                decoder.log_likelihood(&x.slice_rows(r, r + 1), &zm, &mut Mat::default())[0]
+            };
+            assert_close(grad.row(r), &fd_gradient(row_ll, z.row(r), 1e-6), 1e-7, "grad_z log p(x|z)");
+        }
+    }
+}

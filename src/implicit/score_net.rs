@@ -70,3 +70,32 @@ impl ScoreNet {
         loss
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{normal_mat, test_rng};
+
+    #[test]
+    fn ssm_vr_steps_learn_the_score_of_a_gaussian() {
+        // q = N(0, 0.25 I) in 2-D, score -4 z; conditioned on a constant input (so the conditional path
+        // with its zero tangent columns is exercised).
+        let mut rng = test_rng(21);
+        let settings = RmsPropSettings { learning_rate: 3e-3, ..Default::default() };
+        let mut net = ScoreNet::init(1, 2, 32, 1, settings, &mut rng);
+        let c = Mat::from_fn(128, 1, |_, _| 1.0);
+        for _ in 0..1500 {
+            let z = Mat::from_fn(128, 2, |_, _| {
+                let e: f64 = StandardNormal.sample(&mut rng);
+                0.5 * e
+            });
+            net.train_step(&c, &z, &mut rng);
+        }
+        let fresh = normal_mat(500, 2, &mut test_rng(9));
+        let z = Mat::from_fn(500, 2, |r, k| 0.5 * fresh.at(r, k));
+        let s = net.scores(&Mat::from_fn(500, 1, |_, _| 1.0), &z);
+        let err: f64 = s.as_slice().iter().zip(z.as_slice()).map(|(s, z)| (s + 4.0 * z).powi(2)).sum();
+        let norm: f64 = z.as_slice().iter().map(|z| (4.0 * z).powi(2)).sum();
+        assert!((err / norm).sqrt() < 0.2, "relative error {}", (err / norm).sqrt());
+    }
+}
