@@ -68,7 +68,7 @@ mod tests {
         let mut grad = Mat::default();
         let ll = decoder.log_likelihood(&x, &z, &mut grad);
         let logits = decoder.net.forward(&z);
-        for r in 0..3 {
+        for (r, &got) in ll.iter().enumerate() {
             // log p(x | z) = sum_j x_j log sigmoid(l_j) + (1 - x_j) log(1 - sigmoid(l_j)).
             let want: f64 = (0..6)
                 .map(|j| {
@@ -80,7 +80,7 @@ mod tests {
                     }
                 })
                 .sum();
-            assert!((ll[r] - want).abs() < 1e-12, "row {r}: {} vs {want}", ll[r]);
+            assert!((got - want).abs() < 1e-12, "row {r}: {got} vs {want}");
             let row_ll = |zr: &[f64]| {
                 let zm = Mat::from_vec(1, 2, zr.to_vec());
                 decoder.log_likelihood(&x.slice_rows(r, r + 1), &zm, &mut Mat::default())[0]
