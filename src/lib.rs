@@ -14,6 +14,7 @@
 //! - [`objectives`]: DSM, DSM-VR and second-order DSM in forms A, B and A-VR, with closed forms that never
 //!   build a `D x D` matrix for diagonal and low-rank heads.
 //! - [`estimators`]: the autodiff baseline (the symmetrised Jacobian of `s1`).
+//! - [`implicit`]: implicit-encoder VAEs and WAEs with score-based entropy gradients, and AIS.
 //! - [`train`]: configuration, the training loop, atomic checkpoints with bit-for-bit resume.
 //! - [`evaluation`]: relative errors against ground truth and timing.
 //! - [`data`], [`checkpoint`], [`plot`]: NPY/CSV points, safetensors files, PNG figures.

@@ -6,7 +6,12 @@ use crate::nn::{Activation, Mlp, MlpTrace};
 use rand::Rng;
 
 /// The MLP `inputs -> hidden -> hidden (tanh) -> outputs` every network of this module uses.
-pub fn two_layer_mlp<R: Rng + ?Sized>(inputs: usize, hidden: usize, outputs: usize, rng: &mut R) -> Mlp<f64> {
+pub(crate) fn two_layer_mlp<R: Rng + ?Sized>(
+    inputs: usize,
+    hidden: usize,
+    outputs: usize,
+    rng: &mut R,
+) -> Mlp<f64> {
     Mlp::init(&[inputs, hidden, hidden, outputs], Activation::Tanh, rng)
 }
 

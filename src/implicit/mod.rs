@@ -14,10 +14,10 @@ mod wae;
 
 pub use ais::{ais_log_likelihood, sigmoid_schedule, AisEstimate, AisSettings, LatentDecoder};
 pub use autoencoder_checkpoint::{bernoulli_decoder, Autoencoder, AutoencoderCheckpoint, AUTOENCODER_FORMAT};
-pub use bernoulli_decoder::{bernoulli_nll, two_layer_mlp, BernoulliDecoder};
+pub use bernoulli_decoder::{bernoulli_nll, BernoulliDecoder};
 pub use entropy_estimator::EntropyEstimator;
 pub use entropy_surrogate::negative_entropy_surrogate;
 pub use error::ImplicitError;
-pub use score_net::{concat_columns, ScoreNet};
+pub use score_net::ScoreNet;
 pub use vae::{EncoderKind, Vae, VaeLoss, VaeSettings, VaeTrainer};
 pub use wae::{Wae, WaeLoss, WaeTrainer};

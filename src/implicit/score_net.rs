@@ -10,7 +10,7 @@ use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 /// `[a, b]`: the columns of `a`, then those of `b` (equal row counts).
-pub fn concat_columns(a: &Mat<f64>, b: &Mat<f64>) -> Mat<f64> {
+pub(crate) fn concat_columns(a: &Mat<f64>, b: &Mat<f64>) -> Mat<f64> {
     assert_eq!(a.rows(), b.rows(), "concat_columns: row counts differ");
     let (ca, cb) = (a.cols(), b.cols());
     Mat::from_fn(a.rows(), ca + cb, |r, c| if c < ca { a.at(r, c) } else { b.at(r, c - ca) })
