@@ -19,6 +19,8 @@
 //! - [`targets`]: Gaussian mixtures with exact `s1`, `s2`, `s3` and the exact posterior, and the named
 //!   families `gmm2d`, `gmm:dim=D,components=K,seed=S`, `gauss:dim=D,cond=C,seed=S`.
 //! - [`estimators`]: the autodiff Jacobian of `s1`, and the Stein and SSGE kernel score estimators.
+//! - [`implicit`]: scores of implicit distributions at work: VAEs with implicit encoders and WAEs whose
+//!   entropy gradients come from SSM-VR, Stein or SSGE, and AIS estimates of their likelihood.
 //! - [`evaluation`], [`metrics`]: errors against ground truth, `log Z` of energy models, MMD², KSD².
 //! - [`data`]: points from CSV / NPY files, the named data sets and their data directory.
 //! - [`nn`]: the explicit-derivative network core (forward with tangents, reverse through both streams;
@@ -92,6 +94,7 @@ pub mod data;
 mod error;
 pub mod estimators;
 pub mod evaluation;
+pub mod implicit;
 pub mod linalg;
 pub mod memory_budget;
 pub mod metrics;

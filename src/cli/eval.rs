@@ -2,10 +2,12 @@
 //! held-out losses (data files and UCI sets): the training objective, DSM, the exact score-matching loss,
 //! and for energy models the test log-likelihood with `log Z` by importance sampling.
 
+use super::autoencoder::{eval_autoencoder, AutoencoderEval};
 use super::data_dir_arg::DataDirArg;
 use crate::evaluation::{
     evaluate_scores, log_partition, mean_log_likelihood, LogPartitionSettings, ScoreReport,
 };
+use crate::implicit::AisSettings;
 use crate::linalg::Mat;
 use crate::memory_budget::MemoryBudget;
 use crate::models::{Model, ScoreModel};
@@ -60,6 +62,21 @@ pub struct EvalArgs {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+    /// Autoencoders (tweedie vae): estimate the test log-likelihood by annealed importance sampling.
+    #[arg(long)]
+    ais: bool,
+    /// AIS: chains per image.
+    #[arg(long, default_value_t = 16)]
+    chains: usize,
+    /// AIS: intermediate distributions.
+    #[arg(long, default_value_t = 500)]
+    intermediate: usize,
+    /// AIS: leapfrog steps per HMC transition.
+    #[arg(long, default_value_t = 10)]
+    leapfrog_steps: usize,
+    /// Autoencoders: evaluate the first N test images.
+    #[arg(long, default_value_t = 100)]
+    images: usize,
 }
 
 /// Above this dimension the exact score-matching loss is only computed on request.
@@ -172,6 +189,19 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         "--log-z-tolerance {}: expected a number of nats > 0",
         args.log_z_tolerance
     );
+    if args.ais || super::autoencoder::is_autoencoder(&args.model) {
+        let settings = AisSettings {
+            chains: args.chains,
+            intermediate: args.intermediate,
+            leapfrog_steps: args.leapfrog_steps,
+            seed: args.seed,
+            ..Default::default()
+        };
+        let images = args.images;
+        let e =
+            AutoencoderEval { model: &args.model, ais: args.ais, settings, images, data_dir: &args.data_dir };
+        return eval_autoencoder(&e);
+    }
     let checkpoint = Checkpoint::load(&args.model)?;
     if let (Some(file), None, false) = (&checkpoint.data_file, &args.target, args.allow_new_data) {
         file.verify(&args.model)?;

@@ -1,5 +1,6 @@
 //! The `tweedie` command line.
 
+mod autoencoder;
 mod bench;
 mod config_error;
 mod data;
@@ -63,6 +64,11 @@ enum Command {
     Export(export::ExportArgs),
     /// Fit a kernel score estimator (Stein, SSGE) to samples of a target; report s1_rel_err and time.
     Estimate(estimate::EstimateArgs),
+    /// Train a VAE on binarised images: Gaussian encoder, or implicit encoder with its entropy gradient
+    /// from a score estimate (SSM-VR network, Stein, SSGE).
+    Vae(Box<autoencoder::VaeArgs>),
+    /// Train a Wasserstein autoencoder whose aggregate posterior is pulled to N(0, I) through its score.
+    Wae(Box<autoencoder::WaeArgs>),
 }
 
 /// Parses the arguments (a usage error is one line) and runs the command.
@@ -81,5 +87,7 @@ pub fn main() -> Result<()> {
         Command::Estimate(args) => estimate::estimate(args),
         Command::Data(args) => data::data(args),
         Command::Export(args) => export::export(args),
+        Command::Vae(args) => autoencoder::vae(*args),
+        Command::Wae(args) => autoencoder::wae(*args),
     }
 }

@@ -35,7 +35,7 @@ pub use error::DataError;
 pub(crate) use fetch::{fetch_dataset, FetchProgress};
 
 pub(crate) use image_set::PIXEL_SCALING;
-pub(crate) use image_set::{load_image_set, Split};
+pub(crate) use image_set::{load_image_set, ImageSet, Split};
 pub(crate) use image_spec::ImageSpec;
 pub use locate::DataDir;
 pub(crate) use locate::Found;

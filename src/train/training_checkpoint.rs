@@ -197,6 +197,7 @@ impl Checkpoint {
         if format != FORMAT && format != FORMAT_V1 {
             let expected = match format {
                 WEIGHTS_FORMAT => "a training checkpoint: this is a weights-only export, give the file `tweedie train` wrote",
+                crate::implicit::AUTOENCODER_FORMAT => "a score-model checkpoint: this is an autoencoder of tweedie vae / wae (evaluate it with tweedie eval --ais)",
                 _ => "tweedie-checkpoint/2 (or /1)",
             };
             return Err(bad("format", format, expected).into());
