@@ -3,7 +3,7 @@
 
 use super::target_help::TARGET_HELP;
 use crate::estimators::{stein_scores, Ssge, SsgeSettings, SteinSettings};
-use crate::linalg::Mat;
+use crate::evaluation::relative_error;
 use crate::memory_budget::MemoryBudget;
 use crate::targets::{canonical_name, parse_target, ScoreExt};
 use anyhow::{Context, Result};
@@ -55,12 +55,6 @@ pub struct EstimateArgs {
     json: bool,
 }
 
-/// `sqrt(sum ||a - b||^2 / sum ||b||^2)`.
-fn relative_error(a: &Mat<f64>, b: &Mat<f64>) -> f64 {
-    let num: f64 = a.as_slice().iter().zip(b.as_slice()).map(|(x, y)| (x - y) * (x - y)).sum();
-    (num / b.norm_sq()).sqrt()
-}
-
 /// Runs `tweedie estimate`.
 pub fn estimate(args: EstimateArgs) -> Result<()> {
     // The kernel matrix and its factorisation or eigendecomposition: about six M x M matrices of f64.
@@ -89,7 +83,7 @@ pub fn estimate(args: EstimateArgs) -> Result<()> {
         }
     };
     let seconds = start.elapsed().as_secs_f64();
-    let err = relative_error(&scores, &truth);
+    let err = relative_error(scores.as_slice(), truth.as_slice());
     let estimator = format!("{:?}", args.estimator).to_lowercase();
     if args.json {
         println!(

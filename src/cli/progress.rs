@@ -1,6 +1,6 @@
 //! A progress bar for training on a terminal; silent when piped or under `--json`.
 
-use crate::train::{StepInfo, TrainObserver};
+use crate::train::{TrainObserver, TrainStep};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::Path;
@@ -39,7 +39,7 @@ impl ProgressObserver {
 }
 
 impl TrainObserver for ProgressObserver {
-    fn on_step(&mut self, info: &StepInfo) {
+    fn on_step(&mut self, info: &TrainStep) {
         self.loss = info.loss;
         if let Some(bar) = &self.bar {
             bar.set_position(info.step);

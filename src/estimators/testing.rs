@@ -12,8 +12,7 @@ pub fn gaussian_samples_and_scores(m: usize, dim: usize, seed: u64) -> (Mat<f64>
     (x, s)
 }
 
-/// `sqrt(sum ||a - b||^2 / sum ||b||^2)` (docs/math.md §12.1).
+/// [`crate::evaluation::relative_error`] of two matrices.
 pub fn relative_error(a: &Mat<f64>, b: &Mat<f64>) -> f64 {
-    let num: f64 = a.as_slice().iter().zip(b.as_slice()).map(|(x, y)| (x - y) * (x - y)).sum();
-    (num / b.norm_sq()).sqrt()
+    crate::evaluation::relative_error(a.as_slice(), b.as_slice())
 }

@@ -4,7 +4,7 @@
 use super::chains::{Chains, StepTotals};
 use super::error::SamplerError;
 use super::ozaki::{ozaki_step, OzakiSolver, OzakiWorkspace};
-use super::sampler::{Sampler, StepInfo};
+use super::sampler::{Sampler, SamplerStep};
 use super::source::{CurvatureSource, NoiseConditional, ScoreSource};
 use super::ula::{check_step_size, ula_step};
 use crate::linalg::Mat;
@@ -142,7 +142,7 @@ impl<L: ScoreSource> Levels<L> {
         chains: &mut Chains,
         sampler: &str,
         inner: impl FnOnce(&L, f64, &mut Chains, &mut Mat<f64>) -> StepTotals,
-    ) -> StepInfo {
+    ) -> SamplerStep {
         let k = self.level(chains.steps());
         assert_eq!(
             chains.dim(),
@@ -152,11 +152,11 @@ impl<L: ScoreSource> Levels<L> {
         let sigma = self.sigmas[k];
         let h = self.settings.step_size * sigma * sigma;
         let t = inner(&self.sources[k], h, chains, &mut self.g);
-        let info = StepInfo::from_totals(chains.steps(), h, Some(sigma), t);
+        let info = SamplerStep::from_totals(chains.steps(), h, Some(sigma), t);
         self.finish(chains, info)
     }
 
-    fn finish(&mut self, chains: &mut Chains, mut info: StepInfo) -> StepInfo {
+    fn finish(&mut self, chains: &mut Chains, mut info: SamplerStep) -> SamplerStep {
         if self.settings.denoise && chains.steps() == self.settings.total_steps() {
             let (last, sigma) = (self.sources.len() - 1, self.sigmas[self.sigmas.len() - 1]);
             self.g.resize(chains.len(), chains.dim());
@@ -218,7 +218,7 @@ impl<L: ScoreSource> AnnealedUla<L> {
 
 impl<L: ScoreSource> Sampler for AnnealedUla<L> {
     #[track_caller]
-    fn step(&mut self, chains: &mut Chains) -> StepInfo {
+    fn step(&mut self, chains: &mut Chains) -> SamplerStep {
         self.levels.advance(chains, "AnnealedUla", |source, h, chains, g| ula_step(source, h, chains, g))
     }
 }
@@ -258,7 +258,7 @@ impl<L: CurvatureSource> AnnealedOzaki<L> {
 
 impl<L: CurvatureSource> Sampler for AnnealedOzaki<L> {
     #[track_caller]
-    fn step(&mut self, chains: &mut Chains) -> StepInfo {
+    fn step(&mut self, chains: &mut Chains) -> SamplerStep {
         let (solver, l_max, ws) = (self.solver, self.l_max, &mut self.ws);
         self.levels.advance(chains, "AnnealedOzaki", |source, h, chains, _| {
             ozaki_step(source, h, solver, l_max, chains, ws)

@@ -2,7 +2,7 @@
 //! integrated autocorrelation times and effective sample sizes.
 
 use super::chains::Chains;
-use super::sampler::{Observer, StepInfo};
+use super::sampler::{SamplerObserver, SamplerStep};
 use crate::metrics::{integrated_autocorrelation_time, Iat};
 use serde::Serialize;
 
@@ -73,14 +73,14 @@ impl ChainSeries {
     }
 }
 
-impl Observer for ChainSeries {
+impl SamplerObserver for ChainSeries {
     fn on_start(&mut self, chains: &Chains) {
         self.chains = self.chains.min(chains.len());
         self.coords = self.coords.min(chains.dim());
         self.series = vec![Vec::new(); self.chains * self.coords];
     }
 
-    fn on_step(&mut self, info: &StepInfo, chains: &Chains) {
+    fn on_step(&mut self, info: &SamplerStep, chains: &Chains) {
         if info.step < self.from_step || info.step > self.to_step {
             return;
         }

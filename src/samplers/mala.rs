@@ -3,7 +3,7 @@
 
 use super::chains::{ChainOutcome, Chains};
 use super::error::SamplerError;
-use super::sampler::{Sampler, StepInfo};
+use super::sampler::{Sampler, SamplerStep};
 use super::source::LogDensitySource;
 use super::ula::check_step_size;
 use crate::linalg::Mat;
@@ -93,7 +93,7 @@ fn proposal_residual(a: &[f64], b: &[f64], g: &[f64], h: f64) -> f64 {
 
 impl<S: LogDensitySource + ?Sized> Sampler for Mala<'_, S> {
     #[track_caller]
-    fn step(&mut self, chains: &mut Chains) -> StepInfo {
+    fn step(&mut self, chains: &mut Chains) -> SamplerStep {
         let (n, d) = (chains.len(), chains.dim());
         assert_eq!(d, self.source.dim(), "Mala::step: chains and source differ in dimension");
         let h = self.settings.step_size;
@@ -138,6 +138,6 @@ impl<S: LogDensitySource + ?Sized> Sampler for Mala<'_, S> {
             }
         }
         self.cached_at = Some(chains.steps());
-        StepInfo::from_totals(chains.steps(), h, None, totals)
+        SamplerStep::from_totals(chains.steps(), h, None, totals)
     }
 }

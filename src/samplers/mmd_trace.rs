@@ -1,7 +1,7 @@
 //! An observer that traces MMD² of the live chains against a fixed reference sample every few steps.
 
 use super::chains::Chains;
-use super::sampler::{Observer, StepInfo};
+use super::sampler::{SamplerObserver, SamplerStep};
 use crate::metrics::{MmdEstimator, Trace};
 
 /// Records $\widehat{\mathrm{MMD}}{}^2_u$ (fixed kernel, see [`MmdEstimator`]) of the live chains
@@ -31,12 +31,12 @@ impl MmdTrace {
     }
 }
 
-impl Observer for MmdTrace {
+impl SamplerObserver for MmdTrace {
     fn on_start(&mut self, chains: &Chains) {
         self.record(chains.steps(), chains);
     }
 
-    fn on_step(&mut self, info: &StepInfo, chains: &Chains) {
+    fn on_step(&mut self, info: &SamplerStep, chains: &Chains) {
         if self.every > 0 && info.step.is_multiple_of(self.every) {
             self.record(info.step, chains);
         }

@@ -47,6 +47,6 @@ pub use model_source::{ModelCurvatureSource, ModelSource};
 pub use ozaki::{Ozaki, OzakiSettings, OzakiSolver};
 
 pub use sample_report::SampleReport;
-pub use sampler::{run, Observer, RunSummary, Sampler, StepInfo};
+pub use sampler::{run, RunSummary, Sampler, SamplerObserver, SamplerStep};
 pub use source::{CurvatureSource, LogDensitySource, NoiseConditional, ScoreSource};
 pub use ula::{Ula, UlaSettings};

@@ -7,7 +7,7 @@ use super::curvature::{CurvatureBatch, CurvatureView};
 use super::error::SamplerError;
 use super::lanczos::Lanczos;
 use super::phi::{clip, drift_factor, noise_variance_factor};
-use super::sampler::{Sampler, StepInfo};
+use super::sampler::{Sampler, SamplerStep};
 use super::source::CurvatureSource;
 use super::ula::check_step_size;
 use crate::linalg::Mat;
@@ -213,10 +213,10 @@ pub(crate) fn ozaki_step<S: CurvatureSource + ?Sized>(
 
 impl<S: CurvatureSource + ?Sized> Sampler for Ozaki<'_, S> {
     #[track_caller]
-    fn step(&mut self, chains: &mut Chains) -> StepInfo {
+    fn step(&mut self, chains: &mut Chains) -> SamplerStep {
         assert_eq!(chains.dim(), self.source.dim(), "Ozaki::step: chains and source differ in dimension");
         let OzakiSettings { step_size: h, solver, l_max } = self.settings;
         let t = ozaki_step(self.source, h, solver, l_max, chains, &mut self.ws);
-        StepInfo::from_totals(chains.steps(), h, None, t)
+        SamplerStep::from_totals(chains.steps(), h, None, t)
     }
 }

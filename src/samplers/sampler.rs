@@ -1,4 +1,4 @@
-//! The sampler state machine (`Sampler::step` -> [`StepInfo`]), observer hooks for diagnostics, and the
+//! The sampler state machine (`Sampler::step` -> [`SamplerStep`]), observer hooks for diagnostics, and the
 //! loop that runs a sampler for a number of steps.
 
 use super::chains::{Chains, Divergence, StepTotals};
@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 /// What one step of a sampler did, over all live chains.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct StepInfo {
+pub struct SamplerStep {
     /// Steps completed, this one included (1-based).
     pub step: usize,
     /// The step size $h$ used.
@@ -30,7 +30,7 @@ pub struct StepInfo {
     pub denoised: bool,
 }
 
-impl StepInfo {
+impl SamplerStep {
     pub(crate) fn from_totals(step: usize, step_size: f64, sigma: Option<f64>, t: StepTotals) -> Self {
         Self {
             step,
@@ -50,51 +50,51 @@ impl StepInfo {
 /// A Markov chain Monte Carlo sampler advancing many chains at once.
 pub trait Sampler {
     /// Advances every live chain of `chains` by one step.
-    fn step(&mut self, chains: &mut Chains) -> StepInfo;
+    fn step(&mut self, chains: &mut Chains) -> SamplerStep;
 }
 
 impl<S: Sampler + ?Sized> Sampler for &mut S {
-    fn step(&mut self, chains: &mut Chains) -> StepInfo {
+    fn step(&mut self, chains: &mut Chains) -> SamplerStep {
         (**self).step(chains)
     }
 }
 
 impl<S: Sampler + ?Sized> Sampler for Box<S> {
-    fn step(&mut self, chains: &mut Chains) -> StepInfo {
+    fn step(&mut self, chains: &mut Chains) -> SamplerStep {
         (**self).step(chains)
     }
 }
 
 /// Diagnostics hooks, called by [`run`] after every step with the chains as they are after it. Every
 /// method has a no-op default.
-pub trait Observer {
+pub trait SamplerObserver {
     /// Called once before the first step, with the initial chains.
     fn on_start(&mut self, _chains: &Chains) {}
 
     /// Called after every step.
-    fn on_step(&mut self, _info: &StepInfo, _chains: &Chains) {}
+    fn on_step(&mut self, _info: &SamplerStep, _chains: &Chains) {}
 }
 
-impl Observer for () {}
+impl SamplerObserver for () {}
 
-impl<A: Observer, B: Observer> Observer for (A, B) {
+impl<A: SamplerObserver, B: SamplerObserver> SamplerObserver for (A, B) {
     fn on_start(&mut self, chains: &Chains) {
         self.0.on_start(chains);
         self.1.on_start(chains);
     }
 
-    fn on_step(&mut self, info: &StepInfo, chains: &Chains) {
+    fn on_step(&mut self, info: &SamplerStep, chains: &Chains) {
         self.0.on_step(info, chains);
         self.1.on_step(info, chains);
     }
 }
 
-impl<O: Observer + ?Sized> Observer for &mut O {
+impl<O: SamplerObserver + ?Sized> SamplerObserver for &mut O {
     fn on_start(&mut self, chains: &Chains) {
         (**self).on_start(chains);
     }
 
-    fn on_step(&mut self, info: &StepInfo, chains: &Chains) {
+    fn on_step(&mut self, info: &SamplerStep, chains: &Chains) {
         (**self).on_step(info, chains);
     }
 }
@@ -149,7 +149,7 @@ impl RunSummary {
 /// assert_eq!((summary.steps, chains.steps(), summary.divergence.chains), (100, 100, 0));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn run<S: Sampler + ?Sized, O: Observer + ?Sized>(
+pub fn run<S: Sampler + ?Sized, O: SamplerObserver + ?Sized>(
     sampler: &mut S,
     chains: &mut Chains,
     steps: usize,

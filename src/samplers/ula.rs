@@ -2,7 +2,7 @@
 
 use super::chains::{ChainOutcome, Chains, StepTotals};
 use super::error::SamplerError;
-use super::sampler::{Sampler, StepInfo};
+use super::sampler::{Sampler, SamplerStep};
 use super::source::ScoreSource;
 use crate::linalg::Mat;
 use rand_distr::{Distribution, StandardNormal};
@@ -96,10 +96,10 @@ pub(crate) fn ula_step<S: ScoreSource + ?Sized>(
 
 impl<S: ScoreSource + ?Sized> Sampler for Ula<'_, S> {
     #[track_caller]
-    fn step(&mut self, chains: &mut Chains) -> StepInfo {
+    fn step(&mut self, chains: &mut Chains) -> SamplerStep {
         assert_eq!(chains.dim(), self.source.dim(), "Ula::step: chains and source differ in dimension");
         let h = self.settings.step_size;
         let t = ula_step(self.source, h, chains, &mut self.g);
-        StepInfo::from_totals(chains.steps(), h, None, t)
+        SamplerStep::from_totals(chains.steps(), h, None, t)
     }
 }

@@ -137,7 +137,7 @@ impl From<ObjectiveError> for StepFailure {
 
 /// What a step reports to observers.
 #[derive(Clone, Copy, Debug)]
-pub struct StepInfo {
+pub struct TrainStep {
     /// Steps completed, this one included.
     pub step: u64,
     /// The minibatch loss.
@@ -147,7 +147,7 @@ pub struct StepInfo {
 /// Receives progress from [`Trainer::run`]; every method defaults to doing nothing.
 pub trait TrainObserver {
     /// After every step.
-    fn on_step(&mut self, _info: &StepInfo) {}
+    fn on_step(&mut self, _info: &TrainStep) {}
     /// After every checkpoint written.
     fn on_checkpoint(&mut self, _step: u64, _path: &Path) {}
 }
@@ -313,7 +313,7 @@ impl Trainer {
                     return Err(TrainError::Diverged { step, what, value, last_saved, path }.into());
                 }
             };
-            observer.on_step(&StepInfo { step: self.state.step, loss });
+            observer.on_step(&TrainStep { step: self.state.step, loss });
             let due = self.state.step.is_multiple_of(self.state.config.checkpoint_every);
             if let (Some(out), true) = (checkpoint, due || self.state.step == self.state.config.steps) {
                 self.save(out)?;
