@@ -13,7 +13,7 @@ struct PrintLoss;
 
 impl TrainObserver for PrintLoss {
     fn on_step(&mut self, step: &TrainStep) {
-        if step.step % 500 == 0 {
+        if step.step.is_multiple_of(500) {
             println!("step {:>5}  loss {:.4}", step.step, step.loss);
         }
     }

@@ -3,7 +3,7 @@
 
 mod autodiff_jacobian;
 mod error;
-mod rbf_kernel;
+mod kernel_samples;
 mod ssge;
 mod stein;
 #[cfg(test)]

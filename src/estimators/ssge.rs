@@ -2,8 +2,9 @@
 //! kernel and the score's coefficients in them, giving scores at any point (docs/math.md §11.3).
 
 use super::error::EstimatorError;
-use super::rbf_kernel::{check_samples, RbfKernel};
+use super::kernel_samples::{check_samples, kernel_for};
 use crate::linalg::Mat;
+use crate::metrics::RbfKernel;
 use nalgebra::{DMatrix, SymmetricEigen};
 use serde::{Deserialize, Serialize};
 
@@ -58,7 +59,7 @@ impl Ssge {
         if !(settings.threshold > 0.0 && settings.threshold <= 1.0) {
             return Err(EstimatorError::BadThreshold { threshold: settings.threshold });
         }
-        let kernel = RbfKernel::new(settings.bandwidth, x)?;
+        let kernel = kernel_for(settings.bandwidth, x)?;
         let (m, dim) = (x.rows(), x.cols());
         let k = kernel.matrix(x, x);
         let eigen = SymmetricEigen::new(DMatrix::from_vec(m, m, k.as_slice().to_vec()));

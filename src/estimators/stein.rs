@@ -2,7 +2,7 @@
 //! regression of Stein's identity, without training (docs/math.md §11.2).
 
 use super::error::EstimatorError;
-use super::rbf_kernel::{check_samples, RbfKernel};
+use super::kernel_samples::{check_samples, kernel_for};
 use crate::linalg::Mat;
 use nalgebra::DMatrix;
 use serde::{Deserialize, Serialize};
@@ -52,7 +52,7 @@ pub fn stein_scores(x: &Mat<f64>, settings: &SteinSettings) -> Result<SteinFit, 
     if !(settings.eta > 0.0 && settings.eta.is_finite()) {
         return Err(EstimatorError::BadRegulariser { eta: settings.eta });
     }
-    let kernel = RbfKernel::new(settings.bandwidth, x)?;
+    let kernel = kernel_for(settings.bandwidth, x)?;
     let (m, dim) = (x.rows(), x.cols());
     let k = kernel.matrix(x, x);
     let w2 = kernel.bandwidth().powi(2);

@@ -1,67 +1,10 @@
-//! Maximum mean discrepancy (MMD^2) between a sample and a reference sample: RBF kernel, median-heuristic
-//! bandwidth, unbiased U-statistic estimator.
+//! Maximum mean discrepancy (MMD^2) between a sample and a reference sample: the unbiased U-statistic
+//! with the RBF kernel and its median-heuristic bandwidth ([`RbfKernel::median`]).
 
 use super::error::{at_least, MetricError};
+use super::rbf_kernel::RbfKernel;
 use crate::linalg::Mat;
 use rayon::prelude::*;
-
-/// Points used by [`median_bandwidth`]: the first `MEDIAN_POINTS` rows (`O(n^2)` distances).
-pub const MEDIAN_POINTS: usize = 1000;
-
-/// The Gaussian (RBF) kernel $k(x, y) = \exp(-\Vert x - y\Vert^2 / (2 w^2))$.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct RbfKernel {
-    bandwidth: f64,
-}
-
-impl RbfKernel {
-    /// A kernel of bandwidth $w > 0$ (finite).
-    ///
-    /// # Errors
-    /// [`MetricError::BadKernel`].
-    pub fn new(bandwidth: f64) -> Result<Self, MetricError> {
-        if bandwidth > 0.0 && bandwidth.is_finite() {
-            Ok(Self { bandwidth })
-        } else {
-            Err(MetricError::BadKernel {
-                name: "bandwidth",
-                value: bandwidth,
-                expected: "positive and finite",
-            })
-        }
-    }
-
-    /// The bandwidth $w$.
-    pub fn bandwidth(&self) -> f64 {
-        self.bandwidth
-    }
-
-    /// $k(x, y)$.
-    pub fn eval(&self, x: &[f64], y: &[f64]) -> f64 {
-        let d2: f64 = x.iter().zip(y).map(|(a, b)| (a - b) * (a - b)).sum();
-        (-d2 / (2.0 * self.bandwidth * self.bandwidth)).exp()
-    }
-}
-
-/// The median heuristic: the median of the pairwise distances $\Vert x_i - x_j\Vert$, $i < j$, over the first
-/// [`MEDIAN_POINTS`] rows of `x` (the lower middle element for an even count).
-///
-/// # Errors
-/// [`MetricError::TooFewSamples`] for fewer than 2 rows; [`MetricError::BadKernel`] when the median
-/// distance is 0 (more than half the pairs coincide).
-pub fn median_bandwidth(x: &Mat<f64>) -> Result<RbfKernel, MetricError> {
-    let n = x.rows().min(MEDIAN_POINTS);
-    at_least("sample", 2, n)?;
-    let mut d: Vec<f64> = (0..n)
-        .flat_map(|i| {
-            (i + 1..n)
-                .map(move |j| x.row(i).iter().zip(x.row(j)).map(|(a, b)| (a - b) * (a - b)).sum::<f64>())
-        })
-        .collect();
-    let mid = (d.len() - 1) / 2;
-    let (_, median, _) = d.select_nth_unstable_by(mid, f64::total_cmp);
-    RbfKernel::new(median.sqrt())
-}
 
 /// $\sum_{i \ne j} k(a_i, a_j)$ (`same = true`, `b` ignored) or $\sum_{i, j} k(a_i, b_j)$, summed per row in
 /// parallel and then over rows in order (deterministic whatever the number of threads).
@@ -135,7 +78,7 @@ impl MmdEstimator {
     /// # Errors
     /// [`MetricError::TooFewSamples`] for fewer than 2 rows; [`MetricError::BadKernel`] when the median distance is 0.
     pub fn new(reference: Mat<f64>) -> Result<Self, MetricError> {
-        let kernel = median_bandwidth(&reference)?;
+        let kernel = RbfKernel::median(&reference)?;
         Self::with_kernel(reference, kernel)
     }
 
@@ -214,7 +157,7 @@ mod tests {
     fn identical_samples_give_the_exact_small_negative_value() {
         // MMD^2_u(x, x) = 2 (S / (n^2 (n - 1)) - 1/n), S = sum_{i != j} k_ij: within 2/n of 0.
         let x = normal_mat(100, 3, &mut test_rng(2));
-        let k = median_bandwidth(&x).unwrap();
+        let k = RbfKernel::median(&x).unwrap();
         let n = 100.0;
         let s = kernel_sum(&k, &x, None);
         let got = mmd2_unbiased(&x, &x, &k).unwrap();
@@ -227,22 +170,8 @@ mod tests {
     }
 
     #[test]
-    fn median_bandwidth_of_a_standard_normal_sample_is_its_distance_median() {
-        // |x - x'|^2 / 2 ~ chi^2_D for D = 2: median distance sqrt(2 * 2 ln 2) = 1.665.
-        let x = normal_mat(1000, 2, &mut test_rng(5));
-        let w = median_bandwidth(&x).unwrap().bandwidth();
-        let want = (4.0 * 2f64.ln()).sqrt();
-        // 499500 correlated pairs from 1000 points: a relative error of a few / sqrt(1000).
-        assert!((w / want - 1.0).abs() < 5.0 / (1000f64).sqrt(), "{w} vs {want}");
-    }
-
-    #[test]
     fn too_few_samples_and_bad_bandwidths_are_typed_errors() {
         let one = Mat::zeros(1, 2);
-        assert!(matches!(
-            median_bandwidth(&one),
-            Err(MetricError::TooFewSamples { needed: 2, found: 1, .. })
-        ));
         assert!(matches!(RbfKernel::new(0.0), Err(MetricError::BadKernel { .. })));
         assert!(matches!(RbfKernel::new(f64::NAN), Err(MetricError::BadKernel { .. })));
         let k = RbfKernel::new(1.0).unwrap();

@@ -10,12 +10,14 @@ mod error;
 mod kernel_stein_discrepancy;
 mod maximum_mean_discrepancy;
 mod mixture_weight_tv;
+mod rbf_kernel;
 mod steps_to_tolerance;
 
 pub(crate) use autocorrelation::{integrated_autocorrelation_time, Iat};
 pub use error::MetricError;
 pub use kernel_stein_discrepancy::{ksd2_unbiased, ImqKernel};
 
-pub use maximum_mean_discrepancy::{MmdEstimator, RbfKernel};
+pub use maximum_mean_discrepancy::MmdEstimator;
 pub use mixture_weight_tv::{mixture_weight_tv, MixtureWeightTv};
+pub use rbf_kernel::RbfKernel;
 pub(crate) use steps_to_tolerance::Trace;
