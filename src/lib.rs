@@ -85,6 +85,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![deny(unsafe_code)]
+// What serves the command line (data fetching and verification, output locks, the mixing observers, the
+// calibration drivers) lives in the module it belongs to; without the `cli` feature nothing calls it.
+#![cfg_attr(not(feature = "cli"), allow(dead_code, unused_imports))]
 #![deny(missing_docs)]
 
 pub mod checkpoint;
