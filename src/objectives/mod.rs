@@ -1,5 +1,6 @@
 //! Training objectives: each computes a loss and the cotangents of the network outputs it depends on.
 
+mod consistency_coupling;
 mod denoising_score_matching;
 mod error;
 mod exact_score_matching;
@@ -11,6 +12,7 @@ mod second_order_dsm;
 mod sliced_score_matching;
 mod structured_symmetric;
 
+pub use consistency_coupling::{coupling_loss, CouplingBatch};
 pub use denoising_score_matching::{dsm_loss, dsm_vr_loss};
 pub use error::ObjectiveError;
 pub use exact_score_matching::{basis_directions, basis_directions_into, esm_energy_loss, esm_loss};
