@@ -11,6 +11,7 @@ mod projection;
 mod second_order_dsm;
 mod sliced_score_matching;
 mod structured_symmetric;
+mod third_order_dsm;
 
 pub use consistency_coupling::{coupling_loss, CouplingBatch};
 pub use denoising_score_matching::{dsm_loss, dsm_vr_loss};
@@ -22,3 +23,4 @@ pub use projection::Projection;
 pub use second_order_dsm::{d2sm_loss, D2smBatch, D2smForm};
 pub use sliced_score_matching::{ssm_energy_loss, ssm_loss, ssm_vr_energy_loss, SlicedScores};
 pub use structured_symmetric::{Base, StructuredSym};
+pub use third_order_dsm::{d3sm_loss, third_order_target, D3smBatch};
