@@ -144,7 +144,12 @@ fn run(workload: &str, dim: usize, reps: usize) -> Result<f64> {
             } else {
                 (SecondOrderHead::Diagonal, 1.0)
             };
-            train_step_ms(dim, Objective::SecondOrder { form: D2smForm::A, weight }, Some(head), reps)?
+            train_step_ms(
+                dim,
+                Objective::SecondOrder { form: D2smForm::A, weight, couple: 0.0 },
+                Some(head),
+                reps,
+            )?
         }
         "hessian_learned" => {
             let mut rng = ChaCha8Rng::seed_from_u64(0);

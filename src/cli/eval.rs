@@ -338,7 +338,8 @@ mod tests {
         let shape = ModelShape { dim, width: 4, depth: 1, activation: Activation::Softplus, head };
         let model = Model::Score(ScoreModel::<f32>::init(&shape, &mut rng));
         let points = Mat::from_fn(300, dim, |_, _| StandardNormal.sample(&mut rng));
-        let objective = Objective::SecondOrder { form: crate::objectives::D2smForm::B, weight: 1.0 };
+        let objective =
+            Objective::SecondOrder { form: crate::objectives::D2smForm::B, weight: 1.0, couple: 0.0 };
         for (objective, sigma) in
             [(objective, 0.3), (Objective::Dsm, 0.3), (Objective::ScoreMatching(ScoreMatching::Esm), 0.0)]
         {

@@ -94,6 +94,10 @@ pub struct TrainArgs {
     /// Weight w of the first-order term (w L1vr / sigma^2 + L2); default 1, 10 for low-rank heads.
     #[arg(long, allow_negative_numbers = true)]
     first_order_weight: Option<f64>,
+    /// Consistency coupling lambda >= 0 of --model s1s2: adds lambda mean ||S2 v - J_s1 v||^2 with
+    /// Rademacher v, training both networks [default: 0 = off].
+    #[arg(long, allow_negative_numbers = true)]
+    couple: Option<f64>,
     /// EMA decay of the weights used for evaluation, 0 = off [default: 0.999].
     #[arg(long, allow_negative_numbers = true)]
     ema: Option<f64>,
@@ -152,6 +156,7 @@ impl TrainArgs {
             lr_schedule,
             weight_decay,
             ema,
+            couple,
             seed,
             checkpoint_every,
             projections,
@@ -184,6 +189,7 @@ impl TrainArgs {
         };
         only_for(self.s2.is_some(), "--s2", &[ModelKind::S1s2])?;
         only_for(self.form.is_some(), "--form", &[ModelKind::S1s2])?;
+        only_for(self.couple.is_some(), "--couple", &[ModelKind::S1s2])?;
         only_for(self.base_precision.is_some(), "--base-precision", &[ModelKind::Energy])?;
         Ok(c)
     }
@@ -196,6 +202,7 @@ impl TrainArgs {
             || self.base_precision.is_some()
             || self.s2.is_some()
             || self.form.is_some()
+            || self.couple.is_some()
             || self.vr
             || self.objective.is_some()
             || self.projections.is_some()
@@ -384,6 +391,8 @@ mod tests {
             "4",
             "--checkpoint-every",
             "3",
+            "--couple",
+            "0.25",
         ])
         .args;
         let c = args.config().unwrap();
@@ -409,6 +418,7 @@ mod tests {
             lr_schedule: LearningRateSchedule::Cosine,
             weight_decay: 0.1,
             first_order_weight: Some(2.0),
+            couple: 0.25,
             ema: 0.5,
             seed: 4,
             checkpoint_every: 3,

@@ -1,11 +1,14 @@
-//! Score models: the first-order score network and second-order heads; energy models.
+//! Score models: the first-order score network, second-order heads and the CP third-order head; energy
+//! models.
 
+mod cp_third_order_head;
 mod energy_model;
 mod model;
 mod model_kind;
 mod score_model;
 mod second_order_head;
 
+pub use cp_third_order_head::CpThirdOrderHead;
 pub use energy_model::{EnergyModel, EnergyShape};
 pub use model::Model;
 pub use model_kind::ModelKind;

@@ -26,6 +26,12 @@ pub enum ObjectiveError {
         /// The step given.
         eps: f64,
     },
+    /// The coupling weight of D2SM is not a finite number `>= 0`.
+    #[error("--couple {couple} (expected a finite coupling weight >= 0; 0 turns the coupling off)")]
+    BadCoupling {
+        /// The weight given.
+        couple: f64,
+    },
     /// The objective cannot train this kind of model.
     #[error("objective {objective} cannot train a {model} model (it needs a {expected} model)")]
     WrongModel {

@@ -1,5 +1,6 @@
 //! Training objectives: each computes a loss and the cotangents of the network outputs it depends on.
 
+mod consistency_coupling;
 mod denoising_score_matching;
 mod error;
 mod exact_score_matching;
@@ -10,7 +11,9 @@ mod projection;
 mod second_order_dsm;
 mod sliced_score_matching;
 mod structured_symmetric;
+mod third_order_dsm;
 
+pub(crate) use consistency_coupling::{coupling_loss, CouplingBatch};
 pub(crate) use denoising_score_matching::{dsm_loss, dsm_vr_loss};
 pub use error::ObjectiveError;
 pub(crate) use exact_score_matching::{basis_directions_into, esm_energy_loss, esm_loss};
@@ -20,3 +23,4 @@ pub use projection::Projection;
 pub use second_order_dsm::D2smForm;
 pub(crate) use second_order_dsm::{d2sm_loss, D2smBatch};
 pub(crate) use sliced_score_matching::{ssm_energy_loss, ssm_loss, ssm_vr_energy_loss, SlicedScores};
+pub use third_order_dsm::{d3sm_loss, third_order_target, D3smBatch};

@@ -24,6 +24,9 @@ pub enum Objective {
         form: D2smForm,
         /// The weight `w` of the first-order term.
         weight: f64,
+        /// The weight `lambda >= 0` of the consistency coupling
+        /// `lambda mean ||S2(x~) v - J_s1(x~) v||^2` (docs/math.md §4.5); 0 turns it off.
+        couple: f64,
     },
     /// A score-matching objective on `x~ = x + sigma z` (`sigma = 0`: the data itself).
     ScoreMatching(ScoreMatching),
@@ -139,9 +142,13 @@ impl Objective {
         Ok(objective)
     }
 
-    /// Checks the objective's own parameters: `M >= 1` for SSM, a finite `eps > 0` for FD-SSM.
+    /// Checks the objective's own parameters: `M >= 1` for SSM, a finite `eps > 0` for FD-SSM, a finite
+    /// coupling weight `lambda >= 0` for D2SM.
     pub fn validate(&self) -> Result<(), ObjectiveError> {
         match *self {
+            Objective::SecondOrder { couple, .. } if !(couple >= 0.0 && couple.is_finite()) => {
+                Err(ObjectiveError::BadCoupling { couple })
+            }
             Objective::ScoreMatching(ScoreMatching::Ssm { projections: 0, .. }) => {
                 Err(ObjectiveError::ZeroProjections)
             }
@@ -174,9 +181,11 @@ impl Objective {
     }
 
     /// Rows of `D` standard normal draws one step reads for `points` points: `n` for the DSM family and
-    /// ESM, `n (1 + M)` for SSM (noise, then `M` blocks of directions), `2n` for FD-SSM.
+    /// ESM, `n (1 + M)` for SSM (noise, then `M` blocks of directions), `2n` for FD-SSM and for coupled
+    /// D2SM (noise, then the draws of the Rademacher directions `v`).
     pub fn noise_rows(&self, points: usize) -> usize {
         match *self {
+            Objective::SecondOrder { couple, .. } if couple > 0.0 => 2 * points,
             Objective::ScoreMatching(ScoreMatching::Ssm { projections, .. }) => points * (1 + projections),
             Objective::ScoreMatching(ScoreMatching::FdSsm { .. }) => 2 * points,
             _ => points,
@@ -207,7 +216,7 @@ mod tests {
         let err = Objective::first_order(FdSsm, 1, Projection::Gaussian, -1.0).unwrap_err();
         assert_eq!(err, ObjectiveError::BadStep { eps: -1.0 });
         assert!(Objective::ScoreMatching(ScoreMatching::FdSsm { eps: f64::NAN }).validate().is_err());
-        let d2sm = Objective::SecondOrder { form: D2smForm::A, weight: 1.0 };
+        let d2sm = Objective::SecondOrder { form: D2smForm::A, weight: 1.0, couple: 0.0 };
         assert_eq!(d2sm.name(), "d2sm");
         let err = d2sm.check_model(ModelKind::Energy).unwrap_err();
         assert!(matches!(err, ObjectiveError::WrongModel { model: ModelKind::Energy, .. }));
@@ -225,5 +234,17 @@ mod tests {
         let fd = Objective::ScoreMatching(ScoreMatching::FdSsm { eps: 0.1 });
         let esm = Objective::ScoreMatching(ScoreMatching::Esm);
         assert_eq!((ssm.noise_rows(5), fd.noise_rows(5), esm.noise_rows(5)), (20, 10, 5));
+        let coupled = Objective::SecondOrder { form: D2smForm::B, weight: 1.0, couple: 0.5 };
+        assert_eq!((d2sm.noise_rows(5), coupled.noise_rows(5)), (5, 10));
+        for couple in [-1.0, f64::NAN, f64::INFINITY] {
+            let err =
+                Objective::SecondOrder { form: D2smForm::B, weight: 1.0, couple }.validate().unwrap_err();
+            assert!(matches!(err, ObjectiveError::BadCoupling { .. }), "{couple}: {err:?}");
+            let message = err.to_string();
+            assert!(
+                message.starts_with(&format!("--couple {couple} ")) && !message.contains('\n'),
+                "{message}"
+            );
+        }
     }
 }

@@ -134,6 +134,10 @@ pub struct TrainConfig {
     /// Weight `w` of the first-order term in joint training (`w L1vr / sigma^2 + L2`); default 1, or 10
     /// for a low-rank head (docs/math.md §4.4).
     pub first_order_weight: Option<f64>,
+    /// Weight `lambda >= 0` of the consistency coupling `lambda mean ||S2(x~) v - J_s1(x~) v||^2` of
+    /// D2SM (docs/math.md §4.5); 0 (the default) turns it off.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub couple: f64,
     /// Decay of the exponential moving average of weights used for evaluation (default 0.999; it lowers
     /// the s1 and s2 errors of every estimator alike); 0 disables it.
     pub ema: f64,
@@ -167,6 +171,7 @@ impl Default for TrainConfig {
             lr_schedule: LearningRateSchedule::Constant,
             weight_decay: 0.0,
             first_order_weight: None,
+            couple: 0.0,
             ema: 0.999,
             seed: 0,
             checkpoint_every: 1000,
@@ -194,6 +199,11 @@ pub enum TargetSource {
 
 /// The `target` of a run on points handed over in memory: nothing to load from a name or a file.
 pub const IN_MEMORY_TARGET: &str = "memory";
+
+/// True for a zero weight (a zero coupling is left out of written configurations).
+fn is_zero(value: &f64) -> bool {
+    *value == 0.0
+}
 
 impl TrainConfig {
     /// Checks every field; returns the first problem.
@@ -233,6 +243,10 @@ impl TrainConfig {
         if self.checkpoint_every == 0 {
             return bad("checkpoint_every", "0".into(), "at least 1");
         }
+        if self.couple != 0.0 && self.model != ModelKind::S1s2 {
+            return bad("couple", self.couple.to_string(), "0 unless --model s1s2 (it couples s2 to s1)");
+        }
+        self.objective()?.validate()?;
         if self.model == ModelKind::S1s2 && self.vr && self.form == FormName::B {
             return Err(ConfigError::VrNeedsFormA);
         }
@@ -292,7 +306,7 @@ impl TrainConfig {
                     SecondOrderHead::LowRank { .. } => 10.0,
                     _ => 1.0,
                 });
-                Objective::SecondOrder { form, weight }
+                Objective::SecondOrder { form, weight, couple: self.couple }
             }
         })
     }
@@ -352,7 +366,20 @@ mod tests {
         let text = toml::to_string(&config).unwrap();
         assert!(text.contains("s2 = \"lowrank:4\""), "{text}");
         assert_eq!(toml::from_str::<TrainConfig>(&text).unwrap(), config);
-        assert_eq!(config.objective().unwrap(), Objective::SecondOrder { form: D2smForm::AVr, weight: 10.0 });
+        assert_eq!(
+            config.objective().unwrap(),
+            Objective::SecondOrder { form: D2smForm::AVr, weight: 10.0, couple: 0.0 }
+        );
+        assert!(!text.contains("couple"), "a zero coupling is not written: {text}");
+        let coupled = TrainConfig { couple: 0.5, ..Default::default() };
+        assert!(toml::to_string(&coupled).unwrap().contains("couple = 0.5"));
+        assert!(matches!(coupled.objective(), Ok(Objective::SecondOrder { couple: 0.5, .. })));
+        for couple in [-1.0, f64::NAN] {
+            let err = TrainConfig { couple, ..Default::default() }.validate().unwrap_err().to_string();
+            assert!(err.starts_with(&format!("--couple {couple} (expected")), "{err}");
+        }
+        let s1_coupled = TrainConfig { model: ModelKind::S1, couple: 1.0, ..Default::default() };
+        assert!(matches!(s1_coupled.validate(), Err(ConfigError::OutOfRange { field: "couple", .. })));
         assert!(toml::from_str::<TrainConfig>("sigmaa = 1.0").is_err(), "unknown fields are rejected");
         let bad = TrainConfig { sigma: -0.1, ..Default::default() };
         assert!(matches!(bad.validate(), Err(ConfigError::OutOfRange { field: "sigma", .. })));

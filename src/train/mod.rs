@@ -2,6 +2,7 @@
 //! the loop, and checkpoints.
 
 mod config;
+mod coupling_step;
 mod data_file;
 mod energy_step;
 mod model_step;

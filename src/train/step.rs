@@ -1,6 +1,7 @@
 //! One training step's loss and parameter gradient: forward passes over stacked evaluation points,
 //! the objective's cotangents, and reverse passes through both networks.
 
+use super::coupling_step::{add_coupling, CouplingWorkspace};
 use super::sliced_step::{sliced_loss_and_gradient, Buffers};
 use crate::linalg::{Mat, Real};
 use crate::models::{ModelKind, ScoreModel, SecondOrderNet};
@@ -16,6 +17,7 @@ pub struct StepWorkspace<F> {
     s2_trace: MlpTrace<F>,
     g_s1: Mat<F>,
     g_s2: Mat<F>,
+    coupling: CouplingWorkspace<F>,
     /// The parameter gradient of the last step.
     pub grad: ScoreModel<F>,
 }
@@ -30,6 +32,7 @@ impl<F: Real> StepWorkspace<F> {
             s2_trace: MlpTrace::default(),
             g_s1: Mat::default(),
             g_s2: Mat::default(),
+            coupling: CouplingWorkspace::default(),
             grad: model.zeros_like(),
         }
     }
@@ -55,7 +58,8 @@ fn stack_points<F: Real>(signs: &[F], x: &Mat<F>, z: &Mat<F>, sigma: F, out: &mu
 /// rows of noise; the score-matching objectives (SSM, ESM, FD-SSM) read `n` rows of noise for
 /// `x~ = x + sigma z` (ignored when `sigma = 0`) followed by the normal draws their directions are made
 /// from ([`Projection::from_normal_into`](crate::objectives::Projection::from_normal_into)), so every
-/// random draw of a step is in `z`.
+/// random draw of a step is in `z`. Coupled D2SM (`couple > 0`) reads `n` rows of noise, then the `n`
+/// rows its Rademacher directions are made from.
 ///
 /// # Errors
 /// [`ObjectiveError::WrongModel`] for the second-order objective on a model without an `s2` head.
@@ -72,8 +76,8 @@ pub fn loss_and_gradient<F: Real>(
     Ok(match objective {
         Objective::Dsm => denoising(&model.s1, false, sigma, x, z, ws),
         Objective::DsmVr => denoising(&model.s1, true, sigma, x, z, ws),
-        Objective::SecondOrder { form, weight } => match &model.s2 {
-            Some(s2) => second_order(&model.s1, s2, form, F::of(weight), sigma, x, z, ws),
+        Objective::SecondOrder { form, weight, couple } => match &model.s2 {
+            Some(s2) => second_order(&model.s1, s2, form, (F::of(weight), F::of(couple)), sigma, x, z, ws),
             None => return Err(objective.wrong_model(ModelKind::S1)),
         },
         Objective::ScoreMatching(kind) => {
@@ -111,14 +115,15 @@ fn denoising<F: Real>(
     loss
 }
 
-/// The joint objective `w L1vr / sigma^2 + L2(form)` on `s1` and the head `s2` (docs/math.md §4):
-/// `s1` at `[x~; x]` (A-VR: `[x + sigma z; x - sigma z; x]`), `S2` at `x~` (A-VR: all three).
+/// The joint objective `w L1vr / sigma^2 + L2(form) + lambda L_c` on `s1` and the head `s2`
+/// (docs/math.md §4): `s1` at `[x~; x]` (A-VR: `[x + sigma z; x - sigma z; x]`), `S2` at `x~` (A-VR:
+/// all three); the coupling `L_c` (§4.5, only when `lambda > 0`) adds one `s1` pass at `[x~; v]`.
 #[allow(clippy::too_many_arguments)]
 fn second_order<F: Real>(
     s1: &Mlp<F>,
     s2: &SecondOrderNet<F>,
     form: D2smForm,
-    weight: F,
+    (weight, couple): (F, F),
     sigma: F,
     x: &Mat<F>,
     z: &Mat<F>,
@@ -134,7 +139,8 @@ fn second_order<F: Real>(
     let rows = ws.input.rows();
     let out = s1.forward_trace(&ws.input, rows, &mut ws.s1_trace);
     ws.g_s1.resize(rows, dim);
-    let (zs, s1v) = (z.as_slice(), out.as_slice());
+    let (zs, draws) = z.as_slice().split_at(block);
+    let s1v = out.as_slice();
     let g1 = ws.g_s1.as_mut_slice();
     let w = weight / (sigma * sigma);
     // The clean point is the last block in every stacking.
@@ -152,10 +158,17 @@ fn second_order<F: Real>(
     let batch =
         D2smBatch { head: s2.head, dim, sigma, z: zs, s2_raw: raw.as_slice(), s1: &s1v[..s2_rows * dim] };
     let second = d2sm_loss(form, &batch, F::one(), ws.g_s2.as_mut_slice(), &mut g1[..s2_rows * dim]);
+    let coupled = if couple > F::zero() {
+        let (x_noisy, s2_raw) = (&ws.input.as_slice()[..block], &raw.as_slice()[..n * raw.cols()]);
+        let g_s2_raw = &mut ws.g_s2.as_mut_slice()[..n * raw.cols()];
+        add_coupling(s1, s2.head, couple, x_noisy, draws, s2_raw, g_s2_raw, &mut ws.grad.s1, &mut ws.coupling)
+    } else {
+        F::zero()
+    };
     let grad_s2 = ws.grad.s2.get_or_insert_with(|| s2.zeros_like());
     s2.net.reverse(&ws.s2_input, &mut ws.s2_trace, &ws.g_s2, &mut grad_s2.net, None);
     s1.reverse(&ws.input, &mut ws.s1_trace, &ws.g_s1, &mut ws.grad.s1, None);
-    first + second
+    first + second + coupled
 }
 
 #[cfg(test)]
@@ -170,14 +183,17 @@ mod tests {
         let first = [(Objective::Dsm, None), (Objective::DsmVr, None)];
         let heads = [SecondOrderHead::Full, SecondOrderHead::Diagonal, SecondOrderHead::LowRank { rank: 2 }];
         let forms = [D2smForm::A, D2smForm::B, D2smForm::AVr];
-        let second = heads
-            .iter()
-            .flat_map(|&h| forms.map(|form| (Objective::SecondOrder { form, weight: 2.0 }, Some(h))));
+        let second = heads.iter().flat_map(|&h| {
+            forms.into_iter().flat_map(move |form| {
+                [0.0, 0.7].map(|couple| (Objective::SecondOrder { form, weight: 2.0, couple }, Some(h)))
+            })
+        });
         for (objective, head) in first.into_iter().chain(second) {
             let mut rng = test_rng(8);
             let shape = ModelShape { dim: 3, width: 5, depth: 2, activation: Activation::Softplus, head };
             let model = ScoreModel::<f64>::init(&shape, &mut rng);
-            let (x, z) = (normal_mat(4, 3, &mut rng), normal_mat(4, 3, &mut rng));
+            let x = normal_mat(4, 3, &mut rng);
+            let z = normal_mat(objective.noise_rows(4), 3, &mut rng);
             let sigma = 0.6;
             let mut ws = StepWorkspace::new(&model);
             loss_and_gradient(&model, objective, sigma, &x, &z, &mut ws).unwrap();
@@ -189,9 +205,18 @@ mod tests {
                 loss_and_gradient(&m, objective, sigma, &x, &z, &mut StepWorkspace::new(&m)).unwrap()
             };
             let what = format!("{objective:?} {head:?}");
-            if let Objective::SecondOrder { form: D2smForm::B, weight } = objective {
-                // Form B detaches s1 inside L2B: s1 gets only the first-order gradient, S2 the full one.
+            if let Objective::SecondOrder { form: D2smForm::B, weight, .. } = objective {
+                // Form B detaches s1 inside L2B: s1 gets the gradients of the first-order term and of the
+                // coupling (the loss less its uncoupled value on the same draws), S2 the full one.
                 let k = model.s1.num_params();
+                let uncoupled = Objective::SecondOrder { form: D2smForm::B, weight, couple: 0.0 };
+                let coupling_at = |p: &[f64]| {
+                    let mut m = model.clone();
+                    m.set_params(&[p, &theta[k..]].concat());
+                    let mut ws = StepWorkspace::new(&m);
+                    loss_and_gradient(&m, objective, sigma, &x, &z, &mut ws).unwrap()
+                        - loss_and_gradient(&m, uncoupled, sigma, &x, &z, &mut ws).unwrap()
+                };
                 let fd_s2 = fd_gradient(|q| loss_at(&[&theta[..k], q].concat()), &theta[k..], 1e-6);
                 assert_close(&got[k..], &fd_s2, 1e-6, &what);
                 // The first-order term written out from its definition with the s1 network alone:
@@ -210,7 +235,12 @@ mod tests {
                         .sum();
                     weight / (sigma * sigma) * sum / 4.0
                 };
-                assert_close(&got[..k], &fd_gradient(first_order, &theta[..k], 1e-6), 1e-6, &what);
+                let fd_s1: Vec<f64> = fd_gradient(first_order, &theta[..k], 1e-6)
+                    .iter()
+                    .zip(fd_gradient(coupling_at, &theta[..k], 1e-6))
+                    .map(|(a, b)| a + b)
+                    .collect();
+                assert_close(&got[..k], &fd_s1, 1e-6, &what);
             } else {
                 assert_close(&got, &fd_gradient(loss_at, &theta, 1e-6), 1e-6, &what);
             }
