@@ -4,7 +4,7 @@
 use super::data_dir_arg::DataDirArg;
 use super::progress::ProgressObserver;
 use crate::data::{claim_output, Subset};
-use crate::models::{ModelKind, SecondOrderHead};
+use crate::models::{ModelKind, SecondOrderHead, UNetSettings};
 use crate::nn::Activation;
 use crate::objectives::ObjectiveName;
 use crate::objectives::Projection;
@@ -15,6 +15,15 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::path::PathBuf;
 use std::time::Instant;
+
+/// The network family of `--arch`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Arch {
+    /// MLPs of `--width` x `--depth`.
+    Mlp,
+    /// A U-Net over the images of an image target.
+    Unet,
+}
 
 /// Arguments of `tweedie train`. Flags override the values of `--config`.
 #[derive(Args, Debug)]
@@ -73,6 +82,19 @@ pub struct TrainArgs {
     /// Minibatch size [default: 512].
     #[arg(long)]
     batch: Option<usize>,
+    /// Network: mlp (--width x --depth) or unet (image targets; a U-Net learning s1 by DSM at --sigma,
+    /// --model s1) [default: mlp].
+    #[arg(long, value_enum)]
+    arch: Option<Arch>,
+    /// U-Net channels per resolution level, finest first [default: 32,64].
+    #[arg(long, value_delimiter = ',')]
+    channels: Option<Vec<usize>>,
+    /// U-Net residual blocks per level and path [default: 1].
+    #[arg(long)]
+    blocks: Option<usize>,
+    /// U-Net groups of every group norm (divides every channel count) [default: 8].
+    #[arg(long)]
+    groups: Option<usize>,
     /// Hidden width [default: 128].
     #[arg(long)]
     width: Option<usize>,
@@ -171,6 +193,7 @@ impl TrainArgs {
         if self.objective.is_some() {
             c.objective = self.objective;
         }
+        self.set_unet(&mut c)?;
         let only_for = |given: bool, flag: &str, kinds: &[ModelKind]| {
             if given && !kinds.contains(&c.model) {
                 let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
@@ -188,6 +211,38 @@ impl TrainArgs {
         Ok(c)
     }
 
+    /// Applies `--arch` (a U-Net trains `--model s1` unless `--model` says otherwise) and the U-Net sizes,
+    /// which need a U-Net.
+    fn set_unet(&self, c: &mut TrainConfig) -> Result<()> {
+        match self.arch {
+            Some(Arch::Unet) => {
+                c.unet.get_or_insert_with(UNetSettings::default);
+                if self.model.is_none() {
+                    c.model = ModelKind::S1;
+                }
+            }
+            Some(Arch::Mlp) => c.unet = None,
+            None => {}
+        }
+        let given = [
+            ("--channels", self.channels.is_some()),
+            ("--blocks", self.blocks.is_some()),
+            ("--groups", self.groups.is_some()),
+        ];
+        let Some(unet) = &mut c.unet else {
+            if let Some((flag, _)) = given.iter().find(|(_, given)| *given) {
+                bail!("{flag} applies to --arch unet (this run trains --arch mlp)");
+            }
+            return Ok(());
+        };
+        if let Some(channels) = &self.channels {
+            unet.channels.clone_from(channels);
+        }
+        unet.blocks = self.blocks.unwrap_or(unet.blocks);
+        unet.groups = self.groups.unwrap_or(unet.groups);
+        Ok(())
+    }
+
     fn changes_config(&self) -> bool {
         self.config.is_some()
             || self.target.is_some()
@@ -203,6 +258,10 @@ impl TrainArgs {
             || self.fd_eps.is_some()
             || self.sigma.is_some()
             || self.batch.is_some()
+            || self.arch.is_some()
+            || self.channels.is_some()
+            || self.blocks.is_some()
+            || self.groups.is_some()
             || self.width.is_some()
             || self.depth.is_some()
             || self.activation.is_some()

@@ -1,13 +1,19 @@
-//! Score models: the first-order score network and second-order heads; energy models.
+//! Score models: the first-order score network and second-order heads; energy models; U-Net image
+//! score models.
 
 mod energy_model;
+mod image_score_model;
 mod model;
 mod model_kind;
 mod score_model;
 mod second_order_head;
+mod unet_settings;
 
 pub use energy_model::{EnergyModel, EnergyShape};
+pub use image_score_model::ImageScoreModel;
 pub use model::Model;
 pub use model_kind::ModelKind;
 pub use score_model::{ModelShape, ScoreModel, SecondOrderNet};
 pub use second_order_head::{SecondOrderHead, UnknownHead};
+pub(crate) use unet_settings::image_shape;
+pub use unet_settings::UNetSettings;
