@@ -461,6 +461,7 @@ mod tests {
             sigma: 0.7,
             steps: 9,
             batch: 7,
+            unet: None,
             width: 5,
             depth: 3,
             activation: Some(Activation::Tanh),
@@ -473,6 +474,21 @@ mod tests {
             checkpoint_every: 3,
         };
         assert_eq!(c, want, "a flag did not reach the configuration");
+    }
+
+    #[test]
+    fn unet_flags_reach_the_config_and_need_arch_unet() {
+        let parse = |flags: &[&str]| Wrapper::parse_from(["t"].iter().chain(flags)).args.config();
+        let c = parse(&["--arch", "unet", "--channels", "8,16", "--blocks", "2", "--groups", "4"]).unwrap();
+        assert_eq!(c.unet, Some(UNetSettings { channels: vec![8, 16], blocks: 2, groups: 4 }));
+        assert_eq!(c.model, ModelKind::S1, "a U-Net trains s1 unless --model says otherwise");
+        let c = parse(&["--arch", "unet", "--model", "s1s2"]).unwrap();
+        assert_eq!((c.model, c.unet), (ModelKind::S1s2, Some(UNetSettings::default())));
+        assert_eq!(parse(&["--arch", "mlp"]).unwrap(), TrainConfig::default());
+        for flag in ["--channels", "--blocks", "--groups"] {
+            let err = parse(&[flag, "4"]).unwrap_err().to_string();
+            assert_eq!(err, format!("{flag} applies to --arch unet (this run trains --arch mlp)"));
+        }
         let energy = Wrapper::parse_from(["t", "--model", "energy", "--base-precision", "0.5"]).args;
         assert_eq!(energy.config().unwrap().base_precision, 0.5);
         for (flags, needle) in [
