@@ -200,10 +200,12 @@ fn metrics(estimate: &Estimate, clean: &Mat<f64>, sigma: f64) -> Result<serde_js
 /// Runs `tweedie denoise`.
 pub fn denoise(args: DenoiseArgs) -> Result<()> {
     let checkpoint = Checkpoint::load(&args.model)?;
-    let Model::Score(model) = checkpoint.eval_model() else {
+    let model = checkpoint.eval_model();
+    let Model::Score(model) = model else {
         bail!(
-            "{}: an energy model (expected a score model: s1, with an s2 head or --autodiff)",
-            args.model.display()
+            "{}: {} (expected a score network: s1, with an s2 head or --autodiff)",
+            args.model.display(),
+            model.description()
         );
     };
     let sigma = args.sigma.unwrap_or(checkpoint.config.sigma);

@@ -121,7 +121,7 @@ fn psnr(mse: f64) -> f64 {
 fn first_order_part(model: &Model<f32>) -> Model<f32> {
     match model {
         Model::Score(m) => Model::Score(ScoreModel { s1: m.s1.clone(), s2: None }),
-        Model::Energy(_) => model.clone(),
+        Model::Energy(_) | Model::Image(_) => model.clone(),
     }
 }
 
@@ -169,7 +169,7 @@ fn print_held_out(value: &serde_json::Value, label: &str, objective: &str, sigma
     }
     match value.get("test_esm_loss") {
         Some(_) => println!("| test exact score-matching loss | {:.3} |", num("test_esm_loss")),
-        None => println!("| test exact score-matching loss | skipped above {MAX_DEFAULT_ESM_DIM} dimensions (--exact-score-matching) |"),
+        None => println!("| test exact score-matching loss | skipped above {MAX_DEFAULT_ESM_DIM} dimensions (--exact-score-matching) and for U-Net models |"),
     }
     if value.get("psnr_denoised").is_some() {
         println!(
@@ -255,18 +255,29 @@ pub fn eval(args: EvalArgs) -> Result<()> {
             let model = checkpoint.eval_model();
             let sigma = checkpoint.config.sigma;
             let objective = checkpoint.config.objective()?;
+            let loss = held_out_loss(&model, objective, sigma, &rows, args.seed)?;
+            // The same seed draws the same noise: a DSM-trained model's DSM loss is its loss.
+            let dsm_loss = match objective {
+                Objective::Dsm => loss,
+                _ => held_out_loss(&model, Objective::Dsm, sigma, &rows, args.seed)?,
+            };
             let mut value = serde_json::json!({
                 "target": target, "model": model.kind(), "held_out_points": rows.rows(),
-                "steps": checkpoint.step,
-                "held_out_loss": held_out_loss(&model, objective, sigma, &rows, args.seed)?,
-                "held_out_dsm_loss": held_out_loss(&model, Objective::Dsm, sigma, &rows, args.seed)?,
+                "steps": checkpoint.step, "held_out_loss": loss, "held_out_dsm_loss": dsm_loss,
             });
             if let TargetSource::Images(_) = probe.target_source()? {
                 let dsm = value["held_out_dsm_loss"].as_f64().unwrap_or(f64::NAN);
                 value["psnr_noisy"] = psnr(sigma * sigma).into();
                 value["psnr_denoised"] = psnr(denoised_mse(dsm, sigma, rows.cols())).into();
             }
-            if rows.cols() <= MAX_DEFAULT_ESM_DIM || args.exact_score_matching {
+            let esm_wanted = rows.cols() <= MAX_DEFAULT_ESM_DIM || args.exact_score_matching;
+            if let (Model::Image(_), true) = (&model, args.exact_score_matching) {
+                anyhow::bail!(
+                    "--exact-score-matching: {} is a U-Net image model, which has no Jacobian pass (expected an MLP score network or an energy model)",
+                    args.model.display()
+                );
+            }
+            if esm_wanted && !matches!(model, Model::Image(_)) {
                 // Exact score matching on the held-out points themselves (no noise).
                 value["test_esm_loss"] = held_out_loss(
                     &first_order_part(&model),

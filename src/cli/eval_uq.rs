@@ -16,10 +16,12 @@ pub fn eval_uq(
     settings: MixtureCheck,
     json: bool,
 ) -> Result<()> {
-    let Model::Score(model) = checkpoint.eval_model() else {
+    let model = checkpoint.eval_model();
+    let Model::Score(model) = model else {
         anyhow::bail!(
-            "--uq: {} is an energy model (expected a score model: s1, optionally with an s2 head)",
-            model_path.display()
+            "--uq: {} is {} (expected a score network: s1, optionally with an s2 head)",
+            model_path.display(),
+            model.description()
         );
     };
     let sigma = checkpoint.config.sigma;

@@ -137,6 +137,9 @@ fn load_model(path: &Path, dim: usize) -> Result<LoadedModel> {
         Model::Energy(model) => {
             (ModelScores::Energy(EnergySource::new(model)), Err(SamplerError::NoSecondOrderHead))
         }
+        Model::Image(_) => {
+            anyhow::bail!("--model {}: a U-Net image model cannot drive the samplers yet (expected a score network or an energy model)", path.display())
+        }
     };
     Ok(LoadedModel { scores, curvature, sigma: c.config.sigma, trained_on: c.config.target.clone() })
 }

@@ -70,6 +70,9 @@ pub fn score(args: ScoreArgs) -> Result<()> {
             "s1: N x D"
         }
         (1, true, _) => bail!("--autodiff needs --order 2 (it gives the Jacobian of s1)"),
+        (_, _, Model::Image(_)) => {
+            bail!("{}: a U-Net image model gives --order 1 (s1) only", args.model.display())
+        }
         (_, _, Model::Energy(_)) => {
             bail!("{}: an energy model gives --order 1 (s1 = -grad E) only", args.model.display())
         }

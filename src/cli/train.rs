@@ -4,7 +4,7 @@
 use super::data_dir_arg::DataDirArg;
 use super::progress::ProgressObserver;
 use crate::data::{claim_output, Subset};
-use crate::models::{ModelKind, SecondOrderHead};
+use crate::models::{ModelKind, SecondOrderHead, UNetSettings};
 use crate::nn::Activation;
 use crate::objectives::ObjectiveName;
 use crate::objectives::Projection;
@@ -15,6 +15,15 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::path::PathBuf;
 use std::time::Instant;
+
+/// The network family of `--arch`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Arch {
+    /// MLPs of `--width` x `--depth`.
+    Mlp,
+    /// A U-Net over the images of an image target.
+    Unet,
+}
 
 /// Arguments of `tweedie train`. Flags override the values of `--config`.
 #[derive(Args, Debug)]
@@ -73,6 +82,19 @@ pub struct TrainArgs {
     /// Minibatch size [default: 512].
     #[arg(long)]
     batch: Option<usize>,
+    /// Network: mlp (--width x --depth) or unet (image targets; a U-Net learning s1 by DSM at --sigma,
+    /// --model s1) [default: mlp].
+    #[arg(long, value_enum)]
+    arch: Option<Arch>,
+    /// U-Net channels per resolution level, finest first [default: 32,64].
+    #[arg(long, value_delimiter = ',')]
+    channels: Option<Vec<usize>>,
+    /// U-Net residual blocks per level and path [default: 1].
+    #[arg(long)]
+    blocks: Option<usize>,
+    /// U-Net groups of every group norm (divides every channel count) [default: 8].
+    #[arg(long)]
+    groups: Option<usize>,
     /// Hidden width [default: 128].
     #[arg(long)]
     width: Option<usize>,
@@ -176,6 +198,7 @@ impl TrainArgs {
         if self.objective.is_some() {
             c.objective = self.objective;
         }
+        self.set_unet(&mut c)?;
         let only_for = |given: bool, flag: &str, kinds: &[ModelKind]| {
             if given && !kinds.contains(&c.model) {
                 let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
@@ -194,6 +217,38 @@ impl TrainArgs {
         Ok(c)
     }
 
+    /// Applies `--arch` (a U-Net trains `--model s1` unless `--model` says otherwise) and the U-Net sizes,
+    /// which need a U-Net.
+    fn set_unet(&self, c: &mut TrainConfig) -> Result<()> {
+        match self.arch {
+            Some(Arch::Unet) => {
+                c.unet.get_or_insert_with(UNetSettings::default);
+                if self.model.is_none() {
+                    c.model = ModelKind::S1;
+                }
+            }
+            Some(Arch::Mlp) => c.unet = None,
+            None => {}
+        }
+        let given = [
+            ("--channels", self.channels.is_some()),
+            ("--blocks", self.blocks.is_some()),
+            ("--groups", self.groups.is_some()),
+        ];
+        let Some(unet) = &mut c.unet else {
+            if let Some((flag, _)) = given.iter().find(|(_, given)| *given) {
+                bail!("{flag} applies to --arch unet (this run trains --arch mlp)");
+            }
+            return Ok(());
+        };
+        if let Some(channels) = &self.channels {
+            unet.channels.clone_from(channels);
+        }
+        unet.blocks = self.blocks.unwrap_or(unet.blocks);
+        unet.groups = self.groups.unwrap_or(unet.groups);
+        Ok(())
+    }
+
     fn changes_config(&self) -> bool {
         self.config.is_some()
             || self.target.is_some()
@@ -210,6 +265,10 @@ impl TrainArgs {
             || self.fd_eps.is_some()
             || self.sigma.is_some()
             || self.batch.is_some()
+            || self.arch.is_some()
+            || self.channels.is_some()
+            || self.blocks.is_some()
+            || self.groups.is_some()
             || self.width.is_some()
             || self.depth.is_some()
             || self.activation.is_some()
@@ -411,6 +470,7 @@ mod tests {
             sigma: 0.7,
             steps: 9,
             batch: 7,
+            unet: None,
             width: 5,
             depth: 3,
             activation: Some(Activation::Tanh),
@@ -424,6 +484,21 @@ mod tests {
             checkpoint_every: 3,
         };
         assert_eq!(c, want, "a flag did not reach the configuration");
+    }
+
+    #[test]
+    fn unet_flags_reach_the_config_and_need_arch_unet() {
+        let parse = |flags: &[&str]| Wrapper::parse_from(["t"].iter().chain(flags)).args.config();
+        let c = parse(&["--arch", "unet", "--channels", "8,16", "--blocks", "2", "--groups", "4"]).unwrap();
+        assert_eq!(c.unet, Some(UNetSettings { channels: vec![8, 16], blocks: 2, groups: 4 }));
+        assert_eq!(c.model, ModelKind::S1, "a U-Net trains s1 unless --model says otherwise");
+        let c = parse(&["--arch", "unet", "--model", "s1s2"]).unwrap();
+        assert_eq!((c.model, c.unet), (ModelKind::S1s2, Some(UNetSettings::default())));
+        assert_eq!(parse(&["--arch", "mlp"]).unwrap(), TrainConfig::default());
+        for flag in ["--channels", "--blocks", "--groups"] {
+            let err = parse(&[flag, "4"]).unwrap_err().to_string();
+            assert_eq!(err, format!("{flag} applies to --arch unet (this run trains --arch mlp)"));
+        }
         let energy = Wrapper::parse_from(["t", "--model", "energy", "--base-precision", "0.5"]).args;
         assert_eq!(energy.config().unwrap().base_precision, 0.5);
         for (flags, needle) in [

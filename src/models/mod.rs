@@ -1,17 +1,22 @@
 //! Score models: the first-order score network, second-order heads and the CP third-order head; energy
-//! models.
+//! models; U-Net image score models.
 
 mod cp_third_order_head;
 mod energy_model;
+mod image_score_model;
 mod model;
 mod model_kind;
 mod score_model;
 mod second_order_head;
+mod unet_settings;
 
 pub use cp_third_order_head::CpThirdOrderHead;
 pub use energy_model::{EnergyModel, EnergyShape};
+pub use image_score_model::ImageScoreModel;
 pub use model::Model;
 pub use model_kind::ModelKind;
 pub(crate) use score_model::SecondOrderNet;
 pub use score_model::{ModelShape, ScoreModel};
 pub use second_order_head::{SecondOrderHead, UnknownHead};
+pub(crate) use unet_settings::image_shape;
+pub use unet_settings::UNetSettings;

@@ -1,7 +1,7 @@
 //! A trained model of either kind: a score model (`s1`, optionally `s2`) or an energy model. Training,
 //! checkpoints and evaluation hold this; code that needs one kind asks for it by name.
 
-use super::{EnergyModel, ModelKind, ScoreModel};
+use super::{EnergyModel, ImageScoreModel, ModelKind, ScoreModel};
 use crate::linalg::{Mat, Real};
 
 /// A score model or an energy model.
@@ -11,6 +11,8 @@ pub enum Model<F> {
     Score(ScoreModel<F>),
     /// An energy network with `s1 = -grad_x E`.
     Energy(EnergyModel<F>),
+    /// A U-Net over images whose output maps are `s1`.
+    Image(ImageScoreModel<F>),
 }
 
 impl<F: Real> Model<F> {
@@ -20,6 +22,7 @@ impl<F: Real> Model<F> {
             Model::Score(m) if m.s2.is_some() => ModelKind::S1s2,
             Model::Score(_) => ModelKind::S1,
             Model::Energy(_) => ModelKind::Energy,
+            Model::Image(_) => ModelKind::S1,
         }
     }
 
@@ -28,6 +31,7 @@ impl<F: Real> Model<F> {
         match self {
             Model::Score(m) => m.dim(),
             Model::Energy(m) => m.dim(),
+            Model::Image(m) => m.dim(),
         }
     }
 
@@ -36,6 +40,7 @@ impl<F: Real> Model<F> {
         match self {
             Model::Score(m) => m.params(),
             Model::Energy(m) => m.params(),
+            Model::Image(m) => vec![m.net.params()],
         }
     }
 
@@ -44,6 +49,7 @@ impl<F: Real> Model<F> {
         match self {
             Model::Score(m) => m.params_mut(),
             Model::Energy(m) => m.params_mut(),
+            Model::Image(m) => vec![m.net.params_mut()],
         }
     }
 
@@ -63,6 +69,7 @@ impl<F: Real> Model<F> {
         match self {
             Model::Score(m) => Model::Score(m.cast()),
             Model::Energy(m) => Model::Energy(m.cast()),
+            Model::Image(m) => Model::Image(m.cast()),
         }
     }
 
@@ -71,6 +78,7 @@ impl<F: Real> Model<F> {
         match self {
             Model::Score(m) => m.score(x),
             Model::Energy(m) => m.score(x),
+            Model::Image(m) => m.score(x),
         }
     }
 
@@ -78,7 +86,7 @@ impl<F: Real> Model<F> {
     pub fn as_score(&self) -> Option<&ScoreModel<F>> {
         match self {
             Model::Score(m) => Some(m),
-            Model::Energy(_) => None,
+            Model::Energy(_) | Model::Image(_) => None,
         }
     }
 
@@ -86,7 +94,17 @@ impl<F: Real> Model<F> {
     pub fn as_energy(&self) -> Option<&EnergyModel<F>> {
         match self {
             Model::Energy(m) => Some(m),
-            Model::Score(_) => None,
+            Model::Score(_) | Model::Image(_) => None,
+        }
+    }
+
+    /// The architecture in words, for errors of commands that need another one: `a score network`
+    /// (an MLP, optionally with an `s2` head), `an energy model` or `a U-Net image model`.
+    pub fn description(&self) -> &'static str {
+        match self {
+            Model::Score(_) => "a score network",
+            Model::Energy(_) => "an energy model",
+            Model::Image(_) => "a U-Net image model",
         }
     }
 }

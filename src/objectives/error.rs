@@ -42,4 +42,10 @@ pub enum ObjectiveError {
         /// The model kind it needs.
         expected: &'static str,
     },
+    /// The objective cannot train a U-Net image model (which trains by DSM).
+    #[error("objective {objective} cannot train a U-Net image model (expected dsm)")]
+    ImageModel {
+        /// The objective's name.
+        objective: &'static str,
+    },
 }

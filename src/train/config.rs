@@ -1,7 +1,11 @@
 //! The training configuration: every choice of a run, read from TOML or flags, validated once.
 
 use crate::data::{ImageSpec, Subset, UciSpec};
-use crate::models::{EnergyModel, EnergyShape, Model, ModelKind, ModelShape, ScoreModel, SecondOrderHead};
+use crate::models::{
+    image_shape, EnergyModel, EnergyShape, ImageScoreModel, Model, ModelKind, ModelShape, ScoreModel,
+    SecondOrderHead, UNetSettings,
+};
+use crate::nn::graph::Shape;
 use crate::nn::Activation;
 use crate::objectives::{D2smForm, Objective, ObjectiveError, ObjectiveName, Projection, DEFAULT_FD_EPS};
 use crate::optim::{AdamSettings, LearningRateSchedule};
@@ -55,6 +59,10 @@ pub enum ConfigError {
     /// A bad image-set target (`mnist`, `fashion-mnist`, `digits`).
     #[error("{0}")]
     Images(String),
+    /// `--arch unet` with settings it cannot train (a non-image target, another model or objective,
+    /// sizes the U-Net cannot take).
+    #[error("--arch unet: {0}")]
+    UNet(String),
     /// `subset` with an analytic target, which has no rows to select.
     #[error("subset = {0} selects rows of a data set (this target is analytic: fresh samples every step)")]
     SubsetNeedsData(Subset),
@@ -116,6 +124,8 @@ pub struct TrainConfig {
     pub steps: u64,
     /// Minibatch size.
     pub batch: usize,
+    /// A U-Net over images instead of MLPs (`--arch unet`), with these sizes.
+    pub unet: Option<UNetSettings>,
     /// Hidden width of each network.
     pub width: usize,
     /// Hidden layers of each network.
@@ -164,6 +174,7 @@ impl Default for TrainConfig {
             sigma: 0.3,
             steps: 10_000,
             batch: 512,
+            unet: None,
             width: 128,
             depth: 2,
             activation: None,
@@ -257,6 +268,9 @@ impl TrainConfig {
             Objective::first_order(name, self.projections, self.projection, self.fd_eps)?;
         }
         let source = self.target_source()?;
+        if self.unet.is_some() {
+            self.image_shape()?;
+        }
         match (self.subset, source) {
             (Some(subset), TargetSource::Named(_)) => Err(ConfigError::SubsetNeedsData(subset)),
             (Some(subset), TargetSource::Memory) => Err(ConfigError::SubsetOfMemory(subset)),
@@ -311,6 +325,39 @@ impl TrainConfig {
         })
     }
 
+    /// The image shape of a `--arch unet` run, after checking that the U-Net can train it: an image
+    /// target, an `s1` model trained by DSM, sizes the U-Net takes.
+    fn image_shape(&self) -> Result<Shape, ConfigError> {
+        let fail = |msg: String| Err(ConfigError::UNet(msg));
+        let shape = match self.target_source()? {
+            TargetSource::Images(spec) => image_shape(spec.dataset),
+            _ => None,
+        };
+        let Some(shape) = shape else {
+            return fail(format!(
+                "target `{}` is not an image set (expected mnist, fashion-mnist or digits)",
+                self.target
+            ));
+        };
+        if self.model != ModelKind::S1 {
+            return fail(format!(
+                "--model {} given, expected --model s1 (the U-Net learns s1 alone)",
+                self.model
+            ));
+        }
+        if self.vr || self.objective.is_some_and(|o| o != ObjectiveName::Dsm) {
+            return fail("the U-Net trains by DSM (expected no --objective other than dsm, no --vr)".into());
+        }
+        let unet = self.unet.clone().unwrap_or_default().unet(shape, self.unet_activation());
+        unet.validate().map_err(|e| ConfigError::UNet(e.to_string()))?;
+        Ok(shape)
+    }
+
+    /// The U-Net's activation: the configured one, else SiLU.
+    fn unet_activation(&self) -> Activation {
+        self.activation.unwrap_or(Activation::Silu)
+    }
+
     /// The learning rate of step `t` (0-based) under the schedule.
     pub fn learning_rate_at(&self, t: u64) -> f64 {
         self.learning_rate * self.lr_schedule.factor(t, self.steps)
@@ -334,9 +381,23 @@ impl TrainConfig {
     }
 
     /// A freshly initialised model of the configured kind and architecture for data of dimension `dim`.
-    pub fn init_model<R: Rng + ?Sized>(&self, dim: usize, rng: &mut R) -> Model<f32> {
+    ///
+    /// # Errors
+    /// [`ConfigError::UNet`] for U-Net settings it cannot train, or images of another dimension.
+    pub fn init_model<R: Rng + ?Sized>(&self, dim: usize, rng: &mut R) -> Result<Model<f32>, ConfigError> {
         let (width, depth, activation) = (self.width, self.depth, self.hidden_activation());
-        match self.model {
+        if let Some(settings) = &self.unet {
+            let shape = self.image_shape()?;
+            if shape.len() != dim {
+                let msg = format!("{}x{} images given {dim} values per point", shape.height, shape.width);
+                return Err(ConfigError::UNet(msg));
+            }
+            let unet = settings.unet(shape, self.unet_activation());
+            let model = ImageScoreModel::init(&unet, self.sigma, rng)
+                .map_err(|e| ConfigError::UNet(e.to_string()))?;
+            return Ok(Model::Image(model));
+        }
+        Ok(match self.model {
             ModelKind::Energy => {
                 let base_precision = self.base_precision;
                 let shape = EnergyShape { dim, width, depth, activation, base_precision };
@@ -346,7 +407,7 @@ impl TrainConfig {
                 let head = (kind == ModelKind::S1s2).then_some(self.s2);
                 Model::Score(ScoreModel::init(&ModelShape { dim, width, depth, activation, head }, rng))
             }
-        }
+        })
     }
 }
 

@@ -5,6 +5,7 @@ mod config;
 mod coupling_step;
 mod data_file;
 mod energy_step;
+mod image_step;
 mod model_step;
 mod sliced_step;
 mod step;
@@ -16,7 +17,6 @@ mod training_memory;
 pub use config::{ConfigError, FormName, TrainConfig};
 pub(crate) use config::{TargetSource, IN_MEMORY_TARGET};
 pub use data_file::DataChanged;
-
 pub(crate) use model_step::ModelWorkspace;
 pub(crate) use step::{loss_and_gradient, StepWorkspace};
 pub use trainer::{Divergence, TrainError, TrainObserver, TrainStep, Trainer};

@@ -2,6 +2,7 @@
 //! step ([`loss_and_gradient`]) or the energy-model step ([`energy_loss_and_gradient`]).
 
 use super::energy_step::{energy_loss_and_gradient, EnergyWorkspace};
+use super::image_step::{image_loss_and_gradient, ImageWorkspace};
 use super::step::{loss_and_gradient, StepWorkspace};
 use crate::linalg::{Mat, Real};
 use crate::models::Model;
@@ -14,6 +15,8 @@ pub enum ModelWorkspace<F> {
     Score(Box<StepWorkspace<F>>),
     /// For a [`Model::Energy`].
     Energy(Box<EnergyWorkspace<F>>),
+    /// For a [`Model::Image`].
+    Image(Box<ImageWorkspace<F>>),
 }
 
 impl<F: Real> ModelWorkspace<F> {
@@ -22,6 +25,7 @@ impl<F: Real> ModelWorkspace<F> {
         match model {
             Model::Score(m) => Self::Score(Box::new(StepWorkspace::new(m))),
             Model::Energy(m) => Self::Energy(Box::new(EnergyWorkspace::new(m))),
+            Model::Image(_) => Self::Image(Box::default()),
         }
     }
 
@@ -34,7 +38,8 @@ impl<F: Real> ModelWorkspace<F> {
     ///
     /// # Errors
     /// [`ObjectiveError::WrongModel`] for the second-order objective on a model without a second-order
-    /// head (an `s1` network or an energy model).
+    /// head (an `s1` network or an energy model); [`ObjectiveError::ImageModel`] for any objective but
+    /// DSM on an image model.
     #[track_caller]
     pub fn loss_and_gradient(
         &mut self,
@@ -47,6 +52,7 @@ impl<F: Real> ModelWorkspace<F> {
         match (model, self) {
             (Model::Score(m), Self::Score(ws)) => loss_and_gradient(m, objective, sigma, x, z, ws),
             (Model::Energy(m), Self::Energy(ws)) => energy_loss_and_gradient(m, objective, sigma, x, z, ws),
+            (Model::Image(m), Self::Image(ws)) => image_loss_and_gradient(m, objective, sigma, x, z, ws),
             (model, ws) => {
                 *ws = Self::new(model);
                 ws.loss_and_gradient(model, objective, sigma, x, z)
@@ -59,6 +65,7 @@ impl<F: Real> ModelWorkspace<F> {
         match self {
             Self::Score(ws) => ws.grad.params(),
             Self::Energy(ws) => ws.grad.params(),
+            Self::Image(ws) => vec![&ws.grad],
         }
     }
 }

@@ -190,7 +190,7 @@ impl Trainer {
     fn start(config: TrainConfig, data: TrainingData) -> Result<Self, Error> {
         check_memory(&config, config.objective()?, data.dim(), &MemoryBudget::of_this_machine())?;
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-        let model = config.init_model(data.dim(), &mut rng);
+        let model = config.init_model(data.dim(), &mut rng)?;
         let settings = config.adam();
         let adam = Adam::new(settings, model.num_params());
         let ema = (config.ema > 0.0).then(|| Ema::new(config.ema, &model.params()));

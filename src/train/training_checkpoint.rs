@@ -91,6 +91,12 @@ pub(crate) fn put_model(store: &mut TensorStore, prefix: &str, model: &Model<f32
             }
         }
         Model::Energy(model) => put_mlp(store, &format!("{prefix}energy"), &model.net),
+        Model::Image(model) => {
+            for t in model.net.tensors() {
+                let values = &model.net.params()[t.offset..t.offset + t.len()];
+                store.insert(format!("{prefix}s1.{}", t.name), &t.shape, values);
+            }
+        }
     }
 }
 
@@ -116,6 +122,14 @@ fn get_model(
             net: get_mlp(store, &format!("{prefix}energy"), &template.net)?,
             base_precision: template.base_precision,
         }),
+        Model::Image(template) => {
+            let mut model = template.clone();
+            for t in template.net.tensors() {
+                let values = store.get_f32(&format!("{prefix}s1.{}", t.name), &t.shape)?;
+                model.net.params_mut()[t.offset..t.offset + t.len()].copy_from_slice(&values);
+            }
+            Model::Image(model)
+        }
     })
 }
 
@@ -228,7 +242,9 @@ impl Checkpoint {
             return Err(bad_config(problem).into());
         }
         // Shapes come from the configuration; the stored tensors must match them exactly.
-        let template = config.init_model(dim, &mut ChaCha8Rng::seed_from_u64(0));
+        let template = config
+            .init_model(dim, &mut ChaCha8Rng::seed_from_u64(0))
+            .map_err(|e| bad_config(e.to_string()))?;
         let n = template.num_params();
         let step = store.get_u64("step")?;
         let documented = get_model(&store, "", &template)?;

@@ -41,7 +41,13 @@ pub(crate) fn check_memory(
 }
 
 /// The sizes of the networks a configuration trains on `dim`-dimensional data (no overflow: f64).
+///
+/// A U-Net counts as one network of no hidden layers whose weights are [`crate::models::UNetSettings::min_weights`]
+/// (a lower bound: checkpoint loading compares it with the weights a file holds).
 pub(crate) fn network_sizes(config: &TrainConfig, dim: usize) -> Vec<NetworkSize> {
+    if let Some(unet) = &config.unet {
+        return vec![NetworkSize { inputs: unet.min_weights() - 1.0, width: 0.0, depth: 0.0, outputs: 1.0 }];
+    }
     let (d, width, depth) = (dim as f64, config.width as f64, config.depth as f64);
     let net = |outputs: f64| NetworkSize { inputs: d, width, depth, outputs };
     match config.model {

@@ -64,7 +64,7 @@ impl UNetConfig {
     }
 
     /// Checks the sizes: one line naming the setting, its value and what was expected.
-    fn validate(&self) -> Result<(), GraphError> {
+    pub(crate) fn validate(&self) -> Result<(), GraphError> {
         let list = self.channels.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
         let fail = |msg: String| Err(GraphError::UNet(msg));
         if self.channels.is_empty() || self.channels.contains(&0) {
