@@ -172,8 +172,13 @@ pub fn vae(args: VaeArgs) -> Result<()> {
         let loss = trainer.step(&x, &mut rng)?;
         Ok((loss.reconstruction, loss.regulariser))
     })?;
+    save_trained(c, Autoencoder::Vae(trainer.vae), seconds_per_step)
+}
+
+/// Writes the trained `model` with the run's settings to `--out`.
+fn save_trained(c: &AutoencoderArgs, model: Autoencoder, seconds_per_step: f64) -> Result<()> {
     let checkpoint = AutoencoderCheckpoint {
-        model: Autoencoder::Vae(trainer.vae),
+        model,
         entropy: c.entropy,
         target: c.target.clone(),
         steps: c.steps,
@@ -200,14 +205,7 @@ pub fn wae(args: WaeArgs) -> Result<()> {
         let loss = trainer.step(&x, &mut rng)?;
         Ok((loss.reconstruction, loss.regulariser))
     })?;
-    let checkpoint = AutoencoderCheckpoint {
-        model: Autoencoder::Wae(trainer.wae),
-        entropy: c.entropy,
-        target: c.target.clone(),
-        steps: c.steps,
-        seconds_per_step,
-    };
-    save(&c.out, &checkpoint)
+    save_trained(c, Autoencoder::Wae(trainer.wae), seconds_per_step)
 }
 
 /// Whether `path` is an autoencoder checkpoint (a readable file of that format).
