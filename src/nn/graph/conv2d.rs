@@ -170,30 +170,14 @@ impl Conv2d {
         }
         let Some(g_x) = g_x else { return };
         // g_cols (pixels x patch) = g_y (pixels x outs) W^T (outs x patch); pointwise: straight into g_x.
-        let w_t = (weight, 1, outs);
-        if self.is_pointwise() {
-            F::gemm(
-                pixels,
-                outs,
-                patch,
-                F::one(),
-                (g_y.as_slice(), outs, 1),
-                w_t,
-                F::one(),
-                (g_x.as_mut_slice(), patch, 1),
-            );
-        } else {
+        let pointwise = self.is_pointwise();
+        if !pointwise {
             g_cols.resize(pixels, patch);
-            F::gemm(
-                pixels,
-                outs,
-                patch,
-                F::one(),
-                (g_y.as_slice(), outs, 1),
-                w_t,
-                F::zero(),
-                (g_cols.as_mut_slice(), patch, 1),
-            );
+        }
+        let (target, beta) = if pointwise { (&mut *g_x, F::one()) } else { (&mut *g_cols, F::zero()) };
+        let g = (g_y.as_slice(), outs, 1);
+        F::gemm(pixels, outs, patch, F::one(), g, (weight, 1, outs), beta, (target.as_mut_slice(), patch, 1));
+        if !pointwise {
             self.col2im_add(g_cols, g_x);
         }
     }
