@@ -7,7 +7,7 @@ use tweedie::estimators::score_jacobian;
 use tweedie::evaluation::relative_error;
 use tweedie::linalg::Mat;
 use tweedie::models::SecondOrderHead;
-use tweedie::targets::{parse_target, ScoreHessianExt};
+use tweedie::targets::{ScoreHessian, TargetSpec};
 use tweedie::train::{TrainConfig, Trainer};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -29,7 +29,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Your points as an N x D matrix: here 500 draws of q_sigma, where the model saw its data (far from
     // the data both estimates are poor).
-    let noisy = parse_target(target)?.noisy(sigma)?;
+    let noisy = target.parse::<TargetSpec>()?.build().noisy(sigma)?;
     let x: Mat<f64> = noisy.sample(500, &mut rand_chacha::ChaCha8Rng::seed_from_u64(5));
     let learned = score_model.hessian_dense(&x.cast::<f32>()).ok_or("a second-order head")?;
     let autodiff = score_jacobian(&score_model.s1.cast::<f64>(), &x, true);

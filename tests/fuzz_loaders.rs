@@ -10,7 +10,11 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tweedie::checkpoint::TensorStore;
-use tweedie::data::{load_points, write_npy, MAX_ABS_VALUE};
+use tweedie::data::{load_points, write_npy};
+
+/// The largest magnitude the loaders accept (`data::MAX_ABS_VALUE` inside the crate; larger values are
+/// rejected so that squares and sums of them stay finite in f64).
+const MAX_ABS_VALUE: f64 = 1e16;
 use tweedie::targets::TargetSpec;
 use tweedie::train::{Checkpoint, TrainConfig, Trainer};
 

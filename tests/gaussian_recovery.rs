@@ -23,7 +23,7 @@ fn train_and_score(s2: SecondOrderHead, form: FormName, vr: bool) -> (f64, f64) 
     let mut trainer = Trainer::new(config, &tweedie::data::DataDir::resolve(None)).unwrap();
     trainer.run(None, &mut ()).unwrap();
     let model = trainer.state().eval_model();
-    let target = trainer.data().mixture().unwrap().clone();
+    let target = trainer.target().unwrap().clone();
     let report = evaluate_scores(&model, &target, 0.5, 2000, 9).unwrap();
     (report.s1_rel_err, report.s2_rel_err.unwrap())
 }

@@ -70,7 +70,7 @@ fn every_form_beats_the_best_constant(head: SecondOrderHead) {
         };
         let mut trainer = Trainer::new(config, &tweedie::data::DataDir::resolve(None)).unwrap();
         trainer.run(None, &mut ()).unwrap();
-        let target = trainer.data().mixture().unwrap().clone();
+        let target = trainer.target().unwrap().clone();
         let report = evaluate_scores(&trainer.state().eval_model(), &target, SIGMA, POINTS, 9).unwrap();
         let learned = report.s2_rel_err.unwrap();
         let baseline = best_constant_error(&target, head.is_diagonal());

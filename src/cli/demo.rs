@@ -9,7 +9,7 @@ use crate::evaluation::{evaluate_scores, ScoreReport};
 use crate::linalg::Mat;
 use crate::models::{Model, ModelKind, SecondOrderHead};
 use crate::plot::{grid_points, Colormap, Field, HeatmapFigure};
-use crate::targets::{GaussianMixture, LogDensityExt, ScoreHessianExt};
+use crate::targets::{GaussianMixture, LogDensity, ScoreHessian};
 use crate::train::{FormName, TrainConfig, Trainer};
 use anyhow::{Context, Result};
 use clap::Args;

@@ -5,7 +5,7 @@ use super::target_help::TARGET_HELP;
 use crate::estimators::{stein_scores, Ssge, SsgeSettings, SteinSettings};
 use crate::evaluation::relative_error;
 use crate::memory_budget::MemoryBudget;
-use crate::targets::{canonical_name, parse_target, ScoreExt};
+use crate::targets::{canonical_name, parse_target, Score};
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use rand::SeedableRng;

@@ -46,8 +46,8 @@ pub enum DataError {
         /// The value as written in the file (text) or as read (binary).
         value: String,
     },
-    /// A value is finite but too large for the f32 arithmetic of training and evaluation (see
-    /// [`MAX_ABS_VALUE`](super::MAX_ABS_VALUE)).
+    /// A value is finite but too large (magnitude above `1e16`) for the f32 arithmetic of training and
+    /// evaluation.
     #[error("{}: row {row}, column {column}: value {value} is too large (expected a magnitude at most 1e16, so that f32 arithmetic on it stays finite)", path.display())]
     TooLarge {
         /// The file.

@@ -23,7 +23,7 @@ mod verify;
 /// The largest magnitude a data value may have: training and evaluation compute in f32, where a squared
 /// norm of points with up to 10^6 coordinates of magnitude 1e16 (10^38) still fits (f32 reaches 3.4e38);
 /// finiteness alone is checked in f64 and would pass 1e39, which is infinite in f32.
-pub const MAX_ABS_VALUE: f64 = 1e16;
+pub(crate) const MAX_ABS_VALUE: f64 = 1e16;
 
 pub(crate) use atomic::write_atomic;
 pub(crate) use csv::CsvOptions;

@@ -16,7 +16,7 @@ use std::path::Path;
 /// [`DataError::BadShape`] for other ranks or a zero-width array, [`DataError::Empty`] for `N = 0`,
 /// [`DataError::UnsupportedDtype`], [`DataError::Truncated`] when the data is shorter than the header
 /// says, [`DataError::NonFinite`] or [`DataError::TooLarge`] beyond
-/// [`MAX_ABS_VALUE`](super::MAX_ABS_VALUE) (1-based row and column), and [`DataError::Io`] for unreadable files or
+/// `1e16` (1-based row and column), and [`DataError::Io`] for unreadable files or
 /// malformed headers.
 ///
 /// # Example

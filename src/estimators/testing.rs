@@ -1,7 +1,7 @@
 //! Test helpers of the estimators: Gaussian samples with their exact scores, and the relative error.
 
 use crate::linalg::Mat;
-use crate::targets::{random_gauss, ScoreExt};
+use crate::targets::{random_gauss, Score};
 use rand::SeedableRng;
 
 /// `m` samples of a random `dim`-dimensional Gaussian (condition number 4) and their exact scores.

@@ -5,6 +5,7 @@ mod log_partition;
 mod relative_error;
 mod score_report;
 
-pub use log_partition::{log_partition, mean_log_likelihood, LogPartition, LogPartitionSettings};
+pub(crate) use log_partition::mean_log_likelihood;
+pub use log_partition::{log_partition, LogPartition, LogPartitionSettings};
 pub use relative_error::{diagonal_relative_error, relative_error};
 pub use score_report::{evaluate_scores, ScoreReport};

@@ -12,9 +12,9 @@ mod score_net;
 mod vae;
 mod wae;
 
-pub use ais::{ais_log_likelihood, AisEstimate, AisSettings, LatentDecoder};
+pub use ais::{ais_log_likelihood, AisEstimate, AisSettings};
 pub(crate) use autoencoder_checkpoint::{bernoulli_decoder, AUTOENCODER_FORMAT};
-pub use autoencoder_checkpoint::{Autoencoder, AutoencoderCheckpoint};
+pub(crate) use autoencoder_checkpoint::{Autoencoder, AutoencoderCheckpoint};
 pub(crate) use bernoulli_decoder::bernoulli_nll;
 pub use entropy_estimator::EntropyEstimator;
 pub use error::ImplicitError;

@@ -188,8 +188,8 @@ impl<L: ScoreSource> Levels<L> {
 /// # Example
 /// ```
 /// use tweedie::samplers::{run, AnnealedSettings, AnnealedUla, Chains, GeometricSchedule};
-/// use tweedie::targets::parse_target;
-/// let p = parse_target("gmm2d")?;
+/// use tweedie::targets::TargetSpec;
+/// let p = "gmm2d".parse::<TargetSpec>()?.build();
 /// let settings = AnnealedSettings {
 ///     schedule: GeometricSchedule::new(3.0, 0.05, 4)?, steps_per_level: 5, step_size: 0.5, denoise: true,
 /// };

@@ -6,7 +6,7 @@ use super::source::{LogDensitySource, ScoreSource};
 use crate::linalg::{Mat, Real};
 use crate::models::EnergyModel;
 
-/// An energy model $p(x) = e^{-E(x)}/Z$ as a [`ScoreSource`] and a [`LogDensitySource`].
+/// An energy model $p(x) = e^{-E(x)}/Z$ as a sampler source with scores and log densities (so MALA runs on it).
 ///
 /// # Definition
 /// $$ s_1(x) = -\nabla_x E(x), \qquad \log p(x) = -E(x) - \log Z ; $$
@@ -16,18 +16,19 @@ use crate::models::EnergyModel;
 ///
 /// # Example
 /// ```
-/// use tweedie::linalg::Mat;
 /// use tweedie::models::{EnergyModel, EnergyShape};
 /// use tweedie::nn::Activation;
-/// use tweedie::samplers::{EnergySource, LogDensitySource};
+/// use tweedie::samplers::{run, Chains, EnergySource, Mala, MalaSettings};
 /// use rand::SeedableRng;
 /// let shape = EnergyShape { dim: 2, width: 8, depth: 1, activation: Activation::Softplus, base_precision: 1.0 };
 /// let model = EnergyModel::<f32>::init(&shape, &mut rand_chacha::ChaCha8Rng::seed_from_u64(0));
-/// let src = EnergySource::new(model.clone());
-/// let x = Mat::from_vec(1, 2, vec![0.5, -1.0]);
-/// let mut logp = [0.0];
-/// src.log_densities_into(&x, &mut logp);
-/// assert_eq!(logp[0], -f64::from(model.energy(&x.cast::<f32>())[0]));
+/// let src = EnergySource::new(model);
+/// // MALA needs log p up to a constant: the energy model has it, a score model does not.
+/// let mut mala = Mala::new(MalaSettings { step_size: 0.05 }, &src)?;
+/// let mut chains = Chains::from_normal(32, 2, 1.0, 1)?;
+/// let summary = run(&mut mala, &mut chains, 20, &mut ());
+/// assert!(summary.acceptance_rate() > 0.3 && summary.divergence.chains == 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug)]
 pub struct EnergySource<F> {

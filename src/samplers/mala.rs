@@ -41,8 +41,8 @@ impl Default for MalaSettings {
 /// # Example
 /// ```
 /// use tweedie::samplers::{run, Chains, Mala, MalaSettings};
-/// use tweedie::targets::parse_target;
-/// let p = parse_target("gmm2d")?;
+/// use tweedie::targets::TargetSpec;
+/// let p = "gmm2d".parse::<TargetSpec>()?.build();
 /// let mut mala = Mala::new(MalaSettings { step_size: 0.05 }, &p)?;
 /// let mut chains = Chains::from_normal(32, 2, 1.0, 1)?;
 /// let s = run(&mut mala, &mut chains, 20, &mut ());

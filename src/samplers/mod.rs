@@ -2,11 +2,13 @@
 //! with full, diagonal or Lanczos matrix functions of the curvature, annealed ULA / Ozaki, and the
 //! observers that trace their mixing.
 //!
-//! A sampler advances many chains at once ([`Chains`], `N x D`) and bounds only on what it reads:
-//! [`ScoreSource`] (ULA), [`LogDensitySource`] (MALA), [`CurvatureSource`] (Ozaki),
-//! [`NoiseConditional`] (annealed). Every analytic target implements these through blanket impls; a
-//! trained score model does through [`ModelSource`] and [`ModelCurvatureSource`], an energy model
-//! (which has log p, so MALA runs on it) through [`EnergySource`]. Chain `i` draws all its
+//! A sampler advances many chains at once ([`Chains`], `N x D`) and reads only what it needs from its
+//! source: scores (ULA), log densities and scores (MALA), scores and curvature (Ozaki), the scores at
+//! every noise level (annealed). Sources are the analytic targets (any type implementing the
+//! [`targets`](crate::targets) capability traits: `Score`, `LogDensity`, `ScoreHessian`), a trained score
+//! model ([`ModelSource`], and [`ModelCurvatureSource`] when it has a second-order head) and an energy
+//! model ([`EnergySource`], which has log p, so MALA runs on it). The source traits that connect them
+//! are internal (sealed). Chain `i` draws all its
 //! random numbers from its own stream (a ChaCha8 stream per chain), so runs are reproducible from a seed whatever
 //! the number of threads.
 #![deny(missing_docs)]
@@ -33,12 +35,15 @@ mod ula;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod thread_count_tests;
 
 pub use annealed::{AnnealedOzaki, AnnealedSettings, AnnealedUla, GeometricSchedule};
 pub(crate) use chain_series::ChainSeries;
 
 pub use chains::{Chains, Divergence};
-pub use curvature::{CurvatureBatch, CurvatureLayout, CurvatureView};
+#[cfg(test)]
+use curvature::CurvatureBatch;
 pub use energy_source::EnergySource;
 pub use error::SamplerError;
 pub use mala::{Mala, MalaSettings};
@@ -48,5 +53,5 @@ pub use ozaki::{Ozaki, OzakiSettings, OzakiSolver};
 
 pub use sample_report::SampleReport;
 pub use sampler::{run, RunSummary, Sampler, SamplerObserver, SamplerStep};
-pub use source::{CurvatureSource, LogDensitySource, NoiseConditional, ScoreSource};
+pub(crate) use source::ScoreSource;
 pub use ula::{Ula, UlaSettings};

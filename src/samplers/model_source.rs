@@ -47,7 +47,7 @@ fn check_dim(dim: usize, x: &Mat<f64>, out: &Mat<f64>) {
     );
 }
 
-/// The first-order score network of a trained model as a [`ScoreSource`].
+/// The first-order score network of a trained model as a sampler source (ULA, annealed ULA).
 ///
 /// A model trained by denoising at noise level $\sigma$ learns the score of $q_\sigma$, so samplers
 /// driven by it target $q_\sigma$ (compare their output with samples of `target.noisy(sigma)`).
@@ -105,9 +105,9 @@ impl ScoreSource for ModelSource {
     }
 }
 
-/// A trained model with a second-order head as a [`CurvatureSource`]: the head decides the structure
-/// (full → [`CurvatureLayout::Dense`], diagonal → [`CurvatureLayout::Diagonal`], low-rank →
-/// [`CurvatureLayout::LowRank`], read directly from the raw outputs, never forming `D x D`).
+/// A trained model with a second-order head as a source of scores and curvature (Ozaki): the head decides
+/// the structure (full: dense, diagonal, low-rank + diagonal), read directly from the raw outputs, never
+/// forming `D x D` for the structured heads.
 #[derive(Clone, Debug)]
 pub struct ModelCurvatureSource {
     model: ScoreModel<f32>,

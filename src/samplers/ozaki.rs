@@ -81,8 +81,8 @@ impl OzakiSettings {
 /// # Example
 /// ```
 /// use tweedie::samplers::{run, Chains, Ozaki, OzakiSettings};
-/// use tweedie::targets::parse_target;
-/// let p = parse_target("gauss:dim=4,cond=100")?;
+/// use tweedie::targets::TargetSpec;
+/// let p = "gauss:dim=4,cond=100".parse::<TargetSpec>()?.build();
 /// // A step size far beyond ULA's stability limit (2 / 100).
 /// let mut oz = Ozaki::new(OzakiSettings { step_size: 5.0, ..Default::default() }, &p)?;
 /// let mut chains = Chains::from_normal(16, 4, 3.0, 0)?;

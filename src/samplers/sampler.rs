@@ -141,8 +141,8 @@ impl RunSummary {
 /// # Example
 /// ```
 /// use tweedie::samplers::{run, Chains, Ula, UlaSettings};
-/// use tweedie::targets::parse_target;
-/// let p = parse_target("gauss:dim=2,cond=4")?;
+/// use tweedie::targets::TargetSpec;
+/// let p = "gauss:dim=2,cond=4".parse::<TargetSpec>()?.build();
 /// let mut chains = Chains::from_normal(64, 2, 1.0, 0)?;
 /// let mut ula = Ula::new(UlaSettings { step_size: 0.05 }, &p)?;
 /// let summary = run(&mut ula, &mut chains, 100, &mut ());

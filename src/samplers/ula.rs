@@ -44,8 +44,8 @@ pub(crate) fn check_step_size(h: f64) -> Result<(), SamplerError> {
 /// # Example
 /// ```
 /// use tweedie::samplers::{run, Chains, Ula, UlaSettings};
-/// use tweedie::targets::parse_target;
-/// let p = parse_target("gmm2d")?;
+/// use tweedie::targets::TargetSpec;
+/// let p = "gmm2d".parse::<TargetSpec>()?.build();
 /// let mut ula = Ula::new(UlaSettings { step_size: 0.01 }, &p)?;
 /// let mut chains = Chains::from_normal(8, 2, 1.0, 3)?;
 /// let info = tweedie::samplers::Sampler::step(&mut ula, &mut chains);

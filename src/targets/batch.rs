@@ -1,4 +1,5 @@
-//! Batched conveniences over the capability traits: one row of a [`Mat`] per point, rows in parallel.
+//! The batched forms of the capability traits' methods (`log_densities`, `scores`, `hessians`): one row
+//! of a [`Mat`] per point, rows in parallel. The traits' provided methods call these.
 //!
 //! The work runs on the current rayon pool; a caller that wants to bound the parallelism runs the call
 //! inside its own `rayon::ThreadPool::install`.
@@ -10,71 +11,45 @@ use rayon::prelude::*;
 /// Rows per rayon task: enough work per task to amortise scheduling for small `D`.
 const ROWS_PER_TASK: usize = 16;
 
-/// Batched log densities.
-pub trait LogDensityExt: LogDensity {
-    /// `log p` of every row of `x` (`N x D`), as a vector of length `N`.
-    #[track_caller]
-    fn log_densities(&self, x: &Mat<f64>) -> Vec<f64>
-    where
-        Self: Sync,
-    {
-        let d = self.dim();
-        assert_eq!(x.cols(), d, "log_densities: points have {} coordinates, target has D = {d}", x.cols());
-        let mut out = vec![0.0; x.rows()];
-        out.par_iter_mut().with_min_len(ROWS_PER_TASK).enumerate().for_each(|(i, o)| {
-            *o = self.log_density(x.row(i));
+/// `log p` of every row of `x` (`N x D`), as a vector of length `N`.
+#[track_caller]
+pub(crate) fn log_densities<T: LogDensity + Sync + ?Sized>(target: &T, x: &Mat<f64>) -> Vec<f64> {
+    let d = target.dim();
+    assert_eq!(x.cols(), d, "log_densities: points have {} coordinates, target has D = {d}", x.cols());
+    let mut out = vec![0.0; x.rows()];
+    out.par_iter_mut().with_min_len(ROWS_PER_TASK).enumerate().for_each(|(i, o)| {
+        *o = target.log_density(x.row(i));
+    });
+    out
+}
+
+/// `s1` of every row of `x` (`N x D`), as an `N x D` matrix.
+#[track_caller]
+pub(crate) fn scores<T: Score + Sync + ?Sized>(target: &T, x: &Mat<f64>) -> Mat<f64> {
+    let d = target.dim();
+    assert_eq!(x.cols(), d, "scores: points have {} coordinates, target has D = {d}", x.cols());
+    let mut out = Mat::zeros(x.rows(), d);
+    if d > 0 {
+        out.as_mut_slice().par_chunks_mut(d).with_min_len(ROWS_PER_TASK).enumerate().for_each(|(i, o)| {
+            target.score_into(x.row(i), o);
         });
-        out
     }
+    out
 }
 
-impl<T: LogDensity + ?Sized> LogDensityExt for T {}
-
-/// Batched scores.
-pub trait ScoreExt: Score {
-    /// `s1` of every row of `x` (`N x D`), as an `N x D` matrix.
-    #[track_caller]
-    fn scores(&self, x: &Mat<f64>) -> Mat<f64>
-    where
-        Self: Sync,
-    {
-        let d = self.dim();
-        assert_eq!(x.cols(), d, "scores: points have {} coordinates, target has D = {d}", x.cols());
-        let mut out = Mat::zeros(x.rows(), d);
-        if d > 0 {
-            out.as_mut_slice().par_chunks_mut(d).with_min_len(ROWS_PER_TASK).enumerate().for_each(
-                |(i, o)| {
-                    self.score_into(x.row(i), o);
-                },
-            );
-        }
-        out
+/// `s2` of every row of `x` (`N x D`), as `N` row-major `D x D` blocks (length `N * D * D`).
+#[track_caller]
+pub(crate) fn hessians<T: ScoreHessian + Sync + ?Sized>(target: &T, x: &Mat<f64>) -> Vec<f64> {
+    let d = target.dim();
+    assert_eq!(x.cols(), d, "hessians: points have {} coordinates, target has D = {d}", x.cols());
+    let mut out = vec![0.0; x.rows() * d * d];
+    if d > 0 {
+        out.par_chunks_mut(d * d).with_min_len(ROWS_PER_TASK).enumerate().for_each(|(i, o)| {
+            target.hessian_into(x.row(i), o);
+        });
     }
+    out
 }
-
-impl<T: Score + ?Sized> ScoreExt for T {}
-
-/// Batched score Hessians.
-pub trait ScoreHessianExt: ScoreHessian {
-    /// `s2` of every row of `x` (`N x D`), as `N` row-major `D x D` blocks (length `N * D * D`).
-    #[track_caller]
-    fn hessians(&self, x: &Mat<f64>) -> Vec<f64>
-    where
-        Self: Sync,
-    {
-        let d = self.dim();
-        assert_eq!(x.cols(), d, "hessians: points have {} coordinates, target has D = {d}", x.cols());
-        let mut out = vec![0.0; x.rows() * d * d];
-        if d > 0 {
-            out.par_chunks_mut(d * d).with_min_len(ROWS_PER_TASK).enumerate().for_each(|(i, o)| {
-                self.hessian_into(x.row(i), o);
-            });
-        }
-        out
-    }
-}
-
-impl<T: ScoreHessian + ?Sized> ScoreHessianExt for T {}
 
 #[cfg(test)]
 #[allow(non_snake_case)]

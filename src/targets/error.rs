@@ -5,7 +5,7 @@ use thiserror::Error;
 /// Why a target could not be built.
 ///
 /// Construction errors ([`GaussianMixture::new`](super::GaussianMixture::new), [`noisy`], [`posterior`])
-/// say which component and which number is wrong; parse errors ([`parse_target`](super::parse_target))
+/// say which component and which number is wrong; parse errors ([`TargetSpec`](super::TargetSpec) parsing)
 /// quote the spec, the key, the value and what was expected.
 ///
 /// [`noisy`]: super::GaussianMixture::noisy

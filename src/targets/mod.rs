@@ -13,14 +13,16 @@ mod traits;
 #[cfg(test)]
 mod testing;
 
-pub use batch::{LogDensityExt, ScoreExt, ScoreHessianExt};
 pub use error::TargetError;
-pub use families::{gmm2d, random_gauss, random_gmm};
+#[cfg(test)]
+pub(crate) use families::gmm2d;
+pub(crate) use families::random_gauss;
 
 #[cfg(test)]
 pub(crate) use families::random_orthogonal;
 pub use gaussian_mixture::GaussianMixture;
 pub(crate) use named::canonical_name;
+pub(crate) use named::parse_target;
 pub(crate) use named::NamedTarget;
-pub use named::{parse_target, TargetSpec};
+pub use named::TargetSpec;
 pub use traits::{HasDim, LogDensity, Score, ScoreHessian};

@@ -21,4 +21,4 @@ pub(crate) use model_step::ModelWorkspace;
 pub(crate) use step::{loss_and_gradient, StepWorkspace};
 pub use trainer::{Divergence, TrainError, TrainObserver, TrainStep, Trainer};
 pub use training_checkpoint::Checkpoint;
-pub use training_data::TrainingData;
+pub(crate) use training_data::TrainingData;

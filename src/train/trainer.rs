@@ -254,8 +254,14 @@ impl Trainer {
     }
 
     /// The training data.
-    pub fn data(&self) -> &TrainingData {
+    pub(crate) fn data(&self) -> &TrainingData {
         &self.data
+    }
+
+    /// The analytic target the points are drawn from, when training on one (`gmm`, `gauss`, ...): the
+    /// ground truth to evaluate the learned scores against.
+    pub fn target(&self) -> Option<&crate::targets::GaussianMixture> {
+        self.data.mixture()
     }
 
     /// The model as evaluated: the moving average of the weights when `ema > 0`, else the weights.

@@ -22,7 +22,7 @@ pub(crate) use calibration::{
 };
 pub use conformal::{ConformalCoverage, SplitConformal};
 pub use error::UncertaintyError;
-pub use jacobian_diagonal::{jacobian_variances, DiagonalProbes};
+pub(crate) use jacobian_diagonal::{jacobian_variances, DiagonalProbes};
 pub(crate) use mixture_check::{check_on_mixture, MixtureCheck};
 pub(crate) use mixture_check::{CONFORMAL_LEVEL, VARIANCE_FLOOR};
 pub use posterior_covariance::PosteriorCovariance;

@@ -78,8 +78,8 @@ impl GaussianMixture {
     ///
     /// # Example
     /// ```
-    /// use tweedie::targets::parse_target;
-    /// let p = parse_target("gmm2d")?;
+    /// use tweedie::targets::TargetSpec;
+    /// let p = "gmm2d".parse::<TargetSpec>()?.build();
     /// let mut r = vec![0.0; p.n_components()];
     /// p.responsibilities_into(&[1e3, -1e3], &mut r);
     /// assert!((r.iter().sum::<f64>() - 1.0).abs() < 1e-15);

@@ -189,8 +189,8 @@ impl GaussianMixture {
     ///
     /// # Example
     /// ```
-    /// use tweedie::targets::parse_target;
-    /// let p = parse_target("gmm2d")?;
+    /// use tweedie::targets::TargetSpec;
+    /// let p = "gmm2d".parse::<TargetSpec>()?.build();
     /// let q = p.noisy(0.5)?;
     /// let (a, b) = (&p.covariances()[0], &q.covariances()[0]);
     /// assert!((b.at(0, 0) - a.at(0, 0) - 0.25).abs() < 1e-15 && b.at(0, 1) == a.at(0, 1));

@@ -60,8 +60,8 @@ impl GaussianMixture {
     ///
     /// # Example
     /// ```
-    /// use tweedie::targets::parse_target;
-    /// let p = parse_target("gauss:dim=3,cond=4")?;
+    /// use tweedie::targets::TargetSpec;
+    /// let p = "gauss:dim=3,cond=4".parse::<TargetSpec>()?.build();
     /// let c = p.covariance();
     /// assert!(c.as_slice().iter().zip(p.covariances()[0].as_slice()).all(|(a, b)| (a - b).abs() < 1e-15));
     /// # Ok::<(), tweedie::targets::TargetError>(())

@@ -34,8 +34,8 @@ impl GaussianMixture {
     ///
     /// # Example
     /// ```
-    /// use tweedie::targets::{parse_target, Score};
-    /// let (p, sigma, xt) = (parse_target("gmm2d")?, 0.5, [0.3, -0.2]);
+    /// use tweedie::targets::{TargetSpec, Score};
+    /// let (p, sigma, xt) = ("gmm2d".parse::<TargetSpec>()?.build(), 0.5, [0.3, -0.2]);
     /// let post = p.posterior(&xt, sigma)?;
     /// let mut s1 = [0.0; 2];
     /// p.noisy(sigma)?.score_into(&xt, &mut s1);

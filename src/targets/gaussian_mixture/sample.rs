@@ -27,8 +27,8 @@ impl GaussianMixture {
     /// # Example
     /// ```
     /// use rand::SeedableRng;
-    /// use tweedie::targets::parse_target;
-    /// let p = parse_target("gmm2d")?;
+    /// use tweedie::targets::TargetSpec;
+    /// let p = "gmm2d".parse::<TargetSpec>()?.build();
     /// let (x, labels) = p.sample_with_labels(100, &mut rand_chacha::ChaCha8Rng::seed_from_u64(1));
     /// assert_eq!((x.rows(), x.cols(), labels.len()), (100, 2, 100));
     /// assert!(labels.iter().all(|&k| k < p.n_components()));
