@@ -2,6 +2,8 @@
 //! derivatives (JVPs) of it, several tangents per point in one pass.
 
 use crate::linalg::{Mat, Real};
+use crate::models::ImageScoreModel;
+use crate::nn::graph::GraphTrace;
 use crate::nn::Mlp;
 
 /// A first-order score `s1: R^D -> R^D` with exact JVPs `J(x) t`, `J = d s1 / dx`.
@@ -27,6 +29,28 @@ impl<F: Real> ScoreJvp for Mlp<F> {
     }
 }
 
+impl<F: Real> ScoreJvp for ImageScoreModel<F> {
+    fn dim(&self) -> usize {
+        ImageScoreModel::dim(self)
+    }
+
+    /// One stacked pass of the U-Net over `[x; tangents]` at the model's `sigma` (the graph pushes tangent
+    /// rows as JVPs, docs/math.md §8); `s1` and `J t` are the first `C` output maps of each row.
+    fn score_and_jvps(&self, x: &Mat<f64>, tangents: &Mat<f64>) -> (Mat<f64>, Mat<f64>) {
+        let (n, d) = (x.rows(), ImageScoreModel::dim(self));
+        if n == 0 {
+            return (Mat::zeros(0, d), Mat::zeros(tangents.rows(), d));
+        }
+        let mut trace = GraphTrace::default();
+        let out = self.net.forward(&Mat::vstack(&[x, tangents]).cast(), n, &self.log_sigma(n), &mut trace);
+        let (c, maps) = (self.unet.image.channels, self.net.output_shape().channels);
+        let first_maps = |start: usize, rows: usize| -> Mat<f64> {
+            Mat::<F>::from_fn(rows, d, |i, j| out.at(start + i, (j / c) * maps + j % c)).cast()
+        };
+        (first_maps(0, n), first_maps(n, out.rows() - n))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,6 +71,37 @@ mod tests {
             let want: Vec<f64> =
                 (0..3).map(|r| (0..3).map(|c| jac[i * 9 + r * 3 + c] * tangent[c]).sum()).collect();
             assert_close(jt.row(row), &want, 1e-12, "J t");
+        }
+    }
+
+    #[test]
+    fn image_model_jvps_are_central_differences_of_its_score() {
+        use crate::models::ImageScoreModel;
+        use crate::nn::graph::{SecondOrderMaps, Shape, UNetConfig};
+        let mut rng = test_rng(7);
+        // A low-rank head adds output maps after the C = 1 score map: only the first map is s1.
+        let unet = UNetConfig {
+            image: Shape::new(8, 8, 1),
+            channels: vec![4, 8],
+            blocks: 1,
+            groups: 2,
+            activation: Activation::Silu,
+            frequencies: 2,
+            second_order: SecondOrderMaps::LowRank(1),
+        };
+        let model = ImageScoreModel::<f64>::init(&unet, 0.5, &mut rng).unwrap();
+        let (x, t) = (normal_mat(2, 64, &mut rng), normal_mat(4, 64, &mut rng));
+        let (s1, jt) = model.score_and_jvps(&x, &t);
+        assert_close(s1.as_slice(), model.score(&x).as_slice(), 1e-13, "s1");
+        let h = 1e-5;
+        for row in 0..4 {
+            let i = row % 2;
+            let shifted =
+                |sign: f64| model.score(&Mat::from_fn(1, 64, |_, j| x.at(i, j) + sign * h * t.at(row, j)));
+            let (plus, minus) = (shifted(1.0), shifted(-1.0));
+            let want: Vec<f64> = (0..64).map(|j| (plus.at(0, j) - minus.at(0, j)) / (2.0 * h)).collect();
+            // Central differences: truncation O(h^2) and rounding O(eps / h), both near 1e-10 here.
+            assert_close(jt.row(row), &want, 1e-6, "J t");
         }
     }
 }
