@@ -135,7 +135,89 @@ fn a_unet_where_it_cannot_go_is_a_one_line_error() {
     let points = points.to_str().unwrap();
     fails_with(
         &["denoise", "--model", unet, "--input", points, "--out", o],
-        &[unet, "a U-Net image model", "expected a score network"],
+        &[unet, "no second-order head", "--autodiff"],
     );
     fails_with(&["score", "--model", unet, "--order", "2", "--input", points, "--out", o], &["--order 1"]);
+}
+
+#[test]
+fn denoise_on_a_data_set_draws_noisy_images_and_runs_the_autodiff_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = train_unet(dir.path(), "20");
+    let (m, out) = (model.to_str().unwrap(), dir.path().join("uq"));
+    let report = json(&ok(&[
+        "denoise",
+        "--model",
+        m,
+        "--input",
+        "digits:test",
+        "--images",
+        "12",
+        "--autodiff",
+        "--pcs",
+        "2",
+        "--iterations",
+        "3",
+        "--probes",
+        "4",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]));
+    // 1 + K N subspace-iteration calls and 4 Hutchinson probes.
+    assert_eq!(
+        (report["points"].as_u64(), report["network_calls"].as_u64()),
+        (Some(12), Some(1 + 2 * 3 + 4))
+    );
+    for key in ["nll_isotropic", "nll_diag", "mahalanobis_per_dim", "coverage_90", "rem5", "mse_per_dim"] {
+        assert!(report["metrics"][key].as_f64().is_some_and(f64::is_finite), "{key}: {report}");
+    }
+    // The noisy copies are written, and the means are Tweedie's formula on them: x~ + sigma^2 s1(x~).
+    let noisy_path = out.join("noisy.npy");
+    let noisy = tweedie::data::read_npy(&noisy_path).unwrap();
+    assert_eq!((noisy.rows(), noisy.cols()), (12, 64));
+    let s1_path = dir.path().join("s1.npy");
+    ok(&["score", "--model", m, "--input", noisy_path.to_str().unwrap(), "--out", s1_path.to_str().unwrap()]);
+    let (s1, mean) =
+        (tweedie::data::read_npy(&s1_path).unwrap(), tweedie::data::read_npy(&out.join("mean.npy")).unwrap());
+    for i in 0..12 {
+        for j in 0..64 {
+            let want = noisy.at(i, j) + 0.25 * s1.at(i, j);
+            assert!((mean.at(i, j) - want).abs() < 1e-4, "mean ({i}, {j}): {} vs {want}", mean.at(i, j));
+        }
+    }
+    fails_with(
+        &[
+            "denoise",
+            "--model",
+            m,
+            "--input",
+            "digits:test",
+            "--clean",
+            noisy_path.to_str().unwrap(),
+            "--autodiff",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &["already the clean points"],
+    );
+    fails_with(
+        &[
+            "denoise",
+            "--model",
+            m,
+            "--input",
+            noisy_path.to_str().unwrap(),
+            "--images",
+            "3",
+            "--autodiff",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &["--images 3: only with a data set"],
+    );
+    fails_with(
+        &["denoise", "--model", m, "--input", "digits:test", "--out", out.to_str().unwrap()],
+        &["no second-order head", "--autodiff"],
+    );
 }

@@ -1,8 +1,11 @@
 //! `tweedie denoise`: the posterior mean, per-coordinate standard deviations, principal directions and
 //! samples of the clean point behind each noisy input, from a learned second-order head (one pass) or
 //! the autodiff route (`--autodiff`: Jacobian diagonal and subspace iteration by JVPs of `s1`), written
-//! as NPY; with `--clean`, their calibration against the clean points.
+//! as NPY; with `--clean`, their calibration against the clean points. `--input mnist:test` (a data set's
+//! split) takes its images as the clean points and denoises noisy copies drawn at `--sigma`.
 
+use super::data_dir_arg::DataDirArg;
+use super::input_points::{load_input, InputKind};
 use crate::data::{claim_output, expect_width, load_points, write_npy};
 use crate::linalg::Mat;
 use crate::models::{Model, ScoreModel};
@@ -10,12 +13,13 @@ use crate::train::Checkpoint;
 use crate::uncertainty::{
     best_scalar_variance, isotropic_nll, jacobian_variances, posterior_means, posterior_moments,
     subspace_iteration, CalibrationReport, DiagonalProbes, PosteriorCovariance, PrincipalComponents,
-    SplitConformal, SubspaceIteration, UncertaintyError, CONFORMAL_LEVEL, VARIANCE_FLOOR,
+    ScoreJvp, SplitConformal, SubspaceIteration, UncertaintyError, CONFORMAL_LEVEL, VARIANCE_FLOOR,
 };
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
 use std::path::{Path, PathBuf};
 
 /// Arguments of `tweedie denoise`.
@@ -24,9 +28,16 @@ pub struct DenoiseArgs {
     /// A checkpoint written by `tweedie train` (a score model; a second-order head unless --autodiff).
     #[arg(long)]
     model: PathBuf,
-    /// Noisy points (N x D) as .npy, .csv, .csv.gz, .tsv or .txt.
+    /// Noisy points (N x D) as .npy, .csv, .csv.gz, .tsv or .txt; or the images of a data set's split
+    /// (mnist:test, digits:test, ...), taken as the clean points: noisy copies are drawn at --sigma
+    /// (seeded by --seed) and the metrics computed against the images.
     #[arg(long)]
     input: PathBuf,
+    #[command(flatten)]
+    data_dir: DataDirArg,
+    /// With a data set as --input: the first N images only.
+    #[arg(long)]
+    images: Option<usize>,
     /// The clean points behind the noisy ones (N x D): prints the calibration metrics.
     #[arg(long)]
     clean: Option<PathBuf>,
@@ -52,7 +63,8 @@ pub struct DenoiseArgs {
     /// Seed of the samples, probes and starting subspaces.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Output folder (created if needed): mean.npy, std.npy and the files above.
+    /// Output folder (created if needed): mean.npy, std.npy, the files above, and noisy.npy when the
+    /// noisy points were drawn from a data set's images.
     #[arg(long)]
     out: PathBuf,
     /// Print one JSON object.
@@ -111,7 +123,7 @@ fn learned(model: &ScoreModel<f32>, x: &Mat<f64>, sigma: f64, args: &DenoiseArgs
 }
 
 /// The autodiff route: variances from the Jacobian diagonal, components by subspace iteration.
-fn autodiff(model: &ScoreModel<f32>, x: &Mat<f64>, sigma: f64, args: &DenoiseArgs) -> Result<Estimate> {
+fn autodiff(s1: &dyn ScoreJvp, x: &Mat<f64>, sigma: f64, args: &DenoiseArgs) -> Result<Estimate> {
     if args.samples > 0 {
         bail!("--samples {} needs a learned second-order head (the autodiff route gives variances and principal directions, not a covariance to sample)", args.samples);
     }
@@ -121,7 +133,7 @@ fn autodiff(model: &ScoreModel<f32>, x: &Mat<f64>, sigma: f64, args: &DenoiseArg
         None => DiagonalProbes::Exact,
     };
     let mut variances =
-        jacobian_variances(&model.s1, x, sigma, probes).map_err(|e| anyhow::anyhow!("--probes: {e}"))?;
+        jacobian_variances(s1, x, sigma, probes).map_err(|e| anyhow::anyhow!("--probes: {e}"))?;
     let floor = VARIANCE_FLOOR * sigma * sigma;
     let mut clipped = 0.0;
     for v in variances.as_mut_slice() {
@@ -132,13 +144,13 @@ fn autodiff(model: &ScoreModel<f32>, x: &Mat<f64>, sigma: f64, args: &DenoiseArg
     let (means, components, calls) = if args.pcs > 0 {
         let settings =
             SubspaceIteration { components: args.pcs, iterations: args.iterations, seed: args.seed };
-        let it = subspace_iteration(&model.s1, x, sigma, settings).map_err(|e| match e {
+        let it = subspace_iteration(s1, x, sigma, settings).map_err(|e| match e {
             UncertaintyError::BadSetting { .. } => anyhow::anyhow!("--iterations {}: {e}", args.iterations),
             e => pcs_error(args.pcs)(e),
         })?;
         (it.means, Some(it.components), it.network_calls)
     } else {
-        (posterior_means(&model.score(&x.cast()).cast(), x, sigma), None, 1)
+        (posterior_means(&s1.score_and_jvps(x, &Mat::zeros(0, dim)).0, x, sigma), None, 1)
     };
     let network_calls = calls + probes.jvps(dim);
     Ok(Estimate {
@@ -197,35 +209,87 @@ fn metrics(estimate: &Estimate, clean: &Mat<f64>, sigma: f64) -> Result<serde_js
     Ok(value)
 }
 
+/// The noisy points and, when known, the clean ones: from `--input` and `--clean`, or noisy copies of a
+/// data set's images drawn at `sigma`.
+fn load_noisy_and_clean(args: &DenoiseArgs, sigma: f64) -> Result<(Mat<f64>, Option<Mat<f64>>)> {
+    let (points, kind) = load_input(&args.input, &args.data_dir)?;
+    if kind == InputKind::File {
+        if let Some(n) = args.images {
+            bail!("--images {n}: only with a data set as --input (such as mnist:test), not a points file");
+        }
+        let clean = args.clean.as_deref().map(|c| load_clean(c, &points, &args.input)).transpose()?;
+        return Ok((points, clean));
+    }
+    if let Some(c) = &args.clean {
+        bail!(
+            "--clean {}: --input {} is a data set, whose images are already the clean points",
+            c.display(),
+            args.input.display()
+        );
+    }
+    let n = match args.images {
+        Some(0) => bail!("--images 0: expected at least one image"),
+        Some(n) => n.min(points.rows()),
+        None => points.rows(),
+    };
+    let clean = points.slice_rows(0, n);
+    let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
+    let noisy = Mat::from_fn(n, clean.cols(), |i, j| {
+        let z: f64 = StandardNormal.sample(&mut rng);
+        clean.at(i, j) + sigma * z
+    });
+    Ok((noisy, Some(clean)))
+}
+
+/// The model of `--model` as the routes need it: a point-cloud score network (learned head or autodiff)
+/// or an image score model (autodiff).
+enum Denoiser {
+    Points(ScoreModel<f32>),
+    Image(crate::models::ImageScoreModel<f32>),
+}
+
+impl Denoiser {
+    fn dim(&self) -> usize {
+        match self {
+            Denoiser::Points(m) => m.dim(),
+            Denoiser::Image(m) => m.dim(),
+        }
+    }
+
+    fn s1(&self) -> &dyn ScoreJvp {
+        match self {
+            Denoiser::Points(m) => &m.s1,
+            Denoiser::Image(m) => m,
+        }
+    }
+}
+
 /// Runs `tweedie denoise`.
 pub fn denoise(args: DenoiseArgs) -> Result<()> {
     let checkpoint = Checkpoint::load(&args.model)?;
-    let model = checkpoint.eval_model();
-    let Model::Score(model) = model else {
-        bail!(
+    let model = match checkpoint.eval_model() {
+        Model::Score(m) => Denoiser::Points(m),
+        Model::Image(m) => Denoiser::Image(m),
+        other => bail!(
             "{}: {} (expected a score network: s1, with an s2 head or --autodiff)",
             args.model.display(),
-            model.description()
-        );
+            other.description()
+        ),
     };
     let sigma = args.sigma.unwrap_or(checkpoint.config.sigma);
     if !(sigma > 0.0 && sigma.is_finite()) {
         bail!("--sigma {sigma}: expected a finite noise level > 0");
     }
-    if model.s2.is_none() && !args.autodiff {
-        bail!(
+    let (noisy, clean) = load_noisy_and_clean(&args, sigma)?;
+    expect_width(&noisy, &args.input, model.dim())?;
+    let start = std::time::Instant::now();
+    let estimate = match (&model, args.autodiff) {
+        (_, true) => autodiff(model.s1(), &noisy, sigma, &args)?,
+        (Denoiser::Points(m), false) if m.s2.is_some() => learned(m, &noisy, sigma, &args)?,
+        (_, false) => bail!(
             "{}: the model has no second-order head, so no learned covariance (use --autodiff for the autodiff route: Jacobian diagonal and subspace iteration on s1)",
             args.model.display()
-        );
-    }
-    let noisy = load_points(&args.input)?;
-    expect_width(&noisy, &args.input, model.dim())?;
-    let clean = args.clean.as_deref().map(|c| load_clean(c, &noisy, &args.input)).transpose()?;
-    let start = std::time::Instant::now();
-    let estimate = if args.autodiff {
-        autodiff(&model, &noisy, sigma, &args)?
-    } else {
-        learned(&model, &noisy, sigma, &args)?
+        ),
     };
 
     let seconds = start.elapsed().as_secs_f64();
@@ -251,6 +315,10 @@ pub fn denoise(args: DenoiseArgs) -> Result<()> {
     }
     if let Some(samples) = &estimate.samples {
         files.push(("samples.npy", vec![n, args.samples, dim], samples.clone()));
+    }
+    if args.clean.is_none() && clean.is_some() {
+        // The noisy copies this run drew from a data set's images.
+        files.push(("noisy.npy", vec![n, dim], noisy.as_slice().to_vec()));
     }
     let mut written = Vec::new();
     for (name, shape, data) in &files {

@@ -1,9 +1,8 @@
 //! `tweedie score`: evaluate a trained model at the user's own points and write NPY arrays.
 
 use super::data_dir_arg::DataDirArg;
-use crate::data::{
-    claim_output, expect_width, load_image_set, load_points, locate_dataset, write_npy, ImageSpec,
-};
+use super::input_points::load_input;
+use crate::data::{claim_output, expect_width, write_npy};
 use crate::estimators::score_jacobian;
 use crate::linalg::Mat;
 use crate::models::{Model, ScoreModel, SecondOrderHead};
@@ -42,24 +41,13 @@ fn side_file(out: &Path) -> PathBuf {
     out.with_file_name(format!("{stem}.diag.npy"))
 }
 
-/// The points of `--input`: a file, or (when no such file exists) the images of a data set's split.
-fn load_input(input: &Path, data_dir: &DataDirArg) -> Result<Mat<f64>> {
-    let text = input.to_string_lossy();
-    if input.exists() || !ImageSpec::matches(&text) {
-        return Ok(load_points(input)?);
-    }
-    let spec: ImageSpec = text.parse().map_err(anyhow::Error::msg)?;
-    let located = locate_dataset(spec.dataset, spec.path.as_deref(), &data_dir.resolve())?;
-    Ok(load_image_set(&located, spec.split)?.pixels)
-}
-
 /// Runs `tweedie score`.
 pub fn score(args: ScoreArgs) -> Result<()> {
     let inputs = [("--model", args.model.as_path()), ("--input", args.input.as_path())];
     let _claim = claim_output(&args.out, &inputs)?;
     let checkpoint = Checkpoint::load(&args.model)?;
     let model = checkpoint.eval_model();
-    let points = load_input(&args.input, &args.data_dir)?;
+    let (points, _) = load_input(&args.input, &args.data_dir)?;
     expect_width(&points, &args.input, checkpoint.dim)?;
     let (n, dim) = (points.rows(), points.cols());
     let x: Mat<f32> = points.cast();

@@ -1,0 +1,28 @@
+//! `--input` of `tweedie score` and `tweedie denoise`: a points file, or (when no such file exists and the
+//! text names one) the images of a data set's split, such as `mnist:test`.
+
+use super::data_dir_arg::DataDirArg;
+use crate::data::{load_image_set, load_points, locate_dataset, ImageSpec};
+use crate::linalg::Mat;
+use anyhow::Result;
+use std::path::Path;
+
+/// Where the points of `--input` came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputKind {
+    /// A points file (NPY, CSV, ...).
+    File,
+    /// The images of a data set's split, pixels scaled as in training.
+    DataSet,
+}
+
+/// The points of `--input` and where they came from.
+pub fn load_input(input: &Path, data_dir: &DataDirArg) -> Result<(Mat<f64>, InputKind)> {
+    let text = input.to_string_lossy();
+    if input.exists() || !ImageSpec::matches(&text) {
+        return Ok((load_points(input)?, InputKind::File));
+    }
+    let spec: ImageSpec = text.parse().map_err(anyhow::Error::msg)?;
+    let located = locate_dataset(spec.dataset, spec.path.as_deref(), &data_dir.resolve())?;
+    Ok((load_image_set(&located, spec.split)?.pixels, InputKind::DataSet))
+}
