@@ -4,13 +4,13 @@
 use crate::estimators::{score_jacobian_into, stein_scores, Ssge, SsgeSettings, SteinSettings};
 use crate::linalg::Mat;
 use crate::memory_budget::{training_bytes, MemoryBudget, NetworkSize};
-use crate::models::{ModelShape, ScoreModel, SecondOrderHead};
+use crate::models::{Model, ModelShape, ScoreModel, SecondOrderHead};
 use crate::nn::{Activation, MlpTrace};
 use crate::objectives::{D2smForm, Projection};
 use crate::objectives::{Objective, ObjectiveError, ScoreMatching};
 use crate::optim::{Adam, AdamSettings};
 use crate::targets::random_gauss;
-use crate::train::{loss_and_gradient, StepWorkspace};
+use crate::train::ModelWorkspace;
 use anyhow::{bail, Result};
 use clap::Args;
 use rand::SeedableRng;
@@ -33,6 +33,10 @@ pub struct BenchArgs {
     /// Timed repetitions per workload (after warm-up).
     #[arg(long, default_value_t = 20)]
     reps: usize,
+    /// Shards per training step (default: one per pool thread, at least 32 points each); `--shards 1`
+    /// leaves the pool to the large GEMMs alone (for measuring the sharding rule).
+    #[arg(long)]
+    shards: Option<usize>,
 }
 
 const BATCH: usize = 512;
@@ -74,18 +78,19 @@ fn train_step_ms(
     dim: usize,
     objective: Objective,
     head: Option<SecondOrderHead>,
-    reps: usize,
+    (reps, shards): (usize, Option<usize>),
 ) -> Result<f64, ObjectiveError> {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let mut model = ScoreModel::<f32>::init(&shape(dim, head), &mut rng);
+    let mut model = Model::Score(ScoreModel::<f32>::init(&shape(dim, head), &mut rng));
     let (x, z) = (normal(BATCH, dim, &mut rng), normal(objective.noise_rows(BATCH), dim, &mut rng));
-    let mut ws = StepWorkspace::new(&model);
+    let mut ws = ModelWorkspace::new(&model);
+    ws.force_shards(shards);
     let mut adam = Adam::new(AdamSettings::default(), model.num_params());
     // One checked step (the objective fits the model), then the timed ones.
-    loss_and_gradient(&model, objective, SIGMA, &x, &z, &mut ws)?;
+    ws.loss_and_gradient(&model, objective, SIGMA, &x, &z)?;
     Ok(median_ms(reps, || {
-        std::hint::black_box(loss_and_gradient(&model, objective, SIGMA, &x, &z, &mut ws).is_ok());
-        adam.step(model.params_mut(), ws.grad.params());
+        std::hint::black_box(ws.loss_and_gradient(&model, objective, SIGMA, &x, &z).is_ok());
+        adam.step(model.params_mut(), ws.grad());
     }))
 }
 
@@ -122,8 +127,10 @@ fn kernel_fit_ms(workload: &str, samples: usize, reps: usize) -> Result<f64> {
     }
 }
 
-/// Runs one workload at one dimension; returns the median milliseconds.
-fn run(workload: &str, dim: usize, reps: usize) -> Result<f64> {
+/// Runs one workload at one dimension (training steps as `shards` shards, `None`: the pool-size rule);
+/// returns the median milliseconds.
+fn run(workload: &str, dim: usize, reps: usize, shards: Option<usize>) -> Result<f64> {
+    let timing = (reps, shards);
     let sliced = |variance_reduced| {
         Objective::ScoreMatching(ScoreMatching::Ssm {
             projections: 1,
@@ -133,10 +140,10 @@ fn run(workload: &str, dim: usize, reps: usize) -> Result<f64> {
     };
     let learned_head = if dim <= 16 { SecondOrderHead::Full } else { SecondOrderHead::LowRank { rank: 10 } };
     Ok(match workload {
-        "dsm_step" => train_step_ms(dim, Objective::Dsm, None, reps)?,
-        "ssm_step" => train_step_ms(dim, sliced(true), None, reps)?,
-        "ssm_plain_step" => train_step_ms(dim, sliced(false), None, reps)?,
-        "esm_step" => train_step_ms(dim, Objective::ScoreMatching(ScoreMatching::Esm), None, reps)?,
+        "dsm_step" => train_step_ms(dim, Objective::Dsm, None, timing)?,
+        "ssm_step" => train_step_ms(dim, sliced(true), None, timing)?,
+        "ssm_plain_step" => train_step_ms(dim, sliced(false), None, timing)?,
+        "esm_step" => train_step_ms(dim, Objective::ScoreMatching(ScoreMatching::Esm), None, timing)?,
         "stein_fit" | "ssge_fit" => kernel_fit_ms(workload, dim, reps)?,
         "d2sm_step" => {
             let (head, weight) = if dim >= 100 {
@@ -148,7 +155,7 @@ fn run(workload: &str, dim: usize, reps: usize) -> Result<f64> {
                 dim,
                 Objective::SecondOrder { form: D2smForm::A, weight, couple: 0.0 },
                 Some(head),
-                reps,
+                timing,
             )?
         }
         "hessian_learned" => {
@@ -218,6 +225,9 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     if args.reps == 0 {
         bail!("--reps 0: expected at least 1 timed repetition");
     }
+    if args.shards == Some(0) {
+        bail!("--shards 0: expected at least 1 shard per step");
+    }
     let budget = MemoryBudget::of_this_machine();
     let dims: Option<Vec<usize>> = args
         .dims
@@ -231,9 +241,12 @@ pub fn bench(args: BenchArgs) -> Result<()> {
                 bail!("--dims: 0 is not a dimension (expected >= 1)");
             }
             budget.check(|| format!("--dims {dim} ({workload})"), memory_estimate(workload, dim))?;
-            let ms = run(workload, dim, args.reps)?;
+            let ms = run(workload, dim, args.reps, args.shards)?;
             let mut line = serde_json::json!({"impl": "tweedie", "workload": workload, "dim": dim, "median_ms": ms,
                 "reps": args.reps, "threads": rayon::current_num_threads()});
+            if let Some(shards) = args.shards {
+                line["shards"] = shards.into();
+            }
             if workload.ends_with("_fit") {
                 // `dim` is the sample count M; the kernel matrix alone takes 8 M^2 bytes.
                 line["samples"] = dim.into();

@@ -8,6 +8,7 @@ mod thin_factor;
 
 pub use mat::Mat;
 pub use real::Real;
+pub(crate) use real::with_serial_gemm;
 pub(crate) use thin_factor::Outer;
 #[cfg(test)]
 pub(crate) use thin_factor::ThinFactor;

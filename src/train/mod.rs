@@ -7,6 +7,7 @@ mod data_file;
 mod energy_step;
 mod image_step;
 mod model_step;
+mod sharded_step;
 mod sliced_step;
 mod step;
 mod trainer;
