@@ -19,7 +19,6 @@ pub use config::{ConfigError, FormName, TrainConfig};
 pub(crate) use config::{TargetSource, IN_MEMORY_TARGET};
 pub use data_file::DataChanged;
 pub(crate) use model_step::ModelWorkspace;
-pub(crate) use step::{loss_and_gradient, StepWorkspace};
 pub use trainer::{Divergence, TrainError, TrainObserver, TrainStep, Trainer};
 pub use training_checkpoint::Checkpoint;
 pub use training_data::TrainingData;

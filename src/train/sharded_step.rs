@@ -13,11 +13,12 @@
 //! The shard count is the pool size, capped so that every shard has at least [`MIN_POINTS_PER_SHARD`]
 //! points. Inside a shard every GEMM stays on its thread ([`with_serial_gemm`]): sharding replaces
 //! gemm's own split of the large products, which is what a one-shard step (one thread, or a batch too
-//! small to shard) still uses. Measured with `tweedie bench --threads 2 --shards 1|2` (batch 512, width
-//! 128, 256 at d = 784; docs/benchmarks.md has the table), two shards beat gemm's split at every
-//! dimension: at d = 16 and 100 the products are below gemm's split threshold, so one shard runs on one
-//! thread; at d = 784 gemm's split parallelises the GEMMs but not the activations, the loss and the
-//! per-layer bookkeeping between them.
+//! small to shard) still uses. Why sharding is the default at batch 512: gemm's split only reaches the
+//! products of at least 2^24 multiply-adds (d = 784; at d = 16 and 100 a one-shard step runs on one
+//! thread), and even there it leaves the activations, the loss and the per-layer bookkeeping between
+//! the GEMMs on one thread, while shards run all of it in parallel. `tweedie bench --threads 2 --shards
+//! 1|2` compares the two (docs/benchmarks.md has the figures, taken on a shared, overloaded 2-core
+//! machine and too noisy at d = 100 and 784 to confirm the choice there).
 
 use super::energy_step::EnergyWorkspace;
 use super::step::StepWorkspace;
@@ -25,9 +26,9 @@ use crate::linalg::{with_serial_gemm, Mat, Real};
 use rayon::prelude::*;
 
 /// The fewest points a shard may have: below it the fork, the copies and the reduction cost more than
-/// the second thread saves (docs/benchmarks.md: the `dsm_step` crossover at d = 16 lies between batch
-/// 32 and 64 on two threads).
-pub(crate) const MIN_POINTS_PER_SHARD: usize = 32;
+/// the second thread saves. `dsm_step` at d = 16 (the cheapest rows) on two threads, two shards against
+/// one, medians of 3 interleaved rounds on a loaded machine: batch 32 0.69x, 64 0.81x, 128 1.13x.
+pub(crate) const MIN_POINTS_PER_SHARD: usize = 64;
 
 /// The number of shards for a batch of `points` on a pool of `threads`: the pool size, capped so that
 /// every shard has at least [`MIN_POINTS_PER_SHARD`] points, and at least one.
