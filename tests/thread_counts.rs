@@ -119,7 +119,8 @@ fn checkpoint_bits(path: &std::path::Path) -> Vec<u32> {
 
 /// The largest difference between two checkpoints' trained weights, relative to the largest weight.
 fn weight_gap(a: &std::path::Path, b: &std::path::Path) -> f64 {
-    let weights = |p: &std::path::Path| tweedie::train::Checkpoint::load(p).expect("loads").model.params().concat();
+    let weights =
+        |p: &std::path::Path| tweedie::train::Checkpoint::load(p).expect("loads").model.params().concat();
     let (a, b) = (weights(a), weights(b));
     let scale = a.iter().fold(0.0f32, |m, w| m.max(w.abs()));
     a.iter().zip(&b).map(|(x, y)| f64::from((x - y).abs() / scale)).fold(0.0, f64::max)
@@ -136,7 +137,11 @@ fn training_is_bitwise_reproducible_for_a_thread_count_and_equal_to_rounding_acr
     // a gradient difference of a few f32 ulps changes an update by far less than that, so the weights
     // agree to 1e-5 of the largest one (measured: 5.9e-8).
     let one = train_on("1", dir.path(), "one.safetensors");
-    assert_ne!(checkpoint_bits(&one), checkpoint_bits(&a), "1 and 2 threads: documented to differ in the last bits");
+    assert_ne!(
+        checkpoint_bits(&one),
+        checkpoint_bits(&a),
+        "1 and 2 threads: documented to differ in the last bits"
+    );
     let gap = weight_gap(&one, &a);
     assert!(gap <= 1e-5, "1 and 2 threads: weights differ by {gap:e} of the largest");
 }

@@ -255,7 +255,8 @@ pub fn bench(args: BenchArgs) -> Result<()> {
             if dim == 0 {
                 bail!("--dims: 0 is not a dimension (expected >= 1)");
             }
-            budget.check(|| format!("--dims {dim} ({workload})"), memory_estimate(workload, dim, args.batch))?;
+            budget
+                .check(|| format!("--dims {dim} ({workload})"), memory_estimate(workload, dim, args.batch))?;
             let ms = run(workload, dim, timing)?;
             let mut line = serde_json::json!({"impl": "tweedie", "workload": workload, "dim": dim, "median_ms": ms,
                 "reps": args.reps, "threads": rayon::current_num_threads()});

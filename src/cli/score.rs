@@ -103,7 +103,8 @@ pub fn score(args: ScoreArgs) -> Result<()> {
         }
         (_, false, Model::Score(model @ ScoreModel { s2: Some(s2), .. })) => match s2.head {
             SecondOrderHead::Full => {
-                let dense = per_row(&points, dim * dim, |c| model.hessian_dense(c).expect("model has a head"));
+                let dense =
+                    per_row(&points, dim * dim, |c| model.hessian_dense(c).expect("model has a head"));
                 write_npy(&args.out, &[n, dim, dim], &dense)?;
                 "s2 (full head): N x D x D"
             }

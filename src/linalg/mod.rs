@@ -7,8 +7,8 @@ mod real;
 mod thin_factor;
 
 pub use mat::Mat;
-pub use real::Real;
 pub(crate) use real::with_serial_gemm;
+pub use real::Real;
 pub(crate) use thin_factor::Outer;
 #[cfg(test)]
 pub(crate) use thin_factor::ThinFactor;

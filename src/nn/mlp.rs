@@ -143,7 +143,13 @@ impl<F: Real> Mlp<F> {
     /// ([`Linear::forward_basis_tangents`]). Returns `[y; J e_0; J e_1; ..]`.
     #[track_caller]
     pub fn forward_basis_trace<'t>(&self, x: &Mat<F>, trace: &'t mut MlpTrace<F>) -> &'t Mat<F> {
-        assert_eq!(x.cols(), self.inputs(), "Mlp: input has {} columns, expected {}", x.cols(), self.inputs());
+        assert_eq!(
+            x.cols(),
+            self.inputs(),
+            "Mlp: input has {} columns, expected {}",
+            x.cols(),
+            self.inputs()
+        );
         assert!(x.rows() > 0, "Mlp: no rows");
         self.start_trace(x.rows(), trace);
         self.layers[0].forward_basis_tangents(x, &mut trace.pre[0]);
@@ -242,7 +248,8 @@ mod tests {
             });
             let want = mlp.forward_trace(&one_hot, n, &mut MlpTrace::default()).clone();
             let got = mlp.forward_basis_trace(&x, &mut MlpTrace::default()).clone();
-            let bits = |m: &Mat<F>| m.as_slice().iter().map(|v| v.to_f64().unwrap().to_bits()).collect::<Vec<_>>();
+            let bits =
+                |m: &Mat<F>| m.as_slice().iter().map(|v| v.to_f64().unwrap().to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&got), bits(&want), "{sizes:?}, {n} points");
         }
         for (sizes, n) in [(&[3, 8, 8, 3][..], 5), (&[17, 33, 2][..], 9), (&[64, 128, 128, 64][..], 20)] {

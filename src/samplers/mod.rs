@@ -43,8 +43,8 @@ pub use energy_source::EnergySource;
 pub use error::SamplerError;
 pub use mala::{Mala, MalaSettings};
 pub(crate) use mmd_trace::MmdTrace;
-pub use model_source::{ModelCurvatureSource, ModelSource};
 pub(crate) use model_source::forward_chunks;
+pub use model_source::{ModelCurvatureSource, ModelSource};
 pub use ozaki::{Ozaki, OzakiSettings, OzakiSolver};
 
 pub use sample_report::SampleReport;

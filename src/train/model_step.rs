@@ -55,8 +55,9 @@ impl<F: Real> ModelWorkspace<F> {
             (Model::Score(m), Self::Score(ws)) => {
                 ws.loss_and_gradient(x, z, |x, z, ws| loss_and_gradient(m, objective, sigma, x, z, ws))
             }
-            (Model::Energy(m), Self::Energy(ws)) => ws
-                .loss_and_gradient(x, z, |x, z, ws| energy_loss_and_gradient(m, objective, sigma, x, z, ws)),
+            (Model::Energy(m), Self::Energy(ws)) => {
+                ws.loss_and_gradient(x, z, |x, z, ws| energy_loss_and_gradient(m, objective, sigma, x, z, ws))
+            }
             (Model::Image(m), Self::Image(ws)) => image_loss_and_gradient(m, objective, sigma, x, z, ws),
             (model, ws) => {
                 *ws = Self::new(model);

@@ -191,7 +191,8 @@ mod tests {
         let dim = 3;
         let mut rng = test_rng(120);
         let s1 = ModelShape { dim, width: 6, depth: 2, activation: Activation::Softplus, head: None };
-        let energy = EnergyShape { dim, width: 6, depth: 2, activation: Activation::Tanh, base_precision: 0.3 };
+        let energy =
+            EnergyShape { dim, width: 6, depth: 2, activation: Activation::Tanh, base_precision: 0.3 };
         let score = Model::Score(ScoreModel::init(&s1, &mut rng));
         let energy = Model::Energy(EnergyModel::init(&energy, &mut rng));
         let mut all: Vec<(Model<f64>, Objective)> =
@@ -208,7 +209,13 @@ mod tests {
     }
 
     /// The loss and flat gradient of one step run as `shards` shards (1: the whole-batch step).
-    fn step(model: &Model<f64>, objective: Objective, shards: usize, x: &Mat<f64>, z: &Mat<f64>) -> (f64, Vec<f64>) {
+    fn step(
+        model: &Model<f64>,
+        objective: Objective,
+        shards: usize,
+        x: &Mat<f64>,
+        z: &Mat<f64>,
+    ) -> (f64, Vec<f64>) {
         let mut ws = ModelWorkspace::new(model);
         ws.force_shards(Some(shards));
         let loss = ws.loss_and_gradient(model, objective, 0.4, x, z).expect("the objective fits the model");
@@ -227,7 +234,10 @@ mod tests {
             let (loss, grad) = step(&model, objective, 1, &x, &z);
             let (sharded_loss, sharded_grad) = step(&model, objective, 3, &x, &z);
             let what = format!("{} {objective:?}", model.description());
-            assert!((sharded_loss - loss).abs() <= 1e-12 * loss.abs().max(1.0), "{what}: {sharded_loss} vs {loss}");
+            assert!(
+                (sharded_loss - loss).abs() <= 1e-12 * loss.abs().max(1.0),
+                "{what}: {sharded_loss} vs {loss}"
+            );
             let scale = grad.iter().fold(1.0f64, |m, g| m.max(g.abs()));
             for (i, (s, w)) in sharded_grad.iter().zip(&grad).enumerate() {
                 assert!((s - w).abs() <= 1e-12 * scale, "{what}: gradient {i}: {s} vs {w}");
