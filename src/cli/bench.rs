@@ -4,13 +4,13 @@
 use crate::estimators::{score_jacobian_into, stein_scores, Ssge, SsgeSettings, SteinSettings};
 use crate::linalg::Mat;
 use crate::memory_budget::{training_bytes, MemoryBudget, NetworkSize};
-use crate::models::{ModelShape, ScoreModel, SecondOrderHead};
+use crate::models::{Model, ModelShape, ScoreModel, SecondOrderHead};
 use crate::nn::{Activation, MlpTrace};
 use crate::objectives::{D2smForm, Projection};
 use crate::objectives::{Objective, ObjectiveError, ScoreMatching};
 use crate::optim::{Adam, AdamSettings};
 use crate::targets::random_gauss;
-use crate::train::{loss_and_gradient, StepWorkspace};
+use crate::train::ModelWorkspace;
 use anyhow::{bail, Result};
 use clap::Args;
 use rand::SeedableRng;
@@ -33,9 +33,25 @@ pub struct BenchArgs {
     /// Timed repetitions per workload (after warm-up).
     #[arg(long, default_value_t = 20)]
     reps: usize,
+    /// Shards per training step (default: one per pool thread, at least 64 points each); `--shards 1`
+    /// leaves the pool to the large GEMMs alone (for measuring the sharding rule).
+    #[arg(long)]
+    shards: Option<usize>,
+    /// Points per training step (docs/benchmarks.md's workloads use 512; smaller batches measure where
+    /// sharding stops paying).
+    #[arg(long, default_value_t = 512)]
+    batch: usize,
 }
 
-const BATCH: usize = 512;
+/// How the training-step workloads are run: timed repetitions, shards (`None`: the pool-size rule) and
+/// points per step.
+#[derive(Clone, Copy, Debug)]
+struct StepTiming {
+    reps: usize,
+    shards: Option<usize>,
+    batch: usize,
+}
+
 const POINTS: usize = 1024;
 const SIGMA: f32 = 0.1;
 
@@ -74,18 +90,19 @@ fn train_step_ms(
     dim: usize,
     objective: Objective,
     head: Option<SecondOrderHead>,
-    reps: usize,
+    StepTiming { reps, shards, batch }: StepTiming,
 ) -> Result<f64, ObjectiveError> {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let mut model = ScoreModel::<f32>::init(&shape(dim, head), &mut rng);
-    let (x, z) = (normal(BATCH, dim, &mut rng), normal(objective.noise_rows(BATCH), dim, &mut rng));
-    let mut ws = StepWorkspace::new(&model);
+    let mut model = Model::Score(ScoreModel::<f32>::init(&shape(dim, head), &mut rng));
+    let (x, z) = (normal(batch, dim, &mut rng), normal(objective.noise_rows(batch), dim, &mut rng));
+    let mut ws = ModelWorkspace::new(&model);
+    ws.force_shards(shards);
     let mut adam = Adam::new(AdamSettings::default(), model.num_params());
     // One checked step (the objective fits the model), then the timed ones.
-    loss_and_gradient(&model, objective, SIGMA, &x, &z, &mut ws)?;
+    ws.loss_and_gradient(&model, objective, SIGMA, &x, &z)?;
     Ok(median_ms(reps, || {
-        std::hint::black_box(loss_and_gradient(&model, objective, SIGMA, &x, &z, &mut ws).is_ok());
-        adam.step(model.params_mut(), ws.grad.params());
+        std::hint::black_box(ws.loss_and_gradient(&model, objective, SIGMA, &x, &z).is_ok());
+        adam.step(model.params_mut(), ws.grad());
     }))
 }
 
@@ -123,7 +140,8 @@ fn kernel_fit_ms(workload: &str, samples: usize, reps: usize) -> Result<f64> {
 }
 
 /// Runs one workload at one dimension; returns the median milliseconds.
-fn run(workload: &str, dim: usize, reps: usize) -> Result<f64> {
+fn run(workload: &str, dim: usize, timing: StepTiming) -> Result<f64> {
+    let reps = timing.reps;
     let sliced = |variance_reduced| {
         Objective::ScoreMatching(ScoreMatching::Ssm {
             projections: 1,
@@ -133,10 +151,10 @@ fn run(workload: &str, dim: usize, reps: usize) -> Result<f64> {
     };
     let learned_head = if dim <= 16 { SecondOrderHead::Full } else { SecondOrderHead::LowRank { rank: 10 } };
     Ok(match workload {
-        "dsm_step" => train_step_ms(dim, Objective::Dsm, None, reps)?,
-        "ssm_step" => train_step_ms(dim, sliced(true), None, reps)?,
-        "ssm_plain_step" => train_step_ms(dim, sliced(false), None, reps)?,
-        "esm_step" => train_step_ms(dim, Objective::ScoreMatching(ScoreMatching::Esm), None, reps)?,
+        "dsm_step" => train_step_ms(dim, Objective::Dsm, None, timing)?,
+        "ssm_step" => train_step_ms(dim, sliced(true), None, timing)?,
+        "ssm_plain_step" => train_step_ms(dim, sliced(false), None, timing)?,
+        "esm_step" => train_step_ms(dim, Objective::ScoreMatching(ScoreMatching::Esm), None, timing)?,
         "stein_fit" | "ssge_fit" => kernel_fit_ms(workload, dim, reps)?,
         "d2sm_step" => {
             let (head, weight) = if dim >= 100 {
@@ -148,7 +166,7 @@ fn run(workload: &str, dim: usize, reps: usize) -> Result<f64> {
                 dim,
                 Objective::SecondOrder { form: D2smForm::A, weight, couple: 0.0 },
                 Some(head),
-                reps,
+                timing,
             )?
         }
         "hessian_learned" => {
@@ -184,9 +202,9 @@ fn run(workload: &str, dim: usize, reps: usize) -> Result<f64> {
 
 /// Bytes a workload needs at `dim`: the kernel fits about six M x M matrices of f64 (`dim` is M); the
 /// network workloads a width-`width_for(dim)` score network (with its second-order head for
-/// `d2sm_step` and `hessian_learned`) on `BATCH` training rows or `POINTS` evaluation rows, with D + 1
+/// `d2sm_step` and `hessian_learned`) on `batch` training rows or `POINTS` evaluation rows, with D + 1
 /// tangents per row for `esm_step` and `hessian_autodiff` and two otherwise.
-fn memory_estimate(workload: &str, dim: usize) -> f64 {
+fn memory_estimate(workload: &str, dim: usize, batch: usize) -> f64 {
     let d = dim as f64;
     if workload.ends_with("_fit") {
         return 48.0 * d * d;
@@ -197,7 +215,7 @@ fn memory_estimate(workload: &str, dim: usize) -> f64 {
         "d2sm_step" | "hessian_learned" => vec![net(d), net((d * (d + 1.0) / 2.0).min(11.0 * d))],
         _ => vec![net(d)],
     };
-    let rows = if workload.starts_with("hessian") { POINTS } else { BATCH } as f64;
+    let rows = if workload.starts_with("hessian") { POINTS } else { batch } as f64;
     let tangents = if workload == "esm_step" || workload == "hessian_autodiff" { d + 1.0 } else { 2.0 };
     // hessian_* also keep one D x D matrix per point (f32).
     training_bytes(&networks, rows, tangents) + 4.0 * rows * d * d
@@ -218,6 +236,13 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     if args.reps == 0 {
         bail!("--reps 0: expected at least 1 timed repetition");
     }
+    if args.shards == Some(0) {
+        bail!("--shards 0: expected at least 1 shard per step");
+    }
+    if args.batch == 0 {
+        bail!("--batch 0: expected at least 1 point per step");
+    }
+    let timing = StepTiming { reps: args.reps, shards: args.shards, batch: args.batch };
     let budget = MemoryBudget::of_this_machine();
     let dims: Option<Vec<usize>> = args
         .dims
@@ -230,10 +255,17 @@ pub fn bench(args: BenchArgs) -> Result<()> {
             if dim == 0 {
                 bail!("--dims: 0 is not a dimension (expected >= 1)");
             }
-            budget.check(|| format!("--dims {dim} ({workload})"), memory_estimate(workload, dim))?;
-            let ms = run(workload, dim, args.reps)?;
+            budget
+                .check(|| format!("--dims {dim} ({workload})"), memory_estimate(workload, dim, args.batch))?;
+            let ms = run(workload, dim, timing)?;
             let mut line = serde_json::json!({"impl": "tweedie", "workload": workload, "dim": dim, "median_ms": ms,
                 "reps": args.reps, "threads": rayon::current_num_threads()});
+            if let Some(shards) = args.shards {
+                line["shards"] = shards.into();
+            }
+            if args.batch != 512 && workload.ends_with("_step") {
+                line["batch"] = args.batch.into();
+            }
             if workload.ends_with("_fit") {
                 // `dim` is the sample count M; the kernel matrix alone takes 8 M^2 bytes.
                 line["samples"] = dim.into();

@@ -6,6 +6,7 @@ use crate::data::{claim_output, expect_width, write_npy};
 use crate::estimators::score_jacobian;
 use crate::linalg::Mat;
 use crate::models::{Model, ScoreModel, SecondOrderHead};
+use crate::samplers::forward_chunks;
 use crate::train::Checkpoint;
 use anyhow::{bail, Result};
 use clap::Args;
@@ -41,6 +42,16 @@ fn side_file(out: &Path) -> PathBuf {
     out.with_file_name(format!("{stem}.diag.npy"))
 }
 
+/// `f` at every row of `points`, `width` numbers per row, run on fixed chunks of rows in parallel over
+/// the pool (the bits do not depend on the thread count).
+fn per_row(points: &Mat<f64>, width: usize, f: impl Fn(&Mat<f32>) -> Vec<f32> + Sync) -> Vec<f32> {
+    let mut out = vec![0.0; points.rows() * width];
+    forward_chunks::<f32>(points, width, &mut out, |chunk, o| {
+        o.iter_mut().zip(f(chunk)).for_each(|(o, v)| *o = f64::from(v));
+    });
+    out.into_iter().map(|v| v as f32).collect()
+}
+
 /// Runs `tweedie score`.
 pub fn score(args: ScoreArgs) -> Result<()> {
     let inputs = [("--model", args.model.as_path()), ("--input", args.input.as_path())];
@@ -53,8 +64,12 @@ pub fn score(args: ScoreArgs) -> Result<()> {
     let x: Mat<f32> = points.cast();
     let mut written = vec![];
     let layout = match (args.order, args.autodiff, &model) {
-        (1, false, _) => {
+        (1, false, Model::Image(_)) => {
             write_npy(&args.out, &[n, dim], model.score(&x).as_slice())?;
+            "s1: N x D"
+        }
+        (1, false, _) => {
+            write_npy(&args.out, &[n, dim], &per_row(&points, dim, |c| model.score(c).into_vec()))?;
             "s1: N x D"
         }
         (1, true, _) => bail!("--autodiff needs --order 2 (it gives the Jacobian of s1)"),
@@ -76,17 +91,19 @@ pub fn score(args: ScoreArgs) -> Result<()> {
         }
         (_, false, Model::Score(model @ ScoreModel { s2: Some(s2), .. })) => match s2.head {
             SecondOrderHead::Full => {
-                write_npy(&args.out, &[n, dim, dim], &model.hessian_dense(&x).expect("model has a head"))?;
+                let dense =
+                    per_row(&points, dim * dim, |c| model.hessian_dense(c).expect("model has a head"));
+                write_npy(&args.out, &[n, dim, dim], &dense)?;
                 "s2 (full head): N x D x D"
             }
             SecondOrderHead::Diagonal => {
-                write_npy(&args.out, &[n, dim], s2.net.forward(&x).as_slice())?;
+                write_npy(&args.out, &[n, dim], &per_row(&points, dim, |c| s2.net.forward(c).into_vec()))?;
                 "s2 (diagonal head): the diagonal d, N x D"
             }
             SecondOrderHead::LowRank { rank } => {
-                let raw = s2.net.forward(&x);
+                let raw = per_row(&points, dim * (rank + 1), |c| s2.net.forward(c).into_vec());
                 let (mut u, mut d) = (Vec::with_capacity(n * dim * rank), Vec::with_capacity(n * dim));
-                for row in raw.row_iter() {
+                for row in raw.chunks_exact(dim * (rank + 1)) {
                     u.extend_from_slice(&row[..dim * rank]);
                     d.extend_from_slice(&row[dim * rank..]);
                 }

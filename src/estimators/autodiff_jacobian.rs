@@ -14,7 +14,9 @@ const ROWS_PER_PASS: usize = 1 << 12;
 ///
 /// # Definition
 /// Column `j` of `J(x)` is the JVP of `s1` along the basis vector `e_j`; the `D` tangents of a chunk of
-/// points are pushed through one stacked forward pass.
+/// points are pushed through one stacked forward pass whose first layer copies the rows of its weight
+/// instead of multiplying one-hot rows ([`Mlp::forward_basis_trace`]). Chunks run in parallel on the
+/// pool, each into its own block of `out`, so the bits do not depend on the thread count.
 pub fn score_jacobian<F: Real>(s1: &Mlp<F>, x: &Mat<F>, symmetrise: bool) -> Vec<F> {
     let mut out = Vec::new();
     score_jacobian_into(s1, x, symmetrise, &mut out);
@@ -29,18 +31,11 @@ pub fn score_jacobian_into<F: Real>(s1: &Mlp<F>, x: &Mat<F>, symmetrise: bool, o
     out.resize(x.rows() * dim * dim, F::zero());
     out.par_chunks_mut(chunk * dim * dim).enumerate().for_each_init(
         || (Mat::default(), MlpTrace::default()),
-        |(stacked, trace), (c, block)| {
-            let start = c * chunk;
+        |(points, trace), (c, block)| {
             let n = block.len() / (dim * dim);
-            stacked.resize(n * (dim + 1), dim);
-            stacked.fill_zero();
-            for i in 0..n {
-                stacked.row_mut(i).copy_from_slice(x.row(start + i));
-                for j in 0..dim {
-                    stacked.set(n + j * n + i, j, F::one());
-                }
-            }
-            let y = s1.forward_trace(stacked, n, trace);
+            points.resize(n, dim);
+            points.as_mut_slice().copy_from_slice(&x.as_slice()[c * chunk * dim..(c * chunk + n) * dim]);
+            let y = s1.forward_basis_trace(points, trace);
             for (i, jac) in block.chunks_exact_mut(dim * dim).enumerate() {
                 for j in 0..dim {
                     let column = y.row(n + j * n + i);

@@ -7,6 +7,7 @@ mod real;
 mod thin_factor;
 
 pub use mat::Mat;
+pub(crate) use real::with_serial_gemm;
 pub use real::Real;
 pub(crate) use thin_factor::Outer;
 #[cfg(test)]

@@ -60,13 +60,30 @@ pub trait Real:
 /// (1024 x 128 x 128 = 16.8 M) did.
 pub const PARALLEL_GEMM_MIN_MULADDS: usize = 1 << 24;
 
+thread_local! {
+    /// Set while this thread runs one shard of a data-parallel step ([`with_serial_gemm`]).
+    static SERIAL_GEMM: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with every GEMM it makes on this thread kept on this thread: the caller already spreads its
+/// work over the pool (one shard of a batch per thread), so splitting a product again would only add
+/// synchronisation. The bits are the same either way (see [`gemm_parallelism`]).
+pub(crate) fn with_serial_gemm<R>(f: impl FnOnce() -> R) -> R {
+    let before = SERIAL_GEMM.with(|s| s.replace(true));
+    let result = f();
+    SERIAL_GEMM.with(|s| s.set(before));
+    result
+}
+
 /// How gemm runs an `m x k x n` product on the current rayon pool: split across its threads when the
-/// product is large enough. gemm splits the output into tiles and never the `k` sum, whose blocking does
-/// not depend on the thread count, so every element is the same dot product in the same order and the
-/// bits do not depend on the thread count (tested in `mat.rs`).
+/// product is large enough and the calling thread is not running a shard ([`with_serial_gemm`]). gemm
+/// splits the output into tiles and never the `k` sum, whose blocking does not depend on the thread
+/// count, so every element is the same dot product in the same order and the bits do not depend on the
+/// thread count (tested in `mat.rs`).
 pub fn gemm_parallelism(m: usize, k: usize, n: usize) -> gemm::Parallelism {
     let threads = rayon::current_num_threads();
-    if threads > 1 && m.saturating_mul(k).saturating_mul(n) >= PARALLEL_GEMM_MIN_MULADDS {
+    let serial = SERIAL_GEMM.with(std::cell::Cell::get);
+    if threads > 1 && !serial && m.saturating_mul(k).saturating_mul(n) >= PARALLEL_GEMM_MIN_MULADDS {
         gemm::Parallelism::Rayon(threads)
     } else {
         gemm::Parallelism::None

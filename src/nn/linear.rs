@@ -51,6 +51,33 @@ impl<F: Real> Linear<F> {
     }
 }
 
+impl<F: Real> Linear<F> {
+    /// [`Layer::forward`] on `n` primal rows `x` stacked with the `D` basis directions `e_j` as tangents
+    /// (direction `j` of point `i` at row `n + j n + i`): `a = x W + b`, and `e_j W` is row `j` of `W`,
+    /// copied instead of multiplied (the one-hot GEMM would cost `n D` times the row length per row).
+    pub(crate) fn forward_basis_tangents(&self, x: &Mat<F>, y: &mut Mat<F>) {
+        let (n, inputs, outputs) = (x.rows(), self.inputs(), self.outputs());
+        y.resize(n * (inputs + 1), outputs);
+        let (primal, tangents) = y.as_mut_slice().split_at_mut(n * outputs);
+        F::gemm(
+            n,
+            inputs,
+            outputs,
+            F::one(),
+            (x.as_slice(), inputs, 1),
+            (self.weight.as_slice(), outputs, 1),
+            F::zero(),
+            (primal, outputs, 1),
+        );
+        for row in primal.chunks_exact_mut(outputs) {
+            row.iter_mut().zip(&self.bias).for_each(|(v, b)| *v += *b);
+        }
+        for (j, block) in tangents.chunks_exact_mut(n * outputs).enumerate() {
+            block.chunks_exact_mut(outputs).for_each(|row| row.copy_from_slice(self.weight.row(j)));
+        }
+    }
+}
+
 impl<F: Real> Layer<F> for Linear<F> {
     type Cache = ();
     type Grad = Linear<F>;

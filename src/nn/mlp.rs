@@ -132,14 +132,46 @@ impl<F: Real> Mlp<F> {
             "Mlp: {} stacked rows are not a multiple of {n}",
             x.rows()
         );
+        self.start_trace(n, trace);
+        self.layers[0].forward(x, n, &mut trace.pre[0], &mut ());
+        self.forward_after_first_layer(trace)
+    }
+
+    /// [`Mlp::forward_trace`] at the `n` rows of `x` along the `D` basis directions (the stacked input
+    /// `[x; e_0 ..; e_1 ..; ..]`, direction `j` of point `i` at row `n + j n + i`), without building the
+    /// one-hot rows: the first layer's tangents are the rows of its weight
+    /// ([`Linear::forward_basis_tangents`]). Returns `[y; J e_0; J e_1; ..]`.
+    #[track_caller]
+    pub fn forward_basis_trace<'t>(&self, x: &Mat<F>, trace: &'t mut MlpTrace<F>) -> &'t Mat<F> {
+        assert_eq!(
+            x.cols(),
+            self.inputs(),
+            "Mlp: input has {} columns, expected {}",
+            x.cols(),
+            self.inputs()
+        );
+        assert!(x.rows() > 0, "Mlp: no rows");
+        self.start_trace(x.rows(), trace);
+        self.layers[0].forward_basis_tangents(x, &mut trace.pre[0]);
+        self.forward_after_first_layer(trace)
+    }
+
+    /// Sizes `trace` for a pass with `n` primal rows.
+    fn start_trace(&self, n: usize, trace: &mut MlpTrace<F>) {
         let depth = self.layers.len();
         trace.n = n;
         trace.pre.resize_with(depth, Mat::default);
         trace.post.resize_with(depth - 1, Mat::default);
         trace.caches.resize_with(depth - 1, ActivationCache::default);
+    }
+
+    /// The rest of a forward pass once `trace.pre[0]` holds the first layer's output.
+    fn forward_after_first_layer<'t>(&self, trace: &'t mut MlpTrace<F>) -> &'t Mat<F> {
+        let (depth, n) = (self.layers.len(), trace.n);
         for l in 0..depth {
-            let input = if l == 0 { x } else { &trace.post[l - 1] };
-            self.layers[l].forward(input, n, &mut trace.pre[l], &mut ());
+            if l > 0 {
+                self.layers[l].forward(&trace.post[l - 1], n, &mut trace.pre[l], &mut ());
+            }
             if l + 1 < depth {
                 self.activation.forward(&trace.pre[l], n, &mut trace.post[l], &mut trace.caches[l]);
             }
@@ -192,6 +224,39 @@ impl<F: Real> Mlp<F> {
 mod tests {
     use super::*;
     use crate::testing::{check_stacked_map, normal_mat, test_rng};
+
+    /// The basis-direction pass equals the general pass on the explicit one-hot stacking `[x; e_j ..]`
+    /// bit for bit (`e_j W` is exactly row `j` of `W`: every other product is an exact zero), in f32 and
+    /// f64, with a non-zero bias so that a bias wrongly added to the tangent rows would show.
+    #[test]
+    fn basis_tangent_pass_equals_the_one_hot_pass() {
+        fn check<F: Real>(sizes: &[usize], n: usize) {
+            let mut rng = test_rng(31);
+            let mut mlp = Mlp::<f64>::init(sizes, Activation::Softplus, &mut rng);
+            mlp.layers_mut().iter_mut().for_each(|l| l.bias.iter_mut().for_each(|b| *b = 0.25));
+            let mlp = mlp.cast::<F>();
+            let x = normal_mat(n, sizes[0], &mut rng).cast::<F>();
+            let dim = sizes[0];
+            let one_hot = Mat::from_fn(n * (dim + 1), dim, |r, c| {
+                if r < n {
+                    x.at(r, c)
+                } else if (r - n) / n == c {
+                    F::one()
+                } else {
+                    F::zero()
+                }
+            });
+            let want = mlp.forward_trace(&one_hot, n, &mut MlpTrace::default()).clone();
+            let got = mlp.forward_basis_trace(&x, &mut MlpTrace::default()).clone();
+            let bits =
+                |m: &Mat<F>| m.as_slice().iter().map(|v| v.to_f64().unwrap().to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "{sizes:?}, {n} points");
+        }
+        for (sizes, n) in [(&[3, 8, 8, 3][..], 5), (&[17, 33, 2][..], 9), (&[64, 128, 128, 64][..], 20)] {
+            check::<f64>(sizes, n);
+            check::<f32>(sizes, n);
+        }
+    }
 
     fn from_flat(template: &Mlp<f64>, theta: &[f64]) -> Mlp<f64> {
         let mut mlp = template.clone();

@@ -48,6 +48,7 @@ pub use energy_source::EnergySource;
 pub use error::SamplerError;
 pub use mala::{Mala, MalaSettings};
 pub(crate) use mmd_trace::MmdTrace;
+pub(crate) use model_source::forward_chunks;
 pub use model_source::{ModelCurvatureSource, ModelSource};
 pub use ozaki::{Ozaki, OzakiSettings, OzakiSolver};
 

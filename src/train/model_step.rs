@@ -1,8 +1,10 @@
 //! One step's loss and parameter gradient for a model of either kind: dispatches to the score-network
-//! step ([`loss_and_gradient`]) or the energy-model step ([`energy_loss_and_gradient`]).
+//! step ([`loss_and_gradient`]) or the energy-model step ([`energy_loss_and_gradient`]), both run as
+//! data-parallel shards over the pool ([`ShardedStep`]).
 
 use super::energy_step::{energy_loss_and_gradient, EnergyWorkspace};
 use super::image_step::{image_loss_and_gradient, ImageWorkspace};
+use super::sharded_step::ShardedStep;
 use super::step::{loss_and_gradient, StepWorkspace};
 use crate::linalg::{Mat, Real};
 use crate::models::Model;
@@ -12,9 +14,9 @@ use crate::objectives::{Objective, ObjectiveError};
 #[derive(Clone, Debug)]
 pub enum ModelWorkspace<F> {
     /// For a [`Model::Score`].
-    Score(Box<StepWorkspace<F>>),
+    Score(Box<ShardedStep<F, StepWorkspace<F>>>),
     /// For a [`Model::Energy`].
-    Energy(Box<EnergyWorkspace<F>>),
+    Energy(Box<ShardedStep<F, EnergyWorkspace<F>>>),
     /// For a [`Model::Image`].
     Image(Box<ImageWorkspace<F>>),
 }
@@ -23,8 +25,8 @@ impl<F: Real> ModelWorkspace<F> {
     /// A workspace for `model`.
     pub fn new(model: &Model<F>) -> Self {
         match model {
-            Model::Score(m) => Self::Score(Box::new(StepWorkspace::new(m))),
-            Model::Energy(m) => Self::Energy(Box::new(EnergyWorkspace::new(m))),
+            Model::Score(m) => Self::Score(Box::new(ShardedStep::new(StepWorkspace::new(m)))),
+            Model::Energy(m) => Self::Energy(Box::new(ShardedStep::new(EnergyWorkspace::new(m)))),
             Model::Image(_) => Self::Image(Box::default()),
         }
     }
@@ -50,8 +52,12 @@ impl<F: Real> ModelWorkspace<F> {
         z: &Mat<F>,
     ) -> Result<F, ObjectiveError> {
         match (model, self) {
-            (Model::Score(m), Self::Score(ws)) => loss_and_gradient(m, objective, sigma, x, z, ws),
-            (Model::Energy(m), Self::Energy(ws)) => energy_loss_and_gradient(m, objective, sigma, x, z, ws),
+            (Model::Score(m), Self::Score(ws)) => {
+                ws.loss_and_gradient(x, z, |x, z, ws| loss_and_gradient(m, objective, sigma, x, z, ws))
+            }
+            (Model::Energy(m), Self::Energy(ws)) => {
+                ws.loss_and_gradient(x, z, |x, z, ws| energy_loss_and_gradient(m, objective, sigma, x, z, ws))
+            }
             (Model::Image(m), Self::Image(ws)) => image_loss_and_gradient(m, objective, sigma, x, z, ws),
             (model, ws) => {
                 *ws = Self::new(model);
@@ -60,11 +66,21 @@ impl<F: Real> ModelWorkspace<F> {
         }
     }
 
+    /// Runs every later step as `shards` shards instead of the pool-size rule (`None`: the rule), for
+    /// measuring the rule (`tweedie bench --shards`); image models are never sharded.
+    pub fn force_shards(&mut self, shards: Option<usize>) {
+        match self {
+            Self::Score(ws) => ws.forced_shards = shards,
+            Self::Energy(ws) => ws.forced_shards = shards,
+            Self::Image(_) => {}
+        }
+    }
+
     /// The parameter gradient of the last step, in the order of [`Model::params`].
     pub fn grad(&self) -> Vec<&[F]> {
         match self {
-            Self::Score(ws) => ws.grad.params(),
-            Self::Energy(ws) => ws.grad.params(),
+            Self::Score(ws) => ws.whole.grad.params(),
+            Self::Energy(ws) => ws.whole.grad.params(),
             Self::Image(ws) => vec![&ws.grad],
         }
     }

@@ -116,7 +116,7 @@ mod tests {
     use crate::objectives::Projection;
     use crate::objectives::{Objective, ScoreMatching};
     use crate::testing::{assert_close, fd_gradient, normal_mat, test_rng};
-    use crate::train::{loss_and_gradient, StepWorkspace};
+    use crate::train::step::{loss_and_gradient, StepWorkspace};
 
     fn objectives() -> Vec<Objective> {
         let mut all: Vec<Objective> = Projection::ALL
