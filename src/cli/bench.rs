@@ -146,7 +146,7 @@ fn run(workload: &str, dim: usize, reps: usize) -> Result<f64> {
             };
             train_step_ms(
                 dim,
-                Objective::SecondOrder { form: D2smForm::A, weight, couple: 0.0 },
+                Objective::SecondOrder { form: D2smForm::A, weight, couple: 0.0, third_order: false },
                 Some(head),
                 reps,
             )?

@@ -120,7 +120,7 @@ fn psnr(mse: f64) -> f64 {
 /// head, or the energy model itself.
 fn first_order_part(model: &Model<f32>) -> Model<f32> {
     match model {
-        Model::Score(m) => Model::Score(ScoreModel { s1: m.s1.clone(), s2: None }),
+        Model::Score(m) => Model::Score(ScoreModel { s1: m.s1.clone(), s2: None, s3: None }),
         Model::Energy(_) | Model::Image(_) => model.clone(),
     }
 }
@@ -349,8 +349,12 @@ mod tests {
         let shape = ModelShape { dim, width: 4, depth: 1, activation: Activation::Softplus, head };
         let model = Model::Score(ScoreModel::<f32>::init(&shape, &mut rng));
         let points = Mat::from_fn(300, dim, |_, _| StandardNormal.sample(&mut rng));
-        let objective =
-            Objective::SecondOrder { form: crate::objectives::D2smForm::B, weight: 1.0, couple: 0.0 };
+        let objective = Objective::SecondOrder {
+            form: crate::objectives::D2smForm::B,
+            weight: 1.0,
+            couple: 0.0,
+            third_order: false,
+        };
         for (objective, sigma) in
             [(objective, 0.3), (Objective::Dsm, 0.3), (Objective::ScoreMatching(ScoreMatching::Esm), 0.0)]
         {

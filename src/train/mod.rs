@@ -9,6 +9,7 @@ mod image_step;
 mod model_step;
 mod sliced_step;
 mod step;
+mod third_order_step;
 mod trainer;
 mod training_checkpoint;
 mod training_data;
