@@ -143,6 +143,32 @@ fn print_table(report: &ScoreReport) {
         fmt(report.s2_autodiff_rel_err),
         fmt(report.s2_autodiff_ms)
     );
+    if let Some(t) = &report.third_order {
+        println!("| estimate of s3[v,v,v] | rel. error (random unit v) | along the top posterior direction | ms for all points |");
+        println!("|---|---|---|---|");
+        let rows = [
+            (format!("learned ({})", t.s3_kind), t.s3_rel_err, t.s3_rel_err_top, t.s3_learned_ms),
+            (
+                "d/dt v^T S2 v (JVP of s2)".into(),
+                t.s3_s2_jvp_rel_err,
+                t.s3_s2_jvp_rel_err_top,
+                t.s3_s2_jvp_ms,
+            ),
+            (
+                "autodiff v.d2/dt2 s1".into(),
+                t.s3_autodiff_rel_err,
+                t.s3_autodiff_rel_err_top,
+                t.s3_autodiff_ms,
+            ),
+        ];
+        for (name, random, top, ms) in rows {
+            println!("| {name} | {random:.4} | {top:.4} | {ms:.2} |");
+        }
+        println!(
+            "mean |skewness| of the exact posterior along its top principal direction: {:.4}",
+            t.posterior_skewness_top
+        );
+    }
 }
 
 /// The held-out report of a data target as a table.

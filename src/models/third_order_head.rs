@@ -21,6 +21,9 @@ pub enum ThirdOrderHead {
 }
 
 impl ThirdOrderHead {
+    /// The head of `--model s1s2s3` when none is given: CP of rank 4.
+    pub const DEFAULT: ThirdOrderHead = ThirdOrderHead::Cp(CpThirdOrderHead { rank: 4 });
+
     /// The network's input width for dimension `dim`.
     pub fn inputs(self, dim: usize) -> usize {
         match self {

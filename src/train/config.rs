@@ -2,8 +2,8 @@
 
 use crate::data::{ImageSpec, Subset, UciSpec};
 use crate::models::{
-    image_shape, CpThirdOrderHead, EnergyModel, EnergyShape, ImageScoreModel, Model, ModelKind, ModelShape,
-    ScoreModel, SecondOrderHead, ThirdOrderHead, UNetSettings,
+    image_shape, EnergyModel, EnergyShape, ImageScoreModel, Model, ModelKind, ModelShape, ScoreModel,
+    SecondOrderHead, ThirdOrderHead, UNetSettings,
 };
 use crate::nn::graph::Shape;
 use crate::nn::Activation;
@@ -106,7 +106,7 @@ pub struct TrainConfig {
     pub base_precision: f64,
     /// The second-order head (with `model = "s1s2"` or `"s1s2s3"`).
     pub s2: SecondOrderHead,
-    /// The third-order head (with `model = "s1s2s3"`; default [`DEFAULT_THIRD_ORDER_HEAD`]).
+    /// The third-order head (with `model = "s1s2s3"`; default [`ThirdOrderHead::DEFAULT`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub s3: Option<ThirdOrderHead>,
     /// The D2SM form.
@@ -193,9 +193,6 @@ impl Default for TrainConfig {
         }
     }
 }
-
-/// The third-order head of `--model s1s2s3` when none is given: a CP head of rank 4.
-pub const DEFAULT_THIRD_ORDER_HEAD: ThirdOrderHead = ThirdOrderHead::Cp(CpThirdOrderHead { rank: 4 });
 
 /// Where the training points come from.
 #[derive(Clone, Debug, PartialEq)]
@@ -374,9 +371,9 @@ impl TrainConfig {
         self.activation.unwrap_or(Activation::Silu)
     }
 
-    /// The third-order head of `--model s1s2s3`: the configured one, else [`DEFAULT_THIRD_ORDER_HEAD`].
+    /// The third-order head of `--model s1s2s3`: the configured one, else [`ThirdOrderHead::DEFAULT`].
     pub fn third_order_head(&self) -> ThirdOrderHead {
-        self.s3.unwrap_or(DEFAULT_THIRD_ORDER_HEAD)
+        self.s3.unwrap_or(ThirdOrderHead::DEFAULT)
     }
 
     /// The learning rate of step `t` (0-based) under the schedule.

@@ -172,4 +172,126 @@ mod tests {
             assert_close(&[total - lower], &[want], 1e-9, &what);
         }
     }
+
+    /// Solves the symmetric positive definite system `a x = b` (`k x k`, Gaussian elimination).
+    fn solve(mut a: Vec<f64>, mut b: Vec<f64>) -> Vec<f64> {
+        let k = b.len();
+        for c in 0..k {
+            for r in c + 1..k {
+                let f = a[r * k + c] / a[c * k + c];
+                (c..k).for_each(|j| a[r * k + j] -= f * a[c * k + j]);
+                b[r] -= f * b[c];
+            }
+        }
+        for c in (0..k).rev() {
+            b[c] = (b[c] - (c + 1..k).map(|j| a[c * k + j] * b[j]).sum::<f64>()) / a[c * k + c];
+        }
+        b
+    }
+
+    #[test]
+    fn training_on_the_d3sm_loss_recovers_s3_of_a_mixture_within_its_standard_error() {
+        // At one point x~ of gmm2d (sigma 0.5, where s3 is clearly non-zero), x drawn from the exact
+        // posterior, the exact s1 and S2 in the target: the empirical D3SM loss over symmetric tensors T
+        // is least squares of the targets on the four cubic features of v, whose solution has the
+        // standard error sqrt(phi^T (Phi^T Phi)^-1 phi) * residual sd along phi = phi(v). A CP head (rank 2
+        // + diagonal spans every symmetric 2 x 2 x 2 tensor) of a network trained full-batch by Adam must
+        // land within 4 standard errors of the exact s3[v,v,v] (plus 0.5 for the optimiser's slack).
+        let (sigma, n, dim) = (0.5, 8000, 2);
+        let mixture = crate::targets::parse_target("gmm2d").unwrap();
+        let noisy = mixture.noisy(sigma).unwrap();
+        let x_tilde = [0.4, -0.3];
+        let (mut s1, mut s2, mut t3) = (vec![0.0; 2], vec![0.0; 4], vec![0.0; 8]);
+        noisy.score_and_hessian_into(&x_tilde, &mut s1, &mut s2);
+        noisy.third_score_into(&x_tilde, &mut t3);
+        let mut rng = test_rng(31);
+        let x = mixture.posterior(&x_tilde, sigma).unwrap().sample(n, &mut rng);
+        let noise: Vec<f64> =
+            (0..n * dim).map(|k| (x_tilde[k % dim] - x.at(k / dim, k % dim)) / sigma).collect();
+        let draws = normal_mat(n, dim, &mut rng).into_vec();
+        let x_noisy: Vec<f64> = (0..n * dim).map(|k| x_tilde[k % dim]).collect();
+        let s1_noisy: Vec<f64> = (0..n * dim).map(|k| s1[k % dim]).collect();
+        let s2_raw: Vec<f64> = (0..n).flat_map(|_| [s2[0], s2[1], s2[3]]).collect();
+        let inputs = ThirdOrderInputs {
+            dim,
+            sigma,
+            x_noisy: &x_noisy,
+            noise: &noise,
+            s1_noisy: &s1_noisy,
+            s2: (SecondOrderHead::Full, &s2_raw),
+            draws: &draws,
+        };
+        // Least squares on phi(v) = (v0^3, 3 v0^2 v1, 3 v0 v1^2, v1^3).
+        let mut v = Vec::new();
+        unit_directions_into(&draws, dim, &mut v);
+        let phi =
+            |v: &[f64]| [v[0].powi(3), 3.0 * v[0] * v[0] * v[1], 3.0 * v[0] * v[1] * v[1], v[1].powi(3)];
+        let targets: Vec<f64> = (0..n)
+            .map(|i| {
+                let (u, vi) = (&noise[i * dim..(i + 1) * dim], &v[i * dim..(i + 1) * dim]);
+                let u: Vec<f64> = u.iter().zip(&s1).map(|(z, s)| z + sigma * s).collect();
+                third_order_target(sigma, &u, vi, quadratic_form(&s2, vi))
+            })
+            .collect();
+        let (mut gram, mut rhs) = (vec![0.0; 16], vec![0.0; 4]);
+        for (i, t) in targets.iter().enumerate() {
+            let f = phi(&v[i * dim..(i + 1) * dim]);
+            (0..16).for_each(|k| gram[k] += f[k / 4] * f[k % 4]);
+            (0..4).for_each(|k| rhs[k] += f[k] * t);
+        }
+        let fit = solve(gram.clone(), rhs);
+        let residual_var = targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                (t - phi(&v[i * dim..(i + 1) * dim]).iter().zip(&fit).map(|(a, b)| a * b).sum::<f64>())
+                    .powi(2)
+            })
+            .sum::<f64>()
+            / (n - 4) as f64;
+        // Train a CP head on the same draws.
+        let head = ThirdOrderHead::Cp(CpThirdOrderHead { rank: 2 });
+        let mut rng = test_rng(32);
+        let shape = ModelShape { dim, width: 8, depth: 1, activation: Activation::Softplus, head: None };
+        let model = ScoreModel::<f64>::init(&shape, &mut rng).with_third_order(head, &mut rng);
+        let mut s3 = model.s3.unwrap();
+        let mut grad = s3.zeros_like();
+        let mut adam = crate::optim::Adam::new(
+            crate::optim::AdamSettings { learning_rate: 0.03, ..Default::default() },
+            s3.net.num_params(),
+        );
+        let mut ws = ThirdOrderWorkspace::default();
+        for _ in 0..1500 {
+            grad.net.params_mut().into_iter().for_each(|p| p.iter_mut().for_each(|g| *g = 0.0));
+            add_third_order(&s3, &inputs, &mut grad, &mut ws);
+            adam.step(s3.net.params_mut(), grad.net.params());
+        }
+        for v in [[1.0, 0.0], [0.6, -0.8], [0.8, 0.6]] {
+            let f = phi(&v);
+            let exact = contract(&t3, &v);
+            // phi^T G^-1 phi by solving G y = phi.
+            let y = solve(gram.clone(), f.to_vec());
+            let se = (residual_var * f.iter().zip(&y).map(|(a, b)| a * b).sum::<f64>()).sqrt();
+            let mut learned = Vec::new();
+            let point = Mat::from_vec(1, dim, x_tilde.to_vec());
+            s3.directional_into(
+                &point,
+                &Mat::from_vec(1, dim, v.to_vec()),
+                &mut ThirdOrderBuffers::default(),
+                &mut learned,
+            );
+            assert!(exact.abs() > 5.0 * se, "s3[v,v,v] = {exact} must be clearly non-zero (se {se})");
+            assert!(
+                (learned[0] - exact).abs() < 4.5 * se,
+                "v = {v:?}: learned {} vs exact {exact} (se {se})",
+                learned[0]
+            );
+        }
+    }
+
+    /// `T[v, v, v]` of a dense `D^3` tensor.
+    fn contract(t: &[f64], v: &[f64]) -> f64 {
+        let dim = v.len();
+        (0..dim * dim * dim).map(|k| t[k] * v[k / (dim * dim)] * v[(k / dim) % dim] * v[k % dim]).sum()
+    }
 }
