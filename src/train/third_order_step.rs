@@ -191,16 +191,20 @@ mod tests {
 
     #[test]
     fn training_on_the_d3sm_loss_recovers_s3_of_a_mixture_within_its_standard_error() {
-        // At one point x~ of gmm2d (sigma 0.5, where s3 is clearly non-zero), x drawn from the exact
+        // At x~ = 0 between the two components of 0.8 N((-1, 0), 0.2 I) + 0.2 N((1, 0), 0.2 I) (sigma 0.5:
+        // s3[e1, e1, e1] = 8.4, a skewed posterior; s3 is non-zero only along e1), x drawn from the exact
         // posterior, the exact s1 and S2 in the target: the empirical D3SM loss over symmetric tensors T
         // is least squares of the targets on the four cubic features of v, whose solution has the
         // standard error sqrt(phi^T (Phi^T Phi)^-1 phi) * residual sd along phi = phi(v). A CP head (rank 2
         // + diagonal spans every symmetric 2 x 2 x 2 tensor) of a network trained full-batch by Adam must
         // land within 4 standard errors of the exact s3[v,v,v] (plus 0.5 for the optimiser's slack).
         let (sigma, n, dim) = (0.5, 8000, 2);
-        let mixture = crate::targets::parse_target("gmm2d").unwrap();
+        let covariance = Mat::from_vec(2, 2, vec![0.2, 0.0, 0.0, 0.2]);
+        let means = vec![vec![-1.0, 0.0], vec![1.0, 0.0]];
+        let mixture =
+            crate::targets::GaussianMixture::new(vec![0.8, 0.2], means, vec![covariance; 2]).unwrap();
         let noisy = mixture.noisy(sigma).unwrap();
-        let x_tilde = [0.4, -0.3];
+        let x_tilde = [0.0, 0.0];
         let (mut s1, mut s2, mut t3) = (vec![0.0; 2], vec![0.0; 4], vec![0.0; 8]);
         noisy.score_and_hessian_into(&x_tilde, &mut s1, &mut s2);
         noisy.third_score_into(&x_tilde, &mut t3);
@@ -266,7 +270,7 @@ mod tests {
             add_third_order(&s3, &inputs, &mut grad, &mut ws);
             adam.step(s3.net.params_mut(), grad.net.params());
         }
-        for v in [[1.0, 0.0], [0.6, -0.8], [0.8, 0.6]] {
+        for v in [[1.0, 0.0], [0.8, -0.6], [0.8, 0.6]] {
             let f = phi(&v);
             let exact = contract(&t3, &v);
             // phi^T G^-1 phi by solving G y = phi.
