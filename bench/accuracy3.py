@@ -45,8 +45,13 @@ dims = [int(d) for d in a.dims.split(",")]
 heads = a.heads.split(",")
 seeds = [int(s) for s in a.seeds.split(",")]
 results = [run(d, h, s) for d in dims for h in heads for s in seeds]
+os.makedirs(os.path.dirname(a.json), exist_ok=True)
+json.dump({"runs": results}, open(a.json, "w"), indent=1)
 
 def stat(values):
+    # A relative error is null (NaN) where the exact s3 vanishes at every test point.
+    if any(v is None for v in values):
+        return "n/a (s3 = 0)"
     m = statistics.mean(values)
     return f"{m:.3f} ± {statistics.stdev(values):.3f}" if len(values) > 1 else f"{m:.3f}"
 
@@ -82,4 +87,3 @@ text = "\n".join(lines) + "\n"
 print(text)
 os.makedirs(os.path.dirname(a.out), exist_ok=True)
 open(a.out, "w").write(text)
-json.dump({"runs": results}, open(a.json, "w"), indent=1)
