@@ -30,10 +30,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PEERS = ("jax", "torch")
 IMPLS = ("tweedie",) + PEERS
 WORKLOADS = ("dsm_step", "d2sm_step", "ssm_step", "hessian_learned", "hessian_autodiff")
+# Workloads only tweedie implements (the peers have no third-order head): timed on the tweedie side alone,
+# the peers' cells read "—"; run them with --workloads hessian3_learned,hessian3_autodiff.
+TWEEDIE_ONLY = ("hessian3_learned", "hessian3_autodiff")
 STEP_DIMS = (2, 16, 100, 784)
 HESS_DIMS = (2, 16, 64, 256)
 DEFAULT_DIMS = {"dsm_step": STEP_DIMS, "d2sm_step": STEP_DIMS, "ssm_step": STEP_DIMS,
-                "hessian_learned": HESS_DIMS, "hessian_autodiff": HESS_DIMS}
+                "hessian_learned": HESS_DIMS, "hessian_autodiff": HESS_DIMS,
+                "hessian3_learned": HESS_DIMS, "hessian3_autodiff": HESS_DIMS}
 PEER_IMPORTS = {"jax": "import jax, optax, numpy", "torch": "import torch, torch.func, numpy"}
 
 
@@ -65,8 +69,8 @@ def parse_args():
     a = ap.parse_args()
     a.workloads = csv(a.workloads)
     for w in a.workloads:
-        if w not in WORKLOADS:
-            ap.error(f"unknown workload {w!r}; known: {', '.join(WORKLOADS)}")
+        if w not in WORKLOADS + TWEEDIE_ONLY:
+            ap.error(f"unknown workload {w!r}; known: {', '.join(WORKLOADS + TWEEDIE_ONLY)}")
     a.dims = None if a.dims is None else [int(d) for d in csv(a.dims)]
     a.threads = [int(t) for t in csv(a.threads)]
     a.peers = csv(a.peers)
@@ -189,6 +193,9 @@ def bench(a, cmds, skipped):
             rot = order[rnd % len(order):] + order[:rnd % len(order)] if order else []
             for impl in rot:   # alternate who goes first, round by round
                 for ws, ds in grp:
+                    ws = [w for w in ws if impl == "tweedie" or w not in TWEEDIE_ONLY]
+                    if not ws:
+                        continue
                     for rec in run_once(impl, cmds[impl], ws, ds, a.reps, threads, a.timeout):
                         ms = rec.get("median_ms")
                         raw.append({"round": rnd, "threads": threads, "impl": impl, "workload": rec.get("workload"),
@@ -225,6 +232,12 @@ def table(a, per, cmds, skipped, threads):
             row = [str(d)] + [fmt_ratio(med.get((i, "hessian_autodiff", d)), med.get((i, "hessian_learned", d)))
                               for i in IMPLS]
             lines.append("| " + " | ".join(row) + " |")
+    if "hessian3_learned" in a.workloads and "hessian3_autodiff" in a.workloads:
+        lines += ["", "hessian3_autodiff / hessian3_learned (s3[v,v,v]: a second-order jet of s1 vs a cp:4 head; "
+                  "tweedie only):", "", "| d | tweedie |", "|---|---|"]
+        for d in (a.dims or DEFAULT_DIMS["hessian3_learned"]):
+            ratio = fmt_ratio(med.get(("tweedie", "hessian3_autodiff", d)), med.get(("tweedie", "hessian3_learned", d)))
+            lines.append(f"| {d} | {ratio} |")
     if skipped:
         lines += [""] + [f"- {i}: skipped ({why})" for i, why in skipped.items()]
     return "\n".join(lines)

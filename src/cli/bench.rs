@@ -2,9 +2,10 @@
 //! line per (workload, dim) for `bench/compare.py`, which runs the JAX and PyTorch peers alongside.
 
 use crate::estimators::{score_jacobian_into, stein_scores, Ssge, SsgeSettings, SteinSettings};
+use crate::evaluation::ThirdOrderRoutes;
 use crate::linalg::Mat;
 use crate::memory_budget::{training_bytes, MemoryBudget, NetworkSize};
-use crate::models::{Model, ModelShape, ScoreModel, SecondOrderHead};
+use crate::models::{Model, ModelShape, ScoreModel, SecondOrderHead, ThirdOrderHead};
 use crate::nn::{Activation, MlpTrace};
 use crate::objectives::{D2smForm, Projection};
 use crate::objectives::{Objective, ObjectiveError, ScoreMatching};
@@ -23,7 +24,8 @@ use std::time::Instant;
 pub struct BenchArgs {
     /// Comma-separated workloads: dsm_step, d2sm_step, ssm_step (SSM-VR, M = 1, Rademacher, as in
     /// docs/benchmarks.md), ssm_plain_step (SSM, M = 1, Rademacher), esm_step, hessian_learned,
-    /// hessian_autodiff, stein_fit, ssge_fit (for the kernel estimators `--dims` are sample counts M, on
+    /// hessian_autodiff, hessian3_learned (s3[v,v,v] of a cp:4 third-order head), hessian3_autodiff
+    /// (v . d^2/dt^2 s1(x + t v), one second-order jet), stein_fit, ssge_fit (for the kernel estimators `--dims` are sample counts M, on
     /// an 8-dimensional Gaussian).
     #[arg(long, default_value = "dsm_step,d2sm_step,ssm_step,hessian_learned,hessian_autodiff")]
     workloads: String,
@@ -164,7 +166,7 @@ fn run(workload: &str, dim: usize, timing: StepTiming) -> Result<f64> {
             };
             train_step_ms(
                 dim,
-                Objective::SecondOrder { form: D2smForm::A, weight, couple: 0.0 },
+                Objective::SecondOrder { form: D2smForm::A, weight, couple: 0.0, third_order: false },
                 Some(head),
                 timing,
             )?
@@ -193,9 +195,25 @@ fn run(workload: &str, dim: usize, timing: StepTiming) -> Result<f64> {
                 std::hint::black_box(&out);
             })
         }
+        "hessian3_learned" | "hessian3_autodiff" => {
+            let mut rng = ChaCha8Rng::seed_from_u64(0);
+            let model = ScoreModel::<f32>::init(&shape(dim, None), &mut rng)
+                .with_third_order(ThirdOrderHead::DEFAULT, &mut rng);
+            let (x, v) = (normal(POINTS, dim, &mut rng), normal(POINTS, dim, &mut rng));
+            let (mut routes, mut out) = (ThirdOrderRoutes::default(), Vec::new());
+            let route = if workload == "hessian3_learned" {
+                ThirdOrderRoutes::learned
+            } else {
+                ThirdOrderRoutes::autodiff
+            };
+            median_ms(reps, || {
+                route(&mut routes, &model, &x, &v, &mut out);
+                std::hint::black_box(&out);
+            })
+        }
         other => bail!(
             "unknown workload `{other}` (expected dsm_step, d2sm_step, ssm_step, ssm_plain_step, esm_step, \
-             hessian_learned, hessian_autodiff, stein_fit or ssge_fit)"
+             hessian_learned, hessian_autodiff, hessian3_learned, hessian3_autodiff, stein_fit or ssge_fit)"
         ),
     })
 }
@@ -213,10 +231,17 @@ fn memory_estimate(workload: &str, dim: usize, batch: usize) -> f64 {
     let networks = match workload {
         // The largest head either workload builds at this dimension (full, or low-rank 10 + diagonal).
         "d2sm_step" | "hessian_learned" => vec![net(d), net((d * (d + 1.0) / 2.0).min(11.0 * d))],
+        // The cp:4 head: 4 + 4 D + D outputs.
+        "hessian3_learned" => vec![net(d), net(4.0 + 5.0 * d)],
         _ => vec![net(d)],
     };
     let rows = if workload.starts_with("hessian") { POINTS } else { batch } as f64;
-    let tangents = if workload == "esm_step" || workload == "hessian_autodiff" { d + 1.0 } else { 2.0 };
+    let tangents = match workload {
+        "esm_step" | "hessian_autodiff" => d + 1.0,
+        // A second-order jet: primal, first and second rows.
+        "hessian3_autodiff" => 3.0,
+        _ => 2.0,
+    };
     // hessian_* also keep one D x D matrix per point (f32).
     training_bytes(&networks, rows, tangents) + 4.0 * rows * d * d
 }

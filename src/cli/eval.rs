@@ -120,7 +120,7 @@ fn psnr(mse: f64) -> f64 {
 /// head, or the energy model itself.
 fn first_order_part(model: &Model<f32>) -> Model<f32> {
     match model {
-        Model::Score(m) => Model::Score(ScoreModel { s1: m.s1.clone(), s2: None }),
+        Model::Score(m) => Model::Score(ScoreModel { s1: m.s1.clone(), s2: None, s3: None }),
         Model::Energy(_) | Model::Image(_) => model.clone(),
     }
 }
@@ -143,6 +143,32 @@ fn print_table(report: &ScoreReport) {
         fmt(report.s2_autodiff_rel_err),
         fmt(report.s2_autodiff_ms)
     );
+    if let Some(t) = &report.third_order {
+        println!(
+            "| s3[v,v,v] route | rel. error (random unit v) | RMS error (exact RMS {:.4}) | rel. error (top posterior direction) | ms |",
+            t.s3_exact_rms
+        );
+        println!("|---|---|---|---|---|");
+        let learned = format!("learned ({})", t.s3_kind);
+        let rows = [
+            (learned.as_str(), t.s3_rel_err, t.s3_rms_err, t.s3_rel_err_top, t.s3_learned_ms),
+            ("JVP of s2", t.s3_s2_jvp_rel_err, t.s3_s2_jvp_rms_err, t.s3_s2_jvp_rel_err_top, t.s3_s2_jvp_ms),
+            (
+                "autodiff",
+                t.s3_autodiff_rel_err,
+                t.s3_autodiff_rms_err,
+                t.s3_autodiff_rel_err_top,
+                t.s3_autodiff_ms,
+            ),
+        ];
+        for (name, random, rms, top, ms) in rows {
+            println!("| {name} | {random:.4} | {rms:.4} | {top:.4} | {ms:.2} |");
+        }
+        println!(
+            "mean |posterior skewness| along the top principal direction: {:.4}",
+            t.posterior_skewness_top
+        );
+    }
 }
 
 /// The held-out report of a data target as a table.
@@ -349,8 +375,12 @@ mod tests {
         let shape = ModelShape { dim, width: 4, depth: 1, activation: Activation::Softplus, head };
         let model = Model::Score(ScoreModel::<f32>::init(&shape, &mut rng));
         let points = Mat::from_fn(300, dim, |_, _| StandardNormal.sample(&mut rng));
-        let objective =
-            Objective::SecondOrder { form: crate::objectives::D2smForm::B, weight: 1.0, couple: 0.0 };
+        let objective = Objective::SecondOrder {
+            form: crate::objectives::D2smForm::B,
+            weight: 1.0,
+            couple: 0.0,
+            third_order: false,
+        };
         for (objective, sigma) in
             [(objective, 0.3), (Objective::Dsm, 0.3), (Objective::ScoreMatching(ScoreMatching::Esm), 0.0)]
         {

@@ -4,7 +4,7 @@
 use super::data_dir_arg::DataDirArg;
 use super::progress::ProgressObserver;
 use crate::data::{claim_output, Subset};
-use crate::models::{ModelKind, SecondOrderHead, UNetSettings};
+use crate::models::{ModelKind, SecondOrderHead, ThirdOrderHead, UNetSettings};
 use crate::nn::Activation;
 use crate::objectives::ObjectiveName;
 use crate::objectives::Projection;
@@ -43,8 +43,9 @@ pub struct TrainArgs {
     subset: Option<Subset>,
     #[command(flatten)]
     data_dir: DataDirArg,
-    /// Model: s1 (score network), s1s2 (score network and second-order head, trained by D2SM) or energy
-    /// (E(x) = MLP(x) + base_precision ||x||^2 / 2, score -grad E) [default: s1s2].
+    /// Model: s1 (score network), s1s2 (score network and second-order head, trained by D2SM), s1s2s3
+    /// (and a third-order head trained by sliced D3SM) or energy (E(x) = MLP(x) + base_precision ||x||^2 /
+    /// 2, score -grad E) [default: s1s2].
     #[arg(long, value_enum)]
     model: Option<ModelKind>,
     /// Energy models: precision of the base term base_precision ||x||^2 / 2 (>= 0; > 0 keeps Z finite)
@@ -54,6 +55,11 @@ pub struct TrainArgs {
     /// Second-order head: full | diag | lowrank:R [default: full].
     #[arg(long)]
     s2: Option<SecondOrderHead>,
+    /// Third-order head of --model s1s2s3: cp:R (a network of x~ giving the factors of
+    /// sum_r a_r u_r⊗u_r⊗u_r + diagonal) or directional (a network of (x~, v) giving s3[v,v,v])
+    /// [default: cp:4].
+    #[arg(long)]
+    s3: Option<ThirdOrderHead>,
     /// D2SM form: a (s2 + s1 s1^T, joint) or b (posterior-centred, s1 detached) [default: b].
     #[arg(long, value_enum)]
     form: Option<FormName>,
@@ -188,6 +194,9 @@ impl TrainArgs {
         if self.activation.is_some() {
             c.activation = self.activation;
         }
+        if self.s3.is_some() {
+            c.s3 = self.s3;
+        }
         if self.subset.is_some() {
             c.subset = self.subset;
         }
@@ -210,9 +219,11 @@ impl TrainArgs {
             }
             Ok(())
         };
-        only_for(self.s2.is_some(), "--s2", &[ModelKind::S1s2])?;
-        only_for(self.form.is_some(), "--form", &[ModelKind::S1s2])?;
-        only_for(self.couple.is_some(), "--couple", &[ModelKind::S1s2])?;
+        let with_s2 = &[ModelKind::S1s2, ModelKind::S1s2s3];
+        only_for(self.s2.is_some(), "--s2", with_s2)?;
+        only_for(self.s3.is_some(), "--s3", &[ModelKind::S1s2s3])?;
+        only_for(self.form.is_some(), "--form", with_s2)?;
+        only_for(self.couple.is_some(), "--couple", with_s2)?;
         only_for(self.base_precision.is_some(), "--base-precision", &[ModelKind::Energy])?;
         Ok(c)
     }
@@ -256,6 +267,7 @@ impl TrainArgs {
             || self.model.is_some()
             || self.base_precision.is_some()
             || self.s2.is_some()
+            || self.s3.is_some()
             || self.form.is_some()
             || self.couple.is_some()
             || self.vr
@@ -461,6 +473,7 @@ mod tests {
             model: ModelKind::S1s2,
             base_precision: 1.0,
             s2: SecondOrderHead::Diagonal,
+            s3: None,
             form: FormName::A,
             vr: true,
             objective: Some(ObjectiveName::Ssm),
@@ -484,6 +497,8 @@ mod tests {
             checkpoint_every: 3,
         };
         assert_eq!(c, want, "a flag did not reach the configuration");
+        let third = Wrapper::parse_from(["t", "--model", "s1s2s3", "--s3", "directional"]).args;
+        assert_eq!(third.config().unwrap().s3, Some(ThirdOrderHead::Directional));
     }
 
     #[test]
@@ -504,6 +519,7 @@ mod tests {
         for (flags, needle) in [
             (&["--model", "energy", "--s2", "diag"][..], "--s2 applies to --model s1s2"),
             (&["--model", "s1", "--form", "a"][..], "--form applies to --model s1s2"),
+            (&["--s3", "cp:2"][..], "--s3 applies to --model s1s2s3 (this run trains --model s1s2)"),
             (
                 &["--base-precision", "2"][..],
                 "--base-precision applies to --model energy (this run trains --model s1s2)",

@@ -1,8 +1,10 @@
 //! Accuracy and cost of a trained model's scores against an analytic target: `s1`, the learned `s2`, and
 //! the autodiff baseline `(J + J^T)/2` of the same `s1` (score networks), on test points drawn from
-//! `q_sigma`. Energy models report `s1` (`-grad E`) only.
+//! `q_sigma`, and the third-order routes of a model with a third-order head. Energy models report `s1`
+//! (`-grad E`) only.
 
 use super::relative_error::{diagonal_relative_error, relative_error};
+use super::third_order_report::{evaluate_third_order, ThirdOrderReport};
 use crate::estimators::score_jacobian_into;
 use crate::linalg::Mat;
 use crate::models::{Model, SecondOrderHead};
@@ -39,11 +41,14 @@ pub struct ScoreReport {
     pub s2_learned_ms: Option<f64>,
     /// Milliseconds for the autodiff Jacobians on all points (one thread); `None` for an energy model.
     pub s2_autodiff_ms: Option<f64>,
+    /// The third-order routes, for a model with a third-order head.
+    #[serde(flatten)]
+    pub third_order: Option<ThirdOrderReport>,
 }
 
 /// Median wall time in milliseconds of three runs of `f` on one thread (each estimate writes into buffers
 /// that `f` keeps, so the first run warms them and the median times the computation, not page faults).
-fn timed(mut f: impl FnMut() + Send) -> f64 {
+pub(super) fn timed(mut f: impl FnMut() + Send) -> f64 {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("a one-thread pool");
     pool.install(|| {
         let mut times: Vec<f64> = (0..3)
@@ -94,6 +99,7 @@ pub fn evaluate_scores(
             s2_error_scope: "full",
             s2_learned_ms: None,
             s2_autodiff_ms: None,
+            third_order: None,
         });
     };
     let mut jac = Vec::new();
@@ -132,5 +138,6 @@ pub fn evaluate_scores(
         s2_error_scope: if diagonal { "diagonal" } else { "full" },
         s2_learned_ms,
         s2_autodiff_ms: Some(s2_autodiff_ms),
+        third_order: evaluate_third_order(model, &noisy, sigma, &x, &mut rng),
     })
 }

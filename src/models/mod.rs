@@ -1,4 +1,4 @@
-//! Score models: the first-order score network, second-order heads and the CP third-order head; energy
+//! Score models: the first-order score network, second-order heads and third-order heads (CP or directional); energy
 //! models; U-Net image score models.
 
 mod cp_third_order_head;
@@ -8,6 +8,7 @@ mod model;
 mod model_kind;
 mod score_model;
 mod second_order_head;
+mod third_order_head;
 mod unet_settings;
 
 pub use cp_third_order_head::CpThirdOrderHead;
@@ -18,5 +19,6 @@ pub use model_kind::ModelKind;
 pub(crate) use score_model::SecondOrderNet;
 pub use score_model::{ModelShape, ScoreModel};
 pub use second_order_head::{SecondOrderHead, UnknownHead};
+pub use third_order_head::{ThirdOrderBuffers, ThirdOrderHead, ThirdOrderNet, UnknownThirdOrderHead};
 pub(crate) use unet_settings::image_shape;
 pub use unet_settings::UNetSettings;

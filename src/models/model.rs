@@ -19,6 +19,7 @@ impl<F: Real> Model<F> {
     /// The kind of model.
     pub fn kind(&self) -> ModelKind {
         match self {
+            Model::Score(m) if m.s3.is_some() => ModelKind::S1s2s3,
             Model::Score(m) if m.s2.is_some() => ModelKind::S1s2,
             Model::Score(_) => ModelKind::S1,
             Model::Energy(_) => ModelKind::Energy,

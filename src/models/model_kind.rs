@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// The kind of a model, as named on the command line (`--model s1|s1s2|energy`).
+/// The kind of a model, as named on the command line (`--model s1|s1s2|s1s2s3|energy`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
@@ -14,6 +14,9 @@ pub enum ModelKind {
     S1,
     /// A score network and a second-order network (a `ScoreModel` with `s2`).
     S1s2,
+    /// A score network, a second-order network and a third-order network (a `ScoreModel` with `s2` and
+    /// `s3`).
+    S1s2s3,
     /// An energy network E: R^D -> R with s1 = -grad_x E (an `EnergyModel`).
     Energy,
 }
@@ -24,6 +27,7 @@ impl ModelKind {
         match self {
             ModelKind::S1 => "s1",
             ModelKind::S1s2 => "s1s2",
+            ModelKind::S1s2s3 => "s1s2s3",
             ModelKind::Energy => "energy",
         }
     }

@@ -1,7 +1,8 @@
 //! The score model: a first-order score network `s1: R^D -> R^D` and, optionally, a second-order network
-//! whose outputs a [`SecondOrderHead`] reads as `S2(x~)`.
+//! whose outputs a [`SecondOrderHead`] reads as `S2(x~)` and a third-order network
+//! ([`ThirdOrderNet`]) that gives `s3(x~)[v, v, v]`.
 
-use super::SecondOrderHead;
+use super::{SecondOrderHead, ThirdOrderHead, ThirdOrderNet};
 use crate::linalg::{Mat, Real};
 use crate::nn::{Activation, Mlp, MlpTrace};
 use rand::Rng;
@@ -48,13 +49,15 @@ impl<F: Real> SecondOrderNet<F> {
     }
 }
 
-/// A score model: `s1` and an optional second-order network.
+/// A score model: `s1`, an optional second-order network and an optional third-order network.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ScoreModel<F> {
     /// The first-order score network.
     pub s1: Mlp<F>,
     /// The second-order network, if any.
     pub s2: Option<SecondOrderNet<F>>,
+    /// The third-order network, if any (`--model s1s2s3`).
+    pub s3: Option<ThirdOrderNet<F>>,
 }
 
 impl<F: Real> ScoreModel<F> {
@@ -65,10 +68,20 @@ impl<F: Real> ScoreModel<F> {
             head,
             net: Mlp::init(&shape.sizes(head.outputs(shape.dim)), shape.activation, rng),
         });
-        Self { s1, s2 }
+        Self { s1, s2, s3: None }
     }
 
-    /// The architecture.
+    /// The model with a freshly initialised third-order network of the same width, depth and activation
+    /// (drawn from `rng`).
+    pub fn with_third_order<R: Rng + ?Sized>(mut self, head: ThirdOrderHead, rng: &mut R) -> Self {
+        let shape = self.shape();
+        let mut sizes = shape.sizes(head.outputs(shape.dim));
+        sizes[0] = head.inputs(shape.dim);
+        self.s3 = Some(ThirdOrderNet { head, net: Mlp::init(&sizes, shape.activation, rng) });
+        self
+    }
+
+    /// The architecture (of `s1` and `s2`; the third-order head is [`ScoreModel::s3`]).
     pub fn shape(&self) -> ModelShape {
         let sizes = self.s1.sizes();
         ModelShape {
@@ -87,14 +100,21 @@ impl<F: Real> ScoreModel<F> {
 
     /// A model of zeros with the same shapes (the shape of its gradient).
     pub fn zeros_like(&self) -> Self {
-        Self { s1: self.s1.zeros_like(), s2: self.s2.as_ref().map(SecondOrderNet::zeros_like) }
+        Self {
+            s1: self.s1.zeros_like(),
+            s2: self.s2.as_ref().map(SecondOrderNet::zeros_like),
+            s3: self.s3.as_ref().map(ThirdOrderNet::zeros_like),
+        }
     }
 
-    /// All parameters, `s1` first.
+    /// All parameters: `s1`, then `s2`, then `s3`.
     pub fn params(&self) -> Vec<&[F]> {
         let mut p = self.s1.params();
         if let Some(s2) = &self.s2 {
             p.extend(s2.net.params());
+        }
+        if let Some(s3) = &self.s3 {
+            p.extend(s3.net.params());
         }
         p
     }
@@ -104,6 +124,9 @@ impl<F: Real> ScoreModel<F> {
         let mut p = self.s1.params_mut();
         if let Some(s2) = &mut self.s2 {
             p.extend(s2.net.params_mut());
+        }
+        if let Some(s3) = &mut self.s3 {
+            p.extend(s3.net.params_mut());
         }
         p
     }
@@ -124,6 +147,7 @@ impl<F: Real> ScoreModel<F> {
         ScoreModel {
             s1: self.s1.cast(),
             s2: self.s2.as_ref().map(|s| SecondOrderNet { head: s.head, net: s.net.cast() }),
+            s3: self.s3.as_ref().map(|s| ThirdOrderNet { head: s.head, net: s.net.cast() }),
         }
     }
 

@@ -66,6 +66,28 @@ impl SecondOrderHead {
         }
     }
 
+    /// The derivative `d/dt v^T S2(raw + t raw_dot) v` at `t = 0`: `v^T S2(raw_dot) v` for the heads
+    /// linear in their outputs (full, diagonal), `2 (U^T v).(U'^T v) + sum_d d'_d v_d^2` for the low-rank
+    /// head `U U^T + diag(d)`. With `raw_dot = J_raw(x) v` it is the derivative of the learned
+    /// `v^T S2(x) v` along `v`.
+    pub fn quadratic_form_derivative<F: Real>(self, raw: &[F], raw_dot: &[F], v: &[F]) -> F {
+        let dim = v.len();
+        match self {
+            SecondOrderHead::Full | SecondOrderHead::Diagonal => {
+                let mut dense = vec![F::zero(); dim * dim];
+                self.dense_into(raw_dot, dim, &mut dense);
+                let rows = dense.chunks_exact(dim).zip(v);
+                rows.map(|(row, vi)| *vi * row.iter().zip(v).map(|(a, b)| *a * *b).sum::<F>()).sum()
+            }
+            SecondOrderHead::LowRank { rank } => {
+                let (u, u_dot) = (&raw[..dim * rank], &raw_dot[..dim * rank]);
+                let project = |m: &[F], k: usize| (0..dim).map(|i| m[i * rank + k] * v[i]).sum::<F>();
+                let low_rank: F = (0..rank).map(|k| F::of(2.0) * project(u, k) * project(u_dot, k)).sum();
+                low_rank + raw_dot[dim * rank..].iter().zip(v).map(|(d, vi)| *d * *vi * *vi).sum::<F>()
+            }
+        }
+    }
+
     /// True when the head stores only the diagonal (errors are then measured on the diagonal only).
     pub fn is_diagonal(self) -> bool {
         self == SecondOrderHead::Diagonal
@@ -129,6 +151,29 @@ mod tests {
         }
         for bad in ["lowrank:0", "lowrank:x", "dense", ""] {
             assert!(bad.parse::<SecondOrderHead>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_quadratic_form_derivative_matches_finite_differences() {
+        let dim = 3;
+        let v = [0.6, -0.8, 0.3];
+        let quad = |head: SecondOrderHead, raw: &[f64]| {
+            let mut m = vec![0.0; dim * dim];
+            head.dense_into(raw, dim, &mut m);
+            (0..dim * dim).map(|k| m[k] * v[k / dim] * v[k % dim]).sum::<f64>()
+        };
+        for head in [SecondOrderHead::Full, SecondOrderHead::Diagonal, SecondOrderHead::LowRank { rank: 2 }] {
+            let p = head.outputs(dim);
+            let raw: Vec<f64> = (0..p).map(|k| (k as f64 * 0.7).sin()).collect();
+            let raw_dot: Vec<f64> = (0..p).map(|k| (k as f64 * 1.3).cos()).collect();
+            let h = 1e-5;
+            let at =
+                |t: f64| quad(head, &raw.iter().zip(&raw_dot).map(|(r, d)| r + t * d).collect::<Vec<_>>());
+            // Central differences of a polynomial of degree <= 2 in t are exact up to rounding.
+            let fd = (at(h) - at(-h)) / (2.0 * h);
+            let got = head.quadratic_form_derivative(&raw, &raw_dot, &v);
+            assert!((got - fd).abs() < 1e-8 && fd.abs() > 0.1, "{head}: {got} vs {fd}");
         }
     }
 

@@ -27,6 +27,9 @@ pub enum Objective {
         /// The weight `lambda >= 0` of the consistency coupling
         /// `lambda mean ||S2(x~) v - J_s1(x~) v||^2` (docs/math.md §4.5); 0 turns it off.
         couple: f64,
+        /// Also train the third-order network by sliced D3SM (docs/math.md §4.6) on random unit
+        /// directions, with `s1` and `S2` detached inside its target (`--model s1s2s3`).
+        third_order: bool,
     },
     /// A score-matching objective on `x~ = x + sigma z` (`sigma = 0`: the data itself).
     ScoreMatching(ScoreMatching),
@@ -163,29 +166,40 @@ impl Objective {
     /// second-order head (`s1s2`); every first-order objective trains a score network alone (`s1`) or an
     /// energy model.
     pub fn check_model(&self, kind: ModelKind) -> Result<(), ObjectiveError> {
-        let second_order = matches!(self, Objective::SecondOrder { .. });
-        match (second_order, kind) {
-            (true, ModelKind::S1s2) | (false, ModelKind::S1 | ModelKind::Energy) => Ok(()),
-            (true, _) => Err(self.wrong_model(kind)),
-            (false, _) => Err(self.wrong_model(kind)),
+        let order = match self {
+            Objective::SecondOrder { third_order: true, .. } => 3,
+            Objective::SecondOrder { third_order: false, .. } => 2,
+            _ => 1,
+        };
+        match (order, kind) {
+            (3, ModelKind::S1s2s3) | (2, ModelKind::S1s2) | (1, ModelKind::S1 | ModelKind::Energy) => Ok(()),
+            _ => Err(self.wrong_model(kind)),
         }
     }
 
     /// The error of this objective given a model of kind `kind` it cannot train.
     pub(crate) fn wrong_model(&self, kind: ModelKind) -> ObjectiveError {
         let expected = match self {
-            Objective::SecondOrder { .. } => "s1s2 (a score network with a second-order head)",
+            Objective::SecondOrder { third_order: false, .. } => {
+                "s1s2 (a score network with a second-order head)"
+            }
+            Objective::SecondOrder { third_order: true, .. } => {
+                "s1s2s3 (a score network with second- and third-order heads)"
+            }
             _ => "s1 or energy",
         };
         ObjectiveError::WrongModel { objective: self.name(), model: kind, expected }
     }
 
     /// Rows of `D` standard normal draws one step reads for `points` points: `n` for the DSM family and
-    /// ESM, `n (1 + M)` for SSM (noise, then `M` blocks of directions), `2n` for FD-SSM and for coupled
-    /// D2SM (noise, then the draws of the Rademacher directions `v`).
+    /// ESM, `n (1 + M)` for SSM (noise, then `M` blocks of directions), `2n` for FD-SSM; D2SM reads the
+    /// noise, then (coupled) the draws of the Rademacher directions `v`, then (third order) the draws of
+    /// the unit directions of D3SM.
     pub fn noise_rows(&self, points: usize) -> usize {
         match *self {
-            Objective::SecondOrder { couple, .. } if couple > 0.0 => 2 * points,
+            Objective::SecondOrder { couple, third_order, .. } => {
+                points * (1 + usize::from(couple > 0.0) + usize::from(third_order))
+            }
             Objective::ScoreMatching(ScoreMatching::Ssm { projections, .. }) => points * (1 + projections),
             Objective::ScoreMatching(ScoreMatching::FdSsm { .. }) => 2 * points,
             _ => points,
@@ -216,7 +230,7 @@ mod tests {
         let err = Objective::first_order(FdSsm, 1, Projection::Gaussian, -1.0).unwrap_err();
         assert_eq!(err, ObjectiveError::BadStep { eps: -1.0 });
         assert!(Objective::ScoreMatching(ScoreMatching::FdSsm { eps: f64::NAN }).validate().is_err());
-        let d2sm = Objective::SecondOrder { form: D2smForm::A, weight: 1.0, couple: 0.0 };
+        let d2sm = Objective::SecondOrder { form: D2smForm::A, weight: 1.0, couple: 0.0, third_order: false };
         assert_eq!(d2sm.name(), "d2sm");
         let err = d2sm.check_model(ModelKind::Energy).unwrap_err();
         assert!(matches!(err, ObjectiveError::WrongModel { model: ModelKind::Energy, .. }));
@@ -234,11 +248,17 @@ mod tests {
         let fd = Objective::ScoreMatching(ScoreMatching::FdSsm { eps: 0.1 });
         let esm = Objective::ScoreMatching(ScoreMatching::Esm);
         assert_eq!((ssm.noise_rows(5), fd.noise_rows(5), esm.noise_rows(5)), (20, 10, 5));
-        let coupled = Objective::SecondOrder { form: D2smForm::B, weight: 1.0, couple: 0.5 };
+        let coupled =
+            Objective::SecondOrder { form: D2smForm::B, weight: 1.0, couple: 0.5, third_order: false };
         assert_eq!((d2sm.noise_rows(5), coupled.noise_rows(5)), (5, 10));
+        let third = Objective::SecondOrder { form: D2smForm::B, weight: 1.0, couple: 0.5, third_order: true };
+        assert_eq!(third.noise_rows(5), 15, "noise, coupling draws, then D3SM directions");
+        assert!(third.check_model(ModelKind::S1s2s3).is_ok() && third.check_model(ModelKind::S1s2).is_err());
+        assert!(d2sm.check_model(ModelKind::S1s2s3).is_err());
         for couple in [-1.0, f64::NAN, f64::INFINITY] {
-            let err =
-                Objective::SecondOrder { form: D2smForm::B, weight: 1.0, couple }.validate().unwrap_err();
+            let err = Objective::SecondOrder { form: D2smForm::B, weight: 1.0, couple, third_order: false }
+                .validate()
+                .unwrap_err();
             assert!(matches!(err, ObjectiveError::BadCoupling { .. }), "{couple}: {err:?}");
             let message = err.to_string();
             assert!(

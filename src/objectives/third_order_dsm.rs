@@ -5,7 +5,6 @@
 //! `s1` leaves a bias of third order, `-(v . (s1' - s1))^3`, and a learned `S2` one of second order.
 
 use crate::linalg::Real;
-use crate::models::CpThirdOrderHead;
 
 /// The third-order target `(3 w q - w^3) / sigma^3` of one point and direction, with `w = v . u` and
 /// `q = |v|^2 + sigma^2 v_s2_v` (`v_s2_v = v^T S2(x~) v`).
@@ -15,44 +14,42 @@ pub fn third_order_target<F: Real>(sigma: F, u: &[F], v: &[F], v_s2_v: F) -> F {
     (F::of(3.0) * w * q - w * w * w) / (sigma * sigma * sigma)
 }
 
-/// The batch inputs of a D3SM loss: one row per point.
+/// The targets of a D3SM loss: one row per point.
 pub struct D3smBatch<'a, F> {
-    /// The head that reads `raw`.
-    pub head: CpThirdOrderHead,
     /// Dimension `D`.
     pub dim: usize,
     /// Noise level.
     pub sigma: F,
-    /// Raw head outputs at `x~`, `n x P`.
-    pub raw: &'a [F],
     /// The centred noise `u = z + sigma s1(x~)` (`s1` detached), `n x D`.
     pub u: &'a [F],
     /// The directions `v`, `n x D`.
     pub directions: &'a [F],
-    /// `v^T S2(x~) v` per point (`S2` detached; zeros give the target of the exact-`S2`-free form).
+    /// `v^T S2(x~) v` per point (`S2` detached).
     pub v_s2_v: &'a [F],
 }
 
-/// The mean D3SM loss `mean_n (T(x~)[v, v, v] - target)^2`; writes `weight * dL/draw` into `g_raw`.
+/// The mean D3SM loss `weight mean_n (p_n - t_n)^2` of the predictions `p_n = T(x~_n)[v_n, v_n, v_n]`
+/// against the targets [`third_order_target`]; writes `dL/dp` into `g_pred`.
 #[track_caller]
-pub fn d3sm_loss<F: Real>(batch: &D3smBatch<F>, weight: F, g_raw: &mut [F]) -> F {
-    let (dim, p) = (batch.dim, batch.head.outputs(batch.dim));
-    let n = batch.v_s2_v.len();
+pub fn d3sm_loss<F: Real>(batch: &D3smBatch<F>, predictions: &[F], weight: F, g_pred: &mut [F]) -> F {
+    let (dim, n) = (batch.dim, batch.v_s2_v.len());
     assert!(
-        batch.raw.len() == n * p && batch.u.len() == n * dim && batch.directions.len() == n * dim,
-        "d3sm_loss: {n} points need {} head outputs and {} values of u and v",
-        n * p,
+        predictions.len() == n
+            && g_pred.len() == n
+            && batch.u.len() == n * dim
+            && batch.directions.len() == n * dim,
+        "d3sm_loss: {n} points need {n} predictions and {} values of u and v",
         n * dim
     );
-    g_raw.iter_mut().for_each(|g| *g = F::zero());
     let scale = weight / F::of(n as f64);
     let mut total = F::zero();
     for i in 0..n {
-        let (raw, rows) = (&batch.raw[i * p..(i + 1) * p], i * dim..(i + 1) * dim);
-        let (u, v) = (&batch.u[rows.clone()], &batch.directions[rows]);
-        let residual = batch.head.contract(raw, v) - third_order_target(batch.sigma, u, v, batch.v_s2_v[i]);
+        let rows = i * dim..(i + 1) * dim;
+        let target =
+            third_order_target(batch.sigma, &batch.u[rows.clone()], &batch.directions[rows], batch.v_s2_v[i]);
+        let residual = predictions[i] - target;
         total += residual * residual;
-        batch.head.contract_backprop(raw, v, F::of(2.0) * scale * residual, &mut g_raw[i * p..(i + 1) * p]);
+        g_pred[i] = F::of(2.0) * scale * residual;
     }
     scale * total
 }
@@ -66,29 +63,25 @@ mod tests {
     #[test]
     fn the_loss_gradient_matches_finite_differences() {
         let (n, dim, sigma, weight) = (3, 4, 0.6, 1.5);
-        let head = CpThirdOrderHead { rank: 2 };
         let mut rng = test_rng(17);
-        let raw = normal_mat(n, head.outputs(dim), &mut rng).into_vec();
+        let predictions = normal_mat(1, n, &mut rng).into_vec();
         let (u, v) = (normal_mat(n, dim, &mut rng).into_vec(), normal_mat(n, dim, &mut rng).into_vec());
         let v_s2_v = normal_mat(1, n, &mut rng).into_vec();
-        let loss = |raw: &[f64], g: &mut [f64]| {
-            let batch = D3smBatch { head, dim, sigma, raw, u: &u, directions: &v, v_s2_v: &v_s2_v };
-            d3sm_loss(&batch, weight, g)
-        };
-        let mut g = vec![0.0; raw.len()];
-        let got = loss(&raw, &mut g);
+        let batch = D3smBatch { dim, sigma, u: &u, directions: &v, v_s2_v: &v_s2_v };
+        let loss = |p: &[f64], g: &mut [f64]| d3sm_loss(&batch, p, weight, g);
+        let mut g = vec![0.0; n];
+        let got = loss(&predictions, &mut g);
         let want: f64 = (0..n)
             .map(|i| {
                 let rows = i * dim..(i + 1) * dim;
-                let t = third_order_target(sigma, &u[rows.clone()], &v[rows.clone()], v_s2_v[i]);
-                let p = head.outputs(dim);
-                (head.contract(&raw[i * p..(i + 1) * p], &v[rows]) - t).powi(2)
+                let t = third_order_target(sigma, &u[rows.clone()], &v[rows], v_s2_v[i]);
+                (predictions[i] - t).powi(2)
             })
             .sum::<f64>()
             * weight
             / n as f64;
         assert_close(&[got], &[want], 1e-12, "loss");
-        let fd = fd_gradient(|r| loss(r, &mut vec![0.0; raw.len()]), &raw, 1e-6);
+        let fd = fd_gradient(|p| loss(p, &mut vec![0.0; n]), &predictions, 1e-6);
         assert_close(&g, &fd, 1e-6, "gradient");
     }
 

@@ -3,7 +3,7 @@
 use crate::data::{ImageSpec, Subset, UciSpec};
 use crate::models::{
     image_shape, EnergyModel, EnergyShape, ImageScoreModel, Model, ModelKind, ModelShape, ScoreModel,
-    SecondOrderHead, UNetSettings,
+    SecondOrderHead, ThirdOrderHead, UNetSettings,
 };
 use crate::nn::graph::Shape;
 use crate::nn::Activation;
@@ -104,8 +104,11 @@ pub struct TrainConfig {
     /// Energy models: the precision `lambda >= 0` of the fixed base term `lambda ||x||^2 / 2` that keeps
     /// `Z` finite.
     pub base_precision: f64,
-    /// The second-order head (with `model = "s1s2"`).
+    /// The second-order head (with `model = "s1s2"` or `"s1s2s3"`).
     pub s2: SecondOrderHead,
+    /// The third-order head (with `model = "s1s2s3"`; default [`ThirdOrderHead::DEFAULT`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3: Option<ThirdOrderHead>,
     /// The D2SM form.
     pub form: FormName,
     /// Variance reduction: DSM-VR for `s1`, the antithetic D2SM-VR for form A.
@@ -165,6 +168,7 @@ impl Default for TrainConfig {
             model: ModelKind::S1s2,
             base_precision: 1.0,
             s2: SecondOrderHead::Full,
+            s3: None,
             form: FormName::B,
             vr: false,
             objective: None,
@@ -254,15 +258,23 @@ impl TrainConfig {
         if self.checkpoint_every == 0 {
             return bad("checkpoint_every", "0".into(), "at least 1");
         }
-        if self.couple != 0.0 && self.model != ModelKind::S1s2 {
-            return bad("couple", self.couple.to_string(), "0 unless --model s1s2 (it couples s2 to s1)");
+        let with_s2 = matches!(self.model, ModelKind::S1s2 | ModelKind::S1s2s3);
+        if self.couple != 0.0 && !with_s2 {
+            return bad(
+                "couple",
+                self.couple.to_string(),
+                "0 unless --model s1s2 or s1s2s3 (it couples s2 to s1)",
+            );
+        }
+        if let (Some(head), false) = (self.s3, self.model == ModelKind::S1s2s3) {
+            return bad("s3", head.to_string(), "no third-order head unless --model s1s2s3");
         }
         self.objective()?.validate()?;
-        if self.model == ModelKind::S1s2 && self.vr && self.form == FormName::B {
+        if with_s2 && self.vr && self.form == FormName::B {
             return Err(ConfigError::VrNeedsFormA);
         }
         if let Some(name) = self.objective {
-            if self.model == ModelKind::S1s2 {
+            if with_s2 {
                 return Err(ConfigError::ObjectiveNeedsScoreModel(name.as_str()));
             }
             Objective::first_order(name, self.projections, self.projection, self.fd_eps)?;
@@ -310,7 +322,7 @@ impl TrainConfig {
         Ok(match (self.model, self.vr, self.form) {
             (ModelKind::S1 | ModelKind::Energy, false, _) => Objective::Dsm,
             (ModelKind::S1 | ModelKind::Energy, true, _) => Objective::DsmVr,
-            (ModelKind::S1s2, vr, form) => {
+            (ModelKind::S1s2 | ModelKind::S1s2s3, vr, form) => {
                 let form = match (form, vr) {
                     (FormName::A, false) => D2smForm::A,
                     (FormName::A, true) => D2smForm::AVr,
@@ -320,7 +332,8 @@ impl TrainConfig {
                     SecondOrderHead::LowRank { .. } => 10.0,
                     _ => 1.0,
                 });
-                Objective::SecondOrder { form, weight, couple: self.couple }
+                let third_order = self.model == ModelKind::S1s2s3;
+                Objective::SecondOrder { form, weight, couple: self.couple, third_order }
             }
         })
     }
@@ -358,6 +371,11 @@ impl TrainConfig {
         self.activation.unwrap_or(Activation::Silu)
     }
 
+    /// The third-order head of `--model s1s2s3`: the configured one, else [`ThirdOrderHead::DEFAULT`].
+    pub fn third_order_head(&self) -> ThirdOrderHead {
+        self.s3.unwrap_or(ThirdOrderHead::DEFAULT)
+    }
+
     /// The learning rate of step `t` (0-based) under the schedule.
     pub fn learning_rate_at(&self, t: u64) -> f64 {
         self.learning_rate * self.lr_schedule.factor(t, self.steps)
@@ -376,7 +394,7 @@ impl TrainConfig {
     pub fn hidden_activation(&self) -> Activation {
         self.activation.unwrap_or(match self.model {
             ModelKind::Energy => Activation::Tanh,
-            ModelKind::S1 | ModelKind::S1s2 => Activation::Softplus,
+            ModelKind::S1 | ModelKind::S1s2 | ModelKind::S1s2s3 => Activation::Softplus,
         })
     }
 
@@ -404,8 +422,12 @@ impl TrainConfig {
                 Model::Energy(EnergyModel::init(&shape, rng))
             }
             kind => {
-                let head = (kind == ModelKind::S1s2).then_some(self.s2);
-                Model::Score(ScoreModel::init(&ModelShape { dim, width, depth, activation, head }, rng))
+                let head = (kind != ModelKind::S1).then_some(self.s2);
+                let model = ScoreModel::init(&ModelShape { dim, width, depth, activation, head }, rng);
+                Model::Score(match kind {
+                    ModelKind::S1s2s3 => model.with_third_order(self.third_order_head(), rng),
+                    _ => model,
+                })
             }
         })
     }
@@ -429,7 +451,7 @@ mod tests {
         assert_eq!(toml::from_str::<TrainConfig>(&text).unwrap(), config);
         assert_eq!(
             config.objective().unwrap(),
-            Objective::SecondOrder { form: D2smForm::AVr, weight: 10.0, couple: 0.0 }
+            Objective::SecondOrder { form: D2smForm::AVr, weight: 10.0, couple: 0.0, third_order: false }
         );
         assert!(!text.contains("couple"), "a zero coupling is not written: {text}");
         let coupled = TrainConfig { couple: 0.5, ..Default::default() };

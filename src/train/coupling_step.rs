@@ -72,12 +72,12 @@ mod tests {
             let shape =
                 ModelShape { dim, width: 6, depth: 2, activation: Activation::Softplus, head: Some(head) };
             let model = ScoreModel::<f64>::init(&shape, &mut rng);
-            let coupled = Objective::SecondOrder { form, weight: 1.0, couple: lambda };
+            let coupled = Objective::SecondOrder { form, weight: 1.0, couple: lambda, third_order: false };
             let x = normal_mat(n, dim, &mut rng);
             let z = normal_mat(coupled.noise_rows(n), dim, &mut rng);
             let mut ws = StepWorkspace::new(&model);
             let with = loss_and_gradient(&model, coupled, sigma, &x, &z, &mut ws).unwrap();
-            let uncoupled = Objective::SecondOrder { form, weight: 1.0, couple: 0.0 };
+            let uncoupled = Objective::SecondOrder { form, weight: 1.0, couple: 0.0, third_order: false };
             let without = loss_and_gradient(&model, uncoupled, sigma, &x, &z, &mut ws).unwrap();
             // The definition: v = sign(z row n + i), S2 dense, J_s1 v by central differences (error
             // O(h^2) ~ 1e-10 with h = 1e-5).

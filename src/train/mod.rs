@@ -10,6 +10,7 @@ mod model_step;
 mod sharded_step;
 mod sliced_step;
 mod step;
+mod third_order_step;
 mod trainer;
 mod training_checkpoint;
 mod training_data;

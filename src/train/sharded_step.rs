@@ -161,7 +161,9 @@ fn copy_shard<F: Real, W>(x: &Mat<F>, z: &Mat<F>, a: usize, b: usize, shard: &mu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::{EnergyModel, EnergyShape, Model, ModelShape, ScoreModel, SecondOrderHead};
+    use crate::models::{
+        EnergyModel, EnergyShape, Model, ModelShape, ScoreModel, SecondOrderHead, ThirdOrderHead,
+    };
     use crate::nn::Activation;
     use crate::objectives::{D2smForm, Objective, Projection, ScoreMatching};
     use crate::testing::{normal_mat, test_rng};
@@ -186,7 +188,8 @@ mod tests {
     }
 
     /// Every (model, objective) pair: the first-order objectives on an `s1` network and on an energy
-    /// model, D2SM with every head, form and with and without the coupling on an `s1 + S2` model.
+    /// model, D2SM with every head, form and with and without the coupling on an `s1 + S2` model, and the
+    /// third-order term with both third-order heads.
     fn every_family() -> Vec<(Model<f64>, Objective)> {
         let dim = 3;
         let mut rng = test_rng(120);
@@ -201,9 +204,18 @@ mod tests {
             let model = Model::Score(ScoreModel::init(&ModelShape { head: Some(head), ..s1 }, &mut rng));
             for form in [D2smForm::A, D2smForm::B, D2smForm::AVr] {
                 for couple in [0.0, 0.7] {
-                    all.push((model.clone(), Objective::SecondOrder { form, weight: 2.0, couple }));
+                    let objective = Objective::SecondOrder { form, weight: 2.0, couple, third_order: false };
+                    all.push((model.clone(), objective));
                 }
             }
+        }
+        // The sliced third-order term beside D2SM, for both third-order heads.
+        for head in [ThirdOrderHead::DEFAULT, ThirdOrderHead::Directional] {
+            let shape = ModelShape { head: Some(SecondOrderHead::LowRank { rank: 2 }), ..s1 };
+            let model = Model::Score(ScoreModel::init(&shape, &mut rng).with_third_order(head, &mut rng));
+            let objective =
+                Objective::SecondOrder { form: D2smForm::B, weight: 2.0, couple: 0.0, third_order: true };
+            all.push((model, objective));
         }
         all
     }

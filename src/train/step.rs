@@ -3,8 +3,9 @@
 
 use super::coupling_step::{add_coupling, CouplingWorkspace};
 use super::sliced_step::{sliced_loss_and_gradient, Buffers};
+use super::third_order_step::{add_third_order, ThirdOrderInputs, ThirdOrderWorkspace};
 use crate::linalg::{Mat, Real};
-use crate::models::{ModelKind, ScoreModel, SecondOrderNet};
+use crate::models::{ModelKind, ScoreModel, SecondOrderNet, ThirdOrderNet};
 use crate::nn::{Mlp, MlpTrace};
 use crate::objectives::{d2sm_loss, dsm_loss, dsm_vr_loss, D2smBatch, D2smForm, Objective, ObjectiveError};
 
@@ -18,6 +19,7 @@ pub struct StepWorkspace<F> {
     g_s1: Mat<F>,
     g_s2: Mat<F>,
     coupling: CouplingWorkspace<F>,
+    third: ThirdOrderWorkspace<F>,
     /// The parameter gradient of the last step.
     pub grad: ScoreModel<F>,
 }
@@ -33,6 +35,7 @@ impl<F: Real> StepWorkspace<F> {
             g_s1: Mat::default(),
             g_s2: Mat::default(),
             coupling: CouplingWorkspace::default(),
+            third: ThirdOrderWorkspace::default(),
             grad: model.zeros_like(),
         }
     }
@@ -59,7 +62,8 @@ fn stack_points<F: Real>(signs: &[F], x: &Mat<F>, z: &Mat<F>, sigma: F, out: &mu
 /// `x~ = x + sigma z` (ignored when `sigma = 0`) followed by the normal draws their directions are made
 /// from ([`Projection::from_normal_into`](crate::objectives::Projection::from_normal_into)), so every
 /// random draw of a step is in `z`. Coupled D2SM (`couple > 0`) reads `n` rows of noise, then the `n`
-/// rows its Rademacher directions are made from.
+/// rows its Rademacher directions are made from; with the third-order term, `n` more rows its unit
+/// directions are made from.
 ///
 /// # Errors
 /// [`ObjectiveError::WrongModel`] for the second-order objective on a model without an `s2` head.
@@ -76,9 +80,15 @@ pub fn loss_and_gradient<F: Real>(
     Ok(match objective {
         Objective::Dsm => denoising(&model.s1, false, sigma, x, z, ws),
         Objective::DsmVr => denoising(&model.s1, true, sigma, x, z, ws),
-        Objective::SecondOrder { form, weight, couple } => match &model.s2 {
-            Some(s2) => second_order(&model.s1, s2, form, (F::of(weight), F::of(couple)), sigma, x, z, ws),
-            None => return Err(objective.wrong_model(ModelKind::S1)),
+        Objective::SecondOrder { form, weight, couple, third_order } => match (&model.s2, &model.s3) {
+            (Some(s2), s3) if s3.is_some() || !third_order => {
+                let s3 = s3.as_ref().filter(|_| third_order);
+                second_order(&model.s1, s2, s3, form, (F::of(weight), F::of(couple)), sigma, x, z, ws)
+            }
+            (s2, _) => {
+                let kind = if s2.is_some() { ModelKind::S1s2 } else { ModelKind::S1 };
+                return Err(objective.wrong_model(kind));
+            }
         },
         Objective::ScoreMatching(kind) => {
             let (input, trace, g_s1) = (&mut ws.input, &mut ws.s1_trace, &mut ws.g_s1);
@@ -117,11 +127,13 @@ fn denoising<F: Real>(
 
 /// The joint objective `w L1vr / sigma^2 + L2(form) + lambda L_c` on `s1` and the head `s2`
 /// (docs/math.md §4): `s1` at `[x~; x]` (A-VR: `[x + sigma z; x - sigma z; x]`), `S2` at `x~` (A-VR:
-/// all three); the coupling `L_c` (§4.5, only when `lambda > 0`) adds one `s1` pass at `[x~; v]`.
+/// all three); the coupling `L_c` (§4.5, only when `lambda > 0`) adds one `s1` pass at `[x~; v]`; the
+/// third-order network `s3`, if given, adds its D3SM term (§4.6) on the detached `s1(x~)` and `S2(x~)`.
 #[allow(clippy::too_many_arguments)]
 fn second_order<F: Real>(
     s1: &Mlp<F>,
     s2: &SecondOrderNet<F>,
+    s3: Option<&ThirdOrderNet<F>>,
     form: D2smForm,
     (weight, couple): (F, F),
     sigma: F,
@@ -158,17 +170,28 @@ fn second_order<F: Real>(
     let batch =
         D2smBatch { head: s2.head, dim, sigma, z: zs, s2_raw: raw.as_slice(), s1: &s1v[..s2_rows * dim] };
     let second = d2sm_loss(form, &batch, F::one(), ws.g_s2.as_mut_slice(), &mut g1[..s2_rows * dim]);
+    let (x_noisy, s2_raw) = (&ws.input.as_slice()[..block], &raw.as_slice()[..n * raw.cols()]);
     let coupled = if couple > F::zero() {
-        let (x_noisy, s2_raw) = (&ws.input.as_slice()[..block], &raw.as_slice()[..n * raw.cols()]);
         let g_s2_raw = &mut ws.g_s2.as_mut_slice()[..n * raw.cols()];
+        let draws = &draws[..block];
         add_coupling(s1, s2.head, couple, x_noisy, draws, s2_raw, g_s2_raw, &mut ws.grad.s1, &mut ws.coupling)
     } else {
         F::zero()
     };
+    let third = match s3 {
+        Some(s3) => {
+            let draws = &draws[draws.len() - block..];
+            let inputs =
+                ThirdOrderInputs { dim, sigma, x_noisy, noise: zs, s1_noisy, s2: (s2.head, s2_raw), draws };
+            let grad = ws.grad.s3.get_or_insert_with(|| s3.zeros_like());
+            add_third_order(s3, &inputs, grad, &mut ws.third)
+        }
+        None => F::zero(),
+    };
     let grad_s2 = ws.grad.s2.get_or_insert_with(|| s2.zeros_like());
     s2.net.reverse(&ws.s2_input, &mut ws.s2_trace, &ws.g_s2, &mut grad_s2.net, None);
     s1.reverse(&ws.input, &mut ws.s1_trace, &ws.g_s1, &mut ws.grad.s1, None);
-    first + second + coupled
+    first + second + coupled + third
 }
 
 #[cfg(test)]
@@ -185,7 +208,9 @@ mod tests {
         let forms = [D2smForm::A, D2smForm::B, D2smForm::AVr];
         let second = heads.iter().flat_map(|&h| {
             forms.into_iter().flat_map(move |form| {
-                [0.0, 0.7].map(|couple| (Objective::SecondOrder { form, weight: 2.0, couple }, Some(h)))
+                [0.0, 0.7].map(|couple| {
+                    (Objective::SecondOrder { form, weight: 2.0, couple, third_order: false }, Some(h))
+                })
             })
         });
         for (objective, head) in first.into_iter().chain(second) {
@@ -209,7 +234,8 @@ mod tests {
                 // Form B detaches s1 inside L2B: s1 gets the gradients of the first-order term and of the
                 // coupling (the loss less its uncoupled value on the same draws), S2 the full one.
                 let k = model.s1.num_params();
-                let uncoupled = Objective::SecondOrder { form: D2smForm::B, weight, couple: 0.0 };
+                let uncoupled =
+                    Objective::SecondOrder { form: D2smForm::B, weight, couple: 0.0, third_order: false };
                 let coupling_at = |p: &[f64]| {
                     let mut m = model.clone();
                     m.set_params(&[p, &theta[k..]].concat());

@@ -1,6 +1,6 @@
 //! A training run's complete state in one safetensors file. The weights every command evaluates (the
 //! EMA of the weights when averaging is on) are stored under the documented names `s1.{layer}.weight` /
-//! `.bias`, `s2.{layer}...` or `energy.{layer}...` (weight `inputs x outputs`, `y = x W + b`), so that a
+//! `.bias`, `s2.{layer}...`, `s3.{layer}...` or `energy.{layer}...` (weight `inputs x outputs`, `y = x W + b`), so that a
 //! forward pass written from those tensors alone gives what `tweedie score` gives (the layout of every
 //! head: `docs/checkpoints.md`). The raw training weights, needed to resume bit for bit, are stored under
 //! `train.` + the same names when they differ; then the Adam moments, the RNG position, the step and the
@@ -13,7 +13,7 @@ use crate::checkpoint::{CheckpointError, TensorStore};
 use crate::data::{quoted, PIXEL_SCALING};
 use crate::linalg::Mat;
 use crate::memory_budget::NetworkSize;
-use crate::models::{EnergyModel, Model, ScoreModel, SecondOrderNet};
+use crate::models::{EnergyModel, Model, ScoreModel, SecondOrderNet, ThirdOrderNet};
 use crate::nn::{Linear, Mlp};
 use crate::optim::{Adam, Ema};
 use crate::Error;
@@ -89,6 +89,9 @@ pub(crate) fn put_model(store: &mut TensorStore, prefix: &str, model: &Model<f32
             if let Some(s2) = &model.s2 {
                 put_mlp(store, &format!("{prefix}s2"), &s2.net);
             }
+            if let Some(s3) = &model.s3 {
+                put_mlp(store, &format!("{prefix}s3"), &s3.net);
+            }
         }
         Model::Energy(model) => put_mlp(store, &format!("{prefix}energy"), &model.net),
         Model::Image(model) => {
@@ -116,7 +119,13 @@ fn get_model(
                 }),
                 None => None,
             };
-            Model::Score(ScoreModel { s1, s2 })
+            let s3 = match &template.s3 {
+                Some(t) => {
+                    Some(ThirdOrderNet { head: t.head, net: get_mlp(store, &format!("{prefix}s3"), &t.net)? })
+                }
+                None => None,
+            };
+            Model::Score(ScoreModel { s1, s2, s3 })
         }
         Model::Energy(template) => Model::Energy(EnergyModel {
             net: get_mlp(store, &format!("{prefix}energy"), &template.net)?,
@@ -194,6 +203,9 @@ impl Checkpoint {
         store.set_metadata("activation", format!("{:?}", self.config.hidden_activation()).to_lowercase());
         if let Model::Score(ScoreModel { s2: Some(s2), .. }) = &model {
             store.set_metadata("s2.head", s2.head.to_string());
+        }
+        if let Model::Score(ScoreModel { s3: Some(s3), .. }) = &model {
+            store.set_metadata("s3.head", s3.head.to_string());
         }
         store.save(path)
     }

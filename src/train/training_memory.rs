@@ -53,6 +53,16 @@ pub(crate) fn network_sizes(config: &TrainConfig, dim: usize) -> Vec<NetworkSize
     match config.model {
         ModelKind::S1 => vec![net(d)],
         ModelKind::S1s2 => vec![net(d), net(head_outputs(config.s2, d))],
+        ModelKind::S1s2s3 => {
+            let head = config.third_order_head();
+            let third = NetworkSize {
+                inputs: head.inputs(dim) as f64,
+                width,
+                depth,
+                outputs: head.outputs(dim) as f64,
+            };
+            vec![net(d), net(head_outputs(config.s2, d)), third]
+        }
         ModelKind::Energy => vec![net(1.0)],
     }
 }
