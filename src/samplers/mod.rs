@@ -21,9 +21,11 @@ mod curvature;
 mod energy_source;
 mod error;
 mod lanczos;
+mod low_rank_ozaki;
 mod mala;
 mod mmd_trace;
 mod model_source;
+mod noise_conditional_score;
 mod ozaki;
 mod phi;
 mod sample_report;
@@ -31,6 +33,8 @@ mod sampler;
 mod source;
 mod ula;
 
+#[cfg(test)]
+mod image_gaussian_tests;
 #[cfg(test)]
 mod tests;
 
@@ -44,6 +48,9 @@ pub use error::SamplerError;
 pub use mala::{Mala, MalaSettings};
 pub(crate) use mmd_trace::MmdTrace;
 pub use model_source::{ModelCurvatureSource, ModelSource};
+pub use noise_conditional_score::{
+    CurvatureAtSigma, CurvatureBySigma, NoiseConditionalScore, ScoresAtSigma, ScoresBySigma,
+};
 pub use ozaki::{Ozaki, OzakiSettings, OzakiSolver};
 
 pub use sample_report::SampleReport;
