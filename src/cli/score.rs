@@ -1,9 +1,7 @@
 //! `tweedie score`: evaluate a trained model at the user's own points and write NPY arrays.
 
 use super::data_dir_arg::DataDirArg;
-use crate::data::{
-    claim_output, expect_width, load_image_set, load_points, locate_dataset, write_npy, ImageSpec,
-};
+use crate::data::{claim_output, expect_width, load_image_spec, load_points, write_npy, ImageSpec};
 use crate::estimators::score_jacobian;
 use crate::linalg::Mat;
 use crate::models::{Model, ScoreModel, SecondOrderHead};
@@ -49,8 +47,7 @@ fn load_input(input: &Path, data_dir: &DataDirArg) -> Result<Mat<f64>> {
         return Ok(load_points(input)?);
     }
     let spec: ImageSpec = text.parse().map_err(anyhow::Error::msg)?;
-    let located = locate_dataset(spec.dataset, spec.path.as_deref(), &data_dir.resolve())?;
-    Ok(load_image_set(&located, spec.split)?.pixels)
+    Ok(load_image_spec(&spec, spec.split, &data_dir.resolve())?.pixels)
 }
 
 /// Runs `tweedie score`.

@@ -23,7 +23,9 @@ impl LowRankGaussian {
     /// blob) with variances `c + [0.6, 0.3, 0.15]`, pixel noise `c = 0.01`.
     fn image(side: usize) -> Self {
         let D = side * side;
-        let coord = |p: usize| ((p / side) as f64 / (side - 1) as f64 - 0.5, (p % side) as f64 / (side - 1) as f64 - 0.5);
+        let coord = |p: usize| {
+            ((p / side) as f64 / (side - 1) as f64 - 0.5, (p % side) as f64 / (side - 1) as f64 - 0.5)
+        };
         let mean = (0..D).map(|p| 0.5 + 0.2 * coord(p).1).collect();
         let patterns = [
             (0..D).map(|p| coord(p).1).collect::<Vec<_>>(),
@@ -88,7 +90,8 @@ impl NoiseConditionalScore for LowRankGaussian {
             diag.fill(d);
             // s_1 = s_2 (x - mean).
             let centred: Vec<f64> = x.row(i).iter().zip(&self.mean).map(|(a, m)| a - m).collect();
-            CurvatureView::new(CurvatureLayout::LowRank { rank: 3 }, D, block).matvec(&centred, scores.row_mut(i));
+            CurvatureView::new(CurvatureLayout::LowRank { rank: 3 }, D, block)
+                .matvec(&centred, scores.row_mut(i));
         }
     }
 }
@@ -102,7 +105,12 @@ fn assert_moments(p: &LowRankGaussian, x: &Mat<f64>, variance: impl Fn(f64) -> f
     let mean: Vec<f64> = (0..D).map(|j| (0..n).map(|i| x.at(i, j)).sum::<f64>() / n as f64).collect();
     for j in 0..D {
         let se = (variance(p.c + p.v.row(j).norm_squared()) / n as f64).sqrt();
-        assert!((mean[j] - p.mean[j]).abs() < 5.0 * se, "{what}: mean of pixel {j} {} vs {}", mean[j], p.mean[j]);
+        assert!(
+            (mean[j] - p.mean[j]).abs() < 5.0 * se,
+            "{what}: mean of pixel {j} {} vs {}",
+            mean[j],
+            p.mean[j]
+        );
     }
     let var_along = |dir: &DVector<f64>| {
         let proj: Vec<f64> = (0..n).map(|i| (0..D).map(|j| (x.at(i, j) - mean[j]) * dir[j]).sum()).collect();

@@ -94,7 +94,13 @@ impl LowRankFunctions {
         }
         let ftheta: Vec<f64> = self.theta.iter().zip(&btv).map(|(&l, c)| f(l) * c).collect();
         let qfq_qtv: Vec<f64> = (0..r)
-            .map(|i| (0..r).map(|j| (0..D).map(|p| self.q[p * r + i] * fd[p] * self.q[p * r + j]).sum::<f64>() * qtv[j]).sum())
+            .map(|i| {
+                (0..r)
+                    .map(|j| {
+                        (0..D).map(|p| self.q[p * r + i] * fd[p] * self.q[p * r + j]).sum::<f64>() * qtv[j]
+                    })
+                    .sum()
+            })
             .collect();
         for p in 0..D {
             let (bp, qp) = (&self.b[p * r..(p + 1) * r], &self.q[p * r..(p + 1) * r]);
@@ -118,7 +124,8 @@ mod tests {
         CurvatureView::LowRank { u, d, rank }.dense_into(&mut h);
         let eig = SymmetricEigen::new(DMatrix::from_row_slice(D, D, &h));
         let q = &eig.eigenvectors;
-        let c: Vec<f64> = (0..D).map(|i| f(eig.eigenvalues[i]) * (0..D).map(|r| q[(r, i)] * v[r]).sum::<f64>()).collect();
+        let c: Vec<f64> =
+            (0..D).map(|i| f(eig.eigenvalues[i]) * (0..D).map(|r| q[(r, i)] * v[r]).sum::<f64>()).collect();
         (0..D).map(|r| (0..D).map(|i| q[(r, i)] * c[i]).sum()).collect()
     }
 
