@@ -103,14 +103,9 @@ fn assert_moments(p: &LowRankGaussian, x: &Mat<f64>, variance: impl Fn(f64) -> f
     let (n, D) = (x.rows(), x.cols());
     let (along, off) = p.variances();
     let mean: Vec<f64> = (0..D).map(|j| (0..n).map(|i| x.at(i, j)).sum::<f64>() / n as f64).collect();
-    for j in 0..D {
+    for (j, (got, want)) in mean.iter().zip(&p.mean).enumerate() {
         let se = (variance(p.c + p.v.row(j).norm_squared()) / n as f64).sqrt();
-        assert!(
-            (mean[j] - p.mean[j]).abs() < 5.0 * se,
-            "{what}: mean of pixel {j} {} vs {}",
-            mean[j],
-            p.mean[j]
-        );
+        assert!((got - want).abs() < 5.0 * se, "{what}: mean of pixel {j} {got} vs {want}");
     }
     let var_along = |dir: &DVector<f64>| {
         let proj: Vec<f64> = (0..n).map(|i| (0..D).map(|j| (x.at(i, j) - mean[j]) * dir[j]).sum()).collect();

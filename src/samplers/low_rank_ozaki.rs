@@ -86,10 +86,10 @@ impl LowRankFunctions {
         let fd: Vec<f64> = self.d.iter().map(|&l| f(l)).collect();
         // Coefficients: Z f(Theta) Z^T Q^T v through B, and (Q^T f(D) Q)(Q^T v) through Q.
         let (mut btv, mut qtv) = (vec![0.0; r], vec![0.0; r]);
-        for p in 0..D {
+        for (p, vp) in v.iter().enumerate() {
             for c in 0..r {
-                btv[c] += self.b[p * r + c] * v[p];
-                qtv[c] += self.q[p * r + c] * v[p];
+                btv[c] += self.b[p * r + c] * vp;
+                qtv[c] += self.q[p * r + c] * vp;
             }
         }
         let ftheta: Vec<f64> = self.theta.iter().zip(&btv).map(|(&l, c)| f(l) * c).collect();

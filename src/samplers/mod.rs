@@ -6,9 +6,11 @@
 //! [`ScoreSource`] (ULA), [`LogDensitySource`] (MALA), [`CurvatureSource`] (Ozaki),
 //! [`NoiseConditional`] (annealed). Every analytic target implements these through blanket impls; a
 //! trained score model does through [`ModelSource`] and [`ModelCurvatureSource`], an energy model
-//! (which has log p, so MALA runs on it) through [`EnergySource`]. Chain `i` draws all its
-//! random numbers from its own stream (a ChaCha8 stream per chain), so runs are reproducible from a seed whatever
-//! the number of threads.
+//! (which has log p, so MALA runs on it) through [`EnergySource`], a noise-conditional (image) model
+//! through [`NoiseConditionalScore`] and its per-level families [`ScoresBySigma`] (annealed ULA) and
+//! [`CurvatureBySigma`] (annealed Ozaki, with [`OzakiSolver::LowRank`] for a low-rank + diagonal head).
+//! Chain `i` draws all its random numbers from its own stream (a ChaCha8 stream per chain), so runs are
+//! reproducible from a seed whatever the number of threads.
 #![deny(missing_docs)]
 #![allow(non_snake_case)] // D, H, L as in the math
 // Checks are written `!(x > 0.0)` so that they reject NaN as well.
