@@ -2,7 +2,7 @@
 //! text names one) the images of a data set's split, such as `mnist:test`.
 
 use super::data_dir_arg::DataDirArg;
-use crate::data::{load_image_set, load_points, locate_dataset, ImageSpec};
+use crate::data::{load_image_spec, load_points, ImageSpec};
 use crate::linalg::Mat;
 use anyhow::Result;
 use std::path::Path;
@@ -23,6 +23,5 @@ pub fn load_input(input: &Path, data_dir: &DataDirArg) -> Result<(Mat<f64>, Inpu
         return Ok((load_points(input)?, InputKind::File));
     }
     let spec: ImageSpec = text.parse().map_err(anyhow::Error::msg)?;
-    let located = locate_dataset(spec.dataset, spec.path.as_deref(), &data_dir.resolve())?;
-    Ok((load_image_set(&located, spec.split)?.pixels, InputKind::DataSet))
+    Ok((load_image_spec(&spec, spec.split, &data_dir.resolve())?.pixels, InputKind::DataSet))
 }

@@ -12,12 +12,22 @@ pub struct DatasetFile {
     /// The file name as published (and as stored in the data directory).
     pub name: &'static str,
     /// sha256 of the file's content, decompressed when the file is gzip-compressed, so that a copy
-    /// recompressed by a mirror (or stored uncompressed) verifies too.
+    /// recompressed by a mirror (or stored uncompressed) verifies too; for an archive
+    /// ([`DatasetFile::is_archive`]) the sha256 of the bytes as published, the checksum its publishers
+    /// and every mirror list.
     pub sha256: &'static str,
     /// Bytes of that content.
     pub content_bytes: u64,
     /// The gzip-compressed copy shipped in the binary, if any.
     pub shipped: Option<&'static [u8]>,
+}
+
+impl DatasetFile {
+    /// True for a `.tar.gz` archive: checked as the compressed bytes it is published as, and read in
+    /// place by its loader.
+    pub fn is_archive(&self) -> bool {
+        self.name.ends_with(".tar.gz")
+    }
 }
 
 /// A named data set of the catalogue.
@@ -27,6 +37,8 @@ pub enum Dataset {
     Mnist,
     /// Fashion-MNIST, the same layout as MNIST with clothing items.
     FashionMnist,
+    /// CIFAR-10, 50000 + 10000 colour images of 32 x 32 in 10 classes (the binary version).
+    Cifar10,
     /// The 8 x 8 optical-recognition digits (1797 images, grey levels 0..16), shipped.
     Digits,
     /// UCI Wine Quality, red, shipped.
@@ -91,6 +103,16 @@ const FASHION_MNIST_FILES: [DatasetFile; 4] = [
     },
 ];
 
+/// The binary version as published by its authors; the archive-level checksum is the one published
+/// (tensorflow-datasets' url_checksums, MLDatasets.jl and torchvision ports list the same sha256 and
+/// size); the batch files inside are read from the archive without extracting it.
+const CIFAR10_FILES: [DatasetFile; 1] = [DatasetFile {
+    name: "cifar-10-binary.tar.gz",
+    sha256: "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd",
+    content_bytes: 170_052_171,
+    shipped: None,
+}];
+
 const DIGITS_FILES: [DatasetFile; 1] = [DatasetFile {
     name: "digits.csv.gz",
     sha256: "6ebb3d2fee246a4e99363262ddf8a00a3c41bee6014c373ed9d9216ba7f651b8",
@@ -121,9 +143,10 @@ const PARKINSONS_FILES: [DatasetFile; 1] = [DatasetFile {
 
 impl Dataset {
     /// Every data set, in the order `tweedie data list` prints them.
-    pub const ALL: [Dataset; 6] = [
+    pub const ALL: [Dataset; 7] = [
         Dataset::Mnist,
         Dataset::FashionMnist,
+        Dataset::Cifar10,
         Dataset::Digits,
         Dataset::UciRedWine,
         Dataset::UciWhiteWine,
@@ -135,6 +158,7 @@ impl Dataset {
         match self {
             Dataset::Mnist => "mnist",
             Dataset::FashionMnist => "fashion-mnist",
+            Dataset::Cifar10 => "cifar10",
             Dataset::Digits => "digits",
             Dataset::UciRedWine => "uci-redwine",
             Dataset::UciWhiteWine => "uci-whitewine",
@@ -147,6 +171,7 @@ impl Dataset {
         match self {
             Dataset::Mnist => "handwritten digits, 60000 train + 10000 test, 28x28, grey 0..255",
             Dataset::FashionMnist => "clothing items, 60000 train + 10000 test, 28x28, grey 0..255",
+            Dataset::Cifar10 => "colour images in 10 classes, 50000 train + 10000 test, 32x32 RGB 0..255",
             Dataset::Digits => "8x8 handwritten digits, 1797 images, grey 0..16, with labels",
             Dataset::UciRedWine => "Wine Quality (red): 1599 rows, 11 inputs + quality",
             Dataset::UciWhiteWine => "Wine Quality (white): 4898 rows, 11 inputs + quality",
@@ -159,6 +184,7 @@ impl Dataset {
         match self {
             Dataset::Mnist => "CC BY-SA 3.0 (LeCun, Cortes, Burges)",
             Dataset::FashionMnist => "MIT (Zalando Research)",
+            Dataset::Cifar10 => "no licence stated; cite Krizhevsky (2009), Learning Multiple Layers of Features from Tiny Images",
             Dataset::Digits | Dataset::UciRedWine | Dataset::UciWhiteWine | Dataset::UciParkinsons => {
                 "CC BY 4.0 (UCI Machine Learning Repository)"
             }
@@ -173,6 +199,7 @@ impl Dataset {
                 &["https://ossci-datasets.s3.amazonaws.com/mnist", "http://yann.lecun.com/exdb/mnist"]
             }
             Dataset::FashionMnist => &["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com"],
+            Dataset::Cifar10 => &["https://www.cs.toronto.edu/~kriz"],
             Dataset::Digits => {
                 &["https://raw.githubusercontent.com/scikit-learn/scikit-learn/main/sklearn/datasets/data"]
             }
@@ -190,6 +217,7 @@ impl Dataset {
         match self {
             Dataset::Mnist => &MNIST_FILES,
             Dataset::FashionMnist => &FASHION_MNIST_FILES,
+            Dataset::Cifar10 => &CIFAR10_FILES,
             Dataset::Digits => &DIGITS_FILES,
             Dataset::UciRedWine => &RED_WINE_FILES,
             Dataset::UciWhiteWine => &WHITE_WINE_FILES,
@@ -216,7 +244,7 @@ impl fmt::Display for Dataset {
 
 /// A name that is not in the catalogue.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("unknown data set `{0}` (expected one of mnist, fashion-mnist, digits, uci-redwine, uci-whitewine, uci-parkinsons)")]
+#[error("unknown data set `{0}` (expected one of mnist, fashion-mnist, cifar10, digits, uci-redwine, uci-whitewine, uci-parkinsons)")]
 pub struct UnknownDataset(pub String);
 
 impl FromStr for Dataset {

@@ -1,12 +1,16 @@
-//! Image data sets as point clouds: MNIST and Fashion-MNIST (IDX files) and the 8 x 8 digits (CSV), each
-//! image a row of `H W` pixels scaled to `[0, 1]` (the scaling of the second-order DSM paper's MNIST
-//! experiments, where `sigma = 0.5`), with its label kept beside it.
+//! Image data sets as point clouds: MNIST and Fashion-MNIST (IDX files), the 8 x 8 digits (CSV), CIFAR-10
+//! (binary batches) and folders of PNG files, each image a row of `H W C` values, channels-last (pixel
+//! `(row, column)` channel `c` at `(row W + column) C + c`), scaled to `[0, 1]` (the scaling of the
+//! second-order DSM paper's MNIST experiments, where `sigma = 0.5`), with its label kept beside it.
 
+use super::cifar::{is_extracted_folder, load_cifar10_archive, load_cifar10_folder};
 use super::csv::read_csv_from;
 use super::dataset::Dataset;
 use super::dataset_error::DatasetError;
 use super::idx::read_idx;
-use super::locate::LocatedDataset;
+use super::image_spec::{ImageSource, ImageSpec};
+use super::locate::{locate_dataset, DataDir, LocatedDataset};
+use super::source::DataSource;
 use super::CsvOptions;
 use crate::linalg::Mat;
 use std::fmt;
@@ -62,13 +66,51 @@ pub struct ImageSet {
     pub height: usize,
     /// Image width in pixels.
     pub width: usize,
-    /// `N x (height width)`, row-major images, pixels in `[0, 1]` ([`PIXEL_SCALING`]).
+    /// Values per pixel: 1 (grey) or 3 (red, green, blue).
+    pub channels: usize,
+    /// `N x (height width channels)`, row-major channels-last images, values in `[0, 1]`
+    /// ([`PIXEL_SCALING`]).
     pub pixels: Mat<f64>,
     /// The class of each image.
     pub labels: Vec<u8>,
 }
 
-/// Loads one split of an image data set (MNIST, Fashion-MNIST or digits).
+/// Loads one split of the images a target names: a catalogued set (found through `data_dir` unless the
+/// spec gives a path; a CIFAR-10 path may also be a folder of the extracted batch files) or a folder of
+/// PNG files.
+///
+/// # Errors
+/// As [`load_image_set`], [`locate_dataset`], and the PNG folder's errors.
+pub fn load_image_spec(spec: &ImageSpec, split: Split, data_dir: &DataDir) -> Result<ImageSet, DatasetError> {
+    match (spec.source, spec.path.as_deref()) {
+        (ImageSource::Catalogue(Dataset::Cifar10), Some(path))
+            if path.is_dir() && is_extracted_folder(path) =>
+        {
+            load_cifar10_folder(path, split)
+        }
+        (ImageSource::Catalogue(dataset), path) => {
+            load_image_set(&locate_dataset(dataset, path, data_dir)?, split)
+        }
+        (ImageSource::PngFolder, Some(folder)) => load_png_split(folder, split),
+        (ImageSource::PngFolder, None) => unreachable!("a PNG folder spec always has its folder"),
+    }
+}
+
+#[cfg(feature = "png-images")]
+fn load_png_split(folder: &std::path::Path, split: Split) -> Result<ImageSet, DatasetError> {
+    super::png_folder::load_png_folder(folder, split)
+}
+
+#[cfg(not(feature = "png-images"))]
+fn load_png_split(folder: &std::path::Path, _split: Split) -> Result<ImageSet, DatasetError> {
+    Err(DatasetError::BadContent {
+        path: folder.into(),
+        problem: "a PNG folder, and this build has no PNG reader".into(),
+        expected: "a build with the `png-images` feature (on with the default `cli` feature)".into(),
+    })
+}
+
+/// Loads one split of an image data set (MNIST, Fashion-MNIST, CIFAR-10 or digits).
 ///
 /// # Errors
 /// [`DatasetError::BadContent`] for a malformed IDX file, or label and image counts that differ; the data
@@ -77,10 +119,16 @@ pub fn load_image_set(located: &LocatedDataset, split: Split) -> Result<ImageSet
     match located.dataset {
         Dataset::Digits => load_digits(located, split),
         Dataset::Mnist | Dataset::FashionMnist => load_idx_pair(located, split),
+        Dataset::Cifar10 => match &located.files[0] {
+            DataSource::File(archive) => load_cifar10_archive(archive, split),
+            DataSource::Shipped { label, .. } => {
+                unreachable!("CIFAR-10 is not shipped ({})", label.display())
+            }
+        },
         other => Err(DatasetError::BadContent {
             path: other.name().into(),
             problem: "not an image data set".into(),
-            expected: "mnist, fashion-mnist or digits".into(),
+            expected: "mnist, fashion-mnist, cifar10 or digits".into(),
         }),
     }
 }
@@ -104,7 +152,7 @@ fn load_idx_pair(located: &LocatedDataset, split: Split) -> Result<ImageSet, Dat
         });
     }
     let pixels = Mat::from_vec(n, height * width, images.data.iter().map(|&p| p as f64 / 255.0).collect());
-    Ok(ImageSet { height, width, pixels, labels: labels.data })
+    Ok(ImageSet { height, width, channels: 1, pixels, labels: labels.data })
 }
 
 /// The digits CSV: 64 grey levels in `0..=16`, then the label.
@@ -129,7 +177,7 @@ fn load_digits(located: &LocatedDataset, split: Split) -> Result<ImageSet, Datas
     let pick = table.slice_rows(rows.start, rows.end);
     let pixels = Mat::from_fn(pick.rows(), 64, |i, j| pick.at(i, j) / 16.0);
     let labels = (0..pick.rows()).map(|i| pick.at(i, 64) as u8).collect();
-    Ok(ImageSet { height: 8, width: 8, pixels, labels })
+    Ok(ImageSet { height: 8, width: 8, channels: 1, pixels, labels })
 }
 
 #[cfg(test)]

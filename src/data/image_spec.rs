@@ -1,17 +1,28 @@
-//! Image-set targets: `mnist[:train|test][=PATH]`, `fashion-mnist[...]`, `digits[...]` (the split
-//! trained on, the other one held out; `PATH` a folder with the set's files, or the digits file).
+//! Image-set targets: `mnist[:train|test][=PATH]`, `fashion-mnist[...]`, `cifar10[...]`, `digits[...]`
+//! (the split trained on, the other one held out; `PATH` a folder with the set's files, or the digits
+//! file or CIFAR-10 archive, or a folder of the extracted CIFAR-10 batches), and `images:DIR` (a folder
+//! of same-size PNG files; the last tenth in file-name order is the test split).
 
 use super::dataset::Dataset;
 use super::image_set::Split;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+
+/// Where the images of a target come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImageSource {
+    /// A set of the catalogue: MNIST, Fashion-MNIST, CIFAR-10 or digits.
+    Catalogue(Dataset),
+    /// A folder of PNG files (`path`).
+    PngFolder,
+}
 
 /// A parsed image-set target.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ImageSpec {
-    /// MNIST, Fashion-MNIST or digits.
-    pub dataset: Dataset,
+    /// The catalogued set, or a PNG folder.
+    pub source: ImageSource,
     /// The split whose images are the data (default: train).
     pub split: Split,
     /// Where the files are, if given explicitly.
@@ -19,17 +30,32 @@ pub struct ImageSpec {
 }
 
 impl ImageSpec {
-    /// True when `spec` names an image set (its family is `mnist`, `fashion-mnist` or `digits`).
+    /// True when `spec` names an image set (its family is `mnist`, `fashion-mnist`, `cifar10`, `digits`
+    /// or `images`).
     pub fn matches(spec: &str) -> bool {
         let family = spec.split(['=', ':']).next().unwrap_or_default().trim();
-        ["mnist", "fashion-mnist", "digits"].contains(&family)
+        ["mnist", "fashion-mnist", "cifar10", "digits", "images"].contains(&family)
+    }
+
+    /// The catalogued set, if the images come from one.
+    pub fn dataset(&self) -> Option<Dataset> {
+        match self.source {
+            ImageSource::Catalogue(dataset) => Some(dataset),
+            ImageSource::PngFolder => None,
+        }
     }
 }
 
 impl fmt::Display for ImageSpec {
     /// The canonical form; the split is always written.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.dataset, self.split)?;
+        let dataset = match (self.source, &self.path) {
+            (ImageSource::Catalogue(dataset), _) => dataset,
+            (ImageSource::PngFolder, path) => {
+                return write!(f, "images:{}", path.as_deref().unwrap_or(Path::new("")).display());
+            }
+        };
+        write!(f, "{dataset}:{}", self.split)?;
         if let Some(path) = &self.path {
             write!(f, "={}", path.display())?;
         }
@@ -41,7 +67,14 @@ impl FromStr for ImageSpec {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        let expected = "(expected mnist, fashion-mnist or digits, then optionally :train or :test, then optionally =PATH)";
+        let expected = "(expected mnist, fashion-mnist, cifar10 or digits, then optionally :train or :test, then optionally =PATH; or images:DIR)";
+        if let Some(folder) = s.strip_prefix("images:") {
+            if folder.trim().is_empty() {
+                return Err(format!("target `{s}`: empty DIR after `images:` {expected}"));
+            }
+            let path = Some(PathBuf::from(folder.trim()));
+            return Ok(Self { source: ImageSource::PngFolder, split: Split::Train, path });
+        }
         let (name, path) = match s.split_once('=') {
             Some((name, path)) if !path.trim().is_empty() => (name, Some(PathBuf::from(path.trim()))),
             Some(_) => return Err(format!("target `{s}`: empty PATH after `=` {expected}")),
@@ -54,10 +87,11 @@ impl FromStr for ImageSpec {
         let dataset = match family.trim() {
             "mnist" => Dataset::Mnist,
             "fashion-mnist" => Dataset::FashionMnist,
+            "cifar10" => Dataset::Cifar10,
             "digits" => Dataset::Digits,
             _ => return Err(format!("unknown image set in `{s}` {expected}")),
         };
-        Ok(Self { dataset, split, path })
+        Ok(Self { source: ImageSource::Catalogue(dataset), split, path })
     }
 }
 
@@ -78,17 +112,25 @@ mod tests {
                 Some("/x/d.csv.gz"),
                 "digits:test=/x/d.csv.gz",
             ),
+            ("cifar10:test", Dataset::Cifar10, Split::Test, None, "cifar10:test"),
         ] {
             let spec: ImageSpec = text.parse().unwrap();
             assert_eq!(
-                (spec.dataset, spec.split, spec.path.clone()),
+                (spec.dataset().unwrap(), spec.split, spec.path.clone()),
                 (dataset, split, path.map(PathBuf::from))
             );
             assert_eq!(spec.to_string(), canonical);
             assert_eq!(canonical.parse::<ImageSpec>().unwrap(), spec);
             assert!(ImageSpec::matches(text));
         }
-        for bad in ["mnist:val", "mnist=", "kmnist"] {
+        let folder: ImageSpec = "images:/my/pngs".parse().unwrap();
+        assert_eq!(
+            (folder.source, folder.path.as_deref()),
+            (ImageSource::PngFolder, Some(Path::new("/my/pngs")))
+        );
+        assert_eq!(folder.to_string(), "images:/my/pngs");
+        assert!(ImageSpec::matches("images:/my/pngs"));
+        for bad in ["mnist:val", "mnist=", "kmnist", "images:"] {
             assert!(bad.parse::<ImageSpec>().is_err(), "{bad}");
         }
         assert!(!ImageSpec::matches("gmm:dim=2") && !ImageSpec::matches("uci:redwine"));

@@ -3,6 +3,7 @@
 //! images, the UCI density-estimation sets).
 
 mod atomic;
+mod cifar;
 mod csv;
 mod dataset;
 mod dataset_error;
@@ -14,6 +15,8 @@ mod image_spec;
 mod locate;
 mod npy;
 mod output_guard;
+#[cfg(feature = "png-images")]
+mod png_folder;
 mod points;
 mod source;
 mod subset;
@@ -35,7 +38,7 @@ pub use error::DataError;
 pub(crate) use fetch::{fetch_dataset, FetchProgress};
 
 pub(crate) use image_set::PIXEL_SCALING;
-pub(crate) use image_set::{load_image_set, ImageSet, Split};
+pub(crate) use image_set::{load_image_set, load_image_spec, ImageSet, Split};
 pub(crate) use image_spec::ImageSpec;
 pub use locate::DataDir;
 pub(crate) use locate::Found;

@@ -3,7 +3,7 @@
 use super::dataset::{Dataset, DatasetFile};
 use super::dataset_error::DatasetError;
 use super::locate::LocatedDataset;
-use super::source::{content_sha256, DataSource};
+use super::source::{content_sha256, sha256_hex, DataSource};
 use std::path::Path;
 
 /// The outcome of checking one file.
@@ -24,7 +24,12 @@ pub(crate) fn check_file(
     named: &Path,
 ) -> Result<(), DatasetError> {
     let io = |e| DatasetError::io(named, e);
-    let (found, bytes) = content_sha256(source.open().map_err(io)?).map_err(io)?;
+    let (found, bytes) = match source {
+        DataSource::File(path) if file.is_archive() => {
+            sha256_hex(std::fs::File::open(path).map_err(io)?).map_err(io)?
+        }
+        _ => content_sha256(source.open().map_err(io)?).map_err(io)?,
+    };
     if found == file.sha256 && bytes == file.content_bytes {
         Ok(())
     } else {
@@ -90,5 +95,31 @@ mod tests {
         let empty = tempfile::tempdir().unwrap();
         let digits = locate_dataset(Dataset::Digits, None, &DataDir::new(empty.path())).unwrap();
         assert!(verify_dataset(&digits).iter().all(|f| f.outcome.is_ok()), "the shipped copy verifies");
+    }
+}
+
+#[cfg(test)]
+mod archive_tests {
+    use super::*;
+    use crate::data::source::sha256_hex;
+    use crate::data::{locate_dataset, DataDir};
+
+    #[test]
+    fn archives_are_checked_as_the_compressed_bytes_they_are_published_as() {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = DataDir::new(dir.path());
+        let folder = data_dir.set_folder(Dataset::Cifar10);
+        std::fs::create_dir_all(&folder).unwrap();
+        let file = &Dataset::Cifar10.files()[0];
+        assert!(file.is_archive());
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, b"not the archive").unwrap();
+        let bytes = gz.finish().unwrap();
+        std::fs::write(folder.join(file.name), &bytes).unwrap();
+        let located = locate_dataset(Dataset::Cifar10, None, &data_dir).unwrap();
+        let msg = verify_dataset(&located).remove(0).outcome.unwrap_err().to_string();
+        let (raw, n) = sha256_hex(bytes.as_slice()).unwrap();
+        assert!(msg.contains(&raw) && msg.contains(&format!("{n} bytes")), "{msg}");
+        assert!(msg.contains(file.sha256) && msg.contains("170052171 bytes"), "{msg}");
     }
 }

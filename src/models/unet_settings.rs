@@ -55,6 +55,7 @@ pub(crate) fn image_shape(dataset: Dataset) -> Option<Shape> {
     match dataset {
         Dataset::Digits => Some(Shape::new(8, 8, 1)),
         Dataset::Mnist | Dataset::FashionMnist => Some(Shape::new(28, 28, 1)),
+        Dataset::Cifar10 => Some(Shape::new(32, 32, 3)),
         Dataset::UciRedWine | Dataset::UciWhiteWine | Dataset::UciParkinsons => None,
     }
 }

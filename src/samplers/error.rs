@@ -65,7 +65,7 @@ pub enum SamplerError {
     )]
     NoLogDensity,
     /// An annealed sampler was given a source that is not conditioned on the noise level.
-    #[error("annealed samplers need a noise-conditional score source (scores at every sigma); this source has one sigma only")]
+    #[error("annealed samplers need a noise-conditional score source (scores at every sigma); this source has one sigma only (a model must be trained noise-conditional, with --sigmas HI:LO:N)")]
     NotNoiseConditional,
     /// Building the source at a noise level failed.
     #[error(transparent)]

@@ -6,11 +6,13 @@
 //! source: scores (ULA), log densities and scores (MALA), scores and curvature (Ozaki), the scores at
 //! every noise level (annealed). Sources are the analytic targets (any type implementing the
 //! [`targets`](crate::targets) capability traits: `Score`, `LogDensity`, `ScoreHessian`), a trained score
-//! model ([`ModelSource`], and [`ModelCurvatureSource`] when it has a second-order head) and an energy
-//! model ([`EnergySource`], which has log p, so MALA runs on it). The source traits that connect them
-//! are internal (sealed). Chain `i` draws all its
-//! random numbers from its own stream (a ChaCha8 stream per chain), so runs are reproducible from a seed whatever
-//! the number of threads.
+//! model ([`ModelSource`], and [`ModelCurvatureSource`] when it has a second-order head), an energy
+//! model ([`EnergySource`], which has log p, so MALA runs on it) and a noise-conditional (image) model
+//! through [`NoiseConditionalScore`] and its per-level families [`ScoresBySigma`] (annealed ULA) and
+//! [`CurvatureBySigma`] (annealed Ozaki, with [`OzakiSolver::LowRank`] for a low-rank + diagonal head).
+//! The source traits that connect them are internal (sealed). Chain `i` draws all its random numbers
+//! from its own stream (a ChaCha8 stream per chain), so runs are reproducible from a seed whatever the
+//! number of threads.
 #![deny(missing_docs)]
 #![allow(non_snake_case)] // D, H, L as in the math
 // Checks are written `!(x > 0.0)` so that they reject NaN as well.
@@ -23,9 +25,11 @@ mod curvature;
 mod energy_source;
 mod error;
 mod lanczos;
+mod low_rank_ozaki;
 mod mala;
 mod mmd_trace;
 mod model_source;
+mod noise_conditional_score;
 mod ozaki;
 mod phi;
 mod sample_report;
@@ -33,6 +37,8 @@ mod sampler;
 mod source;
 mod ula;
 
+#[cfg(test)]
+mod image_gaussian_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -43,13 +49,16 @@ pub(crate) use chain_series::ChainSeries;
 
 pub use chains::{Chains, Divergence};
 #[cfg(test)]
-use curvature::CurvatureBatch;
+use curvature::{CurvatureBatch, CurvatureLayout, CurvatureView};
 pub use energy_source::EnergySource;
 pub use error::SamplerError;
 pub use mala::{Mala, MalaSettings};
 pub(crate) use mmd_trace::MmdTrace;
 pub(crate) use model_source::forward_chunks;
 pub use model_source::{ModelCurvatureSource, ModelSource};
+pub use noise_conditional_score::{
+    CurvatureAtSigma, CurvatureBySigma, NoiseConditionalScore, ScoresAtSigma, ScoresBySigma,
+};
 pub use ozaki::{Ozaki, OzakiSettings, OzakiSolver};
 
 pub use sample_report::SampleReport;

@@ -6,6 +6,7 @@ use super::chains::{ChainOutcome, Chains, StepTotals};
 use super::curvature::{CurvatureBatch, CurvatureView};
 use super::error::SamplerError;
 use super::lanczos::Lanczos;
+use super::low_rank_ozaki::LowRankFunctions;
 use super::phi::{clip, drift_factor, noise_variance_factor};
 use super::sampler::{Sampler, SamplerStep};
 use super::source::CurvatureSource;
@@ -29,6 +30,11 @@ pub enum OzakiSolver {
         /// Maximum Lanczos iterations $k$ per matrix function (at least 1).
         iters: usize,
     },
+    /// Thin-factor matrix functions of a low-rank plus diagonal $H$ ($O(D r^2)$, never `D x D`, no
+    /// Lanczos): $f$ of $\operatorname{diag}(d)$ off the range of $U$, $f$ of $H$ compressed onto it.
+    /// Exact when the range of $U$ is invariant under $\operatorname{diag}(d)$ (a constant diagonal
+    /// included); a diagonal or dense $H$ is read as its diagonal with $U = 0$ (exact for diagonal $H$).
+    LowRank,
 }
 
 /// Settings of [`Ozaki`].
@@ -182,6 +188,25 @@ fn ozaki_update(
             let mut a = vec![0.0; D];
             drift.apply(|l| drift_factor(h, l.min(l_max)), &mut a);
             noise.apply(|l| noise_variance_factor(h, l.min(l_max)).sqrt(), out);
+            for r in 0..D {
+                out[r] += x[r] + a[r];
+            }
+        }
+        OzakiSolver::LowRank => {
+            let functions = match view {
+                CurvatureView::LowRank { u, d, rank } => LowRankFunctions::new(u, d, rank),
+                _ => {
+                    let mut diag = vec![0.0; D];
+                    view.diagonal_into(&mut diag);
+                    LowRankFunctions::new(&[], &diag, 0)
+                }
+            };
+            functions.eigenvalues().for_each(|l| {
+                clipped(l);
+            });
+            let mut a = vec![0.0; D];
+            functions.apply(|l| drift_factor(h, l.min(l_max)), g, &mut a);
+            functions.apply(|l| noise_variance_factor(h, l.min(l_max)).sqrt(), &xi, out);
             for r in 0..D {
                 out[r] += x[r] + a[r];
             }

@@ -343,7 +343,7 @@ impl TrainConfig {
     fn image_shape(&self) -> Result<Shape, ConfigError> {
         let fail = |msg: String| Err(ConfigError::UNet(msg));
         let shape = match self.target_source()? {
-            TargetSource::Images(spec) => image_shape(spec.dataset),
+            TargetSource::Images(spec) => spec.dataset().and_then(image_shape),
             _ => None,
         };
         let Some(shape) = shape else {

@@ -3,9 +3,7 @@
 
 use super::config::{ConfigError, TargetSource, TrainConfig};
 use super::trainer::TrainError;
-use crate::data::{
-    load_image_set, load_points, load_uci, locate_dataset, DataDir, DataError, Split, MAX_ABS_VALUE,
-};
+use crate::data::{load_image_spec, load_points, load_uci, DataDir, DataError, Split, MAX_ABS_VALUE};
 use crate::linalg::Mat;
 use crate::targets::{GaussianMixture, NamedTarget};
 use crate::Error;
@@ -68,15 +66,14 @@ impl TrainingData {
                 }
             }
             TargetSource::Images(spec) => {
-                let located = locate_dataset(spec.dataset, spec.path.as_deref(), data_dir)?;
                 let other = match spec.split {
                     Split::Train => Split::Test,
                     Split::Test => Split::Train,
                 };
                 Self::Samples {
                     label: spec.to_string(),
-                    train: load_image_set(&located, spec.split)?.pixels,
-                    held_out: load_image_set(&located, other)?.pixels,
+                    train: load_image_spec(&spec, spec.split, data_dir)?.pixels,
+                    held_out: load_image_spec(&spec, other, data_dir)?.pixels,
                     log_det: 0.0,
                 }
             }
