@@ -113,7 +113,8 @@ fn eval_png_writes_a_grid_of_prior_samples_and_reconstructions() {
         let model = train(dir.path(), name, &args);
         let png = dir.path().join(format!("{name}.png"));
         let m = model.to_str().unwrap();
-        let report = json(&ok(&["eval", "--model", m, "--images", "12", "--png", png.to_str().unwrap(), "--json"]));
+        let report =
+            json(&ok(&["eval", "--model", m, "--images", "12", "--png", png.to_str().unwrap(), "--json"]));
         assert_eq!(report["model"].as_str().unwrap()[..3], name[..], "{report}");
         assert_eq!(png_size(&png), (182, 146), "{name}");
     }
