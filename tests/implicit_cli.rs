@@ -91,3 +91,53 @@ fn bad_input_is_one_line() {
     ok(&["train", "--target", "gmm:dim=2,components=2,seed=1", "--steps", "5", "--width", "8", "--out", m]);
     fails_with(&["eval", "--model", m, "--ais"], &["tweedie-autoencoder/1", "tweedie vae"]);
 }
+
+/// Width and height from a PNG's IHDR chunk (bytes 16..24, big-endian), after checking the signature.
+fn png_size(path: &Path) -> (u32, u32) {
+    let bytes = std::fs::read(path).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{} is not a PNG", path.display());
+    assert_eq!(&bytes[12..16], b"IHDR");
+    let be = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
+    (be(16), be(20))
+}
+
+#[test]
+fn eval_png_writes_a_grid_of_prior_samples_and_reconstructions() {
+    let dir = tempfile::tempdir().unwrap();
+    // 10 columns of 8 x 8 digits drawn 2x with 2-pixel gaps: 10 * 16 + 11 * 2 = 182 wide; 6 rows of
+    // samples, one of test images and one of reconstructions: 8 * 16 + 9 * 2 = 146 high.
+    for (name, args) in [
+        ("vae", vec!["vae", "--steps", "5", "--particles", "2"]),
+        ("wae", vec!["wae", "--entropy", "ssge", "--steps", "5"]),
+    ] {
+        let model = train(dir.path(), name, &args);
+        let png = dir.path().join(format!("{name}.png"));
+        let m = model.to_str().unwrap();
+        let report =
+            json(&ok(&["eval", "--model", m, "--images", "12", "--png", png.to_str().unwrap(), "--json"]));
+        assert_eq!(report["model"].as_str().unwrap()[..3], name[..], "{report}");
+        assert_eq!(png_size(&png), (182, 146), "{name}");
+    }
+    let bad = dir.path().join("no-such-dir").join("grid.png");
+    let model = dir.path().join("wae.safetensors");
+    fails_with(
+        &["eval", "--model", model.to_str().unwrap(), "--png", bad.to_str().unwrap()],
+        &["--png", "no-such-dir"],
+    );
+}
+
+#[test]
+fn per_image_ais_values_average_to_the_reported_nll() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = train(dir.path(), "vae", &["vae", "--steps", "20", "--particles", "2"]);
+    let m = model.to_str().unwrap();
+    let args = ["eval", "--model", m, "--ais", "--chains", "2", "--intermediate", "10", "--images", "7"];
+    let report = json(&ok(&[&args[..], &["--per-image", "--json"]].concat()));
+    let values: Vec<f64> =
+        report["ais_nll_per_image"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    assert_eq!(values.len(), 7, "{report}");
+    let mean = values.iter().sum::<f64>() / 7.0;
+    // The same f64 numbers summed in the same order: equal to rounding.
+    assert!((mean - report["ais_nll"].as_f64().unwrap()).abs() < 1e-9, "{report}");
+    fails_with(&["eval", "--model", m, "--per-image"], &["--per-image", "--ais"]);
+}

@@ -3,6 +3,7 @@
 //! log-likelihoods (`crate::implicit`).
 
 use super::data_dir_arg::DataDirArg;
+use super::image_grid::{image_grid, ImageShape};
 use crate::checkpoint::TensorStore;
 use crate::data::{load_image_set, locate_dataset, Dataset, ImageSet, Split};
 use crate::implicit::{
@@ -219,19 +220,35 @@ pub struct AutoencoderEval<'a> {
     pub model: &'a Path,
     /// Run AIS (VAEs only).
     pub ais: bool,
+    /// With `ais`: print each image's `-log p(x)` too.
+    pub per_image: bool,
     /// AIS settings (chains, intermediate distributions, seed).
     pub settings: AisSettings,
     /// The first `images` test images.
     pub images: usize,
+    /// Where to write the grid of samples and reconstructions.
+    pub png: Option<&'a Path>,
     /// The data directory.
     pub data_dir: &'a DataDirArg,
 }
 
+/// Columns of the `--png` grid; it shows `SAMPLE_ROWS` rows of prior samples.
+const GRID_COLS: usize = 10;
+const SAMPLE_ROWS: usize = 6;
+
+/// The logistic function, elementwise: decoder logits to Bernoulli means / sigmoid outputs.
+fn sigmoid(logits: &Mat<f64>) -> Mat<f64> {
+    Mat::from_fn(logits.rows(), logits.cols(), |r, c| 1.0 / (1.0 + (-logits.at(r, c)).exp()))
+}
+
 /// `tweedie eval` of an autoencoder: reconstruction error on the first test images, AIS `-log p(x)`
-/// (VAEs), and the MMD² of the codes to `N(0, I)` (WAEs). Prints one JSON object.
+/// (VAEs), and the MMD² of the codes to `N(0, I)` (WAEs). Prints one JSON object; with `png`, writes
+/// decoder means of prior samples above the first test images (binarised for a VAE) and their
+/// reconstructions.
 pub fn eval_autoencoder(e: &AutoencoderEval<'_>) -> Result<()> {
     let checkpoint = AutoencoderCheckpoint::load(e.model)?;
     anyhow::ensure!(e.images > 0, "--images 0: expected at least 1 test image");
+    anyhow::ensure!(!e.per_image || e.ais, "--per-image without --ais: expected --ais (it lists AIS values)");
     let test = load_images(&checkpoint.target, e.data_dir, Split::Test)?;
     let n = e.images.min(test.pixels.rows());
     let mut rng = ChaCha8Rng::seed_from_u64(e.settings.seed);
@@ -240,7 +257,7 @@ pub fn eval_autoencoder(e: &AutoencoderEval<'_>) -> Result<()> {
         "target": checkpoint.target, "steps": checkpoint.steps,
         "seconds_per_step": checkpoint.seconds_per_step, "images": n,
     });
-    match &checkpoint.model {
+    let (x, reconstruction) = match &checkpoint.model {
         Autoencoder::Vae(vae) => {
             // A fixed binarisation of the test images (seeded), one code per image.
             let x = Mat::from_fn(n, test.pixels.cols(), |r, c| {
@@ -264,7 +281,12 @@ pub fn eval_autoencoder(e: &AutoencoderEval<'_>) -> Result<()> {
                 value["ais_acceptance"] = est.acceptance.into();
                 value["ais_chains"] = e.settings.chains.into();
                 value["ais_intermediate"] = e.settings.intermediate.into();
+                if e.per_image {
+                    value["ais_nll_per_image"] =
+                        est.log_likelihood.iter().map(|l| -l).collect::<Vec<_>>().into();
+                }
             }
+            (x, sigmoid(&logits))
         }
         Autoencoder::Wae(wae) => {
             anyhow::ensure!(
@@ -274,19 +296,29 @@ pub fn eval_autoencoder(e: &AutoencoderEval<'_>) -> Result<()> {
             );
             let x = test.pixels.slice_rows(0, n);
             let z = wae.encoder.forward(&x);
-            let logits = wae.decoder.forward(&z);
-            let sq: f64 = logits
-                .as_slice()
-                .iter()
-                .zip(x.as_slice())
-                .map(|(l, x)| (1.0 / (1.0 + (-l).exp()) - x).powi(2))
-                .sum();
+            let means = sigmoid(&wae.decoder.forward(&z));
+            let sq: f64 = means.as_slice().iter().zip(x.as_slice()).map(|(m, x)| (m - x).powi(2)).sum();
             value["recon_error"] = (sq / n as f64).into();
             let prior = Mat::from_fn(n, z.cols(), |_, _| StandardNormal.sample(&mut rng));
             if n >= 2 {
                 value["latent_mmd2"] = MmdEstimator::new(prior)?.mmd2(&z)?.into();
             }
+            (x, means)
         }
+    };
+    if let Some(path) = e.png {
+        let decoder = checkpoint.model.decoder();
+        let z =
+            Mat::from_fn(GRID_COLS * SAMPLE_ROWS, decoder.inputs(), |_, _| StandardNormal.sample(&mut rng));
+        let samples = sigmoid(&decoder.forward(&z));
+        let shown = n.min(GRID_COLS);
+        let shape = ImageShape { height: test.height, width: test.width };
+        let grid = image_grid(
+            shape,
+            GRID_COLS,
+            &[&samples, &x.slice_rows(0, shown), &reconstruction.slice_rows(0, shown)],
+        );
+        grid.save_png(path).with_context(|| format!("--png {}", path.display()))?;
     }
     println!("{value}");
     Ok(())

@@ -77,6 +77,14 @@ pub struct EvalArgs {
     /// Autoencoders: evaluate the first N test images.
     #[arg(long, default_value_t = 100)]
     images: usize,
+    /// With --ais: also print each image's AIS `-log p(x)` (`ais_nll_per_image`), for paired comparisons
+    /// of models on the same images.
+    #[arg(long)]
+    per_image: bool,
+    /// Autoencoders: write a PNG of decoder samples from the prior above a row of test images and a row of
+    /// their reconstructions.
+    #[arg(long)]
+    png: Option<PathBuf>,
 }
 
 /// Above this dimension the exact score-matching loss is only computed on request.
@@ -223,11 +231,22 @@ pub fn eval(args: EvalArgs) -> Result<()> {
             seed: args.seed,
             ..Default::default()
         };
-        let images = args.images;
-        let e =
-            AutoencoderEval { model: &args.model, ais: args.ais, settings, images, data_dir: &args.data_dir };
+        let e = AutoencoderEval {
+            model: &args.model,
+            ais: args.ais,
+            per_image: args.per_image,
+            settings,
+            images: args.images,
+            png: args.png.as_deref(),
+            data_dir: &args.data_dir,
+        };
         return eval_autoencoder(&e);
     }
+    anyhow::ensure!(
+        args.png.is_none() && !args.per_image,
+        "--png / --per-image with {}: expected an autoencoder checkpoint (tweedie vae or wae)",
+        args.model.display()
+    );
     let checkpoint = Checkpoint::load(&args.model)?;
     if let (Some(file), None, false) = (&checkpoint.data_file, &args.target, args.allow_new_data) {
         file.verify(&args.model)?;

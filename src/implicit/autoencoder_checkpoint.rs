@@ -35,6 +35,12 @@ impl Autoencoder {
         }
     }
 
+    /// The decoder network: latent codes to pixel logits (Bernoulli logits of a VAE, pre-sigmoid outputs
+    /// of a WAE). Its input size is the latent size.
+    pub fn decoder(&self) -> &Mlp<f64> {
+        self.networks()[1]
+    }
+
     fn networks(&self) -> [&Mlp<f64>; 2] {
         match self {
             Autoencoder::Vae(v) => [&v.encoder, &v.decoder.net],
