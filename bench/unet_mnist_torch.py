@@ -154,7 +154,7 @@ def train(train_x, a):
         with torch.no_grad():
             for m, p in zip(shadow, model.parameters()):
                 m.mul_(r).add_(p, alpha=1 - r)
-        loss = float(batch_loss)
+        loss = float(batch_loss.detach())
     with torch.no_grad():
         for m, p in zip(shadow, model.parameters()):
             p.copy_(m)
