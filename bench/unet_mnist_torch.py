@@ -4,7 +4,7 @@
 
     .venv-peers/bin/python bench/unet_mnist_torch.py --data-dir DIR [--channels 32,64] [--sigma 0.5]
         [--batch 64] [--steps 300] [--learning-rate 0.001] [--ema 0.999] [--seed 0] [--threads 1]
-        [--tweedie-checkpoint unet.safetensors] [--json out.json]
+        [--tweedie-checkpoint unet.safetensors [--no-train]] [--json out.json]
 
 The same as tweedie's run (src/train/trainer.rs, src/train/image_step.rs, src/cli/eval.rs):
 - data: the MNIST training split (IDX files in DIR, optionally .gz), pixels / 255 in [0, 1]; the
@@ -49,6 +49,7 @@ def parse_args():
     ap.add_argument("--eval-batch", type=int, default=500)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--tweedie-checkpoint", default=None, help="a tweedie U-Net checkpoint to check against")
+    ap.add_argument("--no-train", action="store_true", help="only the --tweedie-checkpoint check")
     ap.add_argument("--json", default=None, help="write the report to this file as JSON")
     a = ap.parse_args()
     a.channels = tuple(int(c) for c in a.channels.split(","))
@@ -183,15 +184,21 @@ def main():
         report["tweedie_checkpoint"] = {"same_tensors": True, "params": sum(v.size for v in s1.values()),
                                         "weights": "ema.shadow" if flat is not None else "s1",
                                         **evaluate(ours, test, a.sigma, a.eval_seed, a.eval_batch)}
+    if a.no_train:
+        return finish(report, a.json)
     t0 = time.time()
     model, loss = train(train_x, a)
     report["train_seconds"] = time.time() - t0
     report["final_batch_loss"] = loss
     report.update(evaluate(model, test, a.sigma, a.eval_seed, a.eval_batch))
+    finish(report, a.json)
+
+
+def finish(report, path):
     line = json.dumps(report)
     print(line)
-    if a.json:
-        with open(a.json, "w") as f:
+    if path:
+        with open(path, "w") as f:
             f.write(line + "\n")
 
 
