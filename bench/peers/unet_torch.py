@@ -104,7 +104,7 @@ def load_tweedie(model, tensors):
         raise ValueError(f"U-Net tensors differ: torch only {missing[:5]}, tweedie only {extra[:5]}")
     with torch.no_grad():
         for name, p in own.items():
-            w = np.asarray(tensors[name], np.float32)
+            w = np.array(tensors[name], np.float32)   # a copy: safetensors arrays are read-only
             if p.ndim == 4:
                 co, ci, k, _ = p.shape
                 if w.shape != (k * k * ci, co):
