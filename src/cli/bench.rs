@@ -296,6 +296,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::ModelKind;
     use crate::train::TrainConfig;
 
     #[test]
@@ -303,6 +304,7 @@ mod tests {
         // `tweedie train --target mnist --arch unet --channels 32,64,128 --sigma 0.5` (8 groups, 1 block).
         let config = TrainConfig {
             target: "mnist".into(),
+            model: ModelKind::S1,
             unet: Some(UNetSettings { channels: vec![32, 64, 128], blocks: 1, groups: 8 }),
             sigma: f64::from(UNET_SIGMA),
             ..TrainConfig::default()
