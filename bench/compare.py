@@ -33,11 +33,15 @@ WORKLOADS = ("dsm_step", "d2sm_step", "ssm_step", "hessian_learned", "hessian_au
 # Workloads only tweedie implements (the peers have no third-order head): timed on the tweedie side alone,
 # the peers' cells read "—"; run them with --workloads hessian3_learned,hessian3_autodiff.
 TWEEDIE_ONLY = ("hessian3_learned", "hessian3_autodiff")
+UNET_WORKLOADS = ("unet_step", "unet_lowrank_step")   # opt-in: --workloads unet_step,unet_lowrank_step
+KNOWN = WORKLOADS + UNET_WORKLOADS + TWEEDIE_ONLY
+TWEEDIE_PENDING = {"unet_lowrank_step"}   # peers only until tweedie's image step trains the low-rank head
 STEP_DIMS = (2, 16, 100, 784)
 HESS_DIMS = (2, 16, 64, 256)
 DEFAULT_DIMS = {"dsm_step": STEP_DIMS, "d2sm_step": STEP_DIMS, "ssm_step": STEP_DIMS,
                 "hessian_learned": HESS_DIMS, "hessian_autodiff": HESS_DIMS,
-                "hessian3_learned": HESS_DIMS, "hessian3_autodiff": HESS_DIMS}
+                "hessian3_learned": HESS_DIMS, "hessian3_autodiff": HESS_DIMS,
+                "unet_step": (784,), "unet_lowrank_step": (784,)}
 PEER_IMPORTS = {"jax": "import jax, optax, numpy", "torch": "import torch, torch.func, numpy"}
 
 
@@ -69,8 +73,8 @@ def parse_args():
     a = ap.parse_args()
     a.workloads = csv(a.workloads)
     for w in a.workloads:
-        if w not in WORKLOADS + TWEEDIE_ONLY:
-            ap.error(f"unknown workload {w!r}; known: {', '.join(WORKLOADS + TWEEDIE_ONLY)}")
+        if w not in KNOWN:
+            ap.error(f"unknown workload {w!r}; known: {', '.join(KNOWN)}")
     a.dims = None if a.dims is None else [int(d) for d in csv(a.dims)]
     a.threads = [int(t) for t in csv(a.threads)]
     a.peers = csv(a.peers)
@@ -184,6 +188,7 @@ def fmt_ratio(a, b):
 def bench(a, cmds, skipped):
     raw = []   # one dict per (round, impl, workload, dim)
     tables = []
+    params = {}   # (workload, impl) -> parameter counts reported by the U-Net workloads
     for threads in a.threads:
         per = {}  # (impl, workload, dim) -> [per-round medians]
         order = [i for i in IMPLS if i in cmds]
@@ -193,10 +198,13 @@ def bench(a, cmds, skipped):
             rot = order[rnd % len(order):] + order[:rnd % len(order)] if order else []
             for impl in rot:   # alternate who goes first, round by round
                 for ws, ds in grp:
-                    ws = [w for w in ws if impl == "tweedie" or w not in TWEEDIE_ONLY]
+                    skip = TWEEDIE_PENDING if impl == "tweedie" else TWEEDIE_ONLY
+                    ws = [w for w in ws if w not in skip]
                     if not ws:
                         continue
                     for rec in run_once(impl, cmds[impl], ws, ds, a.reps, threads, a.timeout):
+                        if "params" in rec:
+                            params.setdefault((rec.get("workload"), impl), set()).add(rec["params"])
                         ms = rec.get("median_ms")
                         raw.append({"round": rnd, "threads": threads, "impl": impl, "workload": rec.get("workload"),
                                     "dim": rec.get("dim"), "median_ms": ms, "reps": rec.get("reps"),
@@ -205,7 +213,21 @@ def bench(a, cmds, skipped):
                             per.setdefault((impl, rec.get("workload"), rec.get("dim")), []).append(float(ms))
             log(f"threads={threads}: round {rnd + 1}/{a.rounds} done ({time.time() - t0:.0f} s)")
         tables.append((threads, table(a, per, cmds, skipped, threads)))
-    return raw, tables
+    return raw, tables, params
+
+
+def same_architecture(params):
+    """Lines stating each U-Net workload's parameter count per impl; False if any two differ."""
+    lines, ok = [], True
+    for w in UNET_WORKLOADS:
+        counts = {impl: sorted(v) for (wl, impl), v in params.items() if wl == w}
+        if not counts:
+            continue
+        distinct = {c for v in counts.values() for c in v}
+        ok &= len(distinct) == 1
+        said = ", ".join(f"{impl} {'/'.join(map(str, v))}" for impl, v in sorted(counts.items()))
+        lines.append(f"- {w} parameters: {said} ({'equal' if len(distinct) == 1 else 'MISMATCH'})")
+    return lines, ok
 
 
 def table(a, per, cmds, skipped, threads):
@@ -217,6 +239,8 @@ def table(a, per, cmds, skipped, threads):
     def cell(impl, w, d):
         if impl in skipped or impl not in cmds:
             return "skipped"
+        if impl == "tweedie" and w in TWEEDIE_PENDING:
+            return "pending"
         return fmt_ms(med.get((impl, w, d)))
 
     for w in a.workloads:
@@ -288,8 +312,11 @@ def main():
     if not cmds:
         log("nothing to run")
         sys.exit(0)
-    raw, tables = bench(a, cmds, skipped)
+    raw, tables, params = bench(a, cmds, skipped)
     print("\n\n".join(t for _, t in tables))
+    arch_lines, same = same_architecture(params)
+    if arch_lines:
+        print("\n" + "\n".join(arch_lines))
     if a.json is not None:
         doc = {"rounds": a.rounds, "reps": a.reps, "threads": a.threads, "workloads": a.workloads,
                "commands": {k: v for k, v in cmds.items()}, "skipped": skipped, "runs": raw}
@@ -299,6 +326,9 @@ def main():
             with open(a.json, "w") as f:
                 json.dump(doc, f, indent=1)
             log(f"raw data written to {a.json}")
+    if not same:
+        log("the implementations' U-Nets differ in parameter count: their timings do not compare")
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
+import unet_jax  # noqa: E402
+
 SIG = C.SIGMA
 
 
@@ -91,6 +93,24 @@ def ssm_loss(p, x, v):
     return jnp.mean(jnp.sum(v * sdot, -1) + 0.5 * jnp.sum(s * s, -1))
 
 
+def unet_loss(workload, p, x, z):
+    """unet_step: DSM, mean_i ||s1(x~_i) + z_i / sigma||^2. unet_lowrank_step: the joint objective
+    (w / sigma^2) L1vr + L2A (docs/math.md §4.4, w = 10) with s1 and the low-rank + diagonal s2 as the
+    R + 2 maps of one network, the control variate s1(x) by a second pass at the clean images."""
+    n, (h, wd, ch) = x.shape[0], C.UNET_IMAGE
+    sig = C.UNET_SIGMA
+    log_sigma = jnp.full((n,), np.log(sig), jnp.float32)
+    xt = x + sig * z
+    out = unet_jax.unet(p, xt.reshape(n, h, wd, ch), log_sigma).reshape(n, h * wd, -1)
+    s = out[..., 0]
+    if workload == "unet_step":
+        return jnp.mean(jnp.sum((s + z / sig) ** 2, -1))
+    sc = unet_jax.unet(p, x.reshape(n, h, wd, ch), log_sigma).reshape(n, h * wd, -1)[..., 0]
+    l1 = jnp.sum((s + z / sig) ** 2, -1) - 2 * jnp.sum(sc * z, -1) / sig - jnp.sum(z**2, -1) / sig**2
+    l2 = C.lowrank_l2a(jnp, out[..., 1:], s, z, C.UNET_RANK, sig)
+    return jnp.mean(C.UNET_LOWRANK_WEIGHT * l1 / sig**2 + l2)
+
+
 # ---------------------------------------------------------------- workloads
 def make_step(loss):
     opt = optax.adam(C.LR)
@@ -106,6 +126,18 @@ def make_step(loss):
 def build(workload, c):
     D = c["d"]
     x = jnp.asarray(c["x"])
+    if workload in C.UNET_WORKLOADS:
+        params = unet_jax.to_params(c["unet"])
+        assert unet_jax.param_count(params) == C.unet_param_count(C.unet_out_maps(workload))
+        opt, step = make_step(lambda p, xx, zz: unet_loss(workload, p, xx, zz))
+        state = {"p": params, "st": opt.init(params)}
+        data = (x, jnp.asarray(c["z"]))
+
+        def call():
+            state["p"], state["st"], l = step(state["p"], state["st"], *data)
+            return state["p"], state["st"], l
+
+        return call, jax.block_until_ready
     if workload in C.STEP_WORKLOADS:
         z, v = jnp.asarray(c["z"]), jnp.asarray(c["v"])
         if workload == "dsm_step":
@@ -164,7 +196,7 @@ def check(workload, c):
     """Values that the torch peer must reproduce: for steps, the loss of 3 successive steps (so gradients
     and Adam are compared too); for hessians, checksums of the output."""
     D = c["d"]
-    if workload in C.STEP_WORKLOADS:
+    if workload in C.STEP_WORKLOADS + C.UNET_WORKLOADS:
         call, sync = build(workload, c)
         vals = [float(sync(call())[2]) for _ in range(3)]
         extra = {}

@@ -25,6 +25,8 @@ import torch  # noqa: E402
 warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.")  # torch.jit.script notice from torch.func
 import torch.nn as nn  # noqa: E402
 
+import unet_torch  # noqa: E402
+
 torch.set_num_threads(args.threads)
 SIG = C.SIGMA
 
@@ -77,9 +79,48 @@ def l2a_closed(form, out, s, z, D):
 
 
 # ---------------------------------------------------------------- workloads
+def unet_loss_fn(workload, net, x, z):
+    """unet_step: DSM, mean_i ||s1(x~_i) + z_i / sigma||^2. unet_lowrank_step: the joint objective
+    (w / sigma^2) L1vr + L2A (docs/math.md §4.4, w = 10) with s1 and the low-rank + diagonal s2 as the
+    R + 2 maps of one network, the control variate s1(x) by a second pass at the clean images."""
+    n, (h, wd, ch) = x.shape[0], C.UNET_IMAGE
+    sig = C.UNET_SIGMA
+    log_sigma = torch.full((n,), float(np.log(sig)))
+    img = lambda v: v.reshape(n, h, wd, ch).permute(0, 3, 1, 2)   # noqa: E731 (rows are channels-last)
+    xt = x + sig * z
+    if workload == "unet_step":
+        def loss_fn():
+            s = net(img(xt), log_sigma)[:, 0].reshape(n, -1)
+            return ((s + z / sig) ** 2).sum(-1).mean()
+        return loss_fn
+
+    def loss_fn():
+        out = net(img(xt), log_sigma)
+        s = out[:, 0].reshape(n, -1)
+        head = out[:, 1:].permute(0, 2, 3, 1).reshape(n, h * wd, C.UNET_RANK + 1)
+        sc = net(img(x), log_sigma)[:, 0].reshape(n, -1)
+        l1 = ((s + z / sig) ** 2).sum(-1) - 2 * (sc * z).sum(-1) / sig - (z**2).sum(-1) / sig**2
+        l2 = C.lowrank_l2a(torch, head, s, z, C.UNET_RANK, sig)
+        return (C.UNET_LOWRANK_WEIGHT * l1 / sig**2 + l2).mean()
+    return loss_fn
+
+
 def build(workload, c):
     D = c["d"]
     x = torch.from_numpy(c["x"])
+    if workload in C.UNET_WORKLOADS:
+        net = unet_torch.build(C.unet_out_maps(workload), c["unet"])
+        loss_fn = unet_loss_fn(workload, net, x, torch.from_numpy(c["z"]))
+        opt = torch.optim.Adam(net.parameters(), lr=C.LR)
+
+        def call():
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn()
+            loss.backward()
+            opt.step()
+            return loss.detach()
+
+        return call, (lambda r: r)
     if workload in C.STEP_WORKLOADS:
         z, v = torch.from_numpy(c["z"]), torch.from_numpy(c["v"])
         s1 = make_mlp(c["s1"])
@@ -144,7 +185,7 @@ def build(workload, c):
 
 def check(workload, c):
     call, _ = build(workload, c)
-    if workload in C.STEP_WORKLOADS:
+    if workload in C.STEP_WORKLOADS + C.UNET_WORKLOADS:
         return [float(call()) for _ in range(3)]
     out = call()
     outs = out if isinstance(out, tuple) else (out,)

@@ -5,7 +5,10 @@ use crate::estimators::{score_jacobian_into, stein_scores, Ssge, SsgeSettings, S
 use crate::evaluation::ThirdOrderRoutes;
 use crate::linalg::Mat;
 use crate::memory_budget::{training_bytes, MemoryBudget, NetworkSize};
-use crate::models::{Model, ModelShape, ScoreModel, SecondOrderHead, ThirdOrderHead};
+use crate::models::{
+    ImageScoreModel, Model, ModelShape, ScoreModel, SecondOrderHead, ThirdOrderHead, UNetSettings,
+};
+use crate::nn::graph::Shape;
 use crate::nn::{Activation, MlpTrace};
 use crate::objectives::{D2smForm, Projection};
 use crate::objectives::{Objective, ObjectiveError, ScoreMatching};
@@ -25,8 +28,9 @@ pub struct BenchArgs {
     /// Comma-separated workloads: dsm_step, d2sm_step, ssm_step (SSM-VR, M = 1, Rademacher, as in
     /// docs/benchmarks.md), ssm_plain_step (SSM, M = 1, Rademacher), esm_step, hessian_learned,
     /// hessian_autodiff, hessian3_learned (s3[v,v,v] of a cp:4 third-order head), hessian3_autodiff
-    /// (v . d^2/dt^2 s1(x + t v), one second-order jet), stein_fit, ssge_fit (for the kernel estimators `--dims` are sample counts M, on
-    /// an 8-dimensional Gaussian).
+    /// (v . d^2/dt^2 s1(x + t v), one second-order jet), stein_fit, ssge_fit (for the kernel estimators
+    /// `--dims` are sample counts M, on an 8-dimensional Gaussian), unet_step (the MNIST U-Net's DSM step;
+    /// `--dims 784` only).
     #[arg(long, default_value = "dsm_step,d2sm_step,ssm_step,hessian_learned,hessian_autodiff")]
     workloads: String,
     /// Comma-separated dimensions (default: each workload's sizes, docs/benchmarks.md).
@@ -56,6 +60,14 @@ struct StepTiming {
 
 const POINTS: usize = 1024;
 const SIGMA: f32 = 0.1;
+
+/// The `unet_step` workload: one training step of the MNIST U-Net (28x28x1; channels 32, 64, 128; one
+/// block per level; 8 groups; SiLU) by DSM at sigma = 0.5 on a batch of 64, then Adam.
+const UNET_IMAGE: Shape = Shape { height: 28, width: 28, channels: 1 };
+const UNET_BATCH: usize = 64;
+const UNET_SIGMA: f32 = 0.5;
+/// Peak resident memory of a `unet_step` run (1.54 GB measured), rounded up.
+const UNET_STEP_BYTES: f64 = 2e9;
 
 fn width_for(dim: usize) -> usize {
     if dim >= 784 {
@@ -104,6 +116,30 @@ fn train_step_ms(
     ws.loss_and_gradient(&model, objective, SIGMA, &x, &z)?;
     Ok(median_ms(reps, || {
         std::hint::black_box(ws.loss_and_gradient(&model, objective, SIGMA, &x, &z).is_ok());
+        adam.step(model.params_mut(), ws.grad());
+    }))
+}
+
+/// The `unet_step` model: the U-Net `tweedie train --arch unet --channels 32,64,128` builds.
+fn unet_model() -> Result<Model<f32>> {
+    let settings = UNetSettings { channels: vec![32, 64, 128], blocks: 1, groups: 8 };
+    let unet = settings.unet(UNET_IMAGE, Activation::Silu);
+    let model = ImageScoreModel::init(&unet, f64::from(UNET_SIGMA), &mut ChaCha8Rng::seed_from_u64(0))?;
+    Ok(Model::Image(model))
+}
+
+/// Times `unet_step` through the trainer's own path: [`ModelWorkspace::loss_and_gradient`], then Adam.
+fn unet_step_ms(reps: usize) -> Result<f64> {
+    let mut model = unet_model()?;
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let dim = UNET_IMAGE.len();
+    let x = Mat::from_fn(UNET_BATCH, dim, |_, _| rand::Rng::random::<f32>(&mut rng));
+    let z = normal(UNET_BATCH, dim, &mut rng);
+    let mut ws = ModelWorkspace::new(&model);
+    let mut adam = Adam::new(AdamSettings::default(), model.num_params());
+    ws.loss_and_gradient(&model, Objective::Dsm, UNET_SIGMA, &x, &z)?;
+    Ok(median_ms(reps, || {
+        std::hint::black_box(ws.loss_and_gradient(&model, Objective::Dsm, UNET_SIGMA, &x, &z).is_ok());
         adam.step(model.params_mut(), ws.grad());
     }))
 }
@@ -158,6 +194,8 @@ fn run(workload: &str, dim: usize, timing: StepTiming) -> Result<f64> {
         "ssm_plain_step" => train_step_ms(dim, sliced(false), None, timing)?,
         "esm_step" => train_step_ms(dim, Objective::ScoreMatching(ScoreMatching::Esm), None, timing)?,
         "stein_fit" | "ssge_fit" => kernel_fit_ms(workload, dim, reps)?,
+        "unet_step" if dim == UNET_IMAGE.len() => unet_step_ms(timing.reps)?,
+        "unet_step" => bail!("--dims {dim} (unet_step): expected 784, the 28x28 MNIST image"),
         "d2sm_step" => {
             let (head, weight) = if dim >= 100 {
                 (SecondOrderHead::LowRank { rank: 10 }, 10.0)
@@ -213,7 +251,8 @@ fn run(workload: &str, dim: usize, timing: StepTiming) -> Result<f64> {
         }
         other => bail!(
             "unknown workload `{other}` (expected dsm_step, d2sm_step, ssm_step, ssm_plain_step, esm_step, \
-             hessian_learned, hessian_autodiff, hessian3_learned, hessian3_autodiff, stein_fit or ssge_fit)"
+             hessian_learned, hessian_autodiff, hessian3_learned, hessian3_autodiff, stein_fit, ssge_fit or \
+             unet_step)"
         ),
     })
 }
@@ -224,6 +263,10 @@ fn run(workload: &str, dim: usize, timing: StepTiming) -> Result<f64> {
 /// tangents per row for `esm_step` and `hessian_autodiff` and two otherwise.
 fn memory_estimate(workload: &str, dim: usize, batch: usize) -> f64 {
     let d = dim as f64;
+    if workload == "unet_step" {
+        // A fixed workload; its peak resident memory is about UNET_STEP_BYTES (VmHWM, measured).
+        return UNET_STEP_BYTES;
+    }
     if workload.ends_with("_fit") {
         return 48.0 * d * d;
     }
@@ -251,6 +294,8 @@ fn default_dims(workload: &str) -> Vec<usize> {
         vec![2, 16, 64, 256]
     } else if workload.ends_with("_fit") {
         vec![250, 500, 1000, 2000]
+    } else if workload == "unet_step" {
+        vec![UNET_IMAGE.len()]
     } else {
         vec![2, 16, 100, 784]
     }
@@ -298,8 +343,46 @@ pub fn bench(args: BenchArgs) -> Result<()> {
                 line["kernel_matrix_mb"] = (8.0 * (dim * dim) as f64 / 1e6).into();
                 line["peak_rss_mb"] = peak_rss_mb().into();
             }
+            if workload == "unet_step" {
+                // The peers assert that their U-Net has exactly this many parameters.
+                line["params"] = unet_model()?.num_params().into();
+                line["peak_rss_mb"] = peak_rss_mb().into();
+            }
             println!("{line}");
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::ModelKind;
+    use crate::train::TrainConfig;
+
+    #[test]
+    fn unet_step_times_the_unet_that_training_builds() {
+        // `tweedie train --target mnist --arch unet --channels 32,64,128 --sigma 0.5` (8 groups, 1 block).
+        let config = TrainConfig {
+            target: "mnist".into(),
+            model: ModelKind::S1,
+            unet: Some(UNetSettings { channels: vec![32, 64, 128], blocks: 1, groups: 8 }),
+            sigma: f64::from(UNET_SIGMA),
+            ..TrainConfig::default()
+        };
+        let trained =
+            config.init_model(UNET_IMAGE.len(), &mut ChaCha8Rng::seed_from_u64(3)).expect("valid U-Net");
+        let (Model::Image(want), Model::Image(got)) = (trained, unet_model().expect("valid U-Net")) else {
+            panic!("expected image models");
+        };
+        assert_eq!((&got.unet, got.sigma), (&want.unet, want.sigma));
+        assert_eq!(got.net.tensors(), want.net.tensors());
+    }
+
+    #[test]
+    fn unet_step_takes_only_the_mnist_image() {
+        let timing = StepTiming { reps: 1, shards: None, batch: 64 };
+        let err = run("unet_step", 100, timing).expect_err("a 100-value image").to_string();
+        assert_eq!(err, "--dims 100 (unet_step): expected 784, the 28x28 MNIST image");
+    }
 }
