@@ -52,6 +52,9 @@ pub struct ThirdOrderReport {
     pub s3_autodiff_ms: f64,
 }
 
+/// One route: `s3(x_i)[v_i, v_i, v_i]` of a model at the rows of `x` along the rows of `v`, into `out`.
+type Route = fn(&mut ThirdOrderRoutes, &ScoreModel<f32>, &Mat<f32>, &Mat<f32>, &mut Vec<f32>);
+
 /// The three routes' `s3(x_i)[v_i, v_i, v_i]` and their costs, with reusable buffers.
 #[derive(Default)]
 pub(crate) struct ThirdOrderRoutes {
@@ -181,16 +184,15 @@ pub fn evaluate_third_order<R: Rng + ?Sized>(
     let mut routes = ThirdOrderRoutes::default();
     let mut out = Vec::new();
     let widen = |v: &[f32]| -> Vec<f64> { v.iter().map(|&a| a as f64).collect() };
-    let mut errors =
-        |route: fn(&mut ThirdOrderRoutes, &ScoreModel<f32>, &Mat<f32>, &Mat<f32>, &mut Vec<f32>)| {
-            route(&mut routes, model, &xf, &random, &mut out);
-            let on_random = relative_error(&widen(&out), &exact_random);
-            let rms = root_mean_square(&widen(&out), &exact_random);
-            route(&mut routes, model, &xf, &top, &mut out);
-            let on_top = relative_error(&widen(&out), &exact_top);
-            let ms = timed(|| route(&mut routes, model, &xf, &random, &mut out));
-            (on_random, on_top, ms, rms)
-        };
+    let mut errors = |route: Route| {
+        route(&mut routes, model, &xf, &random, &mut out);
+        let on_random = relative_error(&widen(&out), &exact_random);
+        let rms = root_mean_square(&widen(&out), &exact_random);
+        route(&mut routes, model, &xf, &top, &mut out);
+        let on_top = relative_error(&widen(&out), &exact_top);
+        let ms = timed(|| route(&mut routes, model, &xf, &random, &mut out));
+        (on_random, on_top, ms, rms)
+    };
     let learned = errors(ThirdOrderRoutes::learned);
     let jvp = errors(ThirdOrderRoutes::s2_jvp);
     let autodiff = errors(ThirdOrderRoutes::autodiff);
