@@ -52,6 +52,9 @@ pub struct ThirdOrderReport {
     pub s3_autodiff_ms: f64,
 }
 
+/// One route: `s3(x_i)[v_i, v_i, v_i]` of a model at the rows of `x` along the rows of `v`, into `out`.
+type Route = fn(&mut ThirdOrderRoutes, &ScoreModel<f32>, &Mat<f32>, &Mat<f32>, &mut Vec<f32>);
+
 /// The three routes' `s3(x_i)[v_i, v_i, v_i]` and their costs, with reusable buffers.
 #[derive(Default)]
 pub(crate) struct ThirdOrderRoutes {
