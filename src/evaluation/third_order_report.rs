@@ -116,9 +116,6 @@ impl ThirdOrderRoutes {
 
 /// The top eigenvector of a symmetric `D x D` matrix `s` (largest eigenvalue): power iteration on
 /// `s + c I` with `c = ||s||_F` (positive semi-definite, same eigenvectors), 500 steps from a fixed start.
-/// One route's `s3[v, v, v]` at the rows of `x` along the rows of `v`, written into the last argument.
-type Route = fn(&mut ThirdOrderRoutes, &ScoreModel<f32>, &Mat<f32>, &Mat<f32>, &mut Vec<f32>);
-
 fn top_eigenvector(s: &[f64], dim: usize) -> Vec<f64> {
     let shift = s.iter().map(|a| a * a).sum::<f64>().sqrt();
     let mut v: Vec<f64> = (0..dim).map(|i| 1.0 + 0.1 * i as f64).collect();
