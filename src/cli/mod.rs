@@ -11,6 +11,7 @@ mod estimate;
 mod eval;
 mod eval_uq;
 mod export;
+mod image_eval;
 mod plot_traces;
 mod progress;
 mod sample;

@@ -22,6 +22,7 @@ impl<F: Real> Model<F> {
             Model::Score(m) if m.s2.is_some() => ModelKind::S1s2,
             Model::Score(_) => ModelKind::S1,
             Model::Energy(_) => ModelKind::Energy,
+            Model::Image(m) if m.s2.is_some() => ModelKind::S1s2,
             Model::Image(_) => ModelKind::S1,
         }
     }
@@ -40,7 +41,7 @@ impl<F: Real> Model<F> {
         match self {
             Model::Score(m) => m.params(),
             Model::Energy(m) => m.params(),
-            Model::Image(m) => vec![m.net.params()],
+            Model::Image(m) => m.params(),
         }
     }
 
@@ -49,7 +50,7 @@ impl<F: Real> Model<F> {
         match self {
             Model::Score(m) => m.params_mut(),
             Model::Energy(m) => m.params_mut(),
-            Model::Image(m) => vec![m.net.params_mut()],
+            Model::Image(m) => m.params_mut(),
         }
     }
 
