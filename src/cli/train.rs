@@ -99,8 +99,8 @@ pub struct TrainArgs {
     /// U-Net groups of every group norm (divides every channel count) [default: 8].
     #[arg(long)]
     groups: Option<usize>,
-    /// U-Net second-order head: shared (extra output maps of the s1 U-Net) or separate (a second
-    /// U-Net) [default: shared].
+    /// U-Net second-order head: separate (a second U-Net) or shared (extra output maps of the s1 U-Net)
+    /// [default: separate].
     #[arg(long, value_enum)]
     s2_layout: Option<HeadLayout>,
     /// Hidden width [default: 128].

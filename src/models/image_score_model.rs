@@ -15,9 +15,10 @@ use rand::Rng;
 #[serde(rename_all = "lowercase")]
 pub enum HeadLayout {
     /// Extra output maps of the `s1` network (one backbone for both).
-    #[default]
     Shared,
-    /// A second U-Net of the same sizes whose output maps beyond the first `C` are the head.
+    /// A second U-Net of the same sizes whose output maps beyond the first `C` are the head (the
+    /// default: on MNIST it beat the shared layout on both held-out PSNR and D2SM loss, README).
+    #[default]
     Separate,
 }
 

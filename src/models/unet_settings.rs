@@ -27,7 +27,7 @@ pub struct UNetSettings {
 
 impl Default for UNetSettings {
     fn default() -> Self {
-        Self { channels: vec![32, 64], blocks: 1, groups: 8, s2_layout: HeadLayout::Shared }
+        Self { channels: vec![32, 64], blocks: 1, groups: 8, s2_layout: HeadLayout::Separate }
     }
 }
 
