@@ -355,7 +355,9 @@ mod tests {
         let mut rng = test_rng(35);
         let (x, z) = (normal_mat(2, 32, &mut rng), normal_mat(2, 32, &mut rng));
         let plain = ImageScoreModel::init(&unet(Shape::new(4, 4, 2)), 0.5, &mut test_rng(36)).unwrap();
-        let want = step(&plain, Objective::Dsm, &[0.5, 0.5], &x, &z).0;
+        let mut ws = ImageWorkspace::default();
+        let want =
+            image_loss_and_gradient(&plain, Objective::Dsm, &[0.5, 0.5], 0.5, &x, &z, &mut ws).unwrap();
         for layout in [HeadLayout::Shared, HeadLayout::Separate] {
             let head = SecondOrderHead::LowRank { rank: 2 };
             let model = ImageScoreModel::init_with_head(
