@@ -6,6 +6,8 @@ use crate::linalg::{Mat, Real};
 
 /// A score model or an energy model.
 #[derive(Clone, Debug, PartialEq)]
+// An image model carries two graphs' parameter vectors inline; models are few and long-lived.
+#[allow(clippy::large_enum_variant)]
 pub enum Model<F> {
     /// Score network(s): `s1` and an optional second-order network.
     Score(ScoreModel<F>),

@@ -30,15 +30,16 @@ pub struct ImageWorkspace<F> {
 fn image_objective(objective: Objective) -> Result<Option<(D2smForm, f64)>, ObjectiveError> {
     match objective {
         Objective::Dsm => Ok(None),
-        Objective::SecondOrder { form: form @ (D2smForm::A | D2smForm::B), weight, couple }
-            if couple == 0.0 =>
-        {
-            Ok(Some((form, weight)))
+        Objective::SecondOrder { form: form @ (D2smForm::A | D2smForm::B), weight, couple } => {
+            if couple == 0.0 {
+                Ok(Some((form, weight)))
+            } else {
+                Err(ObjectiveError::ImageModel { objective: "d2sm with coupling" })
+            }
         }
         Objective::SecondOrder { form: D2smForm::AVr, .. } => {
             Err(ObjectiveError::ImageModel { objective: "d2sm-vr" })
         }
-        Objective::SecondOrder { .. } => Err(ObjectiveError::ImageModel { objective: "d2sm with coupling" }),
         other => Err(ObjectiveError::ImageModel { objective: other.name() }),
     }
 }
@@ -52,7 +53,8 @@ fn image_objective(objective: Objective) -> Result<Option<(D2smForm, f64)>, Obje
 /// # Errors
 /// [`ObjectiveError::ImageModel`] for an objective an image model does not train by;
 /// [`ObjectiveError::WrongModel`] for D2SM on a model without a head.
-#[allow(clippy::too_many_arguments)]
+// Row `i` indexes the noise levels and several row-major buffers in step.
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
 pub fn image_loss_and_gradient<F: Real>(
     model: &ImageScoreModel<F>,
     objective: Objective,
