@@ -122,7 +122,7 @@ fn a_unet_where_it_cannot_go_is_a_one_line_error() {
     );
     fails_with(
         &["train", "--target", "digits", "--arch", "unet", "--model", "s1s2", "--out", o],
-        &["--model s1s2"],
+        &["--arch unet", "--s2 full given", "--s2 diag or --s2 lowrank:R"],
     );
     fails_with(
         &["train", "--target", "digits", "--channels", "8,16", "--out", o],
@@ -137,7 +137,10 @@ fn a_unet_where_it_cannot_go_is_a_one_line_error() {
         &["denoise", "--model", unet, "--input", points, "--out", o],
         &[unet, "no second-order head", "--autodiff"],
     );
-    fails_with(&["score", "--model", unet, "--order", "2", "--input", points, "--out", o], &["--order 1"]);
+    fails_with(
+        &["score", "--model", unet, "--order", "2", "--input", points, "--out", o],
+        &[unet, "no second-order head", "--s2 diag"],
+    );
 }
 
 #[test]

@@ -122,7 +122,8 @@ fn train_step_ms(
 
 /// The `unet_step` model: the U-Net `tweedie train --arch unet --channels 32,64,128` builds.
 fn unet_model() -> Result<Model<f32>> {
-    let settings = UNetSettings { channels: vec![32, 64, 128], blocks: 1, groups: 8 };
+    let settings =
+        UNetSettings { channels: vec![32, 64, 128], blocks: 1, groups: 8, ..UNetSettings::default() };
     let unet = settings.unet(UNET_IMAGE, Activation::Silu);
     let model = ImageScoreModel::init(&unet, f64::from(UNET_SIGMA), &mut ChaCha8Rng::seed_from_u64(0))?;
     Ok(Model::Image(model))
@@ -366,7 +367,12 @@ mod tests {
         let config = TrainConfig {
             target: "mnist".into(),
             model: ModelKind::S1,
-            unet: Some(UNetSettings { channels: vec![32, 64, 128], blocks: 1, groups: 8 }),
+            unet: Some(UNetSettings {
+                channels: vec![32, 64, 128],
+                blocks: 1,
+                groups: 8,
+                ..UNetSettings::default()
+            }),
             sigma: f64::from(UNET_SIGMA),
             ..TrainConfig::default()
         };

@@ -10,7 +10,7 @@ use crate::evaluation::{
 use crate::implicit::AisSettings;
 use crate::linalg::Mat;
 use crate::memory_budget::MemoryBudget;
-use crate::models::{Model, ScoreModel};
+use crate::models::{ImageScoreModel, Model, ScoreModel};
 use crate::objectives::{Objective, ScoreMatching};
 use crate::train::{Checkpoint, ModelWorkspace, TargetSource, TrainConfig, TrainingData};
 use crate::uncertainty::MixtureCheck;
@@ -34,6 +34,14 @@ pub struct EvalArgs {
     /// Test points drawn from q_sigma of an analytic target.
     #[arg(long, default_value_t = 4000)]
     points: usize,
+    /// Write a PNG: for an image model, a grid of 8 held-out images, rows noisy / denoised
+    /// (x~ + sigma^2 s1) / clean, at the model's sigma; for an autoencoder, decoder samples from the
+    /// prior above a row of test images and a row of their reconstructions.
+    #[arg(long)]
+    png: Option<std::path::PathBuf>,
+    /// Data sets: evaluate on the first N held-out points only [default: all].
+    #[arg(long)]
+    held_out: Option<usize>,
     /// Seed of the test points (and of the noise of held-out losses, and of the log Z draws).
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -81,10 +89,6 @@ pub struct EvalArgs {
     /// of models on the same images.
     #[arg(long)]
     per_image: bool,
-    /// Autoencoders: write a PNG of decoder samples from the prior above a row of test images and a row of
-    /// their reconstructions.
-    #[arg(long)]
-    png: Option<PathBuf>,
 }
 
 /// Above this dimension the exact score-matching loss is only computed on request.
@@ -214,6 +218,26 @@ fn print_held_out(value: &serde_json::Value, label: &str, objective: &str, sigma
     }
     println!("| held-out {objective} loss (sigma {sigma}) | {:.3} |", num("held_out_loss"));
     println!("| held-out DSM loss (sigma {sigma}) | {:.3} |", num("held_out_dsm_loss"));
+    for level in value["per_sigma"].as_array().into_iter().flatten() {
+        let at = |key: &str| level[key].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "| PSNR at sigma {:.4} | {:.2} dB (noisy input {:.2} dB) |",
+            at("sigma"),
+            at("psnr_denoised"),
+            at("psnr_noisy")
+        );
+    }
+    if let Some(cost) = value.get("s2_cost") {
+        println!("| held-out D2SM loss (sigma {sigma}) | {:.3} |", num("held_out_d2sm_loss"));
+        let ms = |key: &str| cost[key].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "| diag s2 per image: learned head / autodiff Jacobian ({}) | {:.2} ms / {:.1} ms (rel. diff {:.3}) |",
+            cost["autodiff_diag"].as_str().unwrap_or("-"),
+            ms("learned_ms_per_image"),
+            ms("autodiff_diag_ms_per_image"),
+            ms("learned_vs_autodiff_diag_rel_diff")
+        );
+    }
 }
 
 /// Runs `tweedie eval`.
@@ -243,8 +267,8 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         return eval_autoencoder(&e);
     }
     anyhow::ensure!(
-        args.png.is_none() && !args.per_image,
-        "--png / --per-image with {}: expected an autoencoder checkpoint (tweedie vae or wae)",
+        !args.per_image,
+        "--per-image with {}: expected an autoencoder checkpoint (tweedie vae or wae)",
         args.model.display()
     );
     let checkpoint = Checkpoint::load(&args.model)?;
@@ -297,6 +321,11 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         ),
         TrainingData::Samples { train, held_out, label, log_det } => {
             let rows = if target == trained_on { held_out.clone() } else { Mat::vstack(&[held_out, train]) };
+            let rows = match args.held_out {
+                Some(0) => anyhow::bail!("--held-out 0: expected at least 1 point"),
+                Some(n) => rows.slice_rows(0, n.min(rows.rows())),
+                None => rows,
+            };
             let model = checkpoint.eval_model();
             let sigma = checkpoint.config.sigma;
             let objective = checkpoint.config.objective()?;
@@ -311,9 +340,39 @@ pub fn eval(args: EvalArgs) -> Result<()> {
                 "steps": checkpoint.step, "held_out_loss": loss, "held_out_dsm_loss": dsm_loss,
             });
             if let TargetSource::Images(_) = probe.target_source()? {
-                let dsm = value["held_out_dsm_loss"].as_f64().unwrap_or(f64::NAN);
                 value["psnr_noisy"] = psnr(sigma * sigma).into();
-                value["psnr_denoised"] = psnr(denoised_mse(dsm, sigma, rows.cols())).into();
+                value["psnr_denoised"] = psnr(denoised_mse(dsm_loss, sigma, rows.cols())).into();
+            }
+            match (&args.png, &model) {
+                (Some(path), Model::Image(image)) => {
+                    super::image_eval::write_denoising_grid(image, &rows, sigma, args.seed, path)?;
+                    value["png"] = path.display().to_string().into();
+                }
+                (Some(path), _) => anyhow::bail!(
+                    "--png {}: draws denoised images of a U-Net image model ({} is {})",
+                    path.display(),
+                    args.model.display(),
+                    model.description()
+                ),
+                (None, _) => {}
+            }
+            if let Model::Image(ImageScoreModel { schedule: Some(schedule), .. }) = &model {
+                // The denoiser at the largest, middle and smallest level of the schedule.
+                let mut per_sigma = Vec::new();
+                for k in [0, (schedule.levels - 1) / 2, schedule.levels - 1] {
+                    let s = schedule.sigma(k);
+                    let dsm = held_out_loss(&model, Objective::Dsm, s, &rows, args.seed)?;
+                    per_sigma.push(serde_json::json!({
+                        "sigma": s, "held_out_dsm_loss": dsm,
+                        "psnr_noisy": psnr(s * s), "psnr_denoised": psnr(denoised_mse(dsm, s, rows.cols())),
+                    }));
+                }
+                value["per_sigma"] = per_sigma.into();
+            }
+            if let (Model::Image(image), Objective::SecondOrder { weight, .. }) = (&model, objective) {
+                // The same noise: the loss is w L1 / sigma^2 + L2.
+                value["held_out_d2sm_loss"] = (loss - weight * dsm_loss / (sigma * sigma)).into();
+                value["s2_cost"] = super::image_eval::s2_cost(image, &rows, sigma, args.seed);
             }
             let esm_wanted = rows.cols() <= MAX_DEFAULT_ESM_DIM || args.exact_score_matching;
             if let (Model::Image(_), true) = (&model, args.exact_score_matching) {

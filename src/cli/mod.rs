@@ -11,6 +11,7 @@ mod estimate;
 mod eval;
 mod eval_uq;
 mod export;
+mod image_eval;
 mod image_grid;
 mod input_points;
 mod plot_traces;

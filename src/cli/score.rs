@@ -52,6 +52,26 @@ fn per_row(points: &Mat<f64>, width: usize, f: impl Fn(&Mat<f32>) -> Vec<f32> + 
     out.into_iter().map(|v| v as f32).collect()
 }
 
+/// What a low-rank head's two files hold.
+const LOW_RANK_LAYOUT: &str =
+    "s2 (low-rank head) = U U^T + diag(d): U is N x D x r, d (in the .diag.npy file) is N x D";
+
+/// Writes a low-rank head's factor `U` (`N x D x r`) to `out` and its diagonal `d` to the side file,
+/// which it returns.
+fn write_low_rank(
+    out: &Path,
+    inputs: &[(&str, &Path)],
+    (n, dim, rank): (usize, usize, usize),
+    u: &[f32],
+    d: &[f32],
+) -> Result<PathBuf> {
+    write_npy(out, &[n, dim, rank], u)?;
+    let side = side_file(out);
+    let _side_claim = claim_output(&side, inputs)?;
+    write_npy(&side, &[n, dim], d)?;
+    Ok(side)
+}
+
 /// Runs `tweedie score`.
 pub fn score(args: ScoreArgs) -> Result<()> {
     let inputs = [("--model", args.model.as_path()), ("--input", args.input.as_path())];
@@ -73,9 +93,32 @@ pub fn score(args: ScoreArgs) -> Result<()> {
             "s1: N x D"
         }
         (1, true, _) => bail!("--autodiff needs --order 2 (it gives the Jacobian of s1)"),
-        (_, _, Model::Image(_)) => {
-            bail!("{}: a U-Net image model gives --order 1 (s1) only", args.model.display())
+        (_, true, Model::Image(_)) => {
+            bail!(
+                "{}: --autodiff on a U-Net image model: not available (expected --order 2 from its s2 head)",
+                args.model.display()
+            )
         }
+        (_, false, Model::Image(image)) => match image.second_order_at(&x, image.sigma) {
+            None => bail!(
+                "{}: the U-Net has no second-order head (train with --s2 diag or --s2 lowrank:R)",
+                args.model.display()
+            ),
+            Some((_, d)) if image.s2.as_ref().is_some_and(|s2| s2.head == SecondOrderHead::Diagonal) => {
+                write_npy(&args.out, &[n, dim], d.as_slice())?;
+                "s2 (diagonal head): the diagonal d, N x D"
+            }
+            Some((u, d)) => {
+                written.push(write_low_rank(
+                    &args.out,
+                    &inputs,
+                    (n, dim, u.cols() / dim),
+                    u.as_slice(),
+                    d.as_slice(),
+                )?);
+                LOW_RANK_LAYOUT
+            }
+        },
         (_, _, Model::Energy(_)) => {
             bail!("{}: an energy model gives --order 1 (s1 = -grad E) only", args.model.display())
         }
@@ -107,12 +150,8 @@ pub fn score(args: ScoreArgs) -> Result<()> {
                     u.extend_from_slice(&row[..dim * rank]);
                     d.extend_from_slice(&row[dim * rank..]);
                 }
-                write_npy(&args.out, &[n, dim, rank], &u)?;
-                let side = side_file(&args.out);
-                let _side_claim = claim_output(&side, &inputs)?;
-                write_npy(&side, &[n, dim], &d)?;
-                written.push(side);
-                "s2 (low-rank head) = U U^T + diag(d): U is N x D x r, d (in the .diag.npy file) is N x D"
+                written.push(write_low_rank(&args.out, &inputs, (n, dim, rank), &u, &d)?);
+                LOW_RANK_LAYOUT
             }
         },
     };

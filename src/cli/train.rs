@@ -4,7 +4,7 @@
 use super::data_dir_arg::DataDirArg;
 use super::progress::ProgressObserver;
 use crate::data::{claim_output, Subset};
-use crate::models::{ModelKind, SecondOrderHead, ThirdOrderHead, UNetSettings};
+use crate::models::{HeadLayout, ModelKind, NoiseSchedule, SecondOrderHead, ThirdOrderHead, UNetSettings};
 use crate::nn::Activation;
 use crate::objectives::ObjectiveName;
 use crate::objectives::Projection;
@@ -82,6 +82,10 @@ pub struct TrainArgs {
     /// Noise level sigma in [1e-4, 1e4] [default: 0.3].
     #[arg(long, allow_negative_numbers = true)]
     sigma: Option<f64>,
+    /// A noise-conditional U-Net over the geometric schedule HI:LO:N (sigma_k = HI (LO/HI)^(k/(N-1)),
+    /// drawn per row; losses weighted sigma^2 for s1, sigma^4 for s2), instead of --sigma.
+    #[arg(long)]
+    sigmas: Option<NoiseSchedule>,
     /// Total training steps [default: 10000].
     #[arg(long)]
     steps: Option<u64>,
@@ -89,7 +93,7 @@ pub struct TrainArgs {
     #[arg(long)]
     batch: Option<usize>,
     /// Network: mlp (--width x --depth) or unet (image targets; a U-Net learning s1 by DSM at --sigma,
-    /// --model s1) [default: mlp].
+    /// --model s1, or with --s2 diag / lowrank:R also s2 by D2SM, --model s1s2) [default: mlp].
     #[arg(long, value_enum)]
     arch: Option<Arch>,
     /// U-Net channels per resolution level, finest first [default: 32,64].
@@ -101,6 +105,10 @@ pub struct TrainArgs {
     /// U-Net groups of every group norm (divides every channel count) [default: 8].
     #[arg(long)]
     groups: Option<usize>,
+    /// U-Net second-order head: separate (a second U-Net) or shared (extra output maps of the s1 U-Net)
+    /// [default: separate].
+    #[arg(long, value_enum)]
+    s2_layout: Option<HeadLayout>,
     /// Hidden width [default: 128].
     #[arg(long)]
     width: Option<usize>,
@@ -208,6 +216,16 @@ impl TrainArgs {
             c.objective = self.objective;
         }
         self.set_unet(&mut c)?;
+        if let Some(schedule) = self.sigmas {
+            if self.sigma.is_some() {
+                bail!("--sigmas {schedule} with --sigma: a noise-conditional model takes its levels from --sigmas alone (drop --sigma)");
+            }
+            if c.unet.is_none() {
+                bail!("--sigmas applies to --arch unet (this run trains --arch mlp)");
+            }
+            c.sigma = schedule.hi;
+            c.sigmas = Some(schedule);
+        }
         let only_for = |given: bool, flag: &str, kinds: &[ModelKind]| {
             if given && !kinds.contains(&c.model) {
                 let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
@@ -235,7 +253,7 @@ impl TrainArgs {
             Some(Arch::Unet) => {
                 c.unet.get_or_insert_with(UNetSettings::default);
                 if self.model.is_none() {
-                    c.model = ModelKind::S1;
+                    c.model = if self.s2.is_some() { ModelKind::S1s2 } else { ModelKind::S1 };
                 }
             }
             Some(Arch::Mlp) => c.unet = None,
@@ -245,6 +263,7 @@ impl TrainArgs {
             ("--channels", self.channels.is_some()),
             ("--blocks", self.blocks.is_some()),
             ("--groups", self.groups.is_some()),
+            ("--s2-layout", self.s2_layout.is_some()),
         ];
         let Some(unet) = &mut c.unet else {
             if let Some((flag, _)) = given.iter().find(|(_, given)| *given) {
@@ -257,6 +276,7 @@ impl TrainArgs {
         }
         unet.blocks = self.blocks.unwrap_or(unet.blocks);
         unet.groups = self.groups.unwrap_or(unet.groups);
+        unet.s2_layout = self.s2_layout.unwrap_or(unet.s2_layout);
         Ok(())
     }
 
@@ -276,11 +296,13 @@ impl TrainArgs {
             || self.projection.is_some()
             || self.fd_eps.is_some()
             || self.sigma.is_some()
+            || self.sigmas.is_some()
             || self.batch.is_some()
             || self.arch.is_some()
             || self.channels.is_some()
             || self.blocks.is_some()
             || self.groups.is_some()
+            || self.s2_layout.is_some()
             || self.width.is_some()
             || self.depth.is_some()
             || self.activation.is_some()
@@ -484,6 +506,7 @@ mod tests {
             steps: 9,
             batch: 7,
             unet: None,
+            sigmas: None,
             width: 5,
             depth: 3,
             activation: Some(Activation::Tanh),
@@ -505,7 +528,10 @@ mod tests {
     fn unet_flags_reach_the_config_and_need_arch_unet() {
         let parse = |flags: &[&str]| Wrapper::parse_from(["t"].iter().chain(flags)).args.config();
         let c = parse(&["--arch", "unet", "--channels", "8,16", "--blocks", "2", "--groups", "4"]).unwrap();
-        assert_eq!(c.unet, Some(UNetSettings { channels: vec![8, 16], blocks: 2, groups: 4 }));
+        assert_eq!(
+            c.unet,
+            Some(UNetSettings { channels: vec![8, 16], blocks: 2, groups: 4, ..UNetSettings::default() })
+        );
         assert_eq!(c.model, ModelKind::S1, "a U-Net trains s1 unless --model says otherwise");
         let c = parse(&["--arch", "unet", "--model", "s1s2"]).unwrap();
         assert_eq!((c.model, c.unet), (ModelKind::S1s2, Some(UNetSettings::default())));

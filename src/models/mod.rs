@@ -3,9 +3,11 @@
 
 mod cp_third_order_head;
 mod energy_model;
+mod image_maps;
 mod image_score_model;
 mod model;
 mod model_kind;
+mod noise_schedule;
 mod score_model;
 mod second_order_head;
 mod third_order_head;
@@ -13,9 +15,10 @@ mod unet_settings;
 
 pub use cp_third_order_head::CpThirdOrderHead;
 pub use energy_model::{EnergyModel, EnergyShape};
-pub use image_score_model::ImageScoreModel;
+pub use image_score_model::{HeadLayout, ImageScoreModel, ImageSecondOrder};
 pub use model::Model;
 pub use model_kind::ModelKind;
+pub use noise_schedule::NoiseSchedule;
 pub(crate) use score_model::SecondOrderNet;
 pub use score_model::{ModelShape, ScoreModel};
 pub use second_order_head::{SecondOrderHead, UnknownHead};

@@ -6,6 +6,8 @@ use crate::linalg::{Mat, Real};
 
 /// A score model or an energy model.
 #[derive(Clone, Debug, PartialEq)]
+// An image model carries two graphs' parameter vectors inline; models are few and long-lived.
+#[allow(clippy::large_enum_variant)]
 pub enum Model<F> {
     /// Score network(s): `s1` and an optional second-order network.
     Score(ScoreModel<F>),
@@ -23,6 +25,7 @@ impl<F: Real> Model<F> {
             Model::Score(m) if m.s2.is_some() => ModelKind::S1s2,
             Model::Score(_) => ModelKind::S1,
             Model::Energy(_) => ModelKind::Energy,
+            Model::Image(m) if m.s2.is_some() => ModelKind::S1s2,
             Model::Image(_) => ModelKind::S1,
         }
     }
@@ -41,7 +44,7 @@ impl<F: Real> Model<F> {
         match self {
             Model::Score(m) => m.params(),
             Model::Energy(m) => m.params(),
-            Model::Image(m) => vec![m.net.params()],
+            Model::Image(m) => m.params(),
         }
     }
 
@@ -50,7 +53,7 @@ impl<F: Real> Model<F> {
         match self {
             Model::Score(m) => m.params_mut(),
             Model::Energy(m) => m.params_mut(),
-            Model::Image(m) => vec![m.net.params_mut()],
+            Model::Image(m) => m.params_mut(),
         }
     }
 

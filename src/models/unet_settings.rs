@@ -2,6 +2,7 @@
 //! TOML, `--arch unet --channels --blocks --groups` on the command line); the image shape comes from
 //! the data set.
 
+use super::HeadLayout;
 use crate::data::Dataset;
 use crate::nn::graph::{SecondOrderMaps, Shape, UNetConfig};
 use crate::nn::Activation;
@@ -20,11 +21,13 @@ pub struct UNetSettings {
     pub blocks: usize,
     /// Groups of every group norm; divides every channel count.
     pub groups: usize,
+    /// Where a second-order head's maps come from (`--model s1s2`).
+    pub s2_layout: HeadLayout,
 }
 
 impl Default for UNetSettings {
     fn default() -> Self {
-        Self { channels: vec![32, 64], blocks: 1, groups: 8 }
+        Self { channels: vec![32, 64], blocks: 1, groups: 8, s2_layout: HeadLayout::Separate }
     }
 }
 

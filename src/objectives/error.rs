@@ -42,8 +42,11 @@ pub enum ObjectiveError {
         /// The model kind it needs.
         expected: &'static str,
     },
-    /// The objective cannot train a U-Net image model (which trains by DSM).
-    #[error("objective {objective} cannot train a U-Net image model (expected dsm)")]
+    /// The objective cannot train a U-Net image model (which trains by DSM, with a second-order head by
+    /// D2SM form A or B).
+    #[error(
+        "objective {objective} cannot train a U-Net image model (expected dsm, or d2sm form a or b without coupling)"
+    )]
     ImageModel {
         /// The objective's name.
         objective: &'static str,

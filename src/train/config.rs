@@ -2,8 +2,8 @@
 
 use crate::data::{ImageSpec, Subset, UciSpec};
 use crate::models::{
-    image_shape, EnergyModel, EnergyShape, ImageScoreModel, Model, ModelKind, ModelShape, ScoreModel,
-    SecondOrderHead, ThirdOrderHead, UNetSettings,
+    image_shape, EnergyModel, EnergyShape, ImageScoreModel, Model, ModelKind, ModelShape, NoiseSchedule,
+    ScoreModel, SecondOrderHead, ThirdOrderHead, UNetSettings,
 };
 use crate::nn::graph::Shape;
 use crate::nn::Activation;
@@ -123,6 +123,8 @@ pub struct TrainConfig {
     pub fd_eps: f64,
     /// Noise level `sigma`, in `[1e-4, 1e4]`.
     pub sigma: f64,
+    /// A noise-conditional U-Net's geometric schedule (`--sigmas HI:LO:N`), which replaces `sigma`.
+    pub sigmas: Option<NoiseSchedule>,
     /// Training steps.
     pub steps: u64,
     /// Minibatch size.
@@ -179,6 +181,7 @@ impl Default for TrainConfig {
             steps: 10_000,
             batch: 512,
             unet: None,
+            sigmas: None,
             width: 128,
             depth: 2,
             activation: None,
@@ -228,6 +231,19 @@ impl TrainConfig {
             let far = self.sigma.abs() >= 1e6 || (self.sigma != 0.0 && self.sigma.abs() < 1e-4);
             let value = if far { format!("{:e}", self.sigma) } else { self.sigma.to_string() };
             return bad("sigma", value, SIGMA_EXPECTED);
+        }
+        if let Some(schedule) = self.sigmas {
+            let in_range = |v: f64| (SIGMA_RANGE.0..=SIGMA_RANGE.1).contains(&v);
+            if !(in_range(schedule.hi) && in_range(schedule.lo)) {
+                return bad("sigmas", schedule.to_string(), "levels in [1e-4, 1e4]");
+            }
+            if self.unet.is_none() {
+                return bad(
+                    "sigmas",
+                    schedule.to_string(),
+                    "no schedule unless --arch unet (a noise-conditional U-Net)",
+                );
+            }
         }
         if self.steps == 0 {
             return bad("steps", "0".into(), "at least 1");
@@ -352,14 +368,31 @@ impl TrainConfig {
                 self.target
             ));
         };
-        if self.model != ModelKind::S1 {
-            return fail(format!(
-                "--model {} given, expected --model s1 (the U-Net learns s1 alone)",
-                self.model
-            ));
+        if self.model == ModelKind::Energy {
+            return fail("--model energy given, expected --model s1 or s1s2 (a U-Net learns scores)".into());
         }
         if self.vr || self.objective.is_some_and(|o| o != ObjectiveName::Dsm) {
             return fail("the U-Net trains by DSM (expected no --objective other than dsm, no --vr)".into());
+        }
+        if self.model == ModelKind::S1s2 {
+            match self.s2 {
+                SecondOrderHead::Full => {
+                    return fail("--s2 full given, a U-Net carries --s2 diag or --s2 lowrank:R".into())
+                }
+                SecondOrderHead::LowRank { rank } if rank == 0 || rank > shape.len() => {
+                    let pixels = shape.len();
+                    return fail(format!(
+                        "--s2 lowrank:{rank} given, expected a rank from 1 to the {pixels} image values"
+                    ));
+                }
+                _ => {}
+            }
+            if self.couple != 0.0 {
+                return fail(format!(
+                    "--couple {} given, the U-Net trains without coupling (expected 0)",
+                    self.couple
+                ));
+            }
         }
         let unet = self.unet.clone().unwrap_or_default().unet(shape, self.unet_activation());
         unet.validate().map_err(|e| ConfigError::UNet(e.to_string()))?;
@@ -411,8 +444,16 @@ impl TrainConfig {
                 return Err(ConfigError::UNet(msg));
             }
             let unet = settings.unet(shape, self.unet_activation());
-            let model = ImageScoreModel::init(&unet, self.sigma, rng)
-                .map_err(|e| ConfigError::UNet(e.to_string()))?;
+            let mut model = match self.model {
+                ModelKind::S1s2 => {
+                    ImageScoreModel::init_with_head(&unet, self.sigma, self.s2, settings.s2_layout, rng)
+                }
+                _ => ImageScoreModel::init(&unet, self.sigma, rng),
+            }
+            .map_err(|e| ConfigError::UNet(e.to_string()))?;
+            if let Some(schedule) = self.sigmas {
+                model = model.noise_conditional(schedule);
+            }
             return Ok(Model::Image(model));
         }
         Ok(match self.model {

@@ -7,7 +7,7 @@ use super::image_step::{image_loss_and_gradient, ImageWorkspace};
 use super::sharded_step::ShardedStep;
 use super::step::{loss_and_gradient, StepWorkspace};
 use crate::linalg::{Mat, Real};
-use crate::models::Model;
+use crate::models::{ImageScoreModel, Model};
 use crate::objectives::{Objective, ObjectiveError};
 
 /// The buffers of one model's steps (score network or energy model), allocated once per run.
@@ -58,7 +58,16 @@ impl<F: Real> ModelWorkspace<F> {
             (Model::Energy(m), Self::Energy(ws)) => {
                 ws.loss_and_gradient(x, z, |x, z, ws| energy_loss_and_gradient(m, objective, sigma, x, z, ws))
             }
-            (Model::Image(m), Self::Image(ws)) => image_loss_and_gradient(m, objective, sigma, x, z, ws),
+            (Model::Image(m), Self::Image(ws)) => {
+                // Levels drawn for this step (weighted against the model's largest), else `sigma` alone.
+                let drawn = std::mem::take(&mut ws.levels);
+                let (sigmas, top) = if drawn.len() == x.rows() {
+                    (drawn, F::of(m.sigma))
+                } else {
+                    (vec![sigma; x.rows()], sigma)
+                };
+                image_loss_and_gradient(m, objective, &sigmas, top, x, z, ws)
+            }
             (model, ws) => {
                 *ws = Self::new(model);
                 ws.loss_and_gradient(model, objective, sigma, x, z)
@@ -76,12 +85,28 @@ impl<F: Real> ModelWorkspace<F> {
         }
     }
 
+    /// Draws the noise levels of the next [`ModelWorkspace::loss_and_gradient`]'s `n` rows for a
+    /// noise-conditional image model (each from its schedule, the loss weighted by `sigma_i / sigma_max`);
+    /// other models draw nothing and leave `rng` alone.
+    pub fn draw_noise_levels<R: rand::Rng + ?Sized>(&mut self, model: &Model<F>, n: usize, rng: &mut R) {
+        if let (Model::Image(m @ ImageScoreModel { schedule: Some(_), .. }), ws) = (model, &mut *self) {
+            let levels = m.draw_levels(n, rng);
+            match ws {
+                Self::Image(ws) => ws.levels = levels,
+                other => {
+                    *other = Self::new(model);
+                    other.draw_noise_levels(model, n, rng);
+                }
+            }
+        }
+    }
+
     /// The parameter gradient of the last step, in the order of [`Model::params`].
     pub fn grad(&self) -> Vec<&[F]> {
         match self {
             Self::Score(ws) => ws.whole.grad.params(),
             Self::Energy(ws) => ws.whole.grad.params(),
-            Self::Image(ws) => vec![&ws.grad],
+            Self::Image(ws) => ws.grad.iter().map(Vec::as_slice).collect(),
         }
     }
 }

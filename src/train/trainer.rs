@@ -279,6 +279,7 @@ impl Trainer {
         let objective = self.objective;
         self.z.resize(objective.noise_rows(x.rows()), x.cols());
         self.z.as_mut_slice().iter_mut().for_each(|v| *v = StandardNormal.sample(&mut s.rng));
+        self.ws.draw_noise_levels(&s.model, x.rows(), &mut s.rng);
         let sigma = s.config.sigma as f32;
         let loss = self.ws.loss_and_gradient(&s.model, objective, sigma, &x, &self.z)? as f64;
         if !loss.is_finite() {

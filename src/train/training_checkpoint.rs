@@ -14,6 +14,7 @@ use crate::data::{quoted, PIXEL_SCALING};
 use crate::linalg::Mat;
 use crate::memory_budget::NetworkSize;
 use crate::models::{EnergyModel, Model, ScoreModel, SecondOrderNet, ThirdOrderNet};
+use crate::nn::graph::Graph;
 use crate::nn::{Linear, Mlp};
 use crate::optim::{Adam, Ema};
 use crate::Error;
@@ -81,6 +82,22 @@ fn get_mlp(store: &TensorStore, prefix: &str, template: &Mlp<f32>) -> Result<Mlp
     Ok(Mlp::from_layers(layers, template.activation()))
 }
 
+/// Stores a graph's tensors as `prefix.` + their paths.
+fn put_graph(store: &mut TensorStore, prefix: &str, net: &Graph<f32>) {
+    for t in net.tensors() {
+        store.insert(format!("{prefix}.{}", t.name), &t.shape, &net.params()[t.offset..t.offset + t.len()]);
+    }
+}
+
+/// Reads a graph's tensors from `prefix.` + their paths into `net` (shaped by its template).
+fn get_graph(store: &TensorStore, prefix: &str, net: &mut Graph<f32>) -> Result<(), CheckpointError> {
+    for t in net.tensors().to_vec() {
+        let values = store.get_f32(&format!("{prefix}.{}", t.name), &t.shape)?;
+        net.params_mut()[t.offset..t.offset + t.len()].copy_from_slice(&values);
+    }
+    Ok(())
+}
+
 /// Stores every network of `model` under `prefix` + its documented names.
 pub(crate) fn put_model(store: &mut TensorStore, prefix: &str, model: &Model<f32>) {
     match model {
@@ -95,9 +112,9 @@ pub(crate) fn put_model(store: &mut TensorStore, prefix: &str, model: &Model<f32
         }
         Model::Energy(model) => put_mlp(store, &format!("{prefix}energy"), &model.net),
         Model::Image(model) => {
-            for t in model.net.tensors() {
-                let values = &model.net.params()[t.offset..t.offset + t.len()];
-                store.insert(format!("{prefix}s1.{}", t.name), &t.shape, values);
+            put_graph(store, &format!("{prefix}s1"), &model.net);
+            if let Some(net) = model.s2_net() {
+                put_graph(store, &format!("{prefix}s2"), net);
             }
         }
     }
@@ -133,9 +150,9 @@ fn get_model(
         }),
         Model::Image(template) => {
             let mut model = template.clone();
-            for t in template.net.tensors() {
-                let values = store.get_f32(&format!("{prefix}s1.{}", t.name), &t.shape)?;
-                model.net.params_mut()[t.offset..t.offset + t.len()].copy_from_slice(&values);
+            get_graph(store, &format!("{prefix}s1"), &mut model.net)?;
+            if let Some(net) = model.s2.as_mut().and_then(|s2| s2.net.as_mut()) {
+                get_graph(store, &format!("{prefix}s2"), net)?;
             }
             Model::Image(model)
         }

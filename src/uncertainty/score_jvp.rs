@@ -42,10 +42,13 @@ impl<F: Real> ScoreJvp for ImageScoreModel<F> {
             return (Mat::zeros(0, d), Mat::zeros(tangents.rows(), d));
         }
         let mut trace = GraphTrace::default();
-        let out = self.net.forward(&Mat::vstack(&[x, tangents]).cast(), n, &self.log_sigma(n), &mut trace);
-        let (c, maps) = (self.unet.image.channels, self.net.output_shape().channels);
+        let log_sigma = vec![F::of(self.sigma.ln()); n];
+        let out = self.net.forward(&Mat::vstack(&[x, tangents]).cast(), n, &log_sigma, &mut trace);
+        let layout = self.score_layout();
         let first_maps = |start: usize, rows: usize| -> Mat<f64> {
-            Mat::<F>::from_fn(rows, d, |i, j| out.at(start + i, (j / c) * maps + j % c)).cast()
+            let mut s1 = Mat::<F>::zeros(rows, d);
+            (0..rows).for_each(|i| layout.read_s1(out.row(start + i), s1.row_mut(i)));
+            s1.cast()
         };
         (first_maps(0, n), first_maps(n, out.rows() - n))
     }

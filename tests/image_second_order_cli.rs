@@ -1,0 +1,135 @@
+//! U-Net image models with second-order heads and noise-conditional training end to end on the shipped
+//! 8x8 digits: `train --s2 lowrank:R` / `--sigmas`, `eval --json` (held-out D2SM loss, the learned
+//! head's cost against the autodiff Jacobian diagonal, PSNR per sigma, `--png`), `score --order 2`, and
+//! the one-line errors of settings a U-Net cannot take.
+
+mod common;
+
+use common::{fails_with, json, ok};
+use tweedie::models::{Model, NoiseSchedule};
+use tweedie::train::Checkpoint;
+
+/// Trains a small digits U-Net with extra flags into `dir/name`.
+fn train(dir: &std::path::Path, name: &str, flags: &[&str]) -> String {
+    let out = dir.join(name).to_str().unwrap().to_string();
+    let mut args = vec![
+        "train",
+        "--target",
+        "digits",
+        "--arch",
+        "unet",
+        "--channels",
+        "8,16",
+        "--groups",
+        "4",
+        "--batch",
+        "32",
+        "--steps",
+        "30",
+        "--learning-rate",
+        "0.003",
+        "--json",
+        "--out",
+    ];
+    args.push(&out);
+    args.extend_from_slice(flags);
+    json(&ok(&args));
+    out
+}
+
+#[test]
+fn low_rank_head_trains_evaluates_draws_and_scores() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = train(dir.path(), "s2.safetensors", &["--s2", "lowrank:3", "--sigma", "0.5"]);
+    let png = dir.path().join("grid.png");
+    let report =
+        json(&ok(&["eval", "--model", &model, "--json", "--held-out", "40", "--png", png.to_str().unwrap()]));
+    assert_eq!(report["held_out_points"], 40, "{report}");
+    assert!(report["held_out_d2sm_loss"].as_f64().is_some_and(f64::is_finite), "{report}");
+    let cost = &report["s2_cost"];
+    assert_eq!(cost["autodiff_diag"], "exact: 64 JVPs (unit tangent rows, 64 per pass)", "{report}");
+    assert!(cost["learned_ms_per_image"].as_f64().unwrap() > 0.0, "{report}");
+    assert!(cost["autodiff_diag_ms_per_image"].as_f64().unwrap() > 0.0, "{report}");
+    assert!(cost["learned_vs_autodiff_diag_rel_diff"].as_f64().is_some_and(f64::is_finite), "{report}");
+    // Three rows (noisy, denoised, clean) of 8 images, 8x8 pixels at scale 3 with 2-pixel gutters.
+    let bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&bytes[1..4], b"PNG");
+    let (w, h) = (
+        u32::from_be_bytes(bytes[16..20].try_into().unwrap()),
+        u32::from_be_bytes(bytes[20..24].try_into().unwrap()),
+    );
+    assert_eq!((w, h), (8 * 26 + 2, 3 * 26 + 2));
+    // The head's factors: U is N x 64 x 3, its diagonal in the side file.
+    let points = dir.path().join("points.csv");
+    std::fs::write(&points, [vec!["0.5"; 64].join(","), vec!["0.1"; 64].join(",")].join("\n") + "\n")
+        .unwrap();
+    let out = dir.path().join("s2.npy");
+    let written = json(&ok(&[
+        "score",
+        "--model",
+        &model,
+        "--order",
+        "2",
+        "--input",
+        points.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    assert_eq!(
+        written["layout"].as_str().unwrap().split(':').next(),
+        Some("s2 (low-rank head) = U U^T + diag(d)")
+    );
+    assert!(dir.path().join("s2.diag.npy").exists());
+    let Model::Image(image) = Checkpoint::load(std::path::Path::new(&model)).unwrap().eval_model() else {
+        panic!("an image model")
+    };
+    assert_eq!(image.s2.as_ref().map(|s2| s2.head.to_string()), Some("lowrank:3".into()));
+}
+
+#[test]
+fn noise_conditional_model_records_its_schedule_and_is_evaluated_per_sigma() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = train(dir.path(), "nc.safetensors", &["--sigmas", "1.0:0.1:5"]);
+    let Model::Image(image) = Checkpoint::load(std::path::Path::new(&model)).unwrap().eval_model() else {
+        panic!("an image model")
+    };
+    assert_eq!(image.schedule, Some(NoiseSchedule { hi: 1.0, lo: 0.1, levels: 5 }));
+    let report = json(&ok(&["eval", "--model", &model, "--json", "--held-out", "40"]));
+    let levels: Vec<(f64, f64)> = report["per_sigma"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["sigma"].as_f64().unwrap(), l["psnr_noisy"].as_f64().unwrap()))
+        .collect();
+    // Largest, middle (k = 2 of 0..4: sqrt(0.1)) and smallest level; noisy PSNR -20 log10(sigma).
+    let want = [1.0, 0.1f64.sqrt(), 0.1];
+    assert_eq!(levels.len(), 3, "{report}");
+    for ((sigma, noisy), want) in levels.iter().zip(want) {
+        assert!((sigma - want).abs() < 1e-12 && (noisy + 20.0 * want.log10()).abs() < 1e-9, "{report}");
+    }
+}
+
+#[test]
+fn settings_an_image_head_or_schedule_cannot_take_are_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = dir.path().join("x.safetensors");
+    let o = o.to_str().unwrap();
+    let base = ["train", "--target", "digits", "--arch", "unet", "--out", o];
+    let with = |extra: Vec<&'static str>| {
+        let mut args = base.to_vec();
+        args.extend(extra);
+        args
+    };
+    fails_with(&with(vec!["--s2", "full"]), &["--s2 full given", "--s2 diag or --s2 lowrank:R"]);
+    fails_with(&with(vec!["--s2", "lowrank:65"]), &["--s2 lowrank:65", "from 1 to the 64 image values"]);
+    fails_with(&with(vec!["--sigmas", "0.1:1.0:4"]), &["--sigmas `0.1:1.0:4`", "HI <= LO"]);
+    fails_with(&with(vec!["--sigmas", "1.0:0.1:1"]), &["--sigmas `1.0:0.1:1`", "N < 2"]);
+    fails_with(
+        &with(vec!["--sigmas", "1.0:0.1:4", "--sigma", "0.5"]),
+        &["--sigmas 1:0.1:4 with --sigma", "drop --sigma"],
+    );
+    fails_with(
+        &["train", "--target", "digits", "--sigmas", "1.0:0.1:4", "--out", o],
+        &["--sigmas applies to --arch unet"],
+    );
+}
