@@ -3,7 +3,6 @@
 //! log-likelihoods (`crate::implicit`).
 
 use super::data_dir_arg::DataDirArg;
-use super::image_grid::{image_grid, ImageShape};
 use crate::checkpoint::TensorStore;
 use crate::data::{load_image_set, locate_dataset, Dataset, ImageSet, Split};
 use crate::implicit::{
@@ -13,6 +12,7 @@ use crate::implicit::{
 use crate::linalg::Mat;
 use crate::metrics::MmdEstimator;
 use crate::optim::RmsPropSettings;
+use crate::plot::{image_grid, ImageShape};
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use rand::{Rng, SeedableRng};

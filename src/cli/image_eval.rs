@@ -94,7 +94,8 @@ pub(super) fn write_denoising_grid(
     let denoised = Mat::from_fn(clean.rows(), clean.cols(), |i, j| {
         noisy.at(i, j) + sigma * sigma * f64::from(s1.at(i, j))
     });
-    let canvas = crate::plot::image_grid(&[&noisy, &denoised, &clean], image.height, image.width, 3);
+    let shape = crate::plot::ImageShape { height: image.height, width: image.width };
+    let canvas = crate::plot::image_grid(shape, clean.rows(), &[&noisy, &denoised, &clean]);
     canvas.save_png(path)?;
     Ok(())
 }

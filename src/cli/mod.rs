@@ -12,7 +12,6 @@ mod eval;
 mod eval_uq;
 mod export;
 mod image_eval;
-mod image_grid;
 mod input_points;
 mod plot_traces;
 mod progress;

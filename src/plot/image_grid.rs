@@ -1,32 +1,51 @@
-//! A grid of greyscale images: one grid row per set (for example noisy / denoised / clean), one column
-//! per image, pixel values in `[0, 1]` (clipped) drawn as `scale x scale` squares with a 2-pixel gutter.
+//! Grids of grey-scale images, block after block (for example noisy / denoised / clean images of a
+//! denoiser, or decoder samples above test images and their reconstructions), for `tweedie eval --png`.
 
 use super::canvas::{Canvas, Rgb};
 use crate::linalg::Mat;
 
-/// Gutter between images, in canvas pixels.
-const GUTTER: u32 = 2;
+/// Screen pixels per image pixel.
+const SCALE: usize = 2;
+/// Screen pixels between tiles and around the grid.
+const GAP: usize = 2;
 
-/// Draws `sets[r]` (one `height x width` single-channel image per row of the matrix, all sets with the
-/// same number of images) as grid row `r`.
-pub fn image_grid(sets: &[&Mat<f64>], height: usize, width: usize, scale: u32) -> Canvas {
-    let columns = sets.iter().map(|s| s.rows()).max().unwrap_or(0) as u32;
-    let (cell_w, cell_h) = (width as u32 * scale + GUTTER, height as u32 * scale + GUTTER);
-    let mut canvas = Canvas::new(columns * cell_w + GUTTER, sets.len() as u32 * cell_h + GUTTER, Rgb::WHITE);
-    for (r, set) in sets.iter().enumerate() {
-        for i in 0..set.rows() {
-            let (x0, y0) = (GUTTER + i as u32 * cell_w, GUTTER + r as u32 * cell_h);
-            for (k, v) in set.row(i).iter().enumerate().take(height * width) {
-                let grey = if v.is_nan() {
-                    Rgb::MISSING
-                } else {
-                    let g = (v.clamp(0.0, 1.0) * 255.0).round() as u8;
-                    Rgb(g, g, g)
-                };
-                let (px, py) = (x0 + (k % width) as u32 * scale, y0 + (k / width) as u32 * scale);
-                canvas.fill_rect(i64::from(px), i64::from(py), scale, scale, grey);
+/// The shape of one image.
+#[derive(Clone, Copy, Debug)]
+pub struct ImageShape {
+    /// Rows of pixels.
+    pub height: usize,
+    /// Columns of pixels.
+    pub width: usize,
+}
+
+/// Pixel size `(width, height)` of a grid of `cols x rows` tiles of `shape`:
+/// `cols (SCALE width) + (cols + 1) GAP` by `rows (SCALE height) + (rows + 1) GAP`.
+pub fn grid_size(shape: ImageShape, cols: usize, rows: usize) -> (u32, u32) {
+    let side = |n: usize, pixels: usize| (n * SCALE * pixels + (n + 1) * GAP) as u32;
+    (side(cols, shape.width), side(rows, shape.height))
+}
+
+/// Tiles the rows of each block in `blocks` (values in `[0, 1]`, `height * width` each, row-major; 0 black,
+/// 1 white) `cols` to a grid row, block after block, on a mid-grey background. A block whose row count is
+/// not a multiple of `cols` leaves its last grid row part empty.
+pub fn image_grid(shape: ImageShape, cols: usize, blocks: &[&Mat<f64>]) -> Canvas {
+    let cols = cols.max(1);
+    let rows: usize = blocks.iter().map(|b| b.rows().div_ceil(cols)).sum();
+    let (w, h) = grid_size(shape, cols, rows);
+    let mut canvas = Canvas::new(w, h, Rgb(128, 128, 128));
+    let mut top_row = 0;
+    for block in blocks {
+        for (k, image) in block.row_iter().enumerate() {
+            let (col, row) = (k % cols, top_row + k / cols);
+            let left = GAP + col * (SCALE * shape.width + GAP);
+            let top = GAP + row * (SCALE * shape.height + GAP);
+            for (p, &v) in image.iter().enumerate() {
+                let grey = (255.0 * v.clamp(0.0, 1.0)).round() as u8;
+                let (x, y) = (left + SCALE * (p % shape.width), top + SCALE * (p / shape.width));
+                canvas.fill_rect(x as i64, y as i64, SCALE as u32, SCALE as u32, Rgb(grey, grey, grey));
             }
         }
+        top_row += block.rows().div_ceil(cols);
     }
     canvas
 }
@@ -36,15 +55,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pixels_land_in_their_cells_clipped_to_grey_levels() {
-        // Two sets of one 1x2 image at scale 3: values 0.5, 2.0 (clipped to white) / -1.0 (black), 0.0.
-        let a = Mat::from_vec(1, 2, vec![0.5, 2.0]);
-        let b = Mat::from_vec(1, 2, vec![-1.0, 0.0]);
-        let c = image_grid(&[&a, &b], 1, 2, 3);
-        assert_eq!((c.width(), c.height()), (2 * 3 + 2 + 2, 2 * (3 + 2) + 2));
-        assert_eq!(c.pixel(2, 2), Rgb(128, 128, 128));
-        assert_eq!(c.pixel(5 + 2, 2 + 2), Rgb(255, 255, 255));
-        assert_eq!(c.pixel(2, 7), Rgb(0, 0, 0));
-        assert_eq!(c.pixel(0, 0), Rgb::WHITE, "gutter");
+    fn tiles_land_where_grid_size_says_with_their_grey_values() {
+        let shape = ImageShape { height: 2, width: 3 };
+        // Block 1: three images (two grid rows at 2 columns); block 2: one image (one grid row).
+        let a = Mat::from_fn(3, 6, |r, p| (r * 6 + p) as f64 / 17.0);
+        let b = Mat::from_fn(1, 6, |_, p| if p == 4 { 1.0 } else { 0.0 });
+        let canvas = image_grid(shape, 2, &[&a, &b]);
+        assert_eq!((canvas.width(), canvas.height()), grid_size(shape, 2, 3));
+        assert_eq!(grid_size(shape, 2, 3), (2 * 6 + 3 * 2, 3 * 4 + 4 * 2));
+        // Image 2 of block 1 (grid row 1, column 0), its pixel 2 (row 0, column 2) -> value 14/17.
+        let (x, y) = (GAP + SCALE * 2, GAP + (SCALE * 2 + GAP));
+        let grey = (255.0 * 14.0_f64 / 17.0).round() as u8;
+        for (dx, dy) in [(0, 0), (1, 1)] {
+            assert_eq!(canvas.pixel((x + dx) as u32, (y + dy) as u32), Rgb(grey, grey, grey));
+        }
+        // Block 2 starts a new grid row: its white pixel 4 (row 1, column 1) in grid row 2.
+        let (x, y) = (GAP + SCALE, GAP + 2 * (SCALE * 2 + GAP) + SCALE);
+        assert_eq!(canvas.pixel(x as u32, y as u32), Rgb::WHITE);
+        // The empty second tile of block 1's last grid row stays background.
+        let (x, y) = (GAP + (SCALE * 3 + GAP), GAP + (SCALE * 2 + GAP));
+        assert_eq!(canvas.pixel(x as u32, y as u32), Rgb(128, 128, 128));
     }
 }

@@ -16,6 +16,6 @@ pub use canvas::{Canvas, Rgb};
 pub use colormap::Colormap;
 pub use field::{grid_points, Field};
 pub use heatmap::HeatmapFigure;
-pub use image_grid::image_grid;
+pub use image_grid::{image_grid, ImageShape};
 pub use line::LinePlot;
 pub use scatter::ScatterFigure;
