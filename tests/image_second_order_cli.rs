@@ -51,14 +51,15 @@ fn low_rank_head_trains_evaluates_draws_and_scores() {
     assert!(cost["learned_ms_per_image"].as_f64().unwrap() > 0.0, "{report}");
     assert!(cost["autodiff_diag_ms_per_image"].as_f64().unwrap() > 0.0, "{report}");
     assert!(cost["learned_vs_autodiff_diag_rel_diff"].as_f64().is_some_and(f64::is_finite), "{report}");
-    // Three rows (noisy, denoised, clean) of 8 images, 8x8 pixels at scale 3 with 2-pixel gutters.
+    // Three rows (noisy, denoised, clean) of 8 images, 8x8 pixels at scale 2 with 2-pixel gaps around
+    // every tile.
     let bytes = std::fs::read(&png).unwrap();
     assert_eq!(&bytes[1..4], b"PNG");
     let (w, h) = (
         u32::from_be_bytes(bytes[16..20].try_into().unwrap()),
         u32::from_be_bytes(bytes[20..24].try_into().unwrap()),
     );
-    assert_eq!((w, h), (8 * 26 + 2, 3 * 26 + 2));
+    assert_eq!((w, h), (8 * 16 + 9 * 2, 3 * 16 + 4 * 2));
     // The head's factors: U is N x 64 x 3, its diagonal in the side file.
     let points = dir.path().join("points.csv");
     std::fs::write(&points, [vec!["0.5"; 64].join(","), vec!["0.1"; 64].join(",")].join("\n") + "\n")
@@ -132,4 +133,52 @@ fn settings_an_image_head_or_schedule_cannot_take_are_one_line_errors() {
         &["train", "--target", "digits", "--sigmas", "1.0:0.1:4", "--out", o],
         &["--sigmas applies to --arch unet"],
     );
+}
+
+#[test]
+fn denoise_reads_the_low_rank_covariance_of_an_image_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = train(dir.path(), "s2.safetensors", &["--s2", "lowrank:3", "--sigma", "0.5"]);
+    let out = dir.path().join("uq");
+    let report = json(&ok(&[
+        "denoise",
+        "--model",
+        &model,
+        "--input",
+        "digits:test",
+        "--images",
+        "10",
+        "--pcs",
+        "2",
+        "--samples",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]));
+    // The learned route: one pass of s1 and one of the head.
+    assert_eq!(
+        (report["route"].as_str(), report["network_calls"].as_u64()),
+        (Some("learned"), Some(2)),
+        "{report}"
+    );
+    for key in ["nll_lowrank", "nll_diag", "nll_isotropic", "mahalanobis_per_dim", "coverage_90", "rem5"] {
+        assert!(report["metrics"][key].as_f64().is_some_and(f64::is_finite), "{key}: {report}");
+    }
+    // The written variances are sigma^4 (U U^T + diag d) + sigma^2 on the diagonal, with U and d from the
+    // model itself (f32 network; the variances are of order 0.25).
+    let noisy = tweedie::data::read_npy(&out.join("noisy.npy")).unwrap();
+    let Model::Image(image) = Checkpoint::load(std::path::Path::new(&model)).unwrap().eval_model() else {
+        panic!("an image model");
+    };
+    let (u, d) = image.second_order_at(&noisy.cast(), 0.5).expect("a low-rank head");
+    let std = tweedie::data::read_npy(&out.join("std.npy")).unwrap();
+    for i in 0..10 {
+        for j in 0..64 {
+            let uu: f64 = (0..3).map(|r| f64::from(u.at(i, j * 3 + r)).powi(2)).sum();
+            let variance = 0.0625 * (uu + f64::from(d.at(i, j))) + 0.25;
+            let (got, want) = (std.at(i, j), variance.sqrt());
+            assert!((got - want).abs() <= 1e-4 * want, "std ({i}, {j}): {got} vs {want}");
+        }
+    }
 }

@@ -12,8 +12,9 @@ use crate::models::{Model, ScoreModel};
 use crate::train::Checkpoint;
 use crate::uncertainty::{
     best_scalar_variance, isotropic_nll, jacobian_variances, posterior_means, posterior_moments,
-    subspace_iteration, CalibrationReport, DiagonalProbes, PosteriorCovariance, PrincipalComponents,
-    ScoreJvp, SplitConformal, SubspaceIteration, UncertaintyError, CONFORMAL_LEVEL, VARIANCE_FLOOR,
+    subspace_iteration, CalibrationReport, DiagonalProbes, PosteriorCovariance, PosteriorMoments,
+    PrincipalComponents, ScoreJvp, SplitConformal, SubspaceIteration, UncertaintyError, CONFORMAL_LEVEL,
+    VARIANCE_FLOOR,
 };
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -89,9 +90,8 @@ fn pcs_error(k: usize) -> impl Fn(UncertaintyError) -> anyhow::Error {
 }
 
 /// The learned head's moments, clipped to a variance floor, and their components and samples.
-fn learned(model: &ScoreModel<f32>, x: &Mat<f64>, sigma: f64, args: &DenoiseArgs) -> Result<Estimate> {
+fn learned(moments: Vec<PosteriorMoments>, x: &Mat<f64>, sigma: f64, args: &DenoiseArgs) -> Result<Estimate> {
     let (n, dim) = (x.rows(), x.cols());
-    let moments = posterior_moments(model, x, sigma)?;
     let means = Mat::from_vec(n, dim, moments.iter().flat_map(|m| m.mean.clone()).collect());
     let mut covariances: Vec<PosteriorCovariance> = moments.into_iter().map(|m| m.covariance).collect();
     let floor = VARIANCE_FLOOR * sigma * sigma;
@@ -241,8 +241,8 @@ fn load_noisy_and_clean(args: &DenoiseArgs, sigma: f64) -> Result<(Mat<f64>, Opt
     Ok((noisy, Some(clean)))
 }
 
-/// The model of `--model` as the routes need it: a point-cloud score network (learned head or autodiff)
-/// or an image score model (autodiff).
+/// The model of `--model` as the routes need it: a point-cloud score network or an image score model,
+/// each with or without a second-order head.
 enum Denoiser {
     Points(ScoreModel<f32>),
     Image(crate::models::ImageScoreModel<f32>),
@@ -253,6 +253,31 @@ impl Denoiser {
         match self {
             Denoiser::Points(m) => m.dim(),
             Denoiser::Image(m) => m.dim(),
+        }
+    }
+
+    /// The posterior moments at every row of `x` from one pass of `s1` and of the head; `None` without a
+    /// head.
+    fn moments(&self, x: &Mat<f64>, sigma: f64) -> Option<Result<Vec<PosteriorMoments>, UncertaintyError>> {
+        match self {
+            Denoiser::Points(m) => m.s2.is_some().then(|| posterior_moments(m, x, sigma)),
+            Denoiser::Image(m) => {
+                let head = m.s2.as_ref()?.head;
+                let xf: Mat<f32> = x.cast();
+                let s1: Mat<f64> = m.score_at(&xf, sigma).cast();
+                let (u, d) = m.second_order_at(&xf, sigma)?;
+                let (u, d): (Mat<f64>, Mat<f64>) = (u.cast(), d.cast());
+                if !s1.is_finite() || !u.is_finite() || !d.is_finite() {
+                    return Some(Err(UncertaintyError::NonFinite { what: "model output" }));
+                }
+                // The head's raw outputs: the low-rank factor (D x R, row-major), then the diagonal.
+                Some(Ok((0..x.rows())
+                    .map(|i| {
+                        let raw: Vec<f64> = u.row(i).iter().chain(d.row(i)).copied().collect();
+                        PosteriorMoments::from_scores(x.row(i), sigma, s1.row(i), head, &raw)
+                    })
+                    .collect()))
+            }
         }
     }
 
@@ -267,29 +292,33 @@ impl Denoiser {
 /// Runs `tweedie denoise`.
 pub fn denoise(args: DenoiseArgs) -> Result<()> {
     let checkpoint = Checkpoint::load(&args.model)?;
+    let sigma = args.sigma.unwrap_or(checkpoint.config.sigma);
+    if !(sigma > 0.0 && sigma.is_finite()) {
+        bail!("--sigma {sigma}: expected a finite noise level > 0");
+    }
     let model = match checkpoint.eval_model() {
         Model::Score(m) => Denoiser::Points(m),
-        Model::Image(m) => Denoiser::Image(m),
+        // Conditioned on the inputs' noise level, for both routes.
+        Model::Image(m) => Denoiser::Image(crate::models::ImageScoreModel { sigma, ..m }),
         other => bail!(
             "{}: {} (expected a score network: s1, with an s2 head or --autodiff)",
             args.model.display(),
             other.description()
         ),
     };
-    let sigma = args.sigma.unwrap_or(checkpoint.config.sigma);
-    if !(sigma > 0.0 && sigma.is_finite()) {
-        bail!("--sigma {sigma}: expected a finite noise level > 0");
-    }
     let (noisy, clean) = load_noisy_and_clean(&args, sigma)?;
     expect_width(&noisy, &args.input, model.dim())?;
     let start = std::time::Instant::now();
-    let estimate = match (&model, args.autodiff) {
-        (_, true) => autodiff(model.s1(), &noisy, sigma, &args)?,
-        (Denoiser::Points(m), false) if m.s2.is_some() => learned(m, &noisy, sigma, &args)?,
-        (_, false) => bail!(
-            "{}: the model has no second-order head, so no learned covariance (use --autodiff for the autodiff route: Jacobian diagonal and subspace iteration on s1)",
-            args.model.display()
-        ),
+    let estimate = if args.autodiff {
+        autodiff(model.s1(), &noisy, sigma, &args)?
+    } else {
+        let Some(moments) = model.moments(&noisy, sigma) else {
+            bail!(
+                "{}: the model has no second-order head, so no learned covariance (use --autodiff for the autodiff route: Jacobian diagonal and subspace iteration on s1)",
+                args.model.display()
+            );
+        };
+        learned(moments?, &noisy, sigma, &args)?
     };
 
     let seconds = start.elapsed().as_secs_f64();
