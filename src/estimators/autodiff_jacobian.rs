@@ -15,7 +15,7 @@ const ROWS_PER_PASS: usize = 1 << 12;
 /// # Definition
 /// Column `j` of `J(x)` is the JVP of `s1` along the basis vector `e_j`; the `D` tangents of a chunk of
 /// points are pushed through one stacked forward pass whose first layer copies the rows of its weight
-/// instead of multiplying one-hot rows ([`Mlp::forward_basis_trace`]). Chunks run in parallel on the
+/// instead of multiplying one-hot rows (`Mlp::forward_basis_trace`). Chunks run in parallel on the
 /// pool, each into its own block of `out`, so the bits do not depend on the thread count.
 pub fn score_jacobian<F: Real>(s1: &Mlp<F>, x: &Mat<F>, symmetrise: bool) -> Vec<F> {
     let mut out = Vec::new();

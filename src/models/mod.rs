@@ -22,6 +22,7 @@ pub use noise_schedule::NoiseSchedule;
 pub(crate) use score_model::SecondOrderNet;
 pub use score_model::{ModelShape, ScoreModel};
 pub use second_order_head::{SecondOrderHead, UnknownHead};
-pub use third_order_head::{ThirdOrderBuffers, ThirdOrderHead, ThirdOrderNet, UnknownThirdOrderHead};
+pub(crate) use third_order_head::ThirdOrderBuffers;
+pub use third_order_head::{ThirdOrderHead, ThirdOrderNet, UnknownThirdOrderHead};
 pub(crate) use unet_settings::image_shape;
 pub use unet_settings::UNetSettings;
