@@ -24,6 +24,6 @@ pub use projection::Projection;
 pub use second_order_dsm::D2smForm;
 pub(crate) use second_order_dsm::{d2sm_loss, D2smBatch};
 pub(crate) use sliced_score_matching::{ssm_energy_loss, ssm_loss, ssm_vr_energy_loss, SlicedScores};
-pub(crate) use third_order_dsm::{d3sm_loss, D3smBatch};
 #[cfg(test)]
 pub(crate) use third_order_dsm::third_order_target;
+pub(crate) use third_order_dsm::{d3sm_loss, D3smBatch};
