@@ -11,10 +11,10 @@ use crate::linalg::Mat;
 use crate::models::{Model, ScoreModel};
 use crate::train::Checkpoint;
 use crate::uncertainty::{
-    best_scalar_variance, isotropic_nll, jacobian_variances, posterior_means, posterior_moments,
-    subspace_iteration, CalibrationReport, DiagonalProbes, PosteriorCovariance, PosteriorMoments,
-    PrincipalComponents, ScoreJvp, SplitConformal, SubspaceIteration, UncertaintyError, CONFORMAL_LEVEL,
-    VARIANCE_FLOOR,
+    best_scalar_variance, image_posterior_moments, isotropic_nll, jacobian_variances, posterior_means,
+    posterior_moments, subspace_iteration, CalibrationReport, DiagonalProbes, PosteriorCovariance,
+    PosteriorMoments, PrincipalComponents, ScoreJvp, SplitConformal, SubspaceIteration, UncertaintyError,
+    CONFORMAL_LEVEL, VARIANCE_FLOOR,
 };
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -261,23 +261,7 @@ impl Denoiser {
     fn moments(&self, x: &Mat<f64>, sigma: f64) -> Option<Result<Vec<PosteriorMoments>, UncertaintyError>> {
         match self {
             Denoiser::Points(m) => m.s2.is_some().then(|| posterior_moments(m, x, sigma)),
-            Denoiser::Image(m) => {
-                let head = m.s2.as_ref()?.head;
-                let xf: Mat<f32> = x.cast();
-                let s1: Mat<f64> = m.score_at(&xf, sigma).cast();
-                let (u, d) = m.second_order_at(&xf, sigma)?;
-                let (u, d): (Mat<f64>, Mat<f64>) = (u.cast(), d.cast());
-                if !s1.is_finite() || !u.is_finite() || !d.is_finite() {
-                    return Some(Err(UncertaintyError::NonFinite { what: "model output" }));
-                }
-                // The head's raw outputs: the low-rank factor (D x R, row-major), then the diagonal.
-                Some(Ok((0..x.rows())
-                    .map(|i| {
-                        let raw: Vec<f64> = u.row(i).iter().chain(d.row(i)).copied().collect();
-                        PosteriorMoments::from_scores(x.row(i), sigma, s1.row(i), head, &raw)
-                    })
-                    .collect()))
-            }
+            Denoiser::Image(m) => m.s2.is_some().then(|| image_posterior_moments(m, x, sigma)),
         }
     }
 

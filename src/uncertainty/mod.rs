@@ -26,7 +26,7 @@ pub(crate) use jacobian_diagonal::{jacobian_variances, DiagonalProbes};
 pub(crate) use mixture_check::{check_on_mixture, MixtureCheck};
 pub(crate) use mixture_check::{CONFORMAL_LEVEL, VARIANCE_FLOOR};
 pub use posterior_covariance::PosteriorCovariance;
-pub(crate) use posterior_moments::posterior_means;
+pub(crate) use posterior_moments::{image_posterior_moments, posterior_means};
 pub use posterior_moments::{posterior_moments, PosteriorMoments};
 pub use principal_components::PrincipalComponents;
 pub use score_jvp::ScoreJvp;

@@ -4,7 +4,7 @@
 
 use super::{PosteriorCovariance, UncertaintyError};
 use crate::linalg::{Mat, Real};
-use crate::models::{ScoreModel, SecondOrderHead};
+use crate::models::{ImageScoreModel, ScoreModel, SecondOrderHead};
 
 /// The posterior mean and covariance of the clean point given one noisy point.
 #[derive(Clone, Debug, PartialEq)]
@@ -62,6 +62,40 @@ pub fn posterior_moments<F: Real>(
     }
     Ok((0..x_tilde.rows())
         .map(|i| PosteriorMoments::from_scores(x_tilde.row(i), sigma, s1.row(i), s2.head, raw.row(i)))
+        .collect())
+}
+
+/// The posterior moments of an image score model with a second-order head at every row of `x_tilde`
+/// (one image per row), the network conditioned on `sigma`: one pass of `s1` and one of the head.
+///
+/// # Errors
+/// As [`posterior_moments`].
+pub(crate) fn image_posterior_moments<F: Real>(
+    model: &ImageScoreModel<F>,
+    x_tilde: &Mat<f64>,
+    sigma: f64,
+) -> Result<Vec<PosteriorMoments>, UncertaintyError> {
+    let head = model.s2.as_ref().ok_or(UncertaintyError::NoSecondOrderHead)?.head;
+    if x_tilde.cols() != model.dim() {
+        return Err(UncertaintyError::SizeMismatch {
+            what: "noisy image",
+            found: x_tilde.cols(),
+            expected: model.dim(),
+        });
+    }
+    let x: Mat<F> = x_tilde.cast();
+    let s1: Mat<f64> = model.score_at(&x, sigma).cast();
+    let (u, d) = model.second_order_at(&x, sigma).ok_or(UncertaintyError::NoSecondOrderHead)?;
+    let (u, d): (Mat<f64>, Mat<f64>) = (u.cast(), d.cast());
+    if !s1.is_finite() || !u.is_finite() || !d.is_finite() {
+        return Err(UncertaintyError::NonFinite { what: "model output" });
+    }
+    // The head's raw outputs, as for a point-cloud head: the low-rank factor (D x R, row-major), then d.
+    Ok((0..x_tilde.rows())
+        .map(|i| {
+            let raw: Vec<f64> = u.row(i).iter().chain(d.row(i)).copied().collect();
+            PosteriorMoments::from_scores(x_tilde.row(i), sigma, s1.row(i), head, &raw)
+        })
         .collect())
 }
 
