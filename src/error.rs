@@ -29,9 +29,6 @@ pub enum Error {
     /// A bad training configuration.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// A data file that changed since the checkpoint trained on it was written.
-    #[error(transparent)]
-    DataChanged(#[from] crate::train::DataChanged),
     /// A training run that failed.
     #[error(transparent)]
     Train(#[from] TrainError),

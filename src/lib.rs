@@ -10,8 +10,9 @@
 //!   checkpoints optional and resumable bit for bit ([`train::Checkpoint`]).
 //! - [`models`]: the trained [`models::Model`]: a score network with an optional second-order head
 //!   (full, diagonal, low-rank + diagonal) or an energy model; `score` and `hessian_dense` at your points.
-//! - [`objectives`]: the registry of objectives ([`objectives::Objective`]): DSM, DSM-VR, second-order
-//!   DSM in forms A, B and A-VR, SSM, SSM-VR, exact and finite-difference score matching.
+//! - [`objectives`]: the names of the objectives a [`train::TrainConfig`] selects
+//!   ([`objectives::ObjectiveName`]): DSM, DSM-VR, second-order DSM in forms A, B and A-VR, SSM, SSM-VR,
+//!   exact and finite-difference score matching.
 //! - [`uncertainty`]: posterior moments of denoising (mean, covariance as the head's factors, principal
 //!   directions, samples), the autodiff route by subspace iteration, and their calibration.
 //! - [`samplers`]: ULA, MALA, Ozaki and annealed samplers on analytic or learned scores, with a
@@ -24,7 +25,8 @@
 //! - [`evaluation`], [`metrics`]: errors against ground truth, `log Z` of energy models, MMD², KSD².
 //! - [`data`]: points from CSV / NPY files, the named data sets and their data directory.
 //! - [`nn`]: the explicit-derivative network core (forward with tangents, reverse through both streams;
-//!   docs/math.md §8), of which the image network graph ([`nn::graph`]) is public.
+//!   docs/math.md §8); internal but for the hidden [`nn::Activation`], which a [`train::TrainConfig`]
+//!   names.
 //! - [`linalg`]: the matrix type [`linalg::Mat`] and the float trait [`linalg::Real`].
 //!
 //! Without default features (`default-features = false`) the crate builds without the command line
@@ -37,7 +39,7 @@
 //! use tweedie::linalg::Mat;
 //! use tweedie::metrics::MmdEstimator;
 //! use tweedie::models::SecondOrderHead;
-//! use tweedie::samplers::{run, Chains, ModelSource, SampleReport, Ula, UlaSettings};
+//! use tweedie::samplers::{run, Chains, ModelSource, SampleReport, Ula};
 //! use tweedie::train::{TrainConfig, Trainer};
 //!
 //! // 2000 points of a Gaussian with covariance C = [[1, 0.5], [0.5, 1]], held in memory.
@@ -76,7 +78,7 @@
 //!
 //! // Langevin chains on the learned score, measured against the data.
 //! let source = ModelSource::new(model.as_score().unwrap().clone());
-//! let mut ula = Ula::new(UlaSettings { step_size: 0.05 }, &source)?;
+//! let mut ula = Ula::new(0.05, &source)?;
 //! let mut chains = Chains::from_normal(500, 2, 1.0, 1)?;
 //! let summary = run(&mut ula, &mut chains, 300, &mut ());
 //! let report = SampleReport::measure(&chains, &summary, &MmdEstimator::new(points)?, None)?;

@@ -84,7 +84,7 @@ fn low_rank_head_trains_evaluates_draws_and_scores() {
     let Model::Image(image) = Checkpoint::load(std::path::Path::new(&model)).unwrap().eval_model() else {
         panic!("an image model")
     };
-    assert_eq!(image.s2.as_ref().map(|s2| s2.head.to_string()), Some("lowrank:3".into()));
+    assert_eq!(image.second_order_head().map(|h| h.to_string()), Some("lowrank:3".into()));
 }
 
 #[test]

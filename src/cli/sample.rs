@@ -9,8 +9,8 @@ use crate::metrics::MmdEstimator;
 use crate::models::Model;
 use crate::samplers::{
     run, AnnealedOzaki, AnnealedSettings, AnnealedUla, ChainSeries, Chains, EnergySource, GeometricSchedule,
-    Mala, MalaSettings, MmdTrace, ModelCurvatureSource, ModelSource, Ozaki, OzakiSettings, OzakiSolver,
-    SampleReport, Sampler, SamplerError, Ula, UlaSettings,
+    Mala, MmdTrace, ModelCurvatureSource, ModelSource, Ozaki, OzakiSettings, OzakiSolver,
+    SampleReport, Sampler, SamplerError, Ula,
 };
 use crate::targets::{GaussianMixture, NamedTarget};
 use crate::train::Checkpoint;
@@ -195,15 +195,15 @@ fn build_sampler<'a>(
         _ => OzakiSolver::Eigen,
     };
     Ok(match (args.sampler, source) {
-        (SamplerKind::Ula, Source::Analytic) => Box::new(Ula::new(UlaSettings { step_size: h }, target)?),
+        (SamplerKind::Ula, Source::Analytic) => Box::new(Ula::new(h, target)?),
         (SamplerKind::Ula, Source::Model(m)) => match &m.scores {
-            ModelScores::Network(s) => Box::new(Ula::new(UlaSettings { step_size: h }, s)?),
-            ModelScores::Energy(s) => Box::new(Ula::new(UlaSettings { step_size: h }, s)?),
+            ModelScores::Network(s) => Box::new(Ula::new(h, s)?),
+            ModelScores::Energy(s) => Box::new(Ula::new(h, s)?),
         },
-        (SamplerKind::Mala, Source::Analytic) => Box::new(Mala::new(MalaSettings { step_size: h }, target)?),
+        (SamplerKind::Mala, Source::Analytic) => Box::new(Mala::new(h, target)?),
         (SamplerKind::Mala, Source::Model(m)) => match &m.scores {
             ModelScores::Network(_) => return Err(SamplerError::NoLogDensity.into()),
-            ModelScores::Energy(s) => Box::new(Mala::new(MalaSettings { step_size: h }, s)?),
+            ModelScores::Energy(s) => Box::new(Mala::new(h, s)?),
         },
         (SamplerKind::Ozaki | SamplerKind::OzakiDiag | SamplerKind::OzakiLowrank, Source::Analytic) => {
             Box::new(Ozaki::new(ozaki(solver), target)?)

@@ -8,7 +8,7 @@ mod third_order_report;
 
 pub(crate) use log_partition::mean_log_likelihood;
 pub use log_partition::{log_partition, LogPartition, LogPartitionSettings};
-pub use relative_error::{diagonal_relative_error, relative_error};
+pub use relative_error::relative_error;
 pub use score_report::{evaluate_scores, ScoreReport};
 pub use third_order_report::ThirdOrderReport;
 pub(crate) use third_order_report::ThirdOrderRoutes;

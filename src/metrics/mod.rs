@@ -18,6 +18,6 @@ pub use error::MetricError;
 pub use kernel_stein_discrepancy::{ksd2_unbiased, ImqKernel};
 
 pub use maximum_mean_discrepancy::MmdEstimator;
-pub use mixture_weight_tv::{mixture_weight_tv, MixtureWeightTv};
+pub(crate) use mixture_weight_tv::mixture_weight_tv;
 pub use rbf_kernel::RbfKernel;
 pub(crate) use steps_to_tolerance::Trace;

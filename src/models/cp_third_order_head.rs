@@ -52,6 +52,7 @@ impl CpThirdOrderHead {
     }
 
     /// Writes the dense symmetric tensor `T` of one raw row into `out` (`D^3`, index `(i D + j) D + l`).
+    #[cfg(test)]
     pub fn dense_into<F: Real>(self, raw: &[F], dim: usize, out: &mut [F]) {
         let (a, u, c) = self.split(raw, dim);
         for i in 0..dim {

@@ -63,25 +63,13 @@ pub struct EnergyModel<F> {
 impl<F: Real> EnergyModel<F> {
     /// A freshly initialised model.
     #[track_caller]
-    pub fn init<R: Rng + ?Sized>(shape: &EnergyShape, rng: &mut R) -> Self {
+    pub(crate) fn init<R: Rng + ?Sized>(shape: &EnergyShape, rng: &mut R) -> Self {
         assert!(
             shape.base_precision >= 0.0 && shape.base_precision.is_finite(),
             "EnergyModel: base precision {}",
             shape.base_precision
         );
         Self { net: Mlp::init(&shape.sizes(), shape.activation, rng), base_precision: shape.base_precision }
-    }
-
-    /// The architecture.
-    pub fn shape(&self) -> EnergyShape {
-        let sizes = self.net.sizes();
-        EnergyShape {
-            dim: self.net.inputs(),
-            width: sizes[1],
-            depth: sizes.len() - 2,
-            activation: self.net.activation(),
-            base_precision: self.base_precision,
-        }
     }
 
     /// Data dimension.

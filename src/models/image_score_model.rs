@@ -1,4 +1,4 @@
-//! An image score model: a U-Net [`Graph`] over channels-last images whose first `C` output maps are
+//! An image score model: a U-Net (a network graph, docs/math.md §8) over channels-last images whose first `C` output maps are
 //! `s1` (one per image channel), optionally with a second-order head `S2` read from further output maps
 //! of the same network (shared layout) or of a second U-Net (separate layout), evaluated at one fixed
 //! noise level, the training `sigma`.
@@ -24,27 +24,27 @@ pub enum HeadLayout {
 
 /// The second-order head of an image model.
 #[derive(Clone, Debug, PartialEq)]
-pub struct ImageSecondOrder<F> {
+pub(crate) struct ImageSecondOrder<F> {
     /// How the maps are read as `S2`: [`SecondOrderHead::Diagonal`] or [`SecondOrderHead::LowRank`].
-    pub head: SecondOrderHead,
+    pub(crate) head: SecondOrderHead,
     /// The separate network (parameters `s2.` + its paths), or `None` when the maps are on `net`.
-    pub net: Option<Graph<F>>,
+    pub(crate) net: Option<Graph<F>>,
 }
 
 /// A single-sigma U-Net score model.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ImageScoreModel<F> {
     /// The architecture of the `s1` network (its second-order maps are the head's in the shared layout).
-    pub unet: UNetConfig,
+    pub(crate) unet: UNetConfig,
     /// The noise level of a single-sigma model (the training `sigma`), or the largest level of the
     /// schedule; the level [`ImageScoreModel::score`] conditions on.
     pub sigma: f64,
     /// The levels of a noise-conditional model (`None`: trained at `sigma` alone).
     pub schedule: Option<NoiseSchedule>,
     /// The network; its parameters are named `s1.` + the graph's paths in checkpoints.
-    pub net: Graph<F>,
+    pub(crate) net: Graph<F>,
     /// The second-order head, if any.
-    pub s2: Option<ImageSecondOrder<F>>,
+    pub(crate) s2: Option<ImageSecondOrder<F>>,
 }
 
 /// The output maps per channel that carry `head` (diagonal: 1; low rank `R`: `R + 1`).
@@ -60,7 +60,7 @@ impl<F: Real> ImageScoreModel<F> {
     ///
     /// # Errors
     /// Sizes the U-Net cannot take (see [`UNetConfig::build`]).
-    pub fn init<R: Rng + ?Sized>(unet: &UNetConfig, sigma: f64, rng: &mut R) -> Result<Self, GraphError> {
+    pub(crate) fn init<R: Rng + ?Sized>(unet: &UNetConfig, sigma: f64, rng: &mut R) -> Result<Self, GraphError> {
         let unet = UNetConfig { second_order: SecondOrderMaps::None, ..unet.clone() };
         Ok(Self { net: unet.build(rng)?, unet, sigma, schedule: None, s2: None })
     }
@@ -69,7 +69,7 @@ impl<F: Real> ImageScoreModel<F> {
     ///
     /// # Errors
     /// Sizes the U-Net cannot take (see [`UNetConfig::build`]).
-    pub fn init_with_head<R: Rng + ?Sized>(
+    pub(crate) fn init_with_head<R: Rng + ?Sized>(
         unet: &UNetConfig,
         sigma: f64,
         head: SecondOrderHead,
@@ -110,6 +110,17 @@ impl<F: Real> ImageScoreModel<F> {
     /// Data dimension: the values of one image.
     pub fn dim(&self) -> usize {
         self.unet.image.len()
+    }
+
+    /// The second-order head (diagonal or low rank), if the model has one.
+    pub fn second_order_head(&self) -> Option<SecondOrderHead> {
+        self.s2.as_ref().map(|s2| s2.head)
+    }
+
+    /// The images' `(height, width, channels)`; a point is an image's pixels, channels last.
+    pub fn image_shape(&self) -> (usize, usize, usize) {
+        let image = self.unet.image;
+        (image.height, image.width, image.channels)
     }
 
     /// Converts the element type.

@@ -62,7 +62,7 @@ pub struct ScoreModel<F> {
 
 impl<F: Real> ScoreModel<F> {
     /// A freshly initialised model (`s1` drawn first, then `s2`, from `rng`).
-    pub fn init<R: Rng + ?Sized>(shape: &ModelShape, rng: &mut R) -> Self {
+    pub(crate) fn init<R: Rng + ?Sized>(shape: &ModelShape, rng: &mut R) -> Self {
         let s1 = Mlp::init(&shape.sizes(shape.dim), shape.activation, rng);
         let s2 = shape.head.map(|head| SecondOrderNet {
             head,
@@ -73,7 +73,7 @@ impl<F: Real> ScoreModel<F> {
 
     /// The model with a freshly initialised third-order network of the same width, depth and activation
     /// (drawn from `rng`).
-    pub fn with_third_order<R: Rng + ?Sized>(mut self, head: ThirdOrderHead, rng: &mut R) -> Self {
+    pub(crate) fn with_third_order<R: Rng + ?Sized>(mut self, head: ThirdOrderHead, rng: &mut R) -> Self {
         let shape = self.shape();
         let mut sizes = shape.sizes(head.outputs(shape.dim));
         sizes[0] = head.inputs(shape.dim);
@@ -82,7 +82,7 @@ impl<F: Real> ScoreModel<F> {
     }
 
     /// The architecture (of `s1` and `s2`; the third-order head is [`ScoreModel::s3`]).
-    pub fn shape(&self) -> ModelShape {
+    pub(crate) fn shape(&self) -> ModelShape {
         let sizes = self.s1.sizes();
         ModelShape {
             dim: self.s1.inputs(),

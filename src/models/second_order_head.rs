@@ -4,6 +4,7 @@
 use crate::linalg::Real;
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use super::UnknownHead;
 use std::str::FromStr;
 
 /// How a network's raw outputs parameterise the symmetric matrix `S2`.
@@ -104,11 +105,6 @@ impl fmt::Display for SecondOrderHead {
     }
 }
 
-/// A head name that is not `full`, `diag` or `lowrank:R` with `R >= 1`.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("unknown second-order head `{0}` (expected full, diag or lowrank:R with R >= 1)")]
-pub struct UnknownHead(pub String);
-
 impl TryFrom<String> for SecondOrderHead {
     type Error = UnknownHead;
 
@@ -135,7 +131,7 @@ impl FromStr for SecondOrderHead {
                 .and_then(|r| r.parse::<usize>().ok())
                 .filter(|&rank| rank >= 1)
                 .map(|rank| SecondOrderHead::LowRank { rank })
-                .ok_or_else(|| UnknownHead(s.to_string())),
+                .ok_or_else(|| UnknownHead { order: 2, name: s.to_string() }),
         }
     }
 }

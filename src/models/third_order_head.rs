@@ -3,7 +3,7 @@
 //! `T = sum_r a_r u_r ⊗ u_r ⊗ u_r + diag3(c)`, [`CpThirdOrderHead`]) or a directional head (a network of
 //! `(x~, v)` whose one output is `s3[v, v, v]` itself).
 
-use super::CpThirdOrderHead;
+use super::{CpThirdOrderHead, UnknownHead};
 use crate::linalg::{Mat, Real};
 use crate::nn::{Mlp, MlpTrace};
 use serde::{Deserialize, Serialize};
@@ -14,20 +14,23 @@ use std::str::FromStr;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum ThirdOrderHead {
-    /// A network `x~ -> R + R D + D` CP factors, contracted along `v` in `O(R D)`.
-    Cp(CpThirdOrderHead),
+    /// A network `x~ -> R + R D + D` CP factors of rank `rank`, contracted along `v` in `O(R D)`.
+    Cp {
+        /// The number of rank-one terms `R >= 1`.
+        rank: usize,
+    },
     /// A network `(x~, v) -> s3[v, v, v]` (input `2 D`, one output).
     Directional,
 }
 
 impl ThirdOrderHead {
     /// The head of `--model s1s2s3` when none is given: CP of rank 4.
-    pub const DEFAULT: ThirdOrderHead = ThirdOrderHead::Cp(CpThirdOrderHead { rank: 4 });
+    pub const DEFAULT: ThirdOrderHead = ThirdOrderHead::Cp { rank: 4 };
 
     /// The network's input width for dimension `dim`.
     pub fn inputs(self, dim: usize) -> usize {
         match self {
-            ThirdOrderHead::Cp(_) => dim,
+            ThirdOrderHead::Cp { .. } => dim,
             ThirdOrderHead::Directional => 2 * dim,
         }
     }
@@ -35,7 +38,7 @@ impl ThirdOrderHead {
     /// The network's output width for dimension `dim`.
     pub fn outputs(self, dim: usize) -> usize {
         match self {
-            ThirdOrderHead::Cp(cp) => cp.outputs(dim),
+            ThirdOrderHead::Cp { rank } => CpThirdOrderHead { rank }.outputs(dim),
             ThirdOrderHead::Directional => 1,
         }
     }
@@ -44,36 +47,31 @@ impl ThirdOrderHead {
 impl fmt::Display for ThirdOrderHead {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ThirdOrderHead::Cp(cp) => write!(f, "cp:{}", cp.rank),
+            ThirdOrderHead::Cp { rank } => write!(f, "cp:{rank}"),
             ThirdOrderHead::Directional => write!(f, "directional"),
         }
     }
 }
 
-/// A third-order head name that is not `cp:R` with `R >= 1` or `directional`.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("unknown third-order head `{0}` (expected cp:R with R >= 1, or directional)")]
-pub struct UnknownThirdOrderHead(pub String);
-
 impl FromStr for ThirdOrderHead {
-    type Err = UnknownThirdOrderHead;
+    type Err = UnknownHead;
 
-    fn from_str(s: &str) -> Result<Self, UnknownThirdOrderHead> {
+    fn from_str(s: &str) -> Result<Self, UnknownHead> {
         if s == "directional" {
             return Ok(ThirdOrderHead::Directional);
         }
         s.strip_prefix("cp:")
             .and_then(|r| r.parse::<usize>().ok())
             .filter(|&rank| rank >= 1)
-            .map(|rank| ThirdOrderHead::Cp(CpThirdOrderHead { rank }))
-            .ok_or_else(|| UnknownThirdOrderHead(s.to_string()))
+            .map(|rank| ThirdOrderHead::Cp { rank })
+            .ok_or_else(|| UnknownHead { order: 3, name: s.to_string() })
     }
 }
 
 impl TryFrom<String> for ThirdOrderHead {
-    type Error = UnknownThirdOrderHead;
+    type Error = UnknownHead;
 
-    fn try_from(s: String) -> Result<Self, UnknownThirdOrderHead> {
+    fn try_from(s: String) -> Result<Self, UnknownHead> {
         s.parse()
     }
 }
@@ -105,7 +103,7 @@ impl<F: Real> ThirdOrderNet<F> {
         let n = x.len() / dim;
         out.resize(n, self.head.inputs(dim));
         match self.head {
-            ThirdOrderHead::Cp(_) => out.as_mut_slice().copy_from_slice(x),
+            ThirdOrderHead::Cp { .. } => out.as_mut_slice().copy_from_slice(x),
             ThirdOrderHead::Directional => {
                 let rows = out.as_mut_slice().chunks_exact_mut(2 * dim);
                 for ((row, xi), vi) in rows.zip(x.chunks_exact(dim)).zip(v.chunks_exact(dim)) {
@@ -121,7 +119,8 @@ impl<F: Real> ThirdOrderNet<F> {
         let dim = v.len() / raw.rows().max(1);
         out.clear();
         match self.head {
-            ThirdOrderHead::Cp(cp) => {
+            ThirdOrderHead::Cp { rank } => {
+                let cp = CpThirdOrderHead { rank };
                 out.extend(raw.row_iter().zip(v.chunks_exact(dim)).map(|(r, vi)| cp.contract(r, vi)))
             }
             ThirdOrderHead::Directional => out.extend_from_slice(raw.as_slice()),
@@ -132,8 +131,8 @@ impl<F: Real> ThirdOrderNet<F> {
     pub(crate) fn contract_backprop(&self, raw: &Mat<F>, v: &[F], g: &[F], g_raw: &mut Mat<F>) {
         g_raw.resize(raw.rows(), raw.cols());
         match self.head {
-            ThirdOrderHead::Cp(cp) => {
-                let dim = v.len() / raw.rows().max(1);
+            ThirdOrderHead::Cp { rank } => {
+                let (cp, dim) = (CpThirdOrderHead { rank }, v.len() / raw.rows().max(1));
                 g_raw.as_mut_slice().iter_mut().for_each(|x| *x = F::zero());
                 let rows = raw.row_iter().zip(g_raw.as_mut_slice().chunks_exact_mut(raw.cols()));
                 for (((r, g_r), vi), gi) in rows.zip(v.chunks_exact(dim)).zip(g) {
@@ -173,7 +172,7 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_bad_names_are_rejected() {
-        for head in [ThirdOrderHead::Cp(CpThirdOrderHead { rank: 4 }), ThirdOrderHead::Directional] {
+        for head in [ThirdOrderHead::Cp { rank: 4 }, ThirdOrderHead::Directional] {
             assert_eq!(head.to_string().parse::<ThirdOrderHead>(), Ok(head));
         }
         for bad in ["cp:0", "cp:", "cp", "dense", ""] {

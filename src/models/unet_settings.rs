@@ -33,7 +33,7 @@ impl Default for UNetSettings {
 
 impl UNetSettings {
     /// The U-Net over `image` with this activation, its output the score maps alone.
-    pub fn unet(&self, image: Shape, activation: Activation) -> UNetConfig {
+    pub(crate) fn unet(&self, image: Shape, activation: Activation) -> UNetConfig {
         UNetConfig {
             image,
             channels: self.channels.clone(),

@@ -2,7 +2,7 @@
 //! jets along directions, and the input gradient of scalar networks as a forward computation.
 
 mod activation;
-pub mod graph;
+pub(crate) mod graph;
 mod input_gradient;
 mod jet;
 mod layer;

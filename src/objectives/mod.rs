@@ -19,9 +19,10 @@ pub use error::ObjectiveError;
 pub(crate) use exact_score_matching::{basis_directions_into, esm_energy_loss, esm_loss};
 pub(crate) use finite_difference_ssm::{fd_directions_into, fd_ssm_energy_loss, fd_ssm_loss};
 pub(crate) use objective::DEFAULT_FD_EPS;
-pub use objective::{Objective, ObjectiveName, ScoreMatching};
+pub use objective::ObjectiveName;
+pub(crate) use objective::{Objective, ScoreMatching};
 pub use projection::Projection;
-pub use second_order_dsm::D2smForm;
+pub(crate) use second_order_dsm::D2smForm;
 pub(crate) use second_order_dsm::{d2sm_loss, D2smBatch};
 pub(crate) use sliced_score_matching::{ssm_energy_loss, ssm_loss, ssm_vr_energy_loss, SlicedScores};
 #[cfg(test)]

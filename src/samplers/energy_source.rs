@@ -18,13 +18,13 @@ use crate::models::EnergyModel;
 /// ```
 /// use tweedie::models::{EnergyModel, EnergyShape};
 /// use tweedie::nn::Activation;
-/// use tweedie::samplers::{run, Chains, EnergySource, Mala, MalaSettings};
+/// use tweedie::samplers::{run, Chains, EnergySource, Mala};
 /// use rand::SeedableRng;
 /// let shape = EnergyShape { dim: 2, width: 8, depth: 1, activation: Activation::Softplus, base_precision: 1.0 };
 /// let model = EnergyModel::<f32>::init(&shape, &mut rand_chacha::ChaCha8Rng::seed_from_u64(0));
 /// let src = EnergySource::new(model);
 /// // MALA needs log p up to a constant: the energy model has it, a score model does not.
-/// let mut mala = Mala::new(MalaSettings { step_size: 0.05 }, &src)?;
+/// let mut mala = Mala::new(0.05, &src)?;
 /// let mut chains = Chains::from_normal(32, 2, 1.0, 1)?;
 /// let summary = run(&mut mala, &mut chains, 20, &mut ());
 /// assert!(summary.acceptance_rate() > 0.3 && summary.divergence.chains == 0);
@@ -88,7 +88,7 @@ mod tests {
     use super::*;
     use crate::models::EnergyShape;
     use crate::nn::Activation;
-    use crate::samplers::{run, Chains, Mala, MalaSettings};
+    use crate::samplers::{run, Chains, Mala};
     use crate::testing::{normal_mat, test_rng};
     use rand::Rng;
 
@@ -154,7 +154,7 @@ mod tests {
         x0.as_mut_slice().iter_mut().for_each(|v| *v /= lambda.sqrt());
         let mut chains = Chains::new(x0, 2).unwrap();
         // h lambda = 1: ULA would double the variance; MALA keeps 1 / lambda.
-        let mut mala = Mala::new(MalaSettings { step_size: 1.0 / lambda }, &src).unwrap();
+        let mut mala = Mala::new(1.0 / lambda, &src).unwrap();
         let s = run(&mut mala, &mut chains, 30, &mut ());
         assert!(s.acceptance_rate() > 0.3 && s.acceptance_rate() < 1.0);
         for j in 0..2 {

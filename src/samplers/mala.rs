@@ -9,20 +9,6 @@ use super::ula::check_step_size;
 use crate::linalg::Mat;
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
-use serde::{Deserialize, Serialize};
-
-/// Settings of [`Mala`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct MalaSettings {
-    /// Step size $h > 0$ of the Langevin proposal.
-    pub step_size: f64,
-}
-
-impl Default for MalaSettings {
-    fn default() -> Self {
-        Self { step_size: 0.1 }
-    }
-}
 
 /// The Metropolis-adjusted Langevin algorithm.
 ///
@@ -40,17 +26,17 @@ impl Default for MalaSettings {
 ///
 /// # Example
 /// ```
-/// use tweedie::samplers::{run, Chains, Mala, MalaSettings};
+/// use tweedie::samplers::{run, Chains, Mala};
 /// use tweedie::targets::TargetSpec;
 /// let p = "gmm2d".parse::<TargetSpec>()?.build();
-/// let mut mala = Mala::new(MalaSettings { step_size: 0.05 }, &p)?;
+/// let mut mala = Mala::new(0.05, &p)?;
 /// let mut chains = Chains::from_normal(32, 2, 1.0, 1)?;
 /// let s = run(&mut mala, &mut chains, 20, &mut ());
 /// assert!(s.acceptance_rate() > 0.3 && s.divergence.chains == 0);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Mala<'a, S: LogDensitySource + ?Sized> {
-    settings: MalaSettings,
+    step_size: f64,
     source: &'a S,
     /// Scores and log densities at the current positions, valid for `cached_at` steps taken.
     g_x: Mat<f64>,
@@ -66,10 +52,10 @@ impl<'a, S: LogDensitySource + ?Sized> Mala<'a, S> {
     ///
     /// # Errors
     /// [`SamplerError::NonPositiveStepSize`].
-    pub fn new(settings: MalaSettings, source: &'a S) -> Result<Self, SamplerError> {
-        check_step_size(settings.step_size)?;
+    pub fn new(step_size: f64, source: &'a S) -> Result<Self, SamplerError> {
+        check_step_size(step_size)?;
         Ok(Self {
-            settings,
+            step_size,
             source,
             g_x: Mat::default(),
             logp_x: Vec::new(),
@@ -80,9 +66,9 @@ impl<'a, S: LogDensitySource + ?Sized> Mala<'a, S> {
         })
     }
 
-    /// The settings.
-    pub fn settings(&self) -> &MalaSettings {
-        &self.settings
+    /// The step size $h$.
+    pub fn step_size(&self) -> f64 {
+        self.step_size
     }
 }
 
@@ -96,7 +82,7 @@ impl<S: LogDensitySource + ?Sized> Sampler for Mala<'_, S> {
     fn step(&mut self, chains: &mut Chains) -> SamplerStep {
         let (n, d) = (chains.len(), chains.dim());
         assert_eq!(d, self.source.dim(), "Mala::step: chains and source differ in dimension");
-        let h = self.settings.step_size;
+        let h = self.step_size;
         if self.cached_at != Some(chains.steps()) || self.logp_x.len() != n {
             self.g_x.resize(n, d);
             self.logp_x.resize(n, 0.0);

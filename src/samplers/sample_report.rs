@@ -78,7 +78,7 @@ impl SampleReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::samplers::{run, Ula, UlaSettings};
+    use crate::samplers::{run, Ula};
     use crate::targets::gmm2d;
     use rand::SeedableRng;
 
@@ -101,7 +101,7 @@ mod tests {
         assert!(bad.ksd2.unwrap() > 10.0 * good.ksd2.unwrap().abs(), "{bad:?} vs {good:?}");
         // A short ULA run reports its own summary.
         let mut chains = Chains::from_normal(64, 2, 1.0, 5).unwrap();
-        let mut ula = Ula::new(UlaSettings { step_size: 0.05 }, &target).unwrap();
+        let mut ula = Ula::new(0.05, &target).unwrap();
         let summary = run(&mut ula, &mut chains, 20, &mut ());
         let report = SampleReport::measure(&chains, &summary, &reference, None).unwrap();
         assert_eq!((report.live_chains, report.acceptance_rate, report.ksd2), (64, 1.0, None));

@@ -140,11 +140,11 @@ impl RunSummary {
 ///
 /// # Example
 /// ```
-/// use tweedie::samplers::{run, Chains, Ula, UlaSettings};
+/// use tweedie::samplers::{run, Chains, Ula};
 /// use tweedie::targets::TargetSpec;
 /// let p = "gauss:dim=2,cond=4".parse::<TargetSpec>()?.build();
 /// let mut chains = Chains::from_normal(64, 2, 1.0, 0)?;
-/// let mut ula = Ula::new(UlaSettings { step_size: 0.05 }, &p)?;
+/// let mut ula = Ula::new(0.05, &p)?;
 /// let summary = run(&mut ula, &mut chains, 100, &mut ());
 /// assert_eq!((summary.steps, chains.steps(), summary.divergence.chains), (100, 100, 0));
 /// # Ok::<(), Box<dyn std::error::Error>>(())

@@ -56,7 +56,7 @@ fn ula_stationary_variance_is_inflated_by_one_over_one_minus_h_l_over_two() {
         let p = gauss_1d(l);
         for hl in [0.01, 0.5, 1.0, 1.5, 1.9] {
             let h = hl / l;
-            let (a, b) = affine_map_1d(|| Ula::new(UlaSettings { step_size: h }, &p).unwrap());
+            let (a, b) = affine_map_1d(|| Ula::new(h, &p).unwrap());
             let v = b * b / (1.0 - a * a);
             let want = 1.0 / (l * (1.0 - h * l / 2.0));
             assert!((v / want - 1.0).abs() < 1e-11, "l {l} h {h}: {v} vs {want}");
@@ -86,7 +86,7 @@ fn simulated_stationary_variances_match_ozaki_exact_and_ula_biased() {
         let mut chains = start();
         run(&mut oz, &mut chains, 40, &mut ());
         assert!(variance_matches(variance(chains.positions(), 0, 0.0), 1.0 / l, n));
-        let mut ula = Ula::new(UlaSettings { step_size: h }, &p).unwrap();
+        let mut ula = Ula::new(h, &p).unwrap();
         let mut chains = start();
         run(&mut ula, &mut chains, 40, &mut ());
         let biased = 1.0 / (l * (1.0 - hl / 2.0));
@@ -101,7 +101,7 @@ fn mala_leaves_a_gaussian_invariant_where_ula_is_biased() {
     let (l, n) = (4.0, 4000);
     let p = gauss_1d(l);
     let h = 1.0 / l; // h l = 1: ULA's variance doubles
-    let mut mala = Mala::new(MalaSettings { step_size: h }, &p).unwrap();
+    let mut mala = Mala::new(h, &p).unwrap();
     let mut chains = Chains::new(p.sample(n, &mut test_rng(3)), 4).unwrap();
     let s = run(&mut mala, &mut chains, 30, &mut ());
     let s2 = variance(chains.positions(), 0, 0.0);
@@ -115,7 +115,7 @@ fn mala_leaves_a_gaussian_invariant_where_ula_is_biased() {
 fn mala_keeps_the_mean_and_covariance_of_a_mixture() {
     let n = 4000;
     let p = parse_target("gmm2d").unwrap();
-    let mut mala = Mala::new(MalaSettings { step_size: 0.05 }, &p).unwrap();
+    let mut mala = Mala::new(0.05, &p).unwrap();
     let start = p.sample(n, &mut test_rng(5));
     let mut chains = Chains::new(start.clone(), 6).unwrap();
     let s = run(&mut mala, &mut chains, 30, &mut ());
@@ -212,8 +212,8 @@ fn runs_are_reproducible_across_thread_counts() {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         pool.install(|| {
             let samplers: Vec<Box<dyn Sampler + '_>> = vec![
-                Box::new(Ula::new(UlaSettings { step_size: 0.02 }, &p).unwrap()),
-                Box::new(Mala::new(MalaSettings { step_size: 0.05 }, &p).unwrap()),
+                Box::new(Ula::new(0.02, &p).unwrap()),
+                Box::new(Mala::new(0.05, &p).unwrap()),
                 Box::new(Ozaki::new(OzakiSettings { step_size: 0.5, ..Default::default() }, &p).unwrap()),
                 Box::new(
                     Ozaki::new(
@@ -343,11 +343,11 @@ fn bad_settings_are_typed_errors() {
     let p = gauss_1d(1.0);
     for h in [0.0, -1.0, f64::NAN, f64::INFINITY] {
         assert!(matches!(
-            Ula::new(UlaSettings { step_size: h }, &p),
+            Ula::new(h, &p),
             Err(SamplerError::NonPositiveStepSize { .. })
         ));
         assert!(matches!(
-            Mala::new(MalaSettings { step_size: h }, &p),
+            Mala::new(h, &p),
             Err(SamplerError::NonPositiveStepSize { .. })
         ));
     }

@@ -6,20 +6,6 @@ use super::sampler::{Sampler, SamplerStep};
 use super::source::ScoreSource;
 use crate::linalg::Mat;
 use rand_distr::{Distribution, StandardNormal};
-use serde::{Deserialize, Serialize};
-
-/// Settings of [`Ula`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct UlaSettings {
-    /// Step size $h > 0$ (time units of the diffusion $dx = \nabla\log p\ dt + \sqrt 2\  dW$).
-    pub step_size: f64,
-}
-
-impl Default for UlaSettings {
-    fn default() -> Self {
-        Self { step_size: 0.01 }
-    }
-}
 
 /// Rejects a step size that is not positive and finite (NaN included).
 pub(crate) fn check_step_size(h: f64) -> Result<(), SamplerError> {
@@ -43,17 +29,17 @@ pub(crate) fn check_step_size(h: f64) -> Result<(), SamplerError> {
 ///
 /// # Example
 /// ```
-/// use tweedie::samplers::{run, Chains, Ula, UlaSettings};
+/// use tweedie::samplers::{run, Chains, Ula};
 /// use tweedie::targets::TargetSpec;
 /// let p = "gmm2d".parse::<TargetSpec>()?.build();
-/// let mut ula = Ula::new(UlaSettings { step_size: 0.01 }, &p)?;
+/// let mut ula = Ula::new(0.01, &p)?;
 /// let mut chains = Chains::from_normal(8, 2, 1.0, 3)?;
 /// let info = tweedie::samplers::Sampler::step(&mut ula, &mut chains);
 /// assert_eq!((info.step, info.accepted, info.clipped), (1, 8, 0));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Ula<'a, S: ScoreSource + ?Sized> {
-    settings: UlaSettings,
+    step_size: f64,
     source: &'a S,
     g: Mat<f64>,
 }
@@ -63,14 +49,14 @@ impl<'a, S: ScoreSource + ?Sized> Ula<'a, S> {
     ///
     /// # Errors
     /// [`SamplerError::NonPositiveStepSize`].
-    pub fn new(settings: UlaSettings, source: &'a S) -> Result<Self, SamplerError> {
-        check_step_size(settings.step_size)?;
-        Ok(Self { settings, source, g: Mat::default() })
+    pub fn new(step_size: f64, source: &'a S) -> Result<Self, SamplerError> {
+        check_step_size(step_size)?;
+        Ok(Self { step_size, source, g: Mat::default() })
     }
 
-    /// The settings.
-    pub fn settings(&self) -> &UlaSettings {
-        &self.settings
+    /// The step size $h$.
+    pub fn step_size(&self) -> f64 {
+        self.step_size
     }
 }
 
@@ -98,7 +84,7 @@ impl<S: ScoreSource + ?Sized> Sampler for Ula<'_, S> {
     #[track_caller]
     fn step(&mut self, chains: &mut Chains) -> SamplerStep {
         assert_eq!(chains.dim(), self.source.dim(), "Ula::step: chains and source differ in dimension");
-        let h = self.settings.step_size;
+        let h = self.step_size;
         let t = ula_step(self.source, h, chains, &mut self.g);
         SamplerStep::from_totals(chains.steps(), h, None, t)
     }

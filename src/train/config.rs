@@ -331,7 +331,7 @@ impl TrainConfig {
     ///
     /// # Errors
     /// [`ConfigError::Objective`] for bad SSM / FD-SSM parameters.
-    pub fn objective(&self) -> Result<Objective, ConfigError> {
+    pub(crate) fn objective(&self) -> Result<Objective, ConfigError> {
         if let (ModelKind::S1 | ModelKind::Energy, Some(name)) = (self.model, self.objective) {
             return Ok(Objective::first_order(name, self.projections, self.projection, self.fd_eps)?);
         }

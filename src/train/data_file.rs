@@ -3,6 +3,7 @@
 //! or evaluating on a file that changed since is an error rather than a silently different run.
 
 use super::config::{TargetSource, TrainConfig};
+use super::TrainError;
 use crate::checkpoint::{CheckpointError, TensorStore};
 use crate::data::{sha256_hex, DataError};
 use std::path::{Component, Path, PathBuf};
@@ -19,20 +20,6 @@ pub struct DataFile {
     pub path: PathBuf,
     /// SHA-256 of its bytes, lowercase hex.
     pub sha256: String,
-}
-
-/// The data file changed since the checkpoint was written.
-#[derive(Debug, thiserror::Error)]
-#[error("{}: the data file changed since {} was written (SHA-256 {found}, expected {stored}); pass --allow-new-data to use it anyway", path.display(), checkpoint.display())]
-pub struct DataChanged {
-    /// The data file.
-    pub path: PathBuf,
-    /// The checkpoint.
-    pub checkpoint: PathBuf,
-    /// The hash stored in the checkpoint.
-    pub stored: String,
-    /// The hash of the file now.
-    pub found: String,
 }
 
 impl DataFile {
@@ -52,14 +39,14 @@ impl DataFile {
     /// Checks that the file still has the hash recorded here.
     ///
     /// # Errors
-    /// [`DataChanged`] (wrapped in [`crate::Error`]), or [`DataError::Io`] when it cannot be read.
+    /// [`TrainError::DataChanged`] (wrapped in [`crate::Error`]), or [`DataError::Io`] when it cannot be read.
     pub fn verify(&self, checkpoint: &Path) -> Result<(), crate::Error> {
         let found = sha256_of(&self.path)?;
         if found == self.sha256 {
             Ok(())
         } else {
             let (path, checkpoint) = (self.path.clone(), checkpoint.to_path_buf());
-            Err(DataChanged { path, checkpoint, stored: self.sha256.clone(), found }.into())
+            Err(TrainError::DataChanged { path, checkpoint, stored: self.sha256.clone(), found }.into())
         }
     }
 

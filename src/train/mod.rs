@@ -18,7 +18,6 @@ mod training_memory;
 
 pub use config::{ConfigError, FormName, TrainConfig};
 pub(crate) use config::{TargetSource, IN_MEMORY_TARGET};
-pub use data_file::DataChanged;
 pub(crate) use model_step::ModelWorkspace;
 pub use trainer::{Divergence, TrainError, TrainObserver, TrainStep, Trainer};
 pub use training_checkpoint::Checkpoint;

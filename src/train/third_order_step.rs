@@ -97,13 +97,13 @@ pub(super) fn add_third_order<F: Real>(
 mod tests {
     use super::super::step::{loss_and_gradient, StepWorkspace};
     use super::*;
-    use crate::models::{CpThirdOrderHead, ModelShape, ScoreModel, ThirdOrderBuffers, ThirdOrderHead};
+    use crate::models::{ModelShape, ScoreModel, ThirdOrderBuffers, ThirdOrderHead};
     use crate::nn::Activation;
     use crate::objectives::{third_order_target, D2smForm, Objective};
     use crate::testing::{assert_close, fd_gradient, normal_mat, test_rng};
 
     const HEADS: [ThirdOrderHead; 2] =
-        [ThirdOrderHead::Cp(CpThirdOrderHead { rank: 2 }), ThirdOrderHead::Directional];
+        [ThirdOrderHead::Cp { rank: 2 }, ThirdOrderHead::Directional];
 
     /// A small model with a low-rank `s2` head and the third-order head `head`.
     fn model(head: ThirdOrderHead, seed: u64) -> ScoreModel<f64> {
@@ -254,7 +254,7 @@ mod tests {
             .sum::<f64>()
             / (n - 4) as f64;
         // Train a CP head on the same draws.
-        let head = ThirdOrderHead::Cp(CpThirdOrderHead { rank: 2 });
+        let head = ThirdOrderHead::Cp { rank: 2 };
         let mut rng = test_rng(32);
         let shape = ModelShape { dim, width: 8, depth: 1, activation: Activation::Softplus, head: None };
         let model = ScoreModel::<f64>::init(&shape, &mut rng).with_third_order(head, &mut rng);

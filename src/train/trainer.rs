@@ -50,6 +50,18 @@ pub enum TrainError {
         /// The checkpoint path, if the run keeps checkpoints.
         path: Option<PathBuf>,
     },
+    /// The data file changed since the checkpoint trained on it was written.
+    #[error("{}: the data file changed since {} was written (SHA-256 {found}, expected {stored}); pass --allow-new-data to use it anyway", path.display(), checkpoint.display())]
+    DataChanged {
+        /// The data file.
+        path: PathBuf,
+        /// The checkpoint.
+        checkpoint: PathBuf,
+        /// The hash stored in the checkpoint.
+        stored: String,
+        /// The hash of the file now.
+        found: String,
+    },
     /// `--steps` on resume is below the steps the checkpoint has already done.
     #[error("--steps {steps} is below the {done} steps the checkpoint has done (expected a total of at least {done})")]
     StepsBelowCheckpoint {

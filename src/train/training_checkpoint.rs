@@ -319,3 +319,45 @@ impl Checkpoint {
         Ok(Self { config, dim, step, model, adam, ema, rng, data_file })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::{HeadLayout, ImageScoreModel, SecondOrderHead};
+    use crate::nn::graph::{SecondOrderMaps, Shape, UNetConfig};
+    use crate::nn::Activation;
+
+    /// Every tensor of both U-Nets of an image model is stored under `s1.` / `s2.` + its graph path, with
+    /// its shape and values, and reads back into the same model.
+    #[test]
+    fn image_model_tensors_are_stored_under_their_paths_and_read_back() {
+        let unet = UNetConfig {
+            image: Shape::new(8, 8, 1),
+            channels: vec![8, 16],
+            blocks: 1,
+            groups: 4,
+            activation: Activation::Silu,
+            frequencies: 2,
+            second_order: SecondOrderMaps::None,
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let head = SecondOrderHead::LowRank { rank: 2 };
+        let model = ImageScoreModel::<f32>::init_with_head(&unet, 0.5, head, HeadLayout::Separate, &mut rng)
+            .unwrap();
+        let mut store = TensorStore::new();
+        put_model(&mut store, "", &Model::Image(model.clone()));
+        let s2 = model.s2_net().unwrap();
+        for (prefix, net) in [("s1", &model.net), ("s2", s2)] {
+            for t in net.tensors() {
+                let name = format!("{prefix}.{}", t.name);
+                let values = store.get_f32(&name, &t.shape).unwrap_or_else(|e| panic!("{name}: {e}"));
+                assert_eq!(values, net.params()[t.offset..t.offset + t.len()], "{name}");
+            }
+        }
+        assert!(store.names().any(|n| n == "s1.stem.weight") && store.names().any(|n| n == "s2.out.conv.bias"));
+        let mut template = model.clone();
+        template.params_mut().into_iter().flatten().for_each(|w| *w = 0.0);
+        let read = get_model(&store, "", &Model::Image(template)).unwrap();
+        assert_eq!(read, Model::Image(model));
+    }
+}

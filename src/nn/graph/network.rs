@@ -39,11 +39,6 @@ impl ParamTensor {
     pub fn len(&self) -> usize {
         self.shape.iter().product()
     }
-
-    /// True if the tensor holds no values.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 #[derive(Clone, Debug, PartialEq)]

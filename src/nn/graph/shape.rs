@@ -30,11 +30,6 @@ impl Shape {
         self.pixels() * self.channels
     }
 
-    /// True if the image holds no values.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// The same pixels with another channel count.
     pub fn with_channels(&self, channels: usize) -> Self {
         Self { channels, ..*self }
