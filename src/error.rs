@@ -1,7 +1,7 @@
 //! The crate-level error: every module's typed error, one `match` away for callers.
 
 use crate::checkpoint::CheckpointError;
-use crate::data::{DataError, DatasetError, UciError};
+use crate::data::{DataError, DatasetError};
 use crate::metrics::MetricError;
 use crate::samplers::SamplerError;
 use crate::targets::TargetError;
@@ -20,9 +20,6 @@ pub enum Error {
     /// A named data set that cannot be found, fetched, verified or read.
     #[error(transparent)]
     Dataset(#[from] DatasetError),
-    /// A UCI dataset that cannot be loaded.
-    #[error(transparent)]
-    Uci(#[from] UciError),
     /// A checkpoint that cannot be read or written.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),

@@ -1,7 +1,7 @@
 //! Training recovers analytic truth: on a Gaussian target, s2 of q_sigma is the constant -(Sigma +
 //! sigma^2 I)^{-1} and s1 is linear; every head and form must learn them to within a few percent.
 
-use tweedie::evaluation::evaluate_scores;
+use tweedie::evaluation::ScoreReport;
 use tweedie::models::{ModelKind, SecondOrderHead};
 use tweedie::train::{FormName, TrainConfig, Trainer};
 
@@ -24,7 +24,7 @@ fn train_and_score(s2: SecondOrderHead, form: FormName, vr: bool) -> (f64, f64) 
     trainer.run(None, &mut ()).unwrap();
     let model = trainer.state().eval_model();
     let target = trainer.target().unwrap().clone();
-    let report = evaluate_scores(&model, &target, 0.5, 2000, 9).unwrap();
+    let report = ScoreReport::evaluate(&model, &target, 0.5, 2000, 9).unwrap();
     (report.s1_rel_err, report.s2_rel_err.unwrap())
 }
 

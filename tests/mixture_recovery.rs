@@ -14,7 +14,7 @@
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
-use tweedie::evaluation::{evaluate_scores, relative_error};
+use tweedie::evaluation::{relative_error, ScoreReport};
 use tweedie::models::{ModelKind, SecondOrderHead};
 use tweedie::targets::GaussianMixture;
 use tweedie::train::{FormName, TrainConfig, Trainer};
@@ -46,7 +46,11 @@ fn best_constant_error(target: &GaussianMixture, diagonal: bool) -> f64 {
     let constant: Vec<f64> = truth.chunks_exact(dim * dim).flat_map(|_| mean.iter().copied()).collect();
     // A diagonal head is scored on the diagonals alone.
     let keep = |m: &[f64]| -> Vec<f64> {
-        m.iter().enumerate().filter(|(k, _)| !diagonal || k % (dim * dim) % (dim + 1) == 0).map(|(_, v)| *v).collect()
+        m.iter()
+            .enumerate()
+            .filter(|(k, _)| !diagonal || k % (dim * dim) % (dim + 1) == 0)
+            .map(|(_, v)| *v)
+            .collect()
     };
     relative_error(&keep(&constant), &keep(&truth))
 }
@@ -71,7 +75,7 @@ fn every_form_beats_the_best_constant(head: SecondOrderHead) {
         let mut trainer = Trainer::new(config, &tweedie::data::DataDir::resolve(None)).unwrap();
         trainer.run(None, &mut ()).unwrap();
         let target = trainer.target().unwrap().clone();
-        let report = evaluate_scores(&trainer.state().eval_model(), &target, SIGMA, POINTS, 9).unwrap();
+        let report = ScoreReport::evaluate(&trainer.state().eval_model(), &target, SIGMA, POINTS, 9).unwrap();
         let learned = report.s2_rel_err.unwrap();
         let baseline = best_constant_error(&target, head.is_diagonal());
         eprintln!(

@@ -6,7 +6,7 @@ use super::data_dir_arg::DataDirArg;
 use crate::checkpoint::TensorStore;
 use crate::data::{load_image_set, locate_dataset, Dataset, ImageSet, Split};
 use crate::implicit::{
-    ais_log_likelihood, bernoulli_decoder, bernoulli_nll, AisSettings, Autoencoder, AutoencoderCheckpoint,
+    bernoulli_decoder, bernoulli_nll, AisEstimate, AisSettings, Autoencoder, AutoencoderCheckpoint,
     EncoderKind, EntropyEstimator, Vae, VaeSettings, VaeTrainer, Wae, WaeTrainer, AUTOENCODER_FORMAT,
 };
 use crate::linalg::Mat;
@@ -269,8 +269,8 @@ pub fn eval_autoencoder(e: &AutoencoderEval<'_>) -> Result<()> {
             if e.ais {
                 let decoder =
                     bernoulli_decoder(&checkpoint.model).context("a VAE has a Bernoulli decoder")?;
-                let est =
-                    ais_log_likelihood(decoder, &x, &e.settings).map_err(|err| anyhow::anyhow!("{err}"))?;
+                let est = AisEstimate::estimate(decoder, &x, &e.settings)
+                    .map_err(|err| anyhow::anyhow!("{err}"))?;
                 let mean_ll = est.log_likelihood.iter().sum::<f64>() / n as f64;
                 let spread = est.log_likelihood.iter().map(|l| (l - mean_ll).powi(2)).sum::<f64>()
                     / (n.max(2) - 1) as f64;

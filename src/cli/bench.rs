@@ -1,7 +1,7 @@
 //! `tweedie bench`: the fixed benchmark workloads of docs/benchmarks.md, timed in-process; prints one JSON
 //! line per (workload, dim) for `bench/compare.py`, which runs the JAX and PyTorch peers alongside.
 
-use crate::estimators::{score_jacobian_into, stein_scores, Ssge, SsgeSettings, SteinSettings};
+use crate::estimators::{score_jacobian_into, Ssge, SsgeSettings, SteinFit, SteinSettings};
 use crate::evaluation::ThirdOrderRoutes;
 use crate::linalg::Mat;
 use crate::memory_budget::{training_bytes, MemoryBudget, NetworkSize};
@@ -162,7 +162,7 @@ fn kernel_fit_ms(workload: &str, samples: usize, reps: usize) -> Result<f64> {
     let mut failure = None;
     let ms = median_ms(reps, || {
         let fitted = if workload == "stein_fit" {
-            stein_scores(&x, &SteinSettings::default()).map(|f| std::hint::black_box(f.scores.rows()))
+            SteinFit::fit(&x, &SteinSettings::default()).map(|f| std::hint::black_box(f.scores.rows()))
         } else {
             Ssge::fit(&x, &SsgeSettings::default())
                 .and_then(|f| f.score(&x))

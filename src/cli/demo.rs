@@ -5,7 +5,7 @@
 use super::progress::ProgressObserver;
 use crate::data::{claim_output, DataDir};
 use crate::estimators::score_jacobian;
-use crate::evaluation::{evaluate_scores, ScoreReport};
+use crate::evaluation::ScoreReport;
 use crate::linalg::Mat;
 use crate::models::{Model, ModelKind, SecondOrderHead};
 use crate::plot::{grid_points, Colormap, Field, HeatmapFigure};
@@ -72,7 +72,7 @@ fn train(target: &str, steps: u64, seed: u64, checkpoint: PathBuf, json: bool) -
     let seconds = start.elapsed().as_secs_f64();
     let model = trainer.state().eval_model();
     let mixture = trainer.data().mixture().expect("the demo targets are analytic").clone();
-    let report = evaluate_scores(&model, &mixture, sigma, 4000, seed + 1)?;
+    let report = ScoreReport::evaluate(&model, &mixture, sigma, 4000, seed + 1)?;
     Ok(Trained { target: mixture, name: target.into(), model, report, seconds, checkpoint })
 }
 

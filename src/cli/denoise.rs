@@ -12,9 +12,9 @@ use crate::models::{Model, ScoreModel};
 use crate::train::Checkpoint;
 use crate::uncertainty::{
     best_scalar_variance, image_posterior_moments, isotropic_nll, jacobian_variances, posterior_means,
-    posterior_moments, subspace_iteration, CalibrationReport, DiagonalProbes, PosteriorCovariance,
-    PosteriorMoments, PrincipalComponents, ScoreJvp, SplitConformal, SubspaceIteration, UncertaintyError,
-    CONFORMAL_LEVEL, VARIANCE_FLOOR,
+    CalibrationReport, DiagonalProbes, IteratedComponents, PosteriorCovariance, PosteriorMoments,
+    PrincipalComponents, ScoreJvp, SplitConformal, SubspaceIteration, UncertaintyError, CONFORMAL_LEVEL,
+    VARIANCE_FLOOR,
 };
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -144,7 +144,7 @@ fn autodiff(s1: &dyn ScoreJvp, x: &Mat<f64>, sigma: f64, args: &DenoiseArgs) -> 
     let (means, components, calls) = if args.pcs > 0 {
         let settings =
             SubspaceIteration { components: args.pcs, iterations: args.iterations, seed: args.seed };
-        let it = subspace_iteration(s1, x, sigma, settings).map_err(|e| match e {
+        let it = IteratedComponents::compute(s1, x, sigma, settings).map_err(|e| match e {
             UncertaintyError::BadSetting { .. } => anyhow::anyhow!("--iterations {}: {e}", args.iterations),
             e => pcs_error(args.pcs)(e),
         })?;
@@ -260,7 +260,7 @@ impl Denoiser {
     /// head.
     fn moments(&self, x: &Mat<f64>, sigma: f64) -> Option<Result<Vec<PosteriorMoments>, UncertaintyError>> {
         match self {
-            Denoiser::Points(m) => m.s2.is_some().then(|| posterior_moments(m, x, sigma)),
+            Denoiser::Points(m) => m.s2.is_some().then(|| PosteriorMoments::at_rows(m, x, sigma)),
             Denoiser::Image(m) => m.s2.is_some().then(|| image_posterior_moments(m, x, sigma)),
         }
     }

@@ -2,7 +2,7 @@
 //! report its relative score error at the samples and the time taken.
 
 use super::target_help::TARGET_HELP;
-use crate::estimators::{stein_scores, Ssge, SsgeSettings, SteinSettings};
+use crate::estimators::{Ssge, SsgeSettings, SteinFit, SteinSettings};
 use crate::evaluation::relative_error;
 use crate::memory_budget::MemoryBudget;
 use crate::targets::{canonical_name, parse_target, Score};
@@ -72,7 +72,7 @@ pub fn estimate(args: EstimateArgs) -> Result<()> {
     let start = Instant::now();
     let (scores, bandwidth, eigenfunctions) = match args.estimator {
         EstimatorKind::Stein => {
-            let fit = stein_scores(&x, &SteinSettings { eta: args.eta, bandwidth: args.bandwidth })
+            let fit = SteinFit::fit(&x, &SteinSettings { eta: args.eta, bandwidth: args.bandwidth })
                 .context("Stein gradient estimator")?;
             (fit.scores, fit.bandwidth, None)
         }

@@ -4,9 +4,7 @@
 
 use super::autoencoder::{eval_autoencoder, AutoencoderEval};
 use super::data_dir_arg::DataDirArg;
-use crate::evaluation::{
-    evaluate_scores, log_partition, mean_log_likelihood, LogPartitionSettings, ScoreReport,
-};
+use crate::evaluation::{mean_log_likelihood, LogPartition, LogPartitionSettings, ScoreReport};
 use crate::implicit::AisSettings;
 use crate::linalg::Mat;
 use crate::memory_budget::MemoryBudget;
@@ -299,7 +297,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
                 let settings = MixtureCheck { points: args.points, seed: args.seed, iterations: args.iterations };
                 return super::eval_uq::eval_uq(&checkpoint, &args.model, mixture, name, settings, args.json);
             }
-            let report = evaluate_scores(
+            let report = ScoreReport::evaluate(
                 &checkpoint.eval_model(),
                 mixture,
                 checkpoint.config.sigma,
@@ -405,7 +403,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
                         args.log_z_tolerance
                     );
                 }
-                let z = log_partition(energy, Some(train), &settings);
+                let z = LogPartition::estimate(energy, Some(train), &settings);
                 let test_loglik = mean_log_likelihood(energy, &rows.cast(), z.log_z);
                 value["test_loglik"] = serde_json::json!(test_loglik);
                 value["test_loglik_data_units"] = serde_json::json!(test_loglik + log_det);

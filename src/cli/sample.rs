@@ -9,8 +9,8 @@ use crate::metrics::MmdEstimator;
 use crate::models::Model;
 use crate::samplers::{
     run, AnnealedOzaki, AnnealedSettings, AnnealedUla, ChainSeries, Chains, EnergySource, GeometricSchedule,
-    Mala, MmdTrace, ModelCurvatureSource, ModelSource, Ozaki, OzakiSettings, OzakiSolver,
-    SampleReport, Sampler, SamplerError, Ula,
+    Mala, MmdTrace, ModelCurvatureSource, ModelSource, Ozaki, OzakiSettings, OzakiSolver, SampleReport,
+    Sampler, SamplerError, Ula,
 };
 use crate::targets::{GaussianMixture, NamedTarget};
 use crate::train::Checkpoint;
@@ -374,7 +374,7 @@ fn run_and_measure(
         "clipped_fraction": report.clipped_fraction,
         "seconds": report.seconds,
         "diverged": report.diverged,
-        "diverged_first_step": summary.divergence.first_step,
+        "diverged_first_step": summary.first_divergence(),
         "trace_every": every,
         "trace": trace.steps.iter().zip(&trace.values).map(|(s, v)| json!([s, num(*v)])).collect::<Vec<_>>(),
     }))

@@ -61,6 +61,40 @@ pub enum DatasetError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A `uci:` name that is not `uci:redwine`, `uci:whitewine` or `uci:parkinsons`.
+    #[error("unknown UCI target `{spec}` (expected uci:redwine, uci:whitewine or uci:parkinsons, optionally =PATH)")]
+    UnknownUci {
+        /// The spec as given.
+        spec: String,
+    },
+    /// A UCI file whose header differs from the data set's.
+    #[error("{}: header has columns [{found}] (expected the {dataset} columns [{expected}])", path.display())]
+    WrongColumns {
+        /// The data set.
+        dataset: super::uci::UciDataset,
+        /// The file.
+        path: PathBuf,
+        /// The columns found, comma-separated.
+        found: String,
+        /// The columns expected, comma-separated.
+        expected: String,
+    },
+    /// A kept UCI column takes a single value, so it cannot be dequantised or whitened.
+    #[error("{}: column `{column}` is constant (expected at least two distinct values)", path.display())]
+    ConstantColumn {
+        /// The file.
+        path: PathBuf,
+        /// The column.
+        column: String,
+    },
+    /// Too few rows for the UCI splits.
+    #[error("{}: {rows} rows (expected at least 30 for test, validation and training splits)", path.display())]
+    TooFewRows {
+        /// The file.
+        path: PathBuf,
+        /// Rows read.
+        rows: usize,
+    },
     /// A data file of the set that cannot be read as a table.
     #[error(transparent)]
     Data(#[from] super::DataError),

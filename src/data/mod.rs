@@ -50,7 +50,6 @@ pub use points::load_points;
 pub(crate) use source::sha256_hex;
 
 pub(crate) use subset::Subset;
-pub use uci::UciError;
-pub use uci::{load_uci, UciData, UciSpec, Whitening};
+pub use uci::{UciData, UciSpec, Whitening};
 
 pub(crate) use verify::verify_dataset;

@@ -18,7 +18,6 @@ use std::fmt;
 use std::io::BufRead;
 use std::path::PathBuf;
 use std::str::FromStr;
-use thiserror::Error;
 
 /// The correlation above which one column of a pair is dropped (Parkinsons).
 pub const CORRELATION_THRESHOLD: f64 = 0.98;
@@ -140,12 +139,12 @@ impl fmt::Display for UciSpec {
 }
 
 impl FromStr for UciSpec {
-    type Err = UciError;
+    type Err = DatasetError;
 
     /// Parses `uci:redwine`, `uci:whitewine`, `uci:parkinsons`, each optionally `=PATH`.
-    fn from_str(s: &str) -> Result<Self, UciError> {
+    fn from_str(s: &str) -> Result<Self, DatasetError> {
         let rest =
-            s.trim().strip_prefix("uci:").ok_or_else(|| UciError::UnknownDataset { spec: s.to_string() })?;
+            s.trim().strip_prefix("uci:").ok_or_else(|| DatasetError::UnknownUci { spec: s.to_string() })?;
         let (name, path) = match rest.split_once('=') {
             Some((name, path)) if !path.trim().is_empty() => (name, Some(PathBuf::from(path.trim()))),
             Some((name, _)) => (name, None),
@@ -154,55 +153,9 @@ impl FromStr for UciSpec {
         let dataset = UciDataset::ALL
             .into_iter()
             .find(|d| d.name() == name.trim().to_ascii_lowercase())
-            .ok_or_else(|| UciError::UnknownDataset { spec: s.to_string() })?;
+            .ok_or_else(|| DatasetError::UnknownUci { spec: s.to_string() })?;
         Ok(Self { dataset, path })
     }
-}
-
-/// Why a UCI dataset could not be loaded.
-#[derive(Debug, Error)]
-#[non_exhaustive]
-pub enum UciError {
-    /// The name is not `uci:redwine`, `uci:whitewine` or `uci:parkinsons`.
-    #[error("unknown UCI target `{spec}` (expected uci:redwine, uci:whitewine or uci:parkinsons, optionally =PATH)")]
-    UnknownDataset {
-        /// The spec as given.
-        spec: String,
-    },
-    /// The data set's file was not found.
-    #[error(transparent)]
-    Missing(#[from] DatasetError),
-    /// The header differs from the dataset's.
-    #[error("{}: header has columns [{found}] (expected the {dataset} columns [{expected}])", path.display())]
-    WrongColumns {
-        /// The dataset.
-        dataset: UciDataset,
-        /// The file.
-        path: PathBuf,
-        /// The columns found, comma-separated.
-        found: String,
-        /// The columns expected, comma-separated.
-        expected: String,
-    },
-    /// A kept column takes a single value, so it cannot be dequantised or whitened.
-    #[error("{}: column `{column}` is constant (expected at least two distinct values)", path.display())]
-    ConstantColumn {
-        /// The file.
-        path: PathBuf,
-        /// The column.
-        column: String,
-    },
-    /// Too few rows for the splits.
-    #[error("{}: {rows} rows (expected at least 30 for test, validation and training splits)", path.display())]
-    TooFewRows {
-        /// The file.
-        path: PathBuf,
-        /// Rows read.
-        rows: usize,
-    },
-    /// The file could not be read as a numeric table.
-    #[error(transparent)]
-    Data(#[from] DataError),
 }
 
 /// The PCA whitening map `x -> (x - mean) W`, `W = V diag(lambda)^{-1/2}` from the training covariance.
@@ -312,74 +265,76 @@ fn median_gap(x: &Mat<f64>, j: usize) -> f64 {
     *gaps.select_nth_unstable_by(mid, f64::total_cmp).1
 }
 
-/// Loads and preprocesses a UCI dataset.
-///
-/// # Definition
-/// 1. Check the header; drop the set's non-feature columns; for Parkinsons, drop columns greedily
-///    while any pair has `|corr| > 0.98`.
-/// 2. Shuffle the rows with `ChaCha8Rng::seed_from_u64(seed)`.
-/// 3. Dequantise: add `U(-g_j, g_j)` noise to column `j`, `g_j` its median gap between distinct values
-///    (as the DKEF code does), from the same RNG.
-/// 4. Split: test = the first `min(1000, N/10)` rows, validation the next `min(1000, N/10)`, training
-///    the rest.
-/// 5. Whiten every split with the PCA map of the training split, so no test statistic
-///    leaks into the model (the DKEF code whitens before splitting).
-///
-/// # Errors
-/// [`UciError::Missing`] naming every place looked in, [`UciError::WrongColumns`] for another header,
-/// [`UciError::ConstantColumn`], [`UciError::TooFewRows`], and [`UciError::Data`] for unreadable data.
-pub fn load_uci(spec: &UciSpec, seed: u64, data_dir: &DataDir) -> Result<UciData, UciError> {
-    let dataset = spec.dataset;
-    let located = locate_dataset(dataset.dataset(), spec.path.as_deref(), data_dir)?;
-    let source = &located.files[0];
-    let path = source.label().to_path_buf();
-    let header = read_header(source)?;
-    let expected = dataset.expected_columns();
-    if header.len() != expected.len() || header.iter().zip(expected).any(|(a, b)| a != b) {
-        return Err(UciError::WrongColumns {
+impl UciData {
+    /// Loads and preprocesses a UCI dataset.
+    ///
+    /// # Definition
+    /// 1. Check the header; drop the set's non-feature columns; for Parkinsons, drop columns greedily
+    ///    while any pair has `|corr| > 0.98`.
+    /// 2. Shuffle the rows with `ChaCha8Rng::seed_from_u64(seed)`.
+    /// 3. Dequantise: add `U(-g_j, g_j)` noise to column `j`, `g_j` its median gap between distinct values
+    ///    (as the DKEF code does), from the same RNG.
+    /// 4. Split: test = the first `min(1000, N/10)` rows, validation the next `min(1000, N/10)`, training
+    ///    the rest.
+    /// 5. Whiten every split with the PCA map of the training split, so no test statistic
+    ///    leaks into the model (the DKEF code whitens before splitting).
+    ///
+    /// # Errors
+    /// [`DatasetError::Missing`] naming every place looked in, [`DatasetError::WrongColumns`] for another header,
+    /// [`DatasetError::ConstantColumn`], [`DatasetError::TooFewRows`], and [`DatasetError::Data`] for unreadable data.
+    pub fn load(spec: &UciSpec, seed: u64, data_dir: &DataDir) -> Result<UciData, DatasetError> {
+        let dataset = spec.dataset;
+        let located = locate_dataset(dataset.dataset(), spec.path.as_deref(), data_dir)?;
+        let source = &located.files[0];
+        let path = source.label().to_path_buf();
+        let header = read_header(source)?;
+        let expected = dataset.expected_columns();
+        if header.len() != expected.len() || header.iter().zip(expected).any(|(a, b)| a != b) {
+            return Err(DatasetError::WrongColumns {
+                dataset,
+                path,
+                found: header.join(", "),
+                expected: expected.join(", "),
+            });
+        }
+        let dropped = dataset.dropped_columns();
+        let keep: Vec<usize> = (0..expected.len()).filter(|&j| !dropped.contains(&expected[j])).collect();
+        let mut names: Vec<String> = keep.iter().map(|&j| expected[j].to_string()).collect();
+        let mut x = read_csv_from(source, &CsvOptions { columns: Columns::Keep(keep) })?;
+        let mut correlated = Vec::new();
+        if dataset == UciDataset::Parkinsons {
+            let kept = drop_correlated(&x, CORRELATION_THRESHOLD);
+            correlated = (0..names.len()).filter(|j| !kept.contains(j)).map(|j| names[j].clone()).collect();
+            x = Mat::from_fn(x.rows(), kept.len(), |i, c| x.at(i, kept[c]));
+            names = kept.iter().map(|&j| names[j].clone()).collect();
+        }
+        let (n, d) = (x.rows(), x.cols());
+        if n < 30 {
+            return Err(DatasetError::TooFewRows { path, rows: n });
+        }
+        let gaps: Vec<f64> = (0..d).map(|j| median_gap(&x, j)).collect();
+        if let Some(j) = gaps.iter().position(|g| g.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)) {
+            return Err(DatasetError::ConstantColumn { path, column: names[j].clone() });
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(&mut rng);
+        let shuffled = Mat::from_fn(n, d, |i, j| x.at(order[i], j) + gaps[j] * rng.random_range(-1.0..1.0));
+        let held_out = (n / 10).min(1000);
+        let test = shuffled.slice_rows(0, held_out);
+        let validation = shuffled.slice_rows(held_out, 2 * held_out);
+        let train = shuffled.slice_rows(2 * held_out, n);
+        let whitening = Whitening::fit(&train);
+        Ok(UciData {
             dataset,
-            path,
-            found: header.join(", "),
-            expected: expected.join(", "),
-        });
+            train: whitening.apply(&train),
+            validation: whitening.apply(&validation),
+            test: whitening.apply(&test),
+            columns: names,
+            correlated,
+            whitening,
+        })
     }
-    let dropped = dataset.dropped_columns();
-    let keep: Vec<usize> = (0..expected.len()).filter(|&j| !dropped.contains(&expected[j])).collect();
-    let mut names: Vec<String> = keep.iter().map(|&j| expected[j].to_string()).collect();
-    let mut x = read_csv_from(source, &CsvOptions { columns: Columns::Keep(keep) })?;
-    let mut correlated = Vec::new();
-    if dataset == UciDataset::Parkinsons {
-        let kept = drop_correlated(&x, CORRELATION_THRESHOLD);
-        correlated = (0..names.len()).filter(|j| !kept.contains(j)).map(|j| names[j].clone()).collect();
-        x = Mat::from_fn(x.rows(), kept.len(), |i, c| x.at(i, kept[c]));
-        names = kept.iter().map(|&j| names[j].clone()).collect();
-    }
-    let (n, d) = (x.rows(), x.cols());
-    if n < 30 {
-        return Err(UciError::TooFewRows { path, rows: n });
-    }
-    let gaps: Vec<f64> = (0..d).map(|j| median_gap(&x, j)).collect();
-    if let Some(j) = gaps.iter().position(|g| g.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)) {
-        return Err(UciError::ConstantColumn { path, column: names[j].clone() });
-    }
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut order: Vec<usize> = (0..n).collect();
-    order.shuffle(&mut rng);
-    let shuffled = Mat::from_fn(n, d, |i, j| x.at(order[i], j) + gaps[j] * rng.random_range(-1.0..1.0));
-    let held_out = (n / 10).min(1000);
-    let test = shuffled.slice_rows(0, held_out);
-    let validation = shuffled.slice_rows(held_out, 2 * held_out);
-    let train = shuffled.slice_rows(2 * held_out, n);
-    let whitening = Whitening::fit(&train);
-    Ok(UciData {
-        dataset,
-        train: whitening.apply(&train),
-        validation: whitening.apply(&validation),
-        test: whitening.apply(&test),
-        columns: names,
-        correlated,
-        whitening,
-    })
 }
 
 #[cfg(test)]
@@ -411,9 +366,9 @@ mod tests {
         let spec: UciSpec = "uci:parkinsons=/tmp/p.data".parse().unwrap();
         assert_eq!(spec.path, Some(PathBuf::from("/tmp/p.data")));
         assert_eq!(spec.to_string(), "uci:parkinsons=/tmp/p.data");
-        assert!(matches!("uci:rosewine".parse::<UciSpec>(), Err(UciError::UnknownDataset { .. })));
+        assert!(matches!("uci:rosewine".parse::<UciSpec>(), Err(DatasetError::UnknownUci { .. })));
         let missing = UciSpec { dataset: UciDataset::WhiteWine, path: Some("/nonexistent/white.csv".into()) };
-        let err = load_uci(&missing, 0, &DataDir::new("/nonexistent")).unwrap_err();
+        let err = UciData::load(&missing, 0, &DataDir::new("/nonexistent")).unwrap_err();
         assert!(
             err.to_string().contains("/nonexistent/white.csv") && !err.to_string().contains('\n'),
             "{err}"
@@ -426,7 +381,7 @@ mod tests {
         let path = write_wine(dir.path(), 200, &wine_header());
         let spec = UciSpec { dataset: UciDataset::RedWine, path: Some(path.clone()) };
         let dirs = DataDir::new(dir.path());
-        let data = load_uci(&spec, 3, &dirs).unwrap();
+        let data = UciData::load(&spec, 3, &dirs).unwrap();
         assert_eq!(
             (data.test.rows(), data.validation.rows(), data.train.rows(), data.train.cols()),
             (20, 20, 160, 11)
@@ -449,13 +404,16 @@ mod tests {
             }
         }
         // Same seed, same data; another seed, another shuffle.
-        assert_eq!(load_uci(&spec, 3, &dirs).unwrap().test, data.test);
-        assert_ne!(load_uci(&spec, 4, &dirs).unwrap().test, data.test);
+        assert_eq!(UciData::load(&spec, 3, &dirs).unwrap().test, data.test);
+        assert_ne!(UciData::load(&spec, 4, &dirs).unwrap().test, data.test);
         // A different header is a one-line error naming the file.
         let bad = write_wine(dir.path(), 50, &wine_header().replace("alcohol", "ethanol"));
-        let err =
-            load_uci(&UciSpec { dataset: UciDataset::WhiteWine, path: Some(bad) }, 0, &dirs).unwrap_err();
-        assert!(matches!(err, UciError::WrongColumns { .. }) && err.to_string().contains("ethanol"), "{err}");
+        let err = UciData::load(&UciSpec { dataset: UciDataset::WhiteWine, path: Some(bad) }, 0, &dirs)
+            .unwrap_err();
+        assert!(
+            matches!(err, DatasetError::WrongColumns { .. }) && err.to_string().contains("ethanol"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -479,7 +437,7 @@ mod tests {
             (UciDataset::Parkinsons, 0, 587),
         ] {
             let spec = UciSpec { dataset, path: None };
-            let data = load_uci(&spec, 1, &DataDir::new(empty.path())).unwrap();
+            let data = UciData::load(&spec, 1, &DataDir::new(empty.path())).unwrap();
             assert_eq!(data.test.rows(), test);
             if dim > 0 {
                 assert_eq!(data.train.cols(), dim);
@@ -526,7 +484,7 @@ mod tests {
         let path = dir.path().join("parkinsons.data");
         std::fs::write(&path, text).unwrap();
         let spec = UciSpec { dataset: UciDataset::Parkinsons, path: Some(path) };
-        let data = load_uci(&spec, 1, &DataDir::new(dir.path())).unwrap();
+        let data = UciData::load(&spec, 1, &DataDir::new(dir.path())).unwrap();
         assert_eq!(data.correlated, ["Jitter(%)", "Shimmer"]);
         assert_eq!(data.columns.len(), 22 - 5 - 2);
         assert_eq!((data.test.rows(), data.validation.rows(), data.train.rows()), (30, 30, 240));

@@ -14,4 +14,4 @@ pub(crate) use autodiff_jacobian::score_jacobian_into;
 pub use error::EstimatorError;
 
 pub use ssge::{Ssge, SsgeSettings};
-pub use stein::{stein_scores, SteinFit, SteinSettings};
+pub use stein::{SteinFit, SteinSettings};

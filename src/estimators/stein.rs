@@ -7,7 +7,7 @@ use crate::linalg::Mat;
 use nalgebra::DMatrix;
 use serde::{Deserialize, Serialize};
 
-/// Settings of [`stein_scores`].
+/// Settings of [`SteinFit::fit`].
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SteinSettings {
     /// The ridge regulariser `eta > 0` added to the kernel matrix.
@@ -32,47 +32,49 @@ pub struct SteinFit {
     pub bandwidth: f64,
 }
 
-/// Estimates `grad log q` at the samples `x_1..x_M` (rows of `x`).
-///
-/// # Definition
-/// Stein's identity with the test functions `k(x_i, .)` gives, at the samples,
-/// $$ \hat G = -(K + \eta I)^{-1} \langle \nabla, K \rangle,\qquad
-///    \langle \nabla, K\rangle_{i,:} = \sum_j \nabla_{x_j} k(x_i, x_j) =
-///    \sum_j k(x_i, x_j)\ \frac{x_i - x_j}{w^2}, $$
-/// with the RBF kernel `k(x, y) = exp(-||x - y||^2 / (2 w^2))`. Time `O(M^2 D + M^3)`, memory `O(M^2)`.
-///
-/// # Reference
-/// Li & Turner, "Gradient Estimators for Implicit Models", ICLR 2018, Eq. (8); docs/math.md §11.2.
-///
-/// # Errors
-/// [`EstimatorError`] for fewer than 2 samples, a non-finite sample, a bad `eta` or bandwidth, or a
-/// kernel matrix that cannot be factored.
-pub fn stein_scores(x: &Mat<f64>, settings: &SteinSettings) -> Result<SteinFit, EstimatorError> {
-    check_samples(x, 2)?;
-    if !(settings.eta > 0.0 && settings.eta.is_finite()) {
-        return Err(EstimatorError::BadRegulariser { eta: settings.eta });
-    }
-    let kernel = kernel_for(settings.bandwidth, x)?;
-    let (m, dim) = (x.rows(), x.cols());
-    let k = kernel.matrix(x, x);
-    let w2 = kernel.bandwidth().powi(2);
-    // <grad, K> = (diag(K 1) X - K X) / w^2.
-    let kx = Mat::matmul(&k, x, false);
-    let mut rhs = DMatrix::<f64>::zeros(m, dim);
-    for i in 0..m {
-        let row_sum: f64 = k.row(i).iter().sum();
-        for d in 0..dim {
-            rhs[(i, d)] = -(row_sum * x.at(i, d) - kx.at(i, d)) / w2;
+impl SteinFit {
+    /// Estimates `grad log q` at the samples `x_1..x_M` (rows of `x`).
+    ///
+    /// # Definition
+    /// Stein's identity with the test functions `k(x_i, .)` gives, at the samples,
+    /// $$ \hat G = -(K + \eta I)^{-1} \langle \nabla, K \rangle,\qquad
+    ///    \langle \nabla, K\rangle_{i,:} = \sum_j \nabla_{x_j} k(x_i, x_j) =
+    ///    \sum_j k(x_i, x_j)\ \frac{x_i - x_j}{w^2}, $$
+    /// with the RBF kernel `k(x, y) = exp(-||x - y||^2 / (2 w^2))`. Time `O(M^2 D + M^3)`, memory `O(M^2)`.
+    ///
+    /// # Reference
+    /// Li & Turner, "Gradient Estimators for Implicit Models", ICLR 2018, Eq. (8); docs/math.md §11.2.
+    ///
+    /// # Errors
+    /// [`EstimatorError`] for fewer than 2 samples, a non-finite sample, a bad `eta` or bandwidth, or a
+    /// kernel matrix that cannot be factored.
+    pub fn fit(x: &Mat<f64>, settings: &SteinSettings) -> Result<SteinFit, EstimatorError> {
+        check_samples(x, 2)?;
+        if !(settings.eta > 0.0 && settings.eta.is_finite()) {
+            return Err(EstimatorError::BadRegulariser { eta: settings.eta });
         }
+        let kernel = kernel_for(settings.bandwidth, x)?;
+        let (m, dim) = (x.rows(), x.cols());
+        let k = kernel.matrix(x, x);
+        let w2 = kernel.bandwidth().powi(2);
+        // <grad, K> = (diag(K 1) X - K X) / w^2.
+        let kx = Mat::matmul(&k, x, false);
+        let mut rhs = DMatrix::<f64>::zeros(m, dim);
+        for i in 0..m {
+            let row_sum: f64 = k.row(i).iter().sum();
+            for d in 0..dim {
+                rhs[(i, d)] = -(row_sum * x.at(i, d) - kx.at(i, d)) / w2;
+            }
+        }
+        let mut regularised = DMatrix::from_vec(m, m, k.into_vec());
+        for i in 0..m {
+            regularised[(i, i)] += settings.eta;
+        }
+        let cholesky = regularised.cholesky().ok_or(EstimatorError::NotPositiveDefinite { samples: m })?;
+        let g = cholesky.solve(&rhs);
+        let scores = Mat::from_fn(m, dim, |i, d| g[(i, d)]);
+        Ok(SteinFit { scores, bandwidth: kernel.bandwidth() })
     }
-    let mut regularised = DMatrix::from_vec(m, m, k.into_vec());
-    for i in 0..m {
-        regularised[(i, i)] += settings.eta;
-    }
-    let cholesky = regularised.cholesky().ok_or(EstimatorError::NotPositiveDefinite { samples: m })?;
-    let g = cholesky.solve(&rhs);
-    let scores = Mat::from_fn(m, dim, |i, d| g[(i, d)]);
-    Ok(SteinFit { scores, bandwidth: kernel.bandwidth() })
 }
 
 #[cfg(test)]
@@ -86,7 +88,7 @@ mod tests {
             .iter()
             .map(|&m| {
                 let (x, truth) = gaussian_samples_and_scores(m, 2, 7);
-                let fit = stein_scores(&x, &SteinSettings::default()).unwrap();
+                let fit = SteinFit::fit(&x, &SteinSettings::default()).unwrap();
                 relative_error(&fit.scores, &truth)
             })
             .collect();
@@ -100,7 +102,7 @@ mod tests {
         // G = -r / (1 + eta - c) (1, -1).
         let (a, b, w, eta) = (0.3, -0.9, 0.8, 0.1);
         let x = Mat::from_vec(2, 1, vec![a, b]);
-        let fit = stein_scores(&x, &SteinSettings { eta, bandwidth: Some(w) }).unwrap();
+        let fit = SteinFit::fit(&x, &SteinSettings { eta, bandwidth: Some(w) }).unwrap();
         let c = (-(a - b) * (a - b) / (2.0 * w * w)).exp();
         let g0 = -c * (a - b) / (w * w) / (1.0 + eta - c);
         assert_eq!(fit.bandwidth, w);
@@ -114,15 +116,15 @@ mod tests {
     fn bad_inputs_are_errors() {
         let one = Mat::from_vec(1, 2, vec![0.0, 1.0]);
         assert_eq!(
-            stein_scores(&one, &SteinSettings::default()),
+            SteinFit::fit(&one, &SteinSettings::default()),
             Err(EstimatorError::TooFewSamples { found: 1, needed: 2 })
         );
         let x = Mat::from_vec(2, 1, vec![0.0, 1.0]);
         let bad = SteinSettings { eta: 0.0, ..Default::default() };
-        assert_eq!(stein_scores(&x, &bad), Err(EstimatorError::BadRegulariser { eta: 0.0 }));
+        assert_eq!(SteinFit::fit(&x, &bad), Err(EstimatorError::BadRegulariser { eta: 0.0 }));
         let nan = Mat::from_vec(2, 1, vec![0.0, f64::NAN]);
         assert!(matches!(
-            stein_scores(&nan, &SteinSettings::default()),
+            SteinFit::fit(&nan, &SteinSettings::default()),
             Err(EstimatorError::NonFiniteSample { row: 1, .. })
         ));
     }

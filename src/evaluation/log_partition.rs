@@ -13,7 +13,7 @@ use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-/// Settings of [`log_partition`].
+/// Settings of [`LogPartition::estimate`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LogPartitionSettings {
     /// Standard deviation `c` of the wide Gaussian `N(0, c^2 I)` of the proposal (data whitened to unit
@@ -263,93 +263,95 @@ impl<'a, F: Real> Proposal<'a, F> {
     }
 }
 
-/// Estimates `log Z` of `model` by importance sampling.
-///
-/// # Definition
-/// The proposal is the defensive mixture of a wide Gaussian and Gaussians of bandwidth `h` on centres
-/// `mu_m`: data points and the end points of MALA chains on the model (`MAX_CENTRES` at most),
-/// $$ q(x) = (1 - a)\ \mathcal N(x; 0, c^2 I) + \frac{a}{M} \sum_m \mathcal N(x; \mu_m, h^2 I) $$
-/// (`a = 0`, or neither data nor chains: the wide Gaussian alone); with draws `x_k ~ q`,
-/// $$ \hat Z = \frac1K \sum_k w_k,\qquad w_k = \frac{e^{-E(x_k)}}{q(x_k)}, $$
-/// computed in log space. The wide component bounds the weights in the tails (a model with a base
-/// precision `lambda >= 1/c^2` has bounded weights whatever its network); the data-centred ones cover
-/// the mass near the data, and the model samples whatever mass the model holds away from it (where score
-/// matching saw no data; without them such mass shows as rare, huge weights). Score matching on
-/// `x + sigma z` with `n` points is optimal at the kernel density estimate of bandwidth `sigma`, so a
-/// trained model looks locally like one, and in `D`
-/// dimensions a bandwidth off by a factor `r` costs about `r^D` in effective sample size. `h` is
-/// therefore chosen among `data_bandwidths` by pilot runs: the widest one whose effective sample size is
-/// within a factor 2 of the best (too narrow a bandwidth leaves mass between the centres that only the
-/// wide Gaussian covers: rare, huge weights that a pilot may miss). The estimate uses fresh draws; if
-/// after `2^20` of them its effective-sample fraction falls below an eighth of the pilot's, it starts
-/// again at the next wider bandwidth. Draws continue in batches until the delta-method standard error of
-/// `log Z_hat` is at most `tolerance` (after at least `min_samples`), or `max_samples` is reached.
-/// `Z_hat` is unbiased for any proposal.
-pub fn log_partition<F: Real>(
-    model: &EnergyModel<F>,
-    data: Option<&Mat<f64>>,
-    settings: &LogPartitionSettings,
-) -> LogPartition {
-    let chains = settings.mcmc_chains.min(MAX_CENTRES);
-    let data = data.filter(|d| d.rows() > 0);
-    let centres = (settings.data_weight > 0.0
-        && (data.is_some() || chains > 0)
-        && !settings.data_bandwidths.is_empty())
-    .then(|| {
-        let mut parts = Vec::new();
-        if let Some(d) = data {
-            parts.push(d.slice_rows(0, d.rows().min(MAX_CENTRES - chains)));
-        }
-        if chains > 0 {
-            let seed = settings.seed ^ 0x6d61_6c61;
-            parts.push(model_samples(model, data, chains, settings.mcmc_steps, seed));
-        }
-        Mat::vstack(&parts.iter().collect::<Vec<_>>())
-    });
-    let batch = settings.batch.max(1);
-    let mut proposal =
-        Proposal::new(model, centres.as_ref(), settings.data_weight, settings.proposal_std, batch);
-    let mut rng = ChaCha8Rng::seed_from_u64(settings.seed);
-    let candidates: &[f64] = if centres.is_some() { &settings.data_bandwidths } else { &[] };
-    // Effective-sample fraction of each candidate in its pilot.
-    let fractions: Vec<f64> = match candidates {
-        [_] => vec![1.0],
-        _ => candidates
-            .iter()
-            .map(|&h| {
-                proposal.h = h;
-                let mut sums = WeightSums::default();
-                while sums.count < settings.pilot_samples.max(1) {
-                    proposal.push_batch(&mut rng, &mut sums);
-                }
-                sums.estimate(Some(h)).effective_samples / sums.count as f64
-            })
-            .collect(),
-    };
-    // The widest bandwidth within a factor 2 of the best pilot: a pilot overrates narrow bandwidths, whose
-    // rare huge weights (mass between the centres) it may not have drawn yet.
-    let best = fractions.iter().copied().fold(0.0, f64::max);
-    let mut choice = (0..candidates.len())
-        .filter(|&i| fractions[i] >= 0.5 * best)
-        .max_by(|&i, &j| candidates[i].total_cmp(&candidates[j]));
-    loop {
-        let bandwidth = choice.map(|k| candidates[k]);
-        proposal.h = bandwidth.unwrap_or(1.0);
-        let mut sums = WeightSums::default();
-        loop {
-            proposal.push_batch(&mut rng, &mut sums);
-            let estimate = sums.estimate(bandwidth);
-            let done = sums.count >= settings.min_samples && estimate.std_err <= settings.tolerance;
-            if done || sums.count >= settings.max_samples {
-                return estimate;
+impl LogPartition {
+    /// Estimates `log Z` of `model` by importance sampling.
+    ///
+    /// # Definition
+    /// The proposal is the defensive mixture of a wide Gaussian and Gaussians of bandwidth `h` on centres
+    /// `mu_m`: data points and the end points of MALA chains on the model (`MAX_CENTRES` at most),
+    /// $$ q(x) = (1 - a)\ \mathcal N(x; 0, c^2 I) + \frac{a}{M} \sum_m \mathcal N(x; \mu_m, h^2 I) $$
+    /// (`a = 0`, or neither data nor chains: the wide Gaussian alone); with draws `x_k ~ q`,
+    /// $$ \hat Z = \frac1K \sum_k w_k,\qquad w_k = \frac{e^{-E(x_k)}}{q(x_k)}, $$
+    /// computed in log space. The wide component bounds the weights in the tails (a model with a base
+    /// precision `lambda >= 1/c^2` has bounded weights whatever its network); the data-centred ones cover
+    /// the mass near the data, and the model samples whatever mass the model holds away from it (where score
+    /// matching saw no data; without them such mass shows as rare, huge weights). Score matching on
+    /// `x + sigma z` with `n` points is optimal at the kernel density estimate of bandwidth `sigma`, so a
+    /// trained model looks locally like one, and in `D`
+    /// dimensions a bandwidth off by a factor `r` costs about `r^D` in effective sample size. `h` is
+    /// therefore chosen among `data_bandwidths` by pilot runs: the widest one whose effective sample size is
+    /// within a factor 2 of the best (too narrow a bandwidth leaves mass between the centres that only the
+    /// wide Gaussian covers: rare, huge weights that a pilot may miss). The estimate uses fresh draws; if
+    /// after `2^20` of them its effective-sample fraction falls below an eighth of the pilot's, it starts
+    /// again at the next wider bandwidth. Draws continue in batches until the delta-method standard error of
+    /// `log Z_hat` is at most `tolerance` (after at least `min_samples`), or `max_samples` is reached.
+    /// `Z_hat` is unbiased for any proposal.
+    pub fn estimate<F: Real>(
+        model: &EnergyModel<F>,
+        data: Option<&Mat<f64>>,
+        settings: &LogPartitionSettings,
+    ) -> LogPartition {
+        let chains = settings.mcmc_chains.min(MAX_CENTRES);
+        let data = data.filter(|d| d.rows() > 0);
+        let centres = (settings.data_weight > 0.0
+            && (data.is_some() || chains > 0)
+            && !settings.data_bandwidths.is_empty())
+        .then(|| {
+            let mut parts = Vec::new();
+            if let Some(d) = data {
+                parts.push(d.slice_rows(0, d.rows().min(MAX_CENTRES - chains)));
             }
-            // A huge weight the pilot missed: the effective fraction collapsed below an eighth of the
-            // pilot's. Start again with fresh draws at the next wider bandwidth, if there is one.
-            if let Some(k) = choice.filter(|&k| k + 1 < candidates.len()) {
-                let fraction = estimate.effective_samples / sums.count as f64;
-                if sums.count >= COLLAPSE_CHECK && fraction < fractions[k] / 8.0 {
-                    choice = Some(k + 1);
-                    break;
+            if chains > 0 {
+                let seed = settings.seed ^ 0x6d61_6c61;
+                parts.push(model_samples(model, data, chains, settings.mcmc_steps, seed));
+            }
+            Mat::vstack(&parts.iter().collect::<Vec<_>>())
+        });
+        let batch = settings.batch.max(1);
+        let mut proposal =
+            Proposal::new(model, centres.as_ref(), settings.data_weight, settings.proposal_std, batch);
+        let mut rng = ChaCha8Rng::seed_from_u64(settings.seed);
+        let candidates: &[f64] = if centres.is_some() { &settings.data_bandwidths } else { &[] };
+        // Effective-sample fraction of each candidate in its pilot.
+        let fractions: Vec<f64> = match candidates {
+            [_] => vec![1.0],
+            _ => candidates
+                .iter()
+                .map(|&h| {
+                    proposal.h = h;
+                    let mut sums = WeightSums::default();
+                    while sums.count < settings.pilot_samples.max(1) {
+                        proposal.push_batch(&mut rng, &mut sums);
+                    }
+                    sums.estimate(Some(h)).effective_samples / sums.count as f64
+                })
+                .collect(),
+        };
+        // The widest bandwidth within a factor 2 of the best pilot: a pilot overrates narrow bandwidths, whose
+        // rare huge weights (mass between the centres) it may not have drawn yet.
+        let best = fractions.iter().copied().fold(0.0, f64::max);
+        let mut choice = (0..candidates.len())
+            .filter(|&i| fractions[i] >= 0.5 * best)
+            .max_by(|&i, &j| candidates[i].total_cmp(&candidates[j]));
+        loop {
+            let bandwidth = choice.map(|k| candidates[k]);
+            proposal.h = bandwidth.unwrap_or(1.0);
+            let mut sums = WeightSums::default();
+            loop {
+                proposal.push_batch(&mut rng, &mut sums);
+                let estimate = sums.estimate(bandwidth);
+                let done = sums.count >= settings.min_samples && estimate.std_err <= settings.tolerance;
+                if done || sums.count >= settings.max_samples {
+                    return estimate;
+                }
+                // A huge weight the pilot missed: the effective fraction collapsed below an eighth of the
+                // pilot's. Start again with fresh draws at the next wider bandwidth, if there is one.
+                if let Some(k) = choice.filter(|&k| k + 1 < candidates.len()) {
+                    let fraction = estimate.effective_samples / sums.count as f64;
+                    if sums.count >= COLLAPSE_CHECK && fraction < fractions[k] / 8.0 {
+                        choice = Some(k + 1);
+                        break;
+                    }
                 }
             }
         }
@@ -384,21 +386,25 @@ mod tests {
             mcmc_chains: 0,
             ..Default::default()
         };
-        let est = log_partition(&model, None, &settings);
+        let est = LogPartition::estimate(&model, None, &settings);
         assert_eq!(est.bandwidth, None, "neither data nor chains: the wide Gaussian alone");
         let want = 1.5 * (2.0 * std::f64::consts::PI / 0.8).ln();
         assert!(est.std_err <= 0.01, "{est:?}");
         assert!((est.log_z - want).abs() < 4.0 * est.std_err, "{est:?} vs {want}");
         // Another seed agrees within the combined standard errors.
-        let other = log_partition(&model, None, &LogPartitionSettings { seed: 9, ..settings.clone() });
+        let other =
+            LogPartition::estimate(&model, None, &LogPartitionSettings { seed: 9, ..settings.clone() });
         assert!(
             (other.log_z - est.log_z).abs() < 4.0 * (est.std_err + other.std_err),
             "{other:?} vs {est:?}"
         );
         // The defensive mixture with data-centred components estimates the same normaliser.
         let data = Mat::from_fn(50, 3, |i, j| ((i * 3 + j) as f64).sin());
-        let mixed =
-            log_partition(&model, Some(&data), &LogPartitionSettings { seed: 10, ..settings.clone() });
+        let mixed = LogPartition::estimate(
+            &model,
+            Some(&data),
+            &LogPartitionSettings { seed: 10, ..settings.clone() },
+        );
         assert!((mixed.log_z - want).abs() < 4.0 * mixed.std_err, "{mixed:?} vs {want}");
         // The pilot picks a bandwidth that matches the model: here N(0, 1.25 I) is broad, so a wide one.
         assert!(mixed.bandwidth.is_some_and(|h| h >= 0.5), "{mixed:?}");
@@ -407,7 +413,8 @@ mod tests {
         narrow.base_precision = 25.0;
         let mut data = crate::testing::normal_mat(200, 3, &mut test_rng(2));
         data.as_mut_slice().iter_mut().for_each(|v| *v *= 0.2);
-        let est = log_partition(&narrow, Some(&data), &LogPartitionSettings { seed: 11, ..settings });
+        let est =
+            LogPartition::estimate(&narrow, Some(&data), &LogPartitionSettings { seed: 11, ..settings });
         let want = 1.5 * (2.0 * std::f64::consts::PI / 25.0).ln();
         assert!(est.bandwidth.is_some_and(|h| h <= 0.3), "{est:?}");
         assert!((est.log_z - want).abs() < 4.0 * est.std_err && est.std_err <= 0.01, "{est:?} vs {want}");
@@ -445,10 +452,13 @@ mod tests {
             pilot_samples: 1 << 13,
             ..Default::default()
         };
-        let data_only =
-            log_partition(&model, Some(&data), &LogPartitionSettings { mcmc_chains: 0, ..base.clone() });
+        let data_only = LogPartition::estimate(
+            &model,
+            Some(&data),
+            &LogPartitionSettings { mcmc_chains: 0, ..base.clone() },
+        );
         let with_chains =
-            log_partition(&model, Some(&data), &LogPartitionSettings { mcmc_chains: 256, ..base });
+            LogPartition::estimate(&model, Some(&data), &LogPartitionSettings { mcmc_chains: 256, ..base });
         let fraction = |e: &LogPartition| e.effective_samples / e.samples as f64;
         assert!(fraction(&with_chains) > 20.0 * fraction(&data_only), "{with_chains:?} vs {data_only:?}");
         assert!(with_chains.std_err < 0.05, "{with_chains:?}");

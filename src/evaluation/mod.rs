@@ -7,8 +7,8 @@ mod score_report;
 mod third_order_report;
 
 pub(crate) use log_partition::mean_log_likelihood;
-pub use log_partition::{log_partition, LogPartition, LogPartitionSettings};
+pub use log_partition::{LogPartition, LogPartitionSettings};
 pub use relative_error::relative_error;
-pub use score_report::{evaluate_scores, ScoreReport};
+pub use score_report::ScoreReport;
 pub use third_order_report::ThirdOrderReport;
 pub(crate) use third_order_report::ThirdOrderRoutes;

@@ -17,7 +17,7 @@ pub trait LatentDecoder {
     fn log_likelihood(&self, x: &Mat<f64>, z: &Mat<f64>, grad: &mut Mat<f64>) -> Vec<f64>;
 }
 
-/// Settings of [`ais_log_likelihood`].
+/// Settings of [`AisEstimate::estimate`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AisSettings {
     /// Independent chains per image, `C >= 2` (their spread gives the standard error).
@@ -101,110 +101,117 @@ fn potential(z: &Mat<f64>, ll: &[f64], grad_ll: &Mat<f64>, beta: f64, u: &mut [f
     }
 }
 
-/// Estimates `log p(x_i)` for every row of `x` by annealed importance sampling.
-///
-/// # Definition
-/// With `f_k(z) = N(z; 0, I) p(x | z)^{beta_k}` on a sigmoid schedule of `beta_k`, each chain starts at
-/// `z_0 ~ N(0, I)`, accumulates
-/// $$ \log w = \sum_{k=1}^K (\beta_k - \beta_{k-1}) \log p(x \mid z_{k-1}), $$
-/// and moves `z_{k-1} -> z_k` by one HMC transition that leaves `f_k` invariant (unit mass, leapfrog,
-/// Metropolis test). `E[w] = p(x)`, so `log p_hat(x) = log mean_c w_c`. One step size, shared by all
-/// chains, is multiplied by `exp(0.1 (a - a*))` after every transition, `a` the mean acceptance
-/// probability of the round and `a*` the target. (Adapting each chain on its own acceptance makes its
-/// kernel depend on its own past and biases `w` upward, by about one standard error in the test below.)
-///
-/// # Reference
-/// Neal, "Annealed Importance Sampling", Statistics and Computing 2001; Wu et al. 2017 (as above).
-///
-/// # Errors
-/// [`ImplicitError`] for fewer than 2 chains, no intermediate distribution, no leapfrog step, a step
-/// size or target acceptance out of range, or `x` empty.
-pub fn ais_log_likelihood<D: LatentDecoder + ?Sized>(
-    decoder: &D,
-    x: &Mat<f64>,
-    settings: &AisSettings,
-) -> Result<AisEstimate, ImplicitError> {
-    let s = settings;
-    if s.chains < 2 {
-        return Err(ImplicitError::new("--chains", s.chains, "at least 2 chains per image"));
-    }
-    if s.intermediate == 0 {
-        return Err(ImplicitError::new("--intermediate", 0, "at least 1 intermediate distribution"));
-    }
-    if s.leapfrog_steps == 0 {
-        return Err(ImplicitError::new("--leapfrog-steps", 0, "at least 1 leapfrog step"));
-    }
-    if !(s.initial_step_size > 0.0 && s.initial_step_size.is_finite()) {
-        return Err(ImplicitError::new("--step-size", s.initial_step_size, "a finite number > 0"));
-    }
-    if !(s.target_acceptance > 0.0 && s.target_acceptance < 1.0) {
-        return Err(ImplicitError::new("--target-acceptance", s.target_acceptance, "a fraction in (0, 1)"));
-    }
-    if x.rows() == 0 {
-        return Err(ImplicitError::new("--images", 0, "at least 1 image"));
-    }
-    let (n, chains, dim) = (x.rows(), s.chains, decoder.latent_dim());
-    let rows = n * chains;
-    // Image i, chain c at row i C + c.
-    let xr = Mat::from_fn(rows, x.cols(), |r, j| x.at(r / chains, j));
-    let mut rng = ChaCha8Rng::seed_from_u64(s.seed);
-    let mut normal = |rows: usize| Mat::from_fn(rows, dim, |_, _| StandardNormal.sample(&mut rng));
-    let mut z = normal(rows);
-    let mut grad_ll = Mat::default();
-    let mut ll = decoder.log_likelihood(&xr, &z, &mut grad_ll);
-    let mut log_w = vec![0.0; rows];
-    let mut step = s.initial_step_size;
-    let (mut u0, mut u1) = (vec![0.0; rows], vec![0.0; rows]);
-    let (mut grad_u, mut z_new, mut grad_new) = (Mat::default(), Mat::default(), Mat::default());
-    let mut accepted = 0.0;
-    let betas = sigmoid_schedule(s.intermediate, s.schedule_steepness);
-    let mut uniform = ChaCha8Rng::seed_from_u64(s.seed ^ 0x9e37_79b9_7f4a_7c15);
-    for k in 1..betas.len() {
-        let beta = betas[k];
-        for (w, l) in log_w.iter_mut().zip(&ll) {
-            *w += (beta - betas[k - 1]) * l;
+impl AisEstimate {
+    /// Estimates `log p(x_i)` for every row of `x` by annealed importance sampling.
+    ///
+    /// # Definition
+    /// With `f_k(z) = N(z; 0, I) p(x | z)^{beta_k}` on a sigmoid schedule of `beta_k`, each chain starts at
+    /// `z_0 ~ N(0, I)`, accumulates
+    /// $$ \log w = \sum_{k=1}^K (\beta_k - \beta_{k-1}) \log p(x \mid z_{k-1}), $$
+    /// and moves `z_{k-1} -> z_k` by one HMC transition that leaves `f_k` invariant (unit mass, leapfrog,
+    /// Metropolis test). `E[w] = p(x)`, so `log p_hat(x) = log mean_c w_c`. One step size, shared by all
+    /// chains, is multiplied by `exp(0.1 (a - a*))` after every transition, `a` the mean acceptance
+    /// probability of the round and `a*` the target. (Adapting each chain on its own acceptance makes its
+    /// kernel depend on its own past and biases `w` upward, by about one standard error in the test below.)
+    ///
+    /// # Reference
+    /// Neal, "Annealed Importance Sampling", Statistics and Computing 2001; Wu et al. 2017 (as above).
+    ///
+    /// # Errors
+    /// [`ImplicitError`] for fewer than 2 chains, no intermediate distribution, no leapfrog step, a step
+    /// size or target acceptance out of range, or `x` empty.
+    pub fn estimate<D: LatentDecoder + ?Sized>(
+        decoder: &D,
+        x: &Mat<f64>,
+        settings: &AisSettings,
+    ) -> Result<AisEstimate, ImplicitError> {
+        let s = settings;
+        if s.chains < 2 {
+            return Err(ImplicitError::new("--chains", s.chains, "at least 2 chains per image"));
         }
-        // One HMC transition leaving f_k invariant.
-        let mut p = normal(rows);
-        let kinetic0: Vec<f64> = p.row_iter().map(|r| 0.5 * r.iter().map(|v| v * v).sum::<f64>()).collect();
-        potential(&z, &ll, &grad_ll, beta, &mut u0, &mut grad_u);
-        z_new.clone_from(&z);
-        let mut ll_new = ll.clone();
-        grad_new.clone_from(&grad_ll);
-        for l in 0..s.leapfrog_steps {
-            let first = l == 0;
-            for r in 0..rows {
-                let h = if first { 0.5 * step } else { step };
-                for ((pv, g), zv) in p.row_mut(r).iter_mut().zip(grad_u.row(r)).zip(z_new.row_mut(r)) {
-                    *pv -= h * g;
-                    *zv += step * *pv;
+        if s.intermediate == 0 {
+            return Err(ImplicitError::new("--intermediate", 0, "at least 1 intermediate distribution"));
+        }
+        if s.leapfrog_steps == 0 {
+            return Err(ImplicitError::new("--leapfrog-steps", 0, "at least 1 leapfrog step"));
+        }
+        if !(s.initial_step_size > 0.0 && s.initial_step_size.is_finite()) {
+            return Err(ImplicitError::new("--step-size", s.initial_step_size, "a finite number > 0"));
+        }
+        if !(s.target_acceptance > 0.0 && s.target_acceptance < 1.0) {
+            return Err(ImplicitError::new(
+                "--target-acceptance",
+                s.target_acceptance,
+                "a fraction in (0, 1)",
+            ));
+        }
+        if x.rows() == 0 {
+            return Err(ImplicitError::new("--images", 0, "at least 1 image"));
+        }
+        let (n, chains, dim) = (x.rows(), s.chains, decoder.latent_dim());
+        let rows = n * chains;
+        // Image i, chain c at row i C + c.
+        let xr = Mat::from_fn(rows, x.cols(), |r, j| x.at(r / chains, j));
+        let mut rng = ChaCha8Rng::seed_from_u64(s.seed);
+        let mut normal = |rows: usize| Mat::from_fn(rows, dim, |_, _| StandardNormal.sample(&mut rng));
+        let mut z = normal(rows);
+        let mut grad_ll = Mat::default();
+        let mut ll = decoder.log_likelihood(&xr, &z, &mut grad_ll);
+        let mut log_w = vec![0.0; rows];
+        let mut step = s.initial_step_size;
+        let (mut u0, mut u1) = (vec![0.0; rows], vec![0.0; rows]);
+        let (mut grad_u, mut z_new, mut grad_new) = (Mat::default(), Mat::default(), Mat::default());
+        let mut accepted = 0.0;
+        let betas = sigmoid_schedule(s.intermediate, s.schedule_steepness);
+        let mut uniform = ChaCha8Rng::seed_from_u64(s.seed ^ 0x9e37_79b9_7f4a_7c15);
+        for k in 1..betas.len() {
+            let beta = betas[k];
+            for (w, l) in log_w.iter_mut().zip(&ll) {
+                *w += (beta - betas[k - 1]) * l;
+            }
+            // One HMC transition leaving f_k invariant.
+            let mut p = normal(rows);
+            let kinetic0: Vec<f64> =
+                p.row_iter().map(|r| 0.5 * r.iter().map(|v| v * v).sum::<f64>()).collect();
+            potential(&z, &ll, &grad_ll, beta, &mut u0, &mut grad_u);
+            z_new.clone_from(&z);
+            let mut ll_new = ll.clone();
+            grad_new.clone_from(&grad_ll);
+            for l in 0..s.leapfrog_steps {
+                let first = l == 0;
+                for r in 0..rows {
+                    let h = if first { 0.5 * step } else { step };
+                    for ((pv, g), zv) in p.row_mut(r).iter_mut().zip(grad_u.row(r)).zip(z_new.row_mut(r)) {
+                        *pv -= h * g;
+                        *zv += step * *pv;
+                    }
                 }
+                ll_new = decoder.log_likelihood(&xr, &z_new, &mut grad_new);
+                potential(&z_new, &ll_new, &grad_new, beta, &mut u1, &mut grad_u);
             }
-            ll_new = decoder.log_likelihood(&xr, &z_new, &mut grad_new);
-            potential(&z_new, &ll_new, &grad_new, beta, &mut u1, &mut grad_u);
+            let mut round_acceptance = 0.0;
+            for r in 0..rows {
+                let mut kinetic1 = 0.0;
+                for (pv, g) in p.row_mut(r).iter_mut().zip(grad_u.row(r)) {
+                    *pv -= 0.5 * step * g;
+                    kinetic1 += 0.5 * *pv * *pv;
+                }
+                let log_ratio = u0[r] + kinetic0[r] - u1[r] - kinetic1;
+                let accept_prob = if log_ratio.is_finite() { log_ratio.min(0.0).exp() } else { 0.0 };
+                if uniform.random::<f64>() < accept_prob {
+                    z.row_mut(r).copy_from_slice(z_new.row(r));
+                    grad_ll.row_mut(r).copy_from_slice(grad_new.row(r));
+                    ll[r] = ll_new[r];
+                }
+                round_acceptance += accept_prob;
+            }
+            accepted += round_acceptance;
+            step *= (0.1 * (round_acceptance / rows as f64 - s.target_acceptance)).exp();
         }
-        let mut round_acceptance = 0.0;
-        for r in 0..rows {
-            let mut kinetic1 = 0.0;
-            for (pv, g) in p.row_mut(r).iter_mut().zip(grad_u.row(r)) {
-                *pv -= 0.5 * step * g;
-                kinetic1 += 0.5 * *pv * *pv;
-            }
-            let log_ratio = u0[r] + kinetic0[r] - u1[r] - kinetic1;
-            let accept_prob = if log_ratio.is_finite() { log_ratio.min(0.0).exp() } else { 0.0 };
-            if uniform.random::<f64>() < accept_prob {
-                z.row_mut(r).copy_from_slice(z_new.row(r));
-                grad_ll.row_mut(r).copy_from_slice(grad_new.row(r));
-                ll[r] = ll_new[r];
-            }
-            round_acceptance += accept_prob;
-        }
-        accepted += round_acceptance;
-        step *= (0.1 * (round_acceptance / rows as f64 - s.target_acceptance)).exp();
+        let (log_likelihood, std_err) = log_w.chunks_exact(chains).map(log_mean_exp_with_std_err).unzip();
+        let acceptance = accepted / (rows * s.intermediate) as f64;
+        Ok(AisEstimate { log_likelihood, std_err, acceptance })
     }
-    let (log_likelihood, std_err) = log_w.chunks_exact(chains).map(log_mean_exp_with_std_err).unzip();
-    let acceptance = accepted / (rows * s.intermediate) as f64;
-    Ok(AisEstimate { log_likelihood, std_err, acceptance })
 }
 
 #[cfg(test)]
@@ -272,7 +279,7 @@ mod tests {
         let x = Mat::from_fn(images, 6, |i, j| mean.at(i, j) + model.b[j] + 0.3 * noise.at(i, j));
         let settings =
             AisSettings { chains: 32, intermediate: 1000, leapfrog_steps: 5, ..Default::default() };
-        let est = ais_log_likelihood(&model, &x, &settings).unwrap();
+        let est = AisEstimate::estimate(&model, &x, &settings).unwrap();
         assert!((0.55..0.75).contains(&est.acceptance), "acceptance {}", est.acceptance);
         let (mut error_sum, mut variance_sum) = (0.0, 0.0);
         for i in 0..images {
@@ -300,8 +307,8 @@ mod tests {
         let model = LinearGaussian { w: Mat::zeros(2, 1), b: vec![0.0; 2], sigma: 1.0 };
         let x = Mat::zeros(1, 2);
         let one = AisSettings { chains: 1, ..Default::default() };
-        assert_eq!(ais_log_likelihood(&model, &x, &one).unwrap_err().name, "--chains");
+        assert_eq!(AisEstimate::estimate(&model, &x, &one).unwrap_err().name, "--chains");
         let none = AisSettings { intermediate: 0, ..Default::default() };
-        assert_eq!(ais_log_likelihood(&model, &x, &none).unwrap_err().name, "--intermediate");
+        assert_eq!(AisEstimate::estimate(&model, &x, &none).unwrap_err().name, "--intermediate");
     }
 }

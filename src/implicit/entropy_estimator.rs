@@ -2,7 +2,7 @@
 //! Stein or spectral Stein (SSGE) kernel estimators on groups of samples.
 
 use super::error::ImplicitError;
-use crate::estimators::{stein_scores, Ssge, SsgeSettings, SteinSettings};
+use crate::estimators::{Ssge, SsgeSettings, SteinFit, SteinSettings};
 use crate::linalg::Mat;
 use std::fmt;
 use std::str::FromStr;
@@ -59,7 +59,7 @@ impl EntropyEstimator {
                         "a kernel estimator (stein, ssge)",
                     ))
                 }
-                EntropyEstimator::Stein => stein_scores(&block, &SteinSettings::default()).map(|f| f.scores),
+                EntropyEstimator::Stein => SteinFit::fit(&block, &SteinSettings::default()).map(|f| f.scores),
                 EntropyEstimator::Ssge => {
                     Ssge::fit(&block, &SsgeSettings::default()).and_then(|fit| fit.score(&block))
                 }

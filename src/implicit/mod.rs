@@ -12,7 +12,7 @@ mod score_net;
 mod vae;
 mod wae;
 
-pub use ais::{ais_log_likelihood, AisEstimate, AisSettings};
+pub use ais::{AisEstimate, AisSettings};
 pub(crate) use autoencoder_checkpoint::{bernoulli_decoder, AUTOENCODER_FORMAT};
 pub(crate) use autoencoder_checkpoint::{Autoencoder, AutoencoderCheckpoint};
 pub(crate) use bernoulli_decoder::bernoulli_nll;

@@ -61,50 +61,52 @@ impl ImqKernel {
     }
 }
 
-/// The U-statistic estimate of $\mathrm{KSD}^2$ of the sample `x` (`n x D`) against the distribution whose
-/// scores at the sample points are `scores` (`n x D`).
-///
-/// # Definition
-/// $$ \widehat{\mathrm{KSD}}{}^2_u = \frac{1}{n(n-1)} \sum_{i \ne j} u_p(x_i, x_j) , $$
-/// unbiased for $\mathbb E_{x, x' \sim q}\  u_p(x, x')$, which is 0 iff $q = p$ (it can be slightly
-/// negative). Rows are summed in parallel, then over rows in order (deterministic).
-///
-/// # Reference
-/// docs/math.md §12.3; Liu, Lee & Jordan (2016), *A Kernelized Stein Discrepancy for Goodness-of-fit Tests*,
-/// Eq. (14); Gorham & Mackey (2017), *Measuring Sample Quality with Kernels*, Sec. 3 (IMQ kernel).
-///
-/// # Errors
-/// [`MetricError::TooFewSamples`] for fewer than 2 rows.
-///
-/// # Example
-/// ```
-/// use tweedie::linalg::Mat;
-/// use tweedie::metrics::{ksd2_unbiased, ImqKernel};
-/// // Two points of N(0, 1), scores -x.
-/// let x = Mat::from_vec(2, 1, vec![-1.0, 1.0]);
-/// let s = Mat::from_vec(2, 1, vec![1.0, -1.0]);
-/// let k = ImqKernel::default();
-/// assert_eq!(ksd2_unbiased(&x, &s, &k)?, k.stein(&[-1.0], &[1.0], &[1.0], &[-1.0]));
-/// # Ok::<(), tweedie::metrics::MetricError>(())
-/// ```
-#[track_caller]
-pub fn ksd2_unbiased(x: &Mat<f64>, scores: &Mat<f64>, kernel: &ImqKernel) -> Result<f64, MetricError> {
-    assert!(
-        x.rows() == scores.rows() && x.cols() == scores.cols(),
-        "ksd2_unbiased: x and scores differ in shape"
-    );
-    let n = x.rows();
-    at_least("sample", 2, n)?;
-    let rows: Vec<f64> = (0..n)
-        .into_par_iter()
-        .map(|i| {
-            (0..n)
-                .filter(|&j| j != i)
-                .map(|j| kernel.stein(x.row(i), x.row(j), scores.row(i), scores.row(j)))
-                .sum()
-        })
-        .collect();
-    Ok(rows.iter().sum::<f64>() / (n * (n - 1)) as f64)
+impl ImqKernel {
+    /// The U-statistic estimate of $\mathrm{KSD}^2$ of the sample `x` (`n x D`) against the distribution whose
+    /// scores at the sample points are `scores` (`n x D`).
+    ///
+    /// # Definition
+    /// $$ \widehat{\mathrm{KSD}}{}^2_u = \frac{1}{n(n-1)} \sum_{i \ne j} u_p(x_i, x_j) , $$
+    /// unbiased for $\mathbb E_{x, x' \sim q}\  u_p(x, x')$, which is 0 iff $q = p$ (it can be slightly
+    /// negative). Rows are summed in parallel, then over rows in order (deterministic).
+    ///
+    /// # Reference
+    /// docs/math.md §12.3; Liu, Lee & Jordan (2016), *A Kernelized Stein Discrepancy for Goodness-of-fit Tests*,
+    /// Eq. (14); Gorham & Mackey (2017), *Measuring Sample Quality with Kernels*, Sec. 3 (IMQ kernel).
+    ///
+    /// # Errors
+    /// [`MetricError::TooFewSamples`] for fewer than 2 rows.
+    ///
+    /// # Example
+    /// ```
+    /// use tweedie::linalg::Mat;
+    /// use tweedie::metrics::ImqKernel;
+    /// // Two points of N(0, 1), scores -x.
+    /// let x = Mat::from_vec(2, 1, vec![-1.0, 1.0]);
+    /// let s = Mat::from_vec(2, 1, vec![1.0, -1.0]);
+    /// let k = ImqKernel::default();
+    /// assert_eq!(k.ksd2_unbiased(&x, &s)?, k.stein(&[-1.0], &[1.0], &[1.0], &[-1.0]));
+    /// # Ok::<(), tweedie::metrics::MetricError>(())
+    /// ```
+    #[track_caller]
+    pub fn ksd2_unbiased(&self, x: &Mat<f64>, scores: &Mat<f64>) -> Result<f64, MetricError> {
+        assert!(
+            x.rows() == scores.rows() && x.cols() == scores.cols(),
+            "ksd2_unbiased: x and scores differ in shape"
+        );
+        let n = x.rows();
+        at_least("sample", 2, n)?;
+        let rows: Vec<f64> = (0..n)
+            .into_par_iter()
+            .map(|i| {
+                (0..n)
+                    .filter(|&j| j != i)
+                    .map(|j| self.stein(x.row(i), x.row(j), scores.row(i), scores.row(j)))
+                    .sum()
+            })
+            .collect();
+        Ok(rows.iter().sum::<f64>() / (n * (n - 1)) as f64)
+    }
 }
 
 #[cfg(test)]
@@ -175,7 +177,7 @@ mod tests {
                     let mut x = normal_mat(n, 1, &mut rng);
                     x.as_mut_slice().iter_mut().for_each(|v| *v += mu);
                     let s = Mat::from_fn(n, 1, |i, _| -x.at(i, 0));
-                    ksd2_unbiased(&x, &s, &k).unwrap()
+                    k.ksd2_unbiased(&x, &s).unwrap()
                 })
                 .collect();
             let mean = est.iter().sum::<f64>() / reps as f64;

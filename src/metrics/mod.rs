@@ -15,7 +15,7 @@ mod steps_to_tolerance;
 
 pub(crate) use autocorrelation::{integrated_autocorrelation_time, Iat};
 pub use error::MetricError;
-pub use kernel_stein_discrepancy::{ksd2_unbiased, ImqKernel};
+pub use kernel_stein_discrepancy::ImqKernel;
 
 pub use maximum_mean_discrepancy::MmdEstimator;
 pub(crate) use mixture_weight_tv::mixture_weight_tv;

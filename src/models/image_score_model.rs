@@ -60,7 +60,11 @@ impl<F: Real> ImageScoreModel<F> {
     ///
     /// # Errors
     /// Sizes the U-Net cannot take (see [`UNetConfig::build`]).
-    pub(crate) fn init<R: Rng + ?Sized>(unet: &UNetConfig, sigma: f64, rng: &mut R) -> Result<Self, GraphError> {
+    pub(crate) fn init<R: Rng + ?Sized>(
+        unet: &UNetConfig,
+        sigma: f64,
+        rng: &mut R,
+    ) -> Result<Self, GraphError> {
         let unet = UNetConfig { second_order: SecondOrderMaps::None, ..unet.clone() };
         Ok(Self { net: unet.build(rng)?, unet, sigma, schedule: None, s2: None })
     }

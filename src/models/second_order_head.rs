@@ -1,10 +1,10 @@
 //! Parameterisations of the second-order score `S2(x~)`: how the raw outputs of a network are read as a
 //! symmetric `D x D` matrix (docs/math.md §5.1).
 
+use super::UnknownHead;
 use crate::linalg::Real;
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use super::UnknownHead;
 use std::str::FromStr;
 
 /// How a network's raw outputs parameterise the symmetric matrix `S2`.

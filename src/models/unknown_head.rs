@@ -34,7 +34,10 @@ mod tests {
     #[test]
     fn each_order_names_its_own_choices() {
         let e2 = "lowrank:0".parse::<SecondOrderHead>().unwrap_err().to_string();
-        assert_eq!(e2, "unknown second-order head `lowrank:0` (expected full, diag or lowrank:R with R >= 1)");
+        assert_eq!(
+            e2,
+            "unknown second-order head `lowrank:0` (expected full, diag or lowrank:R with R >= 1)"
+        );
         let e3 = "cp".parse::<ThirdOrderHead>().unwrap_err().to_string();
         assert_eq!(e3, "unknown third-order head `cp` (expected cp:R with R >= 1, or directional)");
     }

@@ -196,7 +196,7 @@ impl<L: ScoreSource> Levels<L> {
 /// let mut s = AnnealedUla::new(settings, &p)?;
 /// let mut chains = Chains::from_normal(8, 2, 3.0, 0)?;
 /// let summary = run(&mut s, &mut chains, 20, &mut ());
-/// assert_eq!(summary.divergence.chains, 0);
+/// assert_eq!(summary.diverged.len(), 0);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct AnnealedUla<L: ScoreSource> {

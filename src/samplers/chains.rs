@@ -8,7 +8,6 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
-use serde::Serialize;
 
 /// A chain has diverged once a coordinate is non-finite or larger than this in magnitude.
 ///
@@ -30,17 +29,6 @@ pub fn chain_rng(seed: u64, chain: usize) -> ChaCha8Rng {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(chain as u64);
     rng
-}
-
-/// Which chains diverged (left the finite numbers) and when.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Divergence {
-    /// Number of diverged chains.
-    pub chains: usize,
-    /// The earliest step (1-based) at which a chain diverged.
-    pub first_step: Option<usize>,
-    /// `(chain, step)` for every diverged chain, in chain order.
-    pub at: Vec<(usize, usize)>,
 }
 
 /// What one chain did in one step, reduced over chains in chain order (so totals are deterministic).
@@ -167,11 +155,10 @@ impl Chains {
         self.diverged_at.iter().filter(|d| d.is_none()).count()
     }
 
-    /// Which chains diverged and when.
-    pub fn divergence(&self) -> Divergence {
-        let at: Vec<(usize, usize)> =
-            self.diverged_at.iter().enumerate().filter_map(|(i, s)| s.map(|s| (i, s))).collect();
-        Divergence { chains: at.len(), first_step: at.iter().map(|a| a.1).min(), at }
+    /// `(chain, step)` for every chain that diverged (left the finite numbers), in chain order; steps
+    /// are 1-based.
+    pub fn diverged(&self) -> Vec<(usize, usize)> {
+        self.diverged_at.iter().enumerate().filter_map(|(i, s)| s.map(|s| (i, s))).collect()
     }
 
     /// Advances every live chain by one step.
@@ -301,7 +288,7 @@ mod tests {
                 ChainOutcome { accepted: true, accept_prob: 1.0, ..Default::default() }
             });
         }
-        assert_eq!(c.divergence(), Divergence { chains: 2, first_step: Some(1), at: vec![(1, 1), (2, 3)] });
+        assert_eq!(c.diverged(), vec![(1, 1), (2, 3)]);
         assert_eq!(c.positions().as_slice(), &[4.0, 2.0, 3.0 * 1e60 * 1e60]);
         assert_eq!(c.live_positions().as_slice(), &[4.0]);
         assert_eq!((c.live(), c.steps()), (1, 3));

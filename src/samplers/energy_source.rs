@@ -27,7 +27,7 @@ use crate::models::EnergyModel;
 /// let mut mala = Mala::new(0.05, &src)?;
 /// let mut chains = Chains::from_normal(32, 2, 1.0, 1)?;
 /// let summary = run(&mut mala, &mut chains, 20, &mut ());
-/// assert!(summary.acceptance_rate() > 0.3 && summary.divergence.chains == 0);
+/// assert!(summary.acceptance_rate() > 0.3 && summary.diverged.len() == 0);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug)]

@@ -8,7 +8,7 @@ use thiserror::Error;
 /// Numerical failures during a run are not errors: a non-finite MALA proposal is a rejected step, and a
 /// chain of an unadjusted sampler that leaves the finite numbers (or passes
 /// a magnitude of `1e150`) is frozen and reported in
-/// [`Divergence`](super::Divergence) with the step at which it diverged.
+/// [`RunSummary::diverged`](super::RunSummary::diverged) with the step at which it diverged.
 #[derive(Debug, Clone, PartialEq, Error)]
 #[non_exhaustive]
 pub enum SamplerError {

@@ -32,7 +32,7 @@ use rand_distr::{Distribution, StandardNormal};
 /// let mut mala = Mala::new(0.05, &p)?;
 /// let mut chains = Chains::from_normal(32, 2, 1.0, 1)?;
 /// let s = run(&mut mala, &mut chains, 20, &mut ());
-/// assert!(s.acceptance_rate() > 0.3 && s.divergence.chains == 0);
+/// assert!(s.acceptance_rate() > 0.3 && s.diverged.len() == 0);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Mala<'a, S: LogDensitySource + ?Sized> {

@@ -47,12 +47,12 @@ mod thread_count_tests;
 pub use annealed::{AnnealedOzaki, AnnealedSettings, AnnealedUla, GeometricSchedule};
 pub(crate) use chain_series::ChainSeries;
 
-pub use chains::{Chains, Divergence};
+pub use chains::Chains;
 #[cfg(test)]
 use curvature::{CurvatureBatch, CurvatureLayout, CurvatureView};
 pub use energy_source::EnergySource;
 pub use error::SamplerError;
-pub use mala::{Mala};
+pub use mala::Mala;
 pub(crate) use mmd_trace::MmdTrace;
 pub(crate) use model_source::forward_chunks;
 pub use model_source::{ModelCurvatureSource, ModelSource};
@@ -64,4 +64,4 @@ pub use ozaki::{Ozaki, OzakiSettings, OzakiSolver};
 pub use sample_report::SampleReport;
 pub use sampler::{run, RunSummary, Sampler, SamplerObserver, SamplerStep};
 pub(crate) use source::ScoreSource;
-pub use ula::{Ula};
+pub use ula::Ula;

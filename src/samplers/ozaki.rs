@@ -93,7 +93,7 @@ impl OzakiSettings {
 /// let mut oz = Ozaki::new(OzakiSettings { step_size: 5.0, ..Default::default() }, &p)?;
 /// let mut chains = Chains::from_normal(16, 4, 3.0, 0)?;
 /// let s = run(&mut oz, &mut chains, 3, &mut ());
-/// assert_eq!((s.divergence.chains, s.clipped), (0, 0));
+/// assert_eq!((s.diverged.len(), s.clipped), (0, 0));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Ozaki<'a, S: CurvatureSource + ?Sized> {

@@ -3,7 +3,7 @@
 
 use super::{Chains, RunSummary, ScoreSource};
 use crate::linalg::Mat;
-use crate::metrics::{ksd2_unbiased, mixture_weight_tv, ImqKernel, MetricError, MmdEstimator};
+use crate::metrics::{mixture_weight_tv, ImqKernel, MetricError, MmdEstimator};
 use crate::targets::GaussianMixture;
 use serde::Serialize;
 
@@ -54,7 +54,7 @@ impl SampleReport {
             Some(m) if two => {
                 let mut scores = Mat::zeros(live.rows(), live.cols());
                 ScoreSource::scores_into(m, &live, &mut scores);
-                Some(ksd2_unbiased(&live, &scores, &ImqKernel::default())?)
+                Some(ImqKernel::default().ksd2_unbiased(&live, &scores)?)
             }
             _ => None,
         };
@@ -70,7 +70,7 @@ impl SampleReport {
             acceptance_rate: summary.acceptance_rate(),
             clipped_fraction: summary.clipped_fraction(),
             seconds: summary.seconds,
-            diverged: summary.divergence.chains,
+            diverged: summary.diverged.len(),
         })
     }
 }

@@ -1,7 +1,7 @@
 //! The sampler state machine (`Sampler::step` -> [`SamplerStep`]), observer hooks for diagnostics, and the
 //! loop that runs a sampler for a number of steps.
 
-use super::chains::{Chains, Divergence, StepTotals};
+use super::chains::{Chains, StepTotals};
 use serde::Serialize;
 use std::time::{Duration, Instant};
 
@@ -116,11 +116,16 @@ pub struct RunSummary {
     pub eigenvalues: usize,
     /// Of which clipped.
     pub clipped: usize,
-    /// The chains that diverged, and when.
-    pub divergence: Divergence,
+    /// `(chain, step)` for every chain that diverged (left the finite numbers), in chain order.
+    pub diverged: Vec<(usize, usize)>,
 }
 
 impl RunSummary {
+    /// The earliest step (1-based) at which a chain diverged.
+    pub fn first_divergence(&self) -> Option<usize> {
+        self.diverged.iter().map(|&(_, step)| step).min()
+    }
+
     /// Fraction of proposals accepted (1 for unadjusted samplers).
     pub fn acceptance_rate(&self) -> f64 {
         self.accepted as f64 / self.proposed.max(1) as f64
@@ -146,7 +151,7 @@ impl RunSummary {
 /// let mut chains = Chains::from_normal(64, 2, 1.0, 0)?;
 /// let mut ula = Ula::new(0.05, &p)?;
 /// let summary = run(&mut ula, &mut chains, 100, &mut ());
-/// assert_eq!((summary.steps, chains.steps(), summary.divergence.chains), (100, 100, 0));
+/// assert_eq!((summary.steps, chains.steps(), summary.diverged.len()), (100, 100, 0));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn run<S: Sampler + ?Sized, O: SamplerObserver + ?Sized>(
@@ -172,6 +177,6 @@ pub fn run<S: Sampler + ?Sized, O: SamplerObserver + ?Sized>(
         observer.on_step(&info, chains);
     }
     summary.seconds = busy.as_secs_f64();
-    summary.divergence = chains.divergence();
+    summary.diverged = chains.diverged();
     summary
 }

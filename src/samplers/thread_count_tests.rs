@@ -5,9 +5,9 @@
 
 use super::source::{CurvatureSource, ScoreSource};
 use super::{CurvatureBatch, EnergySource, ModelCurvatureSource, ModelSource};
-use crate::evaluation::{log_partition, LogPartitionSettings};
+use crate::evaluation::{LogPartition, LogPartitionSettings};
 use crate::linalg::Mat;
-use crate::metrics::{ksd2_unbiased, ImqKernel};
+use crate::metrics::ImqKernel;
 use crate::models::{EnergyModel, EnergyShape, ModelShape, ScoreModel, SecondOrderHead};
 use crate::nn::Activation;
 use rand::SeedableRng;
@@ -62,7 +62,7 @@ fn sources_ksd_and_log_z_are_bitwise_equal_on_one_and_three_threads() {
             let mut e = Mat::zeros(1000, dim);
             EnergySource::new(energy.clone()).scores_into(&x, &mut e);
             let ksd =
-                ksd2_unbiased(&x.slice_rows(0, 300), &e.slice_rows(0, 300), &ImqKernel::default()).unwrap();
+                ImqKernel::default().ksd2_unbiased(&x.slice_rows(0, 300), &e.slice_rows(0, 300)).unwrap();
             let settings = LogPartitionSettings {
                 tolerance: 0.05,
                 batch: 1 << 10,
@@ -74,7 +74,7 @@ fn sources_ksd_and_log_z_are_bitwise_equal_on_one_and_three_threads() {
                 pilot_samples: 1 << 10,
                 ..Default::default()
             };
-            let z = log_partition(&energy, Some(&x), &settings);
+            let z = LogPartition::estimate(&energy, Some(&x), &settings);
             (bits(s.as_slice()), bits(s_c.as_slice()), bits(&curvature), bits(e.as_slice()), ksd.to_bits(), z)
         })
     };

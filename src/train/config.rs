@@ -53,9 +53,9 @@ pub enum ConfigError {
     /// A data-file target without its path.
     #[error("--target {0:?}: a data file target needs a path (expected csv:PATH or npy:PATH)")]
     EmptyDataPath(String),
-    /// A bad `uci:` target.
+    /// A bad `uci:` target, or a UCI data set that cannot be loaded.
     #[error(transparent)]
-    Uci(#[from] crate::data::UciError),
+    Uci(#[from] crate::data::DatasetError),
     /// A bad image-set target (`mnist`, `fashion-mnist`, `digits`).
     #[error("{0}")]
     Images(String),

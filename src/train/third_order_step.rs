@@ -102,8 +102,7 @@ mod tests {
     use crate::objectives::{third_order_target, D2smForm, Objective};
     use crate::testing::{assert_close, fd_gradient, normal_mat, test_rng};
 
-    const HEADS: [ThirdOrderHead; 2] =
-        [ThirdOrderHead::Cp { rank: 2 }, ThirdOrderHead::Directional];
+    const HEADS: [ThirdOrderHead; 2] = [ThirdOrderHead::Cp { rank: 2 }, ThirdOrderHead::Directional];
 
     /// A small model with a low-rank `s2` head and the third-order head `head`.
     fn model(head: ThirdOrderHead, seed: u64) -> ScoreModel<f64> {

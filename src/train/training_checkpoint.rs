@@ -342,8 +342,8 @@ mod tests {
         };
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let head = SecondOrderHead::LowRank { rank: 2 };
-        let model = ImageScoreModel::<f32>::init_with_head(&unet, 0.5, head, HeadLayout::Separate, &mut rng)
-            .unwrap();
+        let model =
+            ImageScoreModel::<f32>::init_with_head(&unet, 0.5, head, HeadLayout::Separate, &mut rng).unwrap();
         let mut store = TensorStore::new();
         put_model(&mut store, "", &Model::Image(model.clone()));
         let s2 = model.s2_net().unwrap();
@@ -354,7 +354,9 @@ mod tests {
                 assert_eq!(values, net.params()[t.offset..t.offset + t.len()], "{name}");
             }
         }
-        assert!(store.names().any(|n| n == "s1.stem.weight") && store.names().any(|n| n == "s2.out.conv.bias"));
+        assert!(
+            store.names().any(|n| n == "s1.stem.weight") && store.names().any(|n| n == "s2.out.conv.bias")
+        );
         let mut template = model.clone();
         template.params_mut().into_iter().flatten().for_each(|w| *w = 0.0);
         let read = get_model(&store, "", &Model::Image(template)).unwrap();

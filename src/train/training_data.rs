@@ -3,7 +3,7 @@
 
 use super::config::{ConfigError, TargetSource, TrainConfig};
 use super::trainer::TrainError;
-use crate::data::{load_image_spec, load_points, load_uci, DataDir, DataError, Split, MAX_ABS_VALUE};
+use crate::data::{load_image_spec, load_points, DataDir, DataError, Split, UciData, MAX_ABS_VALUE};
 use crate::linalg::Mat;
 use crate::targets::{GaussianMixture, NamedTarget};
 use crate::Error;
@@ -57,7 +57,7 @@ impl TrainingData {
             TargetSource::Uci(spec) => {
                 // The validation split is left out: training never sees it and evaluation uses the test
                 // split.
-                let data = load_uci(&spec, seed, data_dir)?;
+                let data = UciData::load(&spec, seed, data_dir)?;
                 Self::Samples {
                     label: spec.to_string(),
                     train: data.train,

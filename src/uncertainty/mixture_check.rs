@@ -3,8 +3,8 @@
 //! moments and calibrated against the clean points, on test points `x~ = x + sigma z`, `x ~ target`.
 
 use super::{
-    best_scalar_variance, isotropic_nll, posterior_moments, principal_angles, subspace_iteration,
-    CalibrationReport, ConformalCoverage, PosteriorCovariance, PrincipalComponents, SplitConformal,
+    best_scalar_variance, isotropic_nll, principal_angles, CalibrationReport, ConformalCoverage,
+    IteratedComponents, PosteriorCovariance, PosteriorMoments, PrincipalComponents, SplitConformal,
     SubspaceIteration, REM_COMPONENTS,
 };
 use crate::estimators::score_jacobian;
@@ -188,7 +188,7 @@ pub fn check_on_mixture(
     let learned = match &model.s2 {
         Some(_) => {
             let start = Instant::now();
-            let moments = posterior_moments(model, &noisy, sigma)?;
+            let moments = PosteriorMoments::at_rows(model, &noisy, sigma)?;
             let seconds = start.elapsed().as_secs_f64();
             let means = Mat::from_vec(n, dim, moments.iter().flat_map(|m| m.mean.clone()).collect());
             let covariances = moments.into_iter().map(|m| m.covariance).collect();
@@ -209,7 +209,7 @@ pub fn check_on_mixture(
     let start = Instant::now();
     let k = REM_COMPONENTS.min(dim);
     let iteration = SubspaceIteration { components: k, iterations: settings.iterations, seed: settings.seed };
-    let iterated = subspace_iteration(&model.s1, &noisy, sigma, iteration)?;
+    let iterated = IteratedComponents::compute(&model.s1, &noisy, sigma, iteration)?;
     let seconds = start.elapsed().as_secs_f64();
     let jacobian: Vec<f64> =
         score_jacobian(&model.s1, &noisy.cast::<f32>(), true).iter().map(|&v| f64::from(v)).collect();

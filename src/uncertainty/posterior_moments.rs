@@ -35,34 +35,36 @@ pub fn posterior_means(s1: &Mat<f64>, x_tilde: &Mat<f64>, sigma: f64) -> Mat<f64
     Mat::from_fn(x_tilde.rows(), x_tilde.cols(), |i, j| x_tilde.at(i, j) + s2 * s1.at(i, j))
 }
 
-/// The posterior moments of a score model with a second-order head at every row of `x_tilde`: one pass
-/// of `s1` and one of the head's network over all rows.
-///
-/// # Errors
-/// [`UncertaintyError::NoSecondOrderHead`] for a model without a head;
-/// [`UncertaintyError::SizeMismatch`] if the rows do not have the model's dimension.
-pub fn posterior_moments<F: Real>(
-    model: &ScoreModel<F>,
-    x_tilde: &Mat<f64>,
-    sigma: f64,
-) -> Result<Vec<PosteriorMoments>, UncertaintyError> {
-    let s2 = model.s2.as_ref().ok_or(UncertaintyError::NoSecondOrderHead)?;
-    let dim = model.dim();
-    if x_tilde.cols() != dim {
-        return Err(UncertaintyError::SizeMismatch {
-            what: "noisy point",
-            found: x_tilde.cols(),
-            expected: dim,
-        });
+impl PosteriorMoments {
+    /// The posterior moments of a score model with a second-order head at every row of `x_tilde`: one pass
+    /// of `s1` and one of the head's network over all rows.
+    ///
+    /// # Errors
+    /// [`UncertaintyError::NoSecondOrderHead`] for a model without a head;
+    /// [`UncertaintyError::SizeMismatch`] if the rows do not have the model's dimension.
+    pub fn at_rows<F: Real>(
+        model: &ScoreModel<F>,
+        x_tilde: &Mat<f64>,
+        sigma: f64,
+    ) -> Result<Vec<PosteriorMoments>, UncertaintyError> {
+        let s2 = model.s2.as_ref().ok_or(UncertaintyError::NoSecondOrderHead)?;
+        let dim = model.dim();
+        if x_tilde.cols() != dim {
+            return Err(UncertaintyError::SizeMismatch {
+                what: "noisy point",
+                found: x_tilde.cols(),
+                expected: dim,
+            });
+        }
+        let x: Mat<F> = x_tilde.cast();
+        let (s1, raw): (Mat<f64>, Mat<f64>) = (model.score(&x).cast(), s2.net.forward(&x).cast());
+        if !s1.is_finite() || !raw.is_finite() {
+            return Err(UncertaintyError::NonFinite { what: "model output" });
+        }
+        Ok((0..x_tilde.rows())
+            .map(|i| PosteriorMoments::from_scores(x_tilde.row(i), sigma, s1.row(i), s2.head, raw.row(i)))
+            .collect())
     }
-    let x: Mat<F> = x_tilde.cast();
-    let (s1, raw): (Mat<f64>, Mat<f64>) = (model.score(&x).cast(), s2.net.forward(&x).cast());
-    if !s1.is_finite() || !raw.is_finite() {
-        return Err(UncertaintyError::NonFinite { what: "model output" });
-    }
-    Ok((0..x_tilde.rows())
-        .map(|i| PosteriorMoments::from_scores(x_tilde.row(i), sigma, s1.row(i), s2.head, raw.row(i)))
-        .collect())
 }
 
 /// The posterior moments of an image score model with a second-order head at every row of `x_tilde`
@@ -210,21 +212,21 @@ mod tests {
         let shape = ModelShape { dim: 3, width: 4, depth: 1, activation: Activation::Tanh, head: None };
         let model = ScoreModel::<f64>::init(&shape, &mut rng);
         let x = normal_mat(2, 3, &mut rng);
-        assert_eq!(posterior_moments(&model, &x, 0.5), Err(UncertaintyError::NoSecondOrderHead));
+        assert_eq!(PosteriorMoments::at_rows(&model, &x, 0.5), Err(UncertaintyError::NoSecondOrderHead));
         let shape = ModelShape { head: Some(SecondOrderHead::Diagonal), ..shape };
         let model = ScoreModel::<f64>::init(&shape, &mut rng);
-        let m = posterior_moments(&model, &x, 0.5).unwrap();
+        let m = PosteriorMoments::at_rows(&model, &x, 0.5).unwrap();
         let s1 = model.score(&x);
         assert!((m[1].mean[2] - (x.at(1, 2) + 0.25 * s1.at(1, 2))).abs() < 1e-15);
         assert!(matches!(
-            posterior_moments(&model, &normal_mat(2, 4, &mut rng), 0.5),
+            PosteriorMoments::at_rows(&model, &normal_mat(2, 4, &mut rng), 0.5),
             Err(UncertaintyError::SizeMismatch { found: 4, expected: 3, .. })
         ));
         // A diverged model (NaN weights) is an error, not a hang in an eigensolver later.
         let mut diverged = model.clone();
         diverged.set_params(&vec![f64::NAN; model.num_params()]);
         assert_eq!(
-            posterior_moments(&diverged, &x, 0.5),
+            PosteriorMoments::at_rows(&diverged, &x, 0.5),
             Err(UncertaintyError::NonFinite { what: "model output" })
         );
         let nan = PosteriorCovariance::Full(Mat::from_vec(2, 2, vec![f64::NAN, 0.0, 0.0, 1.0]));

@@ -42,80 +42,82 @@ fn orthonormal_rows(w: &Mat<f64>) -> Mat<f64> {
     Mat::from_fn(k, dim, |r, i| q[(i, r)])
 }
 
-/// Posterior principal components at every row of `x_tilde` by subspace iteration: from a random
-/// orthonormal `V_0` (`K x D`), `W_t = C V_t` by `K` JVPs, `V_{t+1} = QR(W_t)`; the last product is
-/// used for Rayleigh-Ritz instead, `V_{N-1} W^T = Y Lambda Y^T` (symmetrised), so the directions are
-/// `Y^T V_{N-1}` and the variances `Lambda`, after `N` products in all.
-///
-/// # Errors
-/// [`UncertaintyError::BadSetting`] for `K = 0` or `N = 0`; [`UncertaintyError::TooManyComponents`]
-/// for `K > D`; [`UncertaintyError::SizeMismatch`] if the rows do not have the score's dimension.
-pub fn subspace_iteration<S: ScoreJvp + ?Sized>(
-    score: &S,
-    x_tilde: &Mat<f64>,
-    sigma: f64,
-    settings: SubspaceIteration,
-) -> Result<IteratedComponents, UncertaintyError> {
-    let (dim, k, iterations) = (score.dim(), settings.components, settings.iterations);
-    for (what, value) in [("components", k), ("iterations", iterations)] {
-        if value == 0 {
-            return Err(UncertaintyError::BadSetting { what, value: 0.0, expected: "at least 1" });
+impl IteratedComponents {
+    /// Posterior principal components at every row of `x_tilde` by subspace iteration: from a random
+    /// orthonormal `V_0` (`K x D`), `W_t = C V_t` by `K` JVPs, `V_{t+1} = QR(W_t)`; the last product is
+    /// used for Rayleigh-Ritz instead, `V_{N-1} W^T = Y Lambda Y^T` (symmetrised), so the directions are
+    /// `Y^T V_{N-1}` and the variances `Lambda`, after `N` products in all.
+    ///
+    /// # Errors
+    /// [`UncertaintyError::BadSetting`] for `K = 0` or `N = 0`; [`UncertaintyError::TooManyComponents`]
+    /// for `K > D`; [`UncertaintyError::SizeMismatch`] if the rows do not have the score's dimension.
+    pub fn compute<S: ScoreJvp + ?Sized>(
+        score: &S,
+        x_tilde: &Mat<f64>,
+        sigma: f64,
+        settings: SubspaceIteration,
+    ) -> Result<IteratedComponents, UncertaintyError> {
+        let (dim, k, iterations) = (score.dim(), settings.components, settings.iterations);
+        for (what, value) in [("components", k), ("iterations", iterations)] {
+            if value == 0 {
+                return Err(UncertaintyError::BadSetting { what, value: 0.0, expected: "at least 1" });
+            }
         }
-    }
-    if k > dim {
-        return Err(UncertaintyError::TooManyComponents {
-            requested: k,
-            available: dim,
-            why: "the dimension",
-        });
-    }
-    if x_tilde.cols() != dim {
-        return Err(UncertaintyError::SizeMismatch {
-            what: "noisy point",
-            found: x_tilde.cols(),
-            expected: dim,
-        });
-    }
-    let s2 = sigma * sigma;
-    let mut rng = ChaCha8Rng::seed_from_u64(settings.seed);
-    let chunk = (ROWS_PER_PASS / (k + 1)).max(1);
-    let (mut means, mut components) = (Vec::with_capacity(x_tilde.rows() * dim), Vec::new());
-    for start in (0..x_tilde.rows()).step_by(chunk) {
-        let x = x_tilde.slice_rows(start, (start + chunk).min(x_tilde.rows()));
-        let n = x.rows();
-        let mut v: Vec<Mat<f64>> = (0..n)
-            .map(|_| orthonormal_rows(&Mat::from_fn(k, dim, |_, _| StandardNormal.sample(&mut rng))))
-            .collect();
-        for t in 0..iterations {
-            let tangents = Mat::from_fn(k * n, dim, |row, c| v[row % n].at(row / n, c));
-            let (s1, jv) = score.score_and_jvps(&x, &tangents);
-            if !s1.is_finite() || !jv.is_finite() {
-                return Err(UncertaintyError::NonFinite { what: "score or its JVPs" });
-            }
-            if t == 0 {
-                means.extend((0..n * dim).map(|e| x.as_slice()[e] + s2 * s1.as_slice()[e]));
-            }
-            for (i, vi) in v.iter_mut().enumerate() {
-                // W = sigma^2 (V + sigma^2 J V), row j for direction j.
-                let w = Mat::from_fn(k, dim, |j, c| s2 * (vi.at(j, c) + s2 * jv.at(j * n + i, c)));
-                if t + 1 < iterations {
-                    *vi = orthonormal_rows(&w);
-                } else {
-                    let h = Mat::matmul(vi, &w, true);
-                    let sym = DMatrix::from_fn(k, k, |a, b| 0.5 * (h.at(a, b) + h.at(b, a)));
-                    let basis = vi.clone();
-                    components.push(PrincipalComponents::top_of(sym, k, |y| {
-                        (0..dim).map(|c| (0..k).map(|j| y[j] * basis.at(j, c)).sum()).collect()
-                    }));
+        if k > dim {
+            return Err(UncertaintyError::TooManyComponents {
+                requested: k,
+                available: dim,
+                why: "the dimension",
+            });
+        }
+        if x_tilde.cols() != dim {
+            return Err(UncertaintyError::SizeMismatch {
+                what: "noisy point",
+                found: x_tilde.cols(),
+                expected: dim,
+            });
+        }
+        let s2 = sigma * sigma;
+        let mut rng = ChaCha8Rng::seed_from_u64(settings.seed);
+        let chunk = (ROWS_PER_PASS / (k + 1)).max(1);
+        let (mut means, mut components) = (Vec::with_capacity(x_tilde.rows() * dim), Vec::new());
+        for start in (0..x_tilde.rows()).step_by(chunk) {
+            let x = x_tilde.slice_rows(start, (start + chunk).min(x_tilde.rows()));
+            let n = x.rows();
+            let mut v: Vec<Mat<f64>> = (0..n)
+                .map(|_| orthonormal_rows(&Mat::from_fn(k, dim, |_, _| StandardNormal.sample(&mut rng))))
+                .collect();
+            for t in 0..iterations {
+                let tangents = Mat::from_fn(k * n, dim, |row, c| v[row % n].at(row / n, c));
+                let (s1, jv) = score.score_and_jvps(&x, &tangents);
+                if !s1.is_finite() || !jv.is_finite() {
+                    return Err(UncertaintyError::NonFinite { what: "score or its JVPs" });
+                }
+                if t == 0 {
+                    means.extend((0..n * dim).map(|e| x.as_slice()[e] + s2 * s1.as_slice()[e]));
+                }
+                for (i, vi) in v.iter_mut().enumerate() {
+                    // W = sigma^2 (V + sigma^2 J V), row j for direction j.
+                    let w = Mat::from_fn(k, dim, |j, c| s2 * (vi.at(j, c) + s2 * jv.at(j * n + i, c)));
+                    if t + 1 < iterations {
+                        *vi = orthonormal_rows(&w);
+                    } else {
+                        let h = Mat::matmul(vi, &w, true);
+                        let sym = DMatrix::from_fn(k, k, |a, b| 0.5 * (h.at(a, b) + h.at(b, a)));
+                        let basis = vi.clone();
+                        components.push(PrincipalComponents::top_of(sym, k, |y| {
+                            (0..dim).map(|c| (0..k).map(|j| y[j] * basis.at(j, c)).sum()).collect()
+                        }));
+                    }
                 }
             }
         }
+        Ok(IteratedComponents {
+            means: Mat::from_vec(x_tilde.rows(), dim, means),
+            components,
+            network_calls: 1 + k * iterations,
+        })
     }
-    Ok(IteratedComponents {
-        means: Mat::from_vec(x_tilde.rows(), dim, means),
-        components,
-        network_calls: 1 + k * iterations,
-    })
 }
 
 #[cfg(test)]
@@ -157,7 +159,7 @@ pub(super) mod tests {
         let s2 = sigma * sigma;
         let x = Mat::from_fn(3, dim, |i, j| (i + j) as f64 * 0.1);
         let settings = SubspaceIteration { components: k, iterations: 150, seed: 1 };
-        let got = subspace_iteration(&LinearScore(m.clone()), &x, sigma, settings).unwrap();
+        let got = IteratedComponents::compute(&LinearScore(m.clone()), &x, sigma, settings).unwrap();
         assert_eq!(got.network_calls, 1 + 4 * 150);
         let dense = PosteriorCovariance::Full(Mat::from_fn(dim, dim, |i, j| {
             s2 * (f64::from(u8::from(i == j)) + s2 * m.at(i, j))
@@ -187,19 +189,19 @@ pub(super) mod tests {
         let x = Mat::zeros(1, 12);
         let bad = |components, iterations| SubspaceIteration { components, iterations, seed: 0 };
         assert!(matches!(
-            subspace_iteration(&score, &x, 0.5, bad(0, 3)),
+            IteratedComponents::compute(&score, &x, 0.5, bad(0, 3)),
             Err(UncertaintyError::BadSetting { .. })
         ));
         assert!(matches!(
-            subspace_iteration(&score, &x, 0.5, bad(2, 0)),
+            IteratedComponents::compute(&score, &x, 0.5, bad(2, 0)),
             Err(UncertaintyError::BadSetting { .. })
         ));
         assert!(matches!(
-            subspace_iteration(&score, &x, 0.5, bad(13, 3)),
+            IteratedComponents::compute(&score, &x, 0.5, bad(13, 3)),
             Err(UncertaintyError::TooManyComponents { available: 12, .. })
         ));
         assert!(matches!(
-            subspace_iteration(&score, &Mat::zeros(1, 5), 0.5, bad(2, 3)),
+            IteratedComponents::compute(&score, &Mat::zeros(1, 5), 0.5, bad(2, 3)),
             Err(UncertaintyError::SizeMismatch { found: 5, .. })
         ));
     }
