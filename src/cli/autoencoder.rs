@@ -11,7 +11,6 @@ use crate::implicit::{
 };
 use crate::linalg::Mat;
 use crate::metrics::MmdEstimator;
-use crate::optim::RmsPropSettings;
 use crate::plot::{image_grid, ImageShape};
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
@@ -146,10 +145,6 @@ fn save(out: &Path, checkpoint: &AutoencoderCheckpoint) -> Result<()> {
     Ok(())
 }
 
-fn rmsprop(args: &AutoencoderArgs) -> RmsPropSettings {
-    RmsPropSettings { learning_rate: args.learning_rate, ..Default::default() }
-}
-
 /// Runs `tweedie vae`.
 pub fn vae(args: VaeArgs) -> Result<()> {
     let c = &args.common;
@@ -165,7 +160,7 @@ pub fn vae(args: VaeArgs) -> Result<()> {
         particles: args.particles,
         projections: c.projections,
         hidden: c.hidden,
-        optimiser: rmsprop(c),
+        learning_rate: c.learning_rate,
     };
     let mut trainer = VaeTrainer::new(vae, settings, &mut rng).map_err(|e| anyhow::anyhow!("{e}"))?;
     let seconds_per_step = train_loop(c.steps, || {
@@ -200,7 +195,7 @@ pub fn wae(args: WaeArgs) -> Result<()> {
     c.entropy.check_samples("--batch", c.batch).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut rng = ChaCha8Rng::seed_from_u64(c.seed);
     let wae = Wae::init(images.pixels.cols(), c.latent, c.hidden, &mut rng);
-    let mut trainer = WaeTrainer::new(wae, c.entropy, args.lambda, c.projections, rmsprop(c), &mut rng);
+    let mut trainer = WaeTrainer::new(wae, c.entropy, args.lambda, c.projections, c.learning_rate, &mut rng);
     let seconds_per_step = train_loop(c.steps, || {
         let x = batch_of(&images.pixels, c.batch, &mut rng);
         let loss = trainer.step(&x, &mut rng)?;

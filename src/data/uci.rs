@@ -280,8 +280,9 @@ impl UciData {
     ///    leaks into the model (the DKEF code whitens before splitting).
     ///
     /// # Errors
-    /// [`DatasetError::Missing`] naming every place looked in, [`DatasetError::WrongColumns`] for another header,
-    /// [`DatasetError::ConstantColumn`], [`DatasetError::TooFewRows`], and [`DatasetError::Data`] for unreadable data.
+    /// [`DatasetError::NotFound`] naming every place looked in, [`DatasetError::WrongColumns`] for another
+    /// header, [`DatasetError::ConstantColumn`], [`DatasetError::TooFewRows`], and [`DatasetError::Data`]
+    /// for unreadable data.
     pub fn load(spec: &UciSpec, seed: u64, data_dir: &DataDir) -> Result<UciData, DatasetError> {
         let dataset = spec.dataset;
         let located = locate_dataset(dataset.dataset(), spec.path.as_deref(), data_dir)?;

@@ -160,8 +160,8 @@ pub struct VaeSettings {
     pub projections: usize,
     /// Hidden units per layer of every network.
     pub hidden: usize,
-    /// RMSProp settings of every network.
-    pub optimiser: RmsPropSettings,
+    /// RMSProp learning rate of every network (decay 0.9, offset 1e-8).
+    pub learning_rate: f64,
 }
 
 /// A VAE with its optimisers and, for an implicit encoder trained with SSM-VR, the score network of
@@ -189,19 +189,13 @@ impl VaeTrainer {
             settings.estimator.check_samples("--particles", settings.particles)?;
         }
         let data_dim = vae.decoder.net.outputs();
+        let optimiser = RmsPropSettings { learning_rate: settings.learning_rate, ..Default::default() };
         let score_net = (vae.kind == EncoderKind::Implicit && settings.estimator == EntropyEstimator::SsmVr)
             .then(|| {
-                ScoreNet::init(
-                    data_dim,
-                    vae.latent(),
-                    settings.hidden,
-                    settings.projections,
-                    settings.optimiser,
-                    rng,
-                )
+                ScoreNet::init(data_dim, vae.latent(), settings.hidden, settings.projections, optimiser, rng)
             });
-        let encoder_optimiser = RmsProp::new(settings.optimiser, vae.encoder.num_params());
-        let decoder_optimiser = RmsProp::new(settings.optimiser, vae.decoder.net.num_params());
+        let encoder_optimiser = RmsProp::new(optimiser, vae.encoder.num_params());
+        let decoder_optimiser = RmsProp::new(optimiser, vae.decoder.net.num_params());
         Ok(Self { vae, settings, score_net, encoder_optimiser, decoder_optimiser })
     }
 

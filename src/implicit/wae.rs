@@ -91,15 +91,17 @@ pub struct WaeTrainer {
 }
 
 impl WaeTrainer {
-    /// A trainer of `wae` with weight `lambda` on the regulariser.
+    /// A trainer of `wae` with weight `lambda` on the regulariser and RMSProp at `learning_rate` (decay 0.9,
+    /// offset 1e-8) for every network.
     pub fn new<R: Rng + ?Sized>(
         wae: Wae,
         estimator: EntropyEstimator,
         lambda: f64,
         projections: usize,
-        optimiser: RmsPropSettings,
+        learning_rate: f64,
         rng: &mut R,
     ) -> Self {
+        let optimiser = RmsPropSettings { learning_rate, ..Default::default() };
         let latent = wae.encoder.outputs();
         let hidden = wae.encoder.sizes()[1];
         let score_net = (estimator == EntropyEstimator::SsmVr)

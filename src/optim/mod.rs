@@ -9,4 +9,4 @@ pub(crate) use adam::{Adam, AdamSettings};
 pub(crate) use ema::Ema;
 pub use learning_rate_schedule::LearningRateSchedule;
 pub(crate) use rmsprop::RmsProp;
-pub use rmsprop::RmsPropSettings;
+pub(crate) use rmsprop::RmsPropSettings;
