@@ -38,7 +38,4 @@ pub enum Error {
     /// Posterior moments or calibration metrics that cannot be computed.
     #[error(transparent)]
     Uncertainty(#[from] crate::uncertainty::UncertaintyError),
-    /// A size whose memory estimate exceeds the memory available.
-    #[error(transparent)]
-    Memory(#[from] crate::memory_budget::MemoryError),
 }

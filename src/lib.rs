@@ -101,7 +101,7 @@ pub mod estimators;
 pub mod evaluation;
 pub mod implicit;
 pub mod linalg;
-pub mod memory_budget;
+mod memory_budget;
 pub mod metrics;
 pub mod models;
 pub mod nn;

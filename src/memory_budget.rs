@@ -15,14 +15,23 @@ pub(crate) const MAX_THREADS: usize = 1024;
 
 /// A size whose memory estimate exceeds what is available.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{what} needs about {} of memory (an estimate), more than the {} available (expected a smaller size)", human(*bytes), human(*available))]
-pub struct MemoryError {
+#[error("{}", refusal(what, *bytes, *available))]
+pub(crate) struct MemoryError {
     /// The flags and values responsible, as the user wrote them.
     pub what: String,
     /// The estimate in bytes.
     pub bytes: f64,
     /// The bytes available.
     pub available: f64,
+}
+
+/// The message refusing `what`, whose estimate is `bytes`, when `available` bytes are available.
+pub(crate) fn refusal(what: &str, bytes: f64, available: f64) -> String {
+    format!(
+        "{what} needs about {} of memory (an estimate), more than the {} available (expected a smaller size)",
+        human(bytes),
+        human(available)
+    )
 }
 
 /// A byte count as `12.3 GiB`.

@@ -62,6 +62,16 @@ pub enum TrainError {
         /// The hash of the file now.
         found: String,
     },
+    /// A size whose memory estimate exceeds the memory available (checked before allocating).
+    #[error("{}", crate::memory_budget::refusal(what, *bytes, *available))]
+    TooLarge {
+        /// The flags and values responsible, as the user wrote them.
+        what: String,
+        /// The estimate in bytes.
+        bytes: f64,
+        /// The bytes available.
+        available: f64,
+    },
     /// `--steps` on resume is below the steps the checkpoint has already done.
     #[error("--steps {steps} is below the {done} steps the checkpoint has done (expected a total of at least {done})")]
     StepsBelowCheckpoint {

@@ -2,7 +2,8 @@
 //! (see [`crate::memory_budget`]).
 
 use super::config::TrainConfig;
-use crate::memory_budget::{training_bytes, MemoryBudget, MemoryError, NetworkSize};
+use super::TrainError;
+use crate::memory_budget::{training_bytes, MemoryBudget, NetworkSize};
 use crate::models::{ModelKind, SecondOrderHead};
 use crate::objectives::{Objective, ScoreMatching};
 
@@ -13,7 +14,7 @@ pub(crate) fn check_memory(
     objective: Objective,
     dim: usize,
     budget: &MemoryBudget,
-) -> Result<(), MemoryError> {
+) -> Result<(), TrainError> {
     let d = dim as f64;
     let networks = network_sizes(config, dim);
     // Objective::noise_rows in f64: `projections` may be as large as a usize holds.
@@ -37,7 +38,11 @@ pub(crate) fn check_memory(
             config.width, config.depth, config.batch
         )
     };
-    budget.check(what, training_bytes(&networks, rows, tangents))
+    budget.check(what, training_bytes(&networks, rows, tangents)).map_err(|e| TrainError::TooLarge {
+        what: e.what,
+        bytes: e.bytes,
+        available: e.available,
+    })
 }
 
 /// The sizes of the networks a configuration trains on `dim`-dimensional data (no overflow: f64).
