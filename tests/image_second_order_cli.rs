@@ -139,7 +139,7 @@ fn settings_an_image_head_or_schedule_cannot_take_are_one_line_errors() {
 fn denoise_reads_the_low_rank_covariance_of_an_image_head() {
     let dir = tempfile::tempdir().unwrap();
     let model = train(dir.path(), "s2.safetensors", &["--s2", "lowrank:3", "--sigma", "0.5"]);
-    let out = dir.path().join("uq");
+    let (out, png) = (dir.path().join("uq"), dir.path().join("uq.png"));
     let report = json(&ok(&[
         "denoise",
         "--model",
@@ -154,8 +154,15 @@ fn denoise_reads_the_low_rank_covariance_of_an_image_head() {
         "3",
         "--out",
         out.to_str().unwrap(),
+        "--png",
+        png.to_str().unwrap(),
         "--json",
     ]));
+    // The picture: rows of clean, noisy, mean, std and the 2 principal directions of 8 images, 8x8 pixels
+    // at scale 2 with 2-pixel gaps.
+    let bytes = std::fs::read(&png).unwrap();
+    let size = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
+    assert_eq!((&bytes[1..4], size(16), size(20)), (&b"PNG"[..], 8 * 16 + 9 * 2, 6 * 16 + 7 * 2));
     // The learned route: one pass of s1 and one of the head.
     assert_eq!(
         (report["route"].as_str(), report["network_calls"].as_u64()),

@@ -171,6 +171,10 @@ fn bad_uncertainty_requests_are_one_line_errors() {
         &["--pcs 4", "at most 3"],
     );
     fails_with(&["denoise", "--model", &low, "--input", n, "--sigma", "0", "--out", o], &["--sigma 0"]);
+    fails_with(
+        &["denoise", "--model", &low, "--input", n, "--png", "x.png", "--out", o],
+        &["--png x.png", "draws images", "point-cloud"],
+    );
     let target = format!("csv:{n}");
     fails_with(&["eval", "--model", &low, "--target", &target, "--uq"], &["--uq", "analytic targets"]);
 }

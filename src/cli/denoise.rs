@@ -5,10 +5,12 @@
 //! split) takes its images as the clean points and denoises noisy copies drawn at `--sigma`.
 
 use super::data_dir_arg::DataDirArg;
+use super::denoise_grid::{write_denoise_grid, DenoiseGrid};
 use super::input_points::{load_input, InputKind};
 use crate::data::{claim_output, expect_width, load_points, write_npy};
 use crate::linalg::Mat;
 use crate::models::{Model, ScoreModel};
+use crate::plot::ImageShape;
 use crate::train::Checkpoint;
 use crate::uncertainty::{
     best_scalar_variance, image_posterior_moments, isotropic_nll, jacobian_variances, posterior_means,
@@ -68,6 +70,10 @@ pub struct DenoiseArgs {
     /// noisy points were drawn from a data set's images.
     #[arg(long)]
     out: PathBuf,
+    /// Image models: a PNG of the first 8 images: clean (when known), noisy, posterior mean,
+    /// per-pixel standard deviation and the --pcs principal directions, one row each.
+    #[arg(long)]
+    png: Option<PathBuf>,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -273,6 +279,18 @@ impl Denoiser {
     }
 }
 
+/// The image shape of `--png`: single-channel image models only.
+fn png_shape(model: &Denoiser, png: &Path) -> Result<ImageShape> {
+    let Denoiser::Image(m) = model else {
+        bail!("--png {}: draws images (the model is a point-cloud score network)", png.display());
+    };
+    let (height, width, channels) = m.image_shape();
+    if channels != 1 {
+        bail!("--png {}: draws single-channel images (this model's have {channels} channels)", png.display());
+    }
+    Ok(ImageShape { height, width })
+}
+
 /// Runs `tweedie denoise`.
 pub fn denoise(args: DenoiseArgs) -> Result<()> {
     let checkpoint = Checkpoint::load(&args.model)?;
@@ -292,6 +310,7 @@ pub fn denoise(args: DenoiseArgs) -> Result<()> {
     };
     let (noisy, clean) = load_noisy_and_clean(&args, sigma)?;
     expect_width(&noisy, &args.input, model.dim())?;
+    let png_shape = args.png.as_deref().map(|png| png_shape(&model, png)).transpose()?;
     let start = std::time::Instant::now();
     let estimate = if args.autodiff {
         autodiff(model.s1(), &noisy, sigma, &args)?
@@ -339,6 +358,18 @@ pub fn denoise(args: DenoiseArgs) -> Result<()> {
         let _claim = claim_output(&path, &inputs)?;
         write_npy(&path, shape, data)?;
         written.push(path);
+    }
+    if let (Some(png), Some(shape)) = (&args.png, png_shape) {
+        let grid = DenoiseGrid {
+            clean: clean.as_ref(),
+            noisy: &noisy,
+            means: &estimate.means,
+            stds: &estimate.stds,
+            components: estimate.components.as_deref(),
+        };
+        let _claim = claim_output(png, &inputs)?;
+        write_denoise_grid(&grid, shape, png)?;
+        written.push(png.clone());
     }
     let mut value = serde_json::json!({
         "written": written, "points": n, "dim": dim, "sigma": sigma,

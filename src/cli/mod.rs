@@ -7,6 +7,7 @@ mod data;
 mod data_dir_arg;
 mod demo;
 mod denoise;
+mod denoise_grid;
 mod estimate;
 mod eval;
 mod eval_uq;
