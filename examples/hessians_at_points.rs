@@ -3,7 +3,6 @@
 //! of the mixture it was trained on: `cargo run --release --example hessians_at_points`.
 
 use rand::SeedableRng;
-use tweedie::estimators::score_jacobian;
 use tweedie::evaluation::relative_error;
 use tweedie::linalg::Mat;
 use tweedie::models::SecondOrderHead;
@@ -32,7 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let noisy = target.parse::<TargetSpec>()?.build().noisy(sigma)?;
     let x: Mat<f64> = noisy.sample(500, &mut rand_chacha::ChaCha8Rng::seed_from_u64(5));
     let learned = score_model.hessian_dense(&x.cast::<f32>()).ok_or("a second-order head")?;
-    let autodiff = score_jacobian(&score_model.s1.cast::<f64>(), &x, true);
+    let autodiff = score_model.cast::<f64>().hessian_autodiff(&x);
     let exact = noisy.hessians(&x);
     let learned: Vec<f64> = learned.iter().map(|&v| v as f64).collect();
     println!("relative error of the Hessian at {} points:", x.rows());

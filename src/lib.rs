@@ -19,7 +19,8 @@
 //!   [`samplers::SampleReport`].
 //! - [`targets`]: Gaussian mixtures with exact `s1`, `s2`, `s3` and the exact posterior, and the named
 //!   families `gmm2d`, `gmm:dim=D,components=K,seed=S`, `gauss:dim=D,cond=C,seed=S`.
-//! - [`estimators`]: the autodiff Jacobian of `s1`, and the Stein and SSGE kernel score estimators.
+//! - [`estimators`]: the Stein and SSGE kernel score estimators (the autodiff Hessian of a learned `s1` is
+//!   [`models::ScoreModel::hessian_autodiff`]).
 //! - [`implicit`]: scores of implicit distributions at work: VAEs with implicit encoders and WAEs whose
 //!   entropy gradients come from SSM-VR, Stein or SSGE, and AIS estimates of their likelihood.
 //! - [`evaluation`], [`metrics`]: errors against ground truth, `log Z` of energy models, MMD², KSD².

@@ -9,7 +9,7 @@ mod stein;
 #[cfg(test)]
 mod testing;
 
-pub use autodiff_jacobian::score_jacobian;
+pub(crate) use autodiff_jacobian::score_jacobian;
 pub(crate) use autodiff_jacobian::score_jacobian_into;
 pub use error::EstimatorError;
 

@@ -156,6 +156,13 @@ impl<F: Real> ScoreModel<F> {
         self.s1.forward(x)
     }
 
+    /// The autodiff estimate of the Hessian of `log q_sigma` at every row of `x`: the symmetrised Jacobian
+    /// `(J + J^T)/2` of `s1` (`N * D * D`, row-major per point), from `D` tangent passes per point
+    /// (docs/math.md §9). The baseline a learned second-order head is measured against.
+    pub fn hessian_autodiff(&self, x: &Mat<F>) -> Vec<F> {
+        crate::estimators::score_jacobian(&self.s1, x, true)
+    }
+
     /// The learned `S2` at every row of `x` as dense matrices (`N * D * D`, row-major per point), or
     /// `None` for a model without a second-order head.
     pub fn hessian_dense(&self, x: &Mat<F>) -> Option<Vec<F>> {
