@@ -40,7 +40,7 @@
 //! use tweedie::linalg::Mat;
 //! use tweedie::metrics::MmdEstimator;
 //! use tweedie::models::SecondOrderHead;
-//! use tweedie::samplers::{run, Chains, ModelSource, SampleReport, Ula};
+//! use tweedie::samplers::{run, Chains, SampleReport, Ula};
 //! use tweedie::train::{TrainConfig, Trainer};
 //!
 //! // 2000 points of a Gaussian with covariance C = [[1, 0.5], [0.5, 1]], held in memory.
@@ -78,8 +78,7 @@
 //! assert!(mean.iter().all(|m| m.abs() < 0.02) && cov[0] > 0.0 && cov[0] < sigma * sigma);
 //!
 //! // Langevin chains on the learned score, measured against the data.
-//! let source = ModelSource::new(model.as_score().unwrap().clone());
-//! let mut ula = Ula::new(0.05, &source)?;
+//! let mut ula = Ula::new(0.05, model.as_score().unwrap())?;
 //! let mut chains = Chains::from_normal(500, 2, 1.0, 1)?;
 //! let summary = run(&mut ula, &mut chains, 300, &mut ());
 //! let report = SampleReport::measure(&chains, &summary, &MmdEstimator::new(points)?, None)?;

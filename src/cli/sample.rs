@@ -6,11 +6,10 @@ use super::target_help::TARGET_HELP;
 use crate::data::{claim_output, write_npy};
 use crate::memory_budget::MemoryBudget;
 use crate::metrics::MmdEstimator;
-use crate::models::Model;
+use crate::models::{EnergyModel, Model, NoiseSchedule, ScoreModel};
 use crate::samplers::{
-    run, AnnealedOzaki, AnnealedSettings, AnnealedUla, ChainSeries, Chains, EnergySource, GeometricSchedule,
-    Mala, MmdTrace, ModelCurvatureSource, ModelSource, Ozaki, OzakiSettings, OzakiSolver, SampleReport,
-    Sampler, SamplerError, Ula,
+    run, AnnealedOzaki, AnnealedSettings, AnnealedUla, ChainSeries, Chains, Mala, MmdTrace, Ozaki,
+    OzakiSettings, OzakiSolver, SampleReport, Sampler, SamplerError, Ula,
 };
 use crate::targets::{GaussianMixture, NamedTarget};
 use crate::train::Checkpoint;
@@ -130,18 +129,14 @@ fn load_model(path: &Path, dim: usize) -> Result<LoadedModel> {
     if c.dim != dim {
         return Err(SamplerError::DimensionMismatch { what: "model", expected: dim, found: c.dim }.into());
     }
-    let (scores, curvature) = match c.eval_model() {
-        Model::Score(model) => {
-            (ModelScores::Network(ModelSource::new(model.clone())), ModelCurvatureSource::new(model))
-        }
-        Model::Energy(model) => {
-            (ModelScores::Energy(EnergySource::new(model)), Err(SamplerError::NoSecondOrderHead))
-        }
+    let scores = match c.eval_model() {
+        Model::Score(model) => ModelScores::Network(model),
+        Model::Energy(model) => ModelScores::Energy(model),
         Model::Image(_) => {
             anyhow::bail!("--model {}: a U-Net image model cannot drive the samplers yet (expected a score network or an energy model)", path.display())
         }
     };
-    Ok(LoadedModel { scores, curvature, sigma: c.config.sigma, trained_on: c.config.target.clone() })
+    Ok(LoadedModel { scores, sigma: c.config.sigma, trained_on: c.config.target.clone() })
 }
 
 /// Where the scores come from.
@@ -152,15 +147,13 @@ enum Source {
 
 /// The scores of a trained model: a score network's, or an energy model's (which also gives log p).
 enum ModelScores {
-    Network(ModelSource),
-    Energy(EnergySource<f32>),
+    Network(ScoreModel<f32>),
+    Energy(EnergyModel<f32>),
 }
 
 /// A trained model as the sources the samplers read.
 struct LoadedModel {
     scores: ModelScores,
-    /// `Err` for a model without a second-order head (reported if an Ozaki sampler asks for it).
-    curvature: Result<ModelCurvatureSource, SamplerError>,
     /// The noise level it was trained at.
     sigma: f64,
     /// The target it was trained on (as recorded in the checkpoint).
@@ -169,7 +162,7 @@ struct LoadedModel {
 
 /// The fixed settings of the annealed samplers, from the flags.
 fn annealed_settings(args: &SampleArgs) -> Result<AnnealedSettings> {
-    let schedule = GeometricSchedule::new(args.sigma_max, args.sigma_min, args.levels)?;
+    let schedule = NoiseSchedule { hi: args.sigma_max, lo: args.sigma_min, levels: args.levels };
     let steps_per_level = args.steps / args.levels.max(1);
     if steps_per_level == 0 {
         bail!(
@@ -209,7 +202,10 @@ fn build_sampler<'a>(
             Box::new(Ozaki::new(ozaki(solver), target)?)
         }
         (SamplerKind::Ozaki | SamplerKind::OzakiDiag | SamplerKind::OzakiLowrank, Source::Model(m)) => {
-            Box::new(Ozaki::new(ozaki(solver), m.curvature.as_ref().map_err(Clone::clone)?)?)
+            let ModelScores::Network(model) = &m.scores else {
+                return Err(SamplerError::NoSecondOrderHead.into());
+            };
+            Box::new(Ozaki::new(ozaki(solver), model)?)
         }
         (SamplerKind::AnnealedUla, Source::Analytic) => {
             Box::new(AnnealedUla::new(annealed_settings(args)?, target)?)
@@ -408,8 +404,7 @@ mod tests {
         let shape = ModelShape { dim: 2, width: 8, depth: 1, activation: Activation::Softplus, head };
         let model = ScoreModel::<f32>::init(&shape, &mut ChaCha8Rng::seed_from_u64(0));
         Source::Model(Box::new(LoadedModel {
-            scores: ModelScores::Network(ModelSource::for_dim(model.clone(), 2).unwrap()),
-            curvature: ModelCurvatureSource::new(model),
+            scores: ModelScores::Network(model),
             sigma: 0.1,
             trained_on: "gmm2d".into(),
         }))
@@ -420,8 +415,7 @@ mod tests {
             EnergyShape { dim: 2, width: 8, depth: 1, activation: Activation::Softplus, base_precision: 1.0 };
         let model = EnergyModel::<f32>::init(&shape, &mut ChaCha8Rng::seed_from_u64(0));
         Source::Model(Box::new(LoadedModel {
-            scores: ModelScores::Energy(EnergySource::new(model)),
-            curvature: Err(SamplerError::NoSecondOrderHead),
+            scores: ModelScores::Energy(model),
             sigma: 0.1,
             trained_on: "gmm2d".into(),
         }))

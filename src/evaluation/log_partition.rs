@@ -6,7 +6,7 @@
 use crate::linalg::{Mat, Real};
 use crate::models::EnergyModel;
 use crate::nn::MlpTrace;
-use crate::samplers::{run, Chains, EnergySource, Mala};
+use crate::samplers::{run, Chains, Mala};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
@@ -68,12 +68,11 @@ fn model_samples<F: Real>(
             None => x0.row_mut(i).iter_mut().for_each(|v| *v = StandardNormal.sample(&mut rng)),
         }
     }
-    let source = EnergySource::new(model.clone());
     let mut state = Chains::new(x0, seed).expect("at least one chain");
     let (mut h, mut done) = (0.05, 0);
     while done < steps {
         let k = ADAPT_EVERY.min(steps - done);
-        let mut mala = Mala::new(h, &source).expect("a positive step size");
+        let mut mala = Mala::new(h, model).expect("a positive step size");
         let summary = run(&mut mala, &mut state, k, &mut ());
         h = (h * (2.0 * (summary.acceptance_rate() - 0.57)).exp()).clamp(1e-6, 10.0);
         done += k;

@@ -6,7 +6,17 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
-/// `N` noise levels from `hi` down to `lo`, evenly spaced in `log sigma`.
+/// `N` noise levels from `hi` down to `lo`, evenly spaced in `log sigma`: the levels a noise-conditional
+/// model is trained on and an annealed sampler walks down.
+///
+/// # Example
+/// ```
+/// use tweedie::models::NoiseSchedule;
+/// let s: NoiseSchedule = "1.0:0.01:3".parse()?;
+/// let sig = s.sigmas();
+/// assert!((sig[1] - 0.1).abs() < 1e-15 && sig[2] == 0.01);
+/// # Ok::<(), String>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct NoiseSchedule {
@@ -14,14 +24,18 @@ pub struct NoiseSchedule {
     pub hi: f64,
     /// The smallest level.
     pub lo: f64,
-    /// The number of levels, at least 2.
+    /// The number of levels (at least 2 for training; an annealed sampler also takes 1).
     pub levels: usize,
 }
 
 impl NoiseSchedule {
-    /// Level `k` (0: `hi`, `levels - 1`: `lo`).
+    /// Level `k` (0: `hi`; `levels - 1`: exactly `lo`, which is also the one level of a one-level schedule).
     pub fn sigma(&self, k: usize) -> f64 {
-        self.hi * (self.lo / self.hi).powf(k as f64 / (self.levels - 1) as f64)
+        if k + 1 >= self.levels {
+            self.lo
+        } else {
+            self.hi * (self.lo / self.hi).powf(k as f64 / (self.levels - 1) as f64)
+        }
     }
 
     /// Every level, largest first.

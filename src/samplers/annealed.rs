@@ -2,77 +2,21 @@
 //! schedule of a noise-conditional source, ending with one Tweedie denoising step.
 
 use super::chains::{Chains, StepTotals};
+use super::curvature::CurvatureLayout;
 use super::error::SamplerError;
 use super::ozaki::{ozaki_step, OzakiSolver, OzakiWorkspace};
 use super::sampler::{Sampler, SamplerStep};
 use super::source::{CurvatureSource, NoiseConditional, ScoreSource};
 use super::ula::{check_step_size, ula_step};
 use crate::linalg::Mat;
+use crate::models::NoiseSchedule;
 use serde::{Deserialize, Serialize};
-
-/// A decreasing geometric noise schedule $\sigma_1 > \dots > \sigma_L$.
-///
-/// # Definition
-/// $$ \sigma_i = \sigma_{\max} \left(\sigma_{\min}/\sigma_{\max}\right)^{(i-1)/(L-1)}, \quad i = 1..L, $$
-/// and $\sigma_1 = \sigma_{\min}$ when $L = 1$.
-///
-/// # Example
-/// ```
-/// use tweedie::samplers::GeometricSchedule;
-/// let s = GeometricSchedule::new(1.0, 0.01, 3)?;
-/// let sig = s.sigmas();
-/// assert!((sig[1] - 0.1).abs() < 1e-15 && sig[2] == 0.01);
-/// # Ok::<(), tweedie::samplers::SamplerError>(())
-/// ```
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct GeometricSchedule {
-    sigma_max: f64,
-    sigma_min: f64,
-    levels: usize,
-}
-
-impl GeometricSchedule {
-    /// `sigma_max` $\ge$ `sigma_min` $> 0$, both finite; `levels` $\ge 1$.
-    ///
-    /// # Errors
-    /// [`SamplerError::BadSchedule`].
-    pub fn new(sigma_max: f64, sigma_min: f64, levels: usize) -> Result<Self, SamplerError> {
-        let ok = sigma_min > 0.0 && sigma_max >= sigma_min && sigma_max.is_finite() && levels >= 1;
-        if !ok {
-            return Err(SamplerError::BadSchedule { sigma_max, sigma_min, levels });
-        }
-        Ok(Self { sigma_max, sigma_min, levels })
-    }
-
-    /// The number of levels $L$.
-    pub fn levels(&self) -> usize {
-        self.levels
-    }
-
-    /// $\sigma_1, \dots, \sigma_L$ (the last is exactly $\sigma_{\min}$).
-    pub fn sigmas(&self) -> Vec<f64> {
-        let L = self.levels;
-        if L == 1 {
-            return vec![self.sigma_min];
-        }
-        let ratio = (self.sigma_min / self.sigma_max).ln();
-        (0..L)
-            .map(|i| {
-                if i + 1 == L {
-                    self.sigma_min
-                } else {
-                    self.sigma_max * (ratio * i as f64 / (L - 1) as f64).exp()
-                }
-            })
-            .collect()
-    }
-}
 
 /// Settings of the annealed samplers.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AnnealedSettings {
-    /// The noise levels.
-    pub schedule: GeometricSchedule,
+    /// The noise levels, largest first (any `hi >= lo > 0` finite and at least one level).
+    pub schedule: NoiseSchedule,
     /// Langevin steps per level (at least 1).
     pub steps_per_level: usize,
     /// Step size per unit noise variance $h > 0$: level $i$ steps with $h_i = h\ \sigma_i^2$ (Song &
@@ -86,7 +30,7 @@ pub struct AnnealedSettings {
 impl Default for AnnealedSettings {
     fn default() -> Self {
         Self {
-            schedule: GeometricSchedule { sigma_max: 5.0, sigma_min: 0.01, levels: 10 },
+            schedule: NoiseSchedule { hi: 5.0, lo: 0.01, levels: 10 },
             steps_per_level: 100,
             step_size: 0.1,
             denoise: true,
@@ -97,6 +41,10 @@ impl Default for AnnealedSettings {
 impl AnnealedSettings {
     fn validate(&self) -> Result<(), SamplerError> {
         check_step_size(self.step_size)?;
+        let NoiseSchedule { hi, lo, levels } = self.schedule;
+        if !(lo > 0.0 && hi >= lo && hi.is_finite() && levels >= 1) {
+            return Err(SamplerError::BadSchedule { sigma_max: hi, sigma_min: lo, levels });
+        }
         if self.steps_per_level == 0 {
             return Err(SamplerError::ZeroSteps);
         }
@@ -105,7 +53,7 @@ impl AnnealedSettings {
 
     /// The total number of Langevin steps, $L \times$ `steps_per_level`.
     pub fn total_steps(&self) -> usize {
-        self.schedule.levels() * self.steps_per_level
+        self.schedule.levels * self.steps_per_level
     }
 }
 
@@ -187,11 +135,13 @@ impl<L: ScoreSource> Levels<L> {
 ///
 /// # Example
 /// ```
-/// use tweedie::samplers::{run, AnnealedSettings, AnnealedUla, Chains, GeometricSchedule};
+/// use tweedie::models::NoiseSchedule;
+/// use tweedie::samplers::{run, AnnealedSettings, AnnealedUla, Chains};
 /// use tweedie::targets::TargetSpec;
 /// let p = "gmm2d".parse::<TargetSpec>()?.build();
 /// let settings = AnnealedSettings {
-///     schedule: GeometricSchedule::new(3.0, 0.05, 4)?, steps_per_level: 5, step_size: 0.5, denoise: true,
+///     schedule: NoiseSchedule { hi: 3.0, lo: 0.05, levels: 4 }, steps_per_level: 5, step_size: 0.5,
+///     denoise: true,
 /// };
 /// let mut s = AnnealedUla::new(settings, &p)?;
 /// let mut chains = Chains::from_normal(8, 2, 3.0, 0)?;
@@ -207,7 +157,8 @@ impl<L: ScoreSource> AnnealedUla<L> {
     /// Builds the level sources of `source` for every $\sigma_i$.
     ///
     /// # Errors
-    /// [`SamplerError::NonPositiveStepSize`], [`SamplerError::ZeroSteps`], or the source's error.
+    /// [`SamplerError::NonPositiveStepSize`], [`SamplerError::ZeroSteps`], [`SamplerError::BadSchedule`], or
+    /// the source's error.
     pub fn new<N: NoiseConditional<Level = L> + ?Sized>(
         settings: AnnealedSettings,
         source: &N,
@@ -234,6 +185,7 @@ impl<L: ScoreSource> Sampler for AnnealedUla<L> {
 /// docs/math.md §10.5; Meng et al. (2021), Sec. 5.
 pub struct AnnealedOzaki<L: CurvatureSource> {
     levels: Levels<L>,
+    layout: CurvatureLayout,
     solver: OzakiSolver,
     l_max: f64,
     ws: OzakiWorkspace,
@@ -243,7 +195,8 @@ impl<L: CurvatureSource> AnnealedOzaki<L> {
     /// Builds the level sources of `source` for every $\sigma_i$.
     ///
     /// # Errors
-    /// As [`AnnealedUla::new`], and [`SamplerError::BadClip`], [`SamplerError::ZeroLanczosIterations`].
+    /// As [`AnnealedUla::new`], and [`SamplerError::BadClip`], [`SamplerError::ZeroLanczosIterations`],
+    /// [`SamplerError::NoSecondOrderHead`] for levels without curvature.
     pub fn new<N: NoiseConditional<Level = L> + ?Sized>(
         settings: AnnealedSettings,
         solver: OzakiSolver,
@@ -252,16 +205,19 @@ impl<L: CurvatureSource> AnnealedOzaki<L> {
     ) -> Result<Self, SamplerError> {
         let check = super::ozaki::OzakiSettings { step_size: settings.step_size, solver, l_max };
         check.validate()?;
-        Ok(Self { levels: Levels::new(settings, source)?, solver, l_max, ws: OzakiWorkspace::new() })
+        let levels = Levels::new(settings, source)?;
+        // Every level is the same model at another sigma: one layout (at least one level is validated).
+        let layout = levels.sources[0].layout().ok_or(SamplerError::NoSecondOrderHead)?;
+        Ok(Self { levels, layout, solver, l_max, ws: OzakiWorkspace::new() })
     }
 }
 
 impl<L: CurvatureSource> Sampler for AnnealedOzaki<L> {
     #[track_caller]
     fn step(&mut self, chains: &mut Chains) -> SamplerStep {
-        let (solver, l_max, ws) = (self.solver, self.l_max, &mut self.ws);
+        let (layout, solver, l_max, ws) = (self.layout, self.solver, self.l_max, &mut self.ws);
         self.levels.advance(chains, "AnnealedOzaki", |source, h, chains, _| {
-            ozaki_step(source, h, solver, l_max, chains, ws)
+            ozaki_step(source, layout, h, solver, l_max, chains, ws)
         })
     }
 }

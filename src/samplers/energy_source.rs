@@ -1,60 +1,23 @@
-//! A trained [`EnergyModel`] as a score and log-density source: $s_1 = -\nabla E$ and
-//! $\log p = -E + \text{const}$, so MALA can run on it.
+//! A trained [`EnergyModel`] $p(x) = e^{-E(x)}/Z$ as a sampler source with scores and log densities, so
+//! that ULA and MALA run on it directly:
+//! $$ s_1(x) = -\nabla_x E(x), \qquad \log p(x) = -E(x) - \log Z ; $$
+//! the log densities it writes omit $\log Z$, the one constant shared by all points that MALA's
+//! acceptance ratio never needs. Rows are evaluated in `F` in fixed chunks (results independent of the
+//! number of threads) and widened to f64.
 
 use super::model_source::forward_chunks;
 use super::source::{LogDensitySource, ScoreSource};
 use crate::linalg::{Mat, Real};
 use crate::models::EnergyModel;
 
-/// An energy model $p(x) = e^{-E(x)}/Z$ as a sampler source with scores and log densities (so MALA runs on it).
-///
-/// # Definition
-/// $$ s_1(x) = -\nabla_x E(x), \qquad \log p(x) = -E(x) - \log Z ; $$
-/// the log densities it writes omit $\log Z$, the one constant shared by all points that MALA's
-/// acceptance ratio never needs. Rows are evaluated in `F` in fixed chunks (results independent of the
-/// number of threads) and widened to f64.
-///
-/// # Example
-/// ```
-/// use tweedie::models::{EnergyModel, EnergyShape};
-/// use tweedie::nn::Activation;
-/// use tweedie::samplers::{run, Chains, EnergySource, Mala};
-/// use rand::SeedableRng;
-/// let shape = EnergyShape { dim: 2, width: 8, depth: 1, activation: Activation::Softplus, base_precision: 1.0 };
-/// let model = EnergyModel::<f32>::init(&shape, &mut rand_chacha::ChaCha8Rng::seed_from_u64(0));
-/// let src = EnergySource::new(model);
-/// // MALA needs log p up to a constant: the energy model has it, a score model does not.
-/// let mut mala = Mala::new(0.05, &src)?;
-/// let mut chains = Chains::from_normal(32, 2, 1.0, 1)?;
-/// let summary = run(&mut mala, &mut chains, 20, &mut ());
-/// assert!(summary.acceptance_rate() > 0.3 && summary.diverged.len() == 0);
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Clone, Debug)]
-pub struct EnergySource<F> {
-    model: EnergyModel<F>,
-}
-
-impl<F: Real> EnergySource<F> {
-    /// Wraps an energy model.
-    pub fn new(model: EnergyModel<F>) -> Self {
-        Self { model }
-    }
-
-    /// The model.
-    pub fn model(&self) -> &EnergyModel<F> {
-        &self.model
-    }
-}
-
-impl<F: Real> ScoreSource for EnergySource<F> {
+impl<F: Real> ScoreSource for EnergyModel<F> {
     fn dim(&self) -> usize {
-        self.model.dim()
+        EnergyModel::dim(self)
     }
 
     #[track_caller]
     fn scores_into(&self, x: &Mat<f64>, out: &mut Mat<f64>) {
-        let d = self.model.dim();
+        let d = EnergyModel::dim(self);
         assert_eq!(x.cols(), d, "energy source: points have {} coordinates, model has D = {d}", x.cols());
         assert!(
             out.rows() == x.rows() && out.cols() == d,
@@ -62,21 +25,21 @@ impl<F: Real> ScoreSource for EnergySource<F> {
             x.rows()
         );
         forward_chunks(x, d, out.as_mut_slice(), |chunk: &Mat<F>, o| {
-            for (a, b) in o.iter_mut().zip(self.model.score(chunk).as_slice()) {
+            for (a, b) in o.iter_mut().zip(self.score(chunk).as_slice()) {
                 *a = b.to_f64().unwrap_or(f64::NAN);
             }
         });
     }
 }
 
-impl<F: Real> LogDensitySource for EnergySource<F> {
+impl<F: Real> LogDensitySource for EnergyModel<F> {
     #[track_caller]
     fn log_densities_into(&self, x: &Mat<f64>, out: &mut [f64]) {
-        let d = self.model.dim();
+        let d = EnergyModel::dim(self);
         assert_eq!(x.cols(), d, "energy source: points have {} coordinates, model has D = {d}", x.cols());
         assert_eq!(out.len(), x.rows(), "energy source: log-density output must have length {}", x.rows());
         forward_chunks(x, 1, out, |chunk: &Mat<F>, o| {
-            for (a, e) in o.iter_mut().zip(self.model.energy(chunk)) {
+            for (a, e) in o.iter_mut().zip(self.energy(chunk)) {
                 *a = -e.to_f64().unwrap_or(f64::NAN);
             }
         });
@@ -104,7 +67,7 @@ mod tests {
         for p in model.net.params_mut() {
             p.iter_mut().for_each(|v| *v = 2.0 * *v + 0.3 * rng.random::<f64>());
         }
-        let src = EnergySource::new(model);
+        let src = model;
         let x = normal_mat(5, 3, &mut test_rng(5));
         let mut s = Mat::zeros(5, 3);
         src.scores_into(&x, &mut s);
@@ -148,7 +111,7 @@ mod tests {
         let mut layers = model.net.layers().to_vec();
         layers[last].weight.fill_zero();
         model.net = crate::nn::Mlp::from_layers(layers, Activation::Softplus);
-        let src = EnergySource::new(model);
+        let src = model;
         let n = 4000;
         let mut x0 = normal_mat(n, 2, &mut test_rng(1));
         x0.as_mut_slice().iter_mut().for_each(|v| *v /= lambda.sqrt());

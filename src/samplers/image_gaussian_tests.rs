@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::linalg::Mat;
+use crate::models::NoiseSchedule;
 use nalgebra::{DMatrix, DVector};
 
 /// $\mathcal N(\mu, c I + V V^\top)$ with orthogonal columns $v_k$ (the eigenvectors of the covariance,
@@ -129,7 +130,7 @@ fn assert_moments(p: &LowRankGaussian, x: &Mat<f64>, variance: impl Fn(f64) -> f
 /// to `sigma_min`, finishing with the Tweedie step.
 fn schedule(steps_per_level: usize, step_size: f64) -> AnnealedSettings {
     AnnealedSettings {
-        schedule: GeometricSchedule::new(2.0, SIGMA_MIN, 10).unwrap(),
+        schedule: NoiseSchedule { hi: 2.0, lo: SIGMA_MIN, levels: 10 },
         steps_per_level,
         step_size,
         denoise: true,

@@ -5,9 +5,10 @@
 //! A sampler advances many chains at once ([`Chains`], `N x D`) and reads only what it needs from its
 //! source: scores (ULA), log densities and scores (MALA), scores and curvature (Ozaki), the scores at
 //! every noise level (annealed). Sources are the analytic targets (any type implementing the
-//! [`targets`](crate::targets) capability traits: `Score`, `LogDensity`, `ScoreHessian`), a trained score
-//! model ([`ModelSource`], and [`ModelCurvatureSource`] when it has a second-order head), an energy
-//! model ([`EnergySource`], which has log p, so MALA runs on it) and a noise-conditional (image) model
+//! [`targets`](crate::targets) capability traits: `Score`, `LogDensity`, `ScoreHessian`), a trained
+//! [`ScoreModel<f32>`](crate::models::ScoreModel) (its curvature too when it has a second-order head),
+//! an [`EnergyModel`](crate::models::EnergyModel) (which has log p, so MALA runs on it) and a
+//! noise-conditional (image) model
 //! through [`NoiseConditionalScore`] and its per-level families [`ScoresBySigma`] (annealed ULA) and
 //! [`CurvatureBySigma`] (annealed Ozaki, with [`OzakiSolver::LowRank`] for a low-rank + diagonal head).
 //! The source traits that connect them are internal (sealed). Chain `i` draws all its random numbers
@@ -44,21 +45,19 @@ mod tests;
 #[cfg(test)]
 mod thread_count_tests;
 
-pub use annealed::{AnnealedOzaki, AnnealedSettings, AnnealedUla, GeometricSchedule};
+pub use annealed::{AnnealedOzaki, AnnealedSettings, AnnealedUla};
 pub(crate) use chain_series::ChainSeries;
 
 pub use chains::Chains;
 #[cfg(test)]
 use curvature::{CurvatureBatch, CurvatureLayout, CurvatureView};
-pub use energy_source::EnergySource;
 pub use error::SamplerError;
 pub use mala::Mala;
 pub(crate) use mmd_trace::MmdTrace;
 pub(crate) use model_source::forward_chunks;
-pub use model_source::{ModelCurvatureSource, ModelSource};
-pub use noise_conditional_score::{
-    CurvatureAtSigma, CurvatureBySigma, NoiseConditionalScore, ScoresAtSigma, ScoresBySigma,
-};
+#[cfg(test)]
+use noise_conditional_score::CurvatureAtSigma;
+pub use noise_conditional_score::{CurvatureBySigma, NoiseConditionalScore, ScoresBySigma};
 pub use ozaki::{Ozaki, OzakiSettings, OzakiSolver};
 
 pub use sample_report::SampleReport;

@@ -1,11 +1,14 @@
-//! A trained [`ScoreModel<f32>`] as a score source (and, with an s2 head, a curvature source): batched
-//! forward passes in f32, results widened to f64.
+//! A trained [`ScoreModel<f32>`] as a sampler source: its scores for ULA and annealed ULA, and, with a
+//! second-order head, its curvature for Ozaki (the head decides the structure: full gives dense blocks,
+//! diagonal and low-rank + diagonal are read from the raw outputs, never forming `D x D`). A model
+//! trained by denoising at noise level `sigma` learns the score of `q_sigma`, so samplers driven by it
+//! target `q_sigma`. Batched forward passes in f32, results widened to f64.
 
 use super::curvature::{CurvatureBatch, CurvatureLayout};
-use super::error::SamplerError;
+
 use super::source::{CurvatureSource, ScoreSource};
 use crate::linalg::{Mat, Real};
-use crate::models::{ScoreModel, SecondOrderHead};
+use crate::models::{ScoreModel, SecondOrderHead, SecondOrderNet};
 use rayon::prelude::*;
 
 /// Rows per forward pass. Fixed, so that results do not depend on the number of threads (each chunk is
@@ -47,43 +50,6 @@ fn check_dim(dim: usize, x: &Mat<f64>, out: &Mat<f64>) {
     );
 }
 
-/// The first-order score network of a trained model as a sampler source (ULA, annealed ULA).
-///
-/// A model trained by denoising at noise level $\sigma$ learns the score of $q_\sigma$, so samplers
-/// driven by it target $q_\sigma$ (compare their output with samples of `target.noisy(sigma)`).
-#[derive(Clone, Debug)]
-pub struct ModelSource {
-    model: ScoreModel<f32>,
-}
-
-impl ModelSource {
-    /// Wraps a model; its second-order head, if any, is ignored.
-    pub fn new(model: ScoreModel<f32>) -> Self {
-        Self { model }
-    }
-
-    /// Wraps a model for a space of dimension `dim`.
-    ///
-    /// # Errors
-    /// [`SamplerError::DimensionMismatch`] when the model's input dimension is not `dim`.
-    pub fn for_dim(model: ScoreModel<f32>, dim: usize) -> Result<Self, SamplerError> {
-        check_model_dim(&model, dim)?;
-        Ok(Self::new(model))
-    }
-
-    /// The model.
-    pub fn model(&self) -> &ScoreModel<f32> {
-        &self.model
-    }
-}
-
-fn check_model_dim(model: &ScoreModel<f32>, dim: usize) -> Result<(), SamplerError> {
-    if model.dim() != dim {
-        return Err(SamplerError::DimensionMismatch { what: "model", expected: dim, found: model.dim() });
-    }
-    Ok(())
-}
-
 fn model_scores(model: &ScoreModel<f32>, x: &Mat<f64>, out: &mut Mat<f64>) {
     let d = model.dim();
     forward_chunks(x, d, out.as_mut_slice(), |chunk, o| {
@@ -93,85 +59,40 @@ fn model_scores(model: &ScoreModel<f32>, x: &Mat<f64>, out: &mut Mat<f64>) {
     });
 }
 
-impl ScoreSource for ModelSource {
+impl ScoreSource for ScoreModel<f32> {
     fn dim(&self) -> usize {
-        self.model.dim()
+        ScoreModel::dim(self)
     }
 
     #[track_caller]
     fn scores_into(&self, x: &Mat<f64>, out: &mut Mat<f64>) {
-        check_dim(self.model.dim(), x, out);
-        model_scores(&self.model, x, out);
+        check_dim(ScoreModel::dim(self), x, out);
+        model_scores(self, x, out);
     }
 }
 
-/// A trained model with a second-order head as a source of scores and curvature (Ozaki): the head decides
-/// the structure (full: dense, diagonal, low-rank + diagonal), read directly from the raw outputs, never
-/// forming `D x D` for the structured heads.
-#[derive(Clone, Debug)]
-pub struct ModelCurvatureSource {
-    model: ScoreModel<f32>,
-    head: SecondOrderHead,
-}
-
-impl ModelCurvatureSource {
-    /// Wraps a model that has a second-order head.
-    ///
-    /// # Errors
-    /// [`SamplerError::NoSecondOrderHead`] when `model.s2` is `None`.
-    pub fn new(model: ScoreModel<f32>) -> Result<Self, SamplerError> {
-        let head = model.s2.as_ref().ok_or(SamplerError::NoSecondOrderHead)?.head;
-        Ok(Self { model, head })
-    }
-
-    /// As [`new`](Self::new), also checking the model's dimension.
-    ///
-    /// # Errors
-    /// [`SamplerError::DimensionMismatch`] or [`SamplerError::NoSecondOrderHead`].
-    pub fn for_dim(model: ScoreModel<f32>, dim: usize) -> Result<Self, SamplerError> {
-        check_model_dim(&model, dim)?;
-        Self::new(model)
-    }
-
-    /// The model.
-    pub fn model(&self) -> &ScoreModel<f32> {
-        &self.model
-    }
-}
-
-impl ScoreSource for ModelCurvatureSource {
-    fn dim(&self) -> usize {
-        self.model.dim()
-    }
-
-    #[track_caller]
-    fn scores_into(&self, x: &Mat<f64>, out: &mut Mat<f64>) {
-        check_dim(self.model.dim(), x, out);
-        model_scores(&self.model, x, out);
-    }
-}
-
-impl CurvatureSource for ModelCurvatureSource {
-    fn layout(&self) -> CurvatureLayout {
-        match self.head {
+impl CurvatureSource for ScoreModel<f32> {
+    fn layout(&self) -> Option<CurvatureLayout> {
+        Some(match self.s2.as_ref()?.head {
             SecondOrderHead::Full => CurvatureLayout::Dense,
             SecondOrderHead::Diagonal => CurvatureLayout::Diagonal,
             SecondOrderHead::LowRank { rank } => CurvatureLayout::LowRank { rank },
-        }
+        })
     }
 
     #[track_caller]
     fn scores_and_curvature_into(&self, x: &Mat<f64>, scores: &mut Mat<f64>, curvature: &mut CurvatureBatch) {
-        let d = self.model.dim();
+        let d = ScoreModel::dim(self);
         check_dim(d, x, scores);
+        let layout =
+            self.layout().expect("model source: no second-order head, so no curvature (layout() is None)");
         assert!(
-            curvature.layout() == self.layout() && curvature.dim() == d,
-            "model source: curvature batch must have layout {:?} and D = {d}",
-            self.layout()
+            curvature.layout() == layout && curvature.dim() == d,
+            "model source: curvature batch must have layout {layout:?} and D = {d}"
         );
-        model_scores(&self.model, x, scores);
-        let net = &self.model.s2.as_ref().expect("checked in new").net;
-        let head = self.head;
+        model_scores(self, x, scores);
+        let SecondOrderNet { head, net } = self.s2.as_ref().expect("a layout means a head");
+        let head = *head;
         let width = curvature.block_len();
         let blocks = curvature.resize(x.rows());
         forward_chunks(x, width, blocks, |chunk, o| {
@@ -198,6 +119,7 @@ mod tests {
     use super::*;
     use crate::models::ModelShape;
     use crate::nn::Activation;
+    use crate::samplers::{Ozaki, OzakiSettings, SamplerError, Ula};
     use crate::testing::{normal_mat, test_rng};
 
     fn model(dim: usize, head: Option<SecondOrderHead>) -> ScoreModel<f32> {
@@ -212,9 +134,9 @@ mod tests {
         let x = normal_mat(300, D, &mut test_rng(2));
         for head in [SecondOrderHead::Full, SecondOrderHead::Diagonal, SecondOrderHead::LowRank { rank: 2 }] {
             let m = model(D, Some(head));
-            let src = ModelCurvatureSource::for_dim(m.clone(), D).unwrap();
+            let src = m.clone();
             let mut s = Mat::zeros(300, D);
-            let mut c = CurvatureBatch::new(src.layout(), D);
+            let mut c = CurvatureBatch::new(src.layout().unwrap(), D);
             src.scores_and_curvature_into(&x, &mut s, &mut c);
             let want_s = m.score(&x.cast::<f32>()).cast::<f64>();
             assert_eq!(s, want_s);
@@ -272,8 +194,8 @@ mod tests {
                     }
                 }
             };
-            let src = ModelCurvatureSource::for_dim(m, D).unwrap();
-            let (mut s, mut c) = (Mat::zeros(5, D), CurvatureBatch::new(src.layout(), D));
+            let src = m;
+            let (mut s, mut c) = (Mat::zeros(5, D), CurvatureBatch::new(src.layout().unwrap(), D));
             src.scores_and_curvature_into(&x, &mut s, &mut c);
             let mut dense = vec![0.0; D * D];
             for p in 0..5 {
@@ -293,13 +215,11 @@ mod tests {
     }
 
     #[test]
-    fn missing_head_and_wrong_dimension_are_typed_errors() {
-        assert!(matches!(ModelCurvatureSource::new(model(2, None)), Err(SamplerError::NoSecondOrderHead)));
-        assert!(matches!(
-            ModelSource::for_dim(model(2, None), 3),
-            Err(SamplerError::DimensionMismatch { what: "model", expected: 3, found: 2 })
-        ));
-        let src = ModelSource::new(model(2, None));
-        assert_eq!(ScoreSource::dim(&src), 2);
+    fn a_model_without_a_head_drives_ula_but_not_ozaki() {
+        let m = model(2, None);
+        assert_eq!((ScoreSource::dim(&m), m.layout()), (2, None));
+        assert!(Ula::new(0.01, &m).is_ok());
+        let ozaki = Ozaki::new(OzakiSettings::default(), &m);
+        assert!(matches!(ozaki, Err(SamplerError::NoSecondOrderHead)));
     }
 }

@@ -143,8 +143,8 @@ impl<M: NoiseConditionalScore + ?Sized> ScoreSource for CurvatureAtSigma<'_, M> 
 }
 
 impl<M: NoiseConditionalScore + ?Sized> CurvatureSource for CurvatureAtSigma<'_, M> {
-    fn layout(&self) -> CurvatureLayout {
-        self.layout
+    fn layout(&self) -> Option<CurvatureLayout> {
+        Some(self.layout)
     }
 
     fn scores_and_curvature_into(&self, x: &Mat<f64>, scores: &mut Mat<f64>, curvature: &mut CurvatureBatch) {

@@ -3,7 +3,7 @@
 //! (matrix-free, for low-rank plus diagonal $H$) matrix functions.
 
 use super::chains::{ChainOutcome, Chains, StepTotals};
-use super::curvature::{CurvatureBatch, CurvatureView};
+use super::curvature::{CurvatureBatch, CurvatureLayout, CurvatureView};
 use super::error::SamplerError;
 use super::lanczos::Lanczos;
 use super::low_rank_ozaki::LowRankFunctions;
@@ -99,6 +99,7 @@ impl OzakiSettings {
 pub struct Ozaki<'a, S: CurvatureSource + ?Sized> {
     settings: OzakiSettings,
     source: &'a S,
+    layout: CurvatureLayout,
     ws: OzakiWorkspace,
 }
 
@@ -119,10 +120,12 @@ impl<'a, S: CurvatureSource + ?Sized> Ozaki<'a, S> {
     ///
     /// # Errors
     /// [`SamplerError::NonPositiveStepSize`], [`SamplerError::BadClip`] (NaN `l_max`),
-    /// [`SamplerError::ZeroLanczosIterations`].
+    /// [`SamplerError::ZeroLanczosIterations`], [`SamplerError::NoSecondOrderHead`] for a source without
+    /// curvature.
     pub fn new(settings: OzakiSettings, source: &'a S) -> Result<Self, SamplerError> {
         settings.validate()?;
-        Ok(Self { settings, source, ws: OzakiWorkspace::new() })
+        let layout = source.layout().ok_or(SamplerError::NoSecondOrderHead)?;
+        Ok(Self { settings, source, layout, ws: OzakiWorkspace::new() })
     }
 
     /// The settings.
@@ -215,9 +218,11 @@ fn ozaki_update(
     outcome
 }
 
-/// One Ozaki step of every live chain with the scores and curvature of `source`.
+/// One Ozaki step of every live chain with the scores and curvature (in `layout`) of `source`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn ozaki_step<S: CurvatureSource + ?Sized>(
     source: &S,
+    layout: CurvatureLayout,
     h: f64,
     solver: OzakiSolver,
     l_max: f64,
@@ -226,7 +231,6 @@ pub(crate) fn ozaki_step<S: CurvatureSource + ?Sized>(
 ) -> StepTotals {
     let (n, d) = (chains.len(), chains.dim());
     ws.g.resize(n, d);
-    let layout = source.layout();
     let curvature = match &mut ws.curvature {
         Some(c) if c.layout() == layout && c.dim() == d => c,
         slot => slot.insert(CurvatureBatch::new(layout, d)),
@@ -241,7 +245,7 @@ impl<S: CurvatureSource + ?Sized> Sampler for Ozaki<'_, S> {
     fn step(&mut self, chains: &mut Chains) -> SamplerStep {
         assert_eq!(chains.dim(), self.source.dim(), "Ozaki::step: chains and source differ in dimension");
         let OzakiSettings { step_size: h, solver, l_max } = self.settings;
-        let t = ozaki_step(self.source, h, solver, l_max, chains, &mut self.ws);
+        let t = ozaki_step(self.source, self.layout, h, solver, l_max, chains, &mut self.ws);
         SamplerStep::from_totals(chains.steps(), h, None, t)
     }
 }

@@ -34,11 +34,12 @@ pub trait LogDensitySource: ScoreSource {
 
 /// Curvature $H = s_2(x) = \nabla^2 \log p(x)$ of many points, in the structure the source has.
 ///
-/// Ozaki bounds on this trait. A score model without a second-order head does not implement it (see
-/// [`ModelCurvatureSource::new`](super::ModelCurvatureSource::new)).
+/// Ozaki bounds on this trait.
 pub trait CurvatureSource: ScoreSource {
-    /// The structure the curvature comes in.
-    fn layout(&self) -> CurvatureLayout;
+    /// The structure the curvature comes in, or `None` for a source without curvature (a score model
+    /// without a second-order head), which the Ozaki samplers refuse with
+    /// [`SamplerError::NoSecondOrderHead`].
+    fn layout(&self) -> Option<CurvatureLayout>;
 
     /// Writes the scores of every row of `x` into `scores` (`N x D`, already shaped) and their curvature
     /// into `curvature` (resized to `N` chains; its layout is [`layout`](Self::layout)).
@@ -102,8 +103,8 @@ impl<T: LogDensity + Score + Sync + ?Sized> LogDensitySource for T {
 }
 
 impl<T: ScoreHessian + Sync + ?Sized> CurvatureSource for T {
-    fn layout(&self) -> CurvatureLayout {
-        CurvatureLayout::Dense
+    fn layout(&self) -> Option<CurvatureLayout> {
+        Some(CurvatureLayout::Dense)
     }
 
     #[track_caller]

@@ -4,6 +4,7 @@ use super::chains::chain_rng;
 use super::*;
 use crate::linalg::Mat;
 use crate::metrics::MmdEstimator;
+use crate::models::NoiseSchedule;
 use crate::targets::{parse_target, GaussianMixture, ScoreHessian};
 use crate::testing::test_rng;
 use rand_distr::{Distribution, StandardNormal};
@@ -203,7 +204,7 @@ fn clipping_counts_the_positive_curvature_eigenvalues() {
 fn runs_are_reproducible_across_thread_counts() {
     let p = parse_target("gmm:dim=3,components=3,seed=1").unwrap();
     let settings = AnnealedSettings {
-        schedule: GeometricSchedule::new(2.0, 0.05, 3).unwrap(),
+        schedule: NoiseSchedule { hi: 2.0, lo: 0.05, levels: 3 },
         steps_per_level: 3,
         step_size: 0.3,
         denoise: true,
@@ -250,7 +251,7 @@ fn annealed_ozaki_ends_with_the_tweedie_step_on_exact_draws_of_a_gaussian() {
     let p = parse_target("gauss:dim=2,cond=4,seed=1").unwrap();
     let n = 4000;
     let settings = AnnealedSettings {
-        schedule: GeometricSchedule::new(3.0, 0.01, 6).unwrap(),
+        schedule: NoiseSchedule { hi: 3.0, lo: 0.01, levels: 6 },
         steps_per_level: 2,
         step_size: 1e4,
         denoise: true,
@@ -280,7 +281,7 @@ fn the_final_denoising_step_is_the_posterior_mean_of_the_last_level() {
     let p = parse_target("gauss:dim=2,cond=4,seed=1").unwrap();
     let sigma: f64 = 0.5;
     let settings = |denoise| AnnealedSettings {
-        schedule: GeometricSchedule::new(3.0, sigma, 4).unwrap(),
+        schedule: NoiseSchedule { hi: 3.0, lo: sigma, levels: 4 },
         steps_per_level: 2,
         step_size: 1e4,
         denoise,
@@ -354,9 +355,10 @@ fn bad_settings_are_typed_errors() {
         oz(OzakiSettings { solver: OzakiSolver::Lanczos { iters: 0 }, ..Default::default() }),
         Some(SamplerError::ZeroLanczosIterations)
     ));
-    assert!(matches!(GeometricSchedule::new(0.1, 1.0, 3), Err(SamplerError::BadSchedule { .. })));
-    assert!(matches!(GeometricSchedule::new(1.0, 0.0, 3), Err(SamplerError::BadSchedule { .. })));
-    assert!(matches!(GeometricSchedule::new(1.0, 0.1, 0), Err(SamplerError::BadSchedule { .. })));
+    for (hi, lo, levels) in [(0.1, 1.0, 3), (1.0, 0.0, 3), (1.0, 0.1, 0), (f64::INFINITY, 0.1, 3)] {
+        let settings = AnnealedSettings { schedule: NoiseSchedule { hi, lo, levels }, ..Default::default() };
+        assert!(matches!(AnnealedUla::new(settings, &p), Err(SamplerError::BadSchedule { .. })));
+    }
     let settings = AnnealedSettings { steps_per_level: 0, ..Default::default() };
     assert!(matches!(AnnealedUla::new(settings, &p), Err(SamplerError::ZeroSteps)));
 }

@@ -4,7 +4,7 @@
 //! of several chunks.
 
 use super::source::{CurvatureSource, ScoreSource};
-use super::{CurvatureBatch, EnergySource, ModelCurvatureSource, ModelSource};
+use super::CurvatureBatch;
 use crate::evaluation::{LogPartition, LogPartitionSettings};
 use crate::linalg::Mat;
 use crate::metrics::ImqKernel;
@@ -47,10 +47,10 @@ fn sources_ksd_and_log_z_are_bitwise_equal_on_one_and_three_threads() {
     let run = |threads: usize| {
         on(threads, || {
             let mut s = Mat::zeros(1000, dim);
-            ModelSource::new(model.clone()).scores_into(&x, &mut s);
-            let curvature_source = ModelCurvatureSource::new(model.clone()).unwrap();
+            model.scores_into(&x, &mut s);
+            let curvature_source = &model;
             let (mut s_c, mut c) =
-                (Mat::zeros(1000, dim), CurvatureBatch::new(curvature_source.layout(), dim));
+                (Mat::zeros(1000, dim), CurvatureBatch::new(curvature_source.layout().unwrap(), dim));
             curvature_source.scores_and_curvature_into(&x, &mut s_c, &mut c);
             let mut dense = vec![0.0; dim * dim];
             let curvature: Vec<f64> = (0..1000)
@@ -60,7 +60,7 @@ fn sources_ksd_and_log_z_are_bitwise_equal_on_one_and_three_threads() {
                 })
                 .collect();
             let mut e = Mat::zeros(1000, dim);
-            EnergySource::new(energy.clone()).scores_into(&x, &mut e);
+            energy.scores_into(&x, &mut e);
             let ksd =
                 ImqKernel::default().ksd2_unbiased(&x.slice_rows(0, 300), &e.slice_rows(0, 300)).unwrap();
             let settings = LogPartitionSettings {
