@@ -5,6 +5,7 @@
 use super::*;
 use crate::linalg::Mat;
 use crate::models::NoiseSchedule;
+use crate::samplers::source::NoiseConditional;
 use nalgebra::{DMatrix, DVector};
 
 /// $\mathcal N(\mu, c I + V V^\top)$ with orthogonal columns $v_k$ (the eigenvectors of the covariance,
@@ -148,9 +149,8 @@ fn denoised(lambda: f64) -> f64 {
 #[test]
 fn annealed_thin_factor_ozaki_reaches_the_moments_of_a_low_rank_image_gaussian() {
     let p = LowRankGaussian::image(8);
-    let levels = CurvatureBySigma::new(&p).unwrap();
     // Ozaki is exact on a Gaussian at any step size: h = 1e3 mixes every level in a few steps.
-    let mut s = AnnealedOzaki::new(schedule(4, 1e3), OzakiSolver::LowRank, 0.0, &levels).unwrap();
+    let mut s = AnnealedOzaki::new(schedule(4, 1e3), OzakiSolver::LowRank, 0.0, &&p).unwrap();
     let mut chains = Chains::from_normal(4000, 64, 2.0, 11).unwrap();
     let summary = run(&mut s, &mut chains, 40, &mut ());
     assert_eq!((summary.diverged.len(), summary.clipped), (0, 0));
@@ -162,7 +162,7 @@ fn annealed_ula_reaches_the_moments_of_a_low_rank_image_gaussian() {
     let p = LowRankGaussian::image(8);
     // h = 0.5: ULA's variance bias at the last level is h sigma^2 / (2 (c + sigma^2)) < 0.3%, well
     // inside the 5 standard errors (11%) of the smallest variance; 50 steps per level mix every level.
-    let mut s = AnnealedUla::new(schedule(50, 0.5), &ScoresBySigma::new(&p)).unwrap();
+    let mut s = AnnealedUla::new(schedule(50, 0.5), &&p).unwrap();
     let mut chains = Chains::from_normal(4000, 64, 2.0, 12).unwrap();
     let summary = run(&mut s, &mut chains, 500, &mut ());
     assert_eq!(summary.diverged.len(), 0);
@@ -174,7 +174,7 @@ fn the_thin_factor_ozaki_step_equals_the_dense_eigen_step() {
     // Small D = 16 (4 x 4 images): the dense solver forms H and its eigendecomposition.
     let p = LowRankGaussian::image(4);
     for sigma in [0.05, 0.5] {
-        let level = CurvatureAtSigma::new(&p, sigma).unwrap();
+        let level = (&p).at_level(sigma).unwrap();
         let step = |solver, l_max| {
             let mut oz = Ozaki::new(OzakiSettings { step_size: 0.7, solver, l_max }, &level).unwrap();
             let mut chains = Chains::from_normal(10, 16, 1.0, 3).unwrap();
@@ -208,6 +208,7 @@ fn an_ozaki_sampler_without_curvature_is_refused() {
             unreachable!("no curvature layout")
         }
     }
-    assert_eq!(CurvatureBySigma::new(&ScoresOnly).err(), Some(SamplerError::NoSecondOrderHead));
-    assert!(AnnealedUla::new(schedule(1, 0.5), &ScoresBySigma::new(&ScoresOnly)).is_ok());
+    let ozaki = AnnealedOzaki::new(schedule(1, 0.5), OzakiSolver::LowRank, 0.0, &&ScoresOnly);
+    assert!(matches!(ozaki, Err(SamplerError::NoSecondOrderHead)));
+    assert!(AnnealedUla::new(schedule(1, 0.5), &&ScoresOnly).is_ok());
 }

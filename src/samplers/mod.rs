@@ -9,8 +9,8 @@
 //! [`ScoreModel<f32>`](crate::models::ScoreModel) (its curvature too when it has a second-order head),
 //! an [`EnergyModel`](crate::models::EnergyModel) (which has log p, so MALA runs on it) and a
 //! noise-conditional (image) model
-//! through [`NoiseConditionalScore`] and its per-level families [`ScoresBySigma`] (annealed ULA) and
-//! [`CurvatureBySigma`] (annealed Ozaki, with [`OzakiSolver::LowRank`] for a low-rank + diagonal head).
+//! through [`NoiseConditionalScore`] (a reference to one is the family of its levels: annealed ULA, and
+//! annealed Ozaki with [`OzakiSolver::LowRank`] for a low-rank + diagonal head).
 //! The source traits that connect them are internal (sealed). Chain `i` draws all its random numbers
 //! from its own stream (a ChaCha8 stream per chain), so runs are reproducible from a seed whatever the
 //! number of threads.
@@ -55,9 +55,7 @@ pub use error::SamplerError;
 pub use mala::Mala;
 pub(crate) use mmd_trace::MmdTrace;
 pub(crate) use model_source::forward_chunks;
-#[cfg(test)]
-use noise_conditional_score::CurvatureAtSigma;
-pub use noise_conditional_score::{CurvatureBySigma, NoiseConditionalScore, ScoresBySigma};
+pub use noise_conditional_score::NoiseConditionalScore;
 pub use ozaki::{Ozaki, OzakiSettings, OzakiSolver};
 
 pub use sample_report::SampleReport;

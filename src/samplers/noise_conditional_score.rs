@@ -1,6 +1,6 @@
-//! A score model conditioned on the noise level (an NCSN-style image model, or an analytic density),
-//! and the two families of per-level sources the annealed samplers take from it: scores only (annealed
-//! ULA) and scores with curvature (annealed Ozaki).
+//! A score model conditioned on the noise level (an NCSN-style image model, or an analytic density), and
+//! its levels as the sources the annealed samplers walk down: scores (annealed ULA) and, with a
+//! second-order head, curvature (annealed Ozaki).
 
 use super::curvature::{CurvatureBatch, CurvatureLayout};
 use super::error::SamplerError;
@@ -36,93 +36,33 @@ pub trait NoiseConditionalScore: Sync {
     );
 }
 
-/// The scores of a [`NoiseConditionalScore`] at every level, for [`AnnealedUla`](super::AnnealedUla).
-pub struct ScoresBySigma<'a, M: NoiseConditionalScore + ?Sized> {
-    model: &'a M,
-}
+/// A reference to a noise-conditional model is the family of its levels that the annealed samplers walk
+/// down: `AnnealedUla::new(settings, &&model)` or, with `model: &M`, `AnnealedUla::new(settings, &model)`;
+/// annealed Ozaki needs the model's curvature (its `curvature_layout`).
+impl<'a, M: NoiseConditionalScore + ?Sized> NoiseConditional for &'a M {
+    type Level = AtSigma<'a, M>;
 
-impl<'a, M: NoiseConditionalScore + ?Sized> ScoresBySigma<'a, M> {
-    /// Wraps a model.
-    pub fn new(model: &'a M) -> Self {
-        Self { model }
+    fn dim(&self) -> usize {
+        M::dim(self)
+    }
+
+    fn at_level(&self, sigma: f64) -> Result<AtSigma<'a, M>, SamplerError> {
+        if sigma > 0.0 && sigma.is_finite() {
+            Ok(AtSigma { model: *self, sigma })
+        } else {
+            Err(SamplerError::BadSchedule { sigma_max: sigma, sigma_min: sigma, levels: 1 })
+        }
     }
 }
 
-/// The scores and curvature of a [`NoiseConditionalScore`] at every level, for
-/// [`AnnealedOzaki`](super::AnnealedOzaki).
-pub struct CurvatureBySigma<'a, M: NoiseConditionalScore + ?Sized> {
-    model: &'a M,
-    layout: CurvatureLayout,
-}
-
-impl<'a, M: NoiseConditionalScore + ?Sized> CurvatureBySigma<'a, M> {
-    /// Wraps a model that has a second-order head.
-    ///
-    /// # Errors
-    /// [`SamplerError::NoSecondOrderHead`] when it has none.
-    pub fn new(model: &'a M) -> Result<Self, SamplerError> {
-        let layout = model.curvature_layout().ok_or(SamplerError::NoSecondOrderHead)?;
-        Ok(Self { model, layout })
-    }
-}
-
-/// One level of [`ScoresBySigma`]: the scores of $q_\sigma$.
-pub struct ScoresAtSigma<'a, M: NoiseConditionalScore + ?Sized> {
+/// One level of a noise-conditional model: the scores of $q_\sigma$ and, when the model has them, their
+/// curvature.
+pub struct AtSigma<'a, M: NoiseConditionalScore + ?Sized> {
     model: &'a M,
     sigma: f64,
 }
 
-/// One level of [`CurvatureBySigma`]: the scores and curvature of $q_\sigma$.
-pub struct CurvatureAtSigma<'a, M: NoiseConditionalScore + ?Sized> {
-    scores: ScoresAtSigma<'a, M>,
-    layout: CurvatureLayout,
-}
-
-impl<'a, M: NoiseConditionalScore + ?Sized> CurvatureAtSigma<'a, M> {
-    /// The level $\sigma$ of a model with a second-order head (as [`CurvatureBySigma::new`], one level).
-    ///
-    /// # Errors
-    /// [`SamplerError::NoSecondOrderHead`].
-    pub fn new(model: &'a M, sigma: f64) -> Result<Self, SamplerError> {
-        CurvatureBySigma::new(model)?.at_level(sigma)
-    }
-}
-
-fn check_sigma(sigma: f64) -> Result<(), SamplerError> {
-    if sigma > 0.0 && sigma.is_finite() {
-        Ok(())
-    } else {
-        Err(SamplerError::BadSchedule { sigma_max: sigma, sigma_min: sigma, levels: 1 })
-    }
-}
-
-impl<'a, M: NoiseConditionalScore + ?Sized> NoiseConditional for ScoresBySigma<'a, M> {
-    type Level = ScoresAtSigma<'a, M>;
-
-    fn dim(&self) -> usize {
-        self.model.dim()
-    }
-
-    fn at_level(&self, sigma: f64) -> Result<Self::Level, SamplerError> {
-        check_sigma(sigma)?;
-        Ok(ScoresAtSigma { model: self.model, sigma })
-    }
-}
-
-impl<'a, M: NoiseConditionalScore + ?Sized> NoiseConditional for CurvatureBySigma<'a, M> {
-    type Level = CurvatureAtSigma<'a, M>;
-
-    fn dim(&self) -> usize {
-        self.model.dim()
-    }
-
-    fn at_level(&self, sigma: f64) -> Result<Self::Level, SamplerError> {
-        check_sigma(sigma)?;
-        Ok(CurvatureAtSigma { scores: ScoresAtSigma { model: self.model, sigma }, layout: self.layout })
-    }
-}
-
-impl<M: NoiseConditionalScore + ?Sized> ScoreSource for ScoresAtSigma<'_, M> {
+impl<M: NoiseConditionalScore + ?Sized> ScoreSource for AtSigma<'_, M> {
     fn dim(&self) -> usize {
         self.model.dim()
     }
@@ -132,22 +72,12 @@ impl<M: NoiseConditionalScore + ?Sized> ScoreSource for ScoresAtSigma<'_, M> {
     }
 }
 
-impl<M: NoiseConditionalScore + ?Sized> ScoreSource for CurvatureAtSigma<'_, M> {
-    fn dim(&self) -> usize {
-        self.scores.dim()
-    }
-
-    fn scores_into(&self, x: &Mat<f64>, out: &mut Mat<f64>) {
-        self.scores.scores_into(x, out);
-    }
-}
-
-impl<M: NoiseConditionalScore + ?Sized> CurvatureSource for CurvatureAtSigma<'_, M> {
+impl<M: NoiseConditionalScore + ?Sized> CurvatureSource for AtSigma<'_, M> {
     fn layout(&self) -> Option<CurvatureLayout> {
-        Some(self.layout)
+        self.model.curvature_layout()
     }
 
     fn scores_and_curvature_into(&self, x: &Mat<f64>, scores: &mut Mat<f64>, curvature: &mut CurvatureBatch) {
-        self.scores.model.scores_and_curvature_into(x, self.scores.sigma, scores, curvature);
+        self.model.scores_and_curvature_into(x, self.sigma, scores, curvature);
     }
 }
