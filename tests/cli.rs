@@ -34,6 +34,10 @@ fn train_eval_and_score_round_trip() {
         assert!(report[key].as_f64().is_some_and(f64::is_finite), "{key} missing in {report}");
     }
     assert_eq!(report["s2_kind"], "lowrank:2");
+    // The ensemble of the head and the autodiff Jacobian: a weight in [0, 1] and its error.
+    let w = report["s2_ensemble_weight"].as_f64().unwrap_or(f64::NAN);
+    assert!((0.0..=1.0).contains(&w), "s2_ensemble_weight {w} in {report}");
+    assert!(report["s2_ensemble_rel_err"].as_f64().is_some_and(f64::is_finite), "{report}");
     let points = dir.path().join("p.csv");
     std::fs::write(&points, "x,y,z\n0.1,0.2,0.3\n-1,0,1\n").unwrap();
     let (p, m) = (points.to_str().unwrap(), model.to_str().unwrap());

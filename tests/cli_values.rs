@@ -146,6 +146,8 @@ fn reports_hold_numbers_and_the_other_commands_run() {
         (report["s2_kind"].as_str(), report["s2_error_scope"].as_str()),
         (Some("diag"), Some("diagonal"))
     );
+    // No ensemble for a diagonal head (it has no off-diagonal entries to blend).
+    assert!(report["s2_ensemble_weight"].is_null() && report["s2_ensemble_rel_err"].is_null(), "{report}");
     // The kernel estimators: the error of the Stein estimator against the exact score is below 1 (an
     // estimate of zero has error exactly 1) on 300 samples of a 2-D Gaussian.
     for estimator in ["stein", "ssge"] {

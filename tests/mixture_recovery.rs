@@ -86,6 +86,17 @@ fn every_form_beats_the_best_constant(head: SecondOrderHead) {
             learned <= MAX_RATIO_TO_BEST_CONSTANT * baseline,
             "{head} {form:?} vr={vr}: rel_err(s2) = {learned}, best constant {baseline}"
         );
+        if let (Some(ensemble), Some(autodiff)) = (report.s2_ensemble_rel_err, report.s2_autodiff_rel_err) {
+            // The blend's weight is fitted on 2000 other points of the same q_sigma: a one-parameter
+            // least-squares fit, whose excess squared error out of sample is of relative order 1/2000,
+            // so the blend must be at least as accurate as the better estimate up to that (2% margin on
+            // the relative error, 4% on the squared error). A wrong weight (e.g. 1 - w) breaks this.
+            eprintln!("  ensemble {ensemble:.4} (w {:?}) autodiff {autodiff:.4}", report.s2_ensemble_weight);
+            assert!(
+                ensemble <= 1.02 * learned.min(autodiff),
+                "{head} {form:?} vr={vr}: ensemble {ensemble} vs learned {learned}, autodiff {autodiff}"
+            );
+        }
     }
 }
 

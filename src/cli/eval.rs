@@ -153,6 +153,9 @@ fn print_table(report: &ScoreReport) {
         fmt(report.s2_autodiff_rel_err),
         fmt(report.s2_autodiff_ms)
     );
+    if let (Some(w), Some(err)) = (report.s2_ensemble_weight, report.s2_ensemble_rel_err) {
+        println!("| s2 ensemble w S2 + (1 - w) autodiff, w = {w:.3} fitted on other points | {err:.4} | |");
+    }
     if let Some(t) = &report.third_order {
         println!(
             "| s3[v,v,v] route | rel. error (random unit v) | RMS error (exact RMS {:.4}) | rel. error (top posterior direction) | ms |",

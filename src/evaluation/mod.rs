@@ -3,6 +3,7 @@
 
 mod log_partition;
 mod relative_error;
+mod s2_ensemble;
 mod score_report;
 mod third_order_report;
 

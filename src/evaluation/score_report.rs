@@ -4,15 +4,16 @@
 //! (`-grad E`) only.
 
 use super::relative_error::{diagonal_relative_error, relative_error};
+use super::s2_ensemble::{blend, ensemble_weight};
 use super::third_order_report::{evaluate_third_order, ThirdOrderReport};
 use crate::estimators::score_jacobian_into;
 use crate::linalg::Mat;
-use crate::models::{Model, SecondOrderHead};
+use crate::models::{Model, ScoreModel, SecondOrderHead};
 use crate::nn::MlpTrace;
 use crate::targets::{GaussianMixture, TargetError};
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal};
+use rand_distr::StandardNormal;
 use serde::Serialize;
 use std::time::Instant;
 
@@ -41,6 +42,12 @@ pub struct ScoreReport {
     pub s2_learned_ms: Option<f64>,
     /// Milliseconds for the autodiff Jacobians on all points (one thread); `None` for an energy model.
     pub s2_autodiff_ms: Option<f64>,
+    /// Weight `w` of the learned head in the ensemble `w S2 + (1 - w) (J + J^T)/2`, fitted on as many
+    /// other points of `q_sigma` (an independent stream of the seed) against the exact `s2`; full and
+    /// low-rank heads only.
+    pub s2_ensemble_weight: Option<f64>,
+    /// `rel_err(s2)` of that ensemble on the test points (full matrix).
+    pub s2_ensemble_rel_err: Option<f64>,
     /// The third-order routes, for a model with a third-order head.
     #[serde(flatten)]
     pub third_order: Option<ThirdOrderReport>,
@@ -63,6 +70,51 @@ pub(super) fn timed(mut f: impl FnMut() + Send) -> f64 {
     })
 }
 
+/// `n` points `x~ = x + sigma z` of `q_sigma`, `x ~ target`, drawn from `rng`.
+fn noisy_points<R: Rng + ?Sized>(target: &GaussianMixture, sigma: f64, n: usize, rng: &mut R) -> Mat<f64> {
+    let mut x = target.sample(n, rng);
+    x.as_mut_slice().iter_mut().for_each(|v| *v += sigma * rng.sample::<f64, _>(StandardNormal));
+    x
+}
+
+/// The exact `s1` (`n x D`) and `s2` (`n x D x D`) of the noisy marginal at the rows of `x`.
+fn exact_scores(noisy: &GaussianMixture, x: &Mat<f64>) -> (Vec<f64>, Vec<f64>) {
+    let (n, dim) = (x.rows(), x.cols());
+    let (mut s1, mut s2) = (vec![0.0; n * dim], vec![0.0; n * dim * dim]);
+    for ((x, s1), s2) in x.row_iter().zip(s1.chunks_exact_mut(dim)).zip(s2.chunks_exact_mut(dim * dim)) {
+        noisy.score_and_hessian_into(x, s1, s2);
+    }
+    (s1, s2)
+}
+
+/// The learned dense `s2` and the autodiff `(J + J^T)/2` of `model` at the rows of `x`, in f64.
+fn both_hessians(model: &ScoreModel<f32>, x: &Mat<f32>) -> Option<(Vec<f64>, Vec<f64>)> {
+    let widen = |v: Vec<f32>| -> Vec<f64> { v.into_iter().map(f64::from).collect() };
+    let mut jac = Vec::new();
+    score_jacobian_into(&model.s1, x, true, &mut jac);
+    Some((widen(model.hessian_dense(x)?), widen(jac)))
+}
+
+/// The ensemble weight of a model with a full or low-rank head, fitted on `points` fresh points of
+/// `q_sigma` drawn from stream 1 of `seed` (the test points come from stream 0).
+fn fitted_ensemble_weight(
+    model: &ScoreModel<f32>,
+    target: &GaussianMixture,
+    noisy: &GaussianMixture,
+    sigma: f64,
+    points: usize,
+    seed: u64,
+) -> Option<f64> {
+    if model.s2.as_ref()?.head == SecondOrderHead::Diagonal {
+        return None;
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(1);
+    let x = noisy_points(target, sigma, points, &mut rng);
+    let (learned, autodiff) = both_hessians(model, &x.cast())?;
+    Some(ensemble_weight(&learned, &autodiff, &exact_scores(noisy, &x).1))
+}
+
 impl ScoreReport {
     /// Evaluates `model` on `points` test points `x~ = x + sigma z`, `x ~ target`, drawn from `seed`.
     pub fn evaluate(
@@ -74,17 +126,9 @@ impl ScoreReport {
     ) -> Result<ScoreReport, TargetError> {
         let dim = target.dim();
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut x = target.sample(points, &mut rng);
-        x.as_mut_slice().iter_mut().for_each(|v| {
-            *v += sigma * <StandardNormal as Distribution<f64>>::sample(&StandardNormal, &mut rng)
-        });
+        let x = noisy_points(target, sigma, points, &mut rng);
         let noisy = target.noisy(sigma)?;
-        let (mut s1_true, mut s2_true) = (vec![0.0; points * dim], vec![0.0; points * dim * dim]);
-        for i in 0..points {
-            let (s1, s2) =
-                (&mut s1_true[i * dim..(i + 1) * dim], &mut s2_true[i * dim * dim..(i + 1) * dim * dim]);
-            noisy.score_and_hessian_into(x.row(i), s1, s2);
-        }
+        let (s1_true, s2_true) = exact_scores(&noisy, &x);
         let xf: Mat<f32> = x.cast();
         let widen = |v: &[f32]| -> Vec<f64> { v.iter().map(|&a| a as f64).collect() };
         let s1_rel_err = relative_error(&widen(model.score(&xf).as_slice()), &s1_true);
@@ -100,6 +144,8 @@ impl ScoreReport {
                 s2_error_scope: "full",
                 s2_learned_ms: None,
                 s2_autodiff_ms: None,
+                s2_ensemble_weight: None,
+                s2_ensemble_rel_err: None,
                 third_order: None,
             });
         };
@@ -128,6 +174,11 @@ impl ScoreReport {
             }
             None => (None, None),
         };
+        let s2_ensemble_weight = fitted_ensemble_weight(model, target, &noisy, sigma, points, seed);
+        let s2_ensemble_rel_err = s2_ensemble_weight.map(|w| {
+            let learned = widen(&model.hessian_dense(&xf).expect("model has a head"));
+            relative_error(&blend(&learned, &jac, w), &s2_true)
+        });
         Ok(ScoreReport {
             points,
             sigma,
@@ -139,6 +190,8 @@ impl ScoreReport {
             s2_error_scope: if diagonal { "diagonal" } else { "full" },
             s2_learned_ms,
             s2_autodiff_ms: Some(s2_autodiff_ms),
+            s2_ensemble_weight,
+            s2_ensemble_rel_err,
             third_order: evaluate_third_order(model, &noisy, sigma, &x, &mut rng),
         })
     }
