@@ -9,14 +9,15 @@
 //!   points in memory ([`train::Trainer::from_points`]), a named target, a data file or a data set, with
 //!   checkpoints optional and resumable bit for bit ([`train::Checkpoint`]).
 //! - [`models`]: the trained [`models::Model`]: a score network with an optional second-order head
-//!   (full, diagonal, low-rank + diagonal) or an energy model; `score` and `hessian_dense` at your points.
+//!   (full, diagonal, low-rank + diagonal), an energy model or a U-Net image model; `score`,
+//!   `hessian_dense` and `hessian_autodiff` at your points.
 //! - [`objectives`]: the names of the objectives a [`train::TrainConfig`] selects
 //!   ([`objectives::ObjectiveName`]): DSM, DSM-VR, second-order DSM in forms A, B and A-VR, SSM, SSM-VR,
 //!   exact and finite-difference score matching.
 //! - [`uncertainty`]: posterior moments of denoising (mean, covariance as the head's factors, principal
 //!   directions, samples), the autodiff route by subspace iteration, and their calibration.
-//! - [`samplers`]: ULA, MALA, Ozaki and annealed samplers on analytic or learned scores, with a
-//!   [`samplers::SampleReport`].
+//! - [`samplers`]: ULA, MALA, Ozaki and annealed samplers on analytic or learned scores (a trained model
+//!   is a source as it is), with a [`samplers::SampleReport`].
 //! - [`targets`]: Gaussian mixtures with exact `s1`, `s2`, `s3` and the exact posterior, and the named
 //!   families `gmm2d`, `gmm:dim=D,components=K,seed=S`, `gauss:dim=D,cond=C,seed=S`.
 //! - [`estimators`]: the Stein and SSGE kernel score estimators (the autodiff Hessian of a learned `s1` is
@@ -26,8 +27,8 @@
 //! - [`evaluation`], [`metrics`]: errors against ground truth, `log Z` of energy models, MMD², KSD².
 //! - [`data`]: points from CSV / NPY files, the named data sets and their data directory.
 //! - [`nn`]: the explicit-derivative network core (forward with tangents, reverse through both streams;
-//!   docs/math.md §8); internal but for the hidden [`nn::Activation`], which a [`train::TrainConfig`]
-//!   names.
+//!   docs/math.md §8). Internal; only [`nn::Activation`], a choice a [`train::TrainConfig`] makes, is
+//!   public.
 //! - [`linalg`]: the matrix type [`linalg::Mat`] and the float trait [`linalg::Real`].
 //!
 //! Without default features (`default-features = false`) the crate builds without the command line
