@@ -35,22 +35,32 @@ impl EnergyShape {
 ///    s_1(x) = -\nabla_x E(x). $$
 /// `f_theta` is an MLP `D -> 1` with smooth activations, so its value grows at most linearly and a
 /// positive base precision `lambda` makes `Z` finite whatever the weights; `lambda = 0` leaves the
-/// network unconstrained. `lambda` is fixed, not trained.
+/// network unconstrained. `lambda` is fixed, not trained. The samplers take it as it is: ULA on its
+/// scores, MALA on its scores and log density.
 ///
 /// # Example
 /// ```
 /// use tweedie::linalg::Mat;
-/// use tweedie::models::{EnergyModel, EnergyShape};
-/// use tweedie::nn::Activation;
-/// use rand::SeedableRng;
-/// let shape = EnergyShape { dim: 2, width: 8, depth: 2, activation: Activation::Softplus, base_precision: 1.0 };
-/// let model = EnergyModel::<f64>::init(&shape, &mut rand_chacha::ChaCha8Rng::seed_from_u64(0));
-/// let x = Mat::from_vec(1, 2, vec![0.3, -0.1]);
+/// use tweedie::data::DataDir;
+/// use tweedie::models::ModelKind;
+/// use tweedie::samplers::{run, Chains, Mala};
+/// use tweedie::train::{TrainConfig, Trainer};
+/// let config = TrainConfig { model: ModelKind::Energy, target: "gmm2d".into(), steps: 20, batch: 64,
+///                            width: 8, ..TrainConfig::default() };
+/// let mut trainer = Trainer::new(config, &DataDir::resolve(None))?;
+/// trainer.run(None, &mut ())?;
+/// let model = trainer.model().as_energy().unwrap().clone();
+/// let x = Mat::from_vec(1, 2, vec![0.3f32, -0.1]);
 /// let (e, s) = (model.energy(&x), model.score(&x));
 /// // The score is minus the gradient of the energy.
-/// let h = 1e-6;
+/// let h = 1e-2;
 /// let e_up = model.energy(&Mat::from_vec(1, 2, vec![0.3 + h, -0.1]));
-/// assert!(((e_up[0] - e[0]) / h + s.at(0, 0)).abs() < 1e-4);
+/// assert!(((e_up[0] - e[0]) / h + s.at(0, 0)).abs() < 0.05);
+/// // MALA needs log p up to a constant: the energy model has it.
+/// let mut mala = Mala::new(0.05, &model)?;
+/// let mut chains = Chains::from_normal(32, 2, 1.0, 1)?;
+/// assert!(run(&mut mala, &mut chains, 20, &mut ()).acceptance_rate() > 0.3);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct EnergyModel<F> {

@@ -115,17 +115,6 @@ impl Objective {
     ///
     /// # Errors
     /// The errors of [`Objective::validate`].
-    ///
-    /// # Example
-    /// ```
-    /// use tweedie::objectives::{Objective, ObjectiveError, ObjectiveName, Projection, ScoreMatching};
-    /// let ssm = Objective::first_order(ObjectiveName::SsmVr, 1, Projection::Gaussian, 0.1)?;
-    /// let sliced = ScoreMatching::Ssm { projections: 1, projection: Projection::Gaussian, variance_reduced: true };
-    /// assert_eq!(ssm, Objective::ScoreMatching(sliced));
-    /// let zero = Objective::first_order(ObjectiveName::Ssm, 0, Projection::Gaussian, 0.1);
-    /// assert_eq!(zero, Err(ObjectiveError::ZeroProjections));
-    /// # Ok::<(), ObjectiveError>(())
-    /// ```
     pub fn first_order(
         name: ObjectiveName,
         projections: usize,
