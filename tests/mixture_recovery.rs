@@ -48,7 +48,7 @@ fn best_constant_error(target: &GaussianMixture, diagonal: bool) -> f64 {
     let keep = |m: &[f64]| -> Vec<f64> {
         m.iter()
             .enumerate()
-            .filter(|(k, _)| !diagonal || k % (dim * dim) % (dim + 1) == 0)
+            .filter(|(k, _)| !diagonal || (k % (dim * dim)).is_multiple_of(dim + 1))
             .map(|(_, v)| *v)
             .collect()
     };
