@@ -94,7 +94,7 @@ pub(super) fn write_denoising_grid(
     let denoised = Mat::from_fn(clean.rows(), clean.cols(), |i, j| {
         noisy.at(i, j) + sigma * sigma * f64::from(s1.at(i, j))
     });
-    let shape = crate::plot::ImageShape { height: image.height, width: image.width };
+    let shape = crate::plot::ImageShape { height: image.height, width: image.width, channels: 1 };
     let canvas = crate::plot::image_grid(shape, clean.rows(), &[&noisy, &denoised, &clean]);
     canvas.save_png(path)?;
     Ok(())

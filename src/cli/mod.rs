@@ -16,6 +16,7 @@ mod input_points;
 mod plot_traces;
 mod progress;
 mod sample;
+mod sample_images;
 mod sample_plots;
 mod score;
 mod target_help;

@@ -89,7 +89,11 @@ mod tests {
         // sigma = 0.3 is not the model's own level (1.0): the source must condition on the level asked.
         let sigma = 0.3;
         for (head, layout, want_layout) in [
-            (SecondOrderHead::LowRank { rank: 2 }, HeadLayout::Separate, CurvatureLayout::LowRank { rank: 2 }),
+            (
+                SecondOrderHead::LowRank { rank: 2 },
+                HeadLayout::Separate,
+                CurvatureLayout::LowRank { rank: 2 },
+            ),
             (SecondOrderHead::Diagonal, HeadLayout::Shared, CurvatureLayout::Diagonal),
         ] {
             let model = ImageScoreModel::<f32>::init_with_head(&unet(), 1.0, head, layout, &mut test_rng(60))
