@@ -124,3 +124,64 @@ fn models_and_data_the_image_samplers_cannot_take_are_one_line_errors() {
         &[&target, "RGB 8x8 images", "greyscale 8x8"],
     );
 }
+
+#[test]
+fn a_unet_trains_on_a_folder_of_rgb_pngs_and_samples_colour_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let rgb = dir.path().join("rgb");
+    std::fs::create_dir(&rgb).unwrap();
+    write_rgb_pngs(&rgb, 20);
+    let (target, model) = (format!("images:{}", rgb.display()), dir.path().join("rgb.safetensors"));
+    let model = model.to_str().unwrap();
+    // The image shape (8x8, 3 channels) is read from the folder's first file at configuration time.
+    let summary = json(&ok(&[
+        "train",
+        "--target",
+        &target,
+        "--arch",
+        "unet",
+        "--channels",
+        "8,16",
+        "--groups",
+        "4",
+        "--sigmas",
+        "1.0:0.1:3",
+        "--batch",
+        "8",
+        "--steps",
+        "3",
+        "--json",
+        "--out",
+        model,
+    ]));
+    assert_eq!(summary["dim"], 8 * 8 * 3, "{summary}");
+    let grid = dir.path().join("grid.png");
+    let report = json(&ok(&[
+        "sample",
+        "--model",
+        model,
+        "--sampler",
+        "annealed-ula",
+        "--chains",
+        "4",
+        "--steps-per-level",
+        "1",
+        "--step-size",
+        "1e-3",
+        "--reference",
+        "2",
+        "--json",
+        "--plot",
+        grid.to_str().unwrap(),
+    ]));
+    assert_eq!((report["dim"].as_u64(), report["live_chains"].as_u64()), (Some(192), Some(4)), "{report}");
+    // Unlabelled images are one class: the class balance is trivially 0.
+    assert_eq!(report["class_tv"].as_f64(), Some(0.0), "{report}");
+    // The grid is drawn in colour: some screen pixel has red != green.
+    let mut reader =
+        png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&grid).unwrap())).read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let frame = reader.next_frame(&mut buf).unwrap();
+    assert_eq!(frame.color_type, png::ColorType::Rgb);
+    assert!(buf[..frame.buffer_size()].chunks_exact(3).any(|p| p[0] != p[1]), "a grey grid");
+}

@@ -38,8 +38,8 @@ pub use error::DataError;
 pub(crate) use fetch::{fetch_dataset, FetchProgress};
 
 pub(crate) use image_set::PIXEL_SCALING;
-pub(crate) use image_set::{load_image_set, load_image_spec, ImageSet, Split};
-pub(crate) use image_spec::ImageSpec;
+pub(crate) use image_set::{load_image_set, load_image_spec, png_folder_shape, ImageSet, Split};
+pub(crate) use image_spec::{ImageSource, ImageSpec};
 pub use locate::DataDir;
 pub(crate) use locate::Found;
 pub(crate) use locate::{locate_dataset, LocatedDataset};

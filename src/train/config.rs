@@ -1,6 +1,6 @@
 //! The training configuration: every choice of a run, read from TOML or flags, validated once.
 
-use crate::data::{ImageSpec, Subset, UciSpec};
+use crate::data::{png_folder_shape, ImageSource, ImageSpec, Subset, UciSpec};
 use crate::models::{
     image_shape, EnergyModel, EnergyShape, ImageScoreModel, Model, ModelKind, ModelShape, NoiseSchedule,
     ScoreModel, SecondOrderHead, ThirdOrderHead, UNetSettings,
@@ -359,12 +359,17 @@ impl TrainConfig {
     fn image_shape(&self) -> Result<Shape, ConfigError> {
         let fail = |msg: String| Err(ConfigError::UNet(msg));
         let shape = match self.target_source()? {
+            TargetSource::Images(ImageSpec { source: ImageSource::PngFolder(folder), .. }) => {
+                let (height, width, channels) = png_folder_shape(&folder)
+                    .map_err(|e| ConfigError::UNet(format!("target `{}`: {e}", self.target)))?;
+                Some(Shape::new(height, width, channels))
+            }
             TargetSource::Images(spec) => spec.dataset().and_then(image_shape),
             _ => None,
         };
         let Some(shape) = shape else {
             return fail(format!(
-                "target `{}` is not an image set (expected mnist, fashion-mnist or digits)",
+                "target `{}` is not an image set (expected mnist, fashion-mnist, cifar10, digits or images:DIR)",
                 self.target
             ));
         };
