@@ -185,3 +185,54 @@ fn a_unet_trains_on_a_folder_of_rgb_pngs_and_samples_colour_images() {
     assert_eq!(frame.color_type, png::ColorType::Rgb);
     assert!(buf[..frame.buffer_size()].chunks_exact(3).any(|p| p[0] != p[1]), "a grey grid");
 }
+
+#[test]
+fn symmetric_pixels_are_recorded_in_the_checkpoint_and_read_back_by_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let model =
+        train_digits_unet(dir.path(), "sym.safetensors", &["--pixels", "symmetric", "--sigmas", "1.0:0.1:3"]);
+    let store = tweedie::checkpoint::TensorStore::load(Path::new(&model)).unwrap();
+    assert!(store.metadata("data.scaling").unwrap().contains("[-1, 1]"));
+    let config = tweedie::train::Checkpoint::load(Path::new(&model)).unwrap().config;
+    assert_eq!(config.pixels, tweedie::data::PixelRange::Symmetric);
+    // Chains start at the mean training image (--init-std 0) and barely move (eps = 1e-9): the corner
+    // pixel, 0 in every digit, is -1 in [-1, 1]; the denoising step moves it by sigma_L^2 s1 = 0.01 s1.
+    let out = dir.path().join("samples.npy");
+    let report = json(&ok(&[
+        "sample",
+        "--model",
+        &model,
+        "--sampler",
+        "annealed-ula",
+        "--chains",
+        "4",
+        "--steps-per-level",
+        "1",
+        "--step-size",
+        "1e-9",
+        "--init-std",
+        "0",
+        "--reference",
+        "20",
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    assert_eq!(report["pixels"].as_str(), Some("symmetric"), "{report}");
+    let samples = tweedie::data::read_npy(&out).unwrap();
+    assert!((0..4).all(|i| (samples.at(i, 0) + 1.0).abs() < 0.2), "{:?}", samples.row(0));
+    fails_with(
+        &[
+            "train",
+            "--target",
+            "gmm2d",
+            "--pixels",
+            "symmetric",
+            "--steps",
+            "1",
+            "--out",
+            dir.path().join("g").to_str().unwrap(),
+        ],
+        &["pixels", "symmetric", "image set"],
+    );
+}

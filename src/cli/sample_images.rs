@@ -5,7 +5,7 @@
 
 use super::sample::{SampleArgs, SamplerKind};
 use super::sample_plots::save;
-use crate::data::{load_image_spec, DataDir, ImageSet, ImageSpec, Split};
+use crate::data::{load_image_spec, DataDir, ImageSet, ImageSpec, PixelRange, Split};
 use crate::linalg::Mat;
 use crate::metrics::{class_balance, MmdEstimator};
 use crate::models::ImageScoreModel;
@@ -70,14 +70,17 @@ fn settings(args: &SampleArgs, path: &Path, model: &ImageScoreModel<f32>) -> Res
     Ok(AnnealedSettings { schedule, steps_per_level, step_size, denoise: true })
 }
 
-/// Loads one split of the image set and checks that its images are the model's.
+/// Loads one split of the image set, scaled to the model's pixel range, and checks that its images are
+/// the model's.
 fn load_split(
     spec: &ImageSpec,
     split: Split,
     data_dir: &DataDir,
     model: &ImageScoreModel<f32>,
+    pixels: PixelRange,
 ) -> Result<ImageSet> {
-    let set = load_image_spec(spec, split, data_dir).with_context(|| format!("--target {spec}"))?;
+    let mut set = load_image_spec(spec, split, data_dir).with_context(|| format!("--target {spec}"))?;
+    pixels.apply(&mut set.pixels);
     let want = model.unet.image;
     if (set.height, set.width, set.channels) != (want.height, want.width, want.channels) {
         let colour = |c: usize| if c == 1 { "greyscale" } else { "RGB" };
@@ -164,17 +167,18 @@ impl SamplerObserver for LevelSnapshots {
     }
 }
 
-/// Writes a grid of images (`columns` per row) to `path`.
+/// Writes a grid of images (`columns` per row), mapped from `pixels` back to `[0, 1]`, to `path`.
 fn write_grid(
     images: &Mat<f64>,
-    model: &ImageScoreModel<f32>,
+    (model, pixels): (&ImageScoreModel<f32>, PixelRange),
     columns: usize,
     flag: &str,
     path: &Path,
 ) -> Result<()> {
     let image = model.unet.image;
     let shape = ImageShape { height: image.height, width: image.width, channels: image.channels };
-    save(&image_grid(shape, columns, &[images]), path).with_context(|| format!("{flag} {}", path.display()))
+    let canvas = image_grid(shape, columns, &[&pixels.to_unit(images)]);
+    save(&canvas, path).with_context(|| format!("{flag} {}", path.display()))
 }
 
 /// A JSON number, or null for NaN / inf.
@@ -210,8 +214,9 @@ pub(super) fn sample_images(
         Split::Test => Split::Train,
     };
     let data_dir = args.data_dir.resolve();
-    let train = load_split(&spec, spec.split, &data_dir, model)?;
-    let test = load_split(&spec, held_out, &data_dir, model)?;
+    let pixels = checkpoint.config.pixels;
+    let train = load_split(&spec, spec.split, &data_dir, model, pixels)?;
+    let test = load_split(&spec, held_out, &data_dir, model, pixels)?;
     let reference = test.pixels.slice_rows(0, args.reference.unwrap_or(1000).min(test.pixels.rows()));
     let estimator =
         MmdEstimator::new(reference.clone()).with_context(|| format!("--reference on {spec}:{held_out}"))?;
@@ -257,7 +262,7 @@ pub(super) fn sample_images(
     if let Some(png) = &args.plot {
         write_grid(
             &live.slice_rows(0, live.rows().min(GRID_COLUMNS * GRID_COLUMNS)),
-            model,
+            (model, pixels),
             GRID_COLUMNS,
             "--plot",
             png,
@@ -266,7 +271,7 @@ pub(super) fn sample_images(
     if let Some(png) = &args.plot_chains {
         write_grid(
             &snapshots.grid(model.dim()),
-            model,
+            (model, pixels),
             settings.schedule.levels() + 1,
             "--plot-chains",
             png,
@@ -283,6 +288,7 @@ pub(super) fn sample_images(
         "source": "model",
         "model_trained_on": checkpoint.config.target,
         "dim": model.dim(),
+        "pixels": pixels,
         "sigma_max": settings.schedule.sigmas()[0],
         "sigma_min": settings.schedule.sigmas().last(),
         "levels": settings.schedule.levels(),

@@ -15,9 +15,6 @@ use crate::linalg::Mat;
 use std::fmt;
 use std::str::FromStr;
 
-/// How pixel values become coordinates, recorded in checkpoints.
-pub const PIXEL_SCALING: &str = "grey level / maximum grey level, in [0, 1]";
-
 /// The 8 x 8 digits have no official split: the last rows are the test split.
 const DIGITS_TEST_ROWS: usize = 297;
 
@@ -67,8 +64,8 @@ pub struct ImageSet {
     pub width: usize,
     /// Values per pixel: 1 (grey) or 3 (red, green, blue).
     pub channels: usize,
-    /// `N x (height width channels)`, row-major channels-last images, values in `[0, 1]`
-    /// ([`PIXEL_SCALING`]).
+    /// `N x (height width channels)`, row-major channels-last images, values in `[0, 1]` (a model's
+    /// [`PixelRange`](super::PixelRange) maps them on).
     pub pixels: Mat<f64>,
     /// The class of each image.
     pub labels: Vec<u8>,
