@@ -516,6 +516,7 @@ mod tests {
             batch: 7,
             unet: None,
             sigmas: None,
+            pixels: PixelRange::Unit,
             width: 5,
             depth: 3,
             activation: Some(Activation::Tanh),
