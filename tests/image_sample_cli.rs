@@ -236,3 +236,59 @@ fn symmetric_pixels_are_recorded_in_the_checkpoint_and_read_back_by_sample() {
         &["pixels", "symmetric", "image set"],
     );
 }
+
+#[test]
+fn dense_curvature_runs_the_exact_ozaki_step_close_to_the_thin_factor() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = train_digits_unet(
+        dir.path(),
+        "lr.safetensors",
+        &["--model", "s1s2", "--s2", "lowrank:2", "--sigmas", "1.0:0.1:3"],
+    );
+    let run = |extra: &[&str], out: &Path| {
+        let mut args = vec![
+            "sample",
+            "--model",
+            &model,
+            "--sampler",
+            "annealed-ozaki",
+            "--chains",
+            "6",
+            "--steps-per-level",
+            "1",
+            "--step-size",
+            "1e-3",
+            "--reference",
+            "20",
+            "--json",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let report = json(&ok(&args));
+        (report["ozaki_solver"].as_str().unwrap().to_string(), tweedie::data::read_npy(out).unwrap())
+    };
+    let (thin_name, thin) = run(&[], &dir.path().join("thin.npy"));
+    let (dense_name, dense) = run(&["--dense-curvature"], &dir.path().join("dense.npy"));
+    assert_eq!((thin_name.as_str(), dense_name.as_str()), ("thin factor", "dense eigen"));
+    // Same start and noise: the two solvers differ only where range(U) is not invariant under diag(d),
+    // so the samples differ, but by far less than they spread.
+    let diff: f64 = thin.as_slice().iter().zip(dense.as_slice()).map(|(a, b)| (a - b).powi(2)).sum();
+    let spread: f64 = dense.as_slice().iter().map(|v| (v - 0.5).powi(2)).sum();
+    assert!(diff > 0.0 && diff < 0.1 * spread, "diff {diff} spread {spread}");
+    fails_with(
+        &[
+            "sample",
+            "--target",
+            "gmm2d",
+            "--sampler",
+            "ozaki",
+            "--steps",
+            "2",
+            "--step-size",
+            "0.1",
+            "--dense-curvature",
+        ],
+        &["--dense-curvature", "image models"],
+    );
+}

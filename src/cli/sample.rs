@@ -123,6 +123,11 @@ pub struct SampleArgs {
     /// Number of noise levels of the annealed schedule [default: 10; image models: the checkpoint's].
     #[arg(long)]
     pub(super) levels: Option<usize>,
+    /// Image models, annealed-ozaki: the exact step from a dense eigen-decomposition of
+    /// `U U^T + diag(d)` per chain (O(D^3)) instead of the thin factor (O(D r^2)), to measure the thin
+    /// factor's approximation.
+    #[arg(long)]
+    pub(super) dense_curvature: bool,
     #[command(flatten)]
     pub(super) data_dir: DataDirArg,
 }
@@ -314,6 +319,9 @@ pub fn sample(args: SampleArgs) -> Result<()> {
         }
     }
     let target_name = args.target.clone().context("--target is required unless --model is an image model")?;
+    if args.dense_curvature {
+        bail!("--dense-curvature applies to image models (point clouds: --sampler ozaki takes the dense curvature)");
+    }
     let steps = args.steps()?;
     let named = NamedTarget::parse(&target_name)?;
     let target = named.mixture();

@@ -236,12 +236,8 @@ pub(super) fn sample_images(
                     path.display()
                 )
             })?;
-            Box::new(AnnealedOzaki::new(
-                settings.clone(),
-                OzakiSolver::LowRank,
-                args.clip_curvature,
-                &source,
-            )?)
+            let solver = if args.dense_curvature { OzakiSolver::Eigen } else { OzakiSolver::LowRank };
+            Box::new(AnnealedOzaki::new(settings.clone(), solver, args.clip_curvature, &source)?)
         }
         _ => Box::new(AnnealedUla::new(settings.clone(), &ScoresBySigma::new(model))?),
     };
@@ -300,6 +296,7 @@ pub(super) fn sample_images(
         "live_chains": live.rows(),
         "seed": args.seed,
         "clip_curvature": num(args.clip_curvature),
+        "ozaki_solver": if args.dense_curvature { "dense eigen" } else { "thin factor" },
         "mmd2": mmd2.map_or(Value::Null, num),
         "mmd2_bandwidth": estimator.kernel().bandwidth(),
         "class_tv": balance.as_ref().map_or(Value::Null, |b| num(b.tv)),
