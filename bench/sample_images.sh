@@ -35,7 +35,7 @@ for t in $STEPS_PER_LEVEL; do
         --chains "$CHAINS" --steps-per-level "$t" --step-size "$eps" --reference "$REFERENCE" --seed 0 \
         --plot "$name.png" --json > "$name.json.part"
       mv "$name.json.part" "$name.json"
-      echo "$sampler T=$t eps=$eps: $(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(f"MMD2 {r["mmd2"]:.4f}, class TV {r["class_tv"]:.3f}, {r["seconds"]:.1f} s")' "$name.json")" >&2
+      echo "$sampler T=$t eps=$eps: $(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("MMD2 %.4f, class TV %.3f, %.1f s" % (r["mmd2"], r["class_tv"], r["seconds"]))' "$name.json")" >&2
     done
   done
 done
