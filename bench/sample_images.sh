@@ -10,7 +10,7 @@
 # MODEL: a checkpoint of `tweedie train --arch unet --sigmas HI:LO:N --model s1s2 --s2 lowrank:R` (or
 # --s2 diag); DATA_DIR holds its data set (e.g. mnist/); OUT receives one JSON per run and PNG grids.
 # Environment: TWEEDIE (the binary, default tweedie on PATH), THREADS (1), CHAINS (64), REFERENCE (2000
-# test images), STEPS_PER_LEVEL ("2 5 10"), STEP_SIZES ("3e-5 1e-4 3e-4"). A run whose JSON is already
+# test images), STEPS_PER_LEVEL ("2 5 10"), STEP_SIZES ("1e-5 3e-5 1e-4 3e-4"). A run whose JSON is already
 # in OUT is reused, so an interrupted measurement resumes. At 1 thread, 64 chains, the default grid on a
 # 28x28 U-Net (channels 16,32, lowrank:20) takes about 20 minutes (2 cores shared with other jobs).
 set -euo pipefail
@@ -22,7 +22,7 @@ THREADS=${THREADS:-1}
 CHAINS=${CHAINS:-64}
 REFERENCE=${REFERENCE:-2000}
 STEPS_PER_LEVEL=${STEPS_PER_LEVEL:-2 5 10}
-STEP_SIZES=${STEP_SIZES:-3e-5 1e-4 3e-4}
+STEP_SIZES=${STEP_SIZES:-1e-5 3e-5 1e-4 3e-4}
 mkdir -p "$OUT"
 
 # Interleaved: for each T and eps, ULA then Ozaki, so both see the same machine load.
