@@ -5,37 +5,9 @@
 
 mod common;
 
-use common::{fails_with, json, ok};
+use common::{fails_with, json, ok, train_digits_unet as train};
 use tweedie::models::{Model, NoiseSchedule};
 use tweedie::train::Checkpoint;
-
-/// Trains a small digits U-Net with extra flags into `dir/name`.
-fn train(dir: &std::path::Path, name: &str, flags: &[&str]) -> String {
-    let out = dir.join(name).to_str().unwrap().to_string();
-    let mut args = vec![
-        "train",
-        "--target",
-        "digits",
-        "--arch",
-        "unet",
-        "--channels",
-        "8,16",
-        "--groups",
-        "4",
-        "--batch",
-        "32",
-        "--steps",
-        "30",
-        "--learning-rate",
-        "0.003",
-        "--json",
-        "--out",
-    ];
-    args.push(&out);
-    args.extend_from_slice(flags);
-    json(&ok(&args));
-    out
-}
 
 #[test]
 fn low_rank_head_trains_evaluates_draws_and_scores() {

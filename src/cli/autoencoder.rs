@@ -307,7 +307,7 @@ pub fn eval_autoencoder(e: &AutoencoderEval<'_>) -> Result<()> {
             Mat::from_fn(GRID_COLS * SAMPLE_ROWS, decoder.inputs(), |_, _| StandardNormal.sample(&mut rng));
         let samples = sigmoid(&decoder.forward(&z));
         let shown = n.min(GRID_COLS);
-        let shape = ImageShape { height: test.height, width: test.width };
+        let shape = ImageShape { height: test.height, width: test.width, channels: 1 };
         let grid = image_grid(
             shape,
             GRID_COLS,

@@ -7,7 +7,7 @@
 use super::data_dir_arg::DataDirArg;
 use super::denoise_grid::{write_denoise_grid, DenoiseGrid};
 use super::input_points::{load_input, InputKind};
-use crate::data::{claim_output, expect_width, load_points, write_npy};
+use crate::data::{claim_output, expect_width, load_points, write_npy, PixelRange};
 use crate::linalg::Mat;
 use crate::models::{Model, ScoreModel};
 use crate::plot::ImageShape;
@@ -217,8 +217,12 @@ fn metrics(estimate: &Estimate, clean: &Mat<f64>, sigma: f64) -> Result<serde_js
 
 /// The noisy points and, when known, the clean ones: from `--input` and `--clean`, or noisy copies of a
 /// data set's images drawn at `sigma`.
-fn load_noisy_and_clean(args: &DenoiseArgs, sigma: f64) -> Result<(Mat<f64>, Option<Mat<f64>>)> {
-    let (points, kind) = load_input(&args.input, &args.data_dir)?;
+fn load_noisy_and_clean(
+    args: &DenoiseArgs,
+    sigma: f64,
+    pixels: PixelRange,
+) -> Result<(Mat<f64>, Option<Mat<f64>>)> {
+    let (points, kind) = load_input(&args.input, &args.data_dir, pixels)?;
     if kind == InputKind::File {
         if let Some(n) = args.images {
             bail!("--images {n}: only with a data set as --input (such as mnist:test), not a points file");
@@ -288,7 +292,7 @@ fn png_shape(model: &Denoiser, png: &Path) -> Result<ImageShape> {
     if channels != 1 {
         bail!("--png {}: draws single-channel images (this model's have {channels} channels)", png.display());
     }
-    Ok(ImageShape { height, width })
+    Ok(ImageShape { height, width, channels })
 }
 
 /// Runs `tweedie denoise`.
@@ -308,7 +312,7 @@ pub fn denoise(args: DenoiseArgs) -> Result<()> {
             other.description()
         ),
     };
-    let (noisy, clean) = load_noisy_and_clean(&args, sigma)?;
+    let (noisy, clean) = load_noisy_and_clean(&args, sigma, checkpoint.config.pixels)?;
     expect_width(&noisy, &args.input, model.dim())?;
     let png_shape = args.png.as_deref().map(|png| png_shape(&model, png)).transpose()?;
     let start = std::time::Instant::now();

@@ -346,7 +346,8 @@ pub fn eval(args: EvalArgs) -> Result<()> {
             }
             match (&args.png, &model) {
                 (Some(path), Model::Image(image)) => {
-                    super::image_eval::write_denoising_grid(image, &rows, sigma, args.seed, path)?;
+                    let pixels = checkpoint.config.pixels;
+                    super::image_eval::write_denoising_grid(image, &rows, sigma, pixels, args.seed, path)?;
                     value["png"] = path.display().to_string().into();
                 }
                 (Some(path), _) => anyhow::bail!(

@@ -69,11 +69,13 @@ fn median(v: &mut [f64]) -> f64 {
 const GRID_IMAGES: usize = 8;
 
 /// Writes a PNG grid of the first [`GRID_IMAGES`] held-out images: noisy `x~ = x + sigma z` (seeded),
-/// the Tweedie denoiser `x~ + sigma^2 s1(x~)` and clean rows (pixels clipped to `[0, 1]` for display).
+/// the Tweedie denoiser `x~ + sigma^2 s1(x~)` and clean rows (pixels mapped from `pixels` back to
+/// `[0, 1]` and clipped there for display).
 pub(super) fn write_denoising_grid(
     model: &ImageScoreModel<f32>,
     rows: &Mat<f64>,
     sigma: f64,
+    pixels: crate::data::PixelRange,
     seed: u64,
     path: &std::path::Path,
 ) -> anyhow::Result<()> {
@@ -94,8 +96,9 @@ pub(super) fn write_denoising_grid(
     let denoised = Mat::from_fn(clean.rows(), clean.cols(), |i, j| {
         noisy.at(i, j) + sigma * sigma * f64::from(s1.at(i, j))
     });
-    let shape = crate::plot::ImageShape { height: image.height, width: image.width };
-    let canvas = crate::plot::image_grid(shape, clean.rows(), &[&noisy, &denoised, &clean]);
+    let shape = crate::plot::ImageShape { height: image.height, width: image.width, channels: 1 };
+    let blocks = [&noisy, &denoised, &clean].map(|b| pixels.to_unit(b));
+    let canvas = crate::plot::image_grid(shape, clean.rows(), &[&blocks[0], &blocks[1], &blocks[2]]);
     canvas.save_png(path)?;
     Ok(())
 }

@@ -17,6 +17,7 @@ mod input_points;
 mod plot_traces;
 mod progress;
 mod sample;
+mod sample_images;
 mod sample_plots;
 mod score;
 mod target_help;
@@ -57,7 +58,8 @@ enum Command {
     Score(score::ScoreArgs),
     /// Time the benchmark workloads (JSON lines; see bench/compare.py for the side-by-side peers).
     Bench(bench::BenchArgs),
-    /// Sample a target with ULA, MALA, Ozaki or annealed Langevin; print sample-quality and mixing metrics.
+    /// Sample a target with ULA, MALA, Ozaki or annealed Langevin / Ozaki (also a noise-conditional U-Net
+    /// image model, drawing PNG grids); print sample-quality and mixing metrics.
     Sample(Box<sample::SampleArgs>),
     /// Draw MMD² against step of several `tweedie sample --json` runs on one plot (PNG).
     PlotTraces(plot_traces::PlotTracesArgs),

@@ -1,6 +1,8 @@
 //! `tweedie sample`: run one sampler on a named target (analytic scores, or a trained model) and print
-//! its sample-quality and mixing metrics as one JSON object.
+//! its sample-quality and mixing metrics as one JSON object; a U-Net image model goes to
+//! [`sample_images`](super::sample_images).
 
+use super::data_dir_arg::DataDirArg;
 use super::sample_plots::{mmd_traces, samples_over_density, save, side_by_side};
 use super::target_help::TARGET_HELP;
 use crate::data::{claim_output, write_npy};
@@ -50,82 +52,124 @@ impl SamplerKind {
 #[command(after_help = TARGET_HELP)]
 pub struct SampleArgs {
     /// The target: its analytic scores drive the sampler (unless --model), and fresh draws of it are the
-    /// reference of MMD², KSD and mode TV.
-    #[arg(long)]
-    target: String,
+    /// reference of MMD², KSD and mode TV. For an image model: the image set whose held-out split is the
+    /// reference and whose training split labels the samples [default: the set the model was trained on].
+    #[arg(long, required_unless_present = "model")]
+    pub(super) target: Option<String>,
     /// A trained checkpoint whose s1 (and s2) drive the sampler instead; the reference is then the
-    /// target's noisy marginal q_sigma at the checkpoint's sigma.
+    /// target's noisy marginal q_sigma at the checkpoint's sigma (image models: held-out images).
     #[arg(long)]
     model: Option<PathBuf>,
-    /// The sampler.
+    /// The sampler (image models: annealed-ula or annealed-ozaki).
     #[arg(long, value_enum)]
-    sampler: SamplerKind,
-    /// Number of steps (annealed: split evenly over the levels, remainder dropped).
+    pub(super) sampler: SamplerKind,
+    /// Number of steps (annealed: split evenly over the levels, remainder dropped); required except for
+    /// image models, which take --steps-per-level.
     #[arg(long)]
-    steps: usize,
-    /// Step size h (annealed: per unit noise variance, level i steps with h sigma_i^2).
+    pub(super) steps: Option<usize>,
+    /// Image models: steps at each noise level [default: 5, or --steps / levels].
+    #[arg(long)]
+    pub(super) steps_per_level: Option<usize>,
+    /// Step size h (annealed: per unit noise variance, level i steps with h sigma_i^2). Image models:
+    /// the NCSN step eps, level i stepping with eps sigma_i^2 / sigma_L^2.
     #[arg(long, allow_negative_numbers = true)]
-    step_size: f64,
-    /// Number of chains.
-    #[arg(long, default_value_t = 500)]
-    chains: usize,
+    pub(super) step_size: f64,
+    /// Number of chains [default: 500; image models 64].
+    #[arg(long)]
+    pub(super) chains: Option<usize>,
     /// Ozaki curvature clip l_max: eigenvalues above it are replaced by it (`inf` disables clipping).
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
-    clip_curvature: f64,
+    pub(super) clip_curvature: f64,
     /// Seed of every random draw (chain k uses stream k; the reference sample its own stream).
     #[arg(long, default_value_t = 0)]
-    seed: u64,
+    pub(super) seed: u64,
     /// Write the final positions of the chains that did not diverge (N x D, f64) to this .npy file.
     #[arg(long)]
-    out: Option<PathBuf>,
+    pub(super) out: Option<PathBuf>,
     /// Trace MMD² every EVERY steps (default: steps / 100, at least 1; 0: initial state only).
     #[arg(long, value_name = "EVERY")]
     trace: Option<usize>,
     /// Draw the final chains over the target's density contours (first two coordinates) next to MMD²
-    /// against step, as a PNG.
+    /// against step, as a PNG (image models: a grid of the final samples).
     #[arg(long, value_name = "FILE.png")]
-    plot: Option<PathBuf>,
+    pub(super) plot: Option<PathBuf>,
+    /// Image models: a PNG of the first 8 chains (rows) at the start and the end of every level
+    /// (columns; the last after the denoising step).
+    #[arg(long, value_name = "FILE.png")]
+    pub(super) plot_chains: Option<PathBuf>,
     /// Print one JSON object (otherwise `key: value` lines).
     #[arg(long)]
-    json: bool,
-    /// Standard deviation of the initial positions, x0 ~ N(0, std^2 I).
-    #[arg(long, default_value_t = 3.0, allow_negative_numbers = true)]
-    init_std: f64,
-    /// Size of the fresh reference sample.
-    #[arg(long, default_value_t = 1000)]
-    reference: usize,
+    pub(super) json: bool,
+    /// Standard deviation of the initial positions, x0 ~ N(0, std^2 I) [default: 3; image models: the
+    /// mean training image plus noise of the largest level sigma_1].
+    #[arg(long, allow_negative_numbers = true)]
+    pub(super) init_std: Option<f64>,
+    /// Size of the fresh reference sample (image models: the first N held-out images) [default: 1000].
+    #[arg(long)]
+    pub(super) reference: Option<usize>,
     /// Tolerance of steps_to_tol: first traced step with MMD² <= (stationary level) + TOL.
     #[arg(long, default_value_t = 2e-3, allow_negative_numbers = true)]
     tol: f64,
     /// Lanczos iterations per matrix function (ozaki-lowrank).
     #[arg(long, default_value_t = 32)]
     lanczos_iters: usize,
-    /// Largest noise level of the annealed schedule.
-    #[arg(long, default_value_t = 5.0, allow_negative_numbers = true)]
-    sigma_max: f64,
-    /// Smallest noise level of the annealed schedule.
-    #[arg(long, default_value_t = 0.01, allow_negative_numbers = true)]
-    sigma_min: f64,
-    /// Number of noise levels of the annealed schedule.
-    #[arg(long, default_value_t = 10)]
-    levels: usize,
+    /// Largest noise level of the annealed schedule [default: 5; image models: the checkpoint's].
+    #[arg(long, allow_negative_numbers = true)]
+    pub(super) sigma_max: Option<f64>,
+    /// Smallest noise level of the annealed schedule [default: 0.01; image models: the checkpoint's].
+    #[arg(long, allow_negative_numbers = true)]
+    pub(super) sigma_min: Option<f64>,
+    /// Number of noise levels of the annealed schedule [default: 10; image models: the checkpoint's].
+    #[arg(long)]
+    pub(super) levels: Option<usize>,
+    /// Image models, annealed-ozaki: the exact step from a dense eigen-decomposition of
+    /// `U U^T + diag(d)` per chain (O(D^3)) instead of the thin factor (O(D r^2)), to measure the thin
+    /// factor's approximation.
+    #[arg(long)]
+    pub(super) dense_curvature: bool,
+    #[command(flatten)]
+    pub(super) data_dir: DataDirArg,
+}
+
+impl SampleArgs {
+    /// The sampler's name on the command line.
+    pub(super) fn sampler_name(&self) -> String {
+        self.sampler.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default()
+    }
+
+    /// `--steps`, required for point clouds.
+    fn steps(&self) -> Result<usize> {
+        self.steps
+            .context("--steps is required (the number of sampler steps) unless --model is an image model")
+    }
+
+    fn chains(&self) -> usize {
+        self.chains.unwrap_or(500)
+    }
+
+    fn reference(&self) -> usize {
+        self.reference.unwrap_or(1000)
+    }
+
+    fn levels(&self) -> usize {
+        self.levels.unwrap_or(10)
+    }
 }
 
 /// Bytes a run needs, in f64: per chain its position, score, proposal and a few work vectors (8 of
 /// dimension D) and a curvature matrix (D^2), the reference sample with its kernel rows, and the mixing
 /// series (the second half of the steps, of at most 256 chains and 16 coordinates), all f64.
-fn memory_estimate(args: &SampleArgs, dim: usize) -> f64 {
+fn memory_estimate(args: &SampleArgs, steps: usize, dim: usize) -> f64 {
     let d = dim as f64;
-    let chains = args.chains as f64 * (8.0 * d + d * d);
-    let reference = args.reference as f64 * (2.0 * d + args.chains as f64);
-    let series = args.steps as f64 / 2.0 * (args.chains.min(256) * dim.min(16)) as f64;
+    let chains = args.chains() as f64 * (8.0 * d + d * d);
+    let reference = args.reference() as f64 * (2.0 * d + args.chains() as f64);
+    let series = steps as f64 / 2.0 * (args.chains().min(256) * dim.min(16)) as f64;
     8.0 * (chains + reference + series)
 }
 
-/// Loads a trained model (its evaluation weights: the EMA when averaging was on) as sampler sources for
-/// a space of dimension `dim`.
-fn load_model(path: &Path, dim: usize) -> Result<LoadedModel> {
-    let c = Checkpoint::load(path).with_context(|| format!("--model {}", path.display()))?;
+/// A trained model (its evaluation weights: the EMA when averaging was on) as sampler sources for a
+/// space of dimension `dim`.
+fn load_model(c: Checkpoint, path: &Path, dim: usize) -> Result<LoadedModel> {
     if c.dim != dim {
         return Err(SamplerError::DimensionMismatch { what: "model", expected: dim, found: c.dim }.into());
     }
@@ -133,7 +177,10 @@ fn load_model(path: &Path, dim: usize) -> Result<LoadedModel> {
         Model::Score(model) => ModelScores::Network(model),
         Model::Energy(model) => ModelScores::Energy(model),
         Model::Image(_) => {
-            anyhow::bail!("--model {}: a U-Net image model cannot drive the samplers yet (expected a score network or an energy model)", path.display())
+            anyhow::bail!(
+                "--model {}: a U-Net image model samples images: leave out --target, or give an image set",
+                path.display()
+            )
         }
     };
     Ok(LoadedModel { scores, sigma: c.config.sigma, trained_on: c.config.target.clone() })
@@ -162,13 +209,17 @@ struct LoadedModel {
 
 /// The fixed settings of the annealed samplers, from the flags.
 fn annealed_settings(args: &SampleArgs) -> Result<AnnealedSettings> {
-    let schedule = NoiseSchedule { hi: args.sigma_max, lo: args.sigma_min, levels: args.levels };
-    let steps_per_level = args.steps / args.levels.max(1);
+    let schedule = NoiseSchedule {
+        hi: args.sigma_max.unwrap_or(5.0),
+        lo: args.sigma_min.unwrap_or(0.01),
+        levels: args.levels(),
+    };
+    let steps_per_level = args.steps()? / args.levels().max(1);
     if steps_per_level == 0 {
         bail!(
             "--steps {} is fewer than --levels {}: each level needs at least one step",
-            args.steps,
-            args.levels
+            args.steps()?,
+            args.levels()
         );
     }
     Ok(AnnealedSettings { schedule, steps_per_level, step_size: args.step_size, denoise: true })
@@ -230,46 +281,64 @@ fn num(v: f64) -> Value {
 
 /// Runs `tweedie sample` and prints its report.
 pub fn sample(args: SampleArgs) -> Result<()> {
-    if args.steps == 0 {
+    if args.steps == Some(0) {
         return Err(SamplerError::ZeroSteps.into());
     }
-    if args.chains < 2 {
+    if args.chains() < 2 {
         bail!(
             "--chains {} is too few: the metrics compare at least 2 chains with the reference",
-            args.chains
+            args.chains()
         );
     }
-    if args.reference < 2 {
-        bail!("--reference {} is too few: MMD² needs at least 2 reference draws", args.reference);
+    if args.reference() < 2 {
+        bail!("--reference {} is too few: MMD² needs at least 2 reference draws", args.reference());
     }
-    if !(args.init_std >= 0.0 && args.init_std.is_finite()) {
-        bail!("--init-std {} must be finite and >= 0", args.init_std);
+    if let Some(std) = args.init_std.filter(|s| !(*s >= 0.0 && s.is_finite())) {
+        bail!("--init-std {std} must be finite and >= 0");
     }
     if !(args.tol >= 0.0 && args.tol.is_finite()) {
         bail!("--tol {} must be finite and >= 0", args.tol);
     }
     let inputs: Vec<(&str, &Path)> = args.model.iter().map(|m| ("--model", m.as_path())).collect();
-    let _claims = [&args.out, &args.plot]
+    let _claims = [&args.out, &args.plot, &args.plot_chains]
         .into_iter()
         .flatten()
         .map(|out| claim_output(out, &inputs))
         .collect::<Result<Vec<_>, _>>()?;
-    let named = NamedTarget::parse(&args.target)?;
+    let checkpoint = match &args.model {
+        Some(path) => Some(Checkpoint::load(path).with_context(|| format!("--model {}", path.display()))?),
+        None => None,
+    };
+    if let (Some(path), Some(c)) = (&args.model, &checkpoint) {
+        if let (Model::Image(model), true) =
+            (c.eval_model(), args.target.as_deref().is_none_or(crate::data::ImageSpec::matches))
+        {
+            let report = super::sample_images::sample_images(&args, path, c, &model)?;
+            return print_report(report, args.json);
+        }
+    }
+    let target_name = args.target.clone().context("--target is required unless --model is an image model")?;
+    if args.dense_curvature {
+        bail!("--dense-curvature applies to image models (point clouds: --sampler ozaki takes the dense curvature)");
+    }
+    let steps = args.steps()?;
+    let named = NamedTarget::parse(&target_name)?;
     let target = named.mixture();
     let dim = target.dim();
     let what = || {
         format!(
-            "--chains {} --reference {} --steps {} in dimension {dim}",
-            args.chains, args.reference, args.steps
+            "--chains {} --reference {} --steps {steps} in dimension {dim}",
+            args.chains(),
+            args.reference()
         )
     };
-    MemoryBudget::of_this_machine().check(what, memory_estimate(&args, dim))?;
-    let source = match &args.model {
-        None => Source::Analytic,
-        Some(path) => Source::Model(Box::new(
-            load_model(path, dim)
-                .with_context(|| format!("--model {} against --target {}", path.display(), args.target))?,
+    MemoryBudget::of_this_machine().check(what, memory_estimate(&args, steps, dim))?;
+    let source = match (&args.model, checkpoint) {
+        (Some(path), Some(c)) => Source::Model(Box::new(
+            load_model(c, path, dim)
+                .with_context(|| format!("--model {} against --target {target_name}", path.display()))?,
         )),
+        _ => Source::Analytic,
     };
     // Samplers driven by a model trained at sigma sample q_sigma: compare with draws of q_sigma.
     let reference_dist = match &source {
@@ -277,7 +346,12 @@ pub fn sample(args: SampleArgs) -> Result<()> {
         Source::Model(m) => target.noisy(m.sigma)?,
     };
     let report = run_and_measure(&args, &named, target, &reference_dist, &source)?;
-    if args.json {
+    print_report(report, args.json)
+}
+
+/// Prints the report as one JSON object, or as `key: value` lines without the trace.
+fn print_report(report: Value, as_json: bool) -> Result<()> {
+    if as_json {
         println!("{report}");
     } else if let Value::Object(map) = report {
         for (k, v) in map.iter().filter(|(k, _)| k.as_str() != "trace") {
@@ -296,11 +370,12 @@ fn run_and_measure(
 ) -> Result<Value> {
     let dim = target.dim();
     let mut sampler = build_sampler(args, target, source)?;
-    let steps = if args.sampler.is_annealed() { annealed_settings(args)?.total_steps() } else { args.steps };
-    let mut chains = Chains::from_normal(args.chains, dim, args.init_std, args.seed)?;
+    let steps =
+        if args.sampler.is_annealed() { annealed_settings(args)?.total_steps() } else { args.steps()? };
+    let mut chains = Chains::from_normal(args.chains(), dim, args.init_std.unwrap_or(3.0), args.seed)?;
     let mut ref_rng = ChaCha8Rng::seed_from_u64(args.seed);
     ref_rng.set_stream(u64::MAX);
-    let reference = reference_dist.sample(args.reference, &mut ref_rng);
+    let reference = reference_dist.sample(args.reference(), &mut ref_rng);
     let estimator = MmdEstimator::new(reference.clone())?;
     let every = args.trace.unwrap_or((steps / 100).max(1));
     // IAT/ESS over the second half of the run (annealed: the second half of the last level, before the
@@ -328,7 +403,7 @@ fn run_and_measure(
         Source::Model(m) => (Some(m.sigma), Some(m.trained_on.clone())),
         Source::Analytic => (None, None),
     };
-    let sampler_name = args.sampler.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default();
+    let sampler_name = args.sampler_name();
     if let Some(path) = &args.plot {
         let title = format!("{sampler_name} h={} on {}, {steps} steps", args.step_size, named.name());
         let mut panels = Vec::new();
@@ -349,7 +424,7 @@ fn run_and_measure(
         "dim": dim,
         "steps": steps,
         "step_size": args.step_size,
-        "chains": args.chains,
+        "chains": args.chains(),
         "live_chains": report.live_chains,
         "seed": args.seed,
         "clip_curvature": num(args.clip_curvature),
@@ -456,6 +531,6 @@ mod tests {
         let zero = sample(args("--sampler ula --steps 0")).unwrap_err().to_string();
         assert!(zero.contains("at least 1"), "{zero}");
         let dim = args("--sampler ula");
-        assert!(sample(SampleArgs { target: "gmm:dim=3".into(), chains: 1, ..dim }).is_err());
+        assert!(sample(SampleArgs { target: Some("gmm:dim=3".into()), chains: Some(1), ..dim }).is_err());
     }
 }

@@ -78,7 +78,7 @@ pub fn score(args: ScoreArgs) -> Result<()> {
     let _claim = claim_output(&args.out, &inputs)?;
     let checkpoint = Checkpoint::load(&args.model)?;
     let model = checkpoint.eval_model();
-    let (points, _) = load_input(&args.input, &args.data_dir)?;
+    let (points, _) = load_input(&args.input, &args.data_dir, checkpoint.config.pixels)?;
     expect_width(&points, &args.input, checkpoint.dim)?;
     let (n, dim) = (points.rows(), points.cols());
     let x: Mat<f32> = points.cast();

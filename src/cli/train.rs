@@ -3,7 +3,7 @@
 
 use super::data_dir_arg::DataDirArg;
 use super::progress::ProgressObserver;
-use crate::data::{claim_output, Subset};
+use crate::data::{claim_output, PixelRange, Subset};
 use crate::models::{HeadLayout, ModelKind, NoiseSchedule, SecondOrderHead, ThirdOrderHead, UNetSettings};
 use crate::nn::Activation;
 use crate::objectives::ObjectiveName;
@@ -86,6 +86,11 @@ pub struct TrainArgs {
     /// drawn per row; losses weighted sigma^2 for s1, sigma^4 for s2), instead of --sigma.
     #[arg(long)]
     sigmas: Option<NoiseSchedule>,
+    /// Image targets: pixels in [0, 1] (unit) or [-1, 1] (symmetric, the second-order DSM paper's
+    /// CIFAR-10 setting), recorded in the checkpoint and applied by sample, eval and denoise [default:
+    /// unit].
+    #[arg(long, value_enum)]
+    pixels: Option<PixelRange>,
     /// Total training steps [default: 10000].
     #[arg(long)]
     steps: Option<u64>,
@@ -216,6 +221,9 @@ impl TrainArgs {
             c.objective = self.objective;
         }
         self.set_unet(&mut c)?;
+        if let Some(pixels) = self.pixels {
+            c.pixels = pixels;
+        }
         if let Some(schedule) = self.sigmas {
             if self.sigma.is_some() {
                 bail!("--sigmas {schedule} with --sigma: a noise-conditional model takes its levels from --sigmas alone (drop --sigma)");
@@ -297,6 +305,7 @@ impl TrainArgs {
             || self.fd_eps.is_some()
             || self.sigma.is_some()
             || self.sigmas.is_some()
+            || self.pixels.is_some()
             || self.batch.is_some()
             || self.arch.is_some()
             || self.channels.is_some()
@@ -507,6 +516,7 @@ mod tests {
             batch: 7,
             unet: None,
             sigmas: None,
+            pixels: PixelRange::Unit,
             width: 5,
             depth: 3,
             activation: Some(Activation::Tanh),

@@ -5,11 +5,10 @@
 
 use super::dataset_error::DatasetError;
 use super::image_set::{ImageSet, Split};
+use super::source::DataSource;
 use crate::linalg::Mat;
-use flate2::read::GzDecoder;
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::Read;
 use std::path::Path;
 
 /// Image side in pixels.
@@ -69,11 +68,13 @@ fn decode(batches: &[(String, Vec<u8>)]) -> Result<ImageSet, DatasetError> {
 /// # Errors
 /// [`DatasetError::Io`] for an unreadable or malformed archive, [`DatasetError::BadContent`] for a
 /// missing batch file or malformed records.
-pub(crate) fn load_cifar10_archive(archive: &Path, split: Split) -> Result<ImageSet, DatasetError> {
+pub(crate) fn load_cifar10_archive(source: &DataSource, split: Split) -> Result<ImageSet, DatasetError> {
+    let archive = source.label();
     let io = |e| DatasetError::io(archive, e);
     let wanted = batch_names(split);
     let mut found = BTreeMap::new();
-    let mut tar = tar::Archive::new(GzDecoder::new(BufReader::new(File::open(archive).map_err(io)?)));
+    // `open` undoes the gzip layer; the tar entries are read from the stream in place.
+    let mut tar = tar::Archive::new(source.open().map_err(io)?);
     for entry in tar.entries().map_err(io)? {
         let mut entry = entry.map_err(io)?;
         let path = entry.path().map_err(io)?.into_owned();
@@ -128,6 +129,7 @@ pub(crate) fn is_extracted_folder(folder: &Path) -> bool {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use std::fs::File;
 
     /// `n` records whose label is `(seed + i) % 10` and whose pixel byte at plane `c`, position `p` is
     /// `(seed + 7 i + 3 c + p) % 256`.
@@ -173,10 +175,13 @@ pub(crate) mod tests {
         let test = vec![("test_batch.bin", records(3, 99))];
         let archive = dir.path().join("cifar-10-binary.tar.gz");
         write_archive(&archive, &[train.clone(), test.clone()].concat());
-        let from_archive = load_cifar10_archive(&archive, Split::Train).unwrap();
+        let from_archive = load_cifar10_archive(&DataSource::File(archive.clone()), Split::Train).unwrap();
         assert_eq!(from_archive.pixels.rows(), 2 + 3 + 4 + 5 + 6, "all five batches, in order");
         check_channels_last(&from_archive, 0);
-        assert_eq!(load_cifar10_archive(&archive, Split::Test).unwrap().labels, vec![9, 0, 1]);
+        assert_eq!(
+            load_cifar10_archive(&DataSource::File(archive.clone()), Split::Test).unwrap().labels,
+            vec![9, 0, 1]
+        );
 
         let extracted = dir.path().join("x").join("cifar-10-batches-bin");
         std::fs::create_dir_all(&extracted).unwrap();
@@ -201,7 +206,8 @@ pub(crate) mod tests {
         assert!(msg.contains("data_batch_1.bin"), "{msg}");
         let archive = dir.path().join("a.tar.gz");
         write_archive(&archive, &[("test_batch.bin", records(1, 0))]);
-        let msg = load_cifar10_archive(&archive, Split::Train).unwrap_err().to_string();
+        let msg =
+            load_cifar10_archive(&DataSource::File(archive.clone()), Split::Train).unwrap_err().to_string();
         assert!(msg.contains("a.tar.gz") && msg.contains("data_batch_1.bin"), "{msg}");
     }
 }

@@ -10,14 +10,10 @@ use super::dataset_error::DatasetError;
 use super::idx::read_idx;
 use super::image_spec::{ImageSource, ImageSpec};
 use super::locate::{locate_dataset, DataDir, LocatedDataset};
-use super::source::DataSource;
 use super::CsvOptions;
 use crate::linalg::Mat;
 use std::fmt;
 use std::str::FromStr;
-
-/// How pixel values become coordinates, recorded in checkpoints.
-pub const PIXEL_SCALING: &str = "grey level / maximum grey level, in [0, 1]";
 
 /// The 8 x 8 digits have no official split: the last rows are the test split.
 const DIGITS_TEST_ROWS: usize = 297;
@@ -68,8 +64,8 @@ pub struct ImageSet {
     pub width: usize,
     /// Values per pixel: 1 (grey) or 3 (red, green, blue).
     pub channels: usize,
-    /// `N x (height width channels)`, row-major channels-last images, values in `[0, 1]`
-    /// ([`PIXEL_SCALING`]).
+    /// `N x (height width channels)`, row-major channels-last images, values in `[0, 1]` (a model's
+    /// [`PixelRange`](super::PixelRange) maps them on).
     pub pixels: Mat<f64>,
     /// The class of each image.
     pub labels: Vec<u8>,
@@ -82,23 +78,40 @@ pub struct ImageSet {
 /// # Errors
 /// As [`load_image_set`], [`locate_dataset`], and the PNG folder's errors.
 pub fn load_image_spec(spec: &ImageSpec, split: Split, data_dir: &DataDir) -> Result<ImageSet, DatasetError> {
-    match (spec.source, spec.path.as_deref()) {
-        (ImageSource::Catalogue(Dataset::Cifar10), Some(path))
+    match &spec.source {
+        ImageSource::Catalogue { dataset: Dataset::Cifar10, path: Some(path) }
             if path.is_dir() && is_extracted_folder(path) =>
         {
             load_cifar10_folder(path, split)
         }
-        (ImageSource::Catalogue(dataset), path) => {
-            load_image_set(&locate_dataset(dataset, path, data_dir)?, split)
+        ImageSource::Catalogue { dataset, path } => {
+            load_image_set(&locate_dataset(*dataset, path.as_deref(), data_dir)?, split)
         }
-        (ImageSource::PngFolder, Some(folder)) => load_png_split(folder, split),
-        (ImageSource::PngFolder, None) => unreachable!("a PNG folder spec always has its folder"),
+        ImageSource::PngFolder(folder) => load_png_split(folder, split),
     }
 }
 
 #[cfg(feature = "png-images")]
 fn load_png_split(folder: &std::path::Path, split: Split) -> Result<ImageSet, DatasetError> {
     super::png_folder::load_png_folder(folder, split)
+}
+
+/// `(height, width, channels)` of the images of a PNG folder, from its first file's header.
+///
+/// # Errors
+/// As [`load_image_spec`] for a PNG folder.
+#[cfg(feature = "png-images")]
+pub(crate) fn png_folder_shape(folder: &std::path::Path) -> Result<(usize, usize, usize), DatasetError> {
+    super::png_folder::png_folder_shape(folder)
+}
+
+/// `(height, width, channels)` of the images of a PNG folder: this build has no PNG reader.
+///
+/// # Errors
+/// Always, as [`load_image_spec`] for a PNG folder.
+#[cfg(not(feature = "png-images"))]
+pub(crate) fn png_folder_shape(folder: &std::path::Path) -> Result<(usize, usize, usize), DatasetError> {
+    load_png_split(folder, Split::Train).map(|set| (set.height, set.width, set.channels))
 }
 
 #[cfg(not(feature = "png-images"))]
@@ -119,12 +132,7 @@ pub fn load_image_set(located: &LocatedDataset, split: Split) -> Result<ImageSet
     match located.dataset {
         Dataset::Digits => load_digits(located, split),
         Dataset::Mnist | Dataset::FashionMnist => load_idx_pair(located, split),
-        Dataset::Cifar10 => match &located.files[0] {
-            DataSource::File(archive) => load_cifar10_archive(archive, split),
-            DataSource::Shipped { label, .. } => {
-                unreachable!("CIFAR-10 is not shipped ({})", label.display())
-            }
-        },
+        Dataset::Cifar10 => load_cifar10_archive(&located.files[0], split),
         other => Err(DatasetError::BadContent {
             path: other.name().into(),
             problem: "not an image data set".into(),

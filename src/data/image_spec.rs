@@ -6,16 +6,21 @@
 use super::dataset::Dataset;
 use super::image_set::Split;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 
 /// Where the images of a target come from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ImageSource {
     /// A set of the catalogue: MNIST, Fashion-MNIST, CIFAR-10 or digits.
-    Catalogue(Dataset),
-    /// A folder of PNG files (`path`).
-    PngFolder,
+    Catalogue {
+        /// The set.
+        dataset: Dataset,
+        /// Where its files are, if given explicitly (else found through the data directory).
+        path: Option<PathBuf>,
+    },
+    /// A folder of PNG files.
+    PngFolder(PathBuf),
 }
 
 /// A parsed image-set target.
@@ -25,8 +30,6 @@ pub struct ImageSpec {
     pub source: ImageSource,
     /// The split whose images are the data (default: train).
     pub split: Split,
-    /// Where the files are, if given explicitly.
-    pub path: Option<PathBuf>,
 }
 
 impl ImageSpec {
@@ -40,8 +43,8 @@ impl ImageSpec {
     /// The catalogued set, if the images come from one.
     pub fn dataset(&self) -> Option<Dataset> {
         match self.source {
-            ImageSource::Catalogue(dataset) => Some(dataset),
-            ImageSource::PngFolder => None,
+            ImageSource::Catalogue { dataset, .. } => Some(dataset),
+            ImageSource::PngFolder(_) => None,
         }
     }
 }
@@ -49,17 +52,16 @@ impl ImageSpec {
 impl fmt::Display for ImageSpec {
     /// The canonical form; the split is always written.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let dataset = match (self.source, &self.path) {
-            (ImageSource::Catalogue(dataset), _) => dataset,
-            (ImageSource::PngFolder, path) => {
-                return write!(f, "images:{}", path.as_deref().unwrap_or(Path::new("")).display());
+        match &self.source {
+            ImageSource::Catalogue { dataset, path } => {
+                write!(f, "{dataset}:{}", self.split)?;
+                if let Some(path) = path {
+                    write!(f, "={}", path.display())?;
+                }
+                Ok(())
             }
-        };
-        write!(f, "{dataset}:{}", self.split)?;
-        if let Some(path) = &self.path {
-            write!(f, "={}", path.display())?;
+            ImageSource::PngFolder(folder) => write!(f, "images:{}", folder.display()),
         }
-        Ok(())
     }
 }
 
@@ -72,8 +74,10 @@ impl FromStr for ImageSpec {
             if folder.trim().is_empty() {
                 return Err(format!("target `{s}`: empty DIR after `images:` {expected}"));
             }
-            let path = Some(PathBuf::from(folder.trim()));
-            return Ok(Self { source: ImageSource::PngFolder, split: Split::Train, path });
+            return Ok(Self {
+                source: ImageSource::PngFolder(PathBuf::from(folder.trim())),
+                split: Split::Train,
+            });
         }
         let (name, path) = match s.split_once('=') {
             Some((name, path)) if !path.trim().is_empty() => (name, Some(PathBuf::from(path.trim()))),
@@ -91,7 +95,7 @@ impl FromStr for ImageSpec {
             "digits" => Dataset::Digits,
             _ => return Err(format!("unknown image set in `{s}` {expected}")),
         };
-        Ok(Self { source: ImageSource::Catalogue(dataset), split, path })
+        Ok(Self { source: ImageSource::Catalogue { dataset, path }, split })
     }
 }
 
@@ -115,19 +119,14 @@ mod tests {
             ("cifar10:test", Dataset::Cifar10, Split::Test, None, "cifar10:test"),
         ] {
             let spec: ImageSpec = text.parse().unwrap();
-            assert_eq!(
-                (spec.dataset().unwrap(), spec.split, spec.path.clone()),
-                (dataset, split, path.map(PathBuf::from))
-            );
+            assert_eq!(spec.source, ImageSource::Catalogue { dataset, path: path.map(PathBuf::from) });
+            assert_eq!((spec.dataset(), spec.split), (Some(dataset), split));
             assert_eq!(spec.to_string(), canonical);
             assert_eq!(canonical.parse::<ImageSpec>().unwrap(), spec);
             assert!(ImageSpec::matches(text));
         }
         let folder: ImageSpec = "images:/my/pngs".parse().unwrap();
-        assert_eq!(
-            (folder.source, folder.path.as_deref()),
-            (ImageSource::PngFolder, Some(Path::new("/my/pngs")))
-        );
+        assert_eq!(folder.source, ImageSource::PngFolder(PathBuf::from("/my/pngs")));
         assert_eq!(folder.to_string(), "images:/my/pngs");
         assert!(ImageSpec::matches("images:/my/pngs"));
         for bad in ["mnist:val", "mnist=", "kmnist", "images:"] {

@@ -15,6 +15,7 @@ mod image_spec;
 mod locate;
 mod npy;
 mod output_guard;
+mod pixel_range;
 #[cfg(feature = "png-images")]
 mod png_folder;
 mod points;
@@ -37,14 +38,14 @@ pub(crate) use error::quoted;
 pub use error::DataError;
 pub(crate) use fetch::{fetch_dataset, FetchProgress};
 
-pub(crate) use image_set::PIXEL_SCALING;
-pub(crate) use image_set::{load_image_set, load_image_spec, ImageSet, Split};
-pub(crate) use image_spec::ImageSpec;
+pub(crate) use image_set::{load_image_set, load_image_spec, png_folder_shape, ImageSet, Split};
+pub(crate) use image_spec::{ImageSource, ImageSpec};
 pub use locate::DataDir;
 pub(crate) use locate::Found;
 pub(crate) use locate::{locate_dataset, LocatedDataset};
 pub use npy::{read_npy, write_npy};
 pub(crate) use output_guard::claim_output;
+pub use pixel_range::PixelRange;
 pub(crate) use points::expect_width;
 pub use points::load_points;
 pub(crate) use source::sha256_hex;

@@ -82,6 +82,21 @@ fn png_files(folder: &Path) -> Result<Vec<PathBuf>, DatasetError> {
     Ok(files)
 }
 
+/// `(height, width, channels)` of the images of `folder`, from the header of its first PNG file.
+///
+/// # Errors
+/// [`DatasetError::BadContent`] for a folder without PNG files or an undecodable first file;
+/// [`DatasetError::Io`] for an unreadable folder.
+pub(crate) fn png_folder_shape(folder: &Path) -> Result<(usize, usize, usize), DatasetError> {
+    let files = png_files(folder)?;
+    let first = files.first().ok_or_else(|| DatasetError::BadContent {
+        path: folder.into(),
+        problem: "no PNG files".into(),
+        expected: "a folder of at least 2 same-size PNG files (`--target images:DIR`)".into(),
+    })?;
+    shape(first)
+}
+
 /// Loads one split of the PNG files of `folder`.
 ///
 /// # Errors

@@ -6,6 +6,7 @@
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 
 mod autocorrelation;
+mod class_balance;
 mod error;
 mod kernel_stein_discrepancy;
 mod maximum_mean_discrepancy;
@@ -14,6 +15,7 @@ mod rbf_kernel;
 mod steps_to_tolerance;
 
 pub(crate) use autocorrelation::{integrated_autocorrelation_time, Iat};
+pub(crate) use class_balance::class_balance;
 pub use error::MetricError;
 pub use kernel_stein_discrepancy::ImqKernel;
 

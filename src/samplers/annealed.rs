@@ -40,11 +40,11 @@ impl Default for AnnealedSettings {
 
 impl AnnealedSettings {
     fn validate(&self) -> Result<(), SamplerError> {
-        check_step_size(self.step_size)?;
         let NoiseSchedule { hi, lo, levels } = self.schedule;
         if !(lo > 0.0 && hi >= lo && hi.is_finite() && levels >= 1) {
             return Err(SamplerError::BadSchedule { sigma_max: hi, sigma_min: lo, levels });
         }
+        check_step_size(self.step_size)?;
         if self.steps_per_level == 0 {
             return Err(SamplerError::ZeroSteps);
         }

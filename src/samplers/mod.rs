@@ -25,6 +25,7 @@ mod chains;
 mod curvature;
 mod energy_source;
 mod error;
+mod image_score_source;
 mod lanczos;
 mod low_rank_ozaki;
 mod mala;

@@ -1,6 +1,6 @@
 //! The training configuration: every choice of a run, read from TOML or flags, validated once.
 
-use crate::data::{ImageSpec, Subset, UciSpec};
+use crate::data::{png_folder_shape, ImageSource, ImageSpec, PixelRange, Subset, UciSpec};
 use crate::models::{
     image_shape, EnergyModel, EnergyShape, ImageScoreModel, Model, ModelKind, ModelShape, NoiseSchedule,
     ScoreModel, SecondOrderHead, ThirdOrderHead, UNetSettings,
@@ -125,6 +125,9 @@ pub struct TrainConfig {
     pub sigma: f64,
     /// A noise-conditional U-Net's geometric schedule (`--sigmas HI:LO:N`), which replaces `sigma`.
     pub sigmas: Option<NoiseSchedule>,
+    /// Image targets: the range pixels are scaled to (`--pixels`; `[0, 1]` by default).
+    #[serde(skip_serializing_if = "PixelRange::is_unit")]
+    pub pixels: PixelRange,
     /// Training steps.
     pub steps: u64,
     /// Minibatch size.
@@ -182,6 +185,7 @@ impl Default for TrainConfig {
             batch: 512,
             unet: None,
             sigmas: None,
+            pixels: PixelRange::Unit,
             width: 128,
             depth: 2,
             activation: None,
@@ -296,6 +300,9 @@ impl TrainConfig {
             Objective::first_order(name, self.projections, self.projection, self.fd_eps)?;
         }
         let source = self.target_source()?;
+        if !self.pixels.is_unit() && !matches!(source, TargetSource::Images(_)) {
+            return bad("pixels", "symmetric".into(), "unit (the default) unless the target is an image set");
+        }
         if self.unet.is_some() {
             self.image_shape()?;
         }
@@ -359,12 +366,17 @@ impl TrainConfig {
     fn image_shape(&self) -> Result<Shape, ConfigError> {
         let fail = |msg: String| Err(ConfigError::UNet(msg));
         let shape = match self.target_source()? {
+            TargetSource::Images(ImageSpec { source: ImageSource::PngFolder(folder), .. }) => {
+                let (height, width, channels) = png_folder_shape(&folder)
+                    .map_err(|e| ConfigError::UNet(format!("target `{}`: {e}", self.target)))?;
+                Some(Shape::new(height, width, channels))
+            }
             TargetSource::Images(spec) => spec.dataset().and_then(image_shape),
             _ => None,
         };
         let Some(shape) = shape else {
             return fail(format!(
-                "target `{}` is not an image set (expected mnist, fashion-mnist or digits)",
+                "target `{}` is not an image set (expected mnist, fashion-mnist, cifar10, digits or images:DIR)",
                 self.target
             ));
         };

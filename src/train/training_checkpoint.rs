@@ -10,7 +10,7 @@ use super::config::{TargetSource, TrainConfig};
 use super::data_file::DataFile;
 use super::training_memory::network_sizes;
 use crate::checkpoint::{CheckpointError, TensorStore};
-use crate::data::{quoted, PIXEL_SCALING};
+use crate::data::quoted;
 use crate::linalg::Mat;
 use crate::memory_budget::NetworkSize;
 use crate::models::{EnergyModel, Model, ScoreModel, SecondOrderNet, ThirdOrderNet};
@@ -196,7 +196,7 @@ impl Checkpoint {
         // not depend on it (tests/thread_counts.rs).
         store.set_u64("threads", rayon::current_num_threads() as u64);
         if let Ok(TargetSource::Images(_)) = self.config.target_source() {
-            store.set_metadata("data.scaling", PIXEL_SCALING);
+            store.set_metadata("data.scaling", self.config.pixels.description());
         }
         if let Some(file) = &self.data_file {
             file.store(&mut store, path);

@@ -70,10 +70,15 @@ impl TrainingData {
                     Split::Train => Split::Test,
                     Split::Test => Split::Train,
                 };
+                let load = |split| -> Result<Mat<f64>, Error> {
+                    let mut pixels = load_image_spec(&spec, split, data_dir)?.pixels;
+                    config.pixels.apply(&mut pixels);
+                    Ok(pixels)
+                };
                 Self::Samples {
                     label: spec.to_string(),
-                    train: load_image_spec(&spec, spec.split, data_dir)?.pixels,
-                    held_out: load_image_spec(&spec, other, data_dir)?.pixels,
+                    train: load(spec.split)?,
+                    held_out: load(other)?,
                     log_det: 0.0,
                 }
             }
@@ -147,6 +152,29 @@ impl TrainingData {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn image_pixels_are_scaled_to_the_configured_range() {
+        let empty = tempfile::tempdir().unwrap();
+        let data_dir = DataDir::new(empty.path());
+        let range = |pixels| {
+            let config = TrainConfig { target: "digits".into(), pixels, ..TrainConfig::default() };
+            let TrainingData::Samples { train, held_out, .. } =
+                TrainingData::load(&config, &data_dir).unwrap()
+            else {
+                panic!("expected samples")
+            };
+            let all = train.as_slice().iter().chain(held_out.as_slice());
+            (
+                all.clone().copied().fold(f64::MAX, f64::min),
+                all.copied().fold(f64::MIN, f64::max),
+                train.at(0, 2),
+            )
+        };
+        // The first digit's pixel 2 is 5/16 in [0, 1], 2 (5/16) - 1 in [-1, 1].
+        assert_eq!(range(crate::data::PixelRange::Unit), (0.0, 1.0, 5.0 / 16.0));
+        assert_eq!(range(crate::data::PixelRange::Symmetric), (-1.0, 1.0, 2.0 * 5.0 / 16.0 - 1.0));
+    }
 
     #[test]
     fn data_files_split_into_disjoint_train_and_held_out_rows() {

@@ -51,3 +51,32 @@ pub fn fails_with(args: &[&str], needles: &[&str]) {
 pub fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {text}"))
 }
+
+/// Trains a small U-Net on the shipped 8x8 digits (channels 8,16, 30 steps of 32) with extra flags into
+/// `dir/name`; returns the checkpoint's path.
+pub fn train_digits_unet(dir: &std::path::Path, name: &str, flags: &[&str]) -> String {
+    let out = dir.join(name).to_str().unwrap().to_string();
+    let mut args = vec![
+        "train",
+        "--target",
+        "digits",
+        "--arch",
+        "unet",
+        "--channels",
+        "8,16",
+        "--groups",
+        "4",
+        "--batch",
+        "32",
+        "--steps",
+        "30",
+        "--learning-rate",
+        "0.003",
+        "--json",
+        "--out",
+    ];
+    args.push(&out);
+    args.extend_from_slice(flags);
+    json(&ok(&args));
+    out
+}
