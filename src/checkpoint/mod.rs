@@ -4,4 +4,4 @@ mod error;
 mod tensor_store;
 
 pub use error::CheckpointError;
-pub use tensor_store::TensorStore;
+pub(crate) use tensor_store::TensorStore;
