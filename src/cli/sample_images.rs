@@ -282,7 +282,7 @@ pub(super) fn sample_images(
     }
     Ok(json!({
         "target": spec.to_string(),
-        "reference": format!("{} {} images of {spec}", reference.rows(), held_out),
+        "reference": format!("{} images of the {held_out} split (held out from {spec})", reference.rows()),
         "sampler": args.sampler_name(),
         "source": "model",
         "model_trained_on": checkpoint.config.target,
