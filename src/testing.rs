@@ -1,9 +1,25 @@
 //! Shared test helpers: seeded RNGs, central finite differences, and tolerance scaling.
 
 use crate::linalg::Mat;
+use crate::nn::graph::{SecondOrderMaps, Shape, UNetConfig};
+use crate::nn::Activation;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
+
+/// The small U-Net of the unit tests over `image`: channels 4, 8, one block, 2 groups, SiLU, 2 Fourier
+/// frequencies, the score maps alone.
+pub fn tiny_unet(image: Shape) -> UNetConfig {
+    UNetConfig {
+        image,
+        channels: vec![4, 8],
+        blocks: 1,
+        groups: 2,
+        activation: Activation::Silu,
+        frequencies: 2,
+        second_order: SecondOrderMaps::None,
+    }
+}
 
 /// The RNG every unit test uses.
 pub fn test_rng(seed: u64) -> ChaCha8Rng {

@@ -249,21 +249,12 @@ impl<F: Real> ImageScoreModel<F> {
 mod tests {
     use super::*;
     use crate::nn::graph::Shape;
-    use crate::nn::Activation;
-    use crate::testing::{assert_close, normal_mat, test_rng};
+    use crate::testing::{assert_close, normal_mat, test_rng, tiny_unet};
 
     #[test]
     fn jacobian_diagonal_matches_finite_differences_of_the_score() {
         // 4x4 images of 2 channels; chunks of 5 tangents do not divide D = 32 (a short last pass).
-        let unet = UNetConfig {
-            image: Shape::new(4, 4, 2),
-            channels: vec![4, 8],
-            blocks: 1,
-            groups: 2,
-            activation: Activation::Silu,
-            frequencies: 2,
-            second_order: SecondOrderMaps::None,
-        };
+        let unet = tiny_unet(Shape::new(4, 4, 2));
         let model = ImageScoreModel::<f64>::init(&unet, 0.5, &mut test_rng(50)).unwrap();
         let x = normal_mat(2, 32, &mut test_rng(51));
         let got = model.jacobian_diagonal(&x, 0.3, 5);

@@ -66,20 +66,11 @@ impl<F: Real> NoiseConditionalScore for ImageScoreModel<F> {
 mod tests {
     use super::*;
     use crate::models::{HeadLayout, NoiseSchedule};
-    use crate::nn::graph::{SecondOrderMaps, Shape, UNetConfig};
-    use crate::nn::Activation;
-    use crate::testing::{normal_mat, test_rng};
+    use crate::nn::graph::{Shape, UNetConfig};
+    use crate::testing::{normal_mat, test_rng, tiny_unet};
 
     fn unet() -> UNetConfig {
-        UNetConfig {
-            image: Shape::new(4, 4, 2),
-            channels: vec![4, 8],
-            blocks: 1,
-            groups: 2,
-            activation: Activation::Silu,
-            frequencies: 2,
-            second_order: SecondOrderMaps::None,
-        }
+        tiny_unet(Shape::new(4, 4, 2))
     }
 
     #[test]

@@ -153,21 +153,8 @@ pub fn image_loss_and_gradient<F: Real>(
 mod tests {
     use super::*;
     use crate::models::{HeadLayout, SecondOrderHead};
-    use crate::nn::graph::{SecondOrderMaps, Shape, UNetConfig};
-    use crate::nn::Activation;
-    use crate::testing::{assert_close, fd_gradient, normal_mat, test_rng};
-
-    fn unet(image: Shape) -> UNetConfig {
-        UNetConfig {
-            image,
-            channels: vec![4, 8],
-            blocks: 1,
-            groups: 2,
-            activation: Activation::Silu,
-            frequencies: 2,
-            second_order: SecondOrderMaps::None,
-        }
-    }
+    use crate::nn::graph::{Shape, UNetConfig};
+    use crate::testing::{assert_close, fd_gradient, normal_mat, test_rng, tiny_unet};
 
     /// The step's loss and its flat gradient at `theta` (all networks' parameters, concatenated).
     fn step(
@@ -191,7 +178,7 @@ mod tests {
     #[test]
     fn dsm_gradient_matches_finite_differences() {
         // Per-row noise levels: row i weighted by (sigma_i / 0.9)^2. s1 from score_at, row by row.
-        let model = ImageScoreModel::init(&unet(Shape::new(4, 4, 2)), 0.7, &mut test_rng(30)).unwrap();
+        let model = ImageScoreModel::init(&tiny_unet(Shape::new(4, 4, 2)), 0.7, &mut test_rng(30)).unwrap();
         let mut rng = test_rng(31);
         let (x, z) = (normal_mat(3, 32, &mut rng), normal_mat(3, 32, &mut rng));
         let sigmas = [0.9, 0.5, 0.2];
@@ -233,7 +220,7 @@ mod tests {
         .enumerate()
         {
             // Channels 2, 4: every op of the U-Net, few parameters to perturb.
-            let config = UNetConfig { channels: vec![2, 4], ..unet(Shape::new(4, 4, 2)) };
+            let config = UNetConfig { channels: vec![2, 4], ..tiny_unet(Shape::new(4, 4, 2)) };
             let model =
                 ImageScoreModel::init_with_head(&config, 0.5, head, layout, &mut test_rng(34 + k as u64))
                     .unwrap();
@@ -299,7 +286,7 @@ mod tests {
             }
             x
         };
-        let config = UNetConfig { channels: vec![8, 16], groups: 4, ..unet(Shape::new(8, 8, 1)) };
+        let config = UNetConfig { channels: vec![8, 16], groups: 4, ..tiny_unet(Shape::new(8, 8, 1)) };
         let mut model = ImageScoreModel::<f32>::init_with_head(
             &config,
             sigma,
@@ -360,14 +347,14 @@ mod tests {
         // (Evaluation's held-out DSM loss.) Both layouts: the loss of s1 alone, no gradient to the head.
         let mut rng = test_rng(35);
         let (x, z) = (normal_mat(2, 32, &mut rng), normal_mat(2, 32, &mut rng));
-        let plain = ImageScoreModel::init(&unet(Shape::new(4, 4, 2)), 0.5, &mut test_rng(36)).unwrap();
+        let plain = ImageScoreModel::init(&tiny_unet(Shape::new(4, 4, 2)), 0.5, &mut test_rng(36)).unwrap();
         let mut ws = ImageWorkspace::default();
         let want =
             image_loss_and_gradient(&plain, Objective::Dsm, &[0.5, 0.5], 0.5, &x, &z, &mut ws).unwrap();
         for layout in [HeadLayout::Shared, HeadLayout::Separate] {
             let head = SecondOrderHead::LowRank { rank: 2 };
             let model = ImageScoreModel::init_with_head(
-                &unet(Shape::new(4, 4, 2)),
+                &tiny_unet(Shape::new(4, 4, 2)),
                 0.5,
                 head,
                 layout,
@@ -388,7 +375,7 @@ mod tests {
 
     #[test]
     fn objectives_an_image_model_does_not_train_by_are_refused() {
-        let plain = ImageScoreModel::init(&unet(Shape::new(4, 4, 2)), 0.5, &mut test_rng(32)).unwrap();
+        let plain = ImageScoreModel::init(&tiny_unet(Shape::new(4, 4, 2)), 0.5, &mut test_rng(32)).unwrap();
         let x = normal_mat(2, 32, &mut test_rng(32));
         let run = |objective| {
             let mut ws = ImageWorkspace::default();

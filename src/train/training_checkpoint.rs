@@ -324,22 +324,14 @@ impl Checkpoint {
 mod tests {
     use super::*;
     use crate::models::{HeadLayout, ImageScoreModel, SecondOrderHead};
-    use crate::nn::graph::{SecondOrderMaps, Shape, UNetConfig};
-    use crate::nn::Activation;
+    use crate::nn::graph::Shape;
+    use crate::testing::tiny_unet;
 
     /// Every tensor of both U-Nets of an image model is stored under `s1.` / `s2.` + its graph path, with
     /// its shape and values, and reads back into the same model.
     #[test]
     fn image_model_tensors_are_stored_under_their_paths_and_read_back() {
-        let unet = UNetConfig {
-            image: Shape::new(8, 8, 1),
-            channels: vec![8, 16],
-            blocks: 1,
-            groups: 4,
-            activation: Activation::Silu,
-            frequencies: 2,
-            second_order: SecondOrderMaps::None,
-        };
+        let unet = tiny_unet(Shape::new(8, 8, 1));
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let head = SecondOrderHead::LowRank { rank: 2 };
         let model =

@@ -59,7 +59,7 @@ mod tests {
     use super::*;
     use crate::estimators::score_jacobian;
     use crate::nn::Activation;
-    use crate::testing::{assert_close, normal_mat, test_rng};
+    use crate::testing::{assert_close, normal_mat, test_rng, tiny_unet};
 
     #[test]
     fn network_jvps_are_the_jacobian_times_the_tangents() {
@@ -83,15 +83,7 @@ mod tests {
         use crate::nn::graph::{SecondOrderMaps, Shape, UNetConfig};
         let mut rng = test_rng(7);
         // A low-rank head adds output maps after the C = 1 score map: only the first map is s1.
-        let unet = UNetConfig {
-            image: Shape::new(8, 8, 1),
-            channels: vec![4, 8],
-            blocks: 1,
-            groups: 2,
-            activation: Activation::Silu,
-            frequencies: 2,
-            second_order: SecondOrderMaps::LowRank(1),
-        };
+        let unet = UNetConfig { second_order: SecondOrderMaps::LowRank(1), ..tiny_unet(Shape::new(8, 8, 1)) };
         let model = ImageScoreModel::<f64>::init(&unet, 0.5, &mut rng).unwrap();
         let (x, t) = (normal_mat(2, 64, &mut rng), normal_mat(4, 64, &mut rng));
         let (s1, jt) = model.score_and_jvps(&x, &t);
