@@ -25,20 +25,6 @@ struct StoredTensor {
 /// header's key order, so name order is the one order that survives a save/load round trip. Integers that
 /// must round-trip exactly (step counters, RNG word positions) go in metadata as decimal strings via
 /// [`TensorStore::set_u64`] / [`TensorStore::get_u64`].
-///
-/// # Example
-/// ```
-/// use tweedie::checkpoint::TensorStore;
-/// let dir = tempfile::tempdir().unwrap();
-/// let path = dir.path().join("model.safetensors");
-/// let mut store = TensorStore::new();
-/// store.insert("layer0.weight", &[2, 3], &[1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0]);
-/// store.set_u64("step", 1200);
-/// store.save(&path).unwrap();
-/// let back = TensorStore::load(&path).unwrap();
-/// assert_eq!(back.get_f32("layer0.weight", &[2, 3]).unwrap()[5], 6.0);
-/// assert_eq!(back.get_u64("step").unwrap(), 1200);
-/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct TensorStore {
     path: PathBuf,
