@@ -5,7 +5,6 @@
 //! target `q_sigma`. Batched forward passes in f32, results widened to f64.
 
 use super::curvature::{CurvatureBatch, CurvatureLayout};
-
 use super::source::{CurvatureSource, ScoreSource};
 use crate::linalg::{Mat, Real};
 use crate::models::{ScoreModel, SecondOrderHead, SecondOrderNet};
