@@ -115,6 +115,14 @@ fn models_and_data_the_image_samplers_cannot_take_are_one_line_errors() {
         &[&no_head, "second-order head", "use --sampler annealed-ula"],
     );
     run(sample(&no_head, "ula", &[]), &["--sampler ula", "annealed-ula or annealed-ozaki"]);
+    for (flags, named) in [
+        (&["--trace", "5"][..], "--trace"),
+        (&["--tol", "0.01"][..], "--tol"),
+        (&["--lanczos-iters", "8"][..], "--lanczos-iters"),
+        (&["--steps", "6", "--steps-per-level", "2"][..], "--steps together with --steps-per-level"),
+    ] {
+        run(sample(&no_head, "annealed-ula", flags), &[named, "not for an image model", &no_head]);
+    }
     let rgb = dir.path().join("rgb");
     std::fs::create_dir(&rgb).unwrap();
     write_rgb_pngs(&rgb, 10);

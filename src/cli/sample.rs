@@ -47,6 +47,11 @@ impl SamplerKind {
     }
 }
 
+/// Tolerance of `steps_to_tol` when `--tol` is not given.
+const DEFAULT_TOL: f64 = 2e-3;
+/// Lanczos iterations when `--lanczos-iters` is not given.
+const DEFAULT_LANCZOS_ITERS: usize = 32;
+
 /// Arguments of `tweedie sample`.
 #[derive(Args, Debug)]
 #[command(after_help = TARGET_HELP)]
@@ -88,7 +93,7 @@ pub struct SampleArgs {
     pub(super) out: Option<PathBuf>,
     /// Trace MMD² every EVERY steps (default: steps / 100, at least 1; 0: initial state only).
     #[arg(long, value_name = "EVERY")]
-    trace: Option<usize>,
+    pub(super) trace: Option<usize>,
     /// Draw the final chains over the target's density contours (first two coordinates) next to MMD²
     /// against step, as a PNG (image models: a grid of the final samples).
     #[arg(long, value_name = "FILE.png")]
@@ -107,12 +112,12 @@ pub struct SampleArgs {
     /// Size of the fresh reference sample (image models: the first N held-out images) [default: 1000].
     #[arg(long)]
     pub(super) reference: Option<usize>,
-    /// Tolerance of steps_to_tol: first traced step with MMD² <= (stationary level) + TOL.
-    #[arg(long, default_value_t = 2e-3, allow_negative_numbers = true)]
-    tol: f64,
-    /// Lanczos iterations per matrix function (ozaki-lowrank).
-    #[arg(long, default_value_t = 32)]
-    lanczos_iters: usize,
+    /// Tolerance of steps_to_tol: first traced step with MMD² <= (stationary level) + TOL [default: 2e-3].
+    #[arg(long, allow_negative_numbers = true)]
+    pub(super) tol: Option<f64>,
+    /// Lanczos iterations per matrix function (ozaki-lowrank) [default: 32].
+    #[arg(long)]
+    pub(super) lanczos_iters: Option<usize>,
     /// Largest noise level of the annealed schedule [default: 5; image models: the checkpoint's].
     #[arg(long, allow_negative_numbers = true)]
     pub(super) sigma_max: Option<f64>,
@@ -235,7 +240,9 @@ fn build_sampler<'a>(
     let ozaki = |solver| OzakiSettings { step_size: h, solver, l_max: args.clip_curvature };
     let solver = match args.sampler {
         SamplerKind::OzakiDiag => OzakiSolver::Diagonal,
-        SamplerKind::OzakiLowrank => OzakiSolver::Lanczos { iters: args.lanczos_iters },
+        SamplerKind::OzakiLowrank => {
+            OzakiSolver::Lanczos { iters: args.lanczos_iters.unwrap_or(DEFAULT_LANCZOS_ITERS) }
+        }
         _ => OzakiSolver::Eigen,
     };
     Ok(match (args.sampler, source) {
@@ -296,8 +303,9 @@ pub fn sample(args: SampleArgs) -> Result<()> {
     if let Some(std) = args.init_std.filter(|s| !(*s >= 0.0 && s.is_finite())) {
         bail!("--init-std {std} must be finite and >= 0");
     }
-    if !(args.tol >= 0.0 && args.tol.is_finite()) {
-        bail!("--tol {} must be finite and >= 0", args.tol);
+    let tol = args.tol.unwrap_or(DEFAULT_TOL);
+    if !(tol >= 0.0 && tol.is_finite()) {
+        bail!("--tol {tol} must be finite and >= 0");
     }
     let inputs: Vec<(&str, &Path)> = args.model.iter().map(|m| ("--model", m.as_path())).collect();
     let _claims = [&args.out, &args.plot, &args.plot_chains]
@@ -439,8 +447,8 @@ fn run_and_measure(
         "ess_mean": opt(mixing.map(|m| m.ess_mean)),
         "iat_max": opt(mixing.map(|m| m.iat_max)),
         "ess_window": mixing.map(|m| m.length),
-        "steps_to_tol": trace.steps_to_tolerance(args.tol, TAIL),
-        "tol": args.tol,
+        "steps_to_tol": trace.steps_to_tolerance(args.tol.unwrap_or(DEFAULT_TOL), TAIL),
+        "tol": args.tol.unwrap_or(DEFAULT_TOL),
         "acceptance_rate": report.acceptance_rate,
         "clipped_fraction": report.clipped_fraction,
         "seconds": report.seconds,

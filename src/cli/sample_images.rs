@@ -209,6 +209,18 @@ pub(super) fn sample_images(
             path.display()
         );
     }
+    let point_cloud_only = [
+        ("--trace", args.trace.is_some()),
+        ("--tol", args.tol.is_some()),
+        ("--lanczos-iters", args.lanczos_iters.is_some()),
+        ("--steps together with --steps-per-level", args.steps.is_some() && args.steps_per_level.is_some()),
+    ];
+    if let Some((flag, _)) = point_cloud_only.iter().find(|(_, given)| *given) {
+        bail!(
+            "{flag}: not for an image model (--model {} takes --steps-per-level, or --steps split over the levels)",
+            path.display()
+        );
+    }
     let settings = settings(args, path, model)?;
     let target = args.target.clone().unwrap_or_else(|| checkpoint.config.target.clone());
     let spec: ImageSpec = target.parse().map_err(|e: String| anyhow::anyhow!("--target {target}: {e}"))?;
