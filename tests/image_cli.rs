@@ -4,40 +4,14 @@
 
 mod common;
 
-use common::{fails_with, json, ok};
+use common::{fails_with, json, ok, train_digits_unet_for};
 use tweedie::linalg::Mat;
 use tweedie::models::Model;
 use tweedie::train::Checkpoint;
 
-/// Trains the small U-Net of these tests into `dir/unet.safetensors`.
+/// Trains the small U-Net of these tests (sigma 0.5) into `dir/unet.safetensors`.
 fn train_unet(dir: &std::path::Path, steps: &str) -> std::path::PathBuf {
-    let out = dir.join("unet.safetensors");
-    let summary = json(&ok(&[
-        "train",
-        "--target",
-        "digits",
-        "--arch",
-        "unet",
-        "--channels",
-        "8,16",
-        "--groups",
-        "4",
-        "--blocks",
-        "1",
-        "--sigma",
-        "0.5",
-        "--batch",
-        "32",
-        "--steps",
-        steps,
-        "--learning-rate",
-        "0.003",
-        "--json",
-        "--out",
-        out.to_str().unwrap(),
-    ]));
-    assert_eq!(summary["dim"], 64);
-    out
+    train_digits_unet_for(dir, "unet.safetensors", steps, &["--sigma", "0.5"]).into()
 }
 
 #[test]

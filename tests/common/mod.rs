@@ -55,6 +55,11 @@ pub fn json(text: &str) -> serde_json::Value {
 /// Trains a small U-Net on the shipped 8x8 digits (channels 8,16, 30 steps of 32) with extra flags into
 /// `dir/name`; returns the checkpoint's path.
 pub fn train_digits_unet(dir: &std::path::Path, name: &str, flags: &[&str]) -> String {
+    train_digits_unet_for(dir, name, "30", flags)
+}
+
+/// [`train_digits_unet`] for `steps` steps.
+pub fn train_digits_unet_for(dir: &std::path::Path, name: &str, steps: &str, flags: &[&str]) -> String {
     let out = dir.join(name).to_str().unwrap().to_string();
     let mut args = vec![
         "train",
@@ -69,7 +74,7 @@ pub fn train_digits_unet(dir: &std::path::Path, name: &str, flags: &[&str]) -> S
         "--batch",
         "32",
         "--steps",
-        "30",
+        steps,
         "--learning-rate",
         "0.003",
         "--json",
@@ -77,6 +82,7 @@ pub fn train_digits_unet(dir: &std::path::Path, name: &str, flags: &[&str]) -> S
     ];
     args.push(&out);
     args.extend_from_slice(flags);
-    json(&ok(&args));
+    let summary = json(&ok(&args));
+    assert_eq!(summary["dim"], 64, "8x8 digits: {summary}");
     out
 }
