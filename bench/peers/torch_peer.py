@@ -105,22 +105,27 @@ def unet_loss_fn(workload, net, x, z):
     return loss_fn
 
 
+def adam_step(params, loss_fn):
+    """One timed call: an Adam step of `params` on `loss_fn()`; returns the loss."""
+    opt = torch.optim.Adam(params, lr=C.LR)
+
+    def call():
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn()
+        loss.backward()
+        opt.step()
+        return loss.detach()
+
+    return call
+
+
 def build(workload, c):
     D = c["d"]
     x = torch.from_numpy(c["x"])
     if workload in C.UNET_WORKLOADS:
         net = unet_torch.build(C.unet_out_maps(workload), c["unet"])
         loss_fn = unet_loss_fn(workload, net, x, torch.from_numpy(c["z"]))
-        opt = torch.optim.Adam(net.parameters(), lr=C.LR)
-
-        def call():
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn()
-            loss.backward()
-            opt.step()
-            return loss.detach()
-
-        return call, (lambda r: r)
+        return adam_step(net.parameters(), loss_fn), (lambda r: r)
     if workload in C.STEP_WORKLOADS:
         z, v = torch.from_numpy(c["z"]), torch.from_numpy(c["v"])
         s1 = make_mlp(c["s1"])
@@ -147,16 +152,7 @@ def build(workload, c):
                 s, sdot = torch.func.jvp(s1, (x,), (v,))
                 return ((v * sdot).sum(-1) + 0.5 * (s * s).sum(-1)).mean()
 
-        opt = torch.optim.Adam(params, lr=C.LR)
-
-        def call():
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn()
-            loss.backward()
-            opt.step()
-            return loss.detach()
-
-        return call, (lambda r: r)
+        return adam_step(params, loss_fn), (lambda r: r)
 
     if workload == "hessian_learned":
         s2, form = make_mlp(c["s2"]), c["form"]

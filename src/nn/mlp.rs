@@ -116,10 +116,9 @@ impl<F: Real> Mlp<F> {
         Mlp { layers, activation: self.activation }
     }
 
-    /// Forward pass over a stacked batch `x` (`n` primal rows, then tangent rows), recording what the
-    /// reverse pass needs. Returns the stacked output `[y; y_dot]`.
+    /// Panics unless `x` has one column per network input.
     #[track_caller]
-    pub fn forward_trace<'t>(&self, x: &Mat<F>, n: usize, trace: &'t mut MlpTrace<F>) -> &'t Mat<F> {
+    fn check_input_width(&self, x: &Mat<F>) {
         assert_eq!(
             x.cols(),
             self.inputs(),
@@ -127,6 +126,13 @@ impl<F: Real> Mlp<F> {
             x.cols(),
             self.inputs()
         );
+    }
+
+    /// Forward pass over a stacked batch `x` (`n` primal rows, then tangent rows), recording what the
+    /// reverse pass needs. Returns the stacked output `[y; y_dot]`.
+    #[track_caller]
+    pub fn forward_trace<'t>(&self, x: &Mat<F>, n: usize, trace: &'t mut MlpTrace<F>) -> &'t Mat<F> {
+        self.check_input_width(x);
         assert!(
             n > 0 && x.rows().is_multiple_of(n),
             "Mlp: {} stacked rows are not a multiple of {n}",
@@ -143,13 +149,7 @@ impl<F: Real> Mlp<F> {
     /// ([`Linear::forward_basis_tangents`]). Returns `[y; J e_0; J e_1; ..]`.
     #[track_caller]
     pub fn forward_basis_trace<'t>(&self, x: &Mat<F>, trace: &'t mut MlpTrace<F>) -> &'t Mat<F> {
-        assert_eq!(
-            x.cols(),
-            self.inputs(),
-            "Mlp: input has {} columns, expected {}",
-            x.cols(),
-            self.inputs()
-        );
+        self.check_input_width(x);
         assert!(x.rows() > 0, "Mlp: no rows");
         self.start_trace(x.rows(), trace);
         self.layers[0].forward_basis_tangents(x, &mut trace.pre[0]);
