@@ -2,6 +2,7 @@
 //! low-rank plus diagonal, with the three operations Ozaki needs (matrix-vector product, diagonal, dense).
 #![allow(non_snake_case)] // H, U as in the math
 
+use crate::models::SecondOrderHead;
 use serde::{Deserialize, Serialize};
 
 /// The structure of a curvature matrix $H = s_2(x)$ (symmetric, `D x D`).
@@ -19,6 +20,16 @@ pub enum CurvatureLayout {
 }
 
 impl CurvatureLayout {
+    /// The structure of a learned second-order head's `S2`: its raw outputs are already in this layout
+    /// (the full head's packed upper triangle is unpacked to `Dense`).
+    pub(crate) fn of_head(head: SecondOrderHead) -> Self {
+        match head {
+            SecondOrderHead::Full => CurvatureLayout::Dense,
+            SecondOrderHead::Diagonal => CurvatureLayout::Diagonal,
+            SecondOrderHead::LowRank { rank } => CurvatureLayout::LowRank { rank },
+        }
+    }
+
     /// Numbers stored per chain for dimension `dim`.
     pub fn block_len(self, dim: usize) -> usize {
         match self {

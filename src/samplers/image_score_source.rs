@@ -7,7 +7,7 @@ use super::curvature::{CurvatureBatch, CurvatureLayout};
 use super::model_source::forward_chunks;
 use super::noise_conditional_score::NoiseConditionalScore;
 use crate::linalg::{Mat, Real};
-use crate::models::{ImageScoreModel, SecondOrderHead};
+use crate::models::ImageScoreModel;
 
 impl<F: Real> NoiseConditionalScore for ImageScoreModel<F> {
     fn dim(&self) -> usize {
@@ -15,10 +15,7 @@ impl<F: Real> NoiseConditionalScore for ImageScoreModel<F> {
     }
 
     fn curvature_layout(&self) -> Option<CurvatureLayout> {
-        self.s2.as_ref().map(|s2| match s2.head {
-            SecondOrderHead::LowRank { rank } => CurvatureLayout::LowRank { rank },
-            SecondOrderHead::Diagonal | SecondOrderHead::Full => CurvatureLayout::Diagonal,
-        })
+        self.second_order_head().map(CurvatureLayout::of_head)
     }
 
     fn scores_into(&self, x: &Mat<f64>, sigma: f64, out: &mut Mat<f64>) {
@@ -65,7 +62,7 @@ impl<F: Real> NoiseConditionalScore for ImageScoreModel<F> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::{HeadLayout, NoiseSchedule};
+    use crate::models::{HeadLayout, NoiseSchedule, SecondOrderHead};
     use crate::nn::graph::{Shape, UNetConfig};
     use crate::testing::{normal_mat, test_rng, tiny_unet};
 

@@ -72,26 +72,21 @@ impl ScoreSource for ScoreModel<f32> {
 
 impl CurvatureSource for ScoreModel<f32> {
     fn layout(&self) -> Option<CurvatureLayout> {
-        Some(match self.s2.as_ref()?.head {
-            SecondOrderHead::Full => CurvatureLayout::Dense,
-            SecondOrderHead::Diagonal => CurvatureLayout::Diagonal,
-            SecondOrderHead::LowRank { rank } => CurvatureLayout::LowRank { rank },
-        })
+        Some(CurvatureLayout::of_head(self.s2.as_ref()?.head))
     }
 
     #[track_caller]
     fn scores_and_curvature_into(&self, x: &Mat<f64>, scores: &mut Mat<f64>, curvature: &mut CurvatureBatch) {
         let d = ScoreModel::dim(self);
         check_dim(d, x, scores);
-        let layout =
-            self.layout().expect("model source: no second-order head, so no curvature (layout() is None)");
+        let SecondOrderNet { head, net } =
+            self.s2.as_ref().expect("model source: no second-order head, so no curvature (layout() is None)");
+        let (head, layout) = (*head, CurvatureLayout::of_head(*head));
         assert!(
             curvature.layout() == layout && curvature.dim() == d,
             "model source: curvature batch must have layout {layout:?} and D = {d}"
         );
         model_scores(self, x, scores);
-        let SecondOrderNet { head, net } = self.s2.as_ref().expect("a layout means a head");
-        let head = *head;
         let width = curvature.block_len();
         let blocks = curvature.resize(x.rows());
         forward_chunks(x, width, blocks, |chunk, o| {
