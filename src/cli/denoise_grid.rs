@@ -38,11 +38,13 @@ pub(super) fn write_denoise_grid(
     if let Some(components) = grid.components {
         let k = components.first().map_or(0, |c| c.directions.rows());
         for r in 0..k {
+            let scales: Vec<f64> = (0..n)
+                .map(|i| components[i].directions.row(r).iter().fold(0.0f64, |a, b| a.max(b.abs())))
+                .collect();
             blocks.push(Mat::from_fn(n, grid.noisy.cols(), |i, j| {
-                let v = components[i].directions.row(r);
-                let scale = v.iter().fold(0.0f64, |a, b| a.max(b.abs()));
+                let scale = scales[i];
                 if scale > 0.0 {
-                    0.5 + 0.5 * v[j] / scale
+                    0.5 + 0.5 * components[i].directions.at(r, j) / scale
                 } else {
                     0.5
                 }
