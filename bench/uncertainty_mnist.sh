@@ -1,43 +1,51 @@
 #!/usr/bin/env bash
-# The uncertainty of denoising on MNIST at sigma = 0.5 (docs/uncertainty.md): one U-Net with a low-rank +
-# diagonal second-order head, then `tweedie denoise` on the first test images by the learned route (two
-# network calls) and by the autodiff route (Jacobian diagonal by Hutchinson probes, principal directions by
+# The uncertainty of denoising on MNIST at sigma = 0.5 (docs/uncertainty.md): U-Nets with a low-rank +
+# diagonal second-order head, one per head objective (form B, the Frobenius fit of D2SM, and nll, the
+# likelihood fit of docs/math.md §4.7; both train the same s1 by DSM from the same seed), then
+# `tweedie denoise` on the first test images by the learned route of each (two network calls) and by the
+# autodiff route of the first model (Jacobian diagonal by Hutchinson probes, principal directions by
 # subspace iteration with N = 10 and N = 50), printed as a markdown table, with the principal angles
 # between the learned and the iterated directions and a picture of each route.
 #
-#   bench/uncertainty_mnist.sh DATA OUT [STEPS] [IMAGES]
+#   bench/uncertainty_mnist.sh DATA OUT [STEPS] [IMAGES] [FORMS]
 #
-# DATA holds mnist/ (the four IDX files); OUT receives the checkpoint, the JSON reports, the arrays and the
-# PNGs. STEPS (default 2000) is the training length, IMAGES (default 200) the test images. TWEEDIE names
-# the binary (default: tweedie on PATH). A checkpoint or report already in OUT is reused, so an interrupted
-# run resumes; training resumes from its last checkpoint.
+# DATA holds mnist/ (the four IDX files); OUT receives the checkpoints, the JSON reports, the arrays and
+# the PNGs. STEPS (default 2000) is the training length, IMAGES (default 200) the test images, FORMS
+# (default "b nll") the head objectives. TWEEDIE names the binary (default: tweedie on PATH). A checkpoint
+# or report already in OUT is reused, so an interrupted run resumes; training resumes from its last
+# checkpoint.
 set -euo pipefail
-DATA=${1:?usage: uncertainty_mnist.sh DATA OUT [STEPS] [IMAGES]}
-OUT=${2:?usage: uncertainty_mnist.sh DATA OUT [STEPS] [IMAGES]}
+DATA=${1:?usage: uncertainty_mnist.sh DATA OUT [STEPS] [IMAGES] [FORMS]}
+OUT=${2:?usage: uncertainty_mnist.sh DATA OUT [STEPS] [IMAGES] [FORMS]}
 STEPS=${3:-2000}
 IMAGES=${4:-200}
+read -r -a FORMS <<< "${5:-b nll}"
 TWEEDIE=${TWEEDIE:-tweedie}
 mkdir -p "$OUT"
-model="$OUT/unet-lowrank50-s$STEPS.safetensors"
-if [ ! -f "$OUT/train-s$STEPS.json" ]; then
-  resume=(); [ -f "$model" ] && resume=(--resume)
-  "$TWEEDIE" train --data-dir "$DATA" --target mnist --arch unet --channels 16,32 --s2 lowrank:50 \
-    --sigma 0.5 --batch 64 --steps "$STEPS" --lr-schedule cosine --checkpoint-every 250 --seed 0 \
-    --out "$model" "${resume[@]}" --json > "$OUT/train-s$STEPS.json"
-fi
-route() {  # name, extra flags
-  local name=$1; shift
-  [ -f "$OUT/$name.json" ] || "$TWEEDIE" denoise --data-dir "$DATA" --model "$model" --input mnist:test \
+model() { echo "$OUT/unet-lowrank50-$1-s$STEPS.safetensors"; }
+for form in "${FORMS[@]}"; do
+  if [ ! -f "$OUT/train-$form-s$STEPS.json" ]; then
+    resume=(); [ -f "$(model "$form")" ] && resume=(--resume)
+    "$TWEEDIE" train --data-dir "$DATA" --target mnist --arch unet --channels 16,32 --s2 lowrank:50 \
+      --form "$form" --sigma 0.5 --batch 64 --steps "$STEPS" --lr-schedule cosine --checkpoint-every 250 \
+      --seed 0 --out "$(model "$form")" "${resume[@]}" --json > "$OUT/train-$form-s$STEPS.json"
+  fi
+done
+route() {  # name, model, extra flags
+  local name=$1 checkpoint=$2; shift 2
+  [ -f "$OUT/$name.json" ] || "$TWEEDIE" denoise --data-dir "$DATA" --model "$checkpoint" --input mnist:test \
     --images "$IMAGES" --pcs 5 --seed 1 --out "$OUT/$name" --png "$OUT/$name.png" --json "$@" > "$OUT/$name.json"
 }
-route learned
-route autodiff-n10 --autodiff --iterations 10 --probes 16
-route autodiff-n50 --autodiff --iterations 50 --probes 16
+for form in "${FORMS[@]}"; do
+  route "learned-$form" "$(model "$form")"
+done
+route autodiff-n10 "$(model "${FORMS[0]}")" --autodiff --iterations 10 --probes 16
+route autodiff-n50 "$(model "${FORMS[0]}")" --autodiff --iterations 50 --probes 16
 
-python3 - "$OUT" "$IMAGES" <<'PY'
+python3 - "$OUT" "$IMAGES" "${FORMS[@]}" <<'PY'
 import json, math, struct, sys
 
-out, images = sys.argv[1], int(sys.argv[2])
+out, images, forms = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 
 def read_npy(path):
     """A little-endian f64 C-order NPY file as (shape, flat list)."""
@@ -84,13 +92,14 @@ def principal_angles(a, b, k, d):
     cos = sorted((math.sqrt(max(0.0, min(1.0, e))) for e in sym_eigenvalues(mmt)), reverse=True)
     return [math.degrees(math.acos(c)) for c in cos]
 
+learned_rows = [f"learned-{form}" for form in forms]
 rows = {}
-for name in ("learned", "autodiff-n10", "autodiff-n50"):
+for name in learned_rows + ["autodiff-n10", "autodiff-n50"]:
     with open(f"{out}/{name}.json") as f:
         rows[name] = json.load(f)
 
-def angles(name):
-    (n, k, d), a = read_npy(f"{out}/learned/pcs.npy")
+def angles(learned, name):
+    (n, k, d), a = read_npy(f"{out}/{learned}/pcs.npy")
     _, b = read_npy(f"{out}/{name}/pcs.npy")
     per = [principal_angles(a[i * k * d:(i + 1) * k * d], b[i * k * d:(i + 1) * k * d], k, d) for i in range(n)]
     return [sum(p[j] for p in per) / n for j in range(k)]
@@ -99,7 +108,8 @@ def f(v, digits=3):
     return "-" if v is None else f"{v:.{digits}f}"
 
 print(f"MNIST test images 1-{images}, sigma = 0.5 on [0, 1] pixels, K = 5 principal directions; "
-      f"NLL in nats per pixel against the clean image.\n")
+      f"NLL in nats per pixel against the clean image. learned-b: head fitted by D2SM form B; learned-nll: "
+      f"by the likelihood (--form nll); the autodiff rows differentiate the s1 of the first model.\n")
 print("| route | network calls / image | ms / image | NLL iso | NLL best scalar | NLL diag | NLL low-rank "
       "| Mahalanobis² / D | coverage 68 / 90 / 95 | conformal 90 (width) | REM5 | error energy in top 5 "
       "| PSD clip / image |")
@@ -112,14 +122,17 @@ for name, r in rows.items():
           f"| {f(m['nll_scalar'])} | {f(m.get('nll_diag'))} | {f(m.get('nll_lowrank'))} "
           f"| {f(m.get('mahalanobis_per_dim'))} | {cov} | {f(conf.get('coverage'))} ({f(conf.get('mean_width'))}) "
           f"| {f(m.get('rem5'))} | {f(m.get('captured_error_energy'))} | {f(r['psd_clipped'], 2)} |")
-learned, n50 = rows["learned"], rows["autodiff-n50"]
-print(f"\nLearned REM5 / subspace iteration (N = 50) REM5: "
-      f"{learned['metrics']['rem5'] / n50['metrics']['rem5']:.3f}, with "
-      f"{n50['network_calls'] / learned['network_calls']:.0f}x fewer network calls.")
-for name in ("autodiff-n10", "autodiff-n50"):
-    print(f"Principal angles learned vs {name} (mean over images, degrees, k = 1..5): "
-          + ", ".join(f"{a:.1f}" for a in angles(name)))
-ratios = learned["metrics"].get("pc_variance_ratio")
-if ratios:
-    print("Learned per-direction variance calibration E[(v_k^T e)^2] / lambda_k: " + ", ".join(f"{r:.3f}" for r in ratios))
+n50 = rows["autodiff-n50"]
+for name in learned_rows:
+    learned = rows[name]
+    print(f"\n{name}: REM5 / subspace iteration (N = 50) REM5: "
+          f"{learned['metrics']['rem5'] / n50['metrics']['rem5']:.3f}, with "
+          f"{n50['network_calls'] / learned['network_calls']:.0f}x fewer network calls.")
+    for other in ("autodiff-n10", "autodiff-n50"):
+        print(f"Principal angles {name} vs {other} (mean over images, degrees, k = 1..5): "
+              + ", ".join(f"{a:.1f}" for a in angles(name, other)))
+    ratios = learned["metrics"].get("pc_variance_ratio")
+    if ratios:
+        print(f"{name} per-direction variance calibration E[(v_k^T e)^2] / lambda_k: "
+              + ", ".join(f"{r:.3f}" for r in ratios))
 PY

@@ -60,7 +60,8 @@ pub struct TrainArgs {
     /// [default: cp:4].
     #[arg(long)]
     s3: Option<ThirdOrderHead>,
-    /// D2SM form: a (s2 + s1 s1^T, joint) or b (posterior-centred, s1 detached) [default: b].
+    /// D2SM form: a (s2 + s1 s1^T, joint), b (posterior-centred, s1 detached), or nll (image models: the
+    /// Gaussian likelihood of the denoising residual under sigma^4 s2 + sigma^2 I, s1 detached) [default: b].
     #[arg(long, value_enum)]
     form: Option<FormName>,
     /// Variance reduction: DSM-VR for s1; antithetic D2SM-VR with form a.

@@ -7,6 +7,7 @@ use super::image_maps::MapLayout;
 use super::{NoiseSchedule, SecondOrderHead};
 use crate::linalg::{Mat, Real};
 use crate::nn::graph::{Graph, GraphError, GraphTrace, SecondOrderMaps, UNetConfig};
+use crate::objectives::s2_diagonal_of_log_link;
 use rand::Rng;
 
 /// Where the second-order head's maps come from.
@@ -22,11 +23,25 @@ pub enum HeadLayout {
     Separate,
 }
 
+/// How a head's diagonal map `m` is read as the diagonal `d` of `S2 = U U^T + diag(d)` at noise level
+/// `sigma`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub(crate) enum DiagonalLink {
+    /// `d = m` (D2SM forms A and B).
+    #[default]
+    Identity,
+    /// `d = (exp(m) - 1) / sigma^2`, so that the posterior covariance's diagonal part
+    /// `sigma^4 d + sigma^2 = sigma^2 exp(m)` is positive (the likelihood fit, docs/math.md §4.7).
+    Log,
+}
+
 /// The second-order head of an image model.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct ImageSecondOrder<F> {
     /// How the maps are read as `S2`: [`SecondOrderHead::Diagonal`] or [`SecondOrderHead::LowRank`].
     pub(crate) head: SecondOrderHead,
+    /// How the diagonal map is read.
+    pub(crate) link: DiagonalLink,
     /// The separate network (parameters `s2.` + its paths), or `None` when the maps are on `net`.
     pub(crate) net: Option<Graph<F>>,
 }
@@ -87,14 +102,26 @@ impl<F: Real> ImageScoreModel<F> {
                 unet: with_maps,
                 sigma,
                 schedule: None,
-                s2: Some(ImageSecondOrder { head, net: None }),
+                s2: Some(ImageSecondOrder { head, link: DiagonalLink::Identity, net: None }),
             },
             HeadLayout::Separate => {
                 let mut model = Self::init(unet, sigma, rng)?;
-                model.s2 = Some(ImageSecondOrder { head, net: Some(with_maps.build(rng)?) });
+                model.s2 = Some(ImageSecondOrder {
+                    head,
+                    link: DiagonalLink::Identity,
+                    net: Some(with_maps.build(rng)?),
+                });
                 model
             }
         })
+    }
+
+    /// The same model with its head's diagonal read through `link` (no effect without a head).
+    pub(crate) fn with_diagonal_link(mut self, link: DiagonalLink) -> Self {
+        if let Some(s2) = self.s2.as_mut() {
+            s2.link = link;
+        }
+        self
     }
 
     /// The same model trained over `schedule` (conditioned on its largest level by default).
@@ -134,10 +161,11 @@ impl<F: Real> ImageScoreModel<F> {
             sigma: self.sigma,
             schedule: self.schedule,
             net: self.net.cast(),
-            s2: self
-                .s2
-                .as_ref()
-                .map(|s| ImageSecondOrder { head: s.head, net: s.net.as_ref().map(Graph::cast) }),
+            s2: self.s2.as_ref().map(|s| ImageSecondOrder {
+                head: s.head,
+                link: s.link,
+                net: s.net.as_ref().map(Graph::cast),
+            }),
         }
     }
 
@@ -196,8 +224,8 @@ impl<F: Real> ImageScoreModel<F> {
 
     /// The second-order head at every row of `x`, the network conditioned on `sigma`, as factors of
     /// `S2 = U U^T + diag(d)`: `(U, d)` with `U` an `N x (D R)` matrix (row `i` holds image `i`'s
-    /// `D x R` factor, row-major; `R = 0` for a diagonal head) and `d` an `N x D` matrix; `None` without
-    /// a head.
+    /// `D x R` factor, row-major; `R = 0` for a diagonal head) and `d` an `N x D` matrix (the diagonal
+    /// map read through the head's link at `sigma`); `None` without a head.
     pub fn second_order_at(&self, x: &Mat<F>, sigma: f64) -> Option<(Mat<F>, Mat<F>)> {
         let (head, layout) = self.head_layout()?;
         let (n, dim) = (x.rows(), self.dim());
@@ -214,6 +242,10 @@ impl<F: Real> ImageScoreModel<F> {
             layout.read_head(out.row(i), &mut raw);
             u.row_mut(i).copy_from_slice(&raw[..dim * rank]);
             d.row_mut(i).copy_from_slice(&raw[dim * rank..]);
+        }
+        if self.s2.as_ref().is_some_and(|s2| s2.link == DiagonalLink::Log) {
+            let read = |m: &mut F| *m = F::of(s2_diagonal_of_log_link(m.to_f64().unwrap_or(f64::NAN), sigma));
+            d.as_mut_slice().iter_mut().for_each(read);
         }
         Some((u, d))
     }

@@ -17,6 +17,7 @@ mod unknown_head;
 pub(crate) use cp_third_order_head::CpThirdOrderHead;
 pub use energy_model::EnergyModel;
 pub(crate) use energy_model::EnergyShape;
+pub(crate) use image_score_model::DiagonalLink;
 pub use image_score_model::{HeadLayout, ImageScoreModel};
 pub use model::Model;
 pub use model_kind::ModelKind;

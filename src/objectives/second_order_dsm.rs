@@ -3,6 +3,7 @@
 //! structured closed forms, so diagonal and low-rank heads never build a `D x D` matrix.
 #![allow(non_snake_case)]
 
+use super::residual_likelihood::residual_nll;
 use super::structured_symmetric::{Base, StructuredSym};
 use crate::linalg::Real;
 use crate::models::SecondOrderHead;
@@ -23,6 +24,10 @@ pub enum D2smForm {
     /// Form A with the antithetic pair $x \pm \sigma z$ and the control variate $h(x)$ at the clean point
     /// (docs/math.md §4.3).
     AVr,
+    /// The Gaussian negative log-likelihood of the residual of the posterior mean, `s1` detached, under
+    /// `N(0, sigma^4 S2 + sigma^2 I)`; diagonal and low-rank heads, the diagonal through a log link
+    /// (docs/math.md §4.7).
+    Likelihood,
 }
 
 impl D2smForm {
@@ -176,7 +181,8 @@ pub struct D2smBatch<'a, F> {
 }
 
 /// Evaluates the mean D2SM loss of `form` over the batch and writes `weight * dL/d(s2_raw)` into
-/// `g_s2_raw` and, for forms A and A-VR, ADDS `weight * dL/ds1` into `g_s1` (form B detaches `s1`).
+/// `g_s2_raw` and, for forms A and A-VR, ADDS `weight * dL/ds1` into `g_s1` (forms B and the likelihood
+/// detach `s1`).
 #[track_caller]
 pub fn d2sm_loss<F: Real>(
     form: D2smForm,
@@ -233,6 +239,10 @@ pub fn d2sm_loss<F: Real>(
                 let (raw, s1) = (&batch.s2_raw[row(0)], &batch.s1[vec_row(0)]);
                 total +=
                     form_b_term(batch.head, sigma, raw, s1, z, scale, &mut g_s2_raw[row(0)], &mut scratch);
+            }
+            D2smForm::Likelihood => {
+                let (raw, s1) = (&batch.s2_raw[row(0)], &batch.s1[vec_row(0)]);
+                total += residual_nll(batch.head, sigma, raw, s1, z, scale, &mut g_s2_raw[row(0)]);
             }
         }
     }
@@ -330,6 +340,9 @@ mod tests {
                             (s2[k] - t).powi(2)
                         })
                         .sum()
+                }
+                D2smForm::Likelihood => {
+                    unreachable!("checked against the dense density in residual_likelihood")
                 }
             };
         }

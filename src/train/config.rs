@@ -2,8 +2,8 @@
 
 use crate::data::{png_folder_shape, ImageSource, ImageSpec, PixelRange, Subset, UciSpec};
 use crate::models::{
-    image_shape, EnergyModel, EnergyShape, ImageScoreModel, Model, ModelKind, ModelShape, NoiseSchedule,
-    ScoreModel, SecondOrderHead, ThirdOrderHead, UNetSettings,
+    image_shape, DiagonalLink, EnergyModel, EnergyShape, ImageScoreModel, Model, ModelKind, ModelShape,
+    NoiseSchedule, ScoreModel, SecondOrderHead, ThirdOrderHead, UNetSettings,
 };
 use crate::nn::graph::Shape;
 use crate::nn::Activation;
@@ -22,6 +22,20 @@ pub enum FormName {
     A,
     /// Form B: `s2` onto `(u u^T - I)/sigma^2`, `u = z + sigma s1`, `s1` detached.
     B,
+    /// The Gaussian likelihood of the posterior mean's residual under `N(0, sigma^4 s2 + sigma^2 I)`,
+    /// `s1` detached (`--arch unet` with a diag or lowrank head).
+    Nll,
+}
+
+impl FormName {
+    /// The name on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FormName::A => "a",
+            FormName::B => "b",
+            FormName::Nll => "nll",
+        }
+    }
 }
 
 /// A bad configuration value: names the field, the value and what was expected.
@@ -45,11 +59,14 @@ pub enum ConfigError {
         "objective = {0} trains --model s1 or --model energy; a model with an s2 head (s1s2) trains by D2SM"
     )]
     ObjectiveNeedsScoreModel(&'static str),
-    /// `--vr` with form B (the antithetic control variate is defined for form A only).
+    /// `--vr` with form B or nll (the antithetic control variate is defined for form A only).
     #[error(
-        "--vr with --form b: the antithetic D2SM-VR is defined for form A (use --form a --vr, or --form b)"
+        "--vr with --form {0}: the antithetic D2SM-VR is defined for form A (use --form a --vr, or --form {0})"
     )]
-    VrNeedsFormA,
+    VrNeedsFormA(&'static str),
+    /// `--form nll` on a model it cannot fit (a point-cloud model or a full head).
+    #[error("--form nll fits the diag or lowrank head of an image model (--arch unet --s2 diag|lowrank:R), not {0}")]
+    NllNeedsImageHead(String),
     /// A data-file target without its path.
     #[error("--target {0:?}: a data file target needs a path (expected csv:PATH or npy:PATH)")]
     EmptyDataPath(String),
@@ -290,8 +307,16 @@ impl TrainConfig {
             return bad("s3", head.to_string(), "no third-order head unless --model s1s2s3");
         }
         self.objective()?.validate()?;
-        if with_s2 && self.vr && self.form == FormName::B {
-            return Err(ConfigError::VrNeedsFormA);
+        if with_s2 && self.vr && self.form != FormName::A {
+            return Err(ConfigError::VrNeedsFormA(self.form.as_str()));
+        }
+        if with_s2 && self.form == FormName::Nll {
+            if self.unet.is_none() {
+                return Err(ConfigError::NllNeedsImageHead("an MLP (--arch mlp)".into()));
+            }
+            if self.s2 == SecondOrderHead::Full {
+                return Err(ConfigError::NllNeedsImageHead("--s2 full".into()));
+            }
         }
         if let Some(name) = self.objective {
             if with_s2 {
@@ -350,6 +375,7 @@ impl TrainConfig {
                     (FormName::A, false) => D2smForm::A,
                     (FormName::A, true) => D2smForm::AVr,
                     (FormName::B, _) => D2smForm::B,
+                    (FormName::Nll, _) => D2smForm::Likelihood,
                 };
                 let weight = self.first_order_weight.unwrap_or(match self.s2 {
                     SecondOrderHead::LowRank { .. } => 10.0,
@@ -466,6 +492,9 @@ impl TrainConfig {
             if let Some(schedule) = self.sigmas {
                 model = model.noise_conditional(schedule);
             }
+            if self.form == FormName::Nll {
+                model = model.with_diagonal_link(DiagonalLink::Log);
+            }
             return Ok(Model::Image(model));
         }
         Ok(match self.model {
@@ -548,7 +577,16 @@ mod tests {
         let with_head = TrainConfig { model: ModelKind::S1s2, ..ssm };
         assert!(matches!(with_head.validate(), Err(ConfigError::ObjectiveNeedsScoreModel("ssm-vr"))));
         let vr_b = TrainConfig { vr: true, form: FormName::B, ..Default::default() };
-        assert!(matches!(vr_b.validate(), Err(ConfigError::VrNeedsFormA)));
+        assert!(matches!(vr_b.validate(), Err(ConfigError::VrNeedsFormA("b"))));
+        let vr_nll = TrainConfig { vr: true, form: FormName::Nll, ..Default::default() };
+        assert!(matches!(vr_nll.validate(), Err(ConfigError::VrNeedsFormA("nll"))));
+        // The likelihood fit needs an image model's diag or low-rank head.
+        let mlp_nll = TrainConfig { form: FormName::Nll, ..Default::default() };
+        assert!(
+            matches!(mlp_nll.validate(), Err(ConfigError::NllNeedsImageHead(_))),
+            "{:?}",
+            mlp_nll.validate()
+        );
         let energy = TrainConfig { model: ModelKind::Energy, vr: true, ..Default::default() };
         assert_eq!(energy.objective().unwrap(), Objective::DsmVr);
         assert_eq!(energy.hidden_activation(), Activation::Tanh, "energy networks default to tanh");

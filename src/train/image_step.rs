@@ -33,7 +33,12 @@ fn image_objective(objective: Objective) -> Result<Option<(D2smForm, f64)>, Obje
         Objective::SecondOrder { third_order: true, .. } => {
             Err(ObjectiveError::ImageModel { objective: "d2sm with a third-order head" })
         }
-        Objective::SecondOrder { form: form @ (D2smForm::A | D2smForm::B), weight, couple, .. } => {
+        Objective::SecondOrder {
+            form: form @ (D2smForm::A | D2smForm::B | D2smForm::Likelihood),
+            weight,
+            couple,
+            ..
+        } => {
             if couple == 0.0 {
                 Ok(Some((form, weight)))
             } else {
@@ -50,7 +55,9 @@ fn image_objective(objective: Objective) -> Result<Option<(D2smForm, f64)>, Obje
 /// The image loss at `x~_i = x_i + sigma_i z_i`, the network conditioned on `log sigma_i` (docs/math.md
 /// §3.1, §4, §8.10): with `rho_i = sigma_i / sigma_max` (1 for a single-sigma model),
 /// `s1` alone: `mean_i rho_i^2 ||s1(x~_i) + z_i / sigma_i||^2`;
-/// with a head: `mean_i rho_i^4 (w L1_i / sigma_i^2 + L2_i(form))`, the point-cloud objective per row.
+/// with a head: `mean_i rho_i^4 (w L1_i / sigma_i^2 + L2_i(form))`, the point-cloud objective per row;
+/// the likelihood fit's `L2_i` is the residual's NLL in nats per value, unweighted at every level
+/// (`mean_i (rho_i^4 w L1_i / sigma_i^2 + NLL_i)`, docs/math.md §4.7).
 /// Leaves the parameter gradient in `ws.grad`.
 ///
 /// # Errors
@@ -113,7 +120,8 @@ pub fn image_loss_and_gradient<F: Real>(
                     dsm_loss(ws.s1.row(i), z.row(i), sigma, 1, scale * r4 * F::of(w) / (sigma * sigma), g_s1);
                 let batch =
                     D2smBatch { head, dim, sigma, z: z.row(i), s2_raw: ws.raw.row(i), s1: ws.s1.row(i) };
-                loss += d2sm_loss(form, &batch, scale * r4, ws.g_raw.row_mut(i), g_s1);
+                let head_weight = if form == D2smForm::Likelihood { scale } else { scale * r4 };
+                loss += d2sm_loss(form, &batch, head_weight, ws.g_raw.row_mut(i), g_s1);
             }
         }
         _ => {
@@ -152,7 +160,7 @@ pub fn image_loss_and_gradient<F: Real>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::{HeadLayout, SecondOrderHead};
+    use crate::models::{DiagonalLink, HeadLayout, SecondOrderHead};
     use crate::nn::graph::{Shape, UNetConfig};
     use crate::testing::{assert_close, fd_gradient, normal_mat, test_rng, tiny_unet};
 
@@ -204,8 +212,8 @@ mod tests {
         // 4x4 images of 2 channels (the channel interleaving of the maps), a diagonal and a rank-2 head,
         // both layouts, forms A and B, per-row noise levels. The value from the model's public readers
         // (score_at, second_order_at) and the closed forms of d2sm_loss (themselves checked against
-        // dense matrices), weighted (sigma_i / 0.9)^4; form B detaches s1 in its target, so its s1 there
-        // is frozen at the unperturbed parameters.
+        // dense matrices), weighted (sigma_i / 0.9)^4 (the likelihood term unweighted); forms B and the
+        // likelihood detach s1 in their targets, so their s1 there is frozen at the unperturbed parameters.
         let (dim, w) = (32, 3.0);
         let mut rng = test_rng(33);
         let (x, z) = (normal_mat(2, dim, &mut rng), normal_mat(2, dim, &mut rng));
@@ -215,15 +223,19 @@ mod tests {
             (SecondOrderHead::LowRank { rank: 2 }, HeadLayout::Shared, D2smForm::B),
             (SecondOrderHead::LowRank { rank: 2 }, HeadLayout::Separate, D2smForm::A),
             (SecondOrderHead::Diagonal, HeadLayout::Separate, D2smForm::B),
+            (SecondOrderHead::LowRank { rank: 2 }, HeadLayout::Separate, D2smForm::Likelihood),
+            (SecondOrderHead::Diagonal, HeadLayout::Shared, D2smForm::Likelihood),
         ]
         .into_iter()
         .enumerate()
         {
             // Channels 2, 4: every op of the U-Net, few parameters to perturb.
             let config = UNetConfig { channels: vec![2, 4], ..tiny_unet(Shape::new(4, 4, 2)) };
+            let link = if form == D2smForm::Likelihood { DiagonalLink::Log } else { DiagonalLink::Identity };
             let model =
                 ImageScoreModel::init_with_head(&config, 0.5, head, layout, &mut test_rng(34 + k as u64))
-                    .unwrap();
+                    .unwrap()
+                    .with_diagonal_link(link);
             let objective = Objective::SecondOrder { form, weight: w, couple: 0.0, third_order: false };
             let (loss, grad) = step(&model, objective, &sigmas, &x, &z);
             let noisy = |i: usize, sigma: f64| Mat::from_fn(1, dim, |_, j| x.at(i, j) + sigma * z.at(i, j));
@@ -234,14 +246,24 @@ mod tests {
                 let mut total = 0.0;
                 for (i, &sigma) in sigmas.iter().enumerate() {
                     let s1 = m.score_at(&noisy(i, sigma), sigma).into_vec();
-                    let (u, d) = m.second_order_at(&noisy(i, sigma), sigma).unwrap();
+                    let (u, mut d) = m.second_order_at(&noisy(i, sigma), sigma).unwrap();
+                    if link == DiagonalLink::Log {
+                        // The likelihood reads the maps themselves: undo the link's d = expm1(m) / sigma^2.
+                        d.as_mut_slice().iter_mut().for_each(|d| *d = (sigma * sigma * *d).ln_1p());
+                    }
                     let raw = [u.into_vec(), d.into_vec()].concat();
                     let first: f64 = (0..dim).map(|j| (s1[j] + z.at(i, j) / sigma).powi(2)).sum();
-                    let s1_target = if form == D2smForm::B { &s1_frozen[i] } else { &s1 };
+                    let detached = matches!(form, D2smForm::B | D2smForm::Likelihood);
+                    let s1_target = if detached { &s1_frozen[i] } else { &s1 };
                     let batch = D2smBatch { head, dim, sigma, z: z.row(i), s2_raw: &raw, s1: s1_target };
                     let (mut g_raw, mut g_s1) = (vec![0.0; raw.len()], vec![0.0; dim]);
                     let second = d2sm_loss(form, &batch, 1.0, &mut g_raw, &mut g_s1);
-                    total += (sigma / 0.9f64).powi(4) * (w * first / (sigma * sigma) + second) / 2.0;
+                    let r4 = (sigma / 0.9f64).powi(4);
+                    total += if form == D2smForm::Likelihood {
+                        (r4 * w * first / (sigma * sigma) + second) / 2.0
+                    } else {
+                        r4 * (w * first / (sigma * sigma) + second) / 2.0
+                    };
                 }
                 total
             };
@@ -287,14 +309,6 @@ mod tests {
             x
         };
         let config = UNetConfig { channels: vec![8, 16], groups: 4, ..tiny_unet(Shape::new(8, 8, 1)) };
-        let mut model = ImageScoreModel::<f32>::init_with_head(
-            &config,
-            sigma,
-            SecondOrderHead::Diagonal,
-            HeadLayout::Shared,
-            &mut test_rng(41),
-        )
-        .unwrap();
         let error = |model: &ImageScoreModel<f32>, noisy: &Mat<f32>| {
             // RMS of learned minus true diagonal over the points and pixels, relative to the truth's RMS.
             let (_, d) = model.second_order_at(noisy, sigma).unwrap();
@@ -316,30 +330,44 @@ mod tests {
             });
             noisy
         };
-        let before = error(&model, &held_out);
-        let objective =
-            Objective::SecondOrder { form: D2smForm::B, weight: 1.0, couple: 0.0, third_order: false };
-        let mut adam = Adam::new(
-            AdamSettings { learning_rate: 3e-3, ..AdamSettings::default() },
-            model.params().concat().len(),
-        );
-        let mut ws = ImageWorkspace::default();
-        let n = 32;
-        for _ in 0..400 {
-            let x = draw(n, &mut rng);
-            let z = Mat::from_fn(n, dim, |_, _| StandardNormal.sample(&mut rng));
-            image_loss_and_gradient(&model, objective, &vec![sigma as f32; n], sigma as f32, &x, &z, &mut ws)
-                .unwrap();
-            let grads: Vec<&[f32]> = ws.grad.iter().map(Vec::as_slice).collect();
-            adam.step(model.params_mut(), grads);
+        // Form B and the likelihood fit (whose covariance diagonal sigma^4 d + sigma^2 is the same
+        // posterior variance), each from the same initial network and data stream.
+        for (form, link) in [(D2smForm::B, DiagonalLink::Identity), (D2smForm::Likelihood, DiagonalLink::Log)]
+        {
+            let mut rng = test_rng(42);
+            let mut model = ImageScoreModel::<f32>::init_with_head(
+                &config,
+                sigma,
+                SecondOrderHead::Diagonal,
+                HeadLayout::Shared,
+                &mut test_rng(41),
+            )
+            .unwrap()
+            .with_diagonal_link(link);
+            let before = error(&model, &held_out);
+            let objective = Objective::SecondOrder { form, weight: 1.0, couple: 0.0, third_order: false };
+            let mut adam = Adam::new(
+                AdamSettings { learning_rate: 3e-3, ..AdamSettings::default() },
+                model.params().concat().len(),
+            );
+            let mut ws = ImageWorkspace::default();
+            let n = 32;
+            for _ in 0..400 {
+                let x = draw(n, &mut rng);
+                let z = Mat::from_fn(n, dim, |_, _| StandardNormal.sample(&mut rng));
+                let levels = vec![sigma as f32; n];
+                image_loss_and_gradient(&model, objective, &levels, sigma as f32, &x, &z, &mut ws).unwrap();
+                let grads: Vec<&[f32]> = ws.grad.iter().map(Vec::as_slice).collect();
+                adam.step(model.params_mut(), grads);
+            }
+            let after = error(&model, &held_out);
+            // At this seed form B reaches 0.065 (1.15 at init), the likelihood 0.069 (2.99). The truth is a constant per pixel, so
+            // what is left is the network's fit of the position-dependent diagonal and the SGD noise of
+            // the last steps (the target's per-entry sd is sqrt(2) times its mean, over 32 points per
+            // step and the ~10 steps Adam's first moment averages: ~0.08 relative); 0.1 is above that
+            // noise and an order of magnitude below the untrained head.
+            assert!(after < 0.1, "{form:?}: relative RMS error {after} (at init {before})");
         }
-        let after = error(&model, &held_out);
-        // This seed reaches 0.068 (1.15 at init). The truth is a constant per pixel, so what is left is
-        // the network's fit of the position-dependent diagonal and the SGD noise of the last steps (the
-        // target's per-entry sd is sqrt(2) times its mean, over 32 points per step and the ~10 steps
-        // Adam's first moment averages: ~0.08 relative); 0.1 is above that noise and an order of
-        // magnitude below the untrained head.
-        assert!(after < 0.1, "relative RMS error {after} (at init {before})");
     }
 
     #[test]
