@@ -1,7 +1,7 @@
 //! U-Net image models with second-order heads and noise-conditional training end to end on the shipped
 //! 8x8 digits: `train --s2 lowrank:R` / `--sigmas`, `eval --json` (held-out D2SM loss, the learned
-//! head's cost against the autodiff Jacobian diagonal, PSNR per sigma, `--png`), `score --order 2`, and
-//! the one-line errors of settings a U-Net cannot take.
+//! head's cost against the autodiff Jacobian diagonal, PSNR per sigma, `--png`), `score --order 2`, the
+//! head fitted by likelihood (`--form nll`), and the one-line errors of settings a U-Net cannot take.
 
 mod common;
 
@@ -105,6 +105,46 @@ fn settings_an_image_head_or_schedule_cannot_take_are_one_line_errors() {
         &["train", "--target", "digits", "--sigmas", "1.0:0.1:4", "--out", o],
         &["--sigmas applies to --arch unet"],
     );
+    fails_with(
+        &["train", "--target", "digits", "--s2", "diag", "--form", "nll", "--out", o],
+        &["--form nll fits the diag or lowrank head of an image model", "not an MLP"],
+    );
+}
+
+#[test]
+fn a_head_fitted_by_likelihood_is_read_through_its_log_link_as_a_positive_definite_covariance() {
+    let dir = tempfile::tempdir().unwrap();
+    let flags = ["--s2", "lowrank:3", "--form", "nll", "--sigma", "0.5"];
+    let model = train(dir.path(), "nll.safetensors", &flags);
+    let report = json(&ok(&["eval", "--model", &model, "--json", "--held-out", "20"]));
+    assert_eq!(report["head_objective"], "nll", "{report}");
+    // The head's term is an NLL in nats per pixel: of order one, not a D2SM loss of order D^2.
+    let nll = report["held_out_d2sm_loss"].as_f64().unwrap();
+    assert!(nll.is_finite() && nll.abs() < 10.0, "{report}");
+    // The diagonal part of the covariance, sigma^4 d + sigma^2 = sigma^2 exp(m), is positive at every pixel
+    // (form B's may be negative anywhere), so sigma^4 U U^T plus it is positive definite.
+    let Model::Image(image) = Checkpoint::load(std::path::Path::new(&model)).unwrap().eval_model() else {
+        panic!("an image model");
+    };
+    let x = tweedie::linalg::Mat::from_fn(4, 64, |i, j| ((i * 64 + j) % 17) as f32 / 16.0);
+    let (_, d) = image.second_order_at(&x, 0.5).expect("a low-rank head");
+    assert!(d.as_slice().iter().all(|d| 0.0625 * f64::from(*d) + 0.25 > 0.0), "{:?}", d.as_slice());
+    let out = dir.path().join("uq");
+    let denoised = json(&ok(&[
+        "denoise",
+        "--model",
+        &model,
+        "--input",
+        "digits:test",
+        "--images",
+        "10",
+        "--pcs",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]));
+    assert!(denoised["metrics"]["nll_lowrank"].as_f64().is_some_and(f64::is_finite), "{denoised}");
 }
 
 #[test]

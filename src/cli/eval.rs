@@ -229,7 +229,11 @@ fn print_held_out(value: &serde_json::Value, label: &str, objective: &str, sigma
         );
     }
     if let Some(cost) = value.get("s2_cost") {
-        println!("| held-out D2SM loss (sigma {sigma}) | {:.3} |", num("held_out_d2sm_loss"));
+        let head_loss = match value["head_objective"].as_str() {
+            Some("nll") => "held-out NLL of the head (nats per value)",
+            _ => "held-out D2SM loss",
+        };
+        println!("| {head_loss} (sigma {sigma}) | {:.3} |", num("held_out_d2sm_loss"));
         let ms = |key: &str| cost[key].as_f64().unwrap_or(f64::NAN);
         println!(
             "| diag s2 per image: learned head / autodiff Jacobian ({}) | {:.2} ms / {:.1} ms (rel. diff {:.3}) |",
@@ -371,9 +375,11 @@ pub fn eval(args: EvalArgs) -> Result<()> {
                 }
                 value["per_sigma"] = per_sigma.into();
             }
-            if let (Model::Image(image), Objective::SecondOrder { weight, .. }) = (&model, objective) {
-                // The same noise: the loss is w L1 / sigma^2 + L2.
+            if let (Model::Image(image), Objective::SecondOrder { weight, form, .. }) = (&model, objective) {
+                // The same noise: the loss is w L1 / sigma^2 + L2 (L2 the head's term: the D2SM loss of
+                // its form, or the residual's NLL in nats per value for the likelihood fit).
                 value["held_out_d2sm_loss"] = (loss - weight * dsm_loss / (sigma * sigma)).into();
+                value["head_objective"] = form.name().into();
                 value["s2_cost"] = super::image_eval::s2_cost(image, &rows, sigma, args.seed);
             }
             let esm_wanted = rows.cols() <= MAX_DEFAULT_ESM_DIM || args.exact_score_matching;

@@ -31,6 +31,16 @@ pub enum D2smForm {
 }
 
 impl D2smForm {
+    /// The name of the form (`a`, `b`, `a-vr`, or `nll` for the likelihood fit).
+    pub fn name(self) -> &'static str {
+        match self {
+            D2smForm::A => "a",
+            D2smForm::B => "b",
+            D2smForm::AVr => "a-vr",
+            D2smForm::Likelihood => "nll",
+        }
+    }
+
     /// Number of evaluation points per sample: `x~` (A, B) or `x+, x-, x` (A-VR).
     pub fn evaluations(self) -> usize {
         if self == D2smForm::AVr {
