@@ -7,8 +7,10 @@
 //! `dW += cols^T g_y`, `db += sum_{primal pixels} g_y`, `g_cols = g_y W^T`, scattered back (col2im,
 //! `+=`). A 1x1 stride-1 convolution skips im2col: the input rows already are `cols`.
 
+use super::cotangent::InputCotangent;
 use super::shape::Shape;
 use crate::linalg::{Mat, Real};
+use std::ops::Range;
 
 /// A `k x k` convolution (`k` odd) with stride `s` and zero padding `k / 2`: the output is
 /// `ceil(H / s) x ceil(W / s) x C_out`. Parameters: weight `(k k C_in) x C_out`, then bias `C_out`.
@@ -54,62 +56,74 @@ impl Conv2d {
         self.kernel == 1 && self.stride == 1
     }
 
-    /// The input pixel `(iy, ix)` under kernel tap `(ky, kx)` of output pixel `(oy, ox)`, if inside.
+    /// Calls `visit(start, input, taps)` for every kernel row `ky` of every output pixel of `rows`
+    /// stacked rows: the kernel row's `k C_in` values start at `start` in `cols`, and its taps `kx` in
+    /// `taps` read the input pixels `(iy, ix0 ..)`, whose channels are consecutive in the channels-last
+    /// input from `input`; taps outside `taps` (or all, for `None`) lie in the zero padding.
     #[inline(always)]
-    fn tap(&self, oy: usize, ox: usize, ky: usize, kx: usize) -> Option<(usize, usize)> {
-        let pad = self.kernel / 2;
-        let iy = (oy * self.stride + ky).checked_sub(pad)?;
-        let ix = (ox * self.stride + kx).checked_sub(pad)?;
-        (iy < self.input.height && ix < self.input.width).then_some((iy, ix))
-    }
-
-    /// Calls `visit(start, input)` for every kernel tap of every output pixel of `rows` stacked rows:
-    /// the tap's `C_in` values start at `start` in `cols` and at `input` in the stacked input, which is
-    /// `None` for taps in the zero padding.
-    #[inline(always)]
-    fn for_each_tap(&self, rows: usize, mut visit: impl FnMut(usize, Option<usize>)) {
-        let (out, cin, patch) = (self.output(), self.input.channels, self.patch());
+    fn for_each_kernel_row(&self, rows: usize, mut visit: impl FnMut(usize, Option<usize>, Range<usize>)) {
+        let (out, cin, patch, k) = (self.output(), self.input.channels, self.patch(), self.kernel);
+        let (pad, s) = (k / 2, self.stride);
         for r in 0..rows {
             for oy in 0..out.height {
                 for ox in 0..out.width {
                     let p = (r * out.height + oy) * out.width + ox;
-                    for ky in 0..self.kernel {
-                        for kx in 0..self.kernel {
-                            let input = self
-                                .tap(oy, ox, ky, kx)
-                                .map(|(iy, ix)| r * self.input.len() + (iy * self.input.width + ix) * cin);
-                            visit(p * patch + (ky * self.kernel + kx) * cin, input);
-                        }
+                    // Taps kx with 0 <= ox s + kx - pad < W.
+                    let kx0 = pad.saturating_sub(ox * s);
+                    let kx1 = (self.input.width + pad - ox * s).min(k);
+                    for ky in 0..k {
+                        let start = p * patch + ky * k * cin;
+                        let iy = (oy * s + ky).checked_sub(pad).filter(|&iy| iy < self.input.height);
+                        let input = iy.filter(|_| kx0 < kx1).map(|iy| {
+                            let ix0 = ox * s + kx0 - pad;
+                            r * self.input.len() + (iy * self.input.width + ix0) * cin
+                        });
+                        visit(start, input, kx0..kx1);
                     }
                 }
             }
         }
     }
 
-    /// Fills `cols` with the patches of the stacked rows of `x` (zeros for the padding).
+    /// Fills `cols` with the patches of the stacked rows of `x` (zeros for the padding): one copy per
+    /// kernel row, its taps being consecutive pixels of one input row.
     fn im2col<F: Real>(&self, x: &Mat<F>, cols: &mut Mat<F>) {
-        let cin = self.input.channels;
+        let (cin, run) = (self.input.channels, self.kernel * self.input.channels);
         cols.resize(x.rows() * self.output().pixels(), self.patch());
         let (xs, cs) = (x.as_slice(), cols.as_mut_slice());
-        self.for_each_tap(x.rows(), |start, input| {
-            let dst = &mut cs[start..start + cin];
+        self.for_each_kernel_row(x.rows(), |start, input, taps| {
+            let dst = &mut cs[start..start + run];
             match input {
-                Some(offset) => dst.copy_from_slice(&xs[offset..offset + cin]),
+                Some(offset) => {
+                    let (inside, len) = (taps.start * cin..taps.end * cin, taps.len() * cin);
+                    dst[..inside.start].fill(F::zero());
+                    dst[inside.clone()].copy_from_slice(&xs[offset..offset + len]);
+                    dst[inside.end..].fill(F::zero());
+                }
                 None => dst.fill(F::zero()),
             }
         });
     }
 
     /// Adds the patch cotangents `g_cols` back onto the input pixels they were copied from.
-    fn col2im_add<F: Real>(&self, g_cols: &Mat<F>, g_x: &mut Mat<F>) {
+    fn col2im_add<F: Real>(&self, g_cols: &[F], g_x: &mut Mat<F>) {
         let (cin, rows) = (self.input.channels, g_x.rows());
-        let (gc, gx) = (g_cols.as_slice(), g_x.as_mut_slice());
-        self.for_each_tap(rows, |start, input| {
+        let gx = g_x.as_mut_slice();
+        self.for_each_kernel_row(rows, |start, input, taps| {
             if let Some(offset) = input {
-                let src = &gc[start..start + cin];
-                gx[offset..offset + cin].iter_mut().zip(src).for_each(|(a, b)| *a += *b);
+                let src = &g_cols[start + taps.start * cin..start + taps.end * cin];
+                gx[offset..offset + src.len()].iter_mut().zip(src).for_each(|(a, b)| *a += *b);
             }
         });
+    }
+
+    /// Length of the workspace [`Conv2d::reverse`] needs for `rows` stacked rows (the patch cotangents).
+    pub fn reverse_workspace_len(&self, rows: usize) -> usize {
+        if self.is_pointwise() {
+            0
+        } else {
+            rows * self.output().pixels() * self.patch()
+        }
     }
 
     /// `y = cols W + b` (bias on the `n` primal rows); `cols` is kept for the reverse pass.
@@ -137,7 +151,8 @@ impl Conv2d {
         }
     }
 
-    /// `dW += cols^T g_y`, `db += sum_{primal pixels} g_y`, and when asked `g_x += col2im(g_y W^T)`.
+    /// `dW += cols^T g_y`, `db += sum_{primal pixels} g_y`, and when asked `g_x (+)= col2im(g_y W^T)`;
+    /// `g_cols` is workspace of [`Conv2d::reverse_workspace_len`] values, fully overwritten.
     #[allow(clippy::too_many_arguments)]
     pub fn reverse<F: Real>(
         &self,
@@ -147,8 +162,8 @@ impl Conv2d {
         n: usize,
         cols: &Mat<F>,
         g_y: &Mat<F>,
-        g_x: Option<&mut Mat<F>>,
-        g_cols: &mut Mat<F>,
+        g_x: Option<InputCotangent<'_, F>>,
+        g_cols: &mut [F],
     ) {
         let (weight, patch, outs) = (&params[..self.weight_len()], self.patch(), self.outputs);
         let (g_weight, g_bias) = grad.split_at_mut(self.weight_len());
@@ -169,16 +184,17 @@ impl Conv2d {
             g_bias.iter_mut().zip(pixel).for_each(|(gb, g)| *gb += *g);
         }
         let Some(g_x) = g_x else { return };
-        // g_cols (pixels x patch) = g_y (pixels x outs) W^T (outs x patch); pointwise: straight into g_x.
-        let pointwise = self.is_pointwise();
-        if !pointwise {
-            g_cols.resize(pixels, patch);
-        }
-        let (target, beta) = if pointwise { (&mut *g_x, F::one()) } else { (&mut *g_cols, F::zero()) };
+        // g_cols (pixels x patch) = g_y (pixels x outs) W^T (outs x patch); pointwise: straight into g_x
+        // (beta = 0 when g_x is fresh).
         let g = (g_y.as_slice(), outs, 1);
-        F::gemm(pixels, outs, patch, F::one(), g, (weight, 1, outs), beta, (target.as_mut_slice(), patch, 1));
-        if !pointwise {
-            self.col2im_add(g_cols, g_x);
+        if self.is_pointwise() {
+            let beta = if g_x.fresh { F::zero() } else { F::one() };
+            let target = (g_x.g.as_mut_slice(), patch, 1);
+            F::gemm(pixels, outs, patch, F::one(), g, (weight, 1, outs), beta, target);
+        } else {
+            let g_cols = &mut g_cols[..pixels * patch];
+            F::gemm(pixels, outs, patch, F::one(), g, (weight, 1, outs), F::zero(), (&mut *g_cols, patch, 1));
+            self.col2im_add(g_cols, g_x.zeroed_for_adding());
         }
     }
 }
