@@ -68,7 +68,7 @@ pub struct GraphTrace<F> {
     cotangents: Vec<Mat<F>>,
     /// Whether each node's cotangent has been written in the current reverse pass.
     written: Vec<bool>,
-    /// The ops' reverse workspace (the largest [`Op::reverse_workspace_len`]), never shrunk.
+    /// The ops' workspace (the largest [`Op::workspace_len`]), never shrunk.
     workspace: Vec<F>,
     scratch: Mat<F>,
 }
@@ -112,6 +112,15 @@ impl<F: Real> Graph<F> {
         &self.tensors
     }
 
+    /// Grows `workspace` to what the ops need for `rows` stacked rows (it never shrinks, so after the
+    /// first pass it is neither reallocated nor zeroed).
+    fn reserve_workspace(&self, rows: usize, workspace: &mut Vec<F>) {
+        let need = self.nodes.iter().map(|node| node.op.workspace_len(rows)).max().unwrap_or(0);
+        if workspace.len() < need {
+            workspace.resize(need, F::zero());
+        }
+    }
+
     /// Forward pass over a stacked batch `x` (`n` primal rows, then tangent rows; a row is one input
     /// image) with one `log_sigma` per primal row. Returns the stacked output.
     #[track_caller]
@@ -134,11 +143,13 @@ impl<F: Real> Graph<F> {
         trace.values.resize_with(self.nodes.len(), Mat::default);
         trace.caches.resize_with(self.nodes.len(), NodeCache::default);
         trace.values[0].clone_from(x);
+        self.reserve_workspace(x.rows(), &mut trace.workspace);
         for (k, node) in self.nodes.iter().enumerate().skip(1) {
             let (done, rest) = trace.values.split_at_mut(k);
             let inputs: Vec<&Mat<F>> = node.inputs.iter().map(|&j| &done[j]).collect();
             let params = &self.params[node.params.clone()];
-            node.op.forward(params, &inputs, n, log_sigma, &mut rest[0], &mut trace.caches[k]);
+            let (y, cache) = (&mut rest[0], &mut trace.caches[k]);
+            node.op.forward(params, &inputs, n, log_sigma, y, cache, &mut trace.workspace);
         }
         trace.output()
     }
@@ -176,11 +187,7 @@ impl<F: Real> Graph<F> {
         }
         written.clear();
         written.resize(self.nodes.len(), false);
-        let rows = g_out.rows();
-        let need = self.nodes.iter().map(|node| node.op.reverse_workspace_len(rows)).max().unwrap_or(0);
-        if workspace.len() < need {
-            workspace.resize(need, F::zero());
-        }
+        self.reserve_workspace(g_out.rows(), workspace);
         cotangents.last_mut().expect("a graph has nodes").clone_from(g_out);
         for (k, node) in self.nodes.iter().enumerate().skip(1).rev() {
             let (lower, upper) = cotangents.split_at_mut(k);

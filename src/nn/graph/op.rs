@@ -38,7 +38,6 @@ pub enum Op {
 /// What a node keeps from its forward pass for its reverse pass (each op uses its own field).
 #[derive(Clone, Debug, Default)]
 pub struct NodeCache<F> {
-    columns: Mat<F>,
     norm: GroupNormCache<F>,
     activation: ActivationCache<F>,
     features: Mat<F>,
@@ -56,7 +55,7 @@ impl Op {
     }
 
     /// Writes the op's stacked output `y` of its stacked `inputs`; `log_sigma` holds one noise level per
-    /// primal row.
+    /// primal row; `workspace` holds [`Op::workspace_len`] values.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn forward<F: Real>(
         &self,
@@ -66,10 +65,11 @@ impl Op {
         log_sigma: &[F],
         y: &mut Mat<F>,
         cache: &mut NodeCache<F>,
+        workspace: &mut [F],
     ) {
         match self {
             Op::Input => unreachable!("the input node has no forward pass"),
-            Op::Conv2d(conv) => conv.forward(params, inputs[0], n, y, &mut cache.columns),
+            Op::Conv2d(conv) => conv.forward(params, inputs[0], n, y, workspace),
             Op::GroupNorm(norm) => norm.forward(params, inputs[0], n, y, &mut cache.norm),
             Op::Act(act) => act.forward(inputs[0], n, y, &mut cache.activation),
             Op::AvgPool(pool) => pool.forward(inputs[0], y),
@@ -80,17 +80,17 @@ impl Op {
         }
     }
 
-    /// Length of the workspace [`Op::reverse`] needs for `rows` stacked rows.
-    pub(super) fn reverse_workspace_len(&self, rows: usize) -> usize {
+    /// Length of the workspace [`Op::forward`] and [`Op::reverse`] need for `rows` stacked rows.
+    pub(super) fn workspace_len(&self, rows: usize) -> usize {
         match self {
-            Op::Conv2d(conv) => conv.reverse_workspace_len(rows),
+            Op::Conv2d(conv) => conv.workspace_len(rows),
             _ => 0,
         }
     }
 
     /// Adds the op's parameter gradients to `grad` and the cotangents of its inputs to `g_inputs` (an
     /// input whose cotangent is not wanted is `None`; a fresh one is assigned, see [`InputCotangent`]).
-    /// `workspace` holds [`Op::reverse_workspace_len`] values; `scratch` is workspace too.
+    /// `workspace` holds [`Op::workspace_len`] values; `scratch` is workspace too.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn reverse<F: Real>(
         &self,
@@ -107,7 +107,7 @@ impl Op {
         let [g_a, g_b] = g_inputs;
         match self {
             Op::Input => unreachable!("the input node has no reverse pass"),
-            Op::Conv2d(conv) => conv.reverse(params, grad, inputs[0], n, &cache.columns, g_y, g_a, workspace),
+            Op::Conv2d(conv) => conv.reverse(params, grad, inputs[0], n, g_y, g_a, workspace),
             Op::GroupNorm(norm) => norm.reverse(params, grad, inputs[0], n, &cache.norm, g_y, g_a),
             Op::Act(act) => match g_a {
                 // The activation's reverse assigns its input cotangent.
