@@ -1,4 +1,4 @@
-//! 2-D convolution of channels-last images as one GEMM over the whole stacked batch (docs/math.md §8.8).
+//! 2-D convolution of channels-last images as GEMMs over the whole stacked batch (docs/math.md §8.8).
 //!
 //! im2col lays the `k x k` patch around every output pixel of every stacked row out as one row:
 //! `cols` is `(rows H' W') x (k k C_in)`, columns ordered `(ky, kx, c_in)`. The weight `W` is
