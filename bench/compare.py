@@ -35,7 +35,6 @@ WORKLOADS = ("dsm_step", "d2sm_step", "ssm_step", "hessian_learned", "hessian_au
 TWEEDIE_ONLY = ("hessian3_learned", "hessian3_autodiff")
 UNET_WORKLOADS = ("unet_step", "unet_lowrank_step")   # opt-in: --workloads unet_step,unet_lowrank_step
 KNOWN = WORKLOADS + UNET_WORKLOADS + TWEEDIE_ONLY
-TWEEDIE_PENDING = {"unet_lowrank_step"}   # peers only until tweedie's image step trains the low-rank head
 STEP_DIMS = (2, 16, 100, 784)
 HESS_DIMS = (2, 16, 64, 256)
 DEFAULT_DIMS = {"dsm_step": STEP_DIMS, "d2sm_step": STEP_DIMS, "ssm_step": STEP_DIMS,
@@ -198,8 +197,7 @@ def bench(a, cmds, skipped):
             rot = order[rnd % len(order):] + order[:rnd % len(order)] if order else []
             for impl in rot:   # alternate who goes first, round by round
                 for ws, ds in grp:
-                    skip = TWEEDIE_PENDING if impl == "tweedie" else TWEEDIE_ONLY
-                    ws = [w for w in ws if w not in skip]
+                    ws = [w for w in ws if impl == "tweedie" or w not in TWEEDIE_ONLY]
                     if not ws:
                         continue
                     for rec in run_once(impl, cmds[impl], ws, ds, a.reps, threads, a.timeout):
@@ -239,8 +237,6 @@ def table(a, per, cmds, skipped, threads):
     def cell(impl, w, d):
         if impl in skipped or impl not in cmds:
             return "skipped"
-        if impl == "tweedie" and w in TWEEDIE_PENDING:
-            return "pending"
         return fmt_ms(med.get((impl, w, d)))
 
     for w in a.workloads:

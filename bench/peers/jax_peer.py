@@ -94,9 +94,9 @@ def ssm_loss(p, x, v):
 
 
 def unet_loss(workload, p, x, z):
-    """unet_step: DSM, mean_i ||s1(x~_i) + z_i / sigma||^2. unet_lowrank_step: the joint objective
-    (w / sigma^2) L1vr + L2A (docs/math.md §4.4, w = 10) with s1 and the low-rank + diagonal s2 as the
-    R + 2 maps of one network, the control variate s1(x) by a second pass at the clean images."""
+    """unet_step: DSM, mean_i ||s1(x~_i) + z_i / sigma||^2. unet_lowrank_step: tweedie's image step
+    with a shared low-rank head, mean_i [(w / sigma^2) L1_i + L2A_i] (w = 10): plain DSM (no control
+    variate) and D2SM form A, s1 and the low-rank + diagonal s2 as the R + 2 maps of one network."""
     n, (h, wd, ch) = x.shape[0], C.UNET_IMAGE
     sig = C.UNET_SIGMA
     log_sigma = jnp.full((n,), np.log(sig), jnp.float32)
@@ -105,8 +105,7 @@ def unet_loss(workload, p, x, z):
     s = out[..., 0]
     if workload == "unet_step":
         return jnp.mean(jnp.sum((s + z / sig) ** 2, -1))
-    sc = unet_jax.unet(p, x.reshape(n, h, wd, ch), log_sigma).reshape(n, h * wd, -1)[..., 0]
-    l1 = jnp.sum((s + z / sig) ** 2, -1) - 2 * jnp.sum(sc * z, -1) / sig - jnp.sum(z**2, -1) / sig**2
+    l1 = jnp.sum((s + z / sig) ** 2, -1)
     l2 = C.lowrank_l2a(jnp, out[..., 1:], s, z, C.UNET_RANK, sig)
     return jnp.mean(C.UNET_LOWRANK_WEIGHT * l1 / sig**2 + l2)
 

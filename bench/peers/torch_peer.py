@@ -80,9 +80,9 @@ def l2a_closed(form, out, s, z, D):
 
 # ---------------------------------------------------------------- workloads
 def unet_loss_fn(workload, net, x, z):
-    """unet_step: DSM, mean_i ||s1(x~_i) + z_i / sigma||^2. unet_lowrank_step: the joint objective
-    (w / sigma^2) L1vr + L2A (docs/math.md §4.4, w = 10) with s1 and the low-rank + diagonal s2 as the
-    R + 2 maps of one network, the control variate s1(x) by a second pass at the clean images."""
+    """unet_step: DSM, mean_i ||s1(x~_i) + z_i / sigma||^2. unet_lowrank_step: tweedie's image step
+    with a shared low-rank head, mean_i [(w / sigma^2) L1_i + L2A_i] (w = 10): plain DSM (no control
+    variate) and D2SM form A, s1 and the low-rank + diagonal s2 as the R + 2 maps of one network."""
     n, (h, wd, ch) = x.shape[0], C.UNET_IMAGE
     sig = C.UNET_SIGMA
     log_sigma = torch.full((n,), float(np.log(sig)))
@@ -98,8 +98,7 @@ def unet_loss_fn(workload, net, x, z):
         out = net(img(xt), log_sigma)
         s = out[:, 0].reshape(n, -1)
         head = out[:, 1:].permute(0, 2, 3, 1).reshape(n, h * wd, C.UNET_RANK + 1)
-        sc = net(img(x), log_sigma)[:, 0].reshape(n, -1)
-        l1 = ((s + z / sig) ** 2).sum(-1) - 2 * (sc * z).sum(-1) / sig - (z**2).sum(-1) / sig**2
+        l1 = ((s + z / sig) ** 2).sum(-1)
         l2 = C.lowrank_l2a(torch, head, s, z, C.UNET_RANK, sig)
         return (C.UNET_LOWRANK_WEIGHT * l1 / sig**2 + l2).mean()
     return loss_fn

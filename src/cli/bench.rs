@@ -6,7 +6,7 @@ use crate::evaluation::ThirdOrderRoutes;
 use crate::linalg::Mat;
 use crate::memory_budget::{training_bytes, MemoryBudget, NetworkSize};
 use crate::models::{
-    ImageScoreModel, Model, ModelShape, ScoreModel, SecondOrderHead, ThirdOrderHead, UNetSettings,
+    HeadLayout, ImageScoreModel, Model, ModelShape, ScoreModel, SecondOrderHead, ThirdOrderHead, UNetSettings,
 };
 use crate::nn::graph::Shape;
 use crate::nn::{Activation, MlpTrace};
@@ -29,8 +29,9 @@ pub struct BenchArgs {
     /// docs/benchmarks.md), ssm_plain_step (SSM, M = 1, Rademacher), esm_step, hessian_learned,
     /// hessian_autodiff, hessian3_learned (s3[v,v,v] of a cp:4 third-order head), hessian3_autodiff
     /// (v . d^2/dt^2 s1(x + t v), one second-order jet), stein_fit, ssge_fit (for the kernel estimators
-    /// `--dims` are sample counts M, on an 8-dimensional Gaussian), unet_step (the MNIST U-Net's DSM step;
-    /// `--dims 784` only).
+    /// `--dims` are sample counts M, on an 8-dimensional Gaussian), unet_step (the MNIST U-Net's DSM step),
+    /// unet_lowrank_step (its step with a rank-20 + diagonal head on the shared U-Net, DSM + D2SM form
+    /// A; both `--dims 784` only).
     #[arg(long, default_value = "dsm_step,d2sm_step,ssm_step,hessian_learned,hessian_autodiff")]
     workloads: String,
     /// Comma-separated dimensions (default: each workload's sizes, docs/benchmarks.md).
@@ -66,8 +67,13 @@ const SIGMA: f32 = 0.1;
 const UNET_IMAGE: Shape = Shape { height: 28, width: 28, channels: 1 };
 const UNET_BATCH: usize = 64;
 const UNET_SIGMA: f32 = 0.5;
-/// Peak resident memory of a `unet_step` run (1.54 GB measured), rounded up.
-const UNET_STEP_BYTES: f64 = 2e9;
+/// Peak resident memory of a `unet_step` or `unet_lowrank_step` run (0.79 and 0.82 GB measured),
+/// rounded up.
+const UNET_STEP_BYTES: f64 = 1e9;
+/// `unet_lowrank_step`'s head: `U U^T + diag(d)` of rank 20, as R + 1 extra output maps of the `s1`
+/// U-Net (the shared layout, the peers' network), trained with weight 10 on the first-order term.
+const UNET_LOWRANK_HEAD: SecondOrderHead = SecondOrderHead::LowRank { rank: 20 };
+const UNET_LOWRANK_WEIGHT: f64 = 10.0;
 
 fn width_for(dim: usize) -> usize {
     if dim >= 784 {
@@ -120,27 +126,49 @@ fn train_step_ms(
     }))
 }
 
-/// The `unet_step` model: the U-Net `tweedie train --arch unet --channels 32,64,128` builds.
-fn unet_model() -> Result<Model<f32>> {
+/// The model of a U-Net workload: the U-Net `tweedie train --arch unet --channels 32,64,128` builds,
+/// for `unet_lowrank_step` with `--s2 lowrank:20 --s2-layout shared`.
+fn unet_model(workload: &str) -> Result<Model<f32>> {
     let settings =
         UNetSettings { channels: vec![32, 64, 128], blocks: 1, groups: 8, ..UNetSettings::default() };
     let unet = settings.unet(UNET_IMAGE, Activation::Silu);
-    let model = ImageScoreModel::init(&unet, f64::from(UNET_SIGMA), &mut ChaCha8Rng::seed_from_u64(0))?;
+    let (sigma, rng) = (f64::from(UNET_SIGMA), &mut ChaCha8Rng::seed_from_u64(0));
+    let model = if workload == "unet_lowrank_step" {
+        ImageScoreModel::init_with_head(&unet, sigma, UNET_LOWRANK_HEAD, HeadLayout::Shared, rng)?
+    } else {
+        ImageScoreModel::init(&unet, sigma, rng)?
+    };
     Ok(Model::Image(model))
 }
 
-/// Times `unet_step` through the trainer's own path: [`ModelWorkspace::loss_and_gradient`], then Adam.
-fn unet_step_ms(reps: usize) -> Result<f64> {
-    let mut model = unet_model()?;
+/// The objective of a U-Net workload: DSM, or for `unet_lowrank_step` `(w / sigma^2) L1 + L2` with
+/// D2SM form A (`h = s2 + s1 s1^T`, `s1` trained by both terms), no variance reduction.
+fn unet_objective(workload: &str) -> Objective {
+    if workload == "unet_lowrank_step" {
+        Objective::SecondOrder {
+            form: D2smForm::A,
+            weight: UNET_LOWRANK_WEIGHT,
+            couple: 0.0,
+            third_order: false,
+        }
+    } else {
+        Objective::Dsm
+    }
+}
+
+/// Times a U-Net workload's step through the trainer's own path: [`ModelWorkspace::loss_and_gradient`],
+/// then Adam.
+fn unet_step_ms(workload: &str, reps: usize) -> Result<f64> {
+    let (mut model, objective) = (unet_model(workload)?, unet_objective(workload));
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let dim = UNET_IMAGE.len();
     let x = Mat::from_fn(UNET_BATCH, dim, |_, _| rand::Rng::random::<f32>(&mut rng));
     let z = normal(UNET_BATCH, dim, &mut rng);
     let mut ws = ModelWorkspace::new(&model);
     let mut adam = Adam::new(AdamSettings::default(), model.num_params());
-    ws.loss_and_gradient(&model, Objective::Dsm, UNET_SIGMA, &x, &z)?;
+    ws.loss_and_gradient(&model, objective, UNET_SIGMA, &x, &z)?;
     Ok(median_ms(reps, || {
-        std::hint::black_box(ws.loss_and_gradient(&model, Objective::Dsm, UNET_SIGMA, &x, &z).is_ok());
+        std::hint::black_box(ws.loss_and_gradient(&model, objective, UNET_SIGMA, &x, &z).is_ok());
         adam.step(model.params_mut(), ws.grad());
     }))
 }
@@ -195,8 +223,10 @@ fn run(workload: &str, dim: usize, timing: StepTiming) -> Result<f64> {
         "ssm_plain_step" => train_step_ms(dim, sliced(false), None, timing)?,
         "esm_step" => train_step_ms(dim, Objective::ScoreMatching(ScoreMatching::Esm), None, timing)?,
         "stein_fit" | "ssge_fit" => kernel_fit_ms(workload, dim, reps)?,
-        "unet_step" if dim == UNET_IMAGE.len() => unet_step_ms(timing.reps)?,
-        "unet_step" => bail!("--dims {dim} (unet_step): expected 784, the 28x28 MNIST image"),
+        "unet_step" | "unet_lowrank_step" if dim == UNET_IMAGE.len() => unet_step_ms(workload, timing.reps)?,
+        "unet_step" | "unet_lowrank_step" => {
+            bail!("--dims {dim} ({workload}): expected 784, the 28x28 MNIST image")
+        }
         "d2sm_step" => {
             let (head, weight) = if dim >= 100 {
                 (SecondOrderHead::LowRank { rank: 10 }, 10.0)
@@ -252,8 +282,8 @@ fn run(workload: &str, dim: usize, timing: StepTiming) -> Result<f64> {
         }
         other => bail!(
             "unknown workload `{other}` (expected dsm_step, d2sm_step, ssm_step, ssm_plain_step, esm_step, \
-             hessian_learned, hessian_autodiff, hessian3_learned, hessian3_autodiff, stein_fit, ssge_fit or \
-             unet_step)"
+             hessian_learned, hessian_autodiff, hessian3_learned, hessian3_autodiff, stein_fit, ssge_fit, \
+             unet_step or unet_lowrank_step)"
         ),
     })
 }
@@ -264,8 +294,8 @@ fn run(workload: &str, dim: usize, timing: StepTiming) -> Result<f64> {
 /// tangents per row for `esm_step` and `hessian_autodiff` and two otherwise.
 fn memory_estimate(workload: &str, dim: usize, batch: usize) -> f64 {
     let d = dim as f64;
-    if workload == "unet_step" {
-        // A fixed workload; its peak resident memory is about UNET_STEP_BYTES (VmHWM, measured).
+    if workload.starts_with("unet_") {
+        // Fixed workloads; their peak resident memory is below UNET_STEP_BYTES (VmHWM, measured).
         return UNET_STEP_BYTES;
     }
     if workload.ends_with("_fit") {
@@ -295,7 +325,7 @@ fn default_dims(workload: &str) -> Vec<usize> {
         vec![2, 16, 64, 256]
     } else if workload.ends_with("_fit") {
         vec![250, 500, 1000, 2000]
-    } else if workload == "unet_step" {
+    } else if workload.starts_with("unet_") {
         vec![UNET_IMAGE.len()]
     } else {
         vec![2, 16, 100, 784]
@@ -344,9 +374,9 @@ pub fn bench(args: BenchArgs) -> Result<()> {
                 line["kernel_matrix_mb"] = (8.0 * (dim * dim) as f64 / 1e6).into();
                 line["peak_rss_mb"] = peak_rss_mb().into();
             }
-            if workload == "unet_step" {
+            if workload.starts_with("unet_") {
                 // The peers assert that their U-Net has exactly this many parameters.
-                line["params"] = unet_model()?.num_params().into();
+                line["params"] = unet_model(workload)?.num_params().into();
                 line["peak_rss_mb"] = peak_rss_mb().into();
             }
             println!("{line}");
@@ -359,7 +389,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
 mod tests {
     use super::*;
     use crate::models::ModelKind;
-    use crate::train::TrainConfig;
+    use crate::train::{FormName, TrainConfig};
 
     #[test]
     fn unet_step_times_the_unet_that_training_builds() {
@@ -378,7 +408,9 @@ mod tests {
         };
         let trained =
             config.init_model(UNET_IMAGE.len(), &mut ChaCha8Rng::seed_from_u64(3)).expect("valid U-Net");
-        let (Model::Image(want), Model::Image(got)) = (trained, unet_model().expect("valid U-Net")) else {
+        let (Model::Image(want), Model::Image(got)) =
+            (trained, unet_model("unet_step").expect("valid U-Net"))
+        else {
             panic!("expected image models");
         };
         assert_eq!((&got.unet, got.sigma), (&want.unet, want.sigma));
@@ -386,9 +418,42 @@ mod tests {
     }
 
     #[test]
-    fn unet_step_takes_only_the_mnist_image() {
+    fn unet_lowrank_step_times_the_shared_lowrank_unet_that_training_builds() {
+        // `tweedie train --target mnist --arch unet --channels 32,64,128 --sigma 0.5 --s2 lowrank:20
+        // --s2-layout shared --form a`: same tensors, and the objective the trainer derives from it.
+        let config = TrainConfig {
+            target: "mnist".into(),
+            model: ModelKind::S1s2,
+            s2: UNET_LOWRANK_HEAD,
+            form: FormName::A,
+            unet: Some(UNetSettings {
+                channels: vec![32, 64, 128],
+                blocks: 1,
+                groups: 8,
+                s2_layout: HeadLayout::Shared,
+            }),
+            sigma: f64::from(UNET_SIGMA),
+            ..TrainConfig::default()
+        };
+        let trained =
+            config.init_model(UNET_IMAGE.len(), &mut ChaCha8Rng::seed_from_u64(3)).expect("valid U-Net");
+        let got = unet_model("unet_lowrank_step").expect("valid U-Net");
+        let (Model::Image(want), Model::Image(got)) = (trained, got) else {
+            panic!("expected image models");
+        };
+        assert_eq!((&got.unet, got.sigma), (&want.unet, want.sigma));
+        assert_eq!(got.net.tensors(), want.net.tensors());
+        assert_eq!(got.head_layout(), want.head_layout());
+        assert!(got.s2_net().is_none(), "the head is on the s1 U-Net");
+        assert_eq!(config.objective().expect("valid objective"), unet_objective("unet_lowrank_step"));
+    }
+
+    #[test]
+    fn unet_workloads_take_only_the_mnist_image() {
         let timing = StepTiming { reps: 1, shards: None, batch: 64 };
-        let err = run("unet_step", 100, timing).expect_err("a 100-value image").to_string();
-        assert_eq!(err, "--dims 100 (unet_step): expected 784, the 28x28 MNIST image");
+        for workload in ["unet_step", "unet_lowrank_step"] {
+            let err = run(workload, 100, timing).expect_err("a 100-value image").to_string();
+            assert_eq!(err, format!("--dims 100 ({workload}): expected 784, the 28x28 MNIST image"));
+        }
     }
 }

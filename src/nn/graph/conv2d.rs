@@ -1,4 +1,4 @@
-//! 2-D convolution of channels-last images as one GEMM over the whole stacked batch (docs/math.md §8.8).
+//! 2-D convolution of channels-last images as GEMMs over the whole stacked batch (docs/math.md §8.8).
 //!
 //! im2col lays the `k x k` patch around every output pixel of every stacked row out as one row:
 //! `cols` is `(rows H' W') x (k k C_in)`, columns ordered `(ky, kx, c_in)`. The weight `W` is
@@ -6,9 +6,21 @@
 //! layout, primal and tangent rows alike; the bias touches the primal rows only. Reverse:
 //! `dW += cols^T g_y`, `db += sum_{primal pixels} g_y`, `g_cols = g_y W^T`, scattered back (col2im,
 //! `+=`). A 1x1 stride-1 convolution skips im2col: the input rows already are `cols`.
+//!
+//! `cols` is 9 times the input, too large to keep: it is built a block of output pixels at a time, for
+//! the forward GEMM and again for the reverse ones, so each block stays in the cache. The weight gradient
+//! sums over pixels block by block (rounding differs from one GEMM over all pixels; the blocks do not
+//! depend on the thread count, so neither do the bits).
 
+use super::cotangent::InputCotangent;
 use super::shape::Shape;
 use crate::linalg::{Mat, Real};
+use std::ops::Range;
+
+/// Values of `cols` built at a time (2 MB of f32): the columns of a block of output pixels stay in the
+/// cache between im2col and the GEMM that reads them, and the block's GEMM is large enough (`2^19
+/// C_out` multiply-adds, `2^24` at 32 output channels) to split across threads.
+const COLUMN_BLOCK: usize = 1 << 19;
 
 /// A `k x k` convolution (`k` odd) with stride `s` and zero padding `k / 2`: the output is
 /// `ceil(H / s) x ceil(W / s) x C_out`. Parameters: weight `(k k C_in) x C_out`, then bias `C_out`.
@@ -54,90 +66,112 @@ impl Conv2d {
         self.kernel == 1 && self.stride == 1
     }
 
-    /// The input pixel `(iy, ix)` under kernel tap `(ky, kx)` of output pixel `(oy, ox)`, if inside.
-    #[inline(always)]
-    fn tap(&self, oy: usize, ox: usize, ky: usize, kx: usize) -> Option<(usize, usize)> {
-        let pad = self.kernel / 2;
-        let iy = (oy * self.stride + ky).checked_sub(pad)?;
-        let ix = (ox * self.stride + kx).checked_sub(pad)?;
-        (iy < self.input.height && ix < self.input.width).then_some((iy, ix))
+    /// Output pixels per block of the blocked im2col: as many as fill [`COLUMN_BLOCK`] values of `cols`.
+    fn block_pixels(&self) -> usize {
+        (COLUMN_BLOCK / self.patch()).max(1)
     }
 
-    /// Calls `visit(start, input)` for every kernel tap of every output pixel of `rows` stacked rows:
-    /// the tap's `C_in` values start at `start` in `cols` and at `input` in the stacked input, which is
-    /// `None` for taps in the zero padding.
+    /// Calls `visit(start, input, taps)` for every kernel row `ky` of the output pixels `pixels` (indices
+    /// into the stacked rows' pixels): the kernel row's `k C_in` values start at `start` in the block's
+    /// `cols`, and its taps `kx` in `taps` read the input pixels `(iy, ix0 ..)`, whose channels are
+    /// consecutive in the channels-last input from `input`; taps outside `taps` (or all, for `None`) lie
+    /// in the zero padding.
     #[inline(always)]
-    fn for_each_tap(&self, rows: usize, mut visit: impl FnMut(usize, Option<usize>)) {
-        let (out, cin, patch) = (self.output(), self.input.channels, self.patch());
-        for r in 0..rows {
-            for oy in 0..out.height {
-                for ox in 0..out.width {
-                    let p = (r * out.height + oy) * out.width + ox;
-                    for ky in 0..self.kernel {
-                        for kx in 0..self.kernel {
-                            let input = self
-                                .tap(oy, ox, ky, kx)
-                                .map(|(iy, ix)| r * self.input.len() + (iy * self.input.width + ix) * cin);
-                            visit(p * patch + (ky * self.kernel + kx) * cin, input);
-                        }
-                    }
-                }
+    fn for_each_kernel_row(
+        &self,
+        pixels: Range<usize>,
+        mut visit: impl FnMut(usize, Option<usize>, Range<usize>),
+    ) {
+        let (out, cin, patch, k) = (self.output(), self.input.channels, self.patch(), self.kernel);
+        let (pad, s) = (k / 2, self.stride);
+        for p in pixels.clone() {
+            let (r, pixel) = (p / out.pixels(), p % out.pixels());
+            let (oy, ox) = (pixel / out.width, pixel % out.width);
+            // Taps kx with 0 <= ox s + kx - pad < W.
+            let kx0 = pad.saturating_sub(ox * s);
+            let kx1 = (self.input.width + pad - ox * s).min(k);
+            for ky in 0..k {
+                let start = (p - pixels.start) * patch + ky * k * cin;
+                let iy = (oy * s + ky).checked_sub(pad).filter(|&iy| iy < self.input.height);
+                let input = iy.filter(|_| kx0 < kx1).map(|iy| {
+                    let ix0 = ox * s + kx0 - pad;
+                    r * self.input.len() + (iy * self.input.width + ix0) * cin
+                });
+                visit(start, input, kx0..kx1);
             }
         }
     }
 
-    /// Fills `cols` with the patches of the stacked rows of `x` (zeros for the padding).
-    fn im2col<F: Real>(&self, x: &Mat<F>, cols: &mut Mat<F>) {
-        let cin = self.input.channels;
-        cols.resize(x.rows() * self.output().pixels(), self.patch());
-        let (xs, cs) = (x.as_slice(), cols.as_mut_slice());
-        self.for_each_tap(x.rows(), |start, input| {
-            let dst = &mut cs[start..start + cin];
+    /// Fills `cols` with the patches of the output pixels `pixels` of `x` (zeros for the padding): one
+    /// copy per kernel row, its taps being consecutive pixels of one input row.
+    fn im2col<F: Real>(&self, x: &Mat<F>, pixels: Range<usize>, cols: &mut [F]) {
+        let (cin, run) = (self.input.channels, self.kernel * self.input.channels);
+        let xs = x.as_slice();
+        self.for_each_kernel_row(pixels, |start, input, taps| {
+            let dst = &mut cols[start..start + run];
             match input {
-                Some(offset) => dst.copy_from_slice(&xs[offset..offset + cin]),
+                Some(offset) => {
+                    let (inside, len) = (taps.start * cin..taps.end * cin, taps.len() * cin);
+                    dst[..inside.start].fill(F::zero());
+                    dst[inside.clone()].copy_from_slice(&xs[offset..offset + len]);
+                    dst[inside.end..].fill(F::zero());
+                }
                 None => dst.fill(F::zero()),
             }
         });
     }
 
-    /// Adds the patch cotangents `g_cols` back onto the input pixels they were copied from.
-    fn col2im_add<F: Real>(&self, g_cols: &Mat<F>, g_x: &mut Mat<F>) {
-        let (cin, rows) = (self.input.channels, g_x.rows());
-        let (gc, gx) = (g_cols.as_slice(), g_x.as_mut_slice());
-        self.for_each_tap(rows, |start, input| {
+    /// Adds the patch cotangents `g_cols` of the output pixels `pixels` back onto the input pixels they
+    /// were copied from.
+    fn col2im_add<F: Real>(&self, g_cols: &[F], pixels: Range<usize>, g_x: &mut Mat<F>) {
+        let cin = self.input.channels;
+        let gx = g_x.as_mut_slice();
+        self.for_each_kernel_row(pixels, |start, input, taps| {
             if let Some(offset) = input {
-                let src = &gc[start..start + cin];
-                gx[offset..offset + cin].iter_mut().zip(src).for_each(|(a, b)| *a += *b);
+                let src = &g_cols[start + taps.start * cin..start + taps.end * cin];
+                gx[offset..offset + src.len()].iter_mut().zip(src).for_each(|(a, b)| *a += *b);
             }
         });
     }
 
-    /// `y = cols W + b` (bias on the `n` primal rows); `cols` is kept for the reverse pass.
-    pub fn forward<F: Real>(&self, params: &[F], x: &Mat<F>, n: usize, y: &mut Mat<F>, cols: &mut Mat<F>) {
-        let (weight, bias) = params.split_at(self.weight_len());
-        let (out, patch) = (self.output(), self.patch());
-        let pixels = x.rows() * out.pixels();
-        if !self.is_pointwise() {
-            self.im2col(x, cols);
+    /// Length of the workspace the passes need for `rows` stacked rows: one block of `cols` (forward),
+    /// or a block of `cols` and one of their cotangents (reverse).
+    pub fn workspace_len(&self, rows: usize) -> usize {
+        if self.is_pointwise() {
+            0
+        } else {
+            2 * self.block_pixels().min(rows * self.output().pixels()) * self.patch()
         }
-        let a = if self.is_pointwise() { x.as_slice() } else { cols.as_slice() };
+    }
+
+    /// `y = cols W + b` (bias on the `n` primal rows), block by block of output pixels; `workspace`
+    /// holds [`Conv2d::workspace_len`] values.
+    pub fn forward<F: Real>(&self, params: &[F], x: &Mat<F>, n: usize, y: &mut Mat<F>, workspace: &mut [F]) {
+        let (weight, bias) = params.split_at(self.weight_len());
+        let (out, patch, outs) = (self.output(), self.patch(), self.outputs);
+        let pixels = x.rows() * out.pixels();
         y.resize(x.rows(), out.len());
-        F::gemm(
-            pixels,
-            patch,
-            self.outputs,
-            F::one(),
-            (a, patch, 1),
-            (weight, self.outputs, 1),
-            F::zero(),
-            (y.as_mut_slice(), self.outputs, 1),
-        );
-        for pixel in y.as_mut_slice()[..n * out.len()].chunks_exact_mut(self.outputs) {
+        let w = (weight, outs, 1);
+        if self.is_pointwise() {
+            let y = (y.as_mut_slice(), outs, 1);
+            F::gemm(pixels, patch, outs, F::one(), (x.as_slice(), patch, 1), w, F::zero(), y);
+        } else {
+            for start in (0..pixels).step_by(self.block_pixels()) {
+                let end = (start + self.block_pixels()).min(pixels);
+                let cols = &mut workspace[..(end - start) * patch];
+                self.im2col(x, start..end, cols);
+                let y = (&mut y.as_mut_slice()[start * outs..end * outs], outs, 1);
+                F::gemm(end - start, patch, outs, F::one(), (cols, patch, 1), w, F::zero(), y);
+            }
+        }
+        for pixel in y.as_mut_slice()[..n * out.len()].chunks_exact_mut(outs) {
             pixel.iter_mut().zip(bias).for_each(|(v, b)| *v += *b);
         }
     }
 
-    /// `dW += cols^T g_y`, `db += sum_{primal pixels} g_y`, and when asked `g_x += col2im(g_y W^T)`.
+    /// `dW += cols^T g_y`, `db += sum_{primal pixels} g_y`, and when asked `g_x (+)= col2im(g_y W^T)`,
+    /// block by block of output pixels (each block's `cols` built again from `x`); `workspace` holds
+    /// [`Conv2d::workspace_len`] values.
     #[allow(clippy::too_many_arguments)]
     pub fn reverse<F: Real>(
         &self,
@@ -145,40 +179,42 @@ impl Conv2d {
         grad: &mut [F],
         x: &Mat<F>,
         n: usize,
-        cols: &Mat<F>,
         g_y: &Mat<F>,
-        g_x: Option<&mut Mat<F>>,
-        g_cols: &mut Mat<F>,
+        g_x: Option<InputCotangent<'_, F>>,
+        workspace: &mut [F],
     ) {
         let (weight, patch, outs) = (&params[..self.weight_len()], self.patch(), self.outputs);
         let (g_weight, g_bias) = grad.split_at_mut(self.weight_len());
         let pixels = g_y.rows() * self.output().pixels();
-        let a = if self.is_pointwise() { x.as_slice() } else { cols.as_slice() };
-        // dW (patch x outs) += cols^T (patch x pixels) g_y (pixels x outs).
-        F::gemm(
-            patch,
-            pixels,
-            outs,
-            F::one(),
-            (a, 1, patch),
-            (g_y.as_slice(), outs, 1),
-            F::one(),
-            (g_weight, outs, 1),
-        );
         for pixel in g_y.as_slice()[..n * self.output().len()].chunks_exact(outs) {
             g_bias.iter_mut().zip(pixel).for_each(|(gb, g)| *gb += *g);
         }
-        let Some(g_x) = g_x else { return };
-        // g_cols (pixels x patch) = g_y (pixels x outs) W^T (outs x patch); pointwise: straight into g_x.
-        let pointwise = self.is_pointwise();
-        if !pointwise {
-            g_cols.resize(pixels, patch);
+        let w_t = (weight, 1, outs);
+        if self.is_pointwise() {
+            // dW (patch x outs) += x^T (patch x pixels) g_y (pixels x outs); g_x (+)= g_y W^T (beta = 0
+            // when g_x is fresh).
+            let (xs, g) = ((x.as_slice(), 1, patch), (g_y.as_slice(), outs, 1));
+            F::gemm(patch, pixels, outs, F::one(), xs, g, F::one(), (g_weight, outs, 1));
+            if let Some(g_x) = g_x {
+                let beta = if g_x.fresh { F::zero() } else { F::one() };
+                F::gemm(pixels, outs, patch, F::one(), g, w_t, beta, (g_x.g.as_mut_slice(), patch, 1));
+            }
+            return;
         }
-        let (target, beta) = if pointwise { (&mut *g_x, F::one()) } else { (&mut *g_cols, F::zero()) };
-        let g = (g_y.as_slice(), outs, 1);
-        F::gemm(pixels, outs, patch, F::one(), g, (weight, 1, outs), beta, (target.as_mut_slice(), patch, 1));
-        if !pointwise {
-            self.col2im_add(g_cols, g_x);
+        let mut g_x = g_x.map(InputCotangent::zeroed_for_adding);
+        let block = self.block_pixels().min(pixels) * patch;
+        let (cols, g_cols) = workspace[..2 * block].split_at_mut(block);
+        for start in (0..pixels).step_by(self.block_pixels()) {
+            let end = (start + self.block_pixels()).min(pixels);
+            let (cols, g_cols) = (&mut cols[..(end - start) * patch], &mut g_cols[..(end - start) * patch]);
+            self.im2col(x, start..end, cols);
+            let g = (&g_y.as_slice()[start * outs..end * outs], outs, 1);
+            let g_w = (&mut *g_weight, outs, 1);
+            F::gemm(patch, end - start, outs, F::one(), (&*cols, 1, patch), g, F::one(), g_w);
+            if let Some(g_x) = g_x.as_deref_mut() {
+                F::gemm(end - start, outs, patch, F::one(), g, w_t, F::zero(), (&mut *g_cols, patch, 1));
+                self.col2im_add(g_cols, start..end, g_x);
+            }
         }
     }
 }
@@ -187,7 +223,7 @@ impl Conv2d {
 mod tests {
     use super::*;
     use crate::nn::graph::network::{check_against_finite_differences, GraphBuilder};
-    use crate::testing::{assert_close, normal_mat, test_rng};
+    use crate::testing::{assert_close, dot, normal_mat, test_rng};
 
     const SETTINGS: [(usize, usize); 4] = [(3, 1), (3, 2), (1, 1), (1, 2)];
 
@@ -226,8 +262,8 @@ mod tests {
             let conv = Conv2d { kernel, stride, input: Shape::new(5, 4, 3), outputs: 2 };
             let params: Vec<f64> = normal_mat(1, conv.param_len(), &mut rng).into_vec();
             let (n, x) = (2, normal_mat(6, conv.input.len(), &mut rng));
-            let (mut y, mut cols) = (Mat::default(), Mat::default());
-            conv.forward(&params, &x, n, &mut y, &mut cols);
+            let (mut y, mut workspace) = (Mat::default(), vec![0.0; conv.workspace_len(x.rows())]);
+            conv.forward(&params, &x, n, &mut y, &mut workspace);
             let what = format!("{kernel}x{kernel} stride {stride}");
             assert_eq!(
                 conv.output(),
@@ -235,6 +271,41 @@ mod tests {
                 "{what}"
             );
             assert_close(y.as_slice(), direct(&conv, &params, &x, n).as_slice(), 1e-12, &what);
+        }
+    }
+
+    #[test]
+    fn passes_over_several_column_blocks_match_the_direct_sum_and_its_transposes() {
+        // 64 input channels: a block holds 2^19 / 576 = 910 output pixels, so 4 rows of 16x16 (1024
+        // pixels, stride 1) and 16 rows of 8x8 (stride 2) take two blocks each, the second partial. The
+        // map is linear in x and in W, so with the bias zeroed: <dW, V> = <g_y, y_V(x)> and
+        // <g_x, u> = <g_y, y_W(u)>. g_x starts with stale values and is fresh: it must be overwritten.
+        let mut rng = test_rng(18);
+        for (stride, rows) in [(1, 4), (2, 16)] {
+            let conv = Conv2d { kernel: 3, stride, input: Shape::new(16, 16, 64), outputs: 2 };
+            assert!(rows * conv.output().pixels() > conv.block_pixels(), "stride {stride}: one block");
+            let params: Vec<f64> = normal_mat(1, conv.param_len(), &mut rng).into_vec();
+            let (n, x) = (rows / 2, normal_mat(rows, conv.input.len(), &mut rng));
+            let (mut y, mut workspace) = (Mat::default(), vec![0.0; conv.workspace_len(rows)]);
+            conv.forward(&params, &x, n, &mut y, &mut workspace);
+            let what = format!("stride {stride}");
+            assert_close(y.as_slice(), direct(&conv, &params, &x, n).as_slice(), 1e-12, &what);
+            let g_y = normal_mat(rows, conv.output().len(), &mut rng);
+            let (mut grad, mut g_x) =
+                (vec![0.0; conv.param_len()], normal_mat(rows, conv.input.len(), &mut rng));
+            let g = InputCotangent { g: &mut g_x, fresh: true };
+            conv.reverse(&params, &mut grad, &x, n, &g_y, Some(g), &mut workspace);
+            let without_bias = |mut w: Vec<f64>| {
+                w[conv.weight_len()..].fill(0.0);
+                w
+            };
+            let v = without_bias(normal_mat(1, conv.param_len(), &mut rng).into_vec());
+            let weight_term = dot(&grad[..conv.weight_len()], &v[..conv.weight_len()]);
+            let want = dot(g_y.as_slice(), direct(&conv, &v, &x, n).as_slice());
+            assert_close(&[weight_term], &[want], 1e-10, &format!("{what}: <dW, V>"));
+            let u = normal_mat(rows, conv.input.len(), &mut rng);
+            let want = dot(g_y.as_slice(), direct(&conv, &without_bias(params.clone()), &u, n).as_slice());
+            assert_close(&[dot(g_x.as_slice(), u.as_slice())], &[want], 1e-10, &format!("{what}: <g_x, u>"));
         }
     }
 

@@ -11,6 +11,7 @@
 //! `grad_x <w, J(x) u> = -(1 / s) [ mean(w J u) x^ + mean(x^ w) J u + mean(x^ u) J w ]`;
 //! `d gamma_c += sum g x^ + sum_tau g_dot_tau J u_tau`, `d beta_c += sum g` (over the pixels).
 
+use super::cotangent::{put, InputCotangent};
 use super::shape::Shape;
 use crate::linalg::{Mat, Real};
 
@@ -137,7 +138,7 @@ impl GroupNorm {
         }
     }
 
-    /// Parameter gradients and, when asked, `g_x += ...` of both streams (formulas in the module doc).
+    /// Parameter gradients and, when asked, `g_x (+)= ...` of both streams (formulas in the module doc).
     #[allow(clippy::too_many_arguments)]
     pub fn reverse<F: Real>(
         &self,
@@ -147,8 +148,14 @@ impl GroupNorm {
         n: usize,
         cache: &GroupNormCache<F>,
         g_y: &Mat<F>,
-        mut g_x: Option<&mut Mat<F>>,
+        g_x: Option<InputCotangent<'_, F>>,
     ) {
+        // Each row of g_x is written once by its own row (assigned when fresh) before any tangent row
+        // adds the second-order term to its primal row (primal rows come first).
+        let (mut g_x, fresh) = match g_x {
+            Some(InputCotangent { g, fresh }) => (Some(g), fresh),
+            None => (None, false),
+        };
         let (c, len, pg) = (self.shape.channels, self.shape.len(), self.per_group());
         let gamma = &params[..c];
         let (g_gamma, g_beta) = grad.split_at_mut(c);
@@ -176,7 +183,7 @@ impl GroupNorm {
             }
             let Some(g_x) = g_x.as_deref_mut() else { continue };
             self.normal_jvp(xhat, inv_std, &w, &mut means, &mut w_n);
-            g_x.row_mut(r).iter_mut().zip(&w_n).for_each(|(gx, v)| *gx += *v);
+            put(fresh, g_x.row_mut(r), &w_n, |v| v);
             if r < n {
                 continue;
             }

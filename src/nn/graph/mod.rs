@@ -4,6 +4,7 @@
 //! layer contract (`src/nn/layer.rs`) (docs/math.md §8.8-§8.9).
 
 mod conv2d;
+mod cotangent;
 mod error;
 mod group_norm;
 mod network;

@@ -6,6 +6,7 @@
 //! cotangents. Parameter gradients are added to a flat vector laid out like the parameters.
 
 use super::conv2d::Conv2d;
+use super::cotangent::InputCotangent;
 use super::error::GraphError;
 use super::group_norm::GroupNorm;
 use super::noise_embedding::NoiseEmbedding;
@@ -65,6 +66,10 @@ pub struct GraphTrace<F> {
     values: Vec<Mat<F>>,
     caches: Vec<NodeCache<F>>,
     cotangents: Vec<Mat<F>>,
+    /// Whether each node's cotangent has been written in the current reverse pass.
+    written: Vec<bool>,
+    /// The ops' workspace (the largest [`Op::workspace_len`]), never shrunk.
+    workspace: Vec<F>,
     scratch: Mat<F>,
 }
 
@@ -107,6 +112,15 @@ impl<F: Real> Graph<F> {
         &self.tensors
     }
 
+    /// Grows `workspace` to what the ops need for `rows` stacked rows (it never shrinks, so after the
+    /// first pass it is neither reallocated nor zeroed).
+    fn reserve_workspace(&self, rows: usize, workspace: &mut Vec<F>) {
+        let need = self.nodes.iter().map(|node| node.op.workspace_len(rows)).max().unwrap_or(0);
+        if workspace.len() < need {
+            workspace.resize(need, F::zero());
+        }
+    }
+
     /// Forward pass over a stacked batch `x` (`n` primal rows, then tangent rows; a row is one input
     /// image) with one `log_sigma` per primal row. Returns the stacked output.
     #[track_caller]
@@ -129,11 +143,13 @@ impl<F: Real> Graph<F> {
         trace.values.resize_with(self.nodes.len(), Mat::default);
         trace.caches.resize_with(self.nodes.len(), NodeCache::default);
         trace.values[0].clone_from(x);
+        self.reserve_workspace(x.rows(), &mut trace.workspace);
         for (k, node) in self.nodes.iter().enumerate().skip(1) {
             let (done, rest) = trace.values.split_at_mut(k);
             let inputs: Vec<&Mat<F>> = node.inputs.iter().map(|&j| &done[j]).collect();
             let params = &self.params[node.params.clone()];
-            node.op.forward(params, &inputs, n, log_sigma, &mut rest[0], &mut trace.caches[k]);
+            let (y, cache) = (&mut rest[0], &mut trace.caches[k]);
+            node.op.forward(params, &inputs, n, log_sigma, y, cache, &mut trace.workspace);
         }
         trace.output()
     }
@@ -156,18 +172,22 @@ impl<F: Real> Graph<F> {
             grad.len(),
             self.params.len()
         );
-        let GraphTrace { n, values, caches, cotangents, scratch } = trace;
+        let GraphTrace { n, values, caches, cotangents, written, workspace, scratch } = trace;
         assert!(
             values.len() == self.nodes.len()
                 && values.last().is_some_and(|y| y.rows() == g_out.rows() && y.cols() == g_out.cols()),
             "Graph::reverse: cotangent does not match the last forward pass"
         );
         let input_wanted = g_x.is_some();
+        // Buffers keep their size across steps, so after the first step none is resized or zeroed: each
+        // input cotangent is assigned by its first writer (`cotangent.rs`).
         cotangents.resize_with(self.nodes.len(), Mat::default);
         for (g, y) in cotangents.iter_mut().zip(values.iter()) {
             g.resize(y.rows(), y.cols());
-            g.fill_zero();
         }
+        written.clear();
+        written.resize(self.nodes.len(), false);
+        self.reserve_workspace(g_out.rows(), workspace);
         cotangents.last_mut().expect("a graph has nodes").clone_from(g_out);
         for (k, node) in self.nodes.iter().enumerate().skip(1).rev() {
             let (lower, upper) = cotangents.split_at_mut(k);
@@ -175,7 +195,8 @@ impl<F: Real> Graph<F> {
             for (j, g) in lower.iter_mut().enumerate() {
                 if let Some(slot) = node.inputs.iter().position(|&i| i == j) {
                     if j > 0 || input_wanted {
-                        g_inputs[slot] = Some(g);
+                        g_inputs[slot] = Some(InputCotangent { g, fresh: !written[j] });
+                        written[j] = true;
                     }
                 }
             }
@@ -189,10 +210,14 @@ impl<F: Real> Graph<F> {
                 &caches[k],
                 &upper[0],
                 g_inputs,
+                workspace,
                 scratch,
             );
         }
         if let Some(g_x) = g_x {
+            if !written[0] {
+                cotangents[0].fill_zero();
+            }
             std::mem::swap(g_x, &mut cotangents[0]);
         }
     }
@@ -390,7 +415,7 @@ pub(super) fn check_against_finite_differences(graph: &Graph<f64>, n: usize, tan
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::test_rng;
+    use crate::testing::{normal_mat, test_rng};
 
     #[test]
     fn an_output_feeding_two_ops_gets_the_sum_of_their_cotangents() {
@@ -401,6 +426,33 @@ mod tests {
         let a = b.act(x, Activation::Silu);
         b.add(x, a).expect("equal shapes");
         check_against_finite_differences(&b.finish(), 2, 2, 3);
+    }
+
+    #[test]
+    fn a_reused_trace_gives_exactly_what_a_fresh_one_gives() {
+        // Reverse never zeroes its buffers: each input cotangent is assigned by its first writer, and the
+        // conv workspace keeps its largest size. A trace last used at other batch sizes and tangent counts
+        // (stale values in every buffer) must give the same output, parameter gradient and input
+        // cotangent as a fresh, zero-initialised one. The U-Net has every op, and skips that feed two ops.
+        let graph: Graph<f64> =
+            crate::testing::tiny_unet(Shape::new(4, 4, 2)).build(&mut test_rng(20)).unwrap();
+        let mut rng = test_rng(21);
+        let pass = |trace: &mut GraphTrace<f64>, x: &Mat<f64>, n: usize, g: &Mat<f64>| {
+            let log_sigma: Vec<f64> = (0..n).map(|i| -1.0 + 0.3 * i as f64).collect();
+            let y = graph.forward(x, n, &log_sigma, trace).clone();
+            let (mut grad, mut g_x) = (vec![0.0; graph.params().len()], Mat::default());
+            graph.reverse(trace, g, &mut grad, Some(&mut g_x));
+            (y, grad, g_x)
+        };
+        let mut reused = GraphTrace::default();
+        for (n, tangents) in [(3, 2), (2, 1), (2, 0), (3, 2)] {
+            let rows = n * (1 + tangents);
+            let x = normal_mat(rows, graph.input_shape().len(), &mut rng);
+            let g = normal_mat(rows, graph.output_shape().len(), &mut rng);
+            let want = pass(&mut GraphTrace::default(), &x, n, &g);
+            assert!(want.1.iter().all(|v| v.is_finite()) && want.2.norm_sq() > 0.0);
+            assert_eq!(pass(&mut reused, &x, n, &g), want, "{n} points, {tangents} tangents");
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! Reverse: `g_x += g_y`; with `beta_i = sum_pixels g_y` on primal row `i`, `dW += phi^T beta`,
 //! `db0 += sum_i beta_i`.
 
+use super::cotangent::{put, InputCotangent};
 use super::shape::Shape;
 use crate::linalg::{Mat, Real};
 
@@ -75,14 +76,14 @@ impl NoiseEmbedding {
         }
     }
 
-    /// `g_x += g_y`, `dW += phi^T beta`, `db0 += sum_i beta_i` with `beta_i = sum_pixels g_y[i]`.
+    /// `g_x (+)= g_y`, `dW += phi^T beta`, `db0 += sum_i beta_i` with `beta_i = sum_pixels g_y[i]`.
     pub fn reverse<F: Real>(
         &self,
         grad: &mut [F],
         n: usize,
         features: &Mat<F>,
         g_y: &Mat<F>,
-        g_x: Option<&mut Mat<F>>,
+        g_x: Option<InputCotangent<'_, F>>,
     ) {
         let (c, width) = (self.shape.channels, 2 * self.frequencies);
         let mut beta = Mat::zeros(n, c);
@@ -105,8 +106,8 @@ impl NoiseEmbedding {
         for row in beta.row_iter() {
             g_bias0.iter_mut().zip(row).for_each(|(g, b)| *g += *b);
         }
-        if let Some(g_x) = g_x {
-            super::skip::accumulate(g_y, g_x);
+        if let Some(InputCotangent { g, fresh }) = g_x {
+            put(fresh, g.as_mut_slice(), g_y.as_slice(), |v| v);
         }
     }
 }

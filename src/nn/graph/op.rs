@@ -1,11 +1,13 @@
 //! The ops a network graph is made of, each with a forward pass (values and tangents) and a reverse pass
-//! through both streams that ADDS to the cotangents of its inputs (one output may feed several ops).
+//! through both streams that ADDS to the cotangents of its inputs (one output may feed several ops), or
+//! assigns them when it is their first writer (`cotangent.rs`).
 
 use super::conv2d::Conv2d;
+use super::cotangent::{put, InputCotangent};
 use super::group_norm::{GroupNorm, GroupNormCache};
 use super::noise_embedding::NoiseEmbedding;
 use super::resample::{AvgPool, Upsample};
-use super::skip::{accumulate, add_forward, Concat};
+use super::skip::{add_forward, Concat};
 use crate::linalg::{Mat, Real};
 use crate::nn::{Activation, ActivationCache, Layer};
 
@@ -36,7 +38,6 @@ pub enum Op {
 /// What a node keeps from its forward pass for its reverse pass (each op uses its own field).
 #[derive(Clone, Debug, Default)]
 pub struct NodeCache<F> {
-    columns: Mat<F>,
     norm: GroupNormCache<F>,
     activation: ActivationCache<F>,
     features: Mat<F>,
@@ -54,7 +55,7 @@ impl Op {
     }
 
     /// Writes the op's stacked output `y` of its stacked `inputs`; `log_sigma` holds one noise level per
-    /// primal row.
+    /// primal row; `workspace` holds [`Op::workspace_len`] values.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn forward<F: Real>(
         &self,
@@ -64,10 +65,11 @@ impl Op {
         log_sigma: &[F],
         y: &mut Mat<F>,
         cache: &mut NodeCache<F>,
+        workspace: &mut [F],
     ) {
         match self {
             Op::Input => unreachable!("the input node has no forward pass"),
-            Op::Conv2d(conv) => conv.forward(params, inputs[0], n, y, &mut cache.columns),
+            Op::Conv2d(conv) => conv.forward(params, inputs[0], n, y, workspace),
             Op::GroupNorm(norm) => norm.forward(params, inputs[0], n, y, &mut cache.norm),
             Op::Act(act) => act.forward(inputs[0], n, y, &mut cache.activation),
             Op::AvgPool(pool) => pool.forward(inputs[0], y),
@@ -78,8 +80,17 @@ impl Op {
         }
     }
 
+    /// Length of the workspace [`Op::forward`] and [`Op::reverse`] need for `rows` stacked rows.
+    pub(super) fn workspace_len(&self, rows: usize) -> usize {
+        match self {
+            Op::Conv2d(conv) => conv.workspace_len(rows),
+            _ => 0,
+        }
+    }
+
     /// Adds the op's parameter gradients to `grad` and the cotangents of its inputs to `g_inputs` (an
-    /// input whose cotangent is not wanted is `None`). `scratch` is workspace.
+    /// input whose cotangent is not wanted is `None`; a fresh one is assigned, see [`InputCotangent`]).
+    /// `workspace` holds [`Op::workspace_len`] values; `scratch` is workspace too.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn reverse<F: Real>(
         &self,
@@ -89,23 +100,32 @@ impl Op {
         n: usize,
         cache: &NodeCache<F>,
         g_y: &Mat<F>,
-        g_inputs: [Option<&mut Mat<F>>; 2],
+        g_inputs: [Option<InputCotangent<'_, F>>; 2],
+        workspace: &mut [F],
         scratch: &mut Mat<F>,
     ) {
         let [g_a, g_b] = g_inputs;
         match self {
             Op::Input => unreachable!("the input node has no reverse pass"),
-            Op::Conv2d(conv) => conv.reverse(params, grad, inputs[0], n, &cache.columns, g_y, g_a, scratch),
+            Op::Conv2d(conv) => conv.reverse(params, grad, inputs[0], n, g_y, g_a, workspace),
             Op::GroupNorm(norm) => norm.reverse(params, grad, inputs[0], n, &cache.norm, g_y, g_a),
-            Op::Act(act) => {
-                if let Some(g_a) = g_a {
-                    act.reverse(inputs[0], n, &cache.activation, g_y, Some(scratch), &mut ());
-                    accumulate(scratch, g_a);
+            Op::Act(act) => match g_a {
+                // The activation's reverse assigns its input cotangent.
+                Some(InputCotangent { g, fresh: true }) => {
+                    act.reverse(inputs[0], n, &cache.activation, g_y, Some(g), &mut ())
                 }
-            }
+                Some(InputCotangent { g, fresh: false }) => {
+                    act.reverse(inputs[0], n, &cache.activation, g_y, Some(scratch), &mut ());
+                    put(false, g.as_mut_slice(), scratch.as_slice(), |v| v);
+                }
+                None => {}
+            },
             Op::AvgPool(pool) => g_a.into_iter().for_each(|g| pool.reverse(g_y, g)),
-            Op::Upsample(up) => g_a.into_iter().for_each(|g| up.reverse(g_y, g)),
-            Op::Add => g_a.into_iter().chain(g_b).for_each(|g| accumulate(g_y, g)),
+            Op::Upsample(up) => g_a.into_iter().for_each(|g| up.reverse(g_y, g.zeroed_for_adding())),
+            Op::Add => g_a
+                .into_iter()
+                .chain(g_b)
+                .for_each(|g| put(g.fresh, g.g.as_mut_slice(), g_y.as_slice(), |v| v)),
             Op::Concat(concat) => concat.reverse(g_y, g_a, g_b),
             Op::Embed(embed) => embed.reverse(grad, n, &cache.features, g_y, g_a),
         }

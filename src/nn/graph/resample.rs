@@ -2,6 +2,7 @@
 //! upsampling. Both are linear, so primal and tangent rows go through the same map, and the reverse
 //! of each is the transpose of the other (up to the factor 1/4).
 
+use super::cotangent::{put, InputCotangent};
 use super::shape::Shape;
 use crate::linalg::{Mat, Real};
 
@@ -45,13 +46,13 @@ impl AvgPool {
         });
     }
 
-    /// `g_x += g_y / 4` on each of the four pooled pixels.
-    pub fn reverse<F: Real>(&self, g_y: &Mat<F>, g_x: &mut Mat<F>) {
-        let (out, quarter) = (self.output(), F::of(0.25));
-        let (gy, gx) = (g_y.as_slice(), g_x.as_mut_slice());
+    /// `g_x (+)= g_y / 4` on each of the four pooled pixels (each input pixel is in one pool).
+    pub fn reverse<F: Real>(&self, g_y: &Mat<F>, g_x: InputCotangent<'_, F>) {
+        let (out, quarter, fresh) = (self.output(), F::of(0.25), g_x.fresh);
+        let (gy, gx) = (g_y.as_slice(), g_x.g.as_mut_slice());
         for_each_pair(out, g_y.rows(), |fine, coarse| {
             let run = &mut gx[fine..fine + out.channels];
-            run.iter_mut().zip(&gy[coarse..coarse + out.channels]).for_each(|(gx, g)| *gx += quarter * *g);
+            put(fresh, run, &gy[coarse..coarse + out.channels], |g| quarter * g);
         });
     }
 }

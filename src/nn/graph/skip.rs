@@ -1,6 +1,7 @@
 //! Skip connections: the sum of two equally shaped images and the concatenation of their channels.
 //! Both are linear, so primal and tangent rows go through the same map.
 
+use super::cotangent::{put, InputCotangent};
 use super::shape::Shape;
 use crate::linalg::{Mat, Real};
 
@@ -10,11 +11,6 @@ pub fn add_forward<F: Real>(a: &Mat<F>, b: &Mat<F>, y: &mut Mat<F>) {
     for ((y, a), b) in y.as_mut_slice().iter_mut().zip(a.as_slice()).zip(b.as_slice()) {
         *y = *a + *b;
     }
-}
-
-/// `g += g_y` (the cotangent of either summand).
-pub fn accumulate<F: Real>(g_y: &Mat<F>, g: &mut Mat<F>) {
-    g.as_mut_slice().iter_mut().zip(g_y.as_slice()).for_each(|(g, v)| *g += *v);
 }
 
 /// Channel concatenation: every pixel of `y` holds the channels of `a`, then those of `b`.
@@ -43,18 +39,23 @@ impl Concat {
         }
     }
 
-    /// Splits `g_y` back: `g_a += ` its first channels, `g_b += ` the rest (either when asked).
-    pub fn reverse<F: Real>(&self, g_y: &Mat<F>, g_a: Option<&mut Mat<F>>, g_b: Option<&mut Mat<F>>) {
+    /// Splits `g_y` back: `g_a (+)= ` its first channels, `g_b (+)= ` the rest (either when asked).
+    pub fn reverse<F: Real>(
+        &self,
+        g_y: &Mat<F>,
+        g_a: Option<InputCotangent<'_, F>>,
+        g_b: Option<InputCotangent<'_, F>>,
+    ) {
         let (ca, cb) = (self.left.channels, self.right_channels);
         let runs = || g_y.as_slice().chunks_exact(ca + cb);
-        if let Some(g_a) = g_a {
-            for (g, run) in g_a.as_mut_slice().chunks_exact_mut(ca).zip(runs()) {
-                g.iter_mut().zip(&run[..ca]).for_each(|(g, v)| *g += *v);
+        if let Some(InputCotangent { g, fresh }) = g_a {
+            for (g, run) in g.as_mut_slice().chunks_exact_mut(ca).zip(runs()) {
+                put(fresh, g, &run[..ca], |v| v);
             }
         }
-        if let Some(g_b) = g_b {
-            for (g, run) in g_b.as_mut_slice().chunks_exact_mut(cb).zip(runs()) {
-                g.iter_mut().zip(&run[ca..]).for_each(|(g, v)| *g += *v);
+        if let Some(InputCotangent { g, fresh }) = g_b {
+            for (g, run) in g.as_mut_slice().chunks_exact_mut(cb).zip(runs()) {
+                put(fresh, g, &run[ca..], |v| v);
             }
         }
     }
