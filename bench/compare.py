@@ -281,8 +281,9 @@ def profile_table(a, prof, threads):
             ("gemm_gflops", "GEMM GFLOP/s", "{:.0f}"), ("gemm_share", "GEMM share", "{:.0%}"),
             ("peak_gflops", "1024^3 product GFLOP/s", "{:.0f}")]
     lines = [f"### tweedie's GEMMs, threads = {threads} (median of {a.rounds} rounds; GEMM FLOPs counted as "
-             "2 m k n per product, GEMM time summed over threads, share = that time / (wall time x threads), "
-             "from as many calls again as the timed ones)", "",
+             "2 m k n per product; GEMM GFLOP/s and share by the threads' on-CPU clocks, share = time inside "
+             "the GEMMs / on-CPU time of all threads; from as many calls again as the timed ones; "
+             "docs/benchmarks.md section 6)", "",
              "| workload | d | " + " | ".join(c[1] for c in cols) + " |", "|" + "---|" * (len(cols) + 2)]
     for w in a.workloads:
         for d in (a.dims or DEFAULT_DIMS[w]):
