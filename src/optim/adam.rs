@@ -121,7 +121,7 @@ mod tests {
     }
 
     /// A tensor of several chunks updated on a pool of 3 threads gets the bits of the one-thread loop,
-    /// over a few steps (f32, where any change of operation order would show).
+    /// parameters and moments, over a few steps (f32, where any change of operation order would show).
     #[test]
     fn parallel_update_equals_the_one_thread_update_bit_for_bit() {
         let len = 3 * PARALLEL_CHUNK + 5;
@@ -136,7 +136,8 @@ mod tests {
                     let g: Vec<f32> = (0..len).map(|i| ((i + t) as f32 * 0.11).cos()).collect();
                     adam.step(vec![&mut p, &mut bias], vec![&g, &[0.1, -0.2, 0.3]]);
                 }
-                p.iter().chain(&bias).map(|v| v.to_bits()).collect::<Vec<_>>()
+                let (m, v, _) = adam.state();
+                p.iter().chain(&bias).chain(m).chain(v).map(|x| x.to_bits()).collect::<Vec<_>>()
             })
         };
         let one = run(1);
