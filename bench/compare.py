@@ -4,7 +4,7 @@ alternately, round by round, and prints the median over rounds of each one's per
 peer/tweedie (> 1: tweedie is faster).
 
     python3 bench/compare.py [--tweedie target/release/tweedie] [--rounds 5] [--reps 20] [--threads 1]
-                             [--workloads dsm_step,...] [--dims 2,16] [--json [PATH]] [--check]
+                             [--workloads dsm_step,...] [--dims 2,16] [--json [PATH]] [--check] [--profile]
 
 Each run is `<tweedie> bench --workloads W --dims D --reps R --threads T` and
 `.venv-peers/bin/python bench/peers/{jax,torch}_peer.py` with the same flags; each prints one JSON line per
@@ -67,6 +67,8 @@ def parse_args():
     ap.add_argument("--timeout", type=float, default=1800, help="seconds allowed to one run of one impl")
     ap.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
                     help="dump the raw per-round data as JSON to PATH (or stdout without PATH)")
+    ap.add_argument("--profile", action="store_true",
+                    help="also tally tweedie's GEMMs (tweedie bench --profile) and print their FLOPs, rate and time share")
     ap.add_argument("--check", action="store_true",
                     help="cross-check the peers (same losses from the same seed) instead of timing")
     a = ap.parse_args()
@@ -190,6 +192,7 @@ def bench(a, cmds, skipped):
     params = {}   # (workload, impl) -> parameter counts reported by the U-Net workloads
     for threads in a.threads:
         per = {}  # (impl, workload, dim) -> [per-round medians]
+        prof = {}  # (workload, dim) -> tweedie's --profile records, one per round
         order = [i for i in IMPLS if i in cmds]
         grp = groups(a.workloads, a.dims)
         t0 = time.time()
@@ -200,7 +203,10 @@ def bench(a, cmds, skipped):
                     ws = [w for w in ws if impl == "tweedie" or w not in TWEEDIE_ONLY]
                     if not ws:
                         continue
-                    for rec in run_once(impl, cmds[impl], ws, ds, a.reps, threads, a.timeout):
+                    extra = ("--profile",) if a.profile and impl == "tweedie" else ()
+                    for rec in run_once(impl, cmds[impl], ws, ds, a.reps, threads, a.timeout, extra):
+                        if "gemm_share" in rec:
+                            prof.setdefault((rec.get("workload"), rec.get("dim")), []).append(rec)
                         if "params" in rec:
                             params.setdefault((rec.get("workload"), impl), set()).add(rec["params"])
                         ms = rec.get("median_ms")
@@ -211,6 +217,8 @@ def bench(a, cmds, skipped):
                             per.setdefault((impl, rec.get("workload"), rec.get("dim")), []).append(float(ms))
             log(f"threads={threads}: round {rnd + 1}/{a.rounds} done ({time.time() - t0:.0f} s)")
         tables.append((threads, table(a, per, cmds, skipped, threads)))
+        if prof:
+            tables.append((threads, profile_table(a, prof, threads)))
     return raw, tables, params
 
 
@@ -260,6 +268,26 @@ def table(a, per, cmds, skipped, threads):
             lines.append(f"| {d} | {ratio} |")
     if skipped:
         lines += [""] + [f"- {i}: skipped ({why})" for i, why in skipped.items()]
+    return "\n".join(lines)
+
+
+def profile_table(a, prof, threads):
+    """tweedie's GEMM profile (--profile): medians over rounds of each field of its JSON lines."""
+    cols = [("gemm_gflop", "GEMM GFLOP per call", "{:.3g}"), ("gflops", "step GFLOP/s", "{:.0f}"),
+            ("gemm_gflops", "GEMM GFLOP/s", "{:.0f}"), ("gemm_share", "GEMM share", "{:.0%}"),
+            ("peak_gflops", "1024^3 product GFLOP/s", "{:.0f}")]
+    lines = [f"### tweedie's GEMMs, threads = {threads} (median of {a.rounds} rounds; GEMM FLOPs counted as "
+             "2 m k n per product; GEMM GFLOP/s and share by the threads' on-CPU clocks, share = time inside "
+             "the GEMMs / on-CPU time of all threads; from as many calls again as the timed ones; "
+             "docs/benchmarks.md section 6)", "",
+             "| workload | d | " + " | ".join(c[1] for c in cols) + " |", "|" + "---|" * (len(cols) + 2)]
+    for w in a.workloads:
+        for d in (a.dims or DEFAULT_DIMS[w]):
+            recs = prof.get((w, d))
+            if not recs:
+                continue
+            row = [w, str(d)] + [fmt.format(statistics.median(r[k] for r in recs)) for k, _, fmt in cols]
+            lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
 

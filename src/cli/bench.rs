@@ -20,7 +20,6 @@ use clap::Args;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
-use std::time::Instant;
 
 /// Arguments of `tweedie bench`.
 #[derive(Args, Debug)]
@@ -44,6 +43,10 @@ pub struct BenchArgs {
     /// leaves the pool to the large GEMMs alone (for measuring the sharding rule).
     #[arg(long)]
     shards: Option<usize>,
+    /// After the timed calls, as many again with the GEMMs tallied: adds the step's GEMM FLOPs, their
+    /// rate and their share of the time to each line (src/cli/bench_profile.rs).
+    #[arg(long)]
+    profile: bool,
     /// Points per training step (docs/benchmarks.md's workloads use 512; smaller batches measure where
     /// sharding stops paying).
     #[arg(long, default_value_t = 512)]
@@ -91,14 +94,9 @@ fn normal(rows: usize, cols: usize, rng: &mut ChaCha8Rng) -> Mat<f32> {
 fn median_ms(reps: usize, mut f: impl FnMut()) -> f64 {
     f();
     f();
-    let mut times: Vec<f64> = (0..reps.max(1))
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
+    let mut times: Vec<f64> = (0..reps.max(1)).map(|_| super::bench_profile::timed_call(&mut f)).collect();
     times.sort_by(f64::total_cmp);
+    super::bench_profile::profile_calls(reps, &mut f);
     times[times.len() / 2]
 }
 
@@ -344,6 +342,9 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         bail!("--batch 0: expected at least 1 point per step");
     }
     let timing = StepTiming { reps: args.reps, shards: args.shards, batch: args.batch };
+    if args.profile {
+        super::bench_profile::enable();
+    }
     let budget = MemoryBudget::of_this_machine();
     let dims: Option<Vec<usize>> = args
         .dims
@@ -379,6 +380,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
                 line["params"] = unet_model(workload)?.num_params().into();
                 line["peak_rss_mb"] = peak_rss_mb().into();
             }
+            super::bench_profile::add_fields(&mut line, ms);
             println!("{line}");
         }
     }

@@ -2,6 +2,7 @@
 
 mod autoencoder;
 mod bench;
+mod bench_profile;
 mod config_error;
 mod data;
 mod data_dir_arg;

@@ -2,10 +2,12 @@
 //! the per-sample kernels of a thin factor.
 
 mod fast_math;
+mod gemm_profile;
 mod mat;
 mod real;
 mod thin_factor;
 
+pub(crate) use gemm_profile::GemmTally;
 pub use mat::Mat;
 pub(crate) use real::with_serial_gemm;
 pub use real::Real;

@@ -137,7 +137,7 @@ macro_rules! impl_real {
                 // SAFETY: the asserts above guarantee every index the kernel touches lies inside the
                 // slices; C is borrowed mutably, so it cannot alias A or B. gemm computes
                 // dst = alpha_g dst + beta_g lhs rhs, so our (alpha, beta) map to (beta_g, alpha_g).
-                unsafe {
+                super::gemm_profile::counted(m, k, n, || unsafe {
                     gemm::gemm::<$t>(
                         m,
                         n,
@@ -159,7 +159,7 @@ macro_rules! impl_real {
                         false,
                         gemm_parallelism(m, k, n),
                     )
-                }
+                })
             }
         }
     };

@@ -68,16 +68,28 @@ impl Activation {
     }
 }
 
-/// `y = act(a)`, `d1 = act'(a)`, `d2 = act''(a)` elementwise.
+/// `y = act(a)`, `d1 = act'(a)` and, when asked, `d2 = act''(a)` elementwise (only the reverse pass
+/// through tangent rows reads `d2`; without them the jet's second derivative is never computed).
 #[inline(always)]
-fn primal_pass<F: Real>(jet: impl Fn(F) -> [F; 4], a: &[F], y: &mut [F], d1: &mut [F], d2: &mut [F]) {
-    for (((y, d1), d2), a) in y.iter_mut().zip(d1.iter_mut()).zip(d2.iter_mut()).zip(a) {
-        let [value, first, second, _] = jet(*a);
-        (*y, *d1, *d2) = (value, first, second);
+fn primal_pass<F: Real>(jet: impl Fn(F) -> [F; 4], a: &[F], y: &mut [F], d1: &mut [F], d2: Option<&mut [F]>) {
+    match d2 {
+        Some(d2) => {
+            for (((y, d1), d2), a) in y.iter_mut().zip(d1.iter_mut()).zip(d2.iter_mut()).zip(a) {
+                let [value, first, second, _] = jet(*a);
+                (*y, *d1, *d2) = (value, first, second);
+            }
+        }
+        None => {
+            for ((y, d1), a) in y.iter_mut().zip(d1.iter_mut()).zip(a) {
+                let [value, first, _, _] = jet(*a);
+                (*y, *d1) = (value, first);
+            }
+        }
     }
 }
 
-/// What an activation keeps for the reverse pass: `act'(a)` and `act''(a)` on the primal rows.
+/// What an activation keeps for the reverse pass: `act'(a)` and (with tangent rows) `act''(a)` on the
+/// primal rows.
 #[derive(Clone, Debug, Default)]
 pub struct ActivationCache<F> {
     d1: Vec<F>,
@@ -94,10 +106,12 @@ impl<F: Real> Layer<F> for Activation {
         y.resize(x.rows(), width);
         let primal = n * width;
         cache.d1.resize(primal, F::zero());
-        cache.d2.resize(primal, F::zero());
+        let tangents = x.rows() > n;
+        cache.d2.resize(if tangents { primal } else { 0 }, F::zero());
         let (xs, ys) = (x.as_slice(), y.as_mut_slice());
         let (y_primal, y_dots) = ys.split_at_mut(primal);
-        let (xs_primal, d1, d2) = (&xs[..primal], &mut cache.d1[..], &mut cache.d2[..]);
+        let (xs_primal, d1) = (&xs[..primal], &mut cache.d1[..]);
+        let d2 = Some(&mut cache.d2[..]).filter(|_| tangents);
         // One monomorphised loop per activation, so the jet inlines and vectorises.
         match self {
             Activation::Softplus => primal_pass(|a| Activation::Softplus.jet(a), xs_primal, y_primal, d1, d2),

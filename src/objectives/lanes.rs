@@ -63,6 +63,25 @@ pub fn sum<F: Real>(a: &[F]) -> F {
     hsum(acc) + tail
 }
 
+/// `sum_k f([a_k, b_k, ..])` over `K` slices of equal length: the lane sums of an elementwise term, so
+/// that a loss summed over a whole batch vectorises (the batch losses' sums; their gradients are written
+/// element by element beside them).
+#[inline(always)]
+pub fn sum_of<F: Real, const K: usize>(inputs: [&[F]; K], f: impl Fn([F; K]) -> F) -> F {
+    let len = inputs.first().map_or(0, |a| a.len());
+    debug_assert!(inputs.iter().all(|a| a.len() == len), "sum_of: lengths differ");
+    let full = len - len % LANES;
+    let mut acc = [F::zero(); LANES];
+    for start in (0..full).step_by(LANES) {
+        let chunks = inputs.map(|a| &a[start..start + LANES]);
+        for (l, sum) in acc.iter_mut().enumerate() {
+            *sum += f(chunks.map(|c| c[l]));
+        }
+    }
+    let tail = (full..len).fold(F::zero(), |t, k| t + f(inputs.map(|a| a[k])));
+    hsum(acc) + tail
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,6 +97,8 @@ mod tests {
             let want: f64 = (0..len).map(|i| a[i] * b[i] * c[i]).sum();
             assert!(close(dot3(&a, &b, &c), want), "dot3, len {len}");
             assert!(close(sum(&a), a.iter().sum()), "sum, len {len}");
+            let want: f64 = (0..len).map(|i| a[i] * b[i] - c[i]).sum();
+            assert!(close(sum_of([&a, &b, &c], |[x, y, z]| x * y - z), want), "sum_of, len {len}");
         }
     }
 }

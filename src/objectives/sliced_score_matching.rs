@@ -3,6 +3,7 @@
 //! network outputs it reads; the caller runs one reverse pass through the primal and tangent (or jet)
 //! streams with them.
 
+use super::lanes::dot;
 use crate::linalg::Real;
 
 /// The outputs of one stacked forward pass of a score network along `M` directions per point.
@@ -58,7 +59,7 @@ pub fn ssm_loss<F: Real>(
         for (g, s) in g_s.iter_mut().zip(s) {
             *g = *s * inv_n;
         }
-        total += half * s.iter().map(|x| *x * *x).sum::<F>() * inv_n;
+        total += half * dot(s, s) * inv_n;
     } else {
         g_s.iter_mut().for_each(|g| *g = F::zero());
     }
@@ -67,11 +68,11 @@ pub fn ssm_loss<F: Real>(
     {
         let i = k % points;
         let s_row = &s[i * dim..(i + 1) * dim];
-        let curvature: F = v_row.iter().zip(sd_row).map(|(a, b)| *a * *b).sum();
+        let curvature = dot(v_row, sd_row);
         total += curvature * inv_nm;
         g_row.iter_mut().zip(v_row).for_each(|(g, v)| *g = *v * inv_nm);
         if !variance_reduced {
-            let vs: F = v_row.iter().zip(s_row).map(|(a, b)| *a * *b).sum();
+            let vs = dot(v_row, s_row);
             total += half * vs * vs * inv_nm;
             for (g, v) in g_s[i * dim..(i + 1) * dim].iter_mut().zip(v_row) {
                 *g += vs * *v * inv_nm;

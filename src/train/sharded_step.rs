@@ -30,6 +30,11 @@ use rayon::prelude::*;
 /// one, medians of 3 interleaved rounds on a loaded machine: batch 32 0.69x, 64 0.81x, 128 1.13x.
 pub(crate) const MIN_POINTS_PER_SHARD: usize = 64;
 
+/// Gradient entries per task of the parallel reduction: every entry is zeroed, then gets `w_s g_s`
+/// added in shard order, on whichever thread holds its chunk, so the bits do not depend on the
+/// chunking (the same sum as one thread adding shard after shard).
+const REDUCE_CHUNK: usize = 1 << 14;
+
 /// The number of shards for a batch of `points` on a pool of `threads`: the pool size, capped so that
 /// every shard has at least [`MIN_POINTS_PER_SHARD`] points, and at least one.
 pub(crate) fn shard_count(points: usize, threads: usize) -> usize {
@@ -123,15 +128,22 @@ impl<F: Real, W: ShardWorkspace<F>> ShardedStep<F, W> {
                 with_serial_gemm(|| step(&shard.x, &shard.z, &mut shard.ws))
             })
             .collect();
+        let weights: Vec<F> =
+            (0..count).map(|s| bounds(n, count, s)).map(|(a, b)| F::of((b - a) as f64 / n as f64)).collect();
         let mut total = F::zero();
-        self.whole.gradient_mut().into_iter().for_each(|g| g.iter_mut().for_each(|v| *v = F::zero()));
-        for (s, (shard, loss)) in self.shards.iter().zip(losses).enumerate() {
-            let (a, b) = bounds(n, count, s);
-            let weight = F::of((b - a) as f64 / n as f64);
-            total += weight * loss?;
-            for (acc, g) in self.whole.gradient_mut().into_iter().zip(shard.ws.gradient()) {
-                acc.iter_mut().zip(g).for_each(|(a, g)| *a += weight * *g);
-            }
+        for (weight, loss) in weights.iter().zip(losses) {
+            total += *weight * loss?;
+        }
+        let grads: Vec<Vec<&[F]>> = self.shards.iter().map(|shard| shard.ws.gradient()).collect();
+        for (t, acc) in self.whole.gradient_mut().into_iter().enumerate() {
+            acc.par_chunks_mut(REDUCE_CHUNK).enumerate().for_each(|(c, acc)| {
+                let start = c * REDUCE_CHUNK;
+                acc.iter_mut().for_each(|a| *a = F::zero());
+                for (weight, g) in weights.iter().zip(&grads) {
+                    let g = &g[t][start..start + acc.len()];
+                    acc.iter_mut().zip(g).for_each(|(a, g)| *a += *weight * *g);
+                }
+            });
         }
         Ok(total)
     }
@@ -285,6 +297,40 @@ mod tests {
         let scale = grad_1.iter().fold(0.0f32, |m, g| m.max(g.abs()));
         for (i, (a, b)) in grad_1.iter().zip(&grad_2).enumerate() {
             assert!((a - b).abs() <= 1e-4 * scale, "gradient {i}: {a} vs {b} (largest {scale})");
+        }
+    }
+
+    /// The parallel reduction leaves `sum_s w_s g_s`, added in shard order from zero, bit for bit, on
+    /// pools of 1 and 3 threads, for a gradient whose hidden weight spans two reduction chunks (in f32,
+    /// where a different order would show in the last bits).
+    #[test]
+    fn reduced_gradient_is_the_shard_order_sum_bit_for_bit() {
+        let mut rng = test_rng(123);
+        let shape = ModelShape { dim: 3, width: 130, depth: 2, activation: Activation::Softplus, head: None };
+        let model = ScoreModel::<f64>::init(&shape, &mut rng).cast::<f32>();
+        let hidden = model.s1.layers()[1].weight.as_slice().len();
+        assert!(hidden > REDUCE_CHUNK, "the hidden weight ({hidden}) spans more than one chunk");
+        let (n, shards) = (7, 3);
+        let x = normal_mat(n, 3, &mut rng).cast::<f32>();
+        let z = normal_mat(Objective::Dsm.noise_rows(n), 3, &mut rng).cast::<f32>();
+        for threads in [1, 3] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("a pool starts");
+            pool.install(|| {
+                let mut step = ShardedStep::new(StepWorkspace::new(&model));
+                step.forced_shards = Some(shards);
+                let dsm = |x: &Mat<f32>, z: &Mat<f32>, ws: &mut StepWorkspace<f32>| {
+                    crate::train::step::loss_and_gradient(&model, Objective::Dsm, 0.5, x, z, ws)
+                };
+                step.loss_and_gradient(&x, &z, dsm).expect("DSM fits");
+                let mut want: Vec<f32> = vec![0.0; model.num_params()];
+                for (s, shard) in step.shards.iter().enumerate() {
+                    let (a, b) = bounds(n, shards, s);
+                    let weight = ((b - a) as f64 / n as f64) as f32;
+                    want.iter_mut().zip(shard.ws.gradient().concat()).for_each(|(w, g)| *w += weight * g);
+                }
+                let bits = |v: &[f32]| v.iter().map(|g| g.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&step.whole.gradient().concat()), bits(&want), "{threads} threads");
+            });
         }
     }
 
