@@ -45,7 +45,19 @@ unsafe impl GlobalAlloc for RecordingAllocator {
 #[global_allocator]
 static ALLOCATOR: RecordingAllocator = RecordingAllocator;
 
-/// Fails if any allocation so far (in any test of this binary) exceeded [`ALLOCATION_BOUND`].
+/// The cases of this binary's tests run one at a time, each from a cleared record, so that an
+/// allocation beyond the bound is charged to the case that made it (and proptest shrinks that case,
+/// not one that merely ran after it).
+static ONE_CASE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Starts a case: holds the lock until the returned guard drops, with the record cleared.
+fn start_case() -> std::sync::MutexGuard<'static, ()> {
+    let guard = ONE_CASE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    LARGEST_REQUEST.store(0, Ordering::Relaxed);
+    guard
+}
+
+/// Fails if any allocation of the current case exceeded [`ALLOCATION_BOUND`].
 fn check_allocations() {
     let largest = LARGEST_REQUEST.load(Ordering::Relaxed);
     assert!(largest <= ALLOCATION_BOUND, "an allocation of {largest} bytes (bound {ALLOCATION_BOUND})");
@@ -120,6 +132,7 @@ proptest! {
         keep in 0usize..64,
         gzip in any::<bool>(),
     ) {
+        let _case = start_case();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.csv");
         for bytes in [noise.clone(), mutate(VALID_CSV, &edits, VALID_CSV.len().min(keep + 20))] {
@@ -143,6 +156,7 @@ proptest! {
         edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..6),
         keep in 0usize..200,
     ) {
+        let _case = start_case();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.npy");
         let valid = valid_npy();
@@ -164,6 +178,7 @@ proptest! {
         edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..4),
         keep in any::<usize>(),
     ) {
+        let _case = start_case();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.safetensors");
         let valid = valid_checkpoint();
@@ -185,6 +200,7 @@ proptest! {
         noise in ".{0,120}",
         edits in proptest::collection::vec((any::<usize>(), 0x20u8..0x7f), 1..5),
     ) {
+        let _case = start_case();
         let mutated = String::from_utf8(mutate(VALID_TOML.as_bytes(), &edits, usize::MAX)).unwrap();
         for text in [noise, mutated] {
             if let Ok(config) = toml::from_str::<TrainConfig>(&text) {
@@ -203,6 +219,7 @@ proptest! {
             0..4,
         ),
     ) {
+        let _case = start_case();
         let spec = format!(
             "{family}:{}",
             keys.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
