@@ -30,6 +30,8 @@ use std::path::Path;
 /// ```
 pub fn read_npy(path: &Path) -> Result<Mat<f64>, DataError> {
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    check_header_length(&bytes)
+        .map_err(|problem| DataError::NpyHeader { path: path.to_path_buf(), problem })?;
     let mut cursor = Cursor::new(bytes.as_slice());
     let header = NpyHeader::from_reader(&mut cursor)
         .map_err(|e| DataError::NpyHeader { path: path.to_path_buf(), problem: one_line(&e.to_string()) })?;
@@ -85,6 +87,29 @@ pub fn read_npy(path: &Path) -> Result<Mat<f64>, DataError> {
         }
     }
     Ok(points)
+}
+
+/// `Err` when the header length a file claims runs past its end. The parser allocates the claimed length
+/// before reading it, so a damaged length field (a version-2 file's 4-byte length read from a version-1
+/// header, for example) would allocate gigabytes for a 12-byte file. The preamble: the magic
+/// `\x93NUMPY`, a major and a minor version byte, then the header length, 2 bytes little-endian for
+/// version 1 and 4 bytes for versions 2 and 3.
+fn check_header_length(bytes: &[u8]) -> Result<(), String> {
+    let (preamble, claimed) = match bytes.get(6) {
+        Some(1) if bytes.len() >= 10 => (10, u16::from_le_bytes([bytes[8], bytes[9]]) as usize),
+        Some(2 | 3) if bytes.len() >= 12 => {
+            (12, u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize)
+        }
+        // Too short or another version: the parser reports it without a large allocation.
+        _ => return Ok(()),
+    };
+    let follow = bytes.len() - preamble;
+    if follow < claimed {
+        return Err(format!(
+            "the header claims {claimed} bytes but only {follow} follow the {preamble}-byte preamble"
+        ));
+    }
+    Ok(())
 }
 
 /// A multi-line parser message as one line: its first line and, if different, its last (which says what
@@ -263,6 +288,22 @@ mod tests {
         assert!(matches!(read_npy(&p).unwrap_err(), DataError::NpyHeader { .. }));
         std::fs::write(&p, &bytes[..20]).unwrap();
         assert!(matches!(read_npy(&p).unwrap_err(), DataError::NpyHeader { .. }));
+    }
+
+    #[test]
+    fn a_header_length_past_the_end_of_the_file_is_refused_before_it_is_allocated() {
+        // Version byte 1 -> 2 on a 12-byte prefix: the 4-byte length then reads the 2-byte length and
+        // the header's first two characters, about 662 MB (found by tests/fuzz_loaders.rs).
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("v.npy");
+        write_npy(&p, &[3, 2], &[1.0f64; 6]).unwrap();
+        let mut bytes = std::fs::read(&p).unwrap();
+        bytes[6] = 2;
+        bytes.truncate(12);
+        std::fs::write(&p, &bytes).unwrap();
+        let err = read_npy(&p).unwrap_err().to_string();
+        assert!(err.contains("the header claims 662372470 bytes but only 0 follow"), "{err}");
+        assert!(err.starts_with(&p.display().to_string()), "{err}");
     }
 
     #[test]
