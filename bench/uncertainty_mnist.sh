@@ -11,7 +11,7 @@
 #
 # DATA holds mnist/ (the four IDX files); OUT receives the checkpoints, the JSON reports, the arrays and
 # the PNGs. STEPS (default 2000) is the training length, IMAGES (default 200) the test images, FORMS
-# (default "b nll") the head objectives. TWEEDIE names the binary (default: tweedie on PATH). A checkpoint
+# (default "b nll") the head objectives: a, b, nll, or nll-pcsK (nll with --head-pcs K). TWEEDIE names the binary (default: tweedie on PATH). A checkpoint
 # or report already in OUT is reused, so an interrupted run resumes; training resumes from its last
 # checkpoint.
 set -euo pipefail
@@ -23,11 +23,12 @@ read -r -a FORMS <<< "${5:-b nll}"
 TWEEDIE=${TWEEDIE:-tweedie}
 mkdir -p "$OUT"
 model() { echo "$OUT/unet-lowrank50-$1-s$STEPS.safetensors"; }
+form_flags() { case $1 in nll-pcs*) echo "--form nll --head-pcs ${1#nll-pcs}" ;; *) echo "--form $1" ;; esac; }
 for form in "${FORMS[@]}"; do
   if [ ! -f "$OUT/train-$form-s$STEPS.json" ]; then
     resume=(); [ -f "$(model "$form")" ] && resume=(--resume)
     "$TWEEDIE" train --data-dir "$DATA" --target mnist --arch unet --channels 16,32 --s2 lowrank:50 \
-      --form "$form" --sigma 0.5 --batch 64 --steps "$STEPS" --lr-schedule cosine --checkpoint-every 250 \
+      $(form_flags "$form") --sigma 0.5 --batch 64 --steps "$STEPS" --lr-schedule cosine --checkpoint-every 250 \
       --seed 0 --out "$(model "$form")" "${resume[@]}" --json > "$OUT/train-$form-s$STEPS.json"
   fi
 done

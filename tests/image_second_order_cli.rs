@@ -95,6 +95,14 @@ fn settings_an_image_head_or_schedule_cannot_take_are_one_line_errors() {
     };
     fails_with(&with(vec!["--s2", "full"]), &["--s2 full given", "--s2 diag or --s2 lowrank:R"]);
     fails_with(&with(vec!["--s2", "lowrank:65"]), &["--s2 lowrank:65", "from 1 to the 64 image values"]);
+    fails_with(
+        &with(vec!["--model", "s1s2", "--s2", "lowrank:3", "--form", "nll", "--head-pcs", "4"]),
+        &["head_pcs = 4 is invalid", "at most the head's rank R"],
+    );
+    fails_with(
+        &with(vec!["--model", "s1s2", "--s2", "lowrank:3", "--head-pcs", "2"]),
+        &["head_pcs = 2 is invalid", "0 unless --form nll --s2 lowrank:R"],
+    );
     fails_with(&with(vec!["--sigmas", "0.1:1.0:4"]), &["--sigmas `0.1:1.0:4`", "HI <= LO"]);
     fails_with(&with(vec!["--sigmas", "1.0:0.1:1"]), &["--sigmas `1.0:0.1:1`", "N < 2"]);
     fails_with(
@@ -113,14 +121,21 @@ fn settings_an_image_head_or_schedule_cannot_take_are_one_line_errors() {
 
 #[test]
 fn a_head_fitted_by_likelihood_reports_its_objective() {
+    // The likelihood alone, and with the first 2 factor columns trained as principal directions (the
+    // checkpoint's config carries --head-pcs to eval).
     let dir = tempfile::tempdir().unwrap();
-    let model =
-        train(dir.path(), "nll.safetensors", &["--s2", "lowrank:3", "--form", "nll", "--sigma", "0.5"]);
-    let report = json(&ok(&["eval", "--model", &model, "--json", "--held-out", "20"]));
-    assert_eq!(report["head_objective"], "nll", "{report}");
-    // The head's term is an NLL in nats per pixel: of order one, not a D2SM loss of order D^2.
-    let nll = report["held_out_d2sm_loss"].as_f64().unwrap();
-    assert!(nll.is_finite() && nll.abs() < 10.0, "{report}");
+    for (name, pcs) in [("nll.safetensors", None), ("nll-pcs.safetensors", Some("2"))] {
+        let mut flags = vec!["--s2", "lowrank:3", "--form", "nll", "--sigma", "0.5"];
+        flags.extend(pcs.iter().flat_map(|k| ["--head-pcs", k]));
+        let model = train(dir.path(), name, &flags);
+        let report = json(&ok(&["eval", "--model", &model, "--json", "--held-out", "20"]));
+        assert_eq!(report["head_objective"], "nll", "{report}");
+        assert_eq!(report["head_pcs"].as_u64(), pcs.map(|k| k.parse().unwrap()), "{report}");
+        // The head's term is an NLL in nats per pixel (less a fraction in [0, 1]): of order one, not a
+        // D2SM loss of order D^2.
+        let nll = report["held_out_d2sm_loss"].as_f64().unwrap();
+        assert!(nll.is_finite() && nll.abs() < 10.0, "{report}");
+    }
 }
 
 #[test]

@@ -9,7 +9,7 @@ use crate::implicit::AisSettings;
 use crate::linalg::Mat;
 use crate::memory_budget::MemoryBudget;
 use crate::models::{ImageScoreModel, Model, ScoreModel};
-use crate::objectives::{Objective, ScoreMatching};
+use crate::objectives::{D2smForm, Objective, ScoreMatching};
 use crate::train::{Checkpoint, ModelWorkspace, TargetSource, TrainConfig, TrainingData};
 use crate::uncertainty::MixtureCheck;
 use anyhow::{Context, Result};
@@ -230,6 +230,9 @@ fn print_held_out(value: &serde_json::Value, label: &str, objective: &str, sigma
     }
     if let Some(cost) = value.get("s2_cost") {
         let head_loss = match value["head_objective"].as_str() {
+            Some("nll") if value.get("head_pcs").is_some() => {
+                "held-out NLL of the head (nats per value) less its captured energy fraction"
+            }
             Some("nll") => "held-out NLL of the head (nats per value)",
             _ => "held-out D2SM loss",
         };
@@ -380,6 +383,10 @@ pub fn eval(args: EvalArgs) -> Result<()> {
                 // its form, or the residual's NLL in nats per value for the likelihood fit).
                 value["held_out_d2sm_loss"] = (loss - weight * dsm_loss / (sigma * sigma)).into();
                 value["head_objective"] = form.name().into();
+                if let D2smForm::Likelihood { pcs: pcs @ 1.. } = form {
+                    // The loss then subtracts the captured energy fraction of the leading columns.
+                    value["head_pcs"] = pcs.into();
+                }
                 value["s2_cost"] = super::image_eval::s2_cost(image, &rows, sigma, args.seed);
             }
             let esm_wanted = rows.cols() <= MAX_DEFAULT_ESM_DIM || args.exact_score_matching;

@@ -64,6 +64,10 @@ pub struct TrainArgs {
     /// Gaussian likelihood of the denoising residual under sigma^4 s2 + sigma^2 I, s1 detached) [default: b].
     #[arg(long, value_enum)]
     form: Option<FormName>,
+    /// With --form nll and --s2 lowrank:R: also train the factor's first K columns to span the denoising
+    /// residual's top K principal directions (minus the residual energy fraction they capture) [default: 0].
+    #[arg(long, value_name = "K")]
+    head_pcs: Option<usize>,
     /// Variance reduction: DSM-VR for s1; antithetic D2SM-VR with form a.
     #[arg(long)]
     vr: bool,
@@ -189,6 +193,7 @@ impl TrainArgs {
             base_precision,
             s2,
             form,
+            head_pcs,
             sigma,
             steps,
             batch,
@@ -298,6 +303,7 @@ impl TrainArgs {
             || self.s2.is_some()
             || self.s3.is_some()
             || self.form.is_some()
+            || self.head_pcs.is_some()
             || self.couple.is_some()
             || self.vr
             || self.objective.is_some()
@@ -496,6 +502,8 @@ mod tests {
             "3",
             "--couple",
             "0.25",
+            "--head-pcs",
+            "2",
         ])
         .args;
         let c = args.config().unwrap();
@@ -507,6 +515,7 @@ mod tests {
             s2: SecondOrderHead::Diagonal,
             s3: None,
             form: FormName::A,
+            head_pcs: 2,
             vr: true,
             objective: Some(ObjectiveName::Ssm),
             projections: 3,

@@ -26,11 +26,17 @@ use nalgebra::{DMatrix, DVector};
 /// `dl/dU = (sigma / D) (B K^{-1} - w (A^T w)^T)`,
 /// `dl/drho_i = (1 - v_i (B K^{-1} B^T)_ii - v_i w_i^2) / (2 D)`.
 ///
+/// With `pcs = K > 0` the loss also subtracts the residual's energy fraction that the span of the
+/// factor's first `K` columns captures ([`captured_energy`]), so that those columns learn the posterior's
+/// leading principal directions.
+///
 /// ADDS `scale * dl/draw` to `g_raw` and returns `l`; computed in f64 whatever `F`. A non-finite input
 /// gives a NaN loss (the trainer stops on it) and adds nothing.
+#[allow(clippy::too_many_arguments)]
 #[track_caller]
 pub(crate) fn residual_nll<F: Real>(
     head: SecondOrderHead,
+    pcs: usize,
     sigma: F,
     raw: &[F],
     s1: &[F],
@@ -76,7 +82,43 @@ pub(crate) fn residual_nll<F: Real>(
         }
         g_rho[i] += F::of(scale * (1.0 - v[i] * p_b - v[i] * w[i] * w[i]) / (2.0 * d));
     }
-    F::of(loss)
+    if pcs == 0 {
+        return F::of(loss);
+    }
+    let leading = DMatrix::from_fn(dim, pcs, |i, k| f(factor[i * rank + k]));
+    let Some((captured, g_leading)) = captured_energy(&leading, &u) else {
+        return F::of(f64::NAN);
+    };
+    for i in 0..dim {
+        for k in 0..pcs {
+            g_u[i * rank + k] -= F::of(scale * g_leading[(i, k)]);
+        }
+    }
+    F::of(loss - captured)
+}
+
+/// Relative ridge `delta` of [`captured_energy`]'s Gram matrix.
+const GRAM_RIDGE: f64 = 1e-6;
+
+/// The fraction of `||u||^2` in the span of the columns of `W` (`D x K`) and its gradient in `W`.
+///
+/// With `G = W^T W + eps I`, `eps = delta tr(W^T W) / K` (a small ridge that keeps collapsed columns
+/// solvable), `a = W^T u` and `c = G^{-1} a`: `f = a^T c / ||u||^2` (the projection's energy fraction
+/// when `eps = 0`), and since `df/deps = -c^T c / ||u||^2`,
+/// `df/dW = (2 (u - W c) c^T - (2 delta / K) (c^T c) W) / ||u||^2`.
+/// `None` when `G` is not positive definite (non-finite or all-zero columns).
+fn captured_energy(w: &DMatrix<f64>, u: &DVector<f64>) -> Option<(f64, DMatrix<f64>)> {
+    let k = w.ncols() as f64;
+    let gram = w.tr_mul(w);
+    let eps = GRAM_RIDGE * gram.trace() / k;
+    let chol = (gram + DMatrix::identity(w.ncols(), w.ncols()) * eps).cholesky()?;
+    let a = w.tr_mul(u);
+    let c = chol.solve(&a);
+    let energy = u.norm_squared();
+    let captured = a.dot(&c) / energy;
+    let residual = u - w * &c;
+    let grad = (residual * c.transpose() * 2.0 - w * (2.0 * GRAM_RIDGE / k * c.norm_squared())) / energy;
+    captured.is_finite().then_some((captured, grad))
 }
 
 /// The diagonal of `S2` that the log link reads from `rho` at `sigma`: `(exp(rho) - 1) / sigma^2`.
@@ -93,31 +135,43 @@ mod tests {
     #[test]
     fn value_is_the_gaussian_nll_of_the_residual_and_gradients_match_finite_differences() {
         // The value against the dense-free density of the uncertainty module (its own Woodbury, checked
-        // there against a dense Cholesky) at the covariance the link reads; the gradient by central
-        // differences. A diagonal head and a rank-3 factor.
+        // there against a dense Cholesky) at the covariance the link reads, less the captured energy
+        // fraction computed by a dense projector; the gradient by central differences. A diagonal head, a
+        // rank-3 factor, and the rank-3 factor with its first 2 columns trained as principal directions.
         let (dim, sigma, scale) = (6, 0.7, 1.7);
-        for head in [SecondOrderHead::Diagonal, SecondOrderHead::LowRank { rank: 3 }] {
+        let low_rank = SecondOrderHead::LowRank { rank: 3 };
+        for (head, pcs) in [(SecondOrderHead::Diagonal, 0), (low_rank, 0), (low_rank, 2)] {
             let mut rng = test_rng(71);
             let raw = normal_mat(1, head.outputs(dim), &mut rng).into_vec();
             let (s1, z) = (normal_mat(1, dim, &mut rng).into_vec(), normal_mat(1, dim, &mut rng).into_vec());
             let mut g_raw = vec![0.25; raw.len()];
-            let loss = residual_nll(head, sigma, &raw, &s1, &z, scale, &mut g_raw);
+            let loss = residual_nll(head, pcs, sigma, &raw, &s1, &z, scale, &mut g_raw);
 
             let rank = head.rank();
             let mut s2_raw = raw.clone();
             s2_raw[dim * rank..].iter_mut().for_each(|r| *r = s2_diagonal_of_log_link(*r, sigma));
             let cov = PosteriorCovariance::from_head(head, &s2_raw, dim, sigma);
             let residual: Vec<f64> = (0..dim).map(|j| -sigma * (z[j] + sigma * s1[j])).collect();
-            let want = cov.gaussian_terms(&residual).unwrap().nll_per_dim(dim);
-            assert_close(&[loss], &[want], 1e-12, &format!("{head} nll"));
+            let captured = if pcs == 0 {
+                0.0
+            } else {
+                // ||W (W^T W)^{-1} W^T r||^2 / ||r||^2 with W the factor's first columns.
+                let w = DMatrix::from_fn(dim, pcs, |i, k| raw[i * head.rank() + k]);
+                let r = DVector::from_column_slice(&residual);
+                let projected = &w * (w.tr_mul(&w)).try_inverse().unwrap() * w.tr_mul(&r);
+                projected.norm_squared() / r.norm_squared()
+            };
+            let want = cov.gaussian_terms(&residual).unwrap().nll_per_dim(dim) - captured;
+            // The ridge of the Gram matrix moves the captured fraction by about 1e-6 of itself.
+            assert_close(&[loss], &[want], 2e-6, &format!("{head} K = {pcs} loss"));
 
             let fd = fd_gradient(
-                |r| residual_nll(head, sigma, r, &s1, &z, 1.0, &mut vec![0.0; r.len()]),
+                |r| residual_nll(head, pcs, sigma, r, &s1, &z, 1.0, &mut vec![0.0; r.len()]),
                 &raw,
                 1e-6,
             );
             let added: Vec<f64> = g_raw.iter().map(|g| (g - 0.25) / scale).collect();
-            assert_close(&added, &fd, 1e-7, &format!("{head} gradient"));
+            assert_close(&added, &fd, 1e-7, &format!("{head} K = {pcs} gradient"));
         }
     }
 
@@ -143,7 +197,7 @@ mod tests {
             let mut g = vec![0.0; raw.len()];
             for row in noise.row_iter() {
                 let z = &l * DVector::from_column_slice(row);
-                residual_nll(head, sigma, raw, &[0.0; 5], z.as_slice(), 1.0 / draws as f64, &mut g);
+                residual_nll(head, 0, sigma, raw, &[0.0; 5], z.as_slice(), 1.0 / draws as f64, &mut g);
             }
             let (g_u, g_rho) = g.split_at(dim * rank);
             g_rho.iter().sum::<f64>() + 0.5 * g_u.iter().zip(raw).map(|(g, u)| g * u).sum::<f64>()
@@ -157,5 +211,43 @@ mod tests {
         let (at_truth, at_scaled) = (scale_rate(&truth), scale_rate(&scaled));
         assert!(at_truth.abs() < 0.01, "rate at the truth {at_truth}");
         assert!((at_scaled - 1.0 / 6.0).abs() < 0.01, "rate at 1.5 x the truth {at_scaled}");
+    }
+
+    #[test]
+    fn ascending_the_captured_energy_finds_the_leading_principal_directions() {
+        // Residuals u ~ N(0, Sigma) with Sigma's eigenvalues 9, 4, 1, 0.5, 0.25 in a random basis. The
+        // captured fraction's mean over fixed draws is tr(P_W M) / 1 with M = mean u u^T / ||u||^2, whose
+        // maximiser over 2-dimensional spans is M's top-2 eigenspace (for a Gaussian the same as Sigma's).
+        // Gradient ascent from a random W (re-orthonormalised each step, where the mean gradient is
+        // 2 (I - P_W) M W) must reach it; a sign error in the gradient descends to the bottom eigenspace.
+        let (dim, pcs, draws) = (5, 2, 2000);
+        let mut rng = test_rng(73);
+        let basis = normal_mat(dim, dim, &mut rng);
+        let q = DMatrix::from_row_slice(dim, dim, basis.as_slice()).qr().q();
+        let scales = DVector::from_vec(vec![3.0, 2.0, 1.0, 0.5f64.sqrt(), 0.5]);
+        let noise = normal_mat(draws, dim, &mut rng);
+        let samples: Vec<DVector<f64>> =
+            noise.row_iter().map(|z| &q * DVector::from_column_slice(z).component_mul(&scales)).collect();
+        let m = samples
+            .iter()
+            .fold(DMatrix::zeros(dim, dim), |acc, u| acc + u * u.transpose() / u.norm_squared())
+            / draws as f64;
+        let eigen = m.symmetric_eigen();
+        let mut order: Vec<usize> = (0..dim).collect();
+        order.sort_by(|a, b| eigen.eigenvalues[*b].total_cmp(&eigen.eigenvalues[*a]));
+        let top = DMatrix::from_fn(dim, pcs, |i, k| eigen.eigenvectors[(i, order[k])]);
+
+        let w0 = normal_mat(dim, pcs, &mut rng);
+        let mut w = DMatrix::from_row_slice(dim, pcs, w0.as_slice());
+        for _ in 0..200 {
+            let mut grad = DMatrix::zeros(dim, pcs);
+            for u in &samples {
+                grad += captured_energy(&w, u).unwrap().1 / draws as f64;
+            }
+            w = (w + grad * 2.0).qr().q();
+        }
+        let projector = |b: &DMatrix<f64>| b * (b.tr_mul(b)).try_inverse().unwrap() * b.transpose();
+        let gap = (projector(&w) - projector(&top)).norm();
+        assert!(gap < 1e-3, "||P_W - P_top||_F = {gap}");
     }
 }

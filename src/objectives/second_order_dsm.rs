@@ -26,8 +26,12 @@ pub enum D2smForm {
     AVr,
     /// The Gaussian negative log-likelihood of the residual of the posterior mean, `s1` detached, under
     /// `N(0, sigma^4 S2 + sigma^2 I)`; diagonal and low-rank heads, the diagonal through a log link
-    /// (docs/math.md §4.7).
-    Likelihood,
+    /// (docs/math.md §4.7); with `pcs > 0` minus the residual's energy fraction captured by the span of
+    /// the factor's first `pcs` columns (`--head-pcs`, docs/math.md §4.7).
+    Likelihood {
+        /// Number of leading factor columns trained to capture the residual (0: the likelihood alone).
+        pcs: usize,
+    },
 }
 
 impl D2smForm {
@@ -37,7 +41,7 @@ impl D2smForm {
             D2smForm::A => "a",
             D2smForm::B => "b",
             D2smForm::AVr => "a-vr",
-            D2smForm::Likelihood => "nll",
+            D2smForm::Likelihood { .. } => "nll",
         }
     }
 
@@ -250,9 +254,9 @@ pub fn d2sm_loss<F: Real>(
                 total +=
                     form_b_term(batch.head, sigma, raw, s1, z, scale, &mut g_s2_raw[row(0)], &mut scratch);
             }
-            D2smForm::Likelihood => {
+            D2smForm::Likelihood { pcs } => {
                 let (raw, s1) = (&batch.s2_raw[row(0)], &batch.s1[vec_row(0)]);
-                total += residual_nll(batch.head, sigma, raw, s1, z, scale, &mut g_s2_raw[row(0)]);
+                total += residual_nll(batch.head, pcs, sigma, raw, s1, z, scale, &mut g_s2_raw[row(0)]);
             }
         }
     }
@@ -351,7 +355,7 @@ mod tests {
                         })
                         .sum()
                 }
-                D2smForm::Likelihood => {
+                D2smForm::Likelihood { .. } => {
                     unreachable!("checked against the dense density in residual_likelihood")
                 }
             };

@@ -131,6 +131,10 @@ pub struct TrainConfig {
     pub s3: Option<ThirdOrderHead>,
     /// The D2SM form.
     pub form: FormName,
+    /// With `form = "nll"` and a low-rank head: the number `K` of leading factor columns also trained to
+    /// span the residual's top principal directions (0, the default, turns the term off).
+    #[serde(skip_serializing_if = "is_zero_count")]
+    pub head_pcs: usize,
     /// Variance reduction: DSM-VR for `s1`, the antithetic D2SM-VR for form A.
     pub vr: bool,
     /// The objective of a score network alone or an energy model (default: DSM, or DSM-VR with `vr`).
@@ -195,6 +199,7 @@ impl Default for TrainConfig {
             s2: SecondOrderHead::Full,
             s3: None,
             form: FormName::B,
+            head_pcs: 0,
             vr: false,
             objective: None,
             projections: 1,
@@ -245,6 +250,10 @@ pub const IN_MEMORY_TARGET: &str = "memory";
 /// True for a zero weight (a zero coupling is left out of written configurations).
 fn is_zero(value: &f64) -> bool {
     *value == 0.0
+}
+
+fn is_zero_count(value: &usize) -> bool {
+    *value == 0
 }
 
 impl TrainConfig {
@@ -316,6 +325,23 @@ impl TrainConfig {
         if with_s2 && self.form == FormName::Nll && self.unet.is_none() {
             return Err(ConfigError::NllNeedsImageHead);
         }
+        if self.head_pcs > 0 {
+            let rank = match (with_s2, self.form, self.s2) {
+                (true, FormName::Nll, SecondOrderHead::LowRank { rank }) => rank,
+                _ => return bad(
+                    "head_pcs",
+                    self.head_pcs.to_string(),
+                    "0 unless --form nll --s2 lowrank:R (it trains the low-rank factor's leading columns)",
+                ),
+            };
+            if self.head_pcs > rank {
+                return bad(
+                    "head_pcs",
+                    self.head_pcs.to_string(),
+                    "at most the head's rank R of --s2 lowrank:R",
+                );
+            }
+        }
         if let Some(name) = self.objective {
             if with_s2 {
                 return Err(ConfigError::ObjectiveNeedsScoreModel(name.as_str()));
@@ -373,7 +399,7 @@ impl TrainConfig {
                     (FormName::A, false) => D2smForm::A,
                     (FormName::A, true) => D2smForm::AVr,
                     (FormName::B, _) => D2smForm::B,
-                    (FormName::Nll, _) => D2smForm::Likelihood,
+                    (FormName::Nll, _) => D2smForm::Likelihood { pcs: self.head_pcs },
                 };
                 let weight = self.first_order_weight.unwrap_or(match self.s2 {
                     SecondOrderHead::LowRank { .. } => 10.0,
@@ -585,6 +611,35 @@ mod tests {
             "{:?}",
             mlp_nll.validate()
         );
+        // --head-pcs K trains K of a low-rank likelihood head's columns: at most R, and nothing else.
+        let pcs = |form, s2, head_pcs| TrainConfig {
+            model: ModelKind::S1s2,
+            form,
+            s2,
+            head_pcs,
+            ..Default::default()
+        };
+        let nll_rank4 = pcs(FormName::Nll, SecondOrderHead::LowRank { rank: 4 }, 3);
+        let likelihood = |pcs| Objective::SecondOrder {
+            form: D2smForm::Likelihood { pcs },
+            weight: 10.0,
+            couple: 0.0,
+            third_order: false,
+        };
+        assert_eq!(nll_rank4.objective().unwrap(), likelihood(3));
+        for (config, expected) in [
+            (pcs(FormName::Nll, SecondOrderHead::LowRank { rank: 4 }, 5), "at most the head's rank"),
+            (pcs(FormName::B, SecondOrderHead::LowRank { rank: 4 }, 2), "0 unless --form nll --s2 lowrank:R"),
+            (pcs(FormName::Nll, SecondOrderHead::Diagonal, 1), "0 unless --form nll --s2 lowrank:R"),
+        ] {
+            let image =
+                TrainConfig { unet: Some(UNetSettings::default()), target: "digits".into(), ..config };
+            let err = image.validate().unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::OutOfRange { field: "head_pcs", expected: e, .. } if e.starts_with(expected)),
+                "{err}"
+            );
+        }
         let energy = TrainConfig { model: ModelKind::Energy, vr: true, ..Default::default() };
         assert_eq!(energy.objective().unwrap(), Objective::DsmVr);
         assert_eq!(energy.hidden_activation(), Activation::Tanh, "energy networks default to tanh");

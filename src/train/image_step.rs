@@ -34,7 +34,7 @@ fn image_objective(objective: Objective) -> Result<Option<(D2smForm, f64)>, Obje
             Err(ObjectiveError::ImageModel { objective: "d2sm with a third-order head" })
         }
         Objective::SecondOrder {
-            form: form @ (D2smForm::A | D2smForm::B | D2smForm::Likelihood),
+            form: form @ (D2smForm::A | D2smForm::B | D2smForm::Likelihood { .. }),
             weight,
             couple,
             ..
@@ -120,7 +120,8 @@ pub fn image_loss_and_gradient<F: Real>(
                     dsm_loss(ws.s1.row(i), z.row(i), sigma, 1, scale * r4 * F::of(w) / (sigma * sigma), g_s1);
                 let batch =
                     D2smBatch { head, dim, sigma, z: z.row(i), s2_raw: ws.raw.row(i), s1: ws.s1.row(i) };
-                let head_weight = if form == D2smForm::Likelihood { scale } else { scale * r4 };
+                let head_weight =
+                    if matches!(form, D2smForm::Likelihood { .. }) { scale } else { scale * r4 };
                 loss += d2sm_loss(form, &batch, head_weight, ws.g_raw.row_mut(i), g_s1);
             }
         }
@@ -223,15 +224,16 @@ mod tests {
             (SecondOrderHead::LowRank { rank: 2 }, HeadLayout::Shared, D2smForm::B),
             (SecondOrderHead::LowRank { rank: 2 }, HeadLayout::Separate, D2smForm::A),
             (SecondOrderHead::Diagonal, HeadLayout::Separate, D2smForm::B),
-            (SecondOrderHead::LowRank { rank: 2 }, HeadLayout::Separate, D2smForm::Likelihood),
-            (SecondOrderHead::Diagonal, HeadLayout::Shared, D2smForm::Likelihood),
+            (SecondOrderHead::LowRank { rank: 2 }, HeadLayout::Separate, D2smForm::Likelihood { pcs: 1 }),
+            (SecondOrderHead::Diagonal, HeadLayout::Shared, D2smForm::Likelihood { pcs: 0 }),
         ]
         .into_iter()
         .enumerate()
         {
             // Channels 2, 4: every op of the U-Net, few parameters to perturb.
             let config = UNetConfig { channels: vec![2, 4], ..tiny_unet(Shape::new(4, 4, 2)) };
-            let link = if form == D2smForm::Likelihood { DiagonalLink::Log } else { DiagonalLink::Identity };
+            let likelihood = matches!(form, D2smForm::Likelihood { .. });
+            let link = if likelihood { DiagonalLink::Log } else { DiagonalLink::Identity };
             let model =
                 ImageScoreModel::init_with_head(&config, 0.5, head, layout, &mut test_rng(34 + k as u64))
                     .unwrap()
@@ -253,13 +255,13 @@ mod tests {
                     }
                     let raw = [u.into_vec(), d.into_vec()].concat();
                     let first: f64 = (0..dim).map(|j| (s1[j] + z.at(i, j) / sigma).powi(2)).sum();
-                    let detached = matches!(form, D2smForm::B | D2smForm::Likelihood);
+                    let detached = form == D2smForm::B || likelihood;
                     let s1_target = if detached { &s1_frozen[i] } else { &s1 };
                     let batch = D2smBatch { head, dim, sigma, z: z.row(i), s2_raw: &raw, s1: s1_target };
                     let (mut g_raw, mut g_s1) = (vec![0.0; raw.len()], vec![0.0; dim]);
                     let second = d2sm_loss(form, &batch, 1.0, &mut g_raw, &mut g_s1);
                     let r4 = (sigma / 0.9f64).powi(4);
-                    total += if form == D2smForm::Likelihood {
+                    total += if likelihood {
                         (r4 * w * first / (sigma * sigma) + second) / 2.0
                     } else {
                         r4 * (w * first / (sigma * sigma) + second) / 2.0
@@ -332,7 +334,8 @@ mod tests {
         };
         // Form B and the likelihood fit (whose covariance diagonal sigma^4 d + sigma^2 is the same
         // posterior variance), each from the same initial network and data stream.
-        for (form, link) in [(D2smForm::B, DiagonalLink::Identity), (D2smForm::Likelihood, DiagonalLink::Log)]
+        for (form, link) in
+            [(D2smForm::B, DiagonalLink::Identity), (D2smForm::Likelihood { pcs: 0 }, DiagonalLink::Log)]
         {
             let mut rng = test_rng(42);
             let mut model = ImageScoreModel::<f32>::init_with_head(

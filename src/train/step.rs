@@ -144,7 +144,7 @@ fn second_order<F: Real>(
     let (n, dim) = (x.rows(), x.cols());
     let block = n * dim;
     let signs: &[F] = match form {
-        D2smForm::A | D2smForm::B | D2smForm::Likelihood => &[F::one(), F::zero()],
+        D2smForm::A | D2smForm::B | D2smForm::Likelihood { .. } => &[F::one(), F::zero()],
         D2smForm::AVr => &[F::one(), -F::one(), F::zero()],
     };
     stack_points(signs, x, z, sigma, &mut ws.input);
