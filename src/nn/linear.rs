@@ -1,4 +1,5 @@
-//! The affine layer `a = h W + b`.
+//! The affine layer `a = h W + b`: its math on weight and bias slices ([`Dense`], shared with the
+//! network graph's dense op) and the owning layer [`Linear`].
 
 use super::layer::Layer;
 use crate::linalg::{Mat, Real};
@@ -28,6 +29,11 @@ impl<F: Real> Linear<F> {
             F::of(z * scale)
         });
         Self { weight, bias: vec![F::zero(); outputs] }
+    }
+
+    /// The sizes of the map.
+    pub fn dense(&self) -> Dense {
+        Dense { inputs: self.inputs(), outputs: self.outputs() }
     }
 
     /// Number of inputs.
@@ -82,18 +88,10 @@ impl<F: Real> Layer<F> for Linear<F> {
     type Cache = ();
     type Grad = Linear<F>;
 
-    /// `a = h W + b` on primal rows, `a_dot = h_dot W` on tangent rows: one GEMM for both.
     fn forward(&self, x: &Mat<F>, n: usize, y: &mut Mat<F>, _cache: &mut ()) {
-        y.resize(x.rows(), self.outputs());
-        y.gemm_into(F::one(), x, false, &self.weight, false, F::zero());
-        for i in 0..n {
-            for (v, b) in y.row_mut(i).iter_mut().zip(&self.bias) {
-                *v += *b;
-            }
-        }
+        self.dense().forward(self.weight.as_slice(), &self.bias, x, n, y);
     }
 
-    /// `dW += [h; h_dot]^T [g_a; g_a_dot]`, `db += sum_rows g_a`, `[g_h; g_h_dot] = [g_a; g_a_dot] W^T`.
     fn reverse(
         &self,
         x: &Mat<F>,
@@ -103,16 +101,87 @@ impl<F: Real> Layer<F> for Linear<F> {
         g_x: Option<&mut Mat<F>>,
         grad: &mut Linear<F>,
     ) {
-        grad.weight.gemm_into(F::one(), x, true, g_y, false, F::one());
-        for i in 0..n {
-            for (gb, g) in grad.bias.iter_mut().zip(g_y.row(i)) {
-                *gb += *g;
-            }
-        }
+        let dense = self.dense();
+        dense.parameter_gradient(x, n, g_y, grad.weight.as_mut_slice(), &mut grad.bias);
         if let Some(g_x) = g_x {
             g_x.resize(g_y.rows(), self.inputs());
-            g_x.gemm_into(F::one(), g_y, false, &self.weight, true, F::zero());
+            dense.input_cotangent(self.weight.as_slice(), g_y, g_x, true);
         }
+    }
+}
+
+/// The sizes of an affine map `y = x W + b` whose weight (`inputs x outputs`, row-major) and bias are
+/// slices held elsewhere: the math of [`Linear`] and of the network graph's dense op.
+///
+/// On a stacked batch (`n` primal rows, then tangent or jet rows) one GEMM maps every row, `[y; y_dot] =
+/// [x; x_dot] W`, and the bias touches the primal rows only. Reverse: `dW += [x; x_dot]^T [g; g_dot]`,
+/// `db += sum_{primal rows} g`, `[g_x; g_x_dot] = [g; g_dot] W^T`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dense {
+    /// Width of an input row.
+    pub inputs: usize,
+    /// Width of an output row.
+    pub outputs: usize,
+}
+
+impl Dense {
+    /// Number of weights, `inputs outputs`.
+    pub fn weight_len(&self) -> usize {
+        self.inputs * self.outputs
+    }
+
+    /// Number of parameters (weights, then biases).
+    pub fn param_len(&self) -> usize {
+        self.weight_len() + self.outputs
+    }
+
+    /// `y = x W` on every stacked row, `+ b` on the `n` primal rows.
+    pub fn forward<F: Real>(&self, weight: &[F], bias: &[F], x: &Mat<F>, n: usize, y: &mut Mat<F>) {
+        self.product(weight, x, y, true);
+        for row in y.as_mut_slice()[..n * self.outputs].chunks_exact_mut(self.outputs) {
+            row.iter_mut().zip(bias).for_each(|(v, b)| *v += *b);
+        }
+    }
+
+    /// `y = x W` on every row (no bias: the map of tangent rows); `y += x W` unless `fresh`.
+    pub fn product<F: Real>(&self, weight: &[F], x: &Mat<F>, y: &mut Mat<F>, fresh: bool) {
+        let rows = x.rows();
+        if fresh {
+            y.resize(rows, self.outputs);
+        }
+        let beta = if fresh { F::zero() } else { F::one() };
+        let (w, out) = ((weight, self.outputs, 1), (y.as_mut_slice(), self.outputs, 1));
+        F::gemm(rows, self.inputs, self.outputs, F::one(), (x.as_slice(), self.inputs, 1), w, beta, out);
+    }
+
+    /// `dW += x^T g_y` over every stacked row, `db += sum_{primal rows} g_y`.
+    pub fn parameter_gradient<F: Real>(
+        &self,
+        x: &Mat<F>,
+        n: usize,
+        g_y: &Mat<F>,
+        g_weight: &mut [F],
+        g_bias: &mut [F],
+    ) {
+        self.weight_gradient(x, g_y, g_weight);
+        for row in g_y.as_slice()[..n * self.outputs].chunks_exact(self.outputs) {
+            g_bias.iter_mut().zip(row).for_each(|(gb, g)| *gb += *g);
+        }
+    }
+
+    /// `dW += a^T b` for `a` with `inputs` columns and `b` with `outputs` columns (equal rows).
+    pub fn weight_gradient<F: Real>(&self, a: &Mat<F>, b: &Mat<F>, g_weight: &mut [F]) {
+        let (ins, outs, rows) = (self.inputs, self.outputs, a.rows());
+        let (a, b) = ((a.as_slice(), 1, ins), (b.as_slice(), outs, 1));
+        F::gemm(ins, rows, outs, F::one(), a, b, F::one(), (g_weight, outs, 1));
+    }
+
+    /// `g_x = g_y W^T` (every row) when `fresh`, else `g_x += g_y W^T`; `g_x` is already sized.
+    pub fn input_cotangent<F: Real>(&self, weight: &[F], g_y: &Mat<F>, g_x: &mut Mat<F>, fresh: bool) {
+        let beta = if fresh { F::zero() } else { F::one() };
+        let (w_t, g) = ((weight, 1, self.outputs), (g_y.as_slice(), self.outputs, 1));
+        let out = (g_x.as_mut_slice(), self.inputs, 1);
+        F::gemm(g_y.rows(), self.outputs, self.inputs, F::one(), g, w_t, beta, out);
     }
 }
 

@@ -16,7 +16,7 @@ pub(crate) use activation::ActivationCache;
 pub(crate) use input_gradient::InputGradientTrace;
 
 pub(crate) use layer::Layer;
-pub(crate) use linear::Linear;
+pub(crate) use linear::{Dense, Linear};
 pub(crate) use mlp::{Mlp, MlpTrace};
 pub(crate) use mlp_jet::{stack_jet_input, MlpJetTrace};
 pub(crate) use params::copy_from_flat;

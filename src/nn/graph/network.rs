@@ -6,16 +6,17 @@
 //! cotangents. Parameter gradients are added to a flat vector laid out like the parameters.
 
 use super::conv2d::Conv2d;
-use super::cotangent::InputCotangent;
+use super::cotangent::input_cotangents;
 use super::error::GraphError;
 use super::group_norm::GroupNorm;
 use super::noise_embedding::NoiseEmbedding;
 use super::op::{NodeCache, Op};
 use super::resample::{AvgPool, Upsample};
+use super::rows::Rows;
 use super::shape::Shape;
 use super::skip::Concat;
 use crate::linalg::{Mat, Real};
-use crate::nn::Activation;
+use crate::nn::{Activation, Dense};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 use std::ops::Range;
@@ -43,18 +44,18 @@ impl ParamTensor {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-struct Node {
-    op: Op,
-    inputs: Vec<usize>,
+pub(super) struct Node {
+    pub(super) op: Op,
+    pub(super) inputs: Vec<usize>,
     shape: Shape,
-    params: Range<usize>,
+    pub(super) params: Range<usize>,
 }
 
 /// A network graph: nodes in topological order (node 0 the input, the last node the output).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Graph<F> {
-    nodes: Vec<Node>,
-    params: Vec<F>,
+    pub(super) nodes: Vec<Node>,
+    pub(super) params: Vec<F>,
     tensors: Vec<ParamTensor>,
 }
 
@@ -63,11 +64,12 @@ pub struct Graph<F> {
 #[derive(Clone, Debug, Default)]
 pub struct GraphTrace<F> {
     n: usize,
-    values: Vec<Mat<F>>,
-    caches: Vec<NodeCache<F>>,
-    cotangents: Vec<Mat<F>>,
+    rows: Rows,
+    pub(super) values: Vec<Mat<F>>,
+    pub(super) caches: Vec<NodeCache<F>>,
+    pub(super) cotangents: Vec<Mat<F>>,
     /// Whether each node's cotangent has been written in the current reverse pass.
-    written: Vec<bool>,
+    pub(super) written: Vec<bool>,
     /// The ops' workspace (the largest [`Op::workspace_len`]), never shrunk.
     workspace: Vec<F>,
     scratch: Mat<F>,
@@ -131,6 +133,40 @@ impl<F: Real> Graph<F> {
         log_sigma: &[F],
         trace: &'t mut GraphTrace<F>,
     ) -> &'t Mat<F> {
+        self.walk(x, n, Rows::Tangents, false, log_sigma, trace)
+    }
+
+    /// Second-order jet pass over a stacked jet batch `x` (`n` primal rows, `m n` first-order rows,
+    /// `m n` second-order rows; see [`Rows::Jet`]): for the input jet `[x; v; 0]` of the lines
+    /// `t -> x + t v` the output jet is `[f(x); J_f(x) v; (v^T grad^2 f_k(x) v)_k]`. Refuses a graph with
+    /// an op that has no jet rule (group norm).
+    #[track_caller]
+    pub fn jet_forward<'t>(
+        &self,
+        x: &Mat<F>,
+        n: usize,
+        log_sigma: &[F],
+        trace: &'t mut GraphTrace<F>,
+    ) -> Result<&'t Mat<F>, GraphError> {
+        if let Some(node) = self.nodes.iter().position(|node| !node.op.has_jet_rule()) {
+            return Err(GraphError::NoJetRule { node });
+        }
+        crate::nn::jet::jet_directions(x.rows(), n);
+        Ok(self.walk(x, n, Rows::Jet, false, log_sigma, trace))
+    }
+
+    /// The forward walk: every node in topological order, on stacked rows laid out as `rows`
+    /// (activations keep their second derivatives when `keep_second` is set).
+    #[track_caller]
+    pub(super) fn walk<'t>(
+        &self,
+        x: &Mat<F>,
+        n: usize,
+        rows: Rows,
+        keep_second: bool,
+        log_sigma: &[F],
+        trace: &'t mut GraphTrace<F>,
+    ) -> &'t Mat<F> {
         let width = self.input_shape().len();
         assert_eq!(x.cols(), width, "Graph: input has {} columns, expected {width}", x.cols());
         assert!(
@@ -140,6 +176,7 @@ impl<F: Real> Graph<F> {
         );
         assert_eq!(log_sigma.len(), n, "Graph: {} noise levels for {n} points", log_sigma.len());
         trace.n = n;
+        trace.rows = rows;
         trace.values.resize_with(self.nodes.len(), Mat::default);
         trace.caches.resize_with(self.nodes.len(), NodeCache::default);
         trace.values[0].clone_from(x);
@@ -149,12 +186,13 @@ impl<F: Real> Graph<F> {
             let inputs: Vec<&Mat<F>> = node.inputs.iter().map(|&j| &done[j]).collect();
             let params = &self.params[node.params.clone()];
             let (y, cache) = (&mut rest[0], &mut trace.caches[k]);
-            node.op.forward(params, &inputs, n, log_sigma, y, cache, &mut trace.workspace);
+            node.op.forward(params, &inputs, n, rows, keep_second, log_sigma, y, cache, &mut trace.workspace);
         }
         trace.output()
     }
 
-    /// Reverse pass after [`Graph::forward`]: given the cotangent `g_out` of the stacked output, adds
+    /// Reverse pass after [`Graph::forward`] or [`Graph::jet_forward`] (the same rows): given the
+    /// cotangent `g_out` of the stacked output, adds
     /// the parameter gradient to `grad` (laid out like [`Graph::params`]) and, when asked, writes the
     /// cotangent of the stacked input to `g_x`.
     #[track_caller]
@@ -172,34 +210,39 @@ impl<F: Real> Graph<F> {
             grad.len(),
             self.params.len()
         );
-        let GraphTrace { n, values, caches, cotangents, written, workspace, scratch } = trace;
         assert!(
-            values.len() == self.nodes.len()
-                && values.last().is_some_and(|y| y.rows() == g_out.rows() && y.cols() == g_out.cols()),
+            trace.values.len() == self.nodes.len()
+                && trace.output().rows() == g_out.rows()
+                && trace.output().cols() == g_out.cols(),
             "Graph::reverse: cotangent does not match the last forward pass"
         );
-        let input_wanted = g_x.is_some();
-        // Buffers keep their size across steps, so after the first step none is resized or zeroed: each
-        // input cotangent is assigned by its first writer (`cotangent.rs`).
+        self.start_reverse(trace);
+        trace.cotangents.last_mut().expect("a graph has nodes").clone_from(g_out);
+        self.reverse_walk(trace, grad, g_x);
+    }
+
+    /// Sizes every node's cotangent like its value and marks none written. Buffers keep their size
+    /// across steps, so after the first step none is resized or zeroed: each input cotangent is assigned
+    /// by its first writer (`cotangent.rs`).
+    pub(super) fn start_reverse(&self, trace: &mut GraphTrace<F>) {
+        let GraphTrace { values, cotangents, written, workspace, .. } = trace;
         cotangents.resize_with(self.nodes.len(), Mat::default);
         for (g, y) in cotangents.iter_mut().zip(values.iter()) {
             g.resize(y.rows(), y.cols());
         }
         written.clear();
         written.resize(self.nodes.len(), false);
-        self.reserve_workspace(g_out.rows(), workspace);
-        cotangents.last_mut().expect("a graph has nodes").clone_from(g_out);
+        self.reserve_workspace(values[0].rows(), workspace);
+    }
+
+    /// The reverse walk once the output's cotangent is in place (and any other node's, marked written):
+    /// every node from the last to the first adds its inputs' cotangents and its parameter gradient.
+    pub(super) fn reverse_walk(&self, trace: &mut GraphTrace<F>, grad: &mut [F], g_x: Option<&mut Mat<F>>) {
+        let GraphTrace { n, rows, values, caches, cotangents, written, workspace, scratch } = trace;
+        let input_wanted = g_x.is_some();
         for (k, node) in self.nodes.iter().enumerate().skip(1).rev() {
             let (lower, upper) = cotangents.split_at_mut(k);
-            let mut g_inputs = [None, None];
-            for (j, g) in lower.iter_mut().enumerate() {
-                if let Some(slot) = node.inputs.iter().position(|&i| i == j) {
-                    if j > 0 || input_wanted {
-                        g_inputs[slot] = Some(InputCotangent { g, fresh: !written[j] });
-                        written[j] = true;
-                    }
-                }
-            }
+            let g_inputs = input_cotangents(&node.inputs, lower, written, input_wanted);
             let inputs: Vec<&Mat<F>> = node.inputs.iter().map(|&j| &values[j]).collect();
             let range = node.params.clone();
             node.op.reverse(
@@ -207,6 +250,7 @@ impl<F: Real> Graph<F> {
                 &mut grad[range],
                 &inputs,
                 *n,
+                *rows,
                 &caches[k],
                 &upper[0],
                 g_inputs,
@@ -296,6 +340,18 @@ impl<'r, F: Real, R: Rng + ?Sized> GraphBuilder<'r, F, R> {
             (format!("{name}.bias"), vec![outputs], vec![F::zero(); outputs]),
         ];
         Ok(self.push(Op::Conv2d(conv), &[x], conv.output(), tensors))
+    }
+
+    /// A dense layer `y = x W + b` on the flattened input row, to a `1 x 1 x outputs` image
+    /// (`name.weight`, `inputs x outputs`, and `name.bias`).
+    pub fn linear(&mut self, name: &str, x: NodeId, outputs: usize) -> NodeId {
+        let dense = Dense { inputs: self.shape(x).len(), outputs };
+        let weight = self.lecun(dense.weight_len(), dense.inputs);
+        let tensors = vec![
+            (format!("{name}.weight"), vec![dense.inputs, outputs], weight),
+            (format!("{name}.bias"), vec![outputs], vec![F::zero(); outputs]),
+        ];
+        self.push(Op::Linear(dense), &[x], Shape::new(1, 1, outputs), tensors)
     }
 
     /// Group norm over `groups` channel groups (`name.weight` = scale, `name.bias` = shift).
@@ -412,6 +468,56 @@ pub(super) fn check_against_finite_differences(graph: &Graph<f64>, n: usize, tan
     check_stacked_map(forward, reverse, &x, n, &theta, seed + 1);
 }
 
+/// Checks a graph's jet pass ([`Graph::jet_forward`]) on `n` random points and `m` random directions
+/// against finite differences of its plain forward pass along the lines `t -> x + t v` (central first
+/// and second differences), and its reverse pass on a general jet input (non-zero second-order rows)
+/// against finite differences of `<g, jet>` in the input jet and in every parameter.
+#[cfg(test)]
+pub(super) fn check_jet_against_finite_differences(graph: &Graph<f64>, n: usize, m: usize, seed: u64) {
+    use crate::testing::{assert_close, dot, fd_gradient, normal_mat, test_rng};
+    let mut rng = test_rng(seed);
+    let d = graph.input_shape().len();
+    let log_sigma: Vec<f64> = (0..n).map(|i| -1.2 + 0.5 * i as f64).collect();
+    let (x, v) = (normal_mat(n, d, &mut rng), normal_mat(m * n, d, &mut rng));
+    let mut input = Mat::default();
+    crate::nn::stack_jet_input(&x, &v, &mut input);
+    let jet = graph.jet_forward(&input, n, &log_sigma, &mut GraphTrace::default()).expect("jet rule").clone();
+    let plain = |p: &Mat<f64>| graph.forward(p, n, &log_sigma, &mut GraphTrace::default()).clone();
+    let eps = 1e-4;
+    for tau in 0..m {
+        let along = |t: f64| plain(&Mat::from_fn(n, d, |i, j| x.at(i, j) + t * v.at(tau * n + i, j)));
+        let (up, mid, down) = (along(eps), along(0.0), along(-eps));
+        let points = up.as_slice().iter().zip(mid.as_slice()).zip(down.as_slice());
+        let first: Vec<f64> = points.clone().map(|((u, _), w)| (u - w) / (2.0 * eps)).collect();
+        let second: Vec<f64> = points.map(|((u, c), w)| (u - 2.0 * c + w) / (eps * eps)).collect();
+        assert_close(jet.slice_rows(0, n).as_slice(), mid.as_slice(), 1e-12, "jet value");
+        let rows = |start: usize| jet.slice_rows(start + tau * n, start + (tau + 1) * n);
+        assert_close(rows(n).as_slice(), &first, 1e-7, "jet first order vs finite differences");
+        assert_close(rows(n + m * n).as_slice(), &second, 1e-5, "jet second order vs finite differences");
+    }
+    let theta: Vec<f64> =
+        graph.params().iter().map(|p| p + 0.3 * normal_mat(1, 1, &mut rng).at(0, 0)).collect();
+    let x_jet = normal_mat(n * (1 + 2 * m), d, &mut rng);
+    let forward = |x: &Mat<f64>, theta: &[f64]| {
+        let mut net = graph.clone();
+        net.params_mut().copy_from_slice(theta);
+        net.jet_forward(x, n, &log_sigma, &mut GraphTrace::default()).expect("jet rule").clone()
+    };
+    let g = normal_mat(x_jet.rows(), graph.output_shape().len(), &mut rng);
+    let mut net = graph.clone();
+    net.params_mut().copy_from_slice(&theta);
+    let mut trace = GraphTrace::default();
+    net.jet_forward(&x_jet, n, &log_sigma, &mut trace).expect("jet rule");
+    let (mut grad, mut g_x) = (vec![0.0; theta.len()], Mat::default());
+    net.reverse(&mut trace, &g, &mut grad, Some(&mut g_x));
+    let in_x = |flat: &[f64]| {
+        dot(g.as_slice(), forward(&Mat::from_vec(x_jet.rows(), d, flat.to_vec()), &theta).as_slice())
+    };
+    assert_close(g_x.as_slice(), &fd_gradient(in_x, x_jet.as_slice(), 1e-5), 1e-6, "jet input cotangent");
+    let in_theta = |p: &[f64]| dot(g.as_slice(), forward(&x_jet, p).as_slice());
+    assert_close(&grad, &fd_gradient(in_theta, &theta, 1e-5), 1e-6, "jet parameter gradient");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -453,6 +559,63 @@ mod tests {
             assert!(want.1.iter().all(|v| v.is_finite()) && want.2.norm_sq() > 0.0);
             assert_eq!(pass(&mut reused, &x, n, &g), want, "{n} points, {tangents} tangents");
         }
+    }
+
+    #[test]
+    fn dense_layers_match_finite_differences() {
+        // A dense layer on a flattened 2x2x2 image, and one whose input also feeds a sum, so that its
+        // input cotangent is added to one the sum assigned.
+        let mut rng = test_rng(4);
+        let mut b = GraphBuilder::<f64, _>::new(Shape::new(2, 2, 2), &mut rng);
+        let x = b.input();
+        let h = b.linear("0", x, 5);
+        let a = b.act(h, Activation::Tanh);
+        let h = b.linear("1", a, 5);
+        let sum = b.add(a, h).expect("equal shapes");
+        b.linear("2", sum, 3);
+        let graph = b.finish();
+        assert_eq!(graph.output_shape(), Shape::new(1, 1, 3));
+        assert_eq!(graph.tensors()[0].shape, vec![8, 5]);
+        check_against_finite_differences(&graph, 3, 2, 5);
+    }
+
+    #[test]
+    fn jet_rows_match_finite_differences_along_lines() {
+        // Every op with a jet rule: convolution, activations, concat, pooling, embedding, upsampling,
+        // dense layers and a sum.
+        let mut rng = test_rng(6);
+        let mut b = GraphBuilder::<f64, _>::new(Shape::new(2, 2, 2), &mut rng);
+        let x = b.input();
+        let c = b.conv2d("conv", x, 3, 3, 1).expect("valid conv");
+        let a = b.act(c, Activation::Silu);
+        let wide = b.concat(a, x).expect("same pixels");
+        let pooled = b.avg_pool(wide).expect("even sides");
+        let e = b.embed("embed", pooled, 2);
+        let up = b.upsample(e);
+        let h = b.linear("dense", up, 4);
+        let t = b.act(h, Activation::Tanh);
+        let skip = b.linear("skip", pooled, 4);
+        let sum = b.add(t, skip).expect("equal shapes");
+        let s = b.act(sum, Activation::Softplus);
+        b.linear("out", s, 2);
+        check_jet_against_finite_differences(&b.finish(), 2, 2, 7);
+    }
+
+    #[test]
+    fn a_jet_pass_through_a_group_norm_is_refused() {
+        let mut rng = test_rng(8);
+        let mut b = GraphBuilder::<f64, _>::new(Shape::new(2, 2, 2), &mut rng);
+        let x = b.input();
+        let h = b.conv2d("conv", x, 2, 1, 1).expect("valid conv");
+        b.group_norm("norm", h, 1).expect("2 channels, 1 group");
+        let graph = b.finish();
+        let input = Mat::zeros(3, 8);
+        let err = graph.jet_forward(&input, 1, &[0.0], &mut GraphTrace::default()).expect_err("no jet rule");
+        assert_eq!(
+            err.to_string(),
+            "jet rows: node 2 is a group norm, which has no jet rule (expected dense, convolution, \
+             activation, pooling, upsampling, skip or embedding ops)"
+        );
     }
 
     #[test]
