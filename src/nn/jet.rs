@@ -45,6 +45,28 @@ pub(crate) fn jet_directions(rows: usize, n: usize) -> usize {
     (rows / n - 1) / 2
 }
 
+/// Stacks the jet input of the lines `t -> x_i + t v_{tau i}`: `[x; v; 0]`, with `v` holding `m` blocks of
+/// `n` rows (direction `tau` of point `i` at row `tau n + i`). The second-order rows are zero because the
+/// lines are straight.
+#[track_caller]
+pub fn stack_jet_input<F: Real>(x: &Mat<F>, directions: &Mat<F>, out: &mut Mat<F>) {
+    let (n, dim) = (x.rows(), x.cols());
+    assert_eq!(directions.cols(), dim, "jet directions have {} columns, expected {dim}", directions.cols());
+    assert!(
+        n > 0 && directions.rows().is_multiple_of(n),
+        "jet directions: {} rows for {n} points",
+        directions.rows()
+    );
+    let m = directions.rows() / n;
+    out.resize(n * (1 + 2 * m), dim);
+    let data = out.as_mut_slice();
+    let (head, rest) = data.split_at_mut(n * dim);
+    head.copy_from_slice(x.as_slice());
+    let (first, second) = rest.split_at_mut(m * n * dim);
+    first.copy_from_slice(directions.as_slice());
+    second.iter_mut().for_each(|v| *v = F::zero());
+}
+
 /// `y = f(a)` and the first three derivatives on the primal rows.
 #[inline(always)]
 fn primal_pass<F: Real>(jet: impl Fn(F) -> [F; 4], a: &[F], y: &mut [F], cache: &mut JetCache<F>) {

@@ -36,7 +36,7 @@ use crate::linalg::{Mat, Real};
 /// The workspace of [`Graph::input_gradient_trace`]: the forward trace, the backward chain's `delta`
 /// per node and the adjoint chain's `delta_bar`. Allocate once, reuse every step.
 #[derive(Clone, Debug, Default)]
-pub struct GraphGradientTrace<F> {
+pub struct InputGradientTrace<F> {
     forward: GraphTrace<F>,
     /// `delta_k = dE/dv_k`, shaped like the values.
     deltas: Vec<Mat<F>>,
@@ -46,7 +46,7 @@ pub struct GraphGradientTrace<F> {
     delta_bars: Vec<Mat<F>>,
 }
 
-impl<F: Real> GraphGradientTrace<F> {
+impl<F: Real> InputGradientTrace<F> {
     /// The network outputs `E(x)` (`n x 1`) of the last pass.
     pub fn value(&self) -> &Mat<F> {
         self.forward.output()
@@ -54,7 +54,7 @@ impl<F: Real> GraphGradientTrace<F> {
 
     /// The input gradients `grad_x E(x)` (`n x D`) of the last pass.
     pub fn gradient(&self) -> &Mat<F> {
-        self.deltas.first().expect("GraphGradientTrace::gradient before a forward pass")
+        self.deltas.first().expect("InputGradientTrace::gradient before a forward pass")
     }
 }
 
@@ -121,7 +121,7 @@ impl Op {
     ) {
         match self {
             Op::Linear(dense) => {
-                dense.product(&params[..dense.weight_len()], input_bars[0], delta_bar, true);
+                dense.product(&params[..dense.weight_len()], input_bars[0], delta_bar);
                 dense.weight_gradient(input_bars[0], delta, &mut grad[..dense.weight_len()]);
             }
             Op::Act(_) => {
@@ -164,7 +164,7 @@ impl<F: Real> Graph<F> {
         &self,
         x: &Mat<F>,
         log_sigma: &[F],
-        trace: &'t mut GraphGradientTrace<F>,
+        trace: &'t mut InputGradientTrace<F>,
     ) -> Result<(&'t Mat<F>, &'t Mat<F>), GraphError> {
         let outputs = self.output_shape().len();
         if outputs != 1 {
@@ -173,7 +173,7 @@ impl<F: Real> Graph<F> {
         if let Some(node) = self.nodes.iter().skip(1).position(|node| !node.op.has_gradient_adjoint()) {
             return Err(GraphError::NoGradientAdjoint { node: node + 1 });
         }
-        let GraphGradientTrace { forward, deltas, written, .. } = trace;
+        let InputGradientTrace { forward, deltas, written, .. } = trace;
         self.walk(x, x.rows(), Rows::Tangents, true, log_sigma, forward);
         deltas.resize_with(self.nodes.len(), Mat::default);
         for (d, v) in deltas.iter_mut().zip(&forward.values) {
@@ -199,12 +199,12 @@ impl<F: Real> Graph<F> {
     #[track_caller]
     pub fn input_gradient_reverse(
         &self,
-        trace: &mut GraphGradientTrace<F>,
+        trace: &mut InputGradientTrace<F>,
         g_value: Option<&Mat<F>>,
         g_gradient: &Mat<F>,
         grad: &mut [F],
     ) {
-        let GraphGradientTrace { forward, deltas, delta_bars, .. } = trace;
+        let InputGradientTrace { forward, deltas, delta_bars, .. } = trace;
         assert!(
             deltas.len() == self.nodes.len() && forward.values.len() == self.nodes.len(),
             "input_gradient_reverse before its forward pass"
@@ -303,7 +303,7 @@ mod tests {
         let log_sigma = vec![0.0; n];
         let x = normal_mat(n, 3, &mut rng);
         let plain = |x: &Mat<f64>| graph.forward(x, n, &log_sigma, &mut GraphTrace::default()).clone();
-        let mut trace = GraphGradientTrace::default();
+        let mut trace = InputGradientTrace::default();
         let (value, gradient) = graph.input_gradient_trace(&x, &log_sigma, &mut trace).expect("adjoints");
         assert_close(value.as_slice(), plain(&x).as_slice(), 1e-12, "energy value");
         // The gradient equals finite differences of the forward pass...
@@ -324,7 +324,7 @@ mod tests {
             graph.input_gradient_trace(&x, &log_sigma, &mut trace).expect("adjoints");
             graph.input_gradient_reverse(&mut trace, with_value.then_some(&g_e), &g_g, &mut grad);
             let objective = |p: &[f64]| {
-                let mut t = GraphGradientTrace::default();
+                let mut t = InputGradientTrace::default();
                 let (e, g) = with_params(p).input_gradient_trace(&x, &log_sigma, &mut t).expect("adjoints");
                 let value_term = if with_value { dot(g_e.as_slice(), e.as_slice()) } else { 0.0 };
                 value_term + dot(g_g.as_slice(), g.as_slice())
@@ -343,7 +343,7 @@ mod tests {
         b.linear("out", c, 1);
         let x4 = Mat::zeros(2, 4);
         let err =
-            b.finish().input_gradient_trace(&x4, &[0.0; 2], &mut GraphGradientTrace::default()).map(|_| ());
+            b.finish().input_gradient_trace(&x4, &[0.0; 2], &mut InputGradientTrace::default()).map(|_| ());
         assert_eq!(
             err.expect_err("a convolution").to_string(),
             "input gradient: node 1 has no second-order adjoint (expected dense, activation, sum or \
@@ -353,7 +353,7 @@ mod tests {
         let x = b.input();
         b.linear("out", x, 2);
         let err =
-            b.finish().input_gradient_trace(&x4, &[0.0; 2], &mut GraphGradientTrace::default()).map(|_| ());
+            b.finish().input_gradient_trace(&x4, &[0.0; 2], &mut InputGradientTrace::default()).map(|_| ());
         assert_eq!(
             err.expect_err("two outputs").to_string(),
             "input gradient: the network has 2 outputs, expected 1"

@@ -18,7 +18,8 @@ mod skip;
 mod unet;
 
 pub use error::GraphError;
-pub use network::{Graph, GraphTrace};
+pub use input_gradient::InputGradientTrace;
+pub use network::{Graph, GraphBuilder, GraphTrace};
 
 pub use shape::Shape;
 pub use unet::{SecondOrderMaps, UNetConfig};

@@ -80,6 +80,16 @@ impl<F: Real> GraphTrace<F> {
     pub fn output(&self) -> &Mat<F> {
         self.values.last().expect("GraphTrace::output before a forward pass")
     }
+
+    /// Number of primal rows of the last forward pass.
+    pub fn primal_rows(&self) -> usize {
+        self.n
+    }
+
+    /// Whether `x` has the shape of the last forward pass's stacked input.
+    pub fn input_matches(&self, x: &Mat<F>) -> bool {
+        self.values.first().is_some_and(|v| v.rows() == x.rows() && v.cols() == x.cols())
+    }
 }
 
 impl<F: Real> Graph<F> {
@@ -107,6 +117,12 @@ impl<F: Real> Graph<F> {
     pub fn cast<G: Real>(&self) -> Graph<G> {
         let params = self.params.iter().map(|p| G::of(p.to_f64().unwrap_or(f64::NAN))).collect();
         Graph { nodes: self.nodes.clone(), params, tensors: self.tensors.clone() }
+    }
+
+    /// The values of tensor `t` of [`Graph::tensors`].
+    pub fn tensor(&self, t: usize) -> &[F] {
+        let tensor = &self.tensors[t];
+        &self.params[tensor.offset..tensor.offset + tensor.len()]
     }
 
     /// The named tensors that tile the flat parameter vector, in order.
@@ -174,14 +190,38 @@ impl<F: Real> Graph<F> {
             "Graph: {} stacked rows are not a multiple of {n}",
             x.rows()
         );
-        assert_eq!(log_sigma.len(), n, "Graph: {} noise levels for {n} points", log_sigma.len());
+        self.check_noise_levels(log_sigma, n);
+        self.start_walk(x, n, rows, trace);
+        self.walk_from(1, keep_second, log_sigma, trace)
+    }
+
+    /// Panics unless there is one noise level per point, or none for a graph without a noise embedding.
+    #[track_caller]
+    fn check_noise_levels(&self, log_sigma: &[F], n: usize) {
+        let unused = log_sigma.is_empty() && !self.nodes.iter().any(|node| matches!(node.op, Op::Embed(_)));
+        assert!(unused || log_sigma.len() == n, "Graph: {} noise levels for {n} points", log_sigma.len());
+    }
+
+    /// Sizes the trace for a walk over `x` with `n` primal rows laid out as `rows`.
+    fn start_walk(&self, x: &Mat<F>, n: usize, rows: Rows, trace: &mut GraphTrace<F>) {
         trace.n = n;
         trace.rows = rows;
         trace.values.resize_with(self.nodes.len(), Mat::default);
         trace.caches.resize_with(self.nodes.len(), NodeCache::default);
         trace.values[0].clone_from(x);
         self.reserve_workspace(x.rows(), &mut trace.workspace);
-        for (k, node) in self.nodes.iter().enumerate().skip(1) {
+    }
+
+    /// The forward walk from node `start` on (the values of earlier nodes in place).
+    fn walk_from<'t>(
+        &self,
+        start: usize,
+        keep_second: bool,
+        log_sigma: &[F],
+        trace: &'t mut GraphTrace<F>,
+    ) -> &'t Mat<F> {
+        let (n, rows) = (trace.n, trace.rows);
+        for (k, node) in self.nodes.iter().enumerate().skip(start) {
             let (done, rest) = trace.values.split_at_mut(k);
             let inputs: Vec<&Mat<F>> = node.inputs.iter().map(|&j| &done[j]).collect();
             let params = &self.params[node.params.clone()];
@@ -189,6 +229,25 @@ impl<F: Real> Graph<F> {
             node.op.forward(params, &inputs, n, rows, keep_second, log_sigma, y, cache, &mut trace.workspace);
         }
         trace.output()
+    }
+
+    /// [`Graph::forward`] at the `n` rows of `x` along the `D` basis directions (the stacked input
+    /// `[x; e_0 ..; e_1 ..; ..]`, direction `j` of point `i` at row `n + j n + i`) for a graph whose first
+    /// op is a dense layer of the input, without building the one-hot rows: that layer's tangent rows
+    /// are the rows of its weight ([`Dense::forward_basis_tangents`]). Returns `[y; J e_0; J e_1; ..]`.
+    /// The trace holds only the primal input rows: no reverse pass may follow.
+    #[track_caller]
+    pub fn forward_basis<'t>(&self, x: &Mat<F>, trace: &'t mut GraphTrace<F>) -> &'t Mat<F> {
+        let width = self.input_shape().len();
+        assert_eq!(x.cols(), width, "Graph: input has {} columns, expected {width}", x.cols());
+        assert!(x.rows() > 0, "Graph: no rows");
+        let first = &self.nodes[1];
+        let Op::Linear(dense) = first.op else { panic!("Graph::forward_basis: the first op is not dense") };
+        self.check_noise_levels(&[], x.rows());
+        self.start_walk(x, x.rows(), Rows::Tangents, trace);
+        let (weight, bias) = self.params[first.params.clone()].split_at(dense.weight_len());
+        dense.forward_basis_tangents(weight, bias, x, &mut trace.values[1]);
+        self.walk_from(2, false, &[], trace)
     }
 
     /// Reverse pass after [`Graph::forward`] or [`Graph::jet_forward`] (the same rows): given the
