@@ -5,8 +5,9 @@
 //! For `n` points and `m` directions a jet batch has `n (1 + 2m)` rows: `n` primal rows `a`, then `m n`
 //! first-order rows `a'` (direction `tau` of point `i` at row `n + tau n + i`), then `m n` second-order
 //! rows `a''` (row `n + m n + tau n + i`). Along the line `t -> x + t v` these are `a(0)`, `a'(0)`,
-//! `a''(0)`. A [`Linear`](super::Linear) layer maps jets to jets with its ordinary stacked forward
-//! (the bias only touches primal rows), so only the activation needs a jet rule.
+//! `a''(0)`. A dense layer ([`Dense`](super::Dense)) maps jets to jets with its ordinary stacked
+//! forward (the bias only touches primal rows), as does every other linear op of the network graph, so
+//! only the activation needs a jet rule.
 
 use super::activation::Activation;
 use super::layer::Layer;

@@ -6,7 +6,7 @@
 //! `{l}.bias`, the names the checkpoints store them under.
 
 use super::activation::Activation;
-use super::graph::{Graph, GraphBuilder, GraphTrace, InputGradientTrace, Shape};
+use super::graph::{Graph, GraphBuilder, GraphTrace, InputGradientTrace, Rows, Shape};
 use super::jet::stack_jet_input;
 use crate::linalg::{Mat, Real};
 use rand::Rng;
@@ -156,7 +156,8 @@ impl<F: Real> Mlp<F> {
     /// reverse pass needs. Returns the stacked output `[y; y_dot]`.
     #[track_caller]
     pub fn forward_trace<'t>(&self, x: &Mat<F>, n: usize, trace: &'t mut MlpTrace<F>) -> &'t Mat<F> {
-        self.graph.forward(x, n, &[], &mut trace.0)
+        let out = self.graph.forward_borrowed(x, n, Rows::Tangents, &[], &mut trace.0);
+        out.expect("tangent rows need no jet rule")
     }
 
     /// [`Mlp::forward_trace`] at the `n` rows of `x` along the `D` basis directions (the stacked input
@@ -179,8 +180,7 @@ impl<F: Real> Mlp<F> {
         grad: &mut Mlp<F>,
         g_x: Option<&mut Mat<F>>,
     ) {
-        assert!(trace.0.input_matches(x), "Mlp::reverse: not the input of the last forward pass");
-        self.graph.reverse(&mut trace.0, g_out, grad.graph.params_mut(), g_x);
+        self.graph.reverse_borrowed(x, &mut trace.0, g_out, grad.graph.params_mut(), g_x);
     }
 
     /// Forward pass over a stacked batch without keeping a trace; returns `[y; y_dot]`.
@@ -203,7 +203,8 @@ impl<F: Real> Mlp<F> {
     /// For an energy network `E` these are `E`, `-v^T s` and `-v^T (grad s) v` with `s = -grad E`.
     #[track_caller]
     pub fn jet_forward_trace<'t>(&self, x: &Mat<F>, n: usize, trace: &'t mut MlpTrace<F>) -> &'t Mat<F> {
-        self.graph.jet_forward(x, n, &[], &mut trace.0).expect("dense layers and activations have jet rules")
+        let out = self.graph.forward_borrowed(x, n, Rows::Jet, &[], &mut trace.0);
+        out.expect("dense layers and activations have jet rules")
     }
 
     /// The output jet of the lines `t -> x_i + t v_{tau i}` without keeping a trace (see
@@ -228,18 +229,19 @@ impl<F: Real> Mlp<F> {
         }
     }
 
-    /// Reverse pass after [`Mlp::input_gradient_trace`]: given cotangents `g_value` of `E` (`n x 1`, or
+    /// Reverse pass after [`Mlp::input_gradient_trace`] on the same `x`: given cotangents `g_value` of `E` (`n x 1`, or
     /// none) and `g_gradient` of `grad_x E` (`n x D`), ADDS the parameter gradient of
     /// `<g_value, E> + <g_gradient, grad_x E>` into `grad` (`4L` GEMMs).
     #[track_caller]
     pub fn input_gradient_reverse(
         &self,
+        x: &Mat<F>,
         trace: &mut InputGradientTrace<F>,
         g_value: Option<&Mat<F>>,
         g_gradient: &Mat<F>,
         grad: &mut Mlp<F>,
     ) {
-        self.graph.input_gradient_reverse(trace, g_value, g_gradient, grad.graph.params_mut());
+        self.graph.input_gradient_reverse(x, trace, g_value, g_gradient, grad.graph.params_mut());
     }
 
     /// `grad_x E` at every row of `x` for a network with one output.
@@ -440,7 +442,7 @@ mod tests {
             for with_value in [true, false] {
                 let mut grad = mlp.zeros_like();
                 mlp.input_gradient_trace(&x, &mut trace);
-                mlp.input_gradient_reverse(&mut trace, with_value.then_some(&g_e), &g_g, &mut grad);
+                mlp.input_gradient_reverse(&x, &mut trace, with_value.then_some(&g_e), &g_g, &mut grad);
                 let objective = |p: &[f64]| {
                     let m = with_params(&template, p);
                     let mut t = InputGradientTrace::default();

@@ -216,7 +216,13 @@ pub fn energy_loss_and_gradient<F: Real>(
 /// pass into the parameter gradient: `d loss / d grad f = -d loss / d s`.
 fn reverse_through_scores<F: Real>(model: &EnergyModel<F>, ws: &mut EnergyWorkspace<F>) {
     ws.g_scores.as_mut_slice().iter_mut().for_each(|v| *v = -*v);
-    model.net.input_gradient_reverse(&mut ws.gradient_trace, None, &ws.g_scores, &mut ws.grad.net);
+    model.net.input_gradient_reverse(
+        &ws.points,
+        &mut ws.gradient_trace,
+        None,
+        &ws.g_scores,
+        &mut ws.grad.net,
+    );
 }
 
 #[cfg(test)]

@@ -174,9 +174,10 @@ impl<F: Real> Graph<F> {
             return Err(GraphError::NoGradientAdjoint { node: node + 1 });
         }
         let InputGradientTrace { forward, deltas, written, .. } = trace;
-        self.walk(x, x.rows(), Rows::Tangents, true, log_sigma, forward);
+        self.walk(x, x.rows(), Rows::Tangents, true, log_sigma, forward, false);
         deltas.resize_with(self.nodes.len(), Mat::default);
-        for (d, v) in deltas.iter_mut().zip(&forward.values) {
+        deltas[0].resize(x.rows(), x.cols());
+        for (d, v) in deltas.iter_mut().zip(&forward.values).skip(1) {
             d.resize(v.rows(), v.cols());
         }
         written.clear();
@@ -193,12 +194,13 @@ impl<F: Real> Graph<F> {
         Ok((forward.output(), &deltas[0]))
     }
 
-    /// Reverse pass after [`Graph::input_gradient_trace`]: given cotangents `g_value` of `E` (`n x 1`, or
+    /// Reverse pass after [`Graph::input_gradient_trace`] on the same `x`: given cotangents `g_value` of `E` (`n x 1`, or
     /// none) and `g_gradient` of `grad_x E` (`n x D`), ADDS the parameter gradient of
     /// `<g_value, E> + <g_gradient, grad_x E>` into `grad` (laid out like [`Graph::params`]).
     #[track_caller]
     pub fn input_gradient_reverse(
         &self,
+        x: &Mat<F>,
         trace: &mut InputGradientTrace<F>,
         g_value: Option<&Mat<F>>,
         g_gradient: &Mat<F>,
@@ -218,7 +220,8 @@ impl<F: Real> Graph<F> {
             deltas[0].cols()
         );
         assert_eq!(grad.len(), self.params.len(), "input_gradient_reverse: gradient length");
-        self.start_reverse(forward);
+        assert!(x.rows() == deltas[0].rows(), "input_gradient_reverse: not the input of the forward pass");
+        self.start_reverse(x, forward);
         delta_bars.resize_with(self.nodes.len(), Mat::default);
         delta_bars[0].clone_from(g_gradient);
         for (k, node) in self.nodes.iter().enumerate().skip(1) {
@@ -256,7 +259,7 @@ impl<F: Real> Graph<F> {
             None => {}
         }
         forward.written[last] = true;
-        self.reverse_walk(forward, grad, None);
+        self.reverse_walk(x, None, forward, grad, None);
     }
 }
 
@@ -322,7 +325,7 @@ mod tests {
         for with_value in [true, false, true] {
             let mut grad = vec![0.0; theta.len()];
             graph.input_gradient_trace(&x, &log_sigma, &mut trace).expect("adjoints");
-            graph.input_gradient_reverse(&mut trace, with_value.then_some(&g_e), &g_g, &mut grad);
+            graph.input_gradient_reverse(&x, &mut trace, with_value.then_some(&g_e), &g_g, &mut grad);
             let objective = |p: &[f64]| {
                 let mut t = InputGradientTrace::default();
                 let (e, g) = with_params(p).input_gradient_trace(&x, &log_sigma, &mut t).expect("adjoints");

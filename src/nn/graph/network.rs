@@ -65,6 +65,8 @@ pub struct Graph<F> {
 pub struct GraphTrace<F> {
     n: usize,
     rows: Rows,
+    /// Whether `values[0]` holds a copy of the input (else the reverse pass is given it again).
+    input_kept: bool,
     pub(super) values: Vec<Mat<F>>,
     pub(super) caches: Vec<NodeCache<F>>,
     pub(super) cotangents: Vec<Mat<F>>,
@@ -84,11 +86,6 @@ impl<F: Real> GraphTrace<F> {
     /// Number of primal rows of the last forward pass.
     pub fn primal_rows(&self) -> usize {
         self.n
-    }
-
-    /// Whether `x` has the shape of the last forward pass's stacked input.
-    pub fn input_matches(&self, x: &Mat<F>) -> bool {
-        self.values.first().is_some_and(|v| v.rows() == x.rows() && v.cols() == x.cols())
     }
 }
 
@@ -149,30 +146,43 @@ impl<F: Real> Graph<F> {
         log_sigma: &[F],
         trace: &'t mut GraphTrace<F>,
     ) -> &'t Mat<F> {
-        self.walk(x, n, Rows::Tangents, false, log_sigma, trace)
+        self.walk(x, n, Rows::Tangents, false, log_sigma, trace, true)
     }
 
-    /// Second-order jet pass over a stacked jet batch `x` (`n` primal rows, `m n` first-order rows,
-    /// `m n` second-order rows; see [`Rows::Jet`]): for the input jet `[x; v; 0]` of the lines
-    /// `t -> x + t v` the output jet is `[f(x); J_f(x) v; (v^T grad^2 f_k(x) v)_k]`. Refuses a graph with
-    /// an op that has no jet rule (group norm).
+    /// Refuses a jet walk through an op without a jet rule; panics unless `x` has `n (1 + 2m)` rows.
     #[track_caller]
-    pub fn jet_forward<'t>(
-        &self,
-        x: &Mat<F>,
-        n: usize,
-        log_sigma: &[F],
-        trace: &'t mut GraphTrace<F>,
-    ) -> Result<&'t Mat<F>, GraphError> {
+    fn jet_rule_check(&self, x: &Mat<F>, n: usize) -> Result<(), GraphError> {
         if let Some(node) = self.nodes.iter().position(|node| !node.op.has_jet_rule()) {
             return Err(GraphError::NoJetRule { node });
         }
         crate::nn::jet::jet_directions(x.rows(), n);
-        Ok(self.walk(x, n, Rows::Jet, false, log_sigma, trace))
+        Ok(())
+    }
+
+    /// A forward walk over `x` laid out as `rows` that does not copy `x` into the trace: the reverse pass
+    /// is given `x` again ([`Graph::reverse_borrowed`]). With [`Rows::Jet`] (`n` primal rows, `m n`
+    /// first-order rows, `m n` second-order rows) and the input jet `[x; v; 0]` of the lines `t -> x + t v`,
+    /// the output jet is `[f(x); J_f(x) v; (v^T grad^2 f_k(x) v)_k]`; a graph with an op that has no jet
+    /// rule (group norm) is refused.
+    #[track_caller]
+    pub fn forward_borrowed<'t>(
+        &self,
+        x: &Mat<F>,
+        n: usize,
+        rows: Rows,
+        log_sigma: &[F],
+        trace: &'t mut GraphTrace<F>,
+    ) -> Result<&'t Mat<F>, GraphError> {
+        if rows == Rows::Jet {
+            self.jet_rule_check(x, n)?;
+        }
+        Ok(self.walk(x, n, rows, false, log_sigma, trace, false))
     }
 
     /// The forward walk: every node in topological order, on stacked rows laid out as `rows`
-    /// (activations keep their second derivatives when `keep_second` is set).
+    /// (activations keep their second derivatives when `keep_second` is set; the trace keeps a copy of
+    /// `x` when `keep_input` is set).
+    #[allow(clippy::too_many_arguments)]
     #[track_caller]
     pub(super) fn walk<'t>(
         &self,
@@ -182,6 +192,7 @@ impl<F: Real> Graph<F> {
         keep_second: bool,
         log_sigma: &[F],
         trace: &'t mut GraphTrace<F>,
+        keep_input: bool,
     ) -> &'t Mat<F> {
         let width = self.input_shape().len();
         assert_eq!(x.cols(), width, "Graph: input has {} columns, expected {width}", x.cols());
@@ -191,8 +202,8 @@ impl<F: Real> Graph<F> {
             x.rows()
         );
         self.check_noise_levels(log_sigma, n);
-        self.start_walk(x, n, rows, trace);
-        self.walk_from(1, keep_second, log_sigma, trace)
+        self.start_walk(x, n, rows, trace, keep_input);
+        self.walk_from(1, x, keep_second, log_sigma, trace)
     }
 
     /// Panics unless there is one noise level per point, or none for a graph without a noise embedding.
@@ -202,20 +213,27 @@ impl<F: Real> Graph<F> {
         assert!(unused || log_sigma.len() == n, "Graph: {} noise levels for {n} points", log_sigma.len());
     }
 
-    /// Sizes the trace for a walk over `x` with `n` primal rows laid out as `rows`.
-    fn start_walk(&self, x: &Mat<F>, n: usize, rows: Rows, trace: &mut GraphTrace<F>) {
+    /// Sizes the trace for a walk over `x` with `n` primal rows laid out as `rows`, keeping a copy of `x`
+    /// when `keep_input` is set.
+    fn start_walk(&self, x: &Mat<F>, n: usize, rows: Rows, trace: &mut GraphTrace<F>, keep_input: bool) {
         trace.n = n;
         trace.rows = rows;
+        trace.input_kept = keep_input;
         trace.values.resize_with(self.nodes.len(), Mat::default);
         trace.caches.resize_with(self.nodes.len(), NodeCache::default);
-        trace.values[0].clone_from(x);
+        if keep_input {
+            trace.values[0].clone_from(x);
+        } else {
+            trace.values[0].resize(0, x.cols());
+        }
         self.reserve_workspace(x.rows(), &mut trace.workspace);
     }
 
-    /// The forward walk from node `start` on (the values of earlier nodes in place).
+    /// The forward walk from node `start` on (the values of earlier nodes in place; node 0's is `x`).
     fn walk_from<'t>(
         &self,
         start: usize,
+        x: &Mat<F>,
         keep_second: bool,
         log_sigma: &[F],
         trace: &'t mut GraphTrace<F>,
@@ -223,10 +241,20 @@ impl<F: Real> Graph<F> {
         let (n, rows) = (trace.n, trace.rows);
         for (k, node) in self.nodes.iter().enumerate().skip(start) {
             let (done, rest) = trace.values.split_at_mut(k);
-            let inputs: Vec<&Mat<F>> = node.inputs.iter().map(|&j| &done[j]).collect();
+            let (inputs, count) = input_values(&node.inputs, x, done);
             let params = &self.params[node.params.clone()];
             let (y, cache) = (&mut rest[0], &mut trace.caches[k]);
-            node.op.forward(params, &inputs, n, rows, keep_second, log_sigma, y, cache, &mut trace.workspace);
+            node.op.forward(
+                params,
+                &inputs[..count],
+                n,
+                rows,
+                keep_second,
+                log_sigma,
+                y,
+                cache,
+                &mut trace.workspace,
+            );
         }
         trace.output()
     }
@@ -235,7 +263,7 @@ impl<F: Real> Graph<F> {
     /// `[x; e_0 ..; e_1 ..; ..]`, direction `j` of point `i` at row `n + j n + i`) for a graph whose first
     /// op is a dense layer of the input, without building the one-hot rows: that layer's tangent rows
     /// are the rows of its weight ([`Dense::forward_basis_tangents`]). Returns `[y; J e_0; J e_1; ..]`.
-    /// The trace holds only the primal input rows: no reverse pass may follow.
+    /// No reverse pass may follow.
     #[track_caller]
     pub fn forward_basis<'t>(&self, x: &Mat<F>, trace: &'t mut GraphTrace<F>) -> &'t Mat<F> {
         let width = self.input_shape().len();
@@ -244,13 +272,13 @@ impl<F: Real> Graph<F> {
         let first = &self.nodes[1];
         let Op::Linear(dense) = first.op else { panic!("Graph::forward_basis: the first op is not dense") };
         self.check_noise_levels(&[], x.rows());
-        self.start_walk(x, x.rows(), Rows::Tangents, trace);
+        self.start_walk(x, x.rows(), Rows::Tangents, trace, false);
         let (weight, bias) = self.params[first.params.clone()].split_at(dense.weight_len());
         dense.forward_basis_tangents(weight, bias, x, &mut trace.values[1]);
-        self.walk_from(2, false, &[], trace)
+        self.walk_from(2, x, false, &[], trace)
     }
 
-    /// Reverse pass after [`Graph::forward`] or [`Graph::jet_forward`] (the same rows): given the
+    /// Reverse pass after [`Graph::forward`]: given the
     /// cotangent `g_out` of the stacked output, adds
     /// the parameter gradient to `grad` (laid out like [`Graph::params`]) and, when asked, writes the
     /// cotangent of the stacked input to `g_x`.
@@ -269,49 +297,87 @@ impl<F: Real> Graph<F> {
             grad.len(),
             self.params.len()
         );
-        assert!(
-            trace.values.len() == self.nodes.len()
-                && trace.output().rows() == g_out.rows()
-                && trace.output().cols() == g_out.cols(),
-            "Graph::reverse: cotangent does not match the last forward pass"
-        );
-        self.start_reverse(trace);
-        trace.cotangents.last_mut().expect("a graph has nodes").clone_from(g_out);
-        self.reverse_walk(trace, grad, g_x);
+        assert!(trace.input_kept, "Graph::reverse after a pass that did not keep its input");
+        let input = std::mem::take(&mut trace.values[0]);
+        self.reverse_borrowed(&input, trace, g_out, grad, g_x);
+        trace.values[0] = input;
     }
 
-    /// Sizes every node's cotangent like its value and marks none written. Buffers keep their size
-    /// across steps, so after the first step none is resized or zeroed: each input cotangent is assigned
-    /// by its first writer (`cotangent.rs`).
-    pub(super) fn start_reverse(&self, trace: &mut GraphTrace<F>) {
+    /// [`Graph::reverse`] after [`Graph::forward_borrowed`] on the same `x`.
+    #[track_caller]
+    pub fn reverse_borrowed(
+        &self,
+        x: &Mat<F>,
+        trace: &mut GraphTrace<F>,
+        g_out: &Mat<F>,
+        grad: &mut [F],
+        g_x: Option<&mut Mat<F>>,
+    ) {
+        assert_eq!(
+            grad.len(),
+            self.params.len(),
+            "Graph: gradient of {} values, expected {}",
+            grad.len(),
+            self.params.len()
+        );
+        let out = trace.output();
+        assert!(
+            trace.values.len() == self.nodes.len()
+                && out.rows() == g_out.rows()
+                && out.cols() == g_out.cols()
+                && x.rows() == out.rows(),
+            "Graph::reverse: cotangent or input does not match the last forward pass"
+        );
+        self.start_reverse(x, trace);
+        self.reverse_walk(x, Some(g_out), trace, grad, g_x);
+    }
+
+    /// Sizes every node's cotangent like its value (node 0's like `x`) and marks none written. Buffers
+    /// keep their size across steps, so after the first step none is resized or zeroed: each input
+    /// cotangent is assigned by its first writer (`cotangent.rs`).
+    pub(super) fn start_reverse(&self, x: &Mat<F>, trace: &mut GraphTrace<F>) {
         let GraphTrace { values, cotangents, written, workspace, .. } = trace;
         cotangents.resize_with(self.nodes.len(), Mat::default);
-        for (g, y) in cotangents.iter_mut().zip(values.iter()) {
+        cotangents[0].resize(x.rows(), x.cols());
+        for (g, y) in cotangents.iter_mut().zip(values.iter()).skip(1) {
             g.resize(y.rows(), y.cols());
         }
         written.clear();
         written.resize(self.nodes.len(), false);
-        self.reserve_workspace(values[0].rows(), workspace);
+        self.reserve_workspace(x.rows(), workspace);
     }
 
-    /// The reverse walk once the output's cotangent is in place (and any other node's, marked written):
-    /// every node from the last to the first adds its inputs' cotangents and its parameter gradient.
-    pub(super) fn reverse_walk(&self, trace: &mut GraphTrace<F>, grad: &mut [F], g_x: Option<&mut Mat<F>>) {
-        let GraphTrace { n, rows, values, caches, cotangents, written, workspace, scratch } = trace;
+    /// The reverse walk over the input `x` of the forward pass, from the output's cotangent `g_out` (or,
+    /// without it, the one in place, marked written, as any other node's may be): every node from the
+    /// last to the first adds its inputs' cotangents and its parameter gradient.
+    pub(super) fn reverse_walk(
+        &self,
+        x: &Mat<F>,
+        g_out: Option<&Mat<F>>,
+        trace: &mut GraphTrace<F>,
+        grad: &mut [F],
+        g_x: Option<&mut Mat<F>>,
+    ) {
+        let GraphTrace { n, rows, values, caches, cotangents, written, workspace, scratch, .. } = trace;
         let input_wanted = g_x.is_some();
+        let last = self.nodes.len() - 1;
         for (k, node) in self.nodes.iter().enumerate().skip(1).rev() {
             let (lower, upper) = cotangents.split_at_mut(k);
             let g_inputs = input_cotangents(&node.inputs, lower, written, input_wanted);
-            let inputs: Vec<&Mat<F>> = node.inputs.iter().map(|&j| &values[j]).collect();
+            let (inputs, count) = input_values(&node.inputs, x, values);
+            let g_y = match g_out {
+                Some(g) if k == last => g,
+                _ => &upper[0],
+            };
             let range = node.params.clone();
             node.op.reverse(
                 &self.params[range.clone()],
                 &mut grad[range],
-                &inputs,
+                &inputs[..count],
                 *n,
                 *rows,
                 &caches[k],
-                &upper[0],
+                g_y,
                 g_inputs,
                 workspace,
                 scratch,
@@ -324,6 +390,13 @@ impl<F: Real> Graph<F> {
             std::mem::swap(g_x, &mut cotangents[0]);
         }
     }
+}
+
+/// The values of a node's inputs (at most two; node 0's is `x`) and their number.
+fn input_values<'a, F>(inputs: &[usize], x: &'a Mat<F>, values: &'a [Mat<F>]) -> ([&'a Mat<F>; 2], usize) {
+    let value = |j: usize| if j == 0 { x } else { &values[j] };
+    let first = value(inputs[0]);
+    (inputs.get(1).map_or([first, first], |&j| [first, value(j)]), inputs.len())
 }
 
 /// Builds a [`Graph`] node by node, initialising parameters as it goes: convolution and embedding
@@ -527,7 +600,7 @@ pub(super) fn check_against_finite_differences(graph: &Graph<f64>, n: usize, tan
     check_stacked_map(forward, reverse, &x, n, &theta, seed + 1);
 }
 
-/// Checks a graph's jet pass ([`Graph::jet_forward`]) on `n` random points and `m` random directions
+/// Checks a graph's jet pass ([`Graph::forward_borrowed`] with [`Rows::Jet`]) on `n` random points and `m` random directions
 /// against finite differences of its plain forward pass along the lines `t -> x + t v` (central first
 /// and second differences), and its reverse pass on a general jet input (non-zero second-order rows)
 /// against finite differences of `<g, jet>` in the input jet and in every parameter.
@@ -540,7 +613,8 @@ pub(super) fn check_jet_against_finite_differences(graph: &Graph<f64>, n: usize,
     let (x, v) = (normal_mat(n, d, &mut rng), normal_mat(m * n, d, &mut rng));
     let mut input = Mat::default();
     crate::nn::stack_jet_input(&x, &v, &mut input);
-    let jet = graph.jet_forward(&input, n, &log_sigma, &mut GraphTrace::default()).expect("jet rule").clone();
+    let mut trace = GraphTrace::default();
+    let jet = graph.forward_borrowed(&input, n, Rows::Jet, &log_sigma, &mut trace).expect("jet rule").clone();
     let plain = |p: &Mat<f64>| graph.forward(p, n, &log_sigma, &mut GraphTrace::default()).clone();
     let eps = 1e-4;
     for tau in 0..m {
@@ -560,15 +634,16 @@ pub(super) fn check_jet_against_finite_differences(graph: &Graph<f64>, n: usize,
     let forward = |x: &Mat<f64>, theta: &[f64]| {
         let mut net = graph.clone();
         net.params_mut().copy_from_slice(theta);
-        net.jet_forward(x, n, &log_sigma, &mut GraphTrace::default()).expect("jet rule").clone()
+        let mut trace = GraphTrace::default();
+        net.forward_borrowed(x, n, Rows::Jet, &log_sigma, &mut trace).expect("jet rule").clone()
     };
     let g = normal_mat(x_jet.rows(), graph.output_shape().len(), &mut rng);
     let mut net = graph.clone();
     net.params_mut().copy_from_slice(&theta);
     let mut trace = GraphTrace::default();
-    net.jet_forward(&x_jet, n, &log_sigma, &mut trace).expect("jet rule");
+    net.forward_borrowed(&x_jet, n, Rows::Jet, &log_sigma, &mut trace).expect("jet rule");
     let (mut grad, mut g_x) = (vec![0.0; theta.len()], Mat::default());
-    net.reverse(&mut trace, &g, &mut grad, Some(&mut g_x));
+    net.reverse_borrowed(&x_jet, &mut trace, &g, &mut grad, Some(&mut g_x));
     let in_x = |flat: &[f64]| {
         dot(g.as_slice(), forward(&Mat::from_vec(x_jet.rows(), d, flat.to_vec()), &theta).as_slice())
     };
@@ -669,7 +744,8 @@ mod tests {
         b.group_norm("norm", h, 1).expect("2 channels, 1 group");
         let graph = b.finish();
         let input = Mat::zeros(3, 8);
-        let err = graph.jet_forward(&input, 1, &[0.0], &mut GraphTrace::default()).expect_err("no jet rule");
+        let mut trace = GraphTrace::default();
+        let err = graph.forward_borrowed(&input, 1, Rows::Jet, &[0.0], &mut trace).expect_err("no jet rule");
         assert_eq!(
             err.to_string(),
             "jet rows: node 2 is a group norm, which has no jet rule (expected dense, convolution, \
