@@ -221,7 +221,9 @@ impl<F: Real> Graph<F> {
         );
         assert_eq!(grad.len(), self.params.len(), "input_gradient_reverse: gradient length");
         assert!(x.rows() == deltas[0].rows(), "input_gradient_reverse: not the input of the forward pass");
-        self.start_reverse(x, forward);
+        // The input's cotangent is not wanted: an activation of the input writes its curvature term
+        // into an empty buffer.
+        self.start_reverse(x, forward, false, false);
         delta_bars.resize_with(self.nodes.len(), Mat::default);
         delta_bars[0].clone_from(g_gradient);
         for (k, node) in self.nodes.iter().enumerate().skip(1) {

@@ -328,18 +328,30 @@ impl<F: Real> Graph<F> {
                 && x.rows() == out.rows(),
             "Graph::reverse: cotangent or input does not match the last forward pass"
         );
-        self.start_reverse(x, trace);
+        self.start_reverse(x, trace, g_x.is_some(), true);
         self.reverse_walk(x, Some(g_out), trace, grad, g_x);
     }
 
-    /// Sizes every node's cotangent like its value (node 0's like `x`) and marks none written. Buffers
-    /// keep their size across steps, so after the first step none is resized or zeroed: each input
-    /// cotangent is assigned by its first writer (`cotangent.rs`).
-    pub(super) fn start_reverse(&self, x: &Mat<F>, trace: &mut GraphTrace<F>) {
+    /// Sizes the nodes' cotangents like their values and marks none written; the input's (like `x`) only
+    /// when `input_wanted`, the output's only unless its cotangent is given (`output_given`), so that
+    /// no buffer is allocated that the walk does not write. Buffers keep their size across steps, so
+    /// after the first step none is resized or zeroed: each input cotangent is assigned by its first
+    /// writer (`cotangent.rs`).
+    pub(super) fn start_reverse(
+        &self,
+        x: &Mat<F>,
+        trace: &mut GraphTrace<F>,
+        input_wanted: bool,
+        output_given: bool,
+    ) {
         let GraphTrace { values, cotangents, written, workspace, .. } = trace;
-        cotangents.resize_with(self.nodes.len(), Mat::default);
-        cotangents[0].resize(x.rows(), x.cols());
-        for (g, y) in cotangents.iter_mut().zip(values.iter()).skip(1) {
+        let nodes = self.nodes.len();
+        cotangents.resize_with(nodes, Mat::default);
+        if input_wanted {
+            cotangents[0].resize(x.rows(), x.cols());
+        }
+        let inner = if output_given { nodes - 1 } else { nodes };
+        for (g, y) in cotangents[..inner].iter_mut().zip(values.iter()).skip(1) {
             g.resize(y.rows(), y.cols());
         }
         written.clear();
@@ -361,7 +373,24 @@ impl<F: Real> Graph<F> {
         let GraphTrace { n, rows, values, caches, cotangents, written, workspace, scratch, .. } = trace;
         let input_wanted = g_x.is_some();
         let last = self.nodes.len() - 1;
+        // The cotangent of the node walked last is dead once its op has run; the next input cotangent
+        // to be assigned (not added) of the same size takes over its buffer, still in the cache, so a
+        // chain ping-pongs between two buffers instead of streaming through one per node.
+        let mut dead: Option<usize> = None;
         for (k, node) in self.nodes.iter().enumerate().skip(1).rev() {
+            if let Some(d) = dead {
+                let fresh = node.inputs.iter().copied().find(|&j| {
+                    (j > 0 || input_wanted)
+                        && !written[j]
+                        && cotangents[j].as_slice().len() == cotangents[d].as_slice().len()
+                });
+                if let Some(j) = fresh {
+                    cotangents.swap(j, d);
+                    let value = if j == 0 { x } else { &values[j] };
+                    cotangents[j].resize(value.rows(), value.cols());
+                }
+            }
+            dead = Some(k);
             let (lower, upper) = cotangents.split_at_mut(k);
             let g_inputs = input_cotangents(&node.inputs, lower, written, input_wanted);
             let (inputs, count) = input_values(&node.inputs, x, values);
