@@ -8,7 +8,7 @@ use super::relative_error::relative_error;
 use super::score_report::timed;
 use crate::linalg::Mat;
 use crate::models::{ScoreModel, ThirdOrderBuffers};
-use crate::nn::{stack_jet_input, MlpJetTrace, MlpTrace};
+use crate::nn::{stack_jet_input, MlpTrace};
 use crate::targets::GaussianMixture;
 use rand::Rng;
 use rand_distr::StandardNormal;
@@ -61,7 +61,7 @@ pub(crate) struct ThirdOrderRoutes {
     third: ThirdOrderBuffers<f32>,
     input: Mat<f32>,
     trace: MlpTrace<f32>,
-    jet: MlpJetTrace<f32>,
+    jet: MlpTrace<f32>,
 }
 
 impl ThirdOrderRoutes {

@@ -92,10 +92,8 @@ impl AutoencoderCheckpoint {
         store.set_u64("latent", decoder.inputs() as u64);
         store.set_u64("hidden", encoder.sizes()[1] as u64);
         for (name, net) in NETWORKS.iter().zip([encoder, decoder]) {
-            for (l, layer) in net.layers().iter().enumerate() {
-                let w = &layer.weight;
-                store.insert(format!("{name}.{l}.weight"), &[w.rows(), w.cols()], w.as_slice());
-                store.insert(format!("{name}.{l}.bias"), &[layer.bias.len()], &layer.bias);
+            for (tensor, shape, values) in net.named_tensors() {
+                store.insert(format!("{name}.{tensor}"), shape, values);
             }
         }
         store.save(path)
@@ -140,12 +138,7 @@ impl AutoencoderCheckpoint {
             other => return Err(bad("kind", other, "vae-gaussian, vae-implicit or wae")),
         };
         for (name, net) in NETWORKS.iter().zip(model.networks_mut()) {
-            for (l, layer) in net.layers_mut().iter_mut().enumerate() {
-                let (rows, cols) = (layer.weight.rows(), layer.weight.cols());
-                let w = store.get_f64(&format!("{name}.{l}.weight"), &[rows, cols])?;
-                layer.weight.as_mut_slice().copy_from_slice(&w);
-                layer.bias = store.get_f64(&format!("{name}.{l}.bias"), &[cols])?;
-            }
+            net.read_tensors(|tensor, shape| store.get_f64(&format!("{name}.{tensor}"), shape))?;
         }
         let target = store.metadata("target")?.to_string();
         Ok(Self { model, entropy, target, steps: store.get_u64("steps")?, seconds_per_step })

@@ -96,22 +96,39 @@ pub struct ActivationCache<F> {
     d2: Vec<F>,
 }
 
-impl<F: Real> Layer<F> for Activation {
-    type Cache = ActivationCache<F>;
-    type Grad = ();
+impl<F> ActivationCache<F> {
+    /// `act'(a)` on the primal rows.
+    pub(crate) fn first(&self) -> &[F] {
+        &self.d1
+    }
 
-    /// `h = act(a)` on primal rows; `h_dot = act'(a) a_dot` on tangent rows.
-    fn forward(&self, x: &Mat<F>, n: usize, y: &mut Mat<F>, cache: &mut ActivationCache<F>) {
+    /// `act''(a)` on the primal rows (empty unless the pass had tangent rows or was asked to keep it).
+    pub(crate) fn second(&self) -> &[F] {
+        &self.d2
+    }
+}
+
+impl Activation {
+    /// [`Layer::forward`], keeping `act''(a)` in the cache also without tangent rows when `second` is set
+    /// (the reverse of the input gradient reads it).
+    pub(crate) fn forward_cached<F: Real>(
+        &self,
+        x: &Mat<F>,
+        n: usize,
+        y: &mut Mat<F>,
+        cache: &mut ActivationCache<F>,
+        second: bool,
+    ) {
         let width = x.cols();
         y.resize(x.rows(), width);
         let primal = n * width;
         cache.d1.resize(primal, F::zero());
         let tangents = x.rows() > n;
-        cache.d2.resize(if tangents { primal } else { 0 }, F::zero());
+        cache.d2.resize(if tangents || second { primal } else { 0 }, F::zero());
         let (xs, ys) = (x.as_slice(), y.as_mut_slice());
         let (y_primal, y_dots) = ys.split_at_mut(primal);
         let (xs_primal, d1) = (&xs[..primal], &mut cache.d1[..]);
-        let d2 = Some(&mut cache.d2[..]).filter(|_| tangents);
+        let d2 = Some(&mut cache.d2[..]).filter(|_| tangents || second);
         // One monomorphised loop per activation, so the jet inlines and vectorises.
         match self {
             Activation::Softplus => primal_pass(|a| Activation::Softplus.jet(a), xs_primal, y_primal, d1, d2),
@@ -126,6 +143,16 @@ impl<F: Real> Layer<F> for Activation {
                 *y = *d1 * *a_dot;
             }
         }
+    }
+}
+
+impl<F: Real> Layer<F> for Activation {
+    type Cache = ActivationCache<F>;
+    type Grad = ();
+
+    /// `h = act(a)` on primal rows; `h_dot = act'(a) a_dot` on tangent rows.
+    fn forward(&self, x: &Mat<F>, n: usize, y: &mut Mat<F>, cache: &mut ActivationCache<F>) {
+        self.forward_cached(x, n, y, cache, false);
     }
 
     /// `g_a_dot = act'(a) g_dot`; `g_a = act'(a) g + act''(a) sum_tau a_dot g_dot`.

@@ -5,8 +5,9 @@
 //! For `n` points and `m` directions a jet batch has `n (1 + 2m)` rows: `n` primal rows `a`, then `m n`
 //! first-order rows `a'` (direction `tau` of point `i` at row `n + tau n + i`), then `m n` second-order
 //! rows `a''` (row `n + m n + tau n + i`). Along the line `t -> x + t v` these are `a(0)`, `a'(0)`,
-//! `a''(0)`. A [`Linear`](super::Linear) layer maps jets to jets with its ordinary stacked forward
-//! (the bias only touches primal rows), so only the activation needs a jet rule.
+//! `a''(0)`. A dense layer ([`Dense`](super::Dense)) maps jets to jets with its ordinary stacked
+//! forward (the bias only touches primal rows), as does every other linear op of the network graph, so
+//! only the activation needs a jet rule.
 
 use super::activation::Activation;
 use super::layer::Layer;
@@ -43,6 +44,28 @@ pub(crate) fn jet_directions(rows: usize, n: usize) -> usize {
         "jet batch: {rows} rows is not n (1 + 2m) for n = {n}"
     );
     (rows / n - 1) / 2
+}
+
+/// Stacks the jet input of the lines `t -> x_i + t v_{tau i}`: `[x; v; 0]`, with `v` holding `m` blocks of
+/// `n` rows (direction `tau` of point `i` at row `tau n + i`). The second-order rows are zero because the
+/// lines are straight.
+#[track_caller]
+pub fn stack_jet_input<F: Real>(x: &Mat<F>, directions: &Mat<F>, out: &mut Mat<F>) {
+    let (n, dim) = (x.rows(), x.cols());
+    assert_eq!(directions.cols(), dim, "jet directions have {} columns, expected {dim}", directions.cols());
+    assert!(
+        n > 0 && directions.rows().is_multiple_of(n),
+        "jet directions: {} rows for {n} points",
+        directions.rows()
+    );
+    let m = directions.rows() / n;
+    out.resize(n * (1 + 2 * m), dim);
+    let data = out.as_mut_slice();
+    let (head, rest) = data.split_at_mut(n * dim);
+    head.copy_from_slice(x.as_slice());
+    let (first, second) = rest.split_at_mut(m * n * dim);
+    first.copy_from_slice(directions.as_slice());
+    second.iter_mut().for_each(|v| *v = F::zero());
 }
 
 /// `y = f(a)` and the first three derivatives on the primal rows.

@@ -1,40 +1,37 @@
-//! A multilayer perceptron `Linear -> act -> ... -> Linear` with forward, tangent and reverse passes
-//! over stacked batches (see [`super::layer`]).
+//! A multilayer perceptron `Linear -> act -> ... -> Linear`: a constructor of a chain-shaped network
+//! graph, with its forward (tangent rows), jet and input-gradient passes and their reverse passes run by
+//! the graph's walks (see [`super::graph`]).
+//!
+//! Layer `l`'s parameters are the graph tensors `{l}.weight` (`inputs x outputs`, `y = x W + b`) and
+//! `{l}.bias`, the names the checkpoints store them under.
 
-use super::activation::{Activation, ActivationCache};
-use super::layer::Layer;
-use super::linear::Linear;
+use super::activation::Activation;
+use super::graph::{Graph, GraphBuilder, GraphTrace, InputGradientTrace, Rows, Shape};
+use super::jet::stack_jet_input;
 use crate::linalg::{Mat, Real};
 use rand::Rng;
 
 /// An MLP: affine layers with the same activation after every layer but the last.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Mlp<F> {
-    layers: Vec<Linear<F>>,
+    graph: Graph<F>,
     activation: Activation,
 }
 
-/// The per-pass workspace of an [`Mlp`]: pre- and post-activation values of every layer (primal and
-/// tangent rows), activation caches, and cotangent scratch. Allocate once, reuse every step.
+/// The per-pass workspace of an [`Mlp`] (the graph's stores of values, caches and cotangents), for the
+/// tangent and the jet passes alike. Allocate once, reuse every step.
 #[derive(Clone, Debug, Default)]
-pub struct MlpTrace<F> {
-    n: usize,
-    pre: Vec<Mat<F>>,
-    post: Vec<Mat<F>>,
-    caches: Vec<ActivationCache<F>>,
-    g_pre: Mat<F>,
-    g_post: Mat<F>,
-}
+pub struct MlpTrace<F>(GraphTrace<F>);
 
 impl<F: Real> MlpTrace<F> {
-    /// The stacked output of the last forward pass (primal rows, then tangent rows).
+    /// The stacked output of the last forward pass (primal rows, then tangent or jet rows).
     pub fn output(&self) -> &Mat<F> {
-        self.pre.last().expect("MlpTrace::output before a forward pass")
+        self.0.output()
     }
 
     /// Number of primal rows of the last forward pass.
     pub fn primal_rows(&self) -> usize {
-        self.n
+        self.0.primal_rows()
     }
 }
 
@@ -43,29 +40,66 @@ impl<F: Real> Mlp<F> {
     #[track_caller]
     pub fn init<R: Rng + ?Sized>(sizes: &[usize], activation: Activation, rng: &mut R) -> Self {
         assert!(sizes.len() >= 2, "Mlp needs at least input and output sizes");
-        let layers = sizes.windows(2).map(|w| Linear::init(w[0], w[1], rng)).collect();
-        Self { layers, activation }
+        let mut builder = GraphBuilder::new(Shape::new(1, 1, sizes[0]), rng);
+        let mut h = builder.input();
+        for (l, &outputs) in sizes[1..].iter().enumerate() {
+            if l > 0 {
+                h = builder.act(h, activation);
+            }
+            h = builder.linear(&l.to_string(), h, outputs);
+        }
+        Self { graph: builder.finish(), activation }
     }
 
     /// An MLP of zeros with the same shapes (the shape of its gradient and optimiser moments).
     pub fn zeros_like(&self) -> Self {
-        let layers = self.layers.iter().map(|l| Linear::zeros(l.inputs(), l.outputs())).collect();
-        Self { layers, activation: self.activation }
+        let mut zeros = self.clone();
+        zeros.graph.params_mut().iter_mut().for_each(|p| *p = F::zero());
+        zeros
     }
 
-    /// Builds an MLP from its layers.
-    pub fn from_layers(layers: Vec<Linear<F>>, activation: Activation) -> Self {
-        Self { layers, activation }
+    /// Number of affine layers.
+    pub fn depth(&self) -> usize {
+        self.graph.tensors().len() / 2
     }
 
-    /// The layers.
-    pub fn layers(&self) -> &[Linear<F>] {
-        &self.layers
+    /// Layer `l`'s weight (`inputs x outputs`, row-major) and bias.
+    pub fn layer(&self, l: usize) -> (&[F], &[F]) {
+        let [weight, bias] = [2 * l, 2 * l + 1].map(|t| self.graph.tensor(t));
+        (weight, bias)
     }
 
-    /// The layers, mutably (gradients of the jet and input-gradient passes are written through this).
-    pub fn layers_mut(&mut self) -> &mut [Linear<F>] {
-        &mut self.layers
+    /// Layer `l`'s weight and bias, mutably.
+    pub fn layer_mut(&mut self, l: usize) -> (&mut [F], &mut [F]) {
+        let tensors = self.graph.tensors();
+        let (weight, bias) = (tensors[2 * l].offset, tensors[2 * l + 1].clone());
+        let (front, back) =
+            self.graph.params_mut()[weight..bias.offset + bias.len()].split_at_mut(bias.offset - weight);
+        (front, back)
+    }
+
+    /// The parameter tensors by name (`{l}.weight`, `{l}.bias`), with their shapes and values.
+    pub fn named_tensors(&self) -> impl Iterator<Item = (&str, &[usize], &[F])> {
+        let graph = &self.graph;
+        graph
+            .tensors()
+            .iter()
+            .enumerate()
+            .map(move |(t, tensor)| (tensor.name.as_str(), &tensor.shape[..], graph.tensor(t)))
+    }
+
+    /// Overwrites every parameter tensor with `read(name, shape)` (a checkpoint reader that checks the
+    /// shape).
+    pub fn read_tensors<E>(
+        &mut self,
+        mut read: impl FnMut(&str, &[usize]) -> Result<Vec<F>, E>,
+    ) -> Result<(), E> {
+        let tensors = self.graph.tensors().to_vec();
+        for tensor in tensors {
+            let values = read(&tensor.name, &tensor.shape)?;
+            self.graph.params_mut()[tensor.offset..tensor.offset + tensor.len()].copy_from_slice(&values);
+        }
+        Ok(())
     }
 
     /// The hidden activation.
@@ -75,112 +109,68 @@ impl<F: Real> Mlp<F> {
 
     /// Input dimension.
     pub fn inputs(&self) -> usize {
-        self.layers[0].inputs()
+        self.graph.input_shape().len()
     }
 
     /// Output dimension.
     pub fn outputs(&self) -> usize {
-        self.layers.last().map_or(0, Linear::outputs)
+        self.graph.output_shape().len()
     }
 
     /// Layer sizes `[inputs, hidden..., outputs]`.
     pub fn sizes(&self) -> Vec<usize> {
-        std::iter::once(self.inputs()).chain(self.layers.iter().map(Linear::outputs)).collect()
+        let outputs = self.graph.tensors().iter().skip(1).step_by(2).map(|bias| bias.len());
+        std::iter::once(self.inputs()).chain(outputs).collect()
     }
 
-    /// All parameters as slices, in a fixed order.
+    /// All parameters as slices, one per tensor, in a fixed order.
     pub fn params(&self) -> Vec<&[F]> {
-        self.layers.iter().flat_map(Linear::params).collect()
+        (0..self.graph.tensors().len()).map(|t| self.graph.tensor(t)).collect()
     }
 
     /// All parameters as mutable slices, in the order of [`Mlp::params`].
     pub fn params_mut(&mut self) -> Vec<&mut [F]> {
-        self.layers.iter_mut().flat_map(Linear::params_mut).collect()
+        let lengths: Vec<usize> = self.graph.tensors().iter().map(|t| t.len()).collect();
+        let mut rest = self.graph.params_mut();
+        lengths
+            .into_iter()
+            .map(|len| {
+                let (head, tail) = std::mem::take(&mut rest).split_at_mut(len);
+                rest = tail;
+                head
+            })
+            .collect()
     }
 
     /// Total number of parameters.
     pub fn num_params(&self) -> usize {
-        self.params().iter().map(|p| p.len()).sum()
+        self.graph.params().len()
     }
 
     /// Converts the element type.
     pub fn cast<G: Real>(&self) -> Mlp<G> {
-        let layers = self
-            .layers
-            .iter()
-            .map(|l| Linear {
-                weight: l.weight.cast(),
-                bias: l.bias.iter().map(|b| G::of(b.to_f64().unwrap_or(f64::NAN))).collect(),
-            })
-            .collect();
-        Mlp { layers, activation: self.activation }
-    }
-
-    /// Panics unless `x` has one column per network input.
-    #[track_caller]
-    fn check_input_width(&self, x: &Mat<F>) {
-        assert_eq!(
-            x.cols(),
-            self.inputs(),
-            "Mlp: input has {} columns, expected {}",
-            x.cols(),
-            self.inputs()
-        );
+        Mlp { graph: self.graph.cast(), activation: self.activation }
     }
 
     /// Forward pass over a stacked batch `x` (`n` primal rows, then tangent rows), recording what the
     /// reverse pass needs. Returns the stacked output `[y; y_dot]`.
     #[track_caller]
     pub fn forward_trace<'t>(&self, x: &Mat<F>, n: usize, trace: &'t mut MlpTrace<F>) -> &'t Mat<F> {
-        self.check_input_width(x);
-        assert!(
-            n > 0 && x.rows().is_multiple_of(n),
-            "Mlp: {} stacked rows are not a multiple of {n}",
-            x.rows()
-        );
-        self.start_trace(n, trace);
-        self.layers[0].forward(x, n, &mut trace.pre[0], &mut ());
-        self.forward_after_first_layer(trace)
+        let out = self.graph.forward_borrowed(x, n, Rows::Tangents, &[], &mut trace.0);
+        out.expect("tangent rows need no jet rule")
     }
 
     /// [`Mlp::forward_trace`] at the `n` rows of `x` along the `D` basis directions (the stacked input
     /// `[x; e_0 ..; e_1 ..; ..]`, direction `j` of point `i` at row `n + j n + i`), without building the
-    /// one-hot rows: the first layer's tangents are the rows of its weight
-    /// ([`Linear::forward_basis_tangents`]). Returns `[y; J e_0; J e_1; ..]`.
+    /// one-hot rows (see [`Graph::forward_basis`]). Returns `[y; J e_0; J e_1; ..]`.
     #[track_caller]
     pub fn forward_basis_trace<'t>(&self, x: &Mat<F>, trace: &'t mut MlpTrace<F>) -> &'t Mat<F> {
-        self.check_input_width(x);
-        assert!(x.rows() > 0, "Mlp: no rows");
-        self.start_trace(x.rows(), trace);
-        self.layers[0].forward_basis_tangents(x, &mut trace.pre[0]);
-        self.forward_after_first_layer(trace)
+        self.graph.forward_basis(x, &mut trace.0)
     }
 
-    /// Sizes `trace` for a pass with `n` primal rows.
-    fn start_trace(&self, n: usize, trace: &mut MlpTrace<F>) {
-        let depth = self.layers.len();
-        trace.n = n;
-        trace.pre.resize_with(depth, Mat::default);
-        trace.post.resize_with(depth - 1, Mat::default);
-        trace.caches.resize_with(depth - 1, ActivationCache::default);
-    }
-
-    /// The rest of a forward pass once `trace.pre[0]` holds the first layer's output.
-    fn forward_after_first_layer<'t>(&self, trace: &'t mut MlpTrace<F>) -> &'t Mat<F> {
-        let (depth, n) = (self.layers.len(), trace.n);
-        for l in 0..depth {
-            if l > 0 {
-                self.layers[l].forward(&trace.post[l - 1], n, &mut trace.pre[l], &mut ());
-            }
-            if l + 1 < depth {
-                self.activation.forward(&trace.pre[l], n, &mut trace.post[l], &mut trace.caches[l]);
-            }
-        }
-        trace.output()
-    }
-
-    /// Reverse pass after [`Mlp::forward_trace`] on the same `x`: given the cotangent `g_out` of the
-    /// stacked output, ADDS parameter gradients into `grad` and writes the input cotangent into `g_x`.
+    /// Reverse pass after [`Mlp::forward_trace`] or [`Mlp::jet_forward_trace`] on the same `x`: given the
+    /// cotangent `g_out` of the stacked output, ADDS parameter gradients into `grad` and writes the input
+    /// cotangent into `g_x` when asked.
     #[track_caller]
     pub fn reverse(
         &self,
@@ -190,40 +180,81 @@ impl<F: Real> Mlp<F> {
         grad: &mut Mlp<F>,
         g_x: Option<&mut Mat<F>>,
     ) {
-        let out = trace.output();
-        assert!(g_out.rows() == out.rows() && g_out.cols() == out.cols(), "Mlp::reverse: cotangent shape");
-        let n = trace.n;
-        let depth = self.layers.len();
-        let MlpTrace { pre, post, caches, g_pre, g_post, .. } = trace;
-        let mut g_x = g_x;
-        for l in (0..depth).rev() {
-            let input = if l == 0 { x } else { &post[l - 1] };
-            let g_in = if l == depth - 1 { g_out } else { &*g_pre };
-            let target = if l > 0 { Some(&mut *g_post) } else { g_x.as_deref_mut() };
-            self.layers[l].reverse(input, n, &(), g_in, target, &mut grad.layers[l]);
-            if l > 0 {
-                self.activation.reverse(&pre[l - 1], n, &caches[l - 1], g_post, Some(g_pre), &mut ());
-            }
-        }
+        self.graph.reverse_borrowed(x, &mut trace.0, g_out, grad.graph.params_mut(), g_x);
     }
 
     /// Forward pass over a stacked batch without keeping a trace; returns `[y; y_dot]`.
     pub fn forward_stacked(&self, x: &Mat<F>, n: usize) -> Mat<F> {
-        let mut trace = MlpTrace::default();
-        self.forward_trace(x, n, &mut trace);
-        trace.pre.pop().unwrap_or_default()
+        self.forward_trace(x, n, &mut MlpTrace::default()).clone()
     }
 
     /// Plain forward pass on every row of `x`.
     pub fn forward(&self, x: &Mat<F>) -> Mat<F> {
         self.forward_stacked(x, x.rows().max(1))
     }
+
+    /// Second-order jet forward pass over a stacked jet batch `x` (`n` primal rows, `m n` first-order
+    /// rows, `m n` second-order rows; see [`stack_jet_input`]), recording what [`Mlp::reverse`] needs.
+    ///
+    /// # Definition
+    /// With the input jet `[x; v; 0]` the output jet is
+    /// $$ \big[f(x);\ \partial_t f(x + t v)|_0;\ \partial_t^2 f(x + t v)|_0\big] = \big[f(x);\ J_f(x) v;\
+    ///    (v^\top \nabla^2 f_k(x)\  v)_k\big]. $$
+    /// For an energy network `E` these are `E`, `-v^T s` and `-v^T (grad s) v` with `s = -grad E`.
+    #[track_caller]
+    pub fn jet_forward_trace<'t>(&self, x: &Mat<F>, n: usize, trace: &'t mut MlpTrace<F>) -> &'t Mat<F> {
+        let out = self.graph.forward_borrowed(x, n, Rows::Jet, &[], &mut trace.0);
+        out.expect("dense layers and activations have jet rules")
+    }
+
+    /// The output jet of the lines `t -> x_i + t v_{tau i}` without keeping a trace (see
+    /// [`Mlp::jet_forward_trace`]); `directions` holds `m` blocks of `n` rows.
+    pub fn jet_forward(&self, x: &Mat<F>, directions: &Mat<F>) -> Mat<F> {
+        let mut input = Mat::default();
+        stack_jet_input(x, directions, &mut input);
+        self.jet_forward_trace(&input, x.rows(), &mut MlpTrace::default()).clone()
+    }
+
+    /// `E(x)` and `grad_x E(x)` at every row of `x` for a network with one output, recording what
+    /// [`Mlp::input_gradient_reverse`] needs (see [`InputGradientTrace`]: `2L` GEMMs for `L` layers).
+    #[track_caller]
+    pub fn input_gradient_trace<'t>(
+        &self,
+        x: &Mat<F>,
+        trace: &'t mut InputGradientTrace<F>,
+    ) -> (&'t Mat<F>, &'t Mat<F>) {
+        match self.graph.input_gradient_trace(x, &[], trace) {
+            Ok(pair) => pair,
+            Err(err) => panic!("{err}"),
+        }
+    }
+
+    /// Reverse pass after [`Mlp::input_gradient_trace`] on the same `x`: given cotangents `g_value` of `E` (`n x 1`, or
+    /// none) and `g_gradient` of `grad_x E` (`n x D`), ADDS the parameter gradient of
+    /// `<g_value, E> + <g_gradient, grad_x E>` into `grad` (`4L` GEMMs).
+    #[track_caller]
+    pub fn input_gradient_reverse(
+        &self,
+        x: &Mat<F>,
+        trace: &mut InputGradientTrace<F>,
+        g_value: Option<&Mat<F>>,
+        g_gradient: &Mat<F>,
+        grad: &mut Mlp<F>,
+    ) {
+        self.graph.input_gradient_reverse(x, trace, g_value, g_gradient, grad.graph.params_mut());
+    }
+
+    /// `grad_x E` at every row of `x` for a network with one output.
+    pub fn input_gradient(&self, x: &Mat<F>) -> Mat<F> {
+        let mut trace = InputGradientTrace::default();
+        self.input_gradient_trace(x, &mut trace).1.clone()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{check_stacked_map, normal_mat, test_rng};
+    use crate::testing::{assert_close, check_stacked_map, dot, fd_gradient, normal_mat, test_rng};
 
     /// The basis-direction pass equals the general pass on the explicit one-hot stacking `[x; e_j ..]`
     /// bit for bit (`e_j W` is exactly row `j` of `W`: every other product is an exact zero), in f32 and
@@ -233,7 +264,7 @@ mod tests {
         fn check<F: Real>(sizes: &[usize], n: usize) {
             let mut rng = test_rng(31);
             let mut mlp = Mlp::<f64>::init(sizes, Activation::Softplus, &mut rng);
-            mlp.layers_mut().iter_mut().for_each(|l| l.bias.iter_mut().for_each(|b| *b = 0.25));
+            (0..mlp.depth()).for_each(|l| mlp.layer_mut(l).1.iter_mut().for_each(|b| *b = 0.25));
             let mlp = mlp.cast::<F>();
             let x = normal_mat(n, sizes[0], &mut rng).cast::<F>();
             let dim = sizes[0];
@@ -258,7 +289,7 @@ mod tests {
         }
     }
 
-    fn from_flat(template: &Mlp<f64>, theta: &[f64]) -> Mlp<f64> {
+    fn with_params(template: &Mlp<f64>, theta: &[f64]) -> Mlp<f64> {
         let mut mlp = template.clone();
         crate::nn::copy_from_flat(mlp.params_mut(), theta);
         mlp
@@ -275,9 +306,10 @@ mod tests {
                 let mut theta: Vec<f64> = template.params().concat();
                 theta.iter_mut().for_each(|p| *p += 0.1);
                 let x = normal_mat(n * (1 + tangents), sizes[0], &mut rng);
-                let forward = |x: &Mat<f64>, theta: &[f64]| from_flat(&template, theta).forward_stacked(x, n);
+                let forward =
+                    |x: &Mat<f64>, theta: &[f64]| with_params(&template, theta).forward_stacked(x, n);
                 let reverse = |x: &Mat<f64>, theta: &[f64], g: &Mat<f64>| {
-                    let mlp = from_flat(&template, theta);
+                    let mlp = with_params(&template, theta);
                     let mut trace = MlpTrace::default();
                     mlp.forward_trace(x, n, &mut trace);
                     let mut grad = mlp.zeros_like();
@@ -306,5 +338,121 @@ mod tests {
         let lhs = crate::testing::dot(ju.as_slice(), w.as_slice());
         let rhs = crate::testing::dot(u.as_slice(), jtw.as_slice());
         assert!((lhs - rhs).abs() < 1e-12 * (1.0 + lhs.abs()), "{lhs} vs {rhs}");
+    }
+
+    #[test]
+    fn jet_output_matches_finite_differences_along_lines() {
+        for act in [Activation::Softplus, Activation::Tanh, Activation::Silu] {
+            let mut rng = test_rng(41);
+            let mlp = Mlp::<f64>::init(&[3, 6, 5, 2], act, &mut rng);
+            let (n, m) = (2, 3);
+            let x = normal_mat(n, 3, &mut rng);
+            let v = normal_mat(m * n, 3, &mut rng);
+            let jet = mlp.jet_forward(&x, &v);
+            let eps = 1e-4;
+            for tau in 0..m {
+                for i in 0..n {
+                    let at = |t: f64| {
+                        let p = Mat::from_fn(1, 3, |_, j| x.at(i, j) + t * v.at(tau * n + i, j));
+                        mlp.forward(&p).into_vec()
+                    };
+                    let (up, mid, down) = (at(eps), at(0.0), at(-eps));
+                    for k in 0..2 {
+                        let first = (up[k] - down[k]) / (2.0 * eps);
+                        let second = (up[k] - 2.0 * mid[k] + down[k]) / (eps * eps);
+                        assert_close(&[jet.at(i, k)], &[mid[k]], 1e-12, "jet value");
+                        assert_close(&[jet.at(n + tau * n + i, k)], &[first], 1e-7, "jet first derivative");
+                        assert_close(
+                            &[jet.at(n + m * n + tau * n + i, k)],
+                            &[second],
+                            1e-5,
+                            "jet second derivative",
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn jet_reverse_matches_finite_differences_in_inputs_and_parameters() {
+        for act in [Activation::Softplus, Activation::Tanh, Activation::Silu] {
+            let mut rng = test_rng(42);
+            let template = Mlp::<f64>::init(&[3, 5, 4, 1], act, &mut rng);
+            let mut theta = template.params().concat();
+            theta.iter_mut().for_each(|p| *p += 0.05);
+            let (n, m) = (2, 2);
+            let x = normal_mat(n * (1 + 2 * m), 3, &mut rng);
+            let g = normal_mat(x.rows(), 1, &mut rng);
+            let forward = |x: &Mat<f64>, theta: &[f64]| {
+                let mut trace = MlpTrace::default();
+                with_params(&template, theta).jet_forward_trace(x, n, &mut trace).clone()
+            };
+            let mlp = with_params(&template, &theta);
+            let mut trace = MlpTrace::default();
+            mlp.jet_forward_trace(&x, n, &mut trace);
+            let (mut grad, mut g_x) = (mlp.zeros_like(), Mat::default());
+            mlp.reverse(&x, &mut trace, &g, &mut grad, Some(&mut g_x));
+            let in_x = |flat: &[f64]| {
+                dot(g.as_slice(), forward(&Mat::from_vec(x.rows(), 3, flat.to_vec()), &theta).as_slice())
+            };
+            assert_close(g_x.as_slice(), &fd_gradient(in_x, x.as_slice(), 1e-5), 1e-6, "jet input cotangent");
+            let in_theta = |p: &[f64]| dot(g.as_slice(), forward(&x, p).as_slice());
+            assert_close(
+                &grad.params().concat(),
+                &fd_gradient(in_theta, &theta, 1e-5),
+                1e-6,
+                "jet parameter gradient",
+            );
+        }
+    }
+
+    #[test]
+    fn input_gradient_matches_finite_differences_and_the_reverse_pass() {
+        for (act, sizes) in [
+            (Activation::Softplus, vec![3, 6, 5, 1]),
+            (Activation::Tanh, vec![2, 4, 1]),
+            (Activation::Silu, vec![4, 3, 3, 3, 1]),
+            (Activation::Softplus, vec![3, 1]),
+        ] {
+            let mut rng = test_rng(51);
+            let template = Mlp::<f64>::init(&sizes, act, &mut rng);
+            let mut theta = template.params().concat();
+            theta.iter_mut().for_each(|p| *p += 0.07);
+            let mlp = with_params(&template, &theta);
+            let n = 3;
+            let x = normal_mat(n, sizes[0], &mut rng);
+            let mut trace = InputGradientTrace::default();
+            let (value, gradient) = mlp.input_gradient_trace(&x, &mut trace);
+            assert_close(value.as_slice(), mlp.forward(&x).as_slice(), 1e-12, "energy value");
+            // The gradient equals finite differences of the forward pass...
+            let energy_sum = |flat: &[f64]| {
+                mlp.forward(&Mat::from_vec(n, sizes[0], flat.to_vec())).as_slice().iter().sum()
+            };
+            assert_close(gradient.as_slice(), &fd_gradient(energy_sum, x.as_slice(), 1e-6), 1e-7, "grad_x E");
+            // ...and the ordinary reverse pass seeded with ones.
+            let mut mlp_trace = MlpTrace::default();
+            mlp.forward_trace(&x, n, &mut mlp_trace);
+            let (mut unused, mut g_x) = (mlp.zeros_like(), Mat::default());
+            mlp.reverse(&x, &mut mlp_trace, &Mat::from_fn(n, 1, |_, _| 1.0), &mut unused, Some(&mut g_x));
+            assert_close(gradient.as_slice(), g_x.as_slice(), 1e-12, "grad_x E vs reverse pass");
+            // Parameter gradient of <g_e, E> + <g_g, grad_x E>, with and without the value cotangent.
+            let g_e = normal_mat(n, 1, &mut rng);
+            let g_g = normal_mat(n, sizes[0], &mut rng);
+            for with_value in [true, false] {
+                let mut grad = mlp.zeros_like();
+                mlp.input_gradient_trace(&x, &mut trace);
+                mlp.input_gradient_reverse(&x, &mut trace, with_value.then_some(&g_e), &g_g, &mut grad);
+                let objective = |p: &[f64]| {
+                    let m = with_params(&template, p);
+                    let mut t = InputGradientTrace::default();
+                    let (e, g) = m.input_gradient_trace(&x, &mut t);
+                    let value_term = if with_value { dot(g_e.as_slice(), e.as_slice()) } else { 0.0 };
+                    value_term + dot(g_g.as_slice(), g.as_slice())
+                };
+                let what = format!("{act:?} {sizes:?} parameter gradient (value cotangent: {with_value})");
+                assert_close(&grad.params().concat(), &fd_gradient(objective, &theta, 1e-6), 1e-6, &what);
+            }
+        }
     }
 }

@@ -107,10 +107,8 @@ mod tests {
             base_precision: lambda,
         };
         let mut model = EnergyModel::<f64>::init(&shape, &mut test_rng(0));
-        let last = model.net.layers().len() - 1;
-        let mut layers = model.net.layers().to_vec();
-        layers[last].weight.fill_zero();
-        model.net = crate::nn::Mlp::from_layers(layers, Activation::Softplus);
+        let last = model.net.depth() - 1;
+        model.net.layer_mut(last).0.iter_mut().for_each(|w| *w = 0.0);
         let src = model;
         let n = 4000;
         let mut x0 = normal_mat(n, 2, &mut test_rng(1));

@@ -149,9 +149,9 @@ mod tests {
     /// Zeroes the last layer's weights of `net` and sets its bias to `bias`: the output is `bias` at
     /// every point.
     fn constant_output(net: &mut crate::nn::Mlp<f32>, bias: &[f32]) {
-        let last = net.layers_mut().last_mut().unwrap();
-        last.weight.as_mut_slice().iter_mut().for_each(|w| *w = 0.0);
-        last.bias.copy_from_slice(bias);
+        let (weight, last_bias) = net.layer_mut(net.depth() - 1);
+        weight.iter_mut().for_each(|w| *w = 0.0);
+        last_bias.copy_from_slice(bias);
     }
 
     #[test]

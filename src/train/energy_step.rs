@@ -11,7 +11,7 @@
 use super::sliced_step::{directions_into, perturb_into};
 use crate::linalg::{Mat, Real};
 use crate::models::{EnergyModel, ModelKind};
-use crate::nn::{stack_jet_input, InputGradientTrace, MlpJetTrace, MlpTrace};
+use crate::nn::{stack_jet_input, InputGradientTrace, MlpTrace};
 use crate::objectives::{
     basis_directions_into, dsm_loss, dsm_vr_loss, esm_energy_loss, fd_directions_into, fd_ssm_energy_loss,
     ssm_energy_loss, ssm_vr_energy_loss, Objective, ObjectiveError, ScoreMatching,
@@ -23,7 +23,7 @@ pub struct EnergyWorkspace<F> {
     points: Mat<F>,
     directions: Mat<F>,
     input: Mat<F>,
-    jet_trace: MlpJetTrace<F>,
+    jet_trace: MlpTrace<F>,
     g_jet: Mat<F>,
     gradient_trace: InputGradientTrace<F>,
     scores: Mat<F>,
@@ -43,7 +43,7 @@ impl<F: Real> EnergyWorkspace<F> {
             points: Mat::default(),
             directions: Mat::default(),
             input: Mat::default(),
-            jet_trace: MlpJetTrace::default(),
+            jet_trace: MlpTrace::default(),
             g_jet: Mat::default(),
             gradient_trace: InputGradientTrace::default(),
             scores: Mat::default(),
@@ -175,7 +175,7 @@ pub fn energy_loss_and_gradient<F: Real>(
                     loss
                 }
             };
-            model.net.jet_reverse(&ws.input, &mut ws.jet_trace, &ws.g_jet, &mut ws.grad.net, None);
+            model.net.reverse(&ws.input, &mut ws.jet_trace, &ws.g_jet, &mut ws.grad.net, None);
             loss
         }
         Objective::ScoreMatching(ScoreMatching::FdSsm { eps }) => {

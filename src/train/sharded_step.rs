@@ -308,7 +308,7 @@ mod tests {
         let mut rng = test_rng(123);
         let shape = ModelShape { dim: 3, width: 130, depth: 2, activation: Activation::Softplus, head: None };
         let model = ScoreModel::<f64>::init(&shape, &mut rng).cast::<f32>();
-        let hidden = model.s1.layers()[1].weight.as_slice().len();
+        let hidden = model.s1.layer(1).0.len();
         assert!(hidden > REDUCE_CHUNK, "the hidden weight ({hidden}) spans more than one chunk");
         let (n, shards) = (7, 3);
         let x = normal_mat(n, 3, &mut rng).cast::<f32>();

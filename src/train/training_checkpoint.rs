@@ -11,11 +11,10 @@ use super::data_file::DataFile;
 use super::training_memory::network_sizes;
 use crate::checkpoint::{CheckpointError, TensorStore};
 use crate::data::quoted;
-use crate::linalg::Mat;
 use crate::memory_budget::NetworkSize;
 use crate::models::{EnergyModel, Model, ScoreModel, SecondOrderNet, ThirdOrderNet};
 use crate::nn::graph::Graph;
-use crate::nn::{Linear, Mlp};
+use crate::nn::Mlp;
 use crate::optim::{Adam, Ema};
 use crate::Error;
 use rand::SeedableRng;
@@ -56,30 +55,15 @@ pub struct Checkpoint {
 }
 
 fn put_mlp(store: &mut TensorStore, prefix: &str, mlp: &Mlp<f32>) {
-    for (l, layer) in mlp.layers().iter().enumerate() {
-        store.insert(
-            format!("{prefix}.{l}.weight"),
-            &[layer.inputs(), layer.outputs()],
-            layer.weight.as_slice(),
-        );
-        store.insert(format!("{prefix}.{l}.bias"), &[layer.outputs()], &layer.bias);
+    for (name, shape, values) in mlp.named_tensors() {
+        store.insert(format!("{prefix}.{name}"), shape, values);
     }
 }
 
 fn get_mlp(store: &TensorStore, prefix: &str, template: &Mlp<f32>) -> Result<Mlp<f32>, CheckpointError> {
-    let layers = template
-        .layers()
-        .iter()
-        .enumerate()
-        .map(|(l, t)| {
-            let (i, o) = (t.inputs(), t.outputs());
-            Ok(Linear {
-                weight: Mat::from_vec(i, o, store.get_f32(&format!("{prefix}.{l}.weight"), &[i, o])?),
-                bias: store.get_f32(&format!("{prefix}.{l}.bias"), &[o])?,
-            })
-        })
-        .collect::<Result<_, CheckpointError>>()?;
-    Ok(Mlp::from_layers(layers, template.activation()))
+    let mut mlp = template.clone();
+    mlp.read_tensors(|name, shape| store.get_f32(&format!("{prefix}.{name}"), shape))?;
+    Ok(mlp)
 }
 
 /// Stores a graph's tensors as `prefix.` + their paths.

@@ -24,6 +24,26 @@ impl<'a, F: Real> InputCotangent<'a, F> {
     }
 }
 
+/// The cotangent buffers of a node's inputs (`lower` holds those of every earlier node), each marked
+/// fresh when nothing has written it yet in this walk; node 0's only when `input_wanted`.
+pub fn input_cotangents<'a, F>(
+    inputs: &[usize],
+    lower: &'a mut [Mat<F>],
+    written: &mut [bool],
+    input_wanted: bool,
+) -> [Option<InputCotangent<'a, F>>; 2] {
+    let mut out = [None, None];
+    for (j, g) in lower.iter_mut().enumerate() {
+        if let Some(slot) = inputs.iter().position(|&i| i == j) {
+            if j > 0 || input_wanted {
+                out[slot] = Some(InputCotangent { g, fresh: !written[j] });
+                written[j] = true;
+            }
+        }
+    }
+    out
+}
+
 /// `dst = f(src)` elementwise when `fresh`, else `dst += f(src)`.
 #[inline(always)]
 pub fn put<F: Real>(fresh: bool, dst: &mut [F], src: &[F], f: impl Fn(F) -> F) {

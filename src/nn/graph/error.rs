@@ -49,6 +49,24 @@ pub enum GraphError {
         /// The repeated node.
         node: usize,
     },
+    /// A jet pass asked of a graph with an op that has no jet rule.
+    #[error("jet rows: node {node} is a group norm, which has no jet rule (expected dense, convolution, activation, pooling, upsampling, skip or embedding ops)")]
+    NoJetRule {
+        /// The first such node.
+        node: usize,
+    },
+    /// An input gradient asked of a graph with more than one output.
+    #[error("input gradient: the network has {outputs} outputs, expected 1")]
+    NotScalar {
+        /// Values per output row.
+        outputs: usize,
+    },
+    /// An input gradient asked of a graph with an op that has no second-order adjoint.
+    #[error("input gradient: node {node} has no second-order adjoint (expected dense, activation, sum or concatenation ops)")]
+    NoGradientAdjoint {
+        /// The first such node.
+        node: usize,
+    },
     /// A bad U-Net setting (empty channel list, zero blocks or groups, an image it cannot halve).
     #[error("U-Net: {0}")]
     UNet(String),

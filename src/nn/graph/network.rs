@@ -6,16 +6,17 @@
 //! cotangents. Parameter gradients are added to a flat vector laid out like the parameters.
 
 use super::conv2d::Conv2d;
-use super::cotangent::InputCotangent;
+use super::cotangent::input_cotangents;
 use super::error::GraphError;
 use super::group_norm::GroupNorm;
 use super::noise_embedding::NoiseEmbedding;
 use super::op::{NodeCache, Op};
 use super::resample::{AvgPool, Upsample};
+use super::rows::Rows;
 use super::shape::Shape;
 use super::skip::Concat;
 use crate::linalg::{Mat, Real};
-use crate::nn::Activation;
+use crate::nn::{Activation, Dense};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 use std::ops::Range;
@@ -43,18 +44,18 @@ impl ParamTensor {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-struct Node {
-    op: Op,
-    inputs: Vec<usize>,
+pub(super) struct Node {
+    pub(super) op: Op,
+    pub(super) inputs: Vec<usize>,
     shape: Shape,
-    params: Range<usize>,
+    pub(super) params: Range<usize>,
 }
 
 /// A network graph: nodes in topological order (node 0 the input, the last node the output).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Graph<F> {
-    nodes: Vec<Node>,
-    params: Vec<F>,
+    pub(super) nodes: Vec<Node>,
+    pub(super) params: Vec<F>,
     tensors: Vec<ParamTensor>,
 }
 
@@ -63,11 +64,14 @@ pub struct Graph<F> {
 #[derive(Clone, Debug, Default)]
 pub struct GraphTrace<F> {
     n: usize,
-    values: Vec<Mat<F>>,
-    caches: Vec<NodeCache<F>>,
-    cotangents: Vec<Mat<F>>,
+    rows: Rows,
+    /// Whether `values[0]` holds a copy of the input (else the reverse pass is given it again).
+    input_kept: bool,
+    pub(super) values: Vec<Mat<F>>,
+    pub(super) caches: Vec<NodeCache<F>>,
+    pub(super) cotangents: Vec<Mat<F>>,
     /// Whether each node's cotangent has been written in the current reverse pass.
-    written: Vec<bool>,
+    pub(super) written: Vec<bool>,
     /// The ops' workspace (the largest [`Op::workspace_len`]), never shrunk.
     workspace: Vec<F>,
     scratch: Mat<F>,
@@ -77,6 +81,11 @@ impl<F: Real> GraphTrace<F> {
     /// The stacked output of the last forward pass (primal rows, then tangent rows).
     pub fn output(&self) -> &Mat<F> {
         self.values.last().expect("GraphTrace::output before a forward pass")
+    }
+
+    /// Number of primal rows of the last forward pass.
+    pub fn primal_rows(&self) -> usize {
+        self.n
     }
 }
 
@@ -107,6 +116,12 @@ impl<F: Real> Graph<F> {
         Graph { nodes: self.nodes.clone(), params, tensors: self.tensors.clone() }
     }
 
+    /// The values of tensor `t` of [`Graph::tensors`].
+    pub fn tensor(&self, t: usize) -> &[F] {
+        let tensor = &self.tensors[t];
+        &self.params[tensor.offset..tensor.offset + tensor.len()]
+    }
+
     /// The named tensors that tile the flat parameter vector, in order.
     pub fn tensors(&self) -> &[ParamTensor] {
         &self.tensors
@@ -131,6 +146,54 @@ impl<F: Real> Graph<F> {
         log_sigma: &[F],
         trace: &'t mut GraphTrace<F>,
     ) -> &'t Mat<F> {
+        self.walk(x, n, Rows::Tangents, false, log_sigma, trace, true)
+    }
+
+    /// Refuses a jet walk through an op without a jet rule; panics unless `x` has `n (1 + 2m)` rows.
+    #[track_caller]
+    fn jet_rule_check(&self, x: &Mat<F>, n: usize) -> Result<(), GraphError> {
+        if let Some(node) = self.nodes.iter().position(|node| !node.op.has_jet_rule()) {
+            return Err(GraphError::NoJetRule { node });
+        }
+        crate::nn::jet::jet_directions(x.rows(), n);
+        Ok(())
+    }
+
+    /// A forward walk over `x` laid out as `rows` that does not copy `x` into the trace: the reverse pass
+    /// is given `x` again ([`Graph::reverse_borrowed`]). With [`Rows::Jet`] (`n` primal rows, `m n`
+    /// first-order rows, `m n` second-order rows) and the input jet `[x; v; 0]` of the lines `t -> x + t v`,
+    /// the output jet is `[f(x); J_f(x) v; (v^T grad^2 f_k(x) v)_k]`; a graph with an op that has no jet
+    /// rule (group norm) is refused.
+    #[track_caller]
+    pub fn forward_borrowed<'t>(
+        &self,
+        x: &Mat<F>,
+        n: usize,
+        rows: Rows,
+        log_sigma: &[F],
+        trace: &'t mut GraphTrace<F>,
+    ) -> Result<&'t Mat<F>, GraphError> {
+        if rows == Rows::Jet {
+            self.jet_rule_check(x, n)?;
+        }
+        Ok(self.walk(x, n, rows, false, log_sigma, trace, false))
+    }
+
+    /// The forward walk: every node in topological order, on stacked rows laid out as `rows`
+    /// (activations keep their second derivatives when `keep_second` is set; the trace keeps a copy of
+    /// `x` when `keep_input` is set).
+    #[allow(clippy::too_many_arguments)]
+    #[track_caller]
+    pub(super) fn walk<'t>(
+        &self,
+        x: &Mat<F>,
+        n: usize,
+        rows: Rows,
+        keep_second: bool,
+        log_sigma: &[F],
+        trace: &'t mut GraphTrace<F>,
+        keep_input: bool,
+    ) -> &'t Mat<F> {
         let width = self.input_shape().len();
         assert_eq!(x.cols(), width, "Graph: input has {} columns, expected {width}", x.cols());
         assert!(
@@ -138,23 +201,85 @@ impl<F: Real> Graph<F> {
             "Graph: {} stacked rows are not a multiple of {n}",
             x.rows()
         );
-        assert_eq!(log_sigma.len(), n, "Graph: {} noise levels for {n} points", log_sigma.len());
+        self.check_noise_levels(log_sigma, n);
+        self.start_walk(x, n, rows, trace, keep_input);
+        self.walk_from(1, x, keep_second, log_sigma, trace)
+    }
+
+    /// Panics unless there is one noise level per point, or none for a graph without a noise embedding.
+    #[track_caller]
+    fn check_noise_levels(&self, log_sigma: &[F], n: usize) {
+        let unused = log_sigma.is_empty() && !self.nodes.iter().any(|node| matches!(node.op, Op::Embed(_)));
+        assert!(unused || log_sigma.len() == n, "Graph: {} noise levels for {n} points", log_sigma.len());
+    }
+
+    /// Sizes the trace for a walk over `x` with `n` primal rows laid out as `rows`, keeping a copy of `x`
+    /// when `keep_input` is set.
+    fn start_walk(&self, x: &Mat<F>, n: usize, rows: Rows, trace: &mut GraphTrace<F>, keep_input: bool) {
         trace.n = n;
+        trace.rows = rows;
+        trace.input_kept = keep_input;
         trace.values.resize_with(self.nodes.len(), Mat::default);
         trace.caches.resize_with(self.nodes.len(), NodeCache::default);
-        trace.values[0].clone_from(x);
+        if keep_input {
+            trace.values[0].clone_from(x);
+        } else {
+            trace.values[0].resize(0, x.cols());
+        }
         self.reserve_workspace(x.rows(), &mut trace.workspace);
-        for (k, node) in self.nodes.iter().enumerate().skip(1) {
+    }
+
+    /// The forward walk from node `start` on (the values of earlier nodes in place; node 0's is `x`).
+    fn walk_from<'t>(
+        &self,
+        start: usize,
+        x: &Mat<F>,
+        keep_second: bool,
+        log_sigma: &[F],
+        trace: &'t mut GraphTrace<F>,
+    ) -> &'t Mat<F> {
+        let (n, rows) = (trace.n, trace.rows);
+        for (k, node) in self.nodes.iter().enumerate().skip(start) {
             let (done, rest) = trace.values.split_at_mut(k);
-            let inputs: Vec<&Mat<F>> = node.inputs.iter().map(|&j| &done[j]).collect();
+            let (inputs, count) = input_values(&node.inputs, x, done);
             let params = &self.params[node.params.clone()];
             let (y, cache) = (&mut rest[0], &mut trace.caches[k]);
-            node.op.forward(params, &inputs, n, log_sigma, y, cache, &mut trace.workspace);
+            node.op.forward(
+                params,
+                &inputs[..count],
+                n,
+                rows,
+                keep_second,
+                log_sigma,
+                y,
+                cache,
+                &mut trace.workspace,
+            );
         }
         trace.output()
     }
 
-    /// Reverse pass after [`Graph::forward`]: given the cotangent `g_out` of the stacked output, adds
+    /// [`Graph::forward`] at the `n` rows of `x` along the `D` basis directions (the stacked input
+    /// `[x; e_0 ..; e_1 ..; ..]`, direction `j` of point `i` at row `n + j n + i`) for a graph whose first
+    /// op is a dense layer of the input, without building the one-hot rows: that layer's tangent rows
+    /// are the rows of its weight ([`Dense::forward_basis_tangents`]). Returns `[y; J e_0; J e_1; ..]`.
+    /// No reverse pass may follow.
+    #[track_caller]
+    pub fn forward_basis<'t>(&self, x: &Mat<F>, trace: &'t mut GraphTrace<F>) -> &'t Mat<F> {
+        let width = self.input_shape().len();
+        assert_eq!(x.cols(), width, "Graph: input has {} columns, expected {width}", x.cols());
+        assert!(x.rows() > 0, "Graph: no rows");
+        let first = &self.nodes[1];
+        let Op::Linear(dense) = first.op else { panic!("Graph::forward_basis: the first op is not dense") };
+        self.check_noise_levels(&[], x.rows());
+        self.start_walk(x, x.rows(), Rows::Tangents, trace, false);
+        let (weight, bias) = self.params[first.params.clone()].split_at(dense.weight_len());
+        dense.forward_basis_tangents(weight, bias, x, &mut trace.values[1]);
+        self.walk_from(2, x, false, &[], trace)
+    }
+
+    /// Reverse pass after [`Graph::forward`]: given the
+    /// cotangent `g_out` of the stacked output, adds
     /// the parameter gradient to `grad` (laid out like [`Graph::params`]) and, when asked, writes the
     /// cotangent of the stacked input to `g_x`.
     #[track_caller]
@@ -172,43 +297,116 @@ impl<F: Real> Graph<F> {
             grad.len(),
             self.params.len()
         );
-        let GraphTrace { n, values, caches, cotangents, written, workspace, scratch } = trace;
-        assert!(
-            values.len() == self.nodes.len()
-                && values.last().is_some_and(|y| y.rows() == g_out.rows() && y.cols() == g_out.cols()),
-            "Graph::reverse: cotangent does not match the last forward pass"
+        assert!(trace.input_kept, "Graph::reverse after a pass that did not keep its input");
+        let input = std::mem::take(&mut trace.values[0]);
+        self.reverse_borrowed(&input, trace, g_out, grad, g_x);
+        trace.values[0] = input;
+    }
+
+    /// [`Graph::reverse`] after [`Graph::forward_borrowed`] on the same `x`.
+    #[track_caller]
+    pub fn reverse_borrowed(
+        &self,
+        x: &Mat<F>,
+        trace: &mut GraphTrace<F>,
+        g_out: &Mat<F>,
+        grad: &mut [F],
+        g_x: Option<&mut Mat<F>>,
+    ) {
+        assert_eq!(
+            grad.len(),
+            self.params.len(),
+            "Graph: gradient of {} values, expected {}",
+            grad.len(),
+            self.params.len()
         );
-        let input_wanted = g_x.is_some();
-        // Buffers keep their size across steps, so after the first step none is resized or zeroed: each
-        // input cotangent is assigned by its first writer (`cotangent.rs`).
-        cotangents.resize_with(self.nodes.len(), Mat::default);
-        for (g, y) in cotangents.iter_mut().zip(values.iter()) {
+        let out = trace.output();
+        assert!(
+            trace.values.len() == self.nodes.len()
+                && out.rows() == g_out.rows()
+                && out.cols() == g_out.cols()
+                && x.rows() == out.rows(),
+            "Graph::reverse: cotangent or input does not match the last forward pass"
+        );
+        self.start_reverse(x, trace, g_x.is_some(), true);
+        self.reverse_walk(x, Some(g_out), trace, grad, g_x);
+    }
+
+    /// Sizes the nodes' cotangents like their values and marks none written; the input's (like `x`) only
+    /// when `input_wanted`, the output's only unless its cotangent is given (`output_given`), so that
+    /// no buffer is allocated that the walk does not write. Buffers keep their size across steps, so
+    /// after the first step none is resized or zeroed: each input cotangent is assigned by its first
+    /// writer (`cotangent.rs`).
+    pub(super) fn start_reverse(
+        &self,
+        x: &Mat<F>,
+        trace: &mut GraphTrace<F>,
+        input_wanted: bool,
+        output_given: bool,
+    ) {
+        let GraphTrace { values, cotangents, written, workspace, .. } = trace;
+        let nodes = self.nodes.len();
+        cotangents.resize_with(nodes, Mat::default);
+        if input_wanted {
+            cotangents[0].resize(x.rows(), x.cols());
+        }
+        let inner = if output_given { nodes - 1 } else { nodes };
+        for (g, y) in cotangents[..inner].iter_mut().zip(values.iter()).skip(1) {
             g.resize(y.rows(), y.cols());
         }
         written.clear();
         written.resize(self.nodes.len(), false);
-        self.reserve_workspace(g_out.rows(), workspace);
-        cotangents.last_mut().expect("a graph has nodes").clone_from(g_out);
+        self.reserve_workspace(x.rows(), workspace);
+    }
+
+    /// The reverse walk over the input `x` of the forward pass, from the output's cotangent `g_out` (or,
+    /// without it, the one in place, marked written, as any other node's may be): every node from the
+    /// last to the first adds its inputs' cotangents and its parameter gradient.
+    pub(super) fn reverse_walk(
+        &self,
+        x: &Mat<F>,
+        g_out: Option<&Mat<F>>,
+        trace: &mut GraphTrace<F>,
+        grad: &mut [F],
+        g_x: Option<&mut Mat<F>>,
+    ) {
+        let GraphTrace { n, rows, values, caches, cotangents, written, workspace, scratch, .. } = trace;
+        let input_wanted = g_x.is_some();
+        let last = self.nodes.len() - 1;
+        // The cotangent of the node walked last is dead once its op has run; the next input cotangent
+        // to be assigned (not added) of the same size takes over its buffer, still in the cache, so a
+        // chain ping-pongs between two buffers instead of streaming through one per node.
+        let mut dead: Option<usize> = None;
         for (k, node) in self.nodes.iter().enumerate().skip(1).rev() {
-            let (lower, upper) = cotangents.split_at_mut(k);
-            let mut g_inputs = [None, None];
-            for (j, g) in lower.iter_mut().enumerate() {
-                if let Some(slot) = node.inputs.iter().position(|&i| i == j) {
-                    if j > 0 || input_wanted {
-                        g_inputs[slot] = Some(InputCotangent { g, fresh: !written[j] });
-                        written[j] = true;
-                    }
+            if let Some(d) = dead {
+                let fresh = node.inputs.iter().copied().find(|&j| {
+                    (j > 0 || input_wanted)
+                        && !written[j]
+                        && cotangents[j].as_slice().len() == cotangents[d].as_slice().len()
+                });
+                if let Some(j) = fresh {
+                    cotangents.swap(j, d);
+                    let value = if j == 0 { x } else { &values[j] };
+                    cotangents[j].resize(value.rows(), value.cols());
                 }
             }
-            let inputs: Vec<&Mat<F>> = node.inputs.iter().map(|&j| &values[j]).collect();
+            dead = Some(k);
+            let (lower, upper) = cotangents.split_at_mut(k);
+            let g_inputs = input_cotangents(&node.inputs, lower, written, input_wanted);
+            let (inputs, count) = input_values(&node.inputs, x, values);
+            let g_y = match g_out {
+                Some(g) if k == last => g,
+                _ => &upper[0],
+            };
             let range = node.params.clone();
             node.op.reverse(
                 &self.params[range.clone()],
                 &mut grad[range],
-                &inputs,
+                &inputs[..count],
                 *n,
+                *rows,
                 &caches[k],
-                &upper[0],
+                g_y,
                 g_inputs,
                 workspace,
                 scratch,
@@ -221,6 +419,13 @@ impl<F: Real> Graph<F> {
             std::mem::swap(g_x, &mut cotangents[0]);
         }
     }
+}
+
+/// The values of a node's inputs (at most two; node 0's is `x`) and their number.
+fn input_values<'a, F>(inputs: &[usize], x: &'a Mat<F>, values: &'a [Mat<F>]) -> ([&'a Mat<F>; 2], usize) {
+    let value = |j: usize| if j == 0 { x } else { &values[j] };
+    let first = value(inputs[0]);
+    (inputs.get(1).map_or([first, first], |&j| [first, value(j)]), inputs.len())
 }
 
 /// Builds a [`Graph`] node by node, initialising parameters as it goes: convolution and embedding
@@ -296,6 +501,18 @@ impl<'r, F: Real, R: Rng + ?Sized> GraphBuilder<'r, F, R> {
             (format!("{name}.bias"), vec![outputs], vec![F::zero(); outputs]),
         ];
         Ok(self.push(Op::Conv2d(conv), &[x], conv.output(), tensors))
+    }
+
+    /// A dense layer `y = x W + b` on the flattened input row, to a `1 x 1 x outputs` image
+    /// (`name.weight`, `inputs x outputs`, and `name.bias`).
+    pub fn linear(&mut self, name: &str, x: NodeId, outputs: usize) -> NodeId {
+        let dense = Dense { inputs: self.shape(x).len(), outputs };
+        let weight = self.lecun(dense.weight_len(), dense.inputs);
+        let tensors = vec![
+            (format!("{name}.weight"), vec![dense.inputs, outputs], weight),
+            (format!("{name}.bias"), vec![outputs], vec![F::zero(); outputs]),
+        ];
+        self.push(Op::Linear(dense), &[x], Shape::new(1, 1, outputs), tensors)
     }
 
     /// Group norm over `groups` channel groups (`name.weight` = scale, `name.bias` = shift).
@@ -412,6 +629,58 @@ pub(super) fn check_against_finite_differences(graph: &Graph<f64>, n: usize, tan
     check_stacked_map(forward, reverse, &x, n, &theta, seed + 1);
 }
 
+/// Checks a graph's jet pass ([`Graph::forward_borrowed`] with [`Rows::Jet`]) on `n` random points and `m` random directions
+/// against finite differences of its plain forward pass along the lines `t -> x + t v` (central first
+/// and second differences), and its reverse pass on a general jet input (non-zero second-order rows)
+/// against finite differences of `<g, jet>` in the input jet and in every parameter.
+#[cfg(test)]
+pub(super) fn check_jet_against_finite_differences(graph: &Graph<f64>, n: usize, m: usize, seed: u64) {
+    use crate::testing::{assert_close, dot, fd_gradient, normal_mat, test_rng};
+    let mut rng = test_rng(seed);
+    let d = graph.input_shape().len();
+    let log_sigma: Vec<f64> = (0..n).map(|i| -1.2 + 0.5 * i as f64).collect();
+    let (x, v) = (normal_mat(n, d, &mut rng), normal_mat(m * n, d, &mut rng));
+    let mut input = Mat::default();
+    crate::nn::stack_jet_input(&x, &v, &mut input);
+    let mut trace = GraphTrace::default();
+    let jet = graph.forward_borrowed(&input, n, Rows::Jet, &log_sigma, &mut trace).expect("jet rule").clone();
+    let plain = |p: &Mat<f64>| graph.forward(p, n, &log_sigma, &mut GraphTrace::default()).clone();
+    let eps = 1e-4;
+    for tau in 0..m {
+        let along = |t: f64| plain(&Mat::from_fn(n, d, |i, j| x.at(i, j) + t * v.at(tau * n + i, j)));
+        let (up, mid, down) = (along(eps), along(0.0), along(-eps));
+        let points = up.as_slice().iter().zip(mid.as_slice()).zip(down.as_slice());
+        let first: Vec<f64> = points.clone().map(|((u, _), w)| (u - w) / (2.0 * eps)).collect();
+        let second: Vec<f64> = points.map(|((u, c), w)| (u - 2.0 * c + w) / (eps * eps)).collect();
+        assert_close(jet.slice_rows(0, n).as_slice(), mid.as_slice(), 1e-12, "jet value");
+        let rows = |start: usize| jet.slice_rows(start + tau * n, start + (tau + 1) * n);
+        assert_close(rows(n).as_slice(), &first, 1e-7, "jet first order vs finite differences");
+        assert_close(rows(n + m * n).as_slice(), &second, 1e-5, "jet second order vs finite differences");
+    }
+    let theta: Vec<f64> =
+        graph.params().iter().map(|p| p + 0.3 * normal_mat(1, 1, &mut rng).at(0, 0)).collect();
+    let x_jet = normal_mat(n * (1 + 2 * m), d, &mut rng);
+    let forward = |x: &Mat<f64>, theta: &[f64]| {
+        let mut net = graph.clone();
+        net.params_mut().copy_from_slice(theta);
+        let mut trace = GraphTrace::default();
+        net.forward_borrowed(x, n, Rows::Jet, &log_sigma, &mut trace).expect("jet rule").clone()
+    };
+    let g = normal_mat(x_jet.rows(), graph.output_shape().len(), &mut rng);
+    let mut net = graph.clone();
+    net.params_mut().copy_from_slice(&theta);
+    let mut trace = GraphTrace::default();
+    net.forward_borrowed(&x_jet, n, Rows::Jet, &log_sigma, &mut trace).expect("jet rule");
+    let (mut grad, mut g_x) = (vec![0.0; theta.len()], Mat::default());
+    net.reverse_borrowed(&x_jet, &mut trace, &g, &mut grad, Some(&mut g_x));
+    let in_x = |flat: &[f64]| {
+        dot(g.as_slice(), forward(&Mat::from_vec(x_jet.rows(), d, flat.to_vec()), &theta).as_slice())
+    };
+    assert_close(g_x.as_slice(), &fd_gradient(in_x, x_jet.as_slice(), 1e-5), 1e-6, "jet input cotangent");
+    let in_theta = |p: &[f64]| dot(g.as_slice(), forward(&x_jet, p).as_slice());
+    assert_close(&grad, &fd_gradient(in_theta, &theta, 1e-5), 1e-6, "jet parameter gradient");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -453,6 +722,64 @@ mod tests {
             assert!(want.1.iter().all(|v| v.is_finite()) && want.2.norm_sq() > 0.0);
             assert_eq!(pass(&mut reused, &x, n, &g), want, "{n} points, {tangents} tangents");
         }
+    }
+
+    #[test]
+    fn dense_layers_match_finite_differences() {
+        // A dense layer on a flattened 2x2x2 image, and one whose input also feeds a sum, so that its
+        // input cotangent is added to one the sum assigned.
+        let mut rng = test_rng(4);
+        let mut b = GraphBuilder::<f64, _>::new(Shape::new(2, 2, 2), &mut rng);
+        let x = b.input();
+        let h = b.linear("0", x, 5);
+        let a = b.act(h, Activation::Tanh);
+        let h = b.linear("1", a, 5);
+        let sum = b.add(a, h).expect("equal shapes");
+        b.linear("2", sum, 3);
+        let graph = b.finish();
+        assert_eq!(graph.output_shape(), Shape::new(1, 1, 3));
+        assert_eq!(graph.tensors()[0].shape, vec![8, 5]);
+        check_against_finite_differences(&graph, 3, 2, 5);
+    }
+
+    #[test]
+    fn jet_rows_match_finite_differences_along_lines() {
+        // Every op with a jet rule: convolution, activations, concat, pooling, embedding, upsampling,
+        // dense layers and a sum.
+        let mut rng = test_rng(6);
+        let mut b = GraphBuilder::<f64, _>::new(Shape::new(2, 2, 2), &mut rng);
+        let x = b.input();
+        let c = b.conv2d("conv", x, 3, 3, 1).expect("valid conv");
+        let a = b.act(c, Activation::Silu);
+        let wide = b.concat(a, x).expect("same pixels");
+        let pooled = b.avg_pool(wide).expect("even sides");
+        let e = b.embed("embed", pooled, 2);
+        let up = b.upsample(e);
+        let h = b.linear("dense", up, 4);
+        let t = b.act(h, Activation::Tanh);
+        let skip = b.linear("skip", pooled, 4);
+        let sum = b.add(t, skip).expect("equal shapes");
+        let s = b.act(sum, Activation::Softplus);
+        b.linear("out", s, 2);
+        check_jet_against_finite_differences(&b.finish(), 2, 2, 7);
+    }
+
+    #[test]
+    fn a_jet_pass_through_a_group_norm_is_refused() {
+        let mut rng = test_rng(8);
+        let mut b = GraphBuilder::<f64, _>::new(Shape::new(2, 2, 2), &mut rng);
+        let x = b.input();
+        let h = b.conv2d("conv", x, 2, 1, 1).expect("valid conv");
+        b.group_norm("norm", h, 1).expect("2 channels, 1 group");
+        let graph = b.finish();
+        let input = Mat::zeros(3, 8);
+        let mut trace = GraphTrace::default();
+        let err = graph.forward_borrowed(&input, 1, Rows::Jet, &[0.0], &mut trace).expect_err("no jet rule");
+        assert_eq!(
+            err.to_string(),
+            "jet rows: node 2 is a group norm, which has no jet rule (expected dense, convolution, \
+             activation, pooling, upsampling, skip or embedding ops)"
+        );
     }
 
     #[test]

@@ -7,16 +7,20 @@ use super::cotangent::{put, InputCotangent};
 use super::group_norm::{GroupNorm, GroupNormCache};
 use super::noise_embedding::NoiseEmbedding;
 use super::resample::{AvgPool, Upsample};
+use super::rows::Rows;
 use super::skip::{add_forward, Concat};
 use crate::linalg::{Mat, Real};
-use crate::nn::{Activation, ActivationCache, Layer};
+use crate::nn::jet::{ActivationJet, JetCache};
+use crate::nn::{Activation, ActivationCache, Dense, Layer};
 
-/// One op of a network graph. Every op maps stacked batches (`n` primal rows, then tangent rows) of
-/// channels-last images; a dense layer is a 1x1 convolution of a `1 x 1 x D` image.
+/// One op of a network graph. Every op maps stacked batches (`n` primal rows, then tangent or jet
+/// rows, see [`Rows`]) of channels-last images.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Op {
     /// The network input (node 0).
     Input,
+    /// A dense layer `y = x W + b` on the flattened input row; its output is a `1 x 1 x outputs` image.
+    Linear(Dense),
     /// A `k x k` convolution, stride 1 or 2.
     Conv2d(Conv2d),
     /// Group normalisation.
@@ -39,7 +43,8 @@ pub enum Op {
 #[derive(Clone, Debug, Default)]
 pub struct NodeCache<F> {
     norm: GroupNormCache<F>,
-    activation: ActivationCache<F>,
+    pub(super) activation: ActivationCache<F>,
+    jet: JetCache<F>,
     features: Mat<F>,
 }
 
@@ -47,6 +52,7 @@ impl Op {
     /// Number of parameters the op owns.
     pub fn param_len(&self) -> usize {
         match self {
+            Op::Linear(dense) => dense.param_len(),
             Op::Conv2d(conv) => conv.param_len(),
             Op::GroupNorm(norm) => norm.param_len(),
             Op::Embed(embed) => embed.param_len(),
@@ -54,14 +60,22 @@ impl Op {
         }
     }
 
-    /// Writes the op's stacked output `y` of its stacked `inputs`; `log_sigma` holds one noise level per
-    /// primal row; `workspace` holds [`Op::workspace_len`] values.
+    /// Whether the op maps jet rows ([`Rows::Jet`]); group norm has no jet rule.
+    pub(super) fn has_jet_rule(&self) -> bool {
+        !matches!(self, Op::GroupNorm(_))
+    }
+
+    /// Writes the op's stacked output `y` of its stacked `inputs` laid out as `rows`; `log_sigma` holds
+    /// one noise level per primal row; `workspace` holds [`Op::workspace_len`] values. An activation
+    /// keeps its second derivative when `keep_second` is set (see [`Activation::forward_cached`]).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn forward<F: Real>(
         &self,
         params: &[F],
         inputs: &[&Mat<F>],
         n: usize,
+        rows: Rows,
+        keep_second: bool,
         log_sigma: &[F],
         y: &mut Mat<F>,
         cache: &mut NodeCache<F>,
@@ -69,9 +83,16 @@ impl Op {
     ) {
         match self {
             Op::Input => unreachable!("the input node has no forward pass"),
+            Op::Linear(dense) => {
+                let (weight, bias) = params.split_at(dense.weight_len());
+                dense.forward(weight, bias, inputs[0], n, y);
+            }
             Op::Conv2d(conv) => conv.forward(params, inputs[0], n, y, workspace),
             Op::GroupNorm(norm) => norm.forward(params, inputs[0], n, y, &mut cache.norm),
-            Op::Act(act) => act.forward(inputs[0], n, y, &mut cache.activation),
+            Op::Act(act) => match rows {
+                Rows::Tangents => act.forward_cached(inputs[0], n, y, &mut cache.activation, keep_second),
+                Rows::Jet => ActivationJet(*act).forward(inputs[0], n, y, &mut cache.jet),
+            },
             Op::AvgPool(pool) => pool.forward(inputs[0], y),
             Op::Upsample(up) => up.forward(inputs[0], y),
             Op::Add => add_forward(inputs[0], inputs[1], y),
@@ -98,6 +119,7 @@ impl Op {
         grad: &mut [F],
         inputs: &[&Mat<F>],
         n: usize,
+        rows: Rows,
         cache: &NodeCache<F>,
         g_y: &Mat<F>,
         g_inputs: [Option<InputCotangent<'_, F>>; 2],
@@ -107,19 +129,33 @@ impl Op {
         let [g_a, g_b] = g_inputs;
         match self {
             Op::Input => unreachable!("the input node has no reverse pass"),
+            Op::Linear(dense) => {
+                let (weight, _) = params.split_at(dense.weight_len());
+                let (g_weight, g_bias) = grad.split_at_mut(dense.weight_len());
+                dense.parameter_gradient(inputs[0], n, g_y, g_weight, g_bias);
+                if let Some(InputCotangent { g, fresh }) = g_a {
+                    dense.input_cotangent(weight, g_y, g, fresh);
+                }
+            }
             Op::Conv2d(conv) => conv.reverse(params, grad, inputs[0], n, g_y, g_a, workspace),
             Op::GroupNorm(norm) => norm.reverse(params, grad, inputs[0], n, &cache.norm, g_y, g_a),
-            Op::Act(act) => match g_a {
+            Op::Act(act) => {
                 // The activation's reverse assigns its input cotangent.
-                Some(InputCotangent { g, fresh: true }) => {
-                    act.reverse(inputs[0], n, &cache.activation, g_y, Some(g), &mut ())
+                let assign = |g_x: &mut Mat<F>| match rows {
+                    Rows::Tangents => act.reverse(inputs[0], n, &cache.activation, g_y, Some(g_x), &mut ()),
+                    Rows::Jet => {
+                        ActivationJet(*act).reverse(inputs[0], n, &cache.jet, g_y, Some(g_x), &mut ())
+                    }
+                };
+                match g_a {
+                    Some(InputCotangent { g, fresh: true }) => assign(g),
+                    Some(InputCotangent { g, fresh: false }) => {
+                        assign(scratch);
+                        put(false, g.as_mut_slice(), scratch.as_slice(), |v| v);
+                    }
+                    None => {}
                 }
-                Some(InputCotangent { g, fresh: false }) => {
-                    act.reverse(inputs[0], n, &cache.activation, g_y, Some(scratch), &mut ());
-                    put(false, g.as_mut_slice(), scratch.as_slice(), |v| v);
-                }
-                None => {}
-            },
+            }
             Op::AvgPool(pool) => g_a.into_iter().for_each(|g| pool.reverse(g_y, g)),
             Op::Upsample(up) => g_a.into_iter().for_each(|g| up.reverse(g_y, g.zeroed_for_adding())),
             Op::Add => g_a
