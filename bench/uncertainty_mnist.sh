@@ -11,7 +11,7 @@
 #
 # DATA holds mnist/ (the four IDX files); OUT receives the checkpoints, the JSON reports, the arrays and
 # the PNGs. STEPS (default 2000) is the training length, IMAGES (default 200) the test images, FORMS
-# (default "b nll") the head objectives: a, b, nll, or nll-pcsK (nll with --head-pcs K). TWEEDIE names the binary (default: tweedie on PATH). A checkpoint
+# (default "b nll nll-pcs5") the head objectives: a, b, nll, or nll-pcsK (nll with --head-pcs K). TWEEDIE names the binary (default: tweedie on PATH). A checkpoint
 # or report already in OUT is reused, so an interrupted run resumes; training resumes from its last
 # checkpoint.
 set -euo pipefail
@@ -19,7 +19,7 @@ DATA=${1:?usage: uncertainty_mnist.sh DATA OUT [STEPS] [IMAGES] [FORMS]}
 OUT=${2:?usage: uncertainty_mnist.sh DATA OUT [STEPS] [IMAGES] [FORMS]}
 STEPS=${3:-2000}
 IMAGES=${4:-200}
-read -r -a FORMS <<< "${5:-b nll}"
+read -r -a FORMS <<< "${5:-b nll nll-pcs5}"
 TWEEDIE=${TWEEDIE:-tweedie}
 mkdir -p "$OUT"
 model() { echo "$OUT/unet-lowrank50-$1-s$STEPS.safetensors"; }
