@@ -26,6 +26,21 @@ pub fn test_rng(seed: u64) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(seed)
 }
 
+/// The stacked batch of `x` (`n` rows) with the `D` one-hot tangents of every row: row `n + c n + i` is
+/// `e_c` for point `i` (the Jacobian batch that `forward_basis` passes build without the one-hot rows).
+pub fn one_hot_stack<F: crate::linalg::Real>(x: &Mat<F>) -> Mat<F> {
+    let (n, dim) = (x.rows(), x.cols());
+    Mat::from_fn(n * (dim + 1), dim, |r, c| {
+        if r < n {
+            x.at(r, c)
+        } else if (r - n) / n == c {
+            F::one()
+        } else {
+            F::zero()
+        }
+    })
+}
+
 /// A matrix of standard normal draws.
 pub fn normal_mat(rows: usize, cols: usize, rng: &mut ChaCha8Rng) -> Mat<f64> {
     Mat::from_fn(rows, cols, |_, _| StandardNormal.sample(rng))

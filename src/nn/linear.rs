@@ -105,7 +105,7 @@ impl Dense {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{check_stacked_map, normal_mat, test_rng};
+    use crate::testing::{check_stacked_map, normal_mat, one_hot_stack, test_rng};
 
     #[test]
     fn tangent_and_reverse_match_finite_differences() {
@@ -143,15 +143,7 @@ mod tests {
             let w = normal_mat(inputs, outputs, &mut rng).cast::<F>();
             let b = vec![F::of(0.25); outputs];
             let x = normal_mat(n, inputs, &mut rng).cast::<F>();
-            let one_hot = Mat::from_fn(n * (inputs + 1), inputs, |r, c| {
-                if r < n {
-                    x.at(r, c)
-                } else if (r - n) / n == c {
-                    F::one()
-                } else {
-                    F::zero()
-                }
-            });
+            let one_hot = one_hot_stack(&x);
             let (mut want, mut got) = (Mat::default(), Mat::default());
             dense.forward(w.as_slice(), &b, &one_hot, n, &mut want);
             dense.forward_basis_tangents(w.as_slice(), &b, &x, &mut got);

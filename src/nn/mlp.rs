@@ -254,7 +254,9 @@ impl<F: Real> Mlp<F> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{assert_close, check_stacked_map, dot, fd_gradient, normal_mat, test_rng};
+    use crate::testing::{
+        assert_close, check_stacked_map, dot, fd_gradient, normal_mat, one_hot_stack, test_rng,
+    };
 
     /// The basis-direction pass equals the general pass on the explicit one-hot stacking `[x; e_j ..]`
     /// bit for bit (`e_j W` is exactly row `j` of `W`: every other product is an exact zero), in f32 and
@@ -267,16 +269,7 @@ mod tests {
             (0..mlp.depth()).for_each(|l| mlp.layer_mut(l).1.iter_mut().for_each(|b| *b = 0.25));
             let mlp = mlp.cast::<F>();
             let x = normal_mat(n, sizes[0], &mut rng).cast::<F>();
-            let dim = sizes[0];
-            let one_hot = Mat::from_fn(n * (dim + 1), dim, |r, c| {
-                if r < n {
-                    x.at(r, c)
-                } else if (r - n) / n == c {
-                    F::one()
-                } else {
-                    F::zero()
-                }
-            });
+            let one_hot = one_hot_stack(&x);
             let want = mlp.forward_trace(&one_hot, n, &mut MlpTrace::default()).clone();
             let got = mlp.forward_basis_trace(&x, &mut MlpTrace::default()).clone();
             let bits =

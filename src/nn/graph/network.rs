@@ -290,13 +290,6 @@ impl<F: Real> Graph<F> {
         grad: &mut [F],
         g_x: Option<&mut Mat<F>>,
     ) {
-        assert_eq!(
-            grad.len(),
-            self.params.len(),
-            "Graph: gradient of {} values, expected {}",
-            grad.len(),
-            self.params.len()
-        );
         assert!(trace.input_kept, "Graph::reverse after a pass that did not keep its input");
         let input = std::mem::take(&mut trace.values[0]);
         self.reverse_borrowed(&input, trace, g_out, grad, g_x);
