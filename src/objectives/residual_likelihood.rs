@@ -72,6 +72,12 @@ pub(crate) fn residual_nll<F: Real>(
     if !loss.is_finite() {
         return F::of(f64::NAN);
     }
+    let leading = (pcs > 0).then(|| DMatrix::from_fn(dim, pcs, |i, k| f(factor[i * rank + k])));
+    let (captured, g_leading) = match leading.map(|w| captured_energy(&w, &u)) {
+        None => (0.0, DMatrix::zeros(dim, 0)),
+        Some(Some(found)) => found,
+        Some(None) => return F::of(f64::NAN),
+    };
     let (g_u, g_rho) = g_raw.split_at_mut(dim * rank);
     let a_w = a.tr_mul(&w);
     for i in 0..dim {
@@ -82,13 +88,6 @@ pub(crate) fn residual_nll<F: Real>(
         }
         g_rho[i] += F::of(scale * (1.0 - v[i] * p_b - v[i] * w[i] * w[i]) / (2.0 * d));
     }
-    if pcs == 0 {
-        return F::of(loss);
-    }
-    let leading = DMatrix::from_fn(dim, pcs, |i, k| f(factor[i * rank + k]));
-    let Some((captured, g_leading)) = captured_energy(&leading, &u) else {
-        return F::of(f64::NAN);
-    };
     for i in 0..dim {
         for k in 0..pcs {
             g_u[i * rank + k] -= F::of(scale * g_leading[(i, k)]);
@@ -140,8 +139,9 @@ mod tests {
     fn value_is_the_gaussian_nll_of_the_residual_and_gradients_match_finite_differences() {
         // The value against the dense-free density of the uncertainty module (its own Woodbury, checked
         // there against a dense Cholesky) at the covariance the link reads, less the captured energy
-        // fraction computed from the SVD of the factor's columns; the gradient by central differences. A diagonal head, a
-        // rank-3 factor, and the rank-3 factor with its first 2 columns trained as principal directions.
+        // fraction computed from the SVD of the factor's columns; the gradient by central differences.
+        // A diagonal head, a rank-3 factor, and the rank-3 factor with its first 2 columns trained as
+        // principal directions.
         let (dim, sigma, scale) = (6, 0.7, 1.7);
         let low_rank = SecondOrderHead::LowRank { rank: 3 };
         for (head, pcs) in [(SecondOrderHead::Diagonal, 0), (low_rank, 0), (low_rank, 2)] {
@@ -223,6 +223,19 @@ mod tests {
         let (at_truth, at_scaled) = (scale_rate(&truth), scale_rate(&scaled));
         assert!(at_truth.abs() < 0.01, "rate at the truth {at_truth}");
         assert!((at_scaled - 1.0 / 6.0).abs() < 0.01, "rate at 1.5 x the truth {at_scaled}");
+    }
+
+    #[test]
+    fn all_zero_leading_columns_give_a_nan_loss_and_add_nothing() {
+        // Their Gram matrix and its ridge are both zero, so the captured fraction is undefined.
+        let (dim, rank, pcs) = (4, 3, 2);
+        let head = SecondOrderHead::LowRank { rank };
+        let mut raw = normal_mat(1, head.outputs(dim), &mut test_rng(74)).into_vec();
+        (0..dim).for_each(|i| raw[i * rank..i * rank + pcs].iter_mut().for_each(|u| *u = 0.0));
+        let mut g_raw = vec![0.5; raw.len()];
+        let loss = residual_nll(head, pcs, 0.5, &raw, &[0.1; 4], &[0.3, -0.2, 0.7, 1.1], 1.0, &mut g_raw);
+        assert!(loss.is_nan(), "{loss}");
+        assert!(g_raw.iter().all(|g| *g == 0.5), "{g_raw:?}");
     }
 
     #[test]
