@@ -47,9 +47,15 @@ pub fn input_cotangents<'a, F>(
 /// `dst = f(src)` elementwise when `fresh`, else `dst += f(src)`.
 #[inline(always)]
 pub fn put<F: Real>(fresh: bool, dst: &mut [F], src: &[F], f: impl Fn(F) -> F) {
+    put_values(fresh, dst, src.iter().map(|s| f(*s)));
+}
+
+/// `dst = values` elementwise when `fresh`, else `dst += values`.
+#[inline(always)]
+pub fn put_values<F: Real>(fresh: bool, dst: &mut [F], values: impl Iterator<Item = F>) {
     if fresh {
-        dst.iter_mut().zip(src).for_each(|(d, s)| *d = f(*s));
+        dst.iter_mut().zip(values).for_each(|(d, v)| *d = v);
     } else {
-        dst.iter_mut().zip(src).for_each(|(d, s)| *d += f(*s));
+        dst.iter_mut().zip(values).for_each(|(d, v)| *d += v);
     }
 }

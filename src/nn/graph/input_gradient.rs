@@ -25,7 +25,7 @@
 //! For a chain of `L` dense layers: `L` GEMMs for the values, `L` for the backward chain; the reverse
 //! `2L` for the adjoint chain and `2L` for the ordinary reverse, independently of the dimension `D`.
 
-use super::cotangent::{input_cotangents, put, InputCotangent};
+use super::cotangent::{input_cotangents, put, put_values, InputCotangent};
 use super::error::GraphError;
 use super::network::{Graph, GraphTrace};
 use super::op::{NodeCache, Op};
@@ -83,17 +83,11 @@ impl Op {
             Op::Act(_) => {
                 if let Some(InputCotangent { g, fresh }) = a {
                     let d1 = cache.activation.first();
-                    if fresh {
-                        g.as_mut_slice()
-                            .iter_mut()
-                            .zip(d1.iter().zip(delta.as_slice()))
-                            .for_each(|(t, (f1, d))| *t = *f1 * *d);
-                    } else {
-                        g.as_mut_slice()
-                            .iter_mut()
-                            .zip(d1.iter().zip(delta.as_slice()))
-                            .for_each(|(t, (f1, d))| *t += *f1 * *d);
-                    }
+                    put_values(
+                        fresh,
+                        g.as_mut_slice(),
+                        d1.iter().zip(delta.as_slice()).map(|(f1, d)| *f1 * *d),
+                    );
                 }
             }
             Op::Add => {
@@ -135,17 +129,7 @@ impl Op {
                     .for_each(|(t, (f1, b))| *t = *f1 * *b);
                 let curvature = d2.iter().zip(delta.as_slice()).zip(bar_in);
                 let InputCotangent { g, fresh } = value_bar;
-                if fresh {
-                    g.as_mut_slice()
-                        .iter_mut()
-                        .zip(curvature)
-                        .for_each(|(t, ((f2, d), b))| *t = *f2 * *d * *b);
-                } else {
-                    g.as_mut_slice()
-                        .iter_mut()
-                        .zip(curvature)
-                        .for_each(|(t, ((f2, d), b))| *t += *f2 * *d * *b);
-                }
+                put_values(fresh, g.as_mut_slice(), curvature.map(|((f2, d), b)| *f2 * *d * *b));
             }
             Op::Add => add_forward(input_bars[0], input_bars[1], delta_bar),
             Op::Concat(concat) => concat.forward(input_bars[0], input_bars[1], delta_bar),
