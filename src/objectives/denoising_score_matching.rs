@@ -1,6 +1,6 @@
 //! First-order denoising score matching (DSM) and its control-variate form (DSM-VR), docs/math.md §3.
 
-use super::lanes::sum_of;
+use super::lanes::sum_writing;
 use crate::linalg::Real;
 
 /// DSM, the batch mean of $\Vert s_1(\tilde x) + z / \sigma \Vert^2$.
@@ -15,13 +15,10 @@ use crate::linalg::Real;
 /// the number of points) and returns `weight * L1`.
 pub fn dsm_loss<F: Real>(s1_noisy: &[F], z: &[F], sigma: F, points: usize, weight: F, g_s1: &mut [F]) -> F {
     let n = F::of(points as f64);
-    let scale = weight * F::of(2.0);
-    for ((s, zi), g) in s1_noisy.iter().zip(z).zip(g_s1.iter_mut()) {
-        *g = scale * (*s + *zi / sigma) / n;
-    }
-    let total = sum_of([s1_noisy, z], |[s, zi]| {
-        let r = s + zi / sigma;
-        r * r
+    let (inv_sigma, scale) = (F::one() / sigma, weight * F::of(2.0) / n);
+    let total = sum_writing([s1_noisy, z], [g_s1], |[s, zi]| {
+        let r = s + zi * inv_sigma;
+        ([scale * r], r * r)
     });
     weight * total / n
 }
@@ -49,16 +46,11 @@ pub fn dsm_vr_loss<F: Real>(
 ) -> F {
     let n = F::of(points as f64);
     let two = F::of(2.0);
-    let (scale, clean_scale) = (weight * two, -weight * two);
-    for (((s, zi), g), g_c) in s1_noisy.iter().zip(z).zip(g_noisy.iter_mut()).zip(g_clean.iter_mut()) {
-        let zs = *zi / sigma;
-        *g = scale * (*s + zs) / n;
-        *g_c = clean_scale * zs / n;
-    }
-    let total = sum_of([s1_noisy, s1_clean, z], |[s, c, zi]| {
-        let zs = zi / sigma;
+    let (inv_sigma, scale) = (F::one() / sigma, weight * two / n);
+    let total = sum_writing([s1_noisy, s1_clean, z], [g_noisy, g_clean], |[s, c, zi]| {
+        let zs = zi * inv_sigma;
         let r = s + zs;
-        r * r - two * c * zs - zs * zs
+        ([scale * r, -scale * zs], r * r - two * c * zs - zs * zs)
     });
     weight * total / n
 }
@@ -100,18 +92,18 @@ mod tests {
         let mut rng = test_rng(22);
         let (n, d, sigma, weight) = (5, 8, 0.3f32, 1.7f32);
         let [s, c, z] = [(); 3].map(|_| normal_mat(n, d, &mut rng).cast::<f32>().into_vec());
-        let two = 2.0f32;
-        let nf = n as f32;
+        let (two, nf, inv_sigma) = (2.0f32, n as f32, 1.0 / sigma);
+        let scale = weight * two / nf;
         let mut g = vec![0.0; n * d];
         let loss = dsm_loss(&s, &z, sigma, n, weight, &mut g);
-        let want: Vec<f32> = s.iter().zip(&z).map(|(s, z)| weight * two * (s + z / sigma) / nf).collect();
+        let want: Vec<f32> = s.iter().zip(&z).map(|(s, z)| scale * (s + z * inv_sigma)).collect();
         assert_eq!(g, want);
         let exact: f64 = s.iter().zip(&z).map(|(s, z)| f64::from(s + z / sigma).powi(2)).sum::<f64>();
         let exact = f64::from(weight) * exact / n as f64;
         assert!((f64::from(loss) - exact).abs() < 1e-5 * exact, "{loss} vs {exact}");
         let (mut g_noisy, mut g_clean) = (vec![0.0; n * d], vec![0.0; n * d]);
         dsm_vr_loss(&s, &c, &z, sigma, n, weight, &mut g_noisy, &mut g_clean);
-        let want_clean: Vec<f32> = z.iter().map(|z| -weight * two * (z / sigma) / nf).collect();
+        let want_clean: Vec<f32> = z.iter().map(|z| -scale * (z * inv_sigma)).collect();
         assert_eq!((g_noisy, g_clean), (want, want_clean));
     }
 }

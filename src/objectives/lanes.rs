@@ -63,22 +63,42 @@ pub fn sum<F: Real>(a: &[F]) -> F {
     hsum(acc) + tail
 }
 
-/// `sum_k f([a_k, b_k, ..])` over `K` slices of equal length: the lane sums of an elementwise term, so
-/// that a loss summed over a whole batch vectorises (the batch losses' sums; their gradients are written
-/// element by element beside them).
+/// `sum_k t_k` over `K` input slices of equal length, where `f` maps element `k` of the inputs to `J`
+/// values, stored at `k` of the `J` outputs, and the term `t_k`, summed in lanes: one vectorised pass
+/// over a batch computes a loss and writes its gradient (the cotangents) element by element.
 #[inline(always)]
-pub fn sum_of<F: Real, const K: usize>(inputs: [&[F]; K], f: impl Fn([F; K]) -> F) -> F {
+pub fn sum_writing<F: Real, const K: usize, const J: usize>(
+    inputs: [&[F]; K],
+    mut outputs: [&mut [F]; J],
+    f: impl Fn([F; K]) -> ([F; J], F),
+) -> F {
     let len = inputs.first().map_or(0, |a| a.len());
-    debug_assert!(inputs.iter().all(|a| a.len() == len), "sum_of: lengths differ");
+    debug_assert!(inputs.iter().all(|a| a.len() == len), "sum_writing: input lengths differ");
+    debug_assert!(outputs.iter().all(|a| a.len() == len), "sum_writing: output lengths differ");
     let full = len - len % LANES;
     let mut acc = [F::zero(); LANES];
     for start in (0..full).step_by(LANES) {
-        let chunks = inputs.map(|a| &a[start..start + LANES]);
+        // Fixed-size chunks and a local block of results: the lane loop unrolls into vector code.
+        let chunks: [&[F; LANES]; K] =
+            inputs.map(|a| a[start..start + LANES].try_into().expect("full chunk"));
+        let mut values = [[F::zero(); LANES]; J];
         for (l, sum) in acc.iter_mut().enumerate() {
-            *sum += f(chunks.map(|c| c[l]));
+            let (value, term) = f(chunks.map(|c| c[l]));
+            for (block, v) in values.iter_mut().zip(value) {
+                block[l] = v;
+            }
+            *sum += term;
+        }
+        for (o, block) in outputs.iter_mut().zip(&values) {
+            o[start..start + LANES].copy_from_slice(block);
         }
     }
-    let tail = (full..len).fold(F::zero(), |t, k| t + f(inputs.map(|a| a[k])));
+    let mut tail = F::zero();
+    for k in full..len {
+        let (values, term) = f(inputs.map(|a| a[k]));
+        outputs.iter_mut().zip(values).for_each(|(o, v)| o[k] = v);
+        tail += term;
+    }
     hsum(acc) + tail
 }
 
@@ -98,7 +118,10 @@ mod tests {
             assert!(close(dot3(&a, &b, &c), want), "dot3, len {len}");
             assert!(close(sum(&a), a.iter().sum()), "sum, len {len}");
             let want: f64 = (0..len).map(|i| a[i] * b[i] - c[i]).sum();
-            assert!(close(sum_of([&a, &b, &c], |[x, y, z]| x * y - z), want), "sum_of, len {len}");
+            let mut written = vec![0.0; len];
+            let got = sum_writing([&a, &b, &c], [&mut written], |[x, y, z]| ([x - z], x * y - z));
+            assert!(close(got, want), "sum_writing, len {len}");
+            assert!(written.iter().zip(&a).zip(&c).all(|((w, x), z)| *w == x - z), "written, len {len}");
         }
     }
 }
