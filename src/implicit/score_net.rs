@@ -58,16 +58,16 @@ impl ScoreNet {
         let tangent_input = concat_columns(&Mat::zeros(m * n, self.condition_dim), &v);
         let input = Mat::vstack(&[&concat_columns(c, z), &tangent_input]);
         let mut trace = MlpTrace::default();
-        let out = self.net.forward_trace(&input, n, &mut trace);
-        let (s, s_dot) = out.as_slice().split_at(n * d);
+        // SSM-VR is linear in s_dot: the contracted pass leaves that term to the reverse pass.
+        let s = &self.net.forward_trace_contracted(&input, n, &mut trace).as_slice()[..n * d];
         let (mut g_s, mut g_dot) = (vec![0.0; n * d], vec![0.0; m * n * d]);
-        let batch = SlicedScores { dim: d, points: n, s, v: v.as_slice(), s_dot };
+        let batch = SlicedScores { dim: d, points: n, s, v: v.as_slice(), s_dot: None };
         let loss = ssm_loss(&batch, true, &mut g_s, &mut g_dot);
         g_s.extend_from_slice(&g_dot);
         let mut grad = self.net.zeros_like();
         self.net.reverse(&input, &mut trace, &Mat::from_vec((m + 1) * n, d, g_s), &mut grad, None);
         self.optimiser.step(self.net.params_mut(), grad.params());
-        loss
+        loss + trace.output_tangent_dot()
     }
 }
 

@@ -1,8 +1,9 @@
-//! Dense linear algebra: the matrix type, the GEMM seam (the one place a GPU backend would plug in) and
-//! the per-sample kernels of a thin factor.
+//! Dense linear algebra: the matrix type, the GEMM seam (the one place a GPU backend would plug in), the
+//! lane-sum reductions of the elementwise losses and the per-sample kernels of a thin factor.
 
 mod fast_math;
 mod gemm_profile;
+pub(crate) mod lanes;
 mod mat;
 mod real;
 mod thin_factor;

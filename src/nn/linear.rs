@@ -30,7 +30,25 @@ impl Dense {
 
     /// `y = x W` on every stacked row, `+ b` on the `n` primal rows.
     pub fn forward<F: Real>(&self, weight: &[F], bias: &[F], x: &Mat<F>, n: usize, y: &mut Mat<F>) {
-        self.product(weight, x, y);
+        self.forward_rows(weight, bias, x, x.rows(), n, y);
+    }
+
+    /// [`Dense::forward`] on the `n` primal rows of the stacked `x` alone: `y` is `n x outputs`.
+    pub fn forward_primal<F: Real>(&self, weight: &[F], bias: &[F], x: &Mat<F>, n: usize, y: &mut Mat<F>) {
+        self.forward_rows(weight, bias, x, n, n, y);
+    }
+
+    /// `y = x W + b` on the first `rows` rows of `x`, the bias on the first `n` of them.
+    fn forward_rows<F: Real>(
+        &self,
+        weight: &[F],
+        bias: &[F],
+        x: &Mat<F>,
+        rows: usize,
+        n: usize,
+        y: &mut Mat<F>,
+    ) {
+        self.product_rows(weight, &x.as_slice()[..rows * self.inputs], rows, y);
         for row in y.as_mut_slice()[..n * self.outputs].chunks_exact_mut(self.outputs) {
             row.iter_mut().zip(bias).for_each(|(v, b)| *v += *b);
         }
@@ -65,10 +83,14 @@ impl Dense {
 
     /// `y = x W` on every row (no bias: the map of tangent rows).
     pub fn product<F: Real>(&self, weight: &[F], x: &Mat<F>, y: &mut Mat<F>) {
-        let rows = x.rows();
+        self.product_rows(weight, x.as_slice(), x.rows(), y);
+    }
+
+    /// `y = x W` on the `rows` rows of `x` (row-major, `inputs` wide); `y` is resized to them.
+    fn product_rows<F: Real>(&self, weight: &[F], x: &[F], rows: usize, y: &mut Mat<F>) {
         y.resize(rows, self.outputs);
         let (w, out) = ((weight, self.outputs, 1), (y.as_mut_slice(), self.outputs, 1));
-        F::gemm(rows, self.inputs, self.outputs, F::one(), (x.as_slice(), self.inputs, 1), w, F::zero(), out);
+        F::gemm(rows, self.inputs, self.outputs, F::one(), (x, self.inputs, 1), w, F::zero(), out);
     }
 
     /// `dW += x^T g_y` over every stacked row, `db += sum_{primal rows} g_y`.

@@ -33,6 +33,13 @@ impl<F: Real> MlpTrace<F> {
     pub fn primal_rows(&self) -> usize {
         self.0.primal_rows()
     }
+
+    /// `sum <g_dot, y_dot>` after [`Mlp::forward_trace_contracted`] and [`Mlp::reverse`]: the output
+    /// tangents contracted with the tangent rows of the cotangent given to the reverse pass.
+    #[track_caller]
+    pub fn output_tangent_dot(&self) -> F {
+        self.0.output_tangent_dot()
+    }
 }
 
 impl<F: Real> Mlp<F> {
@@ -158,6 +165,22 @@ impl<F: Real> Mlp<F> {
     pub fn forward_trace<'t>(&self, x: &Mat<F>, n: usize, trace: &'t mut MlpTrace<F>) -> &'t Mat<F> {
         let out = self.graph.forward_borrowed(x, n, Rows::Tangents, &[], &mut trace.0);
         out.expect("tangent rows need no jet rule")
+    }
+
+    /// [`Mlp::forward_trace`] for a loss that is linear in the output tangents `y_dot`, with a cotangent
+    /// `g_dot` free of them (SSM, ESM): returns the `n` primal output rows only, the last layer
+    /// `y = h W + b` mapping no tangent rows (one GEMM of its size fewer). [`Mlp::reverse`] with the
+    /// whole stacked cotangent `[g; g_dot]` then leaves the loss's linear term
+    /// `sum <g_dot, y_dot> = sum <g_dot W^T, h_dot>` in [`MlpTrace::output_tangent_dot`]. (A network
+    /// without hidden layers computes `y_dot` all the same and returns the whole stack.)
+    #[track_caller]
+    pub fn forward_trace_contracted<'t>(
+        &self,
+        x: &Mat<F>,
+        n: usize,
+        trace: &'t mut MlpTrace<F>,
+    ) -> &'t Mat<F> {
+        self.graph.forward_contracted(x, n, &mut trace.0)
     }
 
     /// [`Mlp::forward_trace`] at the `n` rows of `x` along the `D` basis directions (the stacked input
@@ -312,6 +335,34 @@ mod tests {
                 };
                 check_stacked_map(forward, reverse, &x, n, &theta, 2);
             }
+        }
+    }
+
+    /// The contracted pass returns the primal rows of the full pass, its reverse leaves the same
+    /// parameter gradient and input cotangent bit for bit (the reverse never reads the output
+    /// tangents), and its output-tangent dot is `sum <g_dot, y_dot>` of the full pass; a network without
+    /// hidden layers (which cannot skip `y_dot`) contracts the same way.
+    #[test]
+    fn contracted_pass_equals_the_full_pass_and_its_tangent_dot() {
+        for (sizes, n, tangents) in [(vec![3, 7, 7, 4], 5, 2), (vec![4, 6, 4], 3, 1), (vec![3, 2], 4, 2)] {
+            let mut rng = test_rng(5);
+            let mlp = Mlp::<f64>::init(&sizes, Activation::Softplus, &mut rng);
+            let x = normal_mat(n * (1 + tangents), sizes[0], &mut rng);
+            let g = normal_mat(x.rows(), *sizes.last().unwrap(), &mut rng);
+            let mut full = MlpTrace::default();
+            let y = mlp.forward_trace(&x, n, &mut full).clone();
+            let (mut grad_full, mut g_x_full) = (mlp.zeros_like(), Mat::default());
+            mlp.reverse(&x, &mut full, &g, &mut grad_full, Some(&mut g_x_full));
+            let mut contracted = MlpTrace::default();
+            let primal = mlp.forward_trace_contracted(&x, n, &mut contracted).slice_rows(0, n);
+            assert_eq!(primal, y.slice_rows(0, n), "{sizes:?}: primal rows");
+            let (mut grad, mut g_x) = (mlp.zeros_like(), Mat::default());
+            mlp.reverse(&x, &mut contracted, &g, &mut grad, Some(&mut g_x));
+            assert_eq!((grad.params(), &g_x), (grad_full.params(), &g_x_full), "{sizes:?}: reverse");
+            let tail = |m: &Mat<f64>| m.slice_rows(n, m.rows()).into_vec();
+            let want = dot(&tail(&y), &tail(&g));
+            let got = contracted.output_tangent_dot();
+            assert!((got - want).abs() < 1e-12 * (1.0 + want.abs()), "{sizes:?}: {got} vs {want}");
         }
     }
 

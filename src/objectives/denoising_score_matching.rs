@@ -1,6 +1,6 @@
 //! First-order denoising score matching (DSM) and its control-variate form (DSM-VR), docs/math.md §3.
 
-use super::lanes::sum_writing;
+use crate::linalg::lanes::sum_writing;
 use crate::linalg::Real;
 
 /// DSM, the batch mean of $\Vert s_1(\tilde x) + z / \sigma \Vert^2$.

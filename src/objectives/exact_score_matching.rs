@@ -29,18 +29,23 @@ pub fn basis_directions_into<F: Real>(points: usize, dim: usize, out: &mut [F]) 
 /// $$ J = \frac1n \sum_i \Big[ \operatorname{tr} \nabla_x s(x_i) + \tfrac12 \Vert s(x_i)\Vert^2 \Big],\qquad
 ///    \operatorname{tr} \nabla_x s(x_i) = \sum_d (J_s(x_i)\  e_d)_d. $$
 /// `s` is `n x D`; `s_dot` holds the `D` blocks `J_s e_d` (`n x D` each, the tangent pass along
-/// [`basis_directions`]). Writes `dJ/ds = s / n` and `dJ/ds_dot` (`1/n` at the diagonal entries).
+/// [`basis_directions`]). Writes `dJ/ds = s / n` and `dJ/ds_dot` (`1/n` at the diagonal entries). `J`
+/// is linear in `s_dot` with a cotangent free of it: without `s_dot` the function returns `J` less the
+/// trace term, `sum <dJ/ds_dot, s_dot>`, which the caller adds (as
+/// [`SlicedScores::s_dot`](super::SlicedScores::s_dot) explains).
 /// The cost is `D` tangent passes per point, the cost SSM removes.
 ///
 /// # Reference
 /// Hyvarinen, "Estimation of non-normalized statistical models by score matching", JMLR 2005, Thm. 1;
 /// docs/math.md §6.1.
 #[track_caller]
-pub fn esm_loss<F: Real>(s: &[F], s_dot: &[F], points: usize, g_s: &mut [F], g_s_dot: &mut [F]) -> F {
+pub fn esm_loss<F: Real>(s: &[F], s_dot: Option<&[F]>, points: usize, g_s: &mut [F], g_s_dot: &mut [F]) -> F {
     assert!(points > 0 && s.len().is_multiple_of(points), "esm_loss: {} scores for {points} points", s.len());
     let dim = s.len() / points;
     assert!(
-        s_dot.len() == dim * s.len() && g_s_dot.len() == s_dot.len() && g_s.len() == s.len(),
+        g_s_dot.len() == dim * s.len()
+            && s_dot.is_none_or(|t| t.len() == g_s_dot.len())
+            && g_s.len() == s.len(),
         "esm_loss: shapes"
     );
     let inv_n = F::one() / F::of(points as f64);
@@ -50,12 +55,14 @@ pub fn esm_loss<F: Real>(s: &[F], s_dot: &[F], points: usize, g_s: &mut [F], g_s
         *g = *x * inv_n;
     }
     g_s_dot.iter_mut().for_each(|g| *g = F::zero());
-    for (r, (row, g_row)) in s_dot.chunks_exact(dim).zip(g_s_dot.chunks_exact_mut(dim)).enumerate() {
-        let d = r / points;
-        total += row[d] * inv_n;
-        g_row[d] = inv_n;
+    for (r, g_row) in g_s_dot.chunks_exact_mut(dim).enumerate() {
+        g_row[r / points] = inv_n;
     }
-    total
+    // The trace term (1/n) sum_d (J_s e_d)_d: the diagonal entries, where the cotangent is 1/n.
+    let trace = s_dot.map_or(F::zero(), |t| {
+        t.chunks_exact(dim).enumerate().fold(F::zero(), |acc, (r, row)| acc + row[r / points] * inv_n)
+    });
+    total + trace
 }
 
 /// ESM of an energy network from its second-order jets along the basis directions.
@@ -101,10 +108,14 @@ mod tests {
         let s = normal_mat(n, d, &mut rng).into_vec();
         let s_dot = normal_mat(d * n, d, &mut rng).into_vec();
         let (mut g, mut g_dot) = (vec![0.0; n * d], vec![0.0; d * n * d]);
-        esm_loss(&s, &s_dot, n, &mut g, &mut g_dot);
-        let loss = |a: &[f64], b: &[f64]| esm_loss(a, b, n, &mut vec![0.0; n * d], &mut vec![0.0; d * n * d]);
-        assert_close(&g, &fd_gradient(|p| loss(p, &s_dot), &s, 1e-6), 1e-7, "dJ/ds");
-        assert_close(&g_dot, &fd_gradient(|p| loss(&s, p), &s_dot, 1e-6), 1e-7, "dJ/ds_dot");
+        let full = esm_loss(&s, Some(&s_dot), n, &mut g, &mut g_dot);
+        let loss = |a: &[f64], b: Option<&[f64]>| {
+            esm_loss(a, b, n, &mut vec![0.0; n * d], &mut vec![0.0; d * n * d])
+        };
+        assert_close(&g, &fd_gradient(|p| loss(p, Some(&s_dot)), &s, 1e-6), 1e-7, "dJ/ds");
+        assert_close(&g_dot, &fd_gradient(|p| loss(&s, Some(p)), &s_dot, 1e-6), 1e-7, "dJ/ds_dot");
+        let linear: f64 = g_dot.iter().zip(&s_dot).map(|(g, t)| g * t).sum();
+        assert!((loss(&s, None) + linear - full).abs() < 1e-12, "J without s_dot");
         // The trace term picks the diagonal of each point's Jacobian.
         let mut jac_dot = vec![0.0; d * n * d];
         for e in 0..d {
@@ -113,7 +124,7 @@ mod tests {
             }
         }
         let zero = vec![0.0; n * d];
-        let trace_only = esm_loss(&zero, &jac_dot, n, &mut vec![0.0; n * d], &mut vec![0.0; d * n * d]);
+        let trace_only = esm_loss(&zero, Some(&jac_dot), n, &mut vec![0.0; n * d], &mut vec![0.0; d * n * d]);
         assert!((trace_only - d as f64 * 2.0).abs() < 1e-12, "mean trace {trace_only}");
         let (p1, p2) = (normal_mat(d, n, &mut rng).into_vec(), normal_mat(d, n, &mut rng).into_vec());
         let (mut g1, mut g2) = (vec![0.0; d * n], vec![0.0; d * n]);

@@ -5,7 +5,6 @@ mod denoising_score_matching;
 mod error;
 mod exact_score_matching;
 mod finite_difference_ssm;
-mod lanes;
 mod objective;
 mod projection;
 mod residual_likelihood;

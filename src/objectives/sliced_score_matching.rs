@@ -3,7 +3,7 @@
 //! network outputs it reads; the caller runs one reverse pass through the primal and tangent (or jet)
 //! streams with them.
 
-use super::lanes::dot;
+use crate::linalg::lanes::dot;
 use crate::linalg::Real;
 
 /// The outputs of one stacked forward pass of a score network along `M` directions per point.
@@ -20,8 +20,10 @@ pub struct SlicedScores<'a, F> {
     pub s: &'a [F],
     /// The directions `v`, `M n x D`.
     pub v: &'a [F],
-    /// The tangents `J_s(x) v`, `M n x D`.
-    pub s_dot: &'a [F],
+    /// The tangents `J_s(x) v`, `M n x D`; `None` when the caller adds the loss's term linear in them,
+    /// `sum <dJ/ds_dot, s_dot>`, itself (a contracted forward pass forms it in the reverse pass:
+    /// [`Mlp::forward_trace_contracted`](crate::nn::Mlp::forward_trace_contracted)).
+    pub s_dot: Option<&'a [F]>,
 }
 
 /// SSM (or SSM-VR) of a score network `s(x)`.
@@ -31,7 +33,9 @@ pub struct SlicedScores<'a, F> {
 ///    \tfrac12 (v_{\tau i}^\top s(x_i))^2 \Big], $$
 /// and with `variance_reduced` the second term is replaced by its expectation `||s(x_i)||^2 / 2`.
 /// `v^T (grad s) v = v . s_dot` comes from the tangent pass; the cotangents are
-/// `dJ/ds_i = (1/nM) sum_tau (v.s) v` (SSM) or `s_i / n` (SSM-VR) and `dJ/ds_dot = v / (nM)`.
+/// `dJ/ds_i = (1/nM) sum_tau (v.s) v` (SSM) or `s_i / n` (SSM-VR) and `dJ/ds_dot = v / (nM)`. `J` is
+/// linear in `s_dot` with a cotangent free of it: without `s_dot` the function returns `J` less that
+/// term, `sum <dJ/ds_dot, s_dot>`.
 ///
 /// # Reference
 /// Song, Garg, Shi, Ermon, "Sliced Score Matching", UAI 2019, Eqs. (7) and (8);
@@ -47,7 +51,7 @@ pub fn ssm_loss<F: Real>(
     let block = points * dim;
     assert!(block > 0 && s.len() == block && g_s.len() == block, "ssm_loss: scores are not {points} x {dim}");
     assert!(
-        v.len().is_multiple_of(block) && v.len() == s_dot.len() && g_s_dot.len() == v.len(),
+        v.len().is_multiple_of(block) && s_dot.is_none_or(|t| t.len() == v.len()) && g_s_dot.len() == v.len(),
         "ssm_loss: directions"
     );
     let m = v.len() / block;
@@ -63,13 +67,9 @@ pub fn ssm_loss<F: Real>(
     } else {
         g_s.iter_mut().for_each(|g| *g = F::zero());
     }
-    for (k, ((v_row, sd_row), g_row)) in
-        v.chunks_exact(dim).zip(s_dot.chunks_exact(dim)).zip(g_s_dot.chunks_exact_mut(dim)).enumerate()
-    {
+    for (k, (v_row, g_row)) in v.chunks_exact(dim).zip(g_s_dot.chunks_exact_mut(dim)).enumerate() {
         let i = k % points;
         let s_row = &s[i * dim..(i + 1) * dim];
-        let curvature = dot(v_row, sd_row);
-        total += curvature * inv_nm;
         g_row.iter_mut().zip(v_row).for_each(|(g, v)| *g = *v * inv_nm);
         if !variance_reduced {
             let vs = dot(v_row, s_row);
@@ -79,7 +79,8 @@ pub fn ssm_loss<F: Real>(
             }
         }
     }
-    total
+    // The curvature term (1/nM) sum v . s_dot.
+    total + s_dot.map_or(F::zero(), |t| dot(g_s_dot, t))
 }
 
 /// SSM of an energy network `E(x)` from its second-order jets along `M` directions per point.
@@ -171,19 +172,22 @@ mod tests {
         let v = normal_mat(m * n, d, &mut rng).into_vec();
         let s_dot = normal_mat(m * n, d, &mut rng).into_vec();
         for vr in [false, true] {
-            let loss = |s: &[f64], s_dot: &[f64]| {
+            let loss = |s: &[f64], s_dot: Option<&[f64]>| {
                 let batch = SlicedScores { dim: d, points: n, s, v: &v, s_dot };
                 ssm_loss(&batch, vr, &mut vec![0.0; n * d], &mut vec![0.0; m * n * d])
             };
             let (mut g_s, mut g_dot) = (vec![0.0; n * d], vec![0.0; m * n * d]);
-            ssm_loss(
-                &SlicedScores { dim: d, points: n, s: &s, v: &v, s_dot: &s_dot },
+            let full = ssm_loss(
+                &SlicedScores { dim: d, points: n, s: &s, v: &v, s_dot: Some(&s_dot) },
                 vr,
                 &mut g_s,
                 &mut g_dot,
             );
-            assert_close(&g_s, &fd_gradient(|p| loss(p, &s_dot), &s, 1e-6), 1e-7, "dJ/ds");
-            assert_close(&g_dot, &fd_gradient(|p| loss(&s, p), &s_dot, 1e-6), 1e-7, "dJ/ds_dot");
+            assert_close(&g_s, &fd_gradient(|p| loss(p, Some(&s_dot)), &s, 1e-6), 1e-7, "dJ/ds");
+            assert_close(&g_dot, &fd_gradient(|p| loss(&s, Some(p)), &s_dot, 1e-6), 1e-7, "dJ/ds_dot");
+            // Without s_dot: J less its linear term sum <dJ/ds_dot, s_dot>.
+            let linear: f64 = g_dot.iter().zip(&s_dot).map(|(g, t)| g * t).sum();
+            assert!((loss(&s, None) + linear - full).abs() < 1e-12, "vr={vr}: J without s_dot");
         }
         let (phi1, phi2) = (normal_mat(m, n, &mut rng).into_vec(), normal_mat(m, n, &mut rng).into_vec());
         let (mut g1, mut g2) = (vec![0.0; m * n], vec![0.0; m * n]);
@@ -223,10 +227,10 @@ mod tests {
             .collect();
         let basis_dot = apply(&jac, d, &basis);
         let mut g = (vec![0.0; n * d], vec![0.0; m * n * d]);
-        let esm = esm_loss(&s, &basis_dot, n, &mut vec![0.0; n * d], &mut vec![0.0; d * n * d]);
+        let esm = esm_loss(&s, Some(&basis_dot), n, &mut vec![0.0; n * d], &mut vec![0.0; d * n * d]);
         for vr in [false, true] {
             let ssm = ssm_loss(
-                &SlicedScores { dim: d, points: n, s: &s, v: &v, s_dot: &s_dot },
+                &SlicedScores { dim: d, points: n, s: &s, v: &v, s_dot: Some(&s_dot) },
                 vr,
                 &mut g.0,
                 &mut g.1,

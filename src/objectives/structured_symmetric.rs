@@ -4,7 +4,7 @@
 //! (docs/math.md §5.2-§5.5).
 #![allow(non_snake_case)]
 
-use super::lanes::{dot, dot3, sum};
+use crate::linalg::lanes::{dot, dot3, sum};
 use crate::linalg::{Outer, Real};
 
 /// The base matrix `B` of a [`StructuredSym`].

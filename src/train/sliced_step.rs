@@ -1,6 +1,10 @@
 //! One training step of the score-matching objectives on a score network (SSM, SSM-VR, ESM, FD-SSM):
 //! stack the evaluation points and directions, one forward pass (with tangents), the objective's
 //! cotangents, one reverse pass through primal and tangent streams (docs/math.md §6 and §8.3).
+//!
+//! SSM and ESM are linear in the output tangents `s_dot` with a cotangent free of them, so their forward
+//! pass is contracted ([`Mlp::forward_trace_contracted`]): the last layer maps no tangent rows, and the
+//! loss's term in `s_dot` is read from the reverse pass.
 
 use crate::linalg::{Mat, Real};
 use crate::nn::{Mlp, MlpTrace};
@@ -56,7 +60,7 @@ pub(super) fn sliced_loss_and_gradient<F: Real>(
     );
     let Buffers { input, trace, g_out, scratch } = buffers;
     let (noise, draws) = z.as_slice().split_at(block);
-    let loss = match kind {
+    let (loss, contracted) = match kind {
         ScoreMatching::Ssm { .. } | ScoreMatching::Esm => {
             // [x~; v]: n primal rows, then the directions as tangents.
             let m = if kind == ScoreMatching::Esm { dim } else { draws.len() / block };
@@ -73,16 +77,16 @@ pub(super) fn sliced_loss_and_gradient<F: Real>(
                     false
                 }
             };
-            let out = s1.forward_trace(input, n, trace);
-            g_out.resize(out.rows(), dim);
-            let (s, s_dot) = out.as_slice().split_at(block);
+            let s = &s1.forward_trace_contracted(input, n, trace).as_slice()[..block];
+            g_out.resize(input.rows(), dim);
             let (g_s, g_dot) = g_out.as_mut_slice().split_at_mut(block);
-            if kind == ScoreMatching::Esm {
-                esm_loss(s, s_dot, n, g_s, g_dot)
+            let loss = if kind == ScoreMatching::Esm {
+                esm_loss(s, None, n, g_s, g_dot)
             } else {
                 let v = &input.as_slice()[block..];
-                ssm_loss(&SlicedScores { dim, points: n, s, v, s_dot }, variance_reduced, g_s, g_dot)
-            }
+                ssm_loss(&SlicedScores { dim, points: n, s, v, s_dot: None }, variance_reduced, g_s, g_dot)
+            };
+            (loss, true)
         }
         ScoreMatching::FdSsm { eps } => {
             // [x~ + v; x~ - v]: 2n primal rows, no tangents.
@@ -101,11 +105,15 @@ pub(super) fn sliced_loss_and_gradient<F: Real>(
             g_out.resize(out.rows(), dim);
             let (a, b) = out.as_slice().split_at(block);
             let (g_a, g_b) = g_out.as_mut_slice().split_at_mut(block);
-            fd_ssm_loss(a, b, scratch.as_slice(), eps, dim, g_a, g_b)
+            (fd_ssm_loss(a, b, scratch.as_slice(), eps, dim, g_a, g_b), false)
         }
     };
     s1.reverse(input, trace, g_out, grad, None);
-    loss
+    if contracted {
+        loss + trace.output_tangent_dot()
+    } else {
+        loss
+    }
 }
 
 #[cfg(test)]

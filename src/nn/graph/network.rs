@@ -15,6 +15,7 @@ use super::resample::{AvgPool, Upsample};
 use super::rows::Rows;
 use super::shape::Shape;
 use super::skip::Concat;
+use crate::linalg::lanes::dot;
 use crate::linalg::{Mat, Real};
 use crate::nn::{Activation, Dense};
 use rand::Rng;
@@ -59,12 +60,30 @@ pub struct Graph<F> {
     tensors: Vec<ParamTensor>,
 }
 
+/// How a forward pass treats the output's tangent rows (see [`Graph::forward_contracted`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum OutputTangents {
+    /// Computed and returned (every pass but the contracted one).
+    #[default]
+    Computed,
+    /// Contracted with their cotangent by the reverse pass, the last dense op having mapped the primal
+    /// rows only.
+    Skipped,
+    /// Contracted with their cotangent by the reverse pass, computed all the same (the graph ends in a
+    /// dense map of its input, whose cotangent the reverse pass does not form).
+    Kept,
+}
+
 /// The per-pass stores of a [`Graph`]: every node's stacked value, cache and cotangent. Allocate once,
 /// reuse every step.
 #[derive(Clone, Debug, Default)]
 pub struct GraphTrace<F> {
     n: usize,
     rows: Rows,
+    output_tangents: OutputTangents,
+    /// `sum <g_dot, y_dot>` over the output's tangent rows, set by the reverse pass after a contracted
+    /// forward pass.
+    output_tangent_dot: F,
     /// Whether `values[0]` holds a copy of the input (else the reverse pass is given it again).
     input_kept: bool,
     pub(super) values: Vec<Mat<F>>,
@@ -86,6 +105,17 @@ impl<F: Real> GraphTrace<F> {
     /// Number of primal rows of the last forward pass.
     pub fn primal_rows(&self) -> usize {
         self.n
+    }
+
+    /// `sum <g_dot, y_dot>`: the output tangents of the last [`Graph::forward_contracted`] contracted
+    /// with their cotangent in the reverse pass that followed it.
+    #[track_caller]
+    pub fn output_tangent_dot(&self) -> F {
+        assert!(
+            self.output_tangents != OutputTangents::Computed,
+            "GraphTrace::output_tangent_dot after a pass that was not contracted"
+        );
+        self.output_tangent_dot
     }
 }
 
@@ -194,6 +224,16 @@ impl<F: Real> Graph<F> {
         trace: &'t mut GraphTrace<F>,
         keep_input: bool,
     ) -> &'t Mat<F> {
+        self.check_stacked_input(x, n, log_sigma);
+        self.start_walk(x, n, rows, trace, keep_input);
+        self.walk_nodes(1..self.nodes.len(), x, keep_second, log_sigma, trace);
+        trace.output()
+    }
+
+    /// Panics unless `x` has the input's width and a whole number of blocks of `n` rows, with noise
+    /// levels as [`Graph::check_noise_levels`] asks.
+    #[track_caller]
+    fn check_stacked_input(&self, x: &Mat<F>, n: usize, log_sigma: &[F]) {
         let width = self.input_shape().len();
         assert_eq!(x.cols(), width, "Graph: input has {} columns, expected {width}", x.cols());
         assert!(
@@ -202,8 +242,37 @@ impl<F: Real> Graph<F> {
             x.rows()
         );
         self.check_noise_levels(log_sigma, n);
-        self.start_walk(x, n, rows, trace, keep_input);
-        self.walk_from(1, x, keep_second, log_sigma, trace)
+    }
+
+    /// [`Graph::forward_borrowed`] with tangent rows for a loss that is linear in the output tangents
+    /// `y_dot` with a cotangent `g_dot` that does not depend on them (SSM, ESM: `sum <v, y_dot> / (n M)`).
+    /// Returns the `n` primal output rows only: the last dense op `y = h W + b` maps the primal rows, and
+    /// the reverse pass (which needs `g_dot`, not `y_dot`) forms `sum <g_dot, y_dot> = sum <h_dot, g_dot
+    /// W^T>` from its input's tangent rows and their cotangent, read afterwards with
+    /// [`GraphTrace::output_tangent_dot`]. One GEMM of the last layer's size fewer per step. A graph
+    /// whose last op is not dense, or is dense on the graph input, computes `y_dot` all the same and the
+    /// reverse pass contracts it; the stacked output is then returned whole.
+    #[track_caller]
+    pub fn forward_contracted<'t>(&self, x: &Mat<F>, n: usize, trace: &'t mut GraphTrace<F>) -> &'t Mat<F> {
+        let last = self.nodes.len() - 1;
+        let node = &self.nodes[last];
+        let skippable = match node.op {
+            Op::Linear(dense) if node.inputs[0] > 0 => Some(dense),
+            _ => None,
+        };
+        let Some(dense) = skippable else {
+            self.walk(x, n, Rows::Tangents, false, &[], trace, false);
+            trace.output_tangents = OutputTangents::Kept;
+            return trace.output();
+        };
+        self.check_stacked_input(x, n, &[]);
+        self.start_walk(x, n, Rows::Tangents, trace, false);
+        self.walk_nodes(1..last, x, false, &[], trace);
+        let (weight, bias) = self.params[node.params.clone()].split_at(dense.weight_len());
+        let (done, rest) = trace.values.split_at_mut(last);
+        dense.forward_primal(weight, bias, &done[node.inputs[0]], n, &mut rest[0]);
+        trace.output_tangents = OutputTangents::Skipped;
+        trace.output()
     }
 
     /// Panics unless there is one noise level per point, or none for a graph without a noise embedding.
@@ -218,6 +287,7 @@ impl<F: Real> Graph<F> {
     fn start_walk(&self, x: &Mat<F>, n: usize, rows: Rows, trace: &mut GraphTrace<F>, keep_input: bool) {
         trace.n = n;
         trace.rows = rows;
+        trace.output_tangents = OutputTangents::Computed;
         trace.input_kept = keep_input;
         trace.values.resize_with(self.nodes.len(), Mat::default);
         trace.caches.resize_with(self.nodes.len(), NodeCache::default);
@@ -229,17 +299,17 @@ impl<F: Real> Graph<F> {
         self.reserve_workspace(x.rows(), &mut trace.workspace);
     }
 
-    /// The forward walk from node `start` on (the values of earlier nodes in place; node 0's is `x`).
-    fn walk_from<'t>(
+    /// The forward walk over the nodes `range` (the values of earlier nodes in place; node 0's is `x`).
+    fn walk_nodes(
         &self,
-        start: usize,
+        range: Range<usize>,
         x: &Mat<F>,
         keep_second: bool,
         log_sigma: &[F],
-        trace: &'t mut GraphTrace<F>,
-    ) -> &'t Mat<F> {
+        trace: &mut GraphTrace<F>,
+    ) {
         let (n, rows) = (trace.n, trace.rows);
-        for (k, node) in self.nodes.iter().enumerate().skip(start) {
+        for (k, node) in self.nodes.iter().enumerate().take(range.end).skip(range.start) {
             let (done, rest) = trace.values.split_at_mut(k);
             let (inputs, count) = input_values(&node.inputs, x, done);
             let params = &self.params[node.params.clone()];
@@ -256,7 +326,6 @@ impl<F: Real> Graph<F> {
                 &mut trace.workspace,
             );
         }
-        trace.output()
     }
 
     /// [`Graph::forward`] at the `n` rows of `x` along the `D` basis directions (the stacked input
@@ -275,7 +344,8 @@ impl<F: Real> Graph<F> {
         self.start_walk(x, x.rows(), Rows::Tangents, trace, false);
         let (weight, bias) = self.params[first.params.clone()].split_at(dense.weight_len());
         dense.forward_basis_tangents(weight, bias, x, &mut trace.values[1]);
-        self.walk_from(2, x, false, &[], trace)
+        self.walk_nodes(2..self.nodes.len(), x, false, &[], trace);
+        trace.output()
     }
 
     /// Reverse pass after [`Graph::forward`]: given the
@@ -314,15 +384,22 @@ impl<F: Real> Graph<F> {
             self.params.len()
         );
         let out = trace.output();
+        // A contracted pass that skipped the output tangents returned the primal rows only.
+        let stacked = if trace.output_tangents == OutputTangents::Skipped { x.rows() } else { out.rows() };
         assert!(
             trace.values.len() == self.nodes.len()
-                && out.rows() == g_out.rows()
+                && g_out.rows() == stacked
                 && out.cols() == g_out.cols()
-                && x.rows() == out.rows(),
+                && x.rows() == stacked,
             "Graph::reverse: cotangent or input does not match the last forward pass"
         );
         self.start_reverse(x, trace, g_x.is_some(), true);
         self.reverse_walk(x, Some(g_out), trace, grad, g_x);
+        if trace.output_tangents == OutputTangents::Kept {
+            let primal = trace.n * g_out.cols();
+            let y = trace.output().as_slice();
+            trace.output_tangent_dot = dot(&y[primal..], &g_out.as_slice()[primal..]);
+        }
     }
 
     /// Sizes the nodes' cotangents like their values and marks none written; the input's (like `x`) only
@@ -364,6 +441,7 @@ impl<F: Real> Graph<F> {
         g_x: Option<&mut Mat<F>>,
     ) {
         let GraphTrace { n, rows, values, caches, cotangents, written, workspace, scratch, .. } = trace;
+        let (output_tangents, output_tangent_dot) = (trace.output_tangents, &mut trace.output_tangent_dot);
         let input_wanted = g_x.is_some();
         let last = self.nodes.len() - 1;
         // The cotangent of the node walked last is dead once its op has run; the next input cotangent
@@ -404,6 +482,14 @@ impl<F: Real> Graph<F> {
                 workspace,
                 scratch,
             );
+            if k == last && output_tangents == OutputTangents::Skipped {
+                // sum <g_dot, h_dot W> = sum <g_dot W^T, h_dot>: the dense op's input tangent rows
+                // against the cotangent it has just assigned them (forward_contracted).
+                let j = node.inputs[0];
+                let primal = *n * values[j].cols();
+                *output_tangent_dot =
+                    dot(&values[j].as_slice()[primal..], &cotangents[j].as_slice()[primal..]);
+            }
         }
         if let Some(g_x) = g_x {
             if !written[0] {

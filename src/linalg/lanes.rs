@@ -1,5 +1,5 @@
-//! Reductions over `D`-vectors for the per-sample algebra of the structured objectives: dot products and
-//! sums accumulated in [`LANES`] partial sums. A sequential f32 sum may not be reordered, so it runs one
+//! Reductions accumulated in [`LANES`] partial sums: dot products and sums for the per-sample algebra of
+//! the objectives, the batch losses with their cotangents, and the network passes' contractions. A sequential f32 sum may not be reordered, so it runs one
 //! scalar add at a time; chunks of a fixed width let the compiler use whole vector registers.
 
 use crate::linalg::Real;
