@@ -39,8 +39,9 @@ pub struct BenchArgs {
     /// Timed repetitions per workload (after warm-up).
     #[arg(long, default_value_t = 20)]
     reps: usize,
-    /// Shards per training step (default: one per pool thread, at least 64 points each); `--shards 1`
-    /// leaves the pool to the large GEMMs alone (for measuring the sharding rule).
+    /// Shards per training step (default: one per pool thread, at least 64 points each for the MLP
+    /// steps, one image for the U-Net's); `--shards 1` leaves the pool to the large GEMMs alone (for
+    /// measuring the sharding rule).
     #[arg(long)]
     shards: Option<usize>,
     /// After the timed calls, as many again with the GEMMs tallied: adds the step's GEMM FLOPs, their
@@ -156,13 +157,14 @@ fn unet_objective(workload: &str) -> Objective {
 
 /// Times a U-Net workload's step through the trainer's own path: [`ModelWorkspace::loss_and_gradient`],
 /// then Adam.
-fn unet_step_ms(workload: &str, reps: usize) -> Result<f64> {
+fn unet_step_ms(workload: &str, StepTiming { reps, shards, .. }: StepTiming) -> Result<f64> {
     let (mut model, objective) = (unet_model(workload)?, unet_objective(workload));
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let dim = UNET_IMAGE.len();
     let x = Mat::from_fn(UNET_BATCH, dim, |_, _| rand::Rng::random::<f32>(&mut rng));
     let z = normal(UNET_BATCH, dim, &mut rng);
     let mut ws = ModelWorkspace::new(&model);
+    ws.force_shards(shards);
     let mut adam = Adam::new(AdamSettings::default(), model.num_params());
     ws.loss_and_gradient(&model, objective, UNET_SIGMA, &x, &z)?;
     Ok(median_ms(reps, || {
@@ -221,7 +223,7 @@ fn run(workload: &str, dim: usize, timing: StepTiming) -> Result<f64> {
         "ssm_plain_step" => train_step_ms(dim, sliced(false), None, timing)?,
         "esm_step" => train_step_ms(dim, Objective::ScoreMatching(ScoreMatching::Esm), None, timing)?,
         "stein_fit" | "ssge_fit" => kernel_fit_ms(workload, dim, reps)?,
-        "unet_step" | "unet_lowrank_step" if dim == UNET_IMAGE.len() => unet_step_ms(workload, timing.reps)?,
+        "unet_step" | "unet_lowrank_step" if dim == UNET_IMAGE.len() => unet_step_ms(workload, timing)?,
         "unet_step" | "unet_lowrank_step" => {
             bail!("--dims {dim} ({workload}): expected 784, the 28x28 MNIST image")
         }

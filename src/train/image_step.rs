@@ -25,6 +25,14 @@ pub struct ImageWorkspace<F> {
     pub grad: Vec<Vec<F>>,
 }
 
+impl<F: Real> ImageWorkspace<F> {
+    /// A workspace for `model`, its gradient sized like the model's parameters (the buffer the shards'
+    /// gradients are summed into, `sharded_step.rs`).
+    pub fn new(model: &ImageScoreModel<F>) -> Self {
+        Self { grad: model.params().iter().map(|p| vec![F::zero(); p.len()]).collect(), ..Self::default() }
+    }
+}
+
 /// The objectives an image model trains by: DSM for `s1` alone, D2SM form A or B (no coupling) with a
 /// second-order head; the D2SM form and first-order weight `w`.
 fn image_objective(objective: Objective) -> Result<Option<(D2smForm, f64)>, ObjectiveError> {

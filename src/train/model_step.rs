@@ -1,6 +1,6 @@
-//! One step's loss and parameter gradient for a model of either kind: dispatches to the score-network
-//! step ([`loss_and_gradient`]) or the energy-model step ([`energy_loss_and_gradient`]), both run as
-//! data-parallel shards over the pool ([`ShardedStep`]).
+//! One step's loss and parameter gradient for a model of any kind: dispatches to the score-network
+//! step ([`loss_and_gradient`]), the energy-model step ([`energy_loss_and_gradient`]) or the image-model
+//! step ([`image_loss_and_gradient`]), all run as data-parallel shards over the pool ([`ShardedStep`]).
 
 use super::energy_step::{energy_loss_and_gradient, EnergyWorkspace};
 use super::image_step::{image_loss_and_gradient, ImageWorkspace};
@@ -18,7 +18,7 @@ pub enum ModelWorkspace<F> {
     /// For a [`Model::Energy`].
     Energy(Box<ShardedStep<F, EnergyWorkspace<F>>>),
     /// For a [`Model::Image`].
-    Image(Box<ImageWorkspace<F>>),
+    Image(Box<ShardedStep<F, ImageWorkspace<F>>>),
 }
 
 impl<F: Real> ModelWorkspace<F> {
@@ -27,7 +27,7 @@ impl<F: Real> ModelWorkspace<F> {
         match model {
             Model::Score(m) => Self::Score(Box::new(ShardedStep::new(StepWorkspace::new(m)))),
             Model::Energy(m) => Self::Energy(Box::new(ShardedStep::new(EnergyWorkspace::new(m)))),
-            Model::Image(_) => Self::Image(Box::default()),
+            Model::Image(m) => Self::Image(Box::new(ShardedStep::new(ImageWorkspace::new(m)))),
         }
     }
 
@@ -53,20 +53,22 @@ impl<F: Real> ModelWorkspace<F> {
     ) -> Result<F, ObjectiveError> {
         match (model, self) {
             (Model::Score(m), Self::Score(ws)) => {
-                ws.loss_and_gradient(x, z, |x, z, ws| loss_and_gradient(m, objective, sigma, x, z, ws))
+                ws.loss_and_gradient(x, z, |x, z, _, ws| loss_and_gradient(m, objective, sigma, x, z, ws))
             }
-            (Model::Energy(m), Self::Energy(ws)) => {
-                ws.loss_and_gradient(x, z, |x, z, ws| energy_loss_and_gradient(m, objective, sigma, x, z, ws))
-            }
+            (Model::Energy(m), Self::Energy(ws)) => ws.loss_and_gradient(x, z, |x, z, _, ws| {
+                energy_loss_and_gradient(m, objective, sigma, x, z, ws)
+            }),
             (Model::Image(m), Self::Image(ws)) => {
                 // Levels drawn for this step (weighted against the model's largest), else `sigma` alone.
-                let drawn = std::mem::take(&mut ws.levels);
+                let drawn = std::mem::take(&mut ws.whole.levels);
                 let (sigmas, top) = if drawn.len() == x.rows() {
                     (drawn, F::of(m.sigma))
                 } else {
                     (vec![sigma; x.rows()], sigma)
                 };
-                image_loss_and_gradient(m, objective, &sigmas, top, x, z, ws)
+                ws.loss_and_gradient(x, z, |x, z, rows, ws| {
+                    image_loss_and_gradient(m, objective, &sigmas[rows], top, x, z, ws)
+                })
             }
             (model, ws) => {
                 *ws = Self::new(model);
@@ -76,12 +78,12 @@ impl<F: Real> ModelWorkspace<F> {
     }
 
     /// Runs every later step as `shards` shards instead of the pool-size rule (`None`: the rule), for
-    /// measuring the rule (`tweedie bench --shards`); image models are never sharded.
+    /// measuring the rule (`tweedie bench --shards`).
     pub fn force_shards(&mut self, shards: Option<usize>) {
         match self {
             Self::Score(ws) => ws.forced_shards = shards,
             Self::Energy(ws) => ws.forced_shards = shards,
-            Self::Image(_) => {}
+            Self::Image(ws) => ws.forced_shards = shards,
         }
     }
 
@@ -92,7 +94,7 @@ impl<F: Real> ModelWorkspace<F> {
         if let (Model::Image(m @ ImageScoreModel { schedule: Some(_), .. }), ws) = (model, &mut *self) {
             let levels = m.draw_levels(n, rng);
             match ws {
-                Self::Image(ws) => ws.levels = levels,
+                Self::Image(ws) => ws.whole.levels = levels,
                 other => {
                     *other = Self::new(model);
                     other.draw_noise_levels(model, n, rng);
@@ -106,7 +108,7 @@ impl<F: Real> ModelWorkspace<F> {
         match self {
             Self::Score(ws) => ws.whole.grad.params(),
             Self::Energy(ws) => ws.whole.grad.params(),
-            Self::Image(ws) => ws.grad.iter().map(Vec::as_slice).collect(),
+            Self::Image(ws) => ws.whole.grad.iter().map(Vec::as_slice).collect(),
         }
     }
 }

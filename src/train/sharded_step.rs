@@ -21,13 +21,16 @@
 //! machine and too noisy at d = 100 and 784 to confirm the choice there).
 
 use super::energy_step::EnergyWorkspace;
+use super::image_step::ImageWorkspace;
 use super::step::StepWorkspace;
 use crate::linalg::{with_serial_gemm, Mat, Real};
 use rayon::prelude::*;
+use std::ops::Range;
 
-/// The fewest points a shard may have: below it the fork, the copies and the reduction cost more than
-/// the second thread saves. `dsm_step` at d = 16 (the cheapest rows) on two threads, two shards against
-/// one, medians of 3 interleaved rounds on a loaded machine: batch 32 0.69x, 64 0.81x, 128 1.13x.
+/// The fewest points a shard of an MLP step may have: below it the fork, the copies and the reduction
+/// cost more than the second thread saves. `dsm_step` at d = 16 (the cheapest rows) on two threads, two
+/// shards against one, medians of 3 interleaved rounds on a loaded machine: batch 32 0.69x, 64 0.81x,
+/// 128 1.13x.
 pub(crate) const MIN_POINTS_PER_SHARD: usize = 64;
 
 /// Gradient entries per task of the parallel reduction: every entry is zeroed, then gets `w_s g_s`
@@ -36,13 +39,15 @@ pub(crate) const MIN_POINTS_PER_SHARD: usize = 64;
 const REDUCE_CHUNK: usize = 1 << 14;
 
 /// The number of shards for a batch of `points` on a pool of `threads`: the pool size, capped so that
-/// every shard has at least [`MIN_POINTS_PER_SHARD`] points, and at least one.
-pub(crate) fn shard_count(points: usize, threads: usize) -> usize {
-    threads.min(points / MIN_POINTS_PER_SHARD).max(1)
+/// every shard has at least `min_points` points, and at least one.
+pub(crate) fn shard_count(points: usize, threads: usize, min_points: usize) -> usize {
+    threads.min(points / min_points.max(1)).max(1)
 }
 
 /// A step workspace whose parameter gradient the shards' gradients are summed into.
 pub(crate) trait ShardWorkspace<F>: Clone + Send {
+    /// The fewest points a shard of this step may have ([`shard_count`]).
+    const MIN_POINTS: usize;
     /// The parameter gradient of the last step, as flat slices in parameter order.
     fn gradient(&self) -> Vec<&[F]>;
     /// The same, mutably.
@@ -50,6 +55,7 @@ pub(crate) trait ShardWorkspace<F>: Clone + Send {
 }
 
 impl<F: Real> ShardWorkspace<F> for StepWorkspace<F> {
+    const MIN_POINTS: usize = MIN_POINTS_PER_SHARD;
     fn gradient(&self) -> Vec<&[F]> {
         self.grad.params()
     }
@@ -59,11 +65,24 @@ impl<F: Real> ShardWorkspace<F> for StepWorkspace<F> {
 }
 
 impl<F: Real> ShardWorkspace<F> for EnergyWorkspace<F> {
+    const MIN_POINTS: usize = MIN_POINTS_PER_SHARD;
     fn gradient(&self) -> Vec<&[F]> {
         self.grad.params()
     }
     fn gradient_mut(&mut self) -> Vec<&mut [F]> {
         self.grad.params_mut()
+    }
+}
+
+impl<F: Real> ShardWorkspace<F> for ImageWorkspace<F> {
+    /// One image's U-Net pass is milliseconds of work (`unet_step`: about 4 ms per image at one thread),
+    /// far above what a shard's fork, copies and share of the reduction cost.
+    const MIN_POINTS: usize = 1;
+    fn gradient(&self) -> Vec<&[F]> {
+        self.grad.iter().map(Vec::as_slice).collect()
+    }
+    fn gradient_mut(&mut self) -> Vec<&mut [F]> {
+        self.grad.iter_mut().map(Vec::as_mut_slice).collect()
     }
 }
 
@@ -94,7 +113,8 @@ impl<F: Real, W: ShardWorkspace<F>> ShardedStep<F, W> {
 
     /// The batch loss of `step` at clean points `x` (`n x D`) with draws `z` (blocks of `n` rows), run
     /// as [`shard_count`] shards on the current pool; leaves the gradient in `self.whole`. `step`
-    /// computes one shard's mean loss and leaves its gradient in the workspace it is given.
+    /// computes one shard's mean loss and leaves its gradient in the workspace it is given; it is also
+    /// given the shard's points as a range of the batch's rows (for per-point data held beside `x`).
     ///
     /// # Errors
     /// The first shard's error, if `step` fails.
@@ -102,12 +122,13 @@ impl<F: Real, W: ShardWorkspace<F>> ShardedStep<F, W> {
         &mut self,
         x: &Mat<F>,
         z: &Mat<F>,
-        step: impl Fn(&Mat<F>, &Mat<F>, &mut W) -> Result<F, E> + Sync,
+        step: impl Fn(&Mat<F>, &Mat<F>, Range<usize>, &mut W) -> Result<F, E> + Sync,
     ) -> Result<F, E> {
         let n = x.rows();
-        let count = self.forced_shards.unwrap_or_else(|| shard_count(n, rayon::current_num_threads()));
+        let count =
+            self.forced_shards.unwrap_or_else(|| shard_count(n, rayon::current_num_threads(), W::MIN_POINTS));
         if count <= 1 || n < count {
-            return step(x, z, &mut self.whole);
+            return step(x, z, 0..n, &mut self.whole);
         }
         assert!(
             z.rows().is_multiple_of(n),
@@ -125,7 +146,7 @@ impl<F: Real, W: ShardWorkspace<F>> ShardedStep<F, W> {
             .map(|(s, shard)| {
                 let (a, b) = bounds(n, count, s);
                 copy_shard(x, z, a, b, shard);
-                with_serial_gemm(|| step(&shard.x, &shard.z, &mut shard.ws))
+                with_serial_gemm(|| step(&shard.x, &shard.z, a..b, &mut shard.ws))
             })
             .collect();
         let weights: Vec<F> =
@@ -176,9 +197,11 @@ mod tests {
     use crate::models::{
         EnergyModel, EnergyShape, Model, ModelShape, ScoreModel, SecondOrderHead, ThirdOrderHead,
     };
+    use crate::models::{HeadLayout, ImageScoreModel, NoiseSchedule};
+    use crate::nn::graph::Shape;
     use crate::nn::Activation;
     use crate::objectives::{D2smForm, Objective, Projection, ScoreMatching};
-    use crate::testing::{normal_mat, test_rng};
+    use crate::testing::{normal_mat, test_rng, tiny_unet};
     use crate::train::ModelWorkspace;
 
     /// The first-order objectives (score networks and energy models): DSM, DSM-VR, SSM and SSM-VR with
@@ -270,6 +293,45 @@ mod tests {
         }
     }
 
+    /// Image models shard too, each shard reading its own rows' noise levels: a noise-conditional U-Net's
+    /// DSM step (levels drawn per row) and a shared-layout low-rank head's step with D2SM form A and with
+    /// the likelihood fit, 3 shards against the whole batch, equal to rounding.
+    #[test]
+    fn sharded_image_steps_equal_the_whole_batch_step_to_rounding() {
+        let config = tiny_unet(Shape::new(4, 4, 1));
+        let mut rng = test_rng(124);
+        let schedule = NoiseSchedule { hi: 0.9, lo: 0.1, levels: 4 };
+        let plain = ImageScoreModel::init(&config, 0.5, &mut rng).unwrap().noise_conditional(schedule);
+        let head = SecondOrderHead::LowRank { rank: 2 };
+        let headed =
+            ImageScoreModel::init_with_head(&config, 0.5, head, HeadLayout::Shared, &mut rng).unwrap();
+        let second = |form| Objective::SecondOrder { form, weight: 2.0, couple: 0.0, third_order: false };
+        let n = 7;
+        for (model, objective) in [
+            (plain, Objective::Dsm),
+            (headed.clone(), second(D2smForm::A)),
+            (headed, second(D2smForm::Likelihood { pcs: 0 })),
+        ] {
+            let model = Model::Image(model);
+            let x = normal_mat(n, 16, &mut rng);
+            let z = normal_mat(n, 16, &mut rng);
+            let run = |shards: usize| {
+                let mut ws = ModelWorkspace::new(&model);
+                ws.force_shards(Some(shards));
+                ws.draw_noise_levels(&model, n, &mut test_rng(125));
+                let loss = ws.loss_and_gradient(&model, objective, 0.5, &x, &z).expect("fits the model");
+                (loss, ws.grad().concat())
+            };
+            let ((loss, grad), (sharded_loss, sharded_grad)) = (run(1), run(3));
+            assert!((sharded_loss - loss).abs() <= 1e-12 * loss.abs().max(1.0), "{objective:?}: loss");
+            let scale = grad.iter().fold(1.0f64, |m, g| m.max(g.abs()));
+            for (i, (s, w)) in sharded_grad.iter().zip(&grad).enumerate() {
+                assert!((s - w).abs() <= 1e-12 * scale, "{objective:?}: gradient {i}: {s} vs {w}");
+            }
+            assert_ne!(loss, 0.0, "{objective:?}: a vacuous comparison");
+        }
+    }
+
     #[test]
     fn one_and_two_threads_agree_to_rounding_but_not_bit_for_bit() {
         // The documented behaviour across thread counts: a batch of 512 runs as one shard on one thread
@@ -318,7 +380,7 @@ mod tests {
             pool.install(|| {
                 let mut step = ShardedStep::new(StepWorkspace::new(&model));
                 step.forced_shards = Some(shards);
-                let dsm = |x: &Mat<f32>, z: &Mat<f32>, ws: &mut StepWorkspace<f32>| {
+                let dsm = |x: &Mat<f32>, z: &Mat<f32>, _: Range<usize>, ws: &mut StepWorkspace<f32>| {
                     crate::train::step::loss_and_gradient(&model, Objective::Dsm, 0.5, x, z, ws)
                 };
                 step.loss_and_gradient(&x, &z, dsm).expect("DSM fits");
@@ -348,10 +410,12 @@ mod tests {
 
     #[test]
     fn the_shard_count_is_the_pool_size_capped_by_the_points() {
-        assert_eq!(shard_count(512, 2), 2);
-        assert_eq!(shard_count(512, 1), 1);
-        assert_eq!(shard_count(2 * MIN_POINTS_PER_SHARD - 1, 8), 1);
-        assert_eq!(shard_count(3 * MIN_POINTS_PER_SHARD, 8), 3);
-        assert_eq!(shard_count(0, 4), 1);
+        let min = MIN_POINTS_PER_SHARD;
+        assert_eq!(shard_count(512, 2, min), 2);
+        assert_eq!(shard_count(512, 1, min), 1);
+        assert_eq!(shard_count(2 * min - 1, 8, min), 1);
+        assert_eq!(shard_count(3 * min, 8, min), 3);
+        assert_eq!(shard_count(0, 4, min), 1);
+        assert_eq!(shard_count(3, 8, 1), 3);
     }
 }
