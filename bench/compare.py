@@ -271,6 +271,36 @@ def table(a, per, cmds, skipped, threads):
     return "\n".join(lines)
 
 
+def scaling_table(a, raw):
+    """With several thread counts: tweedie's time at each, its speed-up over the first count, and the
+    faster peer's time over tweedie's at each (medians over rounds, as in the per-thread tables)."""
+    per = {}
+    for r in raw:
+        if isinstance(r.get("median_ms"), (int, float)):
+            per.setdefault((r["threads"], r["impl"], r["workload"], r["dim"]), []).append(float(r["median_ms"]))
+    med = {k: statistics.median(v) for k, v in per.items()}
+    ts = a.threads
+    head = (["workload", "d"] + [f"tweedie ms, {t} thr" for t in ts]
+            + [f"speed-up {t} thr / {ts[0]}" for t in ts[1:]] + [f"faster peer / tweedie, {t} thr" for t in ts])
+    lines = [f"### tweedie at {', '.join(map(str, ts))} threads", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def against_peers(t, w, d):
+        times = {p: med[(t, p, w, d)] for p in PEERS if (t, p, w, d) in med}
+        if not times:
+            return "—"
+        best = min(times, key=times.get)
+        return f"{fmt_ratio(times[best], med.get((t, 'tweedie', w, d)))} ({best})"
+
+    for w in a.workloads:
+        for d in (a.dims or DEFAULT_DIMS[w]):
+            tw = [med.get((t, "tweedie", w, d)) for t in ts]
+            row = [w, str(d)] + [fmt_ms(v) for v in tw] + [fmt_ratio(tw[0], v) for v in tw[1:]]
+            row += [against_peers(t, w, d) for t in ts]
+            lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
 def profile_table(a, prof, threads):
     """tweedie's GEMM profile (--profile): medians over rounds of each field of its JSON lines."""
     cols = [("gemm_gflop", "GEMM GFLOP per call", "{:.3g}"), ("gflops", "step GFLOP/s", "{:.0f}"),
@@ -338,6 +368,8 @@ def main():
         sys.exit(0)
     raw, tables, params = bench(a, cmds, skipped)
     print("\n\n".join(t for _, t in tables))
+    if len(a.threads) > 1:
+        print("\n" + scaling_table(a, raw))
     arch_lines, same = same_architecture(params)
     if arch_lines:
         print("\n" + "\n".join(arch_lines))

@@ -39,7 +39,7 @@ pub struct BenchArgs {
     /// Timed repetitions per workload (after warm-up).
     #[arg(long, default_value_t = 20)]
     reps: usize,
-    /// Shards per training step (default: one per pool thread, at least 64 points each for the MLP
+    /// Shards per training step (default: one per pool thread, at least 32 points each for the MLP
     /// steps, one image for the U-Net's); `--shards 1` leaves the pool to the large GEMMs alone (for
     /// measuring the sharding rule).
     #[arg(long)]

@@ -10,15 +10,16 @@
 //! `0, 1, ..`: the bits depend on the shard count (different rounding) but not on which thread runs
 //! which shard, so a run is bit-for-bit reproducible for a given thread count.
 //!
-//! The shard count is the pool size, capped so that every shard has at least [`MIN_POINTS_PER_SHARD`]
-//! points. Inside a shard every GEMM stays on its thread ([`with_serial_gemm`]): sharding replaces
+//! The shard count is the pool size, capped so that every shard has at least
+//! [`ShardWorkspace::MIN_POINTS`] points ([`MIN_POINTS_PER_SHARD`] for the MLP steps, one image for
+//! the U-Net's; the U-Net's shards also take their rows' noise levels). Inside a shard every GEMM stays on its thread ([`with_serial_gemm`]): sharding replaces
 //! gemm's own split of the large products, which is what a one-shard step (one thread, or a batch too
 //! small to shard) still uses. Why sharding is the default at batch 512: gemm's split only reaches the
 //! products of at least 2^24 multiply-adds (d = 784; at d = 16 and 100 a one-shard step runs on one
 //! thread), and even there it leaves the activations, the loss and the per-layer bookkeeping between
 //! the GEMMs on one thread, while shards run all of it in parallel. `tweedie bench --threads 2 --shards
-//! 1|2` compares the two (docs/benchmarks.md has the figures, taken on a shared, overloaded 2-core
-//! machine and too noisy at d = 100 and 784 to confirm the choice there).
+//! 1|2` compares the two: on the quiet 2-core machine two shards were 1.07-1.92x faster than one on
+//! every step workload at batch 512, d = 16 to 784 (docs/benchmarks.md, section 5).
 
 use super::energy_step::EnergyWorkspace;
 use super::image_step::ImageWorkspace;
@@ -29,9 +30,9 @@ use std::ops::Range;
 
 /// The fewest points a shard of an MLP step may have: below it the fork, the copies and the reduction
 /// cost more than the second thread saves. `dsm_step` at d = 16 (the cheapest rows) on two threads, two
-/// shards against one, medians of 3 interleaved rounds on a loaded machine: batch 32 0.69x, 64 0.81x,
-/// 128 1.13x.
-pub(crate) const MIN_POINTS_PER_SHARD: usize = 64;
+/// shards against one, medians of 3 interleaved rounds on the quiet 2-core machine: batch 32 (16 points
+/// a shard) 0.57x, 64 (32 a shard) 1.13x, 128 1.11x (docs/benchmarks.md, section 5).
+pub(crate) const MIN_POINTS_PER_SHARD: usize = 32;
 
 /// Gradient entries per task of the parallel reduction: every entry is zeroed, then gets `w_s g_s`
 /// added in shard order, on whichever thread holds its chunk, so the bits do not depend on the
