@@ -1,14 +1,38 @@
 //! Training is bit for bit reproducible for a given thread count, and equal to rounding across thread
-//! counts (its batch is split into one shard per thread). (The score sources, KSD and log Z are checked
-//! for bitwise equality across thread counts in the samplers' unit tests.)
+//! counts (its batch is split into one shard per thread), for MLP score networks and U-Net image models.
+//! (The score sources, KSD and log Z are checked for bitwise equality across thread counts in the
+//! samplers' unit tests.)
 
-/// `tweedie train --threads N` with a fixed seed into `dir/name`; returns the checkpoint's path. Batch
-/// 512 and width 256 make the hidden layers' products (512 x 256 x 256) large enough to split.
-fn train_on(threads: &str, dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+/// A mixture, batch 512 and width 256: the hidden layers' products (512 x 256 x 256) are large enough
+/// to split.
+const MIXTURE: &[&str] =
+    &["--target", "gmm:dim=3,components=2,seed=5", "--steps", "12", "--batch", "512", "--width", "256"];
+
+/// A noise-conditional U-Net on the shipped 8x8 digits: its shards take their images' drawn levels.
+const DIGITS_UNET: &[&str] = &[
+    "--target",
+    "digits",
+    "--arch",
+    "unet",
+    "--channels",
+    "8,16",
+    "--groups",
+    "4",
+    "--batch",
+    "32",
+    "--steps",
+    "4",
+    "--sigmas",
+    "1:0.1:4",
+];
+
+/// `tweedie train --threads N` of `run` with a fixed seed into `dir/name`; returns the checkpoint's path.
+fn train_on(run: &[&str], threads: &str, dir: &std::path::Path, name: &str) -> std::path::PathBuf {
     let out = dir.join(name);
     let status = std::process::Command::new(env!("CARGO_BIN_EXE_tweedie"))
-        .args(["train", "--target", "gmm:dim=3,components=2,seed=5", "--steps", "12", "--batch", "512"])
-        .args(["--width", "256", "--seed", "11", "--json", "--threads", threads, "--out"])
+        .arg("train")
+        .args(run)
+        .args(["--seed", "11", "--json", "--threads", threads, "--out"])
         .arg(&out)
         .output()
         .expect("the binary runs");
@@ -36,20 +60,26 @@ fn weight_gap(a: &std::path::Path, b: &std::path::Path) -> f64 {
 
 #[test]
 fn training_is_bitwise_reproducible_for_a_thread_count_and_equal_to_rounding_across_counts() {
-    let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (train_on("2", dir.path(), "a.safetensors"), train_on("2", dir.path(), "b.safetensors"));
-    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap(), "same seed and 2 threads: same file");
-    // On two threads each step runs as two shards of 256 points whose gradients are summed, on one
-    // thread as one batch of 512: the f32 sums round differently (documented: not bit for bit), and
-    // Adam carries the difference on. 12 steps at learning rate 1e-3 move a weight by at most ~1e-2;
-    // a gradient difference of a few f32 ulps changes an update by far less than that, so the weights
-    // agree to 1e-5 of the largest one (measured: 5.9e-8).
-    let one = train_on("1", dir.path(), "one.safetensors");
-    assert_ne!(
-        checkpoint_bits(&one),
-        checkpoint_bits(&a),
-        "1 and 2 threads: documented to differ in the last bits"
-    );
-    let gap = weight_gap(&one, &a);
-    assert!(gap <= 1e-5, "1 and 2 threads: weights differ by {gap:e} of the largest");
+    // On two threads each step runs as two shards whose gradients are summed, on one thread as one
+    // batch: the f32 sums round differently (documented: not bit for bit), and Adam carries the
+    // difference on. A few steps at learning rate 1e-3 move a weight by at most ~1e-2; a gradient
+    // difference of a few f32 ulps changes an update by far less than that, so the weights agree to
+    // 1e-5 of the largest one (measured: 3.0e-8 for the mixture, 4.8e-8 for the U-Net).
+    for (what, run) in [("mixture", MIXTURE), ("digits U-Net", DIGITS_UNET)] {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (
+            train_on(run, "2", dir.path(), "a.safetensors"),
+            train_on(run, "2", dir.path(), "b.safetensors"),
+        );
+        let same = std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap();
+        assert!(same, "{what}: same seed and 2 threads: same file");
+        let one = train_on(run, "1", dir.path(), "one.safetensors");
+        assert_ne!(
+            checkpoint_bits(&one),
+            checkpoint_bits(&a),
+            "{what}: 1 and 2 threads documented to differ"
+        );
+        let gap = weight_gap(&one, &a);
+        assert!(gap <= 1e-5, "{what}: 1 and 2 threads: weights differ by {gap:e} of the largest");
+    }
 }
