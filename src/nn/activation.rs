@@ -88,6 +88,15 @@ fn primal_pass<F: Real>(jet: impl Fn(F) -> [F; 4], a: &[F], y: &mut [F], d1: &mu
     }
 }
 
+/// `v = act(v)` and `d1 = act'(v)` elementwise, in place.
+#[inline(always)]
+fn in_place_pass<F: Real>(jet: impl Fn(F) -> [F; 4], values: &mut [F], d1: &mut [F]) {
+    for (v, d1) in values.iter_mut().zip(d1.iter_mut()) {
+        let [value, first, _, _] = jet(*v);
+        (*v, *d1) = (value, first);
+    }
+}
+
 /// What an activation keeps for the reverse pass: `act'(a)` and (with tangent rows) `act''(a)` on the
 /// primal rows.
 #[derive(Clone, Debug, Default)]
@@ -100,6 +109,17 @@ impl<F> ActivationCache<F> {
     /// `act'(a)` on the primal rows.
     pub(crate) fn first(&self) -> &[F] {
         &self.d1
+    }
+
+    /// Sizes the cache for `len` primal values without second derivatives and returns `act'(a)` to be
+    /// written (by [`Activation::apply_in_place`]).
+    pub(crate) fn first_only(&mut self, len: usize) -> &mut [F]
+    where
+        F: Clone + Default,
+    {
+        self.d1.resize(len, F::default());
+        self.d2.clear();
+        &mut self.d1
     }
 
     /// `act''(a)` on the primal rows (empty unless the pass had tangent rows or was asked to keep it).
@@ -142,6 +162,17 @@ impl Activation {
             for ((y, d1), a_dot) in y_dot.iter_mut().zip(&cache.d1).zip(x_dot) {
                 *y = *d1 * *a_dot;
             }
+        }
+    }
+
+    /// `v = act(v)` and `d1 = act'(v)` in place, for an input computed just before and still in the
+    /// cache (the fused group norm and activation, `graph/norm_act.rs`).
+    pub(crate) fn apply_in_place<F: Real>(&self, values: &mut [F], d1: &mut [F]) {
+        match self {
+            Activation::Softplus => in_place_pass(|a| Activation::Softplus.jet(a), values, d1),
+            Activation::Tanh => in_place_pass(|a| Activation::Tanh.jet(a), values, d1),
+            Activation::Silu => in_place_pass(|a| Activation::Silu.jet(a), values, d1),
+            Activation::Elu => in_place_pass(|a| Activation::Elu.jet(a), values, d1),
         }
     }
 }

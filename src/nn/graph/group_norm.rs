@@ -11,7 +11,7 @@
 //! `grad_x <w, J(x) u> = -(1 / s) [ mean(w J u) x^ + mean(x^ w) J u + mean(x^ u) J w ]`;
 //! `d gamma_c += sum g x^ + sum_tau g_dot_tau J u_tau`, `d beta_c += sum g` (over the pixels).
 
-use super::cotangent::{put, InputCotangent};
+use super::cotangent::{put, put_values, InputCotangent};
 use super::shape::Shape;
 use crate::linalg::{Mat, Real};
 
@@ -42,8 +42,12 @@ fn group_means<F: Real>(c: usize, per_group: usize, a: &[F], b: Option<&[F]>, ou
         }
     }
     // m = len / groups = len per_group / c values per group.
-    let inv_m = F::of(c as f64 / (a.len() * per_group) as f64);
-    for run in out.chunks_exact_mut(per_group) {
+    group_average(per_group, F::of(c as f64 / (a.len() * per_group) as f64), out);
+}
+
+/// Replaces per-channel sums by their group's mean (`inv_m = 1 / m`), expanded to one value per channel.
+fn group_average<F: Real>(per_group: usize, inv_m: F, sums: &mut [F]) {
+    for run in sums.chunks_exact_mut(per_group) {
         let mean = run.iter().copied().sum::<F>() * inv_m;
         run.iter_mut().for_each(|s| *s = mean);
     }
@@ -103,29 +107,10 @@ impl GroupNorm {
         y: &mut Mat<F>,
         cache: &mut GroupNormCache<F>,
     ) {
-        let (c, len, pg) = (self.shape.channels, self.shape.len(), self.per_group());
-        let (gamma, beta) = params.split_at(c);
-        y.resize(x.rows(), len);
-        cache.normalised.resize(n * len, F::zero());
-        cache.inv_std.resize(n * c, F::zero());
+        self.forward_primal(params, x, n, y, cache, |_, _| ());
+        let c = self.shape.channels;
+        let (len, gamma) = (self.shape.len(), &params[..c]);
         let mut means = Means::new(c);
-        for i in 0..n {
-            let (xhat, inv_std) =
-                (&mut cache.normalised[i * len..(i + 1) * len], &mut cache.inv_std[i * c..(i + 1) * c]);
-            group_means(c, pg, x.row(i), None, &mut means.first);
-            for (d, xs) in xhat.chunks_exact_mut(c).zip(x.row(i).chunks_exact(c)) {
-                d.iter_mut().zip(xs.iter().zip(&means.first)).for_each(|(d, (x, mu))| *d = *x - *mu);
-            }
-            group_means(c, pg, xhat, Some(xhat), &mut means.second);
-            inv_std.iter_mut().zip(&means.second).for_each(|(s, v)| *s = F::one() / (*v + F::of(EPS)).sqrt());
-            for (xh, out) in xhat.chunks_exact_mut(c).zip(y.row_mut(i).chunks_exact_mut(c)) {
-                let per_channel = inv_std.iter().zip(gamma.iter().zip(beta));
-                for ((xh, out), (s, (g, b))) in xh.iter_mut().zip(out.iter_mut()).zip(per_channel) {
-                    *xh *= *s;
-                    *out = *g * *xh + *b;
-                }
-            }
-        }
         for r in n..x.rows() {
             let i = (r - n) % n;
             let (xhat, inv_std) =
@@ -135,6 +120,53 @@ impl GroupNorm {
             for pixel in out.chunks_exact_mut(c) {
                 pixel.iter_mut().zip(gamma).for_each(|(v, g)| *v *= *g);
             }
+        }
+    }
+
+    /// `y = gamma x^ + beta` on the `n` primal rows of `x` (sizing `y` for all of them), keeping `x^` and
+    /// `1 / s`; `then(i, row)` runs on each row `i` of `y` right after it is written, while it is in the
+    /// cache. Three passes over a row: the means, the variances about them, then `x^` and `y`.
+    pub(super) fn forward_primal<F: Real>(
+        &self,
+        params: &[F],
+        x: &Mat<F>,
+        n: usize,
+        y: &mut Mat<F>,
+        cache: &mut GroupNormCache<F>,
+        mut then: impl FnMut(usize, &mut [F]),
+    ) {
+        let (c, len, pg) = (self.shape.channels, self.shape.len(), self.per_group());
+        let (gamma, beta) = params.split_at(c);
+        let inv_m = F::of(1.0 / (self.shape.pixels() * pg) as f64);
+        y.resize(x.rows(), len);
+        cache.normalised.resize(n * len, F::zero());
+        cache.inv_std.resize(n * c, F::zero());
+        let (mut mu, mut var) = (vec![F::zero(); c], vec![F::zero(); c]);
+        for i in 0..n {
+            let (xhat, inv_std) =
+                (&mut cache.normalised[i * len..(i + 1) * len], &mut cache.inv_std[i * c..(i + 1) * c]);
+            let x = x.row(i);
+            mu.fill(F::zero());
+            x.chunks_exact(c).for_each(|px| mu.iter_mut().zip(px).for_each(|(s, v)| *s += *v));
+            group_average(pg, inv_m, &mut mu);
+            var.fill(F::zero());
+            for px in x.chunks_exact(c) {
+                var.iter_mut().zip(px.iter().zip(&mu)).for_each(|(s, (v, m))| *s += (*v - *m) * (*v - *m));
+            }
+            group_average(pg, inv_m, &mut var);
+            inv_std.iter_mut().zip(&var).for_each(|(s, v)| *s = F::one() / (*v + F::of(EPS)).sqrt());
+            let y = y.row_mut(i);
+            for ((xh, out), px) in xhat.chunks_exact_mut(c).zip(y.chunks_exact_mut(c)).zip(x.chunks_exact(c))
+            {
+                let per_channel = mu.iter().zip(inv_std.iter()).zip(gamma.iter().zip(beta));
+                for (((xh, out), v), ((m, s), (g, b))) in
+                    xh.iter_mut().zip(out.iter_mut()).zip(px).zip(per_channel)
+                {
+                    *xh = (*v - *m) * *s;
+                    *out = *g * *xh + *b;
+                }
+            }
+            then(i, y);
         }
     }
 
@@ -156,37 +188,32 @@ impl GroupNorm {
             Some(InputCotangent { g, fresh }) => (Some(g), fresh),
             None => (None, false),
         };
+        self.reverse_primal(params, grad, n, cache, g_y, None, g_x.as_deref_mut(), fresh);
+        if x.rows() == n {
+            return;
+        }
         let (c, len, pg) = (self.shape.channels, self.shape.len(), self.per_group());
         let gamma = &params[..c];
-        let (g_gamma, g_beta) = grad.split_at_mut(c);
+        let g_gamma = &mut grad[..c];
         let mut means = Means::new(c);
         let (mut w, mut u_n, mut w_n) = (vec![F::zero(); len], vec![F::zero(); len], vec![F::zero(); len]);
-        for r in 0..x.rows() {
-            let i = if r < n { r } else { (r - n) % n };
+        for r in n..x.rows() {
+            let i = (r - n) % n;
             let (xhat, inv_std) =
                 (&cache.normalised[i * len..(i + 1) * len], &cache.inv_std[i * c..(i + 1) * c]);
             let g = g_y.row(r);
             for (w, g) in w.chunks_exact_mut(c).zip(g.chunks_exact(c)) {
                 w.iter_mut().zip(g.iter().zip(gamma)).for_each(|(w, (g, s))| *w = *g * *s);
             }
-            // d gamma += g x^ (primal rows) or g_dot J u (tangent rows).
+            // d gamma += g_dot J u.
             let u = x.row(r);
-            if r >= n {
-                self.normal_jvp(xhat, inv_std, u, &mut means, &mut u_n);
-            }
-            let factor = if r < n { xhat } else { &u_n[..] };
-            for (g, f) in g.chunks_exact(c).zip(factor.chunks_exact(c)) {
+            self.normal_jvp(xhat, inv_std, u, &mut means, &mut u_n);
+            for (g, f) in g.chunks_exact(c).zip(u_n.chunks_exact(c)) {
                 g_gamma.iter_mut().zip(g.iter().zip(f)).for_each(|(d, (g, f))| *d += *g * *f);
-            }
-            if r < n {
-                g.chunks_exact(c).for_each(|g| g_beta.iter_mut().zip(g).for_each(|(d, g)| *d += *g));
             }
             let Some(g_x) = g_x.as_deref_mut() else { continue };
             self.normal_jvp(xhat, inv_std, &w, &mut means, &mut w_n);
             put(fresh, g_x.row_mut(r), &w_n, |v| v);
-            if r < n {
-                continue;
-            }
             // Second-order term on the point's primal row: means.second holds mean(x^ w) now.
             group_means(c, pg, &w, Some(&u_n), &mut means.first);
             group_means(c, pg, xhat, Some(u), &mut means.third);
@@ -197,6 +224,69 @@ impl GroupNorm {
                     let coeff = means.first[j] * xh[j] + means.second[j] * un[j] + means.third[j] * wn[j];
                     primal[j] -= inv_std[j] * coeff;
                 }
+            }
+        }
+    }
+
+    /// The reverse pass through the `n` primal rows: `d gamma += sum g x^`, `d beta += sum g` and, when
+    /// asked, `g_x (+)= J (gamma g)` on those rows, where `g` is the row of `g_y`, or `act'(a) g_y` with
+    /// `act_d1` (the first derivatives of an activation applied to the output, [`super::norm_act`]).
+    /// Two passes over a row: the sums (the parameter gradients and the group means of `w = gamma g`
+    /// and `x^ w`), then `J w = (w - mean(w) - x^ mean(x^ w)) / s`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn reverse_primal<F: Real>(
+        &self,
+        params: &[F],
+        grad: &mut [F],
+        n: usize,
+        cache: &GroupNormCache<F>,
+        g_y: &Mat<F>,
+        act_d1: Option<&[F]>,
+        mut g_x: Option<&mut Mat<F>>,
+        fresh: bool,
+    ) {
+        let (c, len, pg) = (self.shape.channels, self.shape.len(), self.per_group());
+        let gamma = &params[..c];
+        let (g_gamma, g_beta) = grad.split_at_mut(c);
+        let inv_m = F::of(1.0 / (self.shape.pixels() * pg) as f64);
+        let (mut mean_w, mut mean_xw) = (vec![F::zero(); c], vec![F::zero(); c]);
+        let mut scaled = vec![F::zero(); if act_d1.is_some() { len } else { 0 }];
+        for i in 0..n {
+            let (xhat, inv_std) =
+                (&cache.normalised[i * len..(i + 1) * len], &cache.inv_std[i * c..(i + 1) * c]);
+            let g = match act_d1 {
+                Some(d1) => {
+                    let (g, d1) = (g_y.row(i), &d1[i * len..(i + 1) * len]);
+                    scaled.iter_mut().zip(g.iter().zip(d1)).for_each(|(s, (g, d))| *s = *d * *g);
+                    &scaled[..]
+                }
+                None => g_y.row(i),
+            };
+            mean_w.fill(F::zero());
+            mean_xw.fill(F::zero());
+            for (px, xh) in g.chunks_exact(c).zip(xhat.chunks_exact(c)) {
+                let per_channel =
+                    g_gamma.iter_mut().zip(g_beta.iter_mut()).zip(mean_w.iter_mut().zip(&mut mean_xw));
+                for (((gg, gb), (sw, sxw)), ((g, xh), s)) in per_channel.zip(px.iter().zip(xh).zip(gamma)) {
+                    let w = *g * *s;
+                    *gg += *g * *xh;
+                    *gb += *g;
+                    *sw += w;
+                    *sxw += *xh * w;
+                }
+            }
+            let Some(g_x) = g_x.as_deref_mut() else { continue };
+            group_average(pg, inv_m, &mut mean_w);
+            group_average(pg, inv_m, &mut mean_xw);
+            let rows = g_x.row_mut(i).chunks_exact_mut(c).zip(g.chunks_exact(c).zip(xhat.chunks_exact(c)));
+            for (out, (px, xh)) in rows {
+                let per_channel = gamma.iter().zip(inv_std).zip(mean_w.iter().zip(&mean_xw));
+                let values = px
+                    .iter()
+                    .zip(xh)
+                    .zip(per_channel)
+                    .map(|((g, xh), ((s, is), (a, b)))| (*g * *s - *a - *xh * *b) * *is);
+                put_values(fresh, out, values);
             }
         }
     }
@@ -239,7 +329,7 @@ mod tests {
             let mut rng = test_rng(9);
             let mut b = GraphBuilder::<f64, _>::new(Shape::new(3, 2, 4), &mut rng);
             let x = b.input();
-            b.group_norm("norm", x, groups).expect("4 channels");
+            b.group_norm("norm", x, groups, None).expect("4 channels");
             check_against_finite_differences(&b.finish(), 2, tangents, 10);
         }
     }

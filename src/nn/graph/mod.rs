@@ -12,6 +12,7 @@ mod group_norm;
 mod input_gradient;
 mod network;
 mod noise_embedding;
+mod norm_act;
 mod op;
 mod resample;
 mod rows;

@@ -10,6 +10,7 @@ use super::cotangent::input_cotangents;
 use super::error::GraphError;
 use super::group_norm::GroupNorm;
 use super::noise_embedding::NoiseEmbedding;
+use super::norm_act::NormAct;
 use super::op::{NodeCache, Op};
 use super::resample::{AvgPool, Upsample};
 use super::rows::Rows;
@@ -594,8 +595,15 @@ impl<'r, F: Real, R: Rng + ?Sized> GraphBuilder<'r, F, R> {
         self.push(Op::Linear(dense), &[x], Shape::new(1, 1, outputs), tensors)
     }
 
-    /// Group norm over `groups` channel groups (`name.weight` = scale, `name.bias` = shift).
-    pub fn group_norm(&mut self, name: &str, x: NodeId, groups: usize) -> Result<NodeId, GraphError> {
+    /// Group norm over `groups` channel groups (`name.weight` = scale, `name.bias` = shift), then
+    /// `activation` when given, fused into the same op.
+    pub fn group_norm(
+        &mut self,
+        name: &str,
+        x: NodeId,
+        groups: usize,
+        activation: Option<Activation>,
+    ) -> Result<NodeId, GraphError> {
         let shape = self.shape(x);
         if groups == 0 || !shape.channels.is_multiple_of(groups) {
             return Err(GraphError::Groups { name: name.to_string(), channels: shape.channels, groups });
@@ -605,7 +613,8 @@ impl<'r, F: Real, R: Rng + ?Sized> GraphBuilder<'r, F, R> {
             (format!("{name}.weight"), vec![c], vec![F::one(); c]),
             (format!("{name}.bias"), vec![c], vec![F::zero(); c]),
         ];
-        Ok(self.push(Op::GroupNorm(GroupNorm { shape, groups }), &[x], shape, tensors))
+        let op = NormAct { norm: GroupNorm { shape, groups }, act: activation };
+        Ok(self.push(Op::Norm(op), &[x], shape, tensors))
     }
 
     /// A pointwise activation.
@@ -849,7 +858,7 @@ mod tests {
         let mut b = GraphBuilder::<f64, _>::new(Shape::new(2, 2, 2), &mut rng);
         let x = b.input();
         let h = b.conv2d("conv", x, 2, 1, 1).expect("valid conv");
-        b.group_norm("norm", h, 1).expect("2 channels, 1 group");
+        b.group_norm("norm", h, 1, None).expect("2 channels, 1 group");
         let graph = b.finish();
         let input = Mat::zeros(3, 8);
         let mut trace = GraphTrace::default();
@@ -868,7 +877,7 @@ mod tests {
         let x = b.input();
         let checks = [
             (
-                b.group_norm("mid.norm", x, 4).map(|_| ()),
+                b.group_norm("mid.norm", x, 4, None).map(|_| ()),
                 "group norm `mid.norm`: 6 channels are not divisible by 4 groups",
             ),
             (
@@ -898,7 +907,7 @@ mod tests {
         let mut b = GraphBuilder::<f64, _>::new(Shape::new(4, 4, 1), &mut rng);
         let x = b.input();
         let h = b.conv2d("stem.conv", x, 4, 3, 1).expect("valid conv");
-        let h = b.group_norm("stem.norm", h, 2).expect("4 channels, 2 groups");
+        let h = b.group_norm("stem.norm", h, 2, None).expect("4 channels, 2 groups");
         b.embed("stem.embed", h, 3);
         let graph = b.finish();
         let names: Vec<&str> = graph.tensors().iter().map(|t| t.name.as_str()).collect();

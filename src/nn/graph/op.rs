@@ -4,8 +4,8 @@
 
 use super::conv2d::Conv2d;
 use super::cotangent::{put, InputCotangent};
-use super::group_norm::{GroupNorm, GroupNormCache};
 use super::noise_embedding::NoiseEmbedding;
+use super::norm_act::{NormAct, NormActCache};
 use super::resample::{AvgPool, Upsample};
 use super::rows::Rows;
 use super::skip::{add_forward, Concat};
@@ -23,8 +23,8 @@ pub enum Op {
     Linear(Dense),
     /// A `k x k` convolution, stride 1 or 2.
     Conv2d(Conv2d),
-    /// Group normalisation.
-    GroupNorm(GroupNorm),
+    /// Group normalisation, optionally with a pointwise activation fused after it.
+    Norm(NormAct),
     /// A pointwise activation.
     Act(Activation),
     /// 2x2 average pooling.
@@ -42,7 +42,7 @@ pub enum Op {
 /// What a node keeps from its forward pass for its reverse pass (each op uses its own field).
 #[derive(Clone, Debug, Default)]
 pub struct NodeCache<F> {
-    norm: GroupNormCache<F>,
+    norm: NormActCache<F>,
     pub(super) activation: ActivationCache<F>,
     jet: JetCache<F>,
     features: Mat<F>,
@@ -54,7 +54,7 @@ impl Op {
         match self {
             Op::Linear(dense) => dense.param_len(),
             Op::Conv2d(conv) => conv.param_len(),
-            Op::GroupNorm(norm) => norm.param_len(),
+            Op::Norm(op) => op.norm.param_len(),
             Op::Embed(embed) => embed.param_len(),
             Op::Input | Op::Act(_) | Op::AvgPool(_) | Op::Upsample(_) | Op::Add | Op::Concat(_) => 0,
         }
@@ -62,7 +62,7 @@ impl Op {
 
     /// Whether the op maps jet rows ([`Rows::Jet`]); group norm has no jet rule.
     pub(super) fn has_jet_rule(&self) -> bool {
-        !matches!(self, Op::GroupNorm(_))
+        !matches!(self, Op::Norm(_))
     }
 
     /// Writes the op's stacked output `y` of its stacked `inputs` laid out as `rows`; `log_sigma` holds
@@ -88,7 +88,7 @@ impl Op {
                 dense.forward(weight, bias, inputs[0], n, y);
             }
             Op::Conv2d(conv) => conv.forward(params, inputs[0], n, y, workspace),
-            Op::GroupNorm(norm) => norm.forward(params, inputs[0], n, y, &mut cache.norm),
+            Op::Norm(op) => op.forward(params, inputs[0], n, y, &mut cache.norm),
             Op::Act(act) => match rows {
                 Rows::Tangents => act.forward_cached(inputs[0], n, y, &mut cache.activation, keep_second),
                 Rows::Jet => ActivationJet(*act).forward(inputs[0], n, y, &mut cache.jet),
@@ -138,7 +138,7 @@ impl Op {
                 }
             }
             Op::Conv2d(conv) => conv.reverse(params, grad, inputs[0], n, g_y, g_a, workspace),
-            Op::GroupNorm(norm) => norm.reverse(params, grad, inputs[0], n, &cache.norm, g_y, g_a),
+            Op::Norm(op) => op.reverse(params, grad, inputs[0], n, &cache.norm, g_y, g_a, scratch),
             Op::Act(act) => {
                 // The activation's reverse assigns its input cotangent.
                 let assign = |g_x: &mut Mat<F>| match rows {

@@ -114,8 +114,7 @@ impl UNetConfig {
                 h = self.res_block(&mut b, &format!("up.{level}.{block}"), h, self.channels[level])?;
             }
         }
-        h = b.group_norm("out.norm", h, self.groups)?;
-        h = b.act(h, self.activation);
+        h = b.group_norm("out.norm", h, self.groups, Some(self.activation))?;
         b.conv2d("out.conv", h, self.output_channels(), 3, 1)?;
         Ok(b.finish())
     }
@@ -129,12 +128,10 @@ impl UNetConfig {
         h: NodeId,
         outputs: usize,
     ) -> Result<NodeId, GraphError> {
-        let mut a = b.group_norm(&format!("{name}.norm1"), h, self.groups)?;
-        a = b.act(a, self.activation);
+        let mut a = b.group_norm(&format!("{name}.norm1"), h, self.groups, Some(self.activation))?;
         a = b.conv2d(&format!("{name}.conv1"), a, outputs, 3, 1)?;
         a = b.embed(&format!("{name}.embed"), a, self.frequencies);
-        a = b.group_norm(&format!("{name}.norm2"), a, self.groups)?;
-        a = b.act(a, self.activation);
+        a = b.group_norm(&format!("{name}.norm2"), a, self.groups, Some(self.activation))?;
         a = b.conv2d(&format!("{name}.conv2"), a, outputs, 3, 1)?;
         let skip = if b.shape(h).channels == outputs {
             h
