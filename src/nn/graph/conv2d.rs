@@ -7,6 +7,9 @@
 //! `dW += cols^T g_y`, `db += sum_{primal pixels} g_y`, `g_cols = g_y W^T`, scattered back (col2im,
 //! `+=`). A 1x1 stride-1 convolution skips im2col: the input rows already are `cols`.
 //!
+//! Stride-1 convolutions of large images skip im2col: their products run on strided views of a zero-padded
+//! copy of the input (`padded_conv.rs`). Elsewhere `cols` is built as follows.
+//!
 //! `cols` is 9 times the input, too large to keep: it is built a block of output pixels at a time, for
 //! the forward GEMM and again for the reverse ones, so each block stays in the cache. The weight gradient
 //! sums over pixels block by block (rounding differs from one GEMM over all pixels; the blocks do not
@@ -134,11 +137,14 @@ impl Conv2d {
         });
     }
 
-    /// Length of the workspace the passes need for `rows` stacked rows: one block of `cols` (forward),
-    /// or a block of `cols` and one of their cotangents (reverse).
+    /// Length of the workspace the passes need for `rows` stacked rows: the padded buffers at stride 1
+    /// (`padded_conv.rs`); otherwise one block of `cols` (forward), or a block of `cols` and one of
+    /// their cotangents (reverse).
     pub fn workspace_len(&self, rows: usize) -> usize {
         if self.is_pointwise() {
             0
+        } else if self.is_padded() {
+            self.padded_workspace_len(rows)
         } else {
             2 * self.block_pixels().min(rows * self.output().pixels()) * self.patch()
         }
@@ -152,6 +158,9 @@ impl Conv2d {
         let pixels = x.rows() * out.pixels();
         y.resize(x.rows(), out.len());
         let w = (weight, outs, 1);
+        if self.is_padded() {
+            return self.padded_forward(weight, bias, x.as_slice(), n, y.as_mut_slice(), workspace);
+        }
         if self.is_pointwise() {
             let y = (y.as_mut_slice(), outs, 1);
             F::gemm(pixels, patch, outs, F::one(), (x.as_slice(), patch, 1), w, F::zero(), y);
@@ -188,6 +197,10 @@ impl Conv2d {
         let pixels = g_y.rows() * self.output().pixels();
         for pixel in g_y.as_slice()[..n * self.output().len()].chunks_exact(outs) {
             g_bias.iter_mut().zip(pixel).for_each(|(gb, g)| *gb += *g);
+        }
+        if self.is_padded() {
+            let g_x = g_x.map(|InputCotangent { g, fresh }| (g.as_mut_slice(), fresh));
+            return self.padded_reverse(weight, g_weight, x.as_slice(), g_y.as_slice(), g_x, workspace);
         }
         let w_t = (weight, 1, outs);
         if self.is_pointwise() {
@@ -307,6 +320,86 @@ mod tests {
             let want = dot(g_y.as_slice(), direct(&conv, &without_bias(params.clone()), &u, n).as_slice());
             assert_close(&[dot(g_x.as_slice(), u.as_slice())], &[want], 1e-10, &format!("{what}: <g_x, u>"));
         }
+    }
+
+    /// The padded-layout passes (`padded_conv.rs`), called directly whatever the image size: values
+    /// against the direct sum (bias on the primal rows only), and the reverse pass against the transposes
+    /// of the map (with the bias zeroed, `<dW, V> = <g_y, y_V(x)>` and `<g_x, u> = <g_y, y_W(u)>`); a
+    /// fresh `g_x` holding stale values is overwritten, a non-fresh one is added to.
+    #[test]
+    fn padded_passes_match_the_direct_sum_and_its_transposes() {
+        let mut rng = test_rng(19);
+        for (kernel, input, rows, n) in
+            [(3, Shape::new(5, 4, 3), 4, 2), (5, Shape::new(6, 5, 2), 3, 3), (3, Shape::new(1, 1, 2), 2, 1)]
+        {
+            let conv = Conv2d { kernel, stride: 1, input, outputs: 3 };
+            let what = format!("{kernel}x{kernel} on {input:?}");
+            let params: Vec<f64> = normal_mat(1, conv.param_len(), &mut rng).into_vec();
+            let (weight, bias) = params.split_at(conv.weight_len());
+            let x = normal_mat(rows, input.len(), &mut rng);
+            let mut workspace = vec![0.0; conv.padded_workspace_len(rows)];
+            let mut y = vec![f64::NAN; rows * conv.output().len()];
+            conv.padded_forward(weight, bias, x.as_slice(), n, &mut y, &mut workspace);
+            assert_close(&y, direct(&conv, &params, &x, n).as_slice(), 1e-12, &what);
+
+            let g_y = normal_mat(rows, conv.output().len(), &mut rng);
+            let stale = normal_mat(rows, input.len(), &mut rng);
+            let (mut g_weight, mut g_x) = (vec![0.0; conv.weight_len()], stale.clone());
+            let g_x_fresh = Some((g_x.as_mut_slice(), true));
+            conv.padded_reverse(
+                weight,
+                &mut g_weight,
+                x.as_slice(),
+                g_y.as_slice(),
+                g_x_fresh,
+                &mut workspace,
+            );
+            let mut v: Vec<f64> = normal_mat(1, conv.param_len(), &mut rng).into_vec();
+            v[conv.weight_len()..].fill(0.0);
+            let want = dot(g_y.as_slice(), direct(&conv, &v, &x, n).as_slice());
+            let got = dot(&g_weight, &v[..conv.weight_len()]);
+            assert_close(&[got], &[want], 1e-10, &format!("{what}: <dW, V>"));
+            let u = normal_mat(rows, input.len(), &mut rng);
+            let mut without_bias = params.clone();
+            without_bias[conv.weight_len()..].fill(0.0);
+            let want = dot(g_y.as_slice(), direct(&conv, &without_bias, &u, n).as_slice());
+            assert_close(&[dot(g_x.as_slice(), u.as_slice())], &[want], 1e-10, &format!("{what}: <g_x, u>"));
+
+            let mut added = stale.clone();
+            let g_x_added = Some((added.as_mut_slice(), false));
+            conv.padded_reverse(
+                weight,
+                &mut g_weight,
+                x.as_slice(),
+                g_y.as_slice(),
+                g_x_added,
+                &mut workspace,
+            );
+            let sum: Vec<f64> = stale.as_slice().iter().zip(g_x.as_slice()).map(|(a, b)| a + b).collect();
+            assert_close(added.as_slice(), &sum, 1e-12, &format!("{what}: g_x added to"));
+        }
+    }
+
+    #[test]
+    fn the_padded_layout_is_chosen_for_large_stride_one_images_only() {
+        let conv =
+            |side, kernel, stride| Conv2d { kernel, stride, input: Shape::new(side, side, 8), outputs: 8 };
+        assert!(conv(28, 3, 1).is_padded(), "28x28: 7.3% junk");
+        assert!(!conv(14, 3, 1).is_padded(), "14x14: 14.8% junk");
+        assert!(!conv(28, 3, 2).is_padded(), "stride 2");
+        assert!(!conv(28, 1, 1).is_padded(), "1x1");
+    }
+
+    /// A 20x20 image (7.7% junk) takes the padded layout in the graph: tangent rows, bias and the
+    /// reverse pass through both streams against finite differences.
+    #[test]
+    fn padded_convolution_in_a_graph_matches_finite_differences() {
+        let mut rng = test_rng(7);
+        let mut b = GraphBuilder::<f64, _>::new(Shape::new(20, 20, 2), &mut rng);
+        let x = b.input();
+        b.conv2d("conv", x, 2, 3, 1).expect("valid conv");
+        assert!(Conv2d { kernel: 3, stride: 1, input: Shape::new(20, 20, 2), outputs: 2 }.is_padded());
+        check_against_finite_differences(&b.finish(), 2, 1, 8);
     }
 
     #[test]

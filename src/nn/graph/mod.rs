@@ -14,6 +14,7 @@ mod network;
 mod noise_embedding;
 mod norm_act;
 mod op;
+mod padded_conv;
 mod resample;
 mod rows;
 mod shape;
