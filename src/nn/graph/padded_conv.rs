@@ -87,6 +87,18 @@ impl PaddedLayout {
 /// is a third of the products.
 const JUNK_DIVISOR: usize = 8;
 
+/// Grid pixels per block of the forward and input-cotangent products: the `k` products of a block
+/// share its rows of the padded buffer and accumulate into the same block of the output, both in the
+/// cache. Timing each product of the MNIST U-Net's step at one thread: about 244 -> 260 GFLOP/s on the
+/// 28x28 convolution of 96 channels against one product over the whole grid (1024 and 2048 were slower).
+const ROW_BLOCK: usize = 8192;
+
+/// Pixels per block of the weight-gradient products, summed block by block (`dW_ky += A_ky^T G`, and the
+/// 1x1 convolution's `x^T g_y`; the blocks do not depend on the thread count, so neither do the bits):
+/// about 215 -> 230 GFLOP/s against one product over all pixels, measured as for [`ROW_BLOCK`], and the
+/// U-Net step 3% faster with both blocks.
+pub(super) const SUM_BLOCK: usize = 1024;
+
 impl Conv2d {
     /// Whether the passes run on the padded layout: stride 1, a kernel wider than one pixel, and images
     /// large enough for the junk rows to cost little (see [`JUNK_DIVISOR`]).
@@ -126,12 +138,16 @@ impl Conv2d {
         let grid = layout.grid();
         let out_grid = &mut rest[..grid.len() * outs];
         let run = k * cin;
-        for ky in 0..k {
-            let start = grid.start + ky * layout.row_pixels() - pad * layout.row_pixels() - pad;
-            let a = (&padded[start * cin..(start + grid.len() - 1) * cin + run], cin, 1);
-            let w = (&weight[ky * run * outs..(ky + 1) * run * outs], outs, 1);
-            let beta = if ky == 0 { F::zero() } else { F::one() };
-            F::gemm(grid.len(), run, outs, F::one(), a, w, beta, (&mut *out_grid, outs, 1));
+        for first in (grid.start..grid.end).step_by(ROW_BLOCK) {
+            let last = (first + ROW_BLOCK).min(grid.end);
+            let dst = &mut out_grid[(first - grid.start) * outs..(last - grid.start) * outs];
+            for ky in 0..k {
+                let start = first + ky * layout.row_pixels() - pad * layout.row_pixels() - pad;
+                let a = (&padded[start * cin..(start + last - first - 1) * cin + run], cin, 1);
+                let w = (&weight[ky * run * outs..(ky + 1) * run * outs], outs, 1);
+                let beta = if ky == 0 { F::zero() } else { F::one() };
+                F::gemm(last - first, run, outs, F::one(), a, w, beta, (&mut *dst, outs, 1));
+            }
         }
         let image_pixels = self.input.pixels();
         layout.for_each_image_row(|padded, dense| {
@@ -166,13 +182,16 @@ impl Conv2d {
         layout.pad_into(g_y, outs, g_padded);
         let grid = layout.grid();
         let wp = layout.row_pixels();
-        let g = (&g_padded[grid.start * outs..grid.end * outs], outs, 1);
         let run = k * cin;
-        for ky in 0..k {
-            let start = grid.start + ky * wp - pad * wp - pad;
-            let a_t = (&padded[start * cin..(start + grid.len() - 1) * cin + run], 1, cin);
-            let g_w = (&mut g_weight[ky * run * outs..(ky + 1) * run * outs], outs, 1);
-            F::gemm(run, grid.len(), outs, F::one(), a_t, g, F::one(), g_w);
+        for first in (grid.start..grid.end).step_by(SUM_BLOCK) {
+            let last = (first + SUM_BLOCK).min(grid.end);
+            let g = (&g_padded[first * outs..last * outs], outs, 1);
+            for ky in 0..k {
+                let start = first + ky * wp - pad * wp - pad;
+                let a_t = (&padded[start * cin..(start + last - first - 1) * cin + run], 1, cin);
+                let g_w = (&mut g_weight[ky * run * outs..(ky + 1) * run * outs], outs, 1);
+                F::gemm(run, last - first, outs, F::one(), a_t, g, F::one(), g_w);
+            }
         }
         let Some((g_x, fresh)) = g_x else { return };
         // V_ky[kx C_out + o, c] = W[(ky, k - 1 - kx, c), o].
@@ -190,12 +209,16 @@ impl Conv2d {
         // The padded input is spent: its buffer takes the grid of g_x.
         let in_grid = &mut padded[..grid.len() * cin];
         let run = k * outs;
-        for ky in 0..k {
-            let start = grid.start + pad * wp - ky * wp - pad;
-            let b = (&g_padded[start * outs..(start + grid.len() - 1) * outs + run], outs, 1);
-            let v_ky = (&v[ky * run * cin..(ky + 1) * run * cin], cin, 1);
-            let beta = if ky == 0 { F::zero() } else { F::one() };
-            F::gemm(grid.len(), run, cin, F::one(), b, v_ky, beta, (&mut *in_grid, cin, 1));
+        for first in (grid.start..grid.end).step_by(ROW_BLOCK) {
+            let last = (first + ROW_BLOCK).min(grid.end);
+            let dst = &mut in_grid[(first - grid.start) * cin..(last - grid.start) * cin];
+            for ky in 0..k {
+                let start = first + pad * wp - ky * wp - pad;
+                let b = (&g_padded[start * outs..(start + last - first - 1) * outs + run], outs, 1);
+                let v_ky = (&v[ky * run * cin..(ky + 1) * run * cin], cin, 1);
+                let beta = if ky == 0 { F::zero() } else { F::one() };
+                F::gemm(last - first, run, cin, F::one(), b, v_ky, beta, (&mut *dst, cin, 1));
+            }
         }
         layout.for_each_image_row(|padded, dense| {
             let from = &in_grid[(padded - grid.start) * cin..][..self.input.width * cin];
