@@ -78,6 +78,37 @@ impl PaddedLayout {
         });
         dst[written * c..].fill(F::zero());
     }
+
+    /// `dst = sum_ky S_ky M_ky` over the grid, a block of [`ROW_BLOCK`] grid pixels at a time: `S_ky` is
+    /// the view of the padded buffer `src` (`c` channels a pixel) whose rows are the `k` consecutive
+    /// pixels from `start(g, ky)` for grid pixel `g`, `M_ky` the `k c x co` block `ky` of `mats`, and
+    /// `dst` holds `co` values per grid pixel.
+    fn kernel_row_products<F: Real>(
+        &self,
+        k: usize,
+        (src, c): (&[F], usize),
+        start: impl Fn(usize, usize) -> usize,
+        (mats, co): (&[F], usize),
+        dst: &mut [F],
+    ) {
+        let (grid, run) = (self.grid(), k * c);
+        for first in (grid.start..grid.end).step_by(ROW_BLOCK) {
+            let last = (first + ROW_BLOCK).min(grid.end);
+            let dst = &mut dst[(first - grid.start) * co..(last - grid.start) * co];
+            for ky in 0..k {
+                let s = (kernel_row_view(src, c, run, start(first, ky), last - first), c, 1);
+                let m = (&mats[ky * run * co..(ky + 1) * run * co], co, 1);
+                let beta = if ky == 0 { F::zero() } else { F::one() };
+                F::gemm(last - first, run, co, F::one(), s, m, beta, (&mut *dst, co, 1));
+            }
+        }
+    }
+}
+
+/// The values of `rows` overlapping rows of `run` values, `c` apart, from pixel `start` of a padded
+/// buffer with `c` channels a pixel.
+fn kernel_row_view<F>(src: &[F], c: usize, run: usize, start: usize, rows: usize) -> &[F] {
+    &src[start * c..(start + rows - 1) * c + run]
 }
 
 /// The padded layout is used where its junk rows add at most `1 / JUNK_DIVISOR` to the multiply-adds,
@@ -137,18 +168,9 @@ impl Conv2d {
         layout.pad_into(x, cin, padded);
         let grid = layout.grid();
         let out_grid = &mut rest[..grid.len() * outs];
-        let run = k * cin;
-        for first in (grid.start..grid.end).step_by(ROW_BLOCK) {
-            let last = (first + ROW_BLOCK).min(grid.end);
-            let dst = &mut out_grid[(first - grid.start) * outs..(last - grid.start) * outs];
-            for ky in 0..k {
-                let start = first + ky * layout.row_pixels() - pad * layout.row_pixels() - pad;
-                let a = (&padded[start * cin..(start + last - first - 1) * cin + run], cin, 1);
-                let w = (&weight[ky * run * outs..(ky + 1) * run * outs], outs, 1);
-                let beta = if ky == 0 { F::zero() } else { F::one() };
-                F::gemm(last - first, run, outs, F::one(), a, w, beta, (&mut *dst, outs, 1));
-            }
-        }
+        let wp = layout.row_pixels();
+        let start = |first: usize, ky: usize| first + ky * wp - pad * wp - pad;
+        layout.kernel_row_products(k, (padded, cin), start, (weight, outs), out_grid);
         let image_pixels = self.input.pixels();
         layout.for_each_image_row(|padded, dense| {
             let from = &out_grid[(padded - grid.start) * outs..][..self.input.width * outs];
@@ -187,8 +209,8 @@ impl Conv2d {
             let last = (first + SUM_BLOCK).min(grid.end);
             let g = (&g_padded[first * outs..last * outs], outs, 1);
             for ky in 0..k {
-                let start = first + ky * wp - pad * wp - pad;
-                let a_t = (&padded[start * cin..(start + last - first - 1) * cin + run], 1, cin);
+                let a = kernel_row_view(padded, cin, run, first + ky * wp - pad * wp - pad, last - first);
+                let a_t = (a, 1, cin);
                 let g_w = (&mut g_weight[ky * run * outs..(ky + 1) * run * outs], outs, 1);
                 F::gemm(run, last - first, outs, F::one(), a_t, g, F::one(), g_w);
             }
@@ -208,18 +230,8 @@ impl Conv2d {
         }
         // The padded input is spent: its buffer takes the grid of g_x.
         let in_grid = &mut padded[..grid.len() * cin];
-        let run = k * outs;
-        for first in (grid.start..grid.end).step_by(ROW_BLOCK) {
-            let last = (first + ROW_BLOCK).min(grid.end);
-            let dst = &mut in_grid[(first - grid.start) * cin..(last - grid.start) * cin];
-            for ky in 0..k {
-                let start = first + pad * wp - ky * wp - pad;
-                let b = (&g_padded[start * outs..(start + last - first - 1) * outs + run], outs, 1);
-                let v_ky = (&v[ky * run * cin..(ky + 1) * run * cin], cin, 1);
-                let beta = if ky == 0 { F::zero() } else { F::one() };
-                F::gemm(last - first, run, cin, F::one(), b, v_ky, beta, (&mut *dst, cin, 1));
-            }
-        }
+        let start = |first: usize, ky: usize| first + pad * wp - ky * wp - pad;
+        layout.kernel_row_products(k, (g_padded, outs), start, (v, cin), in_grid);
         layout.for_each_image_row(|padded, dense| {
             let from = &in_grid[(padded - grid.start) * cin..][..self.input.width * cin];
             super::cotangent::put(fresh, &mut g_x[dense * cin..][..self.input.width * cin], from, |v| v);
