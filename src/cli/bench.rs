@@ -71,7 +71,7 @@ const SIGMA: f32 = 0.1;
 const UNET_IMAGE: Shape = Shape { height: 28, width: 28, channels: 1 };
 const UNET_BATCH: usize = 64;
 const UNET_SIGMA: f32 = 0.5;
-/// Peak resident memory of a `unet_step` or `unet_lowrank_step` run (0.60 and 0.61 GB measured at one
+/// Peak resident memory of a `unet_step` or `unet_lowrank_step` run (0.55 and 0.57 GB measured at one
 /// thread), rounded up with room for the shards' workspaces.
 const UNET_STEP_BYTES: f64 = 1e9;
 /// `unet_lowrank_step`'s head: `U U^T + diag(d)` of rank 20, as R + 1 extra output maps of the `s1`

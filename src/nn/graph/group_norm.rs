@@ -53,10 +53,13 @@ fn group_average<F: Real>(per_group: usize, inv_m: F, sums: &mut [F]) {
     }
 }
 
-/// What a group norm keeps for the reverse pass: `x^` and `1 / s` (one per channel) on the primal rows.
+/// What a group norm keeps for the reverse pass: `mu` and `1 / s` (one per channel) on the primal rows,
+/// and `x^` itself only when there are tangent rows (their passes read it; the primal reverse pass
+/// recomputes it from `x`, which the walk keeps anyway).
 #[derive(Clone, Debug, Default)]
 pub struct GroupNormCache<F> {
     normalised: Vec<F>,
+    mean: Vec<F>,
     inv_std: Vec<F>,
 }
 
@@ -123,9 +126,10 @@ impl GroupNorm {
         }
     }
 
-    /// `y = gamma x^ + beta` on the `n` primal rows of `x` (sizing `y` for all of them), keeping `x^` and
-    /// `1 / s`; `then(i, row)` runs on each row `i` of `y` right after it is written, while it is in the
-    /// cache. Three passes over a row: the means, the variances about them, then `x^` and `y`.
+    /// `y = gamma x^ + beta` on the `n` primal rows of `x` (sizing `y` for all of them), keeping `mu`,
+    /// `1 / s` and, when `x` has tangent rows, `x^`; `then(i, row)` runs on each row `i` of `y` right
+    /// after it is written, while it is in the cache. Three passes over a row: the means, the variances
+    /// about them, then `y`.
     pub(super) fn forward_primal<F: Real>(
         &self,
         params: &[F],
@@ -136,35 +140,33 @@ impl GroupNorm {
         mut then: impl FnMut(usize, &mut [F]),
     ) {
         let (c, len, pg) = (self.shape.channels, self.shape.len(), self.per_group());
+        let keep_normalised = x.rows() > n;
         let (gamma, beta) = params.split_at(c);
         let inv_m = F::of(1.0 / (self.shape.pixels() * pg) as f64);
         y.resize(x.rows(), len);
-        cache.normalised.resize(n * len, F::zero());
+        cache.normalised.resize(if keep_normalised { n * len } else { 0 }, F::zero());
+        cache.mean.resize(n * c, F::zero());
         cache.inv_std.resize(n * c, F::zero());
-        let (mut mu, mut var) = (vec![F::zero(); c], vec![F::zero(); c]);
+        let mut var = vec![F::zero(); c];
         for i in 0..n {
-            let (xhat, inv_std) =
-                (&mut cache.normalised[i * len..(i + 1) * len], &mut cache.inv_std[i * c..(i + 1) * c]);
+            let (mu, inv_std) = (&mut cache.mean[i * c..(i + 1) * c], &mut cache.inv_std[i * c..(i + 1) * c]);
             let x = x.row(i);
             mu.fill(F::zero());
             x.chunks_exact(c).for_each(|px| mu.iter_mut().zip(px).for_each(|(s, v)| *s += *v));
-            group_average(pg, inv_m, &mut mu);
+            group_average(pg, inv_m, mu);
             var.fill(F::zero());
             for px in x.chunks_exact(c) {
-                var.iter_mut().zip(px.iter().zip(&mu)).for_each(|(s, (v, m))| *s += (*v - *m) * (*v - *m));
+                var.iter_mut().zip(px.iter().zip(&*mu)).for_each(|(s, (v, m))| *s += (*v - *m) * (*v - *m));
             }
             group_average(pg, inv_m, &mut var);
             inv_std.iter_mut().zip(&var).for_each(|(s, v)| *s = F::one() / (*v + F::of(EPS)).sqrt());
             let y = y.row_mut(i);
-            for ((xh, out), px) in xhat.chunks_exact_mut(c).zip(y.chunks_exact_mut(c)).zip(x.chunks_exact(c))
-            {
-                let per_channel = mu.iter().zip(inv_std.iter()).zip(gamma.iter().zip(beta));
-                for (((xh, out), v), ((m, s), (g, b))) in
-                    xh.iter_mut().zip(out.iter_mut()).zip(px).zip(per_channel)
-                {
-                    *xh = (*v - *m) * *s;
-                    *out = *g * *xh + *b;
-                }
+            normalise(x, mu, inv_std, y);
+            if keep_normalised {
+                cache.normalised[i * len..(i + 1) * len].copy_from_slice(y);
+            }
+            for out in y.chunks_exact_mut(c) {
+                out.iter_mut().zip(gamma.iter().zip(beta)).for_each(|(v, (g, b))| *v = *g * *v + *b);
             }
             then(i, y);
         }
@@ -188,7 +190,7 @@ impl GroupNorm {
             Some(InputCotangent { g, fresh }) => (Some(g), fresh),
             None => (None, false),
         };
-        self.reverse_primal(params, grad, n, cache, g_y, None, g_x.as_deref_mut(), fresh);
+        self.reverse_primal(params, grad, x, n, cache, g_y, None, g_x.as_deref_mut(), fresh);
         if x.rows() == n {
             return;
         }
@@ -231,13 +233,15 @@ impl GroupNorm {
     /// The reverse pass through the `n` primal rows: `d gamma += sum g x^`, `d beta += sum g` and, when
     /// asked, `g_x (+)= J (gamma g)` on those rows, where `g` is the row of `g_y`, or `act'(a) g_y` with
     /// `act_d1` (the first derivatives of an activation applied to the output, [`super::norm_act`]).
-    /// Two passes over a row: the sums (the parameter gradients and the group means of `w = gamma g`
-    /// and `x^ w`), then `J w = (w - mean(w) - x^ mean(x^ w)) / s`.
+    /// Per row, `x^` is recomputed from `x` into a row buffer, then two passes: the sums (the parameter
+    /// gradients and the group means of `w = gamma g` and `x^ w`), then
+    /// `J w = (w - mean(w) - x^ mean(x^ w)) / s`.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn reverse_primal<F: Real>(
         &self,
         params: &[F],
         grad: &mut [F],
+        x: &Mat<F>,
         n: usize,
         cache: &GroupNormCache<F>,
         g_y: &Mat<F>,
@@ -251,9 +255,10 @@ impl GroupNorm {
         let inv_m = F::of(1.0 / (self.shape.pixels() * pg) as f64);
         let (mut mean_w, mut mean_xw) = (vec![F::zero(); c], vec![F::zero(); c]);
         let mut scaled = vec![F::zero(); if act_d1.is_some() { len } else { 0 }];
+        let mut xhat = vec![F::zero(); len];
         for i in 0..n {
-            let (xhat, inv_std) =
-                (&cache.normalised[i * len..(i + 1) * len], &cache.inv_std[i * c..(i + 1) * c]);
+            let (mu, inv_std) = (&cache.mean[i * c..(i + 1) * c], &cache.inv_std[i * c..(i + 1) * c]);
+            normalise(x.row(i), mu, inv_std, &mut xhat);
             let g = match act_d1 {
                 Some(d1) => {
                     let (g, d1) = (g_y.row(i), &d1[i * len..(i + 1) * len]);
@@ -289,6 +294,15 @@ impl GroupNorm {
                 put_values(fresh, out, values);
             }
         }
+    }
+}
+
+/// `x^ = (x - mu) / s` for one point row, from the per-channel `mu` and `1 / s`.
+fn normalise<F: Real>(x: &[F], mu: &[F], inv_std: &[F], xhat: &mut [F]) {
+    let c = mu.len();
+    for (xh, px) in xhat.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
+        let per_channel = mu.iter().zip(inv_std);
+        xh.iter_mut().zip(px.iter().zip(per_channel)).for_each(|(xh, (v, (m, s)))| *xh = (*v - *m) * *s);
     }
 }
 

@@ -80,7 +80,7 @@ impl NormAct {
                     None => (None, false),
                 };
                 let d1 = Some(cache.act.first());
-                self.norm.reverse_primal(params, grad, n, &cache.norm, g_y, d1, g_x, fresh);
+                self.norm.reverse_primal(params, grad, x, n, &cache.norm, g_y, d1, g_x, fresh);
             }
         }
     }
