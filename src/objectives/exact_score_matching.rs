@@ -14,7 +14,8 @@ pub fn basis_directions<F: Real>(points: usize, dim: usize) -> Mat<F> {
     out
 }
 
-/// Writes [`basis_directions`] into `out` (`D n x D`, row-major) without allocating.
+/// Writes the `D` basis directions of each of `points` points (block `d`, rows `d n .. (d + 1) n`, holds
+/// `e_d` on every row) into `out` (`D n x D`, row-major) without allocating.
 #[track_caller]
 pub fn basis_directions_into<F: Real>(points: usize, dim: usize, out: &mut [F]) {
     assert_eq!(out.len(), dim * points * dim, "basis_directions_into: buffer length");
@@ -29,7 +30,7 @@ pub fn basis_directions_into<F: Real>(points: usize, dim: usize, out: &mut [F]) 
 /// $$ J = \frac1n \sum_i \Big[ \operatorname{tr} \nabla_x s(x_i) + \tfrac12 \Vert s(x_i)\Vert^2 \Big],\qquad
 ///    \operatorname{tr} \nabla_x s(x_i) = \sum_d (J_s(x_i)\  e_d)_d. $$
 /// `s` is `n x D`; `s_dot` holds the `D` blocks `J_s e_d` (`n x D` each, the tangent pass along
-/// [`basis_directions`]). Writes `dJ/ds = s / n` and `dJ/ds_dot` (`1/n` at the diagonal entries). `J`
+/// [`basis_directions_into`]). Writes `dJ/ds = s / n` and `dJ/ds_dot` (`1/n` at the diagonal entries). `J`
 /// is linear in `s_dot` with a cotangent free of it: without `s_dot` the function returns `J` less the
 /// trace term, `sum <dJ/ds_dot, s_dot>`, which the caller adds (as
 /// [`SlicedScores::s_dot`](super::SlicedScores::s_dot) explains).
@@ -71,7 +72,7 @@ pub fn esm_loss<F: Real>(s: &[F], s_dot: Option<&[F]>, points: usize, g_s: &mut 
 /// With `s = -grad E`: `tr grad s = -sum_d d^2E/dx_d^2 = -sum_d phi2_d` and
 /// `||s||^2 = sum_d phi1_d^2`, so
 /// $$ J = \frac1n \sum_i \sum_d \Big[ -\varphi_{d i}'' + \tfrac12 \varphi'^2_{d i} \Big]. $$
-/// `phi1`, `phi2` hold `D n` values, direction-major (the jets along [`basis_directions`]).
+/// `phi1`, `phi2` hold `D n` values, direction-major (the jets along [`basis_directions_into`]).
 /// Writes `dJ/dphi1 = phi1 / n` and `dJ/dphi2 = -1/n`.
 #[track_caller]
 pub fn esm_energy_loss<F: Real>(

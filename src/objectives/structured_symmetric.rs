@@ -13,7 +13,7 @@ pub enum Base<'a, F> {
     /// `B = 0`.
     Zero,
     /// `B = U U^T`, `U` of shape `D x rank`, row-major, with its Gram matrix `U^T U` and its diagonal
-    /// `(U U^T)_ii = ||U_i||^2` (see [`crate::linalg::ThinFactor::gram_into`]).
+    /// `(U U^T)_ii = ||U_i||^2` (see `ThinFactor::gram_into`, `src/linalg/thin_factor.rs`).
     Factor {
         /// The factor, row-major.
         u: &'a [F],

@@ -41,7 +41,7 @@ impl CurvatureLayout {
 }
 
 /// The curvature of `N` chains, one block of [`CurvatureLayout::block_len`] numbers per chain, filled
-/// by a [`CurvatureSource`](super::CurvatureSource).
+/// by a [`CurvatureSource`](super::source::CurvatureSource).
 #[derive(Clone, Debug, PartialEq)]
 pub struct CurvatureBatch {
     layout: CurvatureLayout,

@@ -74,7 +74,7 @@ fn scores_at<F: Real>(
 
 /// The batch loss of `objective` for the energy model at clean points `x` (`n x D`) with standard
 /// normal draws `z` ([`Objective::noise_rows`] rows, laid out as for
-/// [`loss_and_gradient`](super::loss_and_gradient)); leaves the parameter gradient in `ws.grad`.
+/// [`loss_and_gradient`](super::step::loss_and_gradient)); leaves the parameter gradient in `ws.grad`.
 ///
 /// # Errors
 /// [`ObjectiveError::WrongModel`] for the second-order objective, which trains score networks only.

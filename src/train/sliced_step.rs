@@ -36,7 +36,7 @@ pub(super) fn directions_into<F: Real>(projection: Projection, z: &[F], dim: usi
 }
 
 /// The loss of a score-matching objective on the score network `s1`; ADDS its parameter gradient into
-/// `grad` (the caller zeroes it). See [`super::loss_and_gradient`] for the layout of `z`.
+/// `grad` (the caller zeroes it). See [`super::step::loss_and_gradient`] for the layout of `z`.
 #[track_caller]
 pub(super) fn sliced_loss_and_gradient<F: Real>(
     s1: &Mlp<F>,

@@ -75,7 +75,7 @@ const IMAGES_PER_PASS: usize = 256;
 /// (one image per row), the network conditioned on `sigma`: one pass of `s1` and one of the head.
 ///
 /// # Errors
-/// As [`posterior_moments`].
+/// As [`PosteriorMoments::at_rows`].
 pub(crate) fn image_posterior_moments<F: Real>(
     model: &ImageScoreModel<F>,
     x_tilde: &Mat<f64>,
