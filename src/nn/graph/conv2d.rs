@@ -139,15 +139,20 @@ impl Conv2d {
     }
 
     /// Length of the workspace the passes need for `rows` stacked rows: the padded buffers at stride 1
-    /// (`padded_conv.rs`); otherwise one block of `cols` (forward), or a block of `cols` and one of
-    /// their cotangents (reverse).
+    /// (`padded_conv.rs`), otherwise one block of `cols` (forward), or a block of `cols` and one of
+    /// their cotangents (reverse); at least the F(2x2, 3x3) forward pass's (`winograd.rs`) where it runs.
     pub fn workspace_len(&self, rows: usize) -> usize {
-        if self.is_pointwise() {
+        let passes = if self.is_pointwise() {
             0
         } else if self.is_padded() {
             self.padded_workspace_len(rows)
         } else {
             2 * self.block_pixels().min(rows * self.output().pixels()) * self.patch()
+        };
+        if self.is_winograd() {
+            passes.max(self.winograd_workspace_len())
+        } else {
+            passes
         }
     }
 
@@ -159,6 +164,9 @@ impl Conv2d {
         let pixels = x.rows() * out.pixels();
         y.resize(x.rows(), out.len());
         let w = (weight, outs, 1);
+        if self.is_winograd() {
+            return self.winograd_forward(weight, bias, x.as_slice(), n, y.as_mut_slice(), workspace);
+        }
         if self.is_padded() {
             return self.padded_forward(weight, bias, x.as_slice(), n, y.as_mut_slice(), workspace);
         }
@@ -390,14 +398,60 @@ mod tests {
         }
     }
 
+    /// The F(2x2, 3x3) forward pass (`winograd.rs`) against the direct sum, bias on the primal rows only;
+    /// 40 images of 16x16 with 4 channels make several blocks of tiles.
     #[test]
-    fn the_padded_layout_is_chosen_for_large_stride_one_images_only() {
+    fn winograd_forward_matches_the_direct_sum() {
+        let mut rng = test_rng(23);
+        for (input, rows, n) in
+            [(Shape::new(4, 6, 3), 3, 2), (Shape::new(2, 2, 1), 1, 1), (Shape::new(16, 16, 4), 40, 20)]
+        {
+            let conv = Conv2d { kernel: 3, stride: 1, input, outputs: 5 };
+            let params: Vec<f64> = normal_mat(1, conv.param_len(), &mut rng).into_vec();
+            let (weight, bias) = params.split_at(conv.weight_len());
+            let x = normal_mat(rows, input.len(), &mut rng);
+            let mut workspace = vec![0.0; conv.winograd_workspace_len()];
+            let mut y = vec![f64::NAN; rows * conv.output().len()];
+            conv.winograd_forward(weight, bias, x.as_slice(), n, &mut y, &mut workspace);
+            assert_close(&y, direct(&conv, &params, &x, n).as_slice(), 1e-12, &format!("{input:?}"));
+        }
+    }
+
+    #[test]
+    fn the_padded_layout_and_winograd_are_chosen_where_they_pay() {
         let conv =
             |side, kernel, stride| Conv2d { kernel, stride, input: Shape::new(side, side, 8), outputs: 8 };
         assert!(conv(28, 3, 1).is_padded(), "28x28: 7.3% junk");
         assert!(!conv(14, 3, 1).is_padded(), "14x14: 14.8% junk");
         assert!(!conv(28, 3, 2).is_padded(), "stride 2");
         assert!(!conv(28, 1, 1).is_padded(), "1x1");
+        let wide = |side, channels| Conv2d {
+            kernel: 3,
+            stride: 1,
+            input: Shape::new(side, side, channels),
+            outputs: 8,
+        };
+        assert!(
+            wide(14, 32).is_winograd() && !wide(14, 16).is_winograd(),
+            "14x14 (im2col otherwise): 32 channels"
+        );
+        assert!(
+            wide(28, 64).is_winograd() && !wide(28, 32).is_winograd(),
+            "28x28 (padded otherwise): 64 channels"
+        );
+        assert!(!wide(7, 128).is_winograd(), "odd sides");
+    }
+
+    /// F(2x2, 3x3) forward in a graph, with the im2col reverse pass: tangent rows, bias and both reverse
+    /// streams against finite differences.
+    #[test]
+    fn winograd_convolution_in_a_graph_matches_finite_differences() {
+        let mut rng = test_rng(9);
+        let mut b = GraphBuilder::<f64, _>::new(Shape::new(4, 4, 32), &mut rng);
+        let x = b.input();
+        b.conv2d("conv", x, 2, 3, 1).expect("valid conv");
+        assert!(Conv2d { kernel: 3, stride: 1, input: Shape::new(4, 4, 32), outputs: 2 }.is_winograd());
+        check_against_finite_differences(&b.finish(), 2, 1, 10);
     }
 
     /// A 20x20 image (7.7% junk) takes the padded layout in the graph: tangent rows, bias and the

@@ -20,6 +20,7 @@ mod rows;
 mod shape;
 mod skip;
 mod unet;
+mod winograd;
 
 pub use error::GraphError;
 pub use input_gradient::InputGradientTrace;
