@@ -67,25 +67,20 @@ impl Conv2d {
         let block = self.winograd_block_tiles();
         let (v, rest) = rest.split_at_mut(16 * block * cin);
         let m = &mut rest[..16 * block * outs];
-        let (mut patch, mut rows) = (vec![F::zero(); 16 * cin], vec![F::zero(); 16 * cin.max(outs)]);
+        let (zeros, mut rows) = (vec![F::zero(); cin], vec![F::zero(); 16 * cin.max(outs)]);
         for first in (0..tiles).step_by(block) {
             let count = block.min(tiles - first);
             for t in 0..count {
                 let (r, ty, tx) = tile_position(first + t, tiles_y, tiles_x);
                 // d: the 4x4 patch from input pixel (2 ty - 1, 2 tx - 1), zero outside the image.
-                for (a, patch_row) in patch.chunks_exact_mut(4 * cin).enumerate() {
-                    let iy = (2 * ty + a).checked_sub(1).filter(|&iy| iy < h);
-                    for (b, px) in patch_row.chunks_exact_mut(cin).enumerate() {
-                        let ix = (2 * tx + b).checked_sub(1).filter(|&ix| ix < w);
-                        match (iy, ix) {
-                            (Some(iy), Some(ix)) => {
-                                let at = ((r * h + iy) * w + ix) * cin;
-                                px.copy_from_slice(&x[at..at + cin]);
-                            }
-                            _ => px.fill(F::zero()),
-                        }
+                let patch: [&[F]; 16] = std::array::from_fn(|ab| {
+                    let iy = (2 * ty + ab / 4).checked_sub(1).filter(|&iy| iy < h);
+                    let ix = (2 * tx + ab % 4).checked_sub(1).filter(|&ix| ix < w);
+                    match (iy, ix) {
+                        (Some(iy), Some(ix)) => &x[((r * h + iy) * w + ix) * cin..][..cin],
+                        _ => &zeros[..],
                     }
-                }
+                });
                 input_transform(&patch, cin, &mut rows, v, |xi| (xi * block + t) * cin);
             }
             for xi in 0..16 {
@@ -130,16 +125,16 @@ fn transform_weights<F: Real>(weight: &[F], cin: usize, outs: usize, u: &mut [F]
     }
 }
 
-/// `B^T d B` of a 4x4 patch of `c`-channel pixels (row-major) into `dst` from `at(xi)` (`c` values each)
+/// `B^T d B` of a 4x4 patch of `c`-channel pixels (row-major, one slice a pixel) into `dst` from `at(xi)` (`c` values each)
 /// for the 16 positions `xi`; `rows` holds `16 c` values of workspace.
 fn input_transform<F: Real>(
-    patch: &[F],
+    patch: &[&[F]; 16],
     c: usize,
     rows: &mut [F],
     dst: &mut [F],
     at: impl Fn(usize) -> usize,
 ) {
-    let px = |a: usize, b: usize| &patch[(a * 4 + b) * c..(a * 4 + b + 1) * c];
+    let px = |a: usize, b: usize| patch[a * 4 + b];
     // t = B^T d, row a, column b at rows[(a 4 + b) c ..].
     for b in 0..4 {
         let (d0, d1, d2, d3) = (px(0, b), px(1, b), px(2, b), px(3, b));
