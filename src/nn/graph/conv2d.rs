@@ -156,8 +156,8 @@ impl Conv2d {
         }
     }
 
-    /// `y = cols W + b` (bias on the `n` primal rows), block by block of output pixels; `workspace`
-    /// holds [`Conv2d::workspace_len`] values.
+    /// `y = cols W + b` (bias on the `n` primal rows), block by block of output pixels, or by the padded
+    /// layout or F(2x2, 3x3) where they run; `workspace` holds [`Conv2d::workspace_len`] values.
     pub fn forward<F: Real>(&self, params: &[F], x: &Mat<F>, n: usize, y: &mut Mat<F>, workspace: &mut [F]) {
         let (weight, bias) = params.split_at(self.weight_len());
         let (out, patch, outs) = (self.output(), self.patch(), self.outputs);
@@ -165,12 +165,10 @@ impl Conv2d {
         y.resize(x.rows(), out.len());
         let w = (weight, outs, 1);
         if self.is_winograd() {
-            return self.winograd_forward(weight, bias, x.as_slice(), n, y.as_mut_slice(), workspace);
-        }
-        if self.is_padded() {
-            return self.padded_forward(weight, bias, x.as_slice(), n, y.as_mut_slice(), workspace);
-        }
-        if self.is_pointwise() {
+            self.winograd_forward(weight, x.as_slice(), y.as_mut_slice(), workspace);
+        } else if self.is_padded() {
+            self.padded_forward(weight, x.as_slice(), y.as_mut_slice(), workspace);
+        } else if self.is_pointwise() {
             let y = (y.as_mut_slice(), outs, 1);
             F::gemm(pixels, patch, outs, F::one(), (x.as_slice(), patch, 1), w, F::zero(), y);
         } else {
@@ -353,12 +351,19 @@ mod tests {
             let conv = Conv2d { kernel, stride: 1, input, outputs: 3 };
             let what = format!("{kernel}x{kernel} on {input:?}");
             let params: Vec<f64> = normal_mat(1, conv.param_len(), &mut rng).into_vec();
-            let (weight, bias) = params.split_at(conv.weight_len());
+            let weight = &params[..conv.weight_len()];
             let x = normal_mat(rows, input.len(), &mut rng);
             let mut workspace = vec![0.0; conv.padded_workspace_len(rows)];
             let mut y = vec![f64::NAN; rows * conv.output().len()];
-            conv.padded_forward(weight, bias, x.as_slice(), n, &mut y, &mut workspace);
-            assert_close(&y, direct(&conv, &params, &x, n).as_slice(), 1e-12, &what);
+            conv.padded_forward(weight, x.as_slice(), &mut y, &mut workspace);
+            let without_bias = |p: &[f64]| [&p[..conv.weight_len()], &vec![0.0; conv.outputs][..]].concat();
+            assert_close(&y, direct(&conv, &without_bias(&params), &x, n).as_slice(), 1e-12, &what);
+            if conv.is_padded() {
+                let (mut y, mut workspace) = (Mat::default(), vec![0.0; conv.workspace_len(rows)]);
+                conv.forward(&params, &x, n, &mut y, &mut workspace);
+                let what = format!("{what}: the forward pass with its bias");
+                assert_close(y.as_slice(), direct(&conv, &params, &x, n).as_slice(), 1e-12, &what);
+            }
 
             let g_y = normal_mat(rows, conv.output().len(), &mut rng);
             let stale = normal_mat(rows, input.len(), &mut rng);
@@ -378,9 +383,7 @@ mod tests {
             let got = dot(&g_weight, &v[..conv.weight_len()]);
             assert_close(&[got], &[want], 1e-10, &format!("{what}: <dW, V>"));
             let u = normal_mat(rows, input.len(), &mut rng);
-            let mut without_bias = params.clone();
-            without_bias[conv.weight_len()..].fill(0.0);
-            let want = dot(g_y.as_slice(), direct(&conv, &without_bias, &u, n).as_slice());
+            let want = dot(g_y.as_slice(), direct(&conv, &without_bias(&params), &u, n).as_slice());
             assert_close(&[dot(g_x.as_slice(), u.as_slice())], &[want], 1e-10, &format!("{what}: <g_x, u>"));
 
             let mut added = stale.clone();
@@ -398,22 +401,33 @@ mod tests {
         }
     }
 
-    /// The F(2x2, 3x3) forward pass (`winograd.rs`) against the direct sum, bias on the primal rows only;
-    /// 40 images of 16x16 with 4 channels make several blocks of tiles.
+    /// The F(2x2, 3x3) forward pass (`winograd.rs`) against the direct sum, called directly whatever the
+    /// channels; 40 images of 16x16 with 4 channels make several blocks of tiles. Where the rule picks
+    /// it (32 input channels), the convolution's forward pass adds the bias on the primal rows only.
     #[test]
     fn winograd_forward_matches_the_direct_sum() {
         let mut rng = test_rng(23);
-        for (input, rows, n) in
-            [(Shape::new(4, 6, 3), 3, 2), (Shape::new(2, 2, 1), 1, 1), (Shape::new(16, 16, 4), 40, 20)]
-        {
+        for (input, rows, n) in [
+            (Shape::new(4, 6, 3), 3, 2),
+            (Shape::new(2, 2, 1), 1, 1),
+            (Shape::new(16, 16, 4), 40, 20),
+            (Shape::new(4, 4, 32), 3, 2),
+        ] {
             let conv = Conv2d { kernel: 3, stride: 1, input, outputs: 5 };
+            let what = format!("{input:?}");
             let params: Vec<f64> = normal_mat(1, conv.param_len(), &mut rng).into_vec();
-            let (weight, bias) = params.split_at(conv.weight_len());
             let x = normal_mat(rows, input.len(), &mut rng);
             let mut workspace = vec![0.0; conv.winograd_workspace_len()];
             let mut y = vec![f64::NAN; rows * conv.output().len()];
-            conv.winograd_forward(weight, bias, x.as_slice(), n, &mut y, &mut workspace);
-            assert_close(&y, direct(&conv, &params, &x, n).as_slice(), 1e-12, &format!("{input:?}"));
+            conv.winograd_forward(&params[..conv.weight_len()], x.as_slice(), &mut y, &mut workspace);
+            let without_bias = [&params[..conv.weight_len()], &vec![0.0; conv.outputs][..]].concat();
+            assert_close(&y, direct(&conv, &without_bias, &x, n).as_slice(), 1e-12, &what);
+            if conv.is_winograd() {
+                let (mut y, mut workspace) = (Mat::default(), vec![0.0; conv.workspace_len(rows)]);
+                conv.forward(&params, &x, n, &mut y, &mut workspace);
+                let what = format!("{what}: the forward pass with its bias");
+                assert_close(y.as_slice(), direct(&conv, &params, &x, n).as_slice(), 1e-12, &what);
+            }
         }
     }
 

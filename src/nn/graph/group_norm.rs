@@ -190,7 +190,8 @@ impl GroupNorm {
             Some(InputCotangent { g, fresh }) => (Some(g), fresh),
             None => (None, false),
         };
-        self.reverse_primal(params, grad, x, n, cache, g_y, None, g_x.as_deref_mut(), fresh);
+        let primal_g_x = g_x.as_deref_mut().map(|g| InputCotangent { g, fresh });
+        self.reverse_primal(params, grad, x, n, cache, g_y, None, primal_g_x);
         if x.rows() == n {
             return;
         }
@@ -246,8 +247,7 @@ impl GroupNorm {
         cache: &GroupNormCache<F>,
         g_y: &Mat<F>,
         act_d1: Option<&[F]>,
-        mut g_x: Option<&mut Mat<F>>,
-        fresh: bool,
+        mut g_x: Option<InputCotangent<'_, F>>,
     ) {
         let (c, len, pg) = (self.shape.channels, self.shape.len(), self.per_group());
         let gamma = &params[..c];
@@ -280,7 +280,7 @@ impl GroupNorm {
                     *sxw += *xh * w;
                 }
             }
-            let Some(g_x) = g_x.as_deref_mut() else { continue };
+            let Some(InputCotangent { g: g_x, fresh }) = g_x.as_mut() else { continue };
             group_average(pg, inv_m, &mut mean_w);
             group_average(pg, inv_m, &mut mean_xw);
             let rows = g_x.row_mut(i).chunks_exact_mut(c).zip(g.chunks_exact(c).zip(xhat.chunks_exact(c)));
@@ -291,7 +291,7 @@ impl GroupNorm {
                     .zip(xh)
                     .zip(per_channel)
                     .map(|((g, xh), ((s, is), (a, b)))| (*g * *s - *a - *xh * *b) * *is);
-                put_values(fresh, out, values);
+                put_values(*fresh, out, values);
             }
         }
     }

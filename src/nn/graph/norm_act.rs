@@ -75,12 +75,8 @@ impl NormAct {
                 self.norm.reverse(params, grad, x, n, &cache.norm, scratch, g_x);
             }
             Some(_) => {
-                let (g_x, fresh) = match g_x {
-                    Some(InputCotangent { g, fresh }) => (Some(g), fresh),
-                    None => (None, false),
-                };
                 let d1 = Some(cache.act.first());
-                self.norm.reverse_primal(params, grad, x, n, &cache.norm, g_y, d1, g_x, fresh);
+                self.norm.reverse_primal(params, grad, x, n, &cache.norm, g_y, d1, g_x);
             }
         }
     }

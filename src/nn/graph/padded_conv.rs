@@ -152,16 +152,8 @@ impl Conv2d {
     }
 
     /// `y = sum_ky A_ky W_ky` over the grid of the stacked images `x`, then the image pixels copied out of
-    /// it (plus the bias on the `n` primal rows).
-    pub(super) fn padded_forward<F: Real>(
-        &self,
-        weight: &[F],
-        bias: &[F],
-        x: &[F],
-        n: usize,
-        y: &mut [F],
-        workspace: &mut [F],
-    ) {
+    /// it (the caller adds the bias).
+    pub(super) fn padded_forward<F: Real>(&self, weight: &[F], x: &[F], y: &mut [F], workspace: &mut [F]) {
         let layout = self.layout(x.len() / self.input.len());
         let (cin, outs, k, pad) = (self.input.channels, self.outputs, self.kernel, layout.pad);
         let (padded, rest) = workspace.split_at_mut(layout.len() * cin);
@@ -171,17 +163,9 @@ impl Conv2d {
         let wp = layout.row_pixels();
         let start = |first: usize, ky: usize| first + ky * wp - pad * wp - pad;
         layout.kernel_row_products(k, (padded, cin), start, (weight, outs), out_grid);
-        let image_pixels = self.input.pixels();
+        let run = self.input.width * outs;
         layout.for_each_image_row(|padded, dense| {
-            let from = &out_grid[(padded - grid.start) * outs..][..self.input.width * outs];
-            let to = &mut y[dense * outs..][..self.input.width * outs];
-            if dense < n * image_pixels {
-                for (to, from) in to.chunks_exact_mut(outs).zip(from.chunks_exact(outs)) {
-                    to.iter_mut().zip(from.iter().zip(bias)).for_each(|(t, (f, b))| *t = *f + *b);
-                }
-            } else {
-                to.copy_from_slice(from);
-            }
+            y[dense * outs..][..run].copy_from_slice(&out_grid[(padded - grid.start) * outs..][..run]);
         });
     }
 

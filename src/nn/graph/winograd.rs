@@ -47,16 +47,8 @@ impl Conv2d {
         (BLOCK_VALUES / (16 * self.input.channels)).max(1)
     }
 
-    /// `y = conv(x) (+ b on the n primal rows)` by F(2x2, 3x3).
-    pub(super) fn winograd_forward<F: Real>(
-        &self,
-        weight: &[F],
-        bias: &[F],
-        x: &[F],
-        n: usize,
-        y: &mut [F],
-        workspace: &mut [F],
-    ) {
+    /// `y = conv(x)` by F(2x2, 3x3) (the caller adds the bias).
+    pub(super) fn winograd_forward<F: Real>(&self, weight: &[F], x: &[F], y: &mut [F], workspace: &mut [F]) {
         let (cin, outs) = (self.input.channels, self.outputs);
         let (h, w) = (self.input.height, self.input.width);
         let images = x.len() / self.input.len();
@@ -92,8 +84,7 @@ impl Conv2d {
             for t in 0..count {
                 let (r, ty, tx) = tile_position(first + t, tiles_y, tiles_x);
                 let product = |xi: usize| &m[(xi * block + t) * outs..][..outs];
-                let bias = if r < n { Some(bias) } else { None };
-                output_transform(product, outs, &mut rows, bias, y, |dy, dx| {
+                output_transform(product, outs, &mut rows, y, |dy, dx| {
                     ((r * h + 2 * ty + dy) * w + 2 * tx + dx) * outs
                 });
             }
@@ -163,13 +154,12 @@ fn input_transform<F: Real>(
     }
 }
 
-/// `A^T M A` of one tile's 16 products (`product(xi)`: `c` values each), plus `bias` when given, into
-/// `dst` from `at(dy, dx)` for the tile's 2x2 output pixels; `rows` holds `8 c` values of workspace.
+/// `A^T M A` of one tile's 16 products (`product(xi)`: `c` values each) into `dst` from `at(dy, dx)`
+/// for the tile's 2x2 output pixels; `rows` holds `8 c` values of workspace.
 fn output_transform<'a, F: Real>(
     product: impl Fn(usize) -> &'a [F],
     c: usize,
     rows: &mut [F],
-    bias: Option<&[F]>,
     dst: &mut [F],
     at: impl Fn(usize, usize) -> usize,
 ) {
@@ -185,10 +175,8 @@ fn output_transform<'a, F: Real>(
     for dy in 0..2 {
         let r = |b: usize| &rows[(dy * 4 + b) * c..(dy * 4 + b + 1) * c];
         let (r0, r1, r2, r3) = (r(0), r(1), r(2), r(3));
-        let zero = F::zero();
-        let b_at = |k: usize| bias.map_or(zero, |b| b[k]);
         let span = |dx: usize| at(dy, dx)..at(dy, dx) + c;
-        dst[span(0)].iter_mut().enumerate().for_each(|(k, o)| *o = r0[k] + r1[k] + r2[k] + b_at(k));
-        dst[span(1)].iter_mut().enumerate().for_each(|(k, o)| *o = r1[k] - r2[k] - r3[k] + b_at(k));
+        dst[span(0)].iter_mut().enumerate().for_each(|(k, o)| *o = r0[k] + r1[k] + r2[k]);
+        dst[span(1)].iter_mut().enumerate().for_each(|(k, o)| *o = r1[k] - r2[k] - r3[k]);
     }
 }
