@@ -8,7 +8,8 @@
 //! `+=`). A 1x1 stride-1 convolution skips im2col: the input rows already are `cols`.
 //!
 //! Stride-1 convolutions of large images skip im2col: their products run on strided views of a zero-padded
-//! copy of the input (`padded_conv.rs`). Elsewhere `cols` is built as follows.
+//! copy of the input (`padded_conv.rs`). 3x3 stride-1 convolutions with enough input channels run by
+//! Winograd's F(2x2, 3x3) instead (`winograd.rs`). Elsewhere `cols` is built as follows.
 //!
 //! `cols` is 9 times the input, too large to keep: it is built a block of output pixels at a time, for
 //! the forward GEMM and again for the reverse ones, so each block stays in the cache. The weight gradient
@@ -138,21 +139,18 @@ impl Conv2d {
         });
     }
 
-    /// Length of the workspace the passes need for `rows` stacked rows: the padded buffers at stride 1
-    /// (`padded_conv.rs`), otherwise one block of `cols` (forward), or a block of `cols` and one of
-    /// their cotangents (reverse); at least the F(2x2, 3x3) forward pass's (`winograd.rs`) where it runs.
+    /// Length of the workspace the passes need for `rows` stacked rows: the F(2x2, 3x3) passes' where
+    /// they run (`winograd.rs`), the padded buffers at stride 1 (`padded_conv.rs`), otherwise one block
+    /// of `cols` (forward), or a block of `cols` and one of their cotangents (reverse).
     pub fn workspace_len(&self, rows: usize) -> usize {
-        let passes = if self.is_pointwise() {
+        if self.is_pointwise() {
             0
+        } else if self.is_winograd() {
+            self.winograd_workspace_len()
         } else if self.is_padded() {
             self.padded_workspace_len(rows)
         } else {
             2 * self.block_pixels().min(rows * self.output().pixels()) * self.patch()
-        };
-        if self.is_winograd() {
-            passes.max(self.winograd_workspace_len())
-        } else {
-            passes
         }
     }
 
@@ -186,8 +184,8 @@ impl Conv2d {
     }
 
     /// `dW += cols^T g_y`, `db += sum_{primal pixels} g_y`, and when asked `g_x (+)= col2im(g_y W^T)`,
-    /// block by block of output pixels (each block's `cols` built again from `x`); `workspace` holds
-    /// [`Conv2d::workspace_len`] values.
+    /// block by block of output pixels (each block's `cols` built again from `x`), or by F(2x2, 3x3) or
+    /// the padded layout where they run; `workspace` holds [`Conv2d::workspace_len`] values.
     #[allow(clippy::too_many_arguments)]
     pub fn reverse<F: Real>(
         &self,
@@ -204,6 +202,10 @@ impl Conv2d {
         let pixels = g_y.rows() * self.output().pixels();
         for pixel in g_y.as_slice()[..n * self.output().len()].chunks_exact(outs) {
             g_bias.iter_mut().zip(pixel).for_each(|(gb, g)| *gb += *g);
+        }
+        if self.is_winograd() {
+            let g_x = g_x.map(|g| g.zeroed_for_adding().as_mut_slice());
+            return self.winograd_reverse(weight, g_weight, x.as_slice(), g_y.as_slice(), g_x, workspace);
         }
         if self.is_padded() {
             let g_x = g_x.map(|InputCotangent { g, fresh }| (g.as_mut_slice(), fresh));
@@ -401,11 +403,13 @@ mod tests {
         }
     }
 
-    /// The F(2x2, 3x3) forward pass (`winograd.rs`) against the direct sum, called directly whatever the
-    /// channels; 40 images of 16x16 with 4 channels make several blocks of tiles. Where the rule picks
-    /// it (32 input channels), the convolution's forward pass adds the bias on the primal rows only.
+    /// The F(2x2, 3x3) passes (`winograd.rs`), called directly whatever the channels: values against the
+    /// direct sum, and the reverse pass against the transposes of the map (as for the padded passes);
+    /// `g_x` is added to. 40 images of 16x16 with 4 channels make several blocks of tiles in both passes.
+    /// Where the rule picks it (32 input channels), the convolution's forward pass adds the bias on the
+    /// primal rows only.
     #[test]
-    fn winograd_forward_matches_the_direct_sum() {
+    fn winograd_passes_match_the_direct_sum_and_its_transposes() {
         let mut rng = test_rng(23);
         for (input, rows, n) in [
             (Shape::new(4, 6, 3), 3, 2),
@@ -416,11 +420,12 @@ mod tests {
             let conv = Conv2d { kernel: 3, stride: 1, input, outputs: 5 };
             let what = format!("{input:?}");
             let params: Vec<f64> = normal_mat(1, conv.param_len(), &mut rng).into_vec();
+            let weight = &params[..conv.weight_len()];
             let x = normal_mat(rows, input.len(), &mut rng);
             let mut workspace = vec![0.0; conv.winograd_workspace_len()];
             let mut y = vec![f64::NAN; rows * conv.output().len()];
-            conv.winograd_forward(&params[..conv.weight_len()], x.as_slice(), &mut y, &mut workspace);
-            let without_bias = [&params[..conv.weight_len()], &vec![0.0; conv.outputs][..]].concat();
+            conv.winograd_forward(weight, x.as_slice(), &mut y, &mut workspace);
+            let without_bias = [weight, &vec![0.0; conv.outputs][..]].concat();
             assert_close(&y, direct(&conv, &without_bias, &x, n).as_slice(), 1e-12, &what);
             if conv.is_winograd() {
                 let (mut y, mut workspace) = (Mat::default(), vec![0.0; conv.workspace_len(rows)]);
@@ -428,6 +433,29 @@ mod tests {
                 let what = format!("{what}: the forward pass with its bias");
                 assert_close(y.as_slice(), direct(&conv, &params, &x, n).as_slice(), 1e-12, &what);
             }
+
+            let g_y = normal_mat(rows, conv.output().len(), &mut rng);
+            let mut g_weight = vec![0.0; conv.weight_len()];
+            let mut g_x = vec![0.0; rows * input.len()];
+            let (xs, gs) = (x.as_slice(), g_y.as_slice());
+            conv.winograd_reverse(weight, &mut g_weight, xs, gs, Some(&mut g_x), &mut workspace);
+            let mut v: Vec<f64> = normal_mat(1, conv.param_len(), &mut rng).into_vec();
+            v[conv.weight_len()..].fill(0.0);
+            let want = dot(g_y.as_slice(), direct(&conv, &v, &x, n).as_slice());
+            let got = dot(&g_weight, &v[..conv.weight_len()]);
+            assert_close(&[got], &[want], 1e-10, &format!("{what}: <dW, V>"));
+            let u = normal_mat(rows, input.len(), &mut rng);
+            let want = dot(g_y.as_slice(), direct(&conv, &without_bias, &u, n).as_slice());
+            assert_close(&[dot(&g_x, u.as_slice())], &[want], 1e-10, &format!("{what}: <g_x, u>"));
+
+            let stale = normal_mat(rows, input.len(), &mut rng);
+            let (mut added, mut g_weight_again) = (stale.clone(), g_weight.clone());
+            let g_x_added = Some(added.as_mut_slice());
+            conv.winograd_reverse(weight, &mut g_weight_again, xs, gs, g_x_added, &mut workspace);
+            let sum: Vec<f64> = stale.as_slice().iter().zip(&g_x).map(|(a, b)| a + b).collect();
+            assert_close(added.as_slice(), &sum, 1e-12, &format!("{what}: g_x added to"));
+            let twice: Vec<f64> = g_weight.iter().map(|g| 2.0 * g).collect();
+            assert_close(&g_weight_again, &twice, 1e-12, &format!("{what}: dW added to"));
         }
     }
 
@@ -456,8 +484,7 @@ mod tests {
         assert!(!wide(7, 128).is_winograd(), "odd sides");
     }
 
-    /// F(2x2, 3x3) forward in a graph, with the im2col reverse pass: tangent rows, bias and both reverse
-    /// streams against finite differences.
+    /// F(2x2, 3x3) in a graph: tangent rows, bias and both reverse streams against finite differences.
     #[test]
     fn winograd_convolution_in_a_graph_matches_finite_differences() {
         let mut rng = test_rng(9);
