@@ -467,31 +467,28 @@ mod tests {
         assert!(!conv(14, 3, 1).is_padded(), "14x14: 14.8% junk");
         assert!(!conv(28, 3, 2).is_padded(), "stride 2");
         assert!(!conv(28, 1, 1).is_padded(), "1x1");
-        let wide = |side, channels| Conv2d {
+        let wide = |side, channels, outputs| Conv2d {
             kernel: 3,
             stride: 1,
             input: Shape::new(side, side, channels),
-            outputs: 8,
+            outputs,
         };
-        assert!(
-            wide(14, 32).is_winograd() && !wide(14, 16).is_winograd(),
-            "14x14 (im2col otherwise): 32 channels"
-        );
-        assert!(
-            wide(28, 64).is_winograd() && !wide(28, 32).is_winograd(),
-            "28x28 (padded otherwise): 64 channels"
-        );
-        assert!(!wide(7, 128).is_winograd(), "odd sides");
+        for side in [14, 28] {
+            assert!(wide(side, 16, 4).is_winograd(), "{side}x{side}: 16 inputs, 4 outputs");
+            assert!(!wide(side, 8, 8).is_winograd(), "{side}x{side}: 8 inputs");
+            assert!(!wide(side, 32, 2).is_winograd(), "{side}x{side}: 2 outputs");
+        }
+        assert!(!wide(7, 128, 128).is_winograd(), "odd sides");
     }
 
     /// F(2x2, 3x3) in a graph: tangent rows, bias and both reverse streams against finite differences.
     #[test]
     fn winograd_convolution_in_a_graph_matches_finite_differences() {
         let mut rng = test_rng(9);
-        let mut b = GraphBuilder::<f64, _>::new(Shape::new(4, 4, 32), &mut rng);
+        let mut b = GraphBuilder::<f64, _>::new(Shape::new(6, 4, 16), &mut rng);
         let x = b.input();
-        b.conv2d("conv", x, 2, 3, 1).expect("valid conv");
-        assert!(Conv2d { kernel: 3, stride: 1, input: Shape::new(4, 4, 32), outputs: 2 }.is_winograd());
+        b.conv2d("conv", x, 4, 3, 1).expect("valid conv");
+        assert!(Conv2d { kernel: 3, stride: 1, input: Shape::new(6, 4, 16), outputs: 4 }.is_winograd());
         check_against_finite_differences(&b.finish(), 2, 1, 10);
     }
 

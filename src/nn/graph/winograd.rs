@@ -11,7 +11,8 @@
 //! per tile and channel pair instead of the 36 of the direct sum. Tiles run in blocks whose 16 matrices
 //! stay in the cache between the transforms and the products. The reverse pass transposes the three
 //! steps: `gM = A g_Y A^T`, then `dU_xi += V_xi^T gM_xi` (summed over the tiles, `dW += G^T dU G` at
-//! the end) and `g_d = B (gM_xi U_xi^T) B^T` added onto each tile's overlapping patch.
+//! the end) and `g_d = B (gM_xi U_xi^T) B^T` added onto each tile's overlapping patch. The patch
+//! transforms are split into rows and columns, the row half done once per row of tiles ([`PatchRows`]).
 
 use super::conv2d::Conv2d;
 use crate::linalg::Real;
@@ -25,23 +26,27 @@ const BLOCK_VALUES: usize = 1 << 17;
 /// of 2^16 to 2^20 values: the weight gradient alike, the input cotangent 10-30% slower at 2^16.
 const REVERSE_BLOCK_VALUES: usize = 1 << 18;
 
-/// Input channels from which F(2x2, 3x3) beats im2col; twice as many are needed to beat the padded
-/// layout. The forward pass of the MNIST U-Net's convolutions at batch 64, one thread, against what
-/// they ran before: 14x14 32 -> 64 2.17 -> 1.72 ms, 64 -> 64 4.18 -> 2.65, 192 -> 64 12.4 -> 7.4 (im2col
-/// before); 28x28 96 -> 32 14.2 -> 11.4 but 32 -> 32 4.42 -> 4.83 and 1 -> 32 0.57 -> 2.65 (padded
-/// before): few input channels leave the 16 products too thin (`K = C_in`) to pay for the transforms.
-/// The reverse pass (weight gradient and input cotangent), the same way: 14x14 32 -> 64 4.34 -> 3.35 ms,
-/// 64 -> 64 8.80 -> 6.40, 192 -> 64 26.6 -> 18.3, 28x28 96 -> 32 27.1 -> 22.2, but 32 -> 32 8.94 -> 9.72.
-const WINOGRAD_MIN_CHANNELS: usize = 32;
+/// Input channels from which F(2x2, 3x3) beats im2col and the padded layout: with fewer, the 16
+/// forward products are too thin (`K = C_in`) to pay for the transforms. Forward and reverse pass
+/// (weight gradient and input cotangent) at batch 64, one thread, against the padded layout (28x28) or
+/// im2col (14x14): 28x28 32 -> 32 4.69 -> 3.04 ms and 9.00 -> 8.35, 96 -> 32 11.2 -> 8.7 and 24.8 -> 19.9,
+/// 16 -> 16 2.11 -> 1.51 and 4.21 -> 3.76, 14x14 192 -> 64 12.4 -> 5.9 and 26.6 -> 15.5, 16 -> 16 0.67 ->
+/// 0.37 and 1.20 -> 0.92, but 28x28 8 -> 8 1.18 -> 1.42 and 2.49 -> 2.96, 1 -> 32 0.62 -> 2.16.
+const WINOGRAD_MIN_INPUTS: usize = 16;
+
+/// Output channels from which F(2x2, 3x3) pays: 28x28 32 -> 4 4.24 -> 2.85 ms and 5.09 -> 4.46, but
+/// 32 -> 2 4.06 -> 2.73 and 4.93 -> 6.52, 32 -> 1 0.95 -> 1.02 and 2.41 -> 2.87 (as for
+/// [`WINOGRAD_MIN_INPUTS`]): the input cotangent's 16 products have `K = C_out`.
+const WINOGRAD_MIN_OUTPUTS: usize = 4;
 
 impl Conv2d {
     /// Whether the passes run by F(2x2, 3x3): a 3x3 stride-1 convolution of images with even sides
-    /// and enough input channels ([`WINOGRAD_MIN_CHANNELS`]).
+    /// and enough input and output channels ([`WINOGRAD_MIN_INPUTS`], [`WINOGRAD_MIN_OUTPUTS`]).
     pub(super) fn is_winograd(&self) -> bool {
-        let Self { kernel, stride, input, .. } = *self;
+        let Self { kernel, stride, input, outputs } = *self;
         let even = input.height.is_multiple_of(2) && input.width.is_multiple_of(2);
-        let channels = if self.is_padded() { 2 * WINOGRAD_MIN_CHANNELS } else { WINOGRAD_MIN_CHANNELS };
-        kernel == 3 && stride == 1 && even && input.channels >= channels
+        let wide = input.channels >= WINOGRAD_MIN_INPUTS && outputs >= WINOGRAD_MIN_OUTPUTS;
+        kernel == 3 && stride == 1 && even && wide
     }
 
     /// Workspace of the F(2x2, 3x3) passes: the transformed weights, and a block of transformed
@@ -71,7 +76,9 @@ impl Conv2d {
         Tiles { images, height: self.input.height, width: self.input.width }
     }
 
-    /// `y = conv(x)` by F(2x2, 3x3) (the caller adds the bias).
+    /// `y = conv(x)` by F(2x2, 3x3) (the caller adds the bias). The block's transformed patches `V`
+    /// and products `M` are stored tile by tile (`V[t, xi, c]`, `M[t, xi, o]`), so each GEMM reads and
+    /// writes rows `16 C` apart.
     pub(super) fn winograd_forward<F: Real>(&self, weight: &[F], x: &[F], y: &mut [F], workspace: &mut [F]) {
         let (cin, outs, tiles) = (self.input.channels, self.outputs, self.tiles(x));
         let (u, rest) = workspace.split_at_mut(16 * cin * outs);
@@ -79,22 +86,27 @@ impl Conv2d {
         let block = self.winograd_block_tiles();
         let (v, rest) = rest.split_at_mut(16 * block * cin);
         let m = &mut rest[..16 * block * outs];
-        let (zeros, mut rows) = (vec![F::zero(); cin], vec![F::zero(); 16 * cin.max(outs)]);
+        let mut patches = PatchRows::new(&tiles, cin);
         for first in (0..tiles.len()).step_by(block) {
             let count = block.min(tiles.len() - first);
-            for t in 0..count {
-                tiles.transform_patch(x, first + t, cin, &zeros, &mut rows, v, |xi| (xi * block + t) * cin);
+            for (t, v_t) in (first..first + count).zip(v.chunks_exact_mut(16 * cin)) {
+                patches.transform(&tiles, x, t, v_t);
             }
             for xi in 0..16 {
-                let a = (&v[xi * block * cin..(xi * block + count) * cin], cin, 1);
+                let a = (&v[xi * cin..count * 16 * cin], 16 * cin, 1);
                 let b = (&u[xi * cin * outs..(xi + 1) * cin * outs], outs, 1);
-                let c = (&mut m[xi * block * outs..(xi * block + count) * outs], outs, 1);
+                let c = (&mut m[xi * outs..count * 16 * outs], 16 * outs, 1);
                 F::gemm(count, cin, outs, F::one(), a, b, F::zero(), c);
             }
-            for t in 0..count {
-                let (product, pixels) =
-                    (|xi: usize| &m[(xi * block + t) * outs..][..outs], tiles.output_pixels(first + t));
-                output_transform(product, outs, &mut rows, y, |dy, dx| pixels[2 * dy + dx] * outs);
+            for (t, m_t) in (first..first + count).zip(m.chunks_exact(16 * outs)) {
+                let pixels = tiles.output_pixels(t);
+                let (top, bottom) = y.split_at_mut(pixels[2] * outs);
+                output_transform(
+                    m_t,
+                    outs,
+                    &mut top[pixels[0] * outs..][..2 * outs],
+                    &mut bottom[..2 * outs],
+                );
             }
         }
     }
@@ -123,38 +135,43 @@ impl Conv2d {
         let block = self.winograd_reverse_block_tiles();
         let (v, rest) = rest.split_at_mut(16 * block * cin);
         let g_m = &mut rest[..16 * block * outs];
-        let (zeros, mut rows) = (vec![F::zero(); cin], vec![F::zero(); 16 * cin.max(outs)]);
+        let (mut patches, mut cotangents) = (PatchRows::new(&tiles, cin), PatchRows::new(&tiles, cin));
         for first in (0..tiles.len()).step_by(block) {
             let count = block.min(tiles.len() - first);
-            for t in 0..count {
-                tiles.transform_patch(x, first + t, cin, &zeros, &mut rows, v, |xi| (xi * block + t) * cin);
-                let pixels = tiles.output_pixels(first + t);
-                let g_tile: [&[F]; 4] = std::array::from_fn(|d| &g_y[pixels[d] * outs..][..outs]);
-                output_transform_adjoint(&g_tile, outs, &mut rows, g_m, |xi| (xi * block + t) * outs);
+            let tile_blocks = v.chunks_exact_mut(16 * cin).zip(g_m.chunks_exact_mut(16 * outs));
+            for (t, (v_t, g_m_t)) in (first..first + count).zip(tile_blocks) {
+                patches.transform(&tiles, x, t, v_t);
+                let pixels = tiles.output_pixels(t);
+                let (top, bottom) =
+                    (&g_y[pixels[0] * outs..][..2 * outs], &g_y[pixels[2] * outs..][..2 * outs]);
+                output_transform_adjoint(top, bottom, outs, g_m_t);
             }
             for xi in 0..16 {
-                let v_xi = &mut v[xi * block * cin..(xi * block + count) * cin];
-                let g_m_xi = (&g_m[xi * block * outs..(xi * block + count) * outs], outs, 1);
+                let g_m_xi = (&g_m[xi * outs..count * 16 * outs], 16 * outs, 1);
                 let g_u_xi = (&mut g_u[xi * cin * outs..(xi + 1) * cin * outs], outs, 1);
-                F::gemm(cin, count, outs, F::one(), (&*v_xi, 1, cin), g_m_xi, F::one(), g_u_xi);
+                let v_xi_t = (&v[xi * cin..count * 16 * cin], 1, 16 * cin);
+                F::gemm(cin, count, outs, F::one(), v_xi_t, g_m_xi, F::one(), g_u_xi);
                 if g_x.is_some() {
                     // The patches are spent: their block takes gV_xi = gM_xi U_xi^T.
                     let u_t = (&u[xi * cin * outs..(xi + 1) * cin * outs], 1, outs);
-                    F::gemm(count, outs, cin, F::one(), g_m_xi, u_t, F::zero(), (v_xi, cin, 1));
+                    let g_v = (&mut v[xi * cin..count * 16 * cin], 16 * cin, 1);
+                    F::gemm(count, outs, cin, F::one(), g_m_xi, u_t, F::zero(), g_v);
                 }
             }
             if let Some(g_x) = g_x.as_deref_mut() {
-                for t in 0..count {
-                    let g_v = |xi: usize| &v[(xi * block + t) * cin..][..cin];
-                    tiles.add_patch_cotangent(g_v, first + t, cin, &mut rows, g_x);
+                for (t, g_v_t) in (first..first + count).zip(v.chunks_exact(16 * cin)) {
+                    cotangents.add_cotangent(&tiles, g_x, t, g_v_t);
                 }
             }
+        }
+        if let Some(g_x) = g_x {
+            cotangents.flush_cotangent(&tiles, g_x);
         }
         transform_weight_gradient(g_u, cin, outs, g_weight);
     }
 }
 
-/// The 2x2 output tiles of stacked images with even sides.
+/// The 2x2 output tiles of stacked images with even sides, numbered image by image, row by row.
 struct Tiles {
     images: usize,
     height: usize,
@@ -166,97 +183,137 @@ impl Tiles {
         self.images * self.height * self.width / 4
     }
 
-    /// Image, tile row and tile column of tile `t`.
-    fn position(&self, t: usize) -> (usize, usize, usize) {
-        let (per_row, per_image) = (self.width / 2, self.height * self.width / 4);
-        (t / per_image, t % per_image / per_row, t % per_row)
+    /// Tile row (over all images) and tile column of tile `t`.
+    fn row_and_column(&self, t: usize) -> (usize, usize) {
+        (t / (self.width / 2), t % (self.width / 2))
     }
 
     /// Stacked pixels of tile `t`, `(dy, dx)` at `2 dy + dx`.
     fn output_pixels(&self, t: usize) -> [usize; 4] {
-        let (r, ty, tx) = self.position(t);
-        std::array::from_fn(|d| (r * self.height + 2 * ty + d / 2) * self.width + 2 * tx + d % 2)
+        let (row, tx) = self.row_and_column(t);
+        std::array::from_fn(|d| (2 * row + d / 2) * self.width + 2 * tx + d % 2)
     }
 
-    /// Stacked pixels of the 4x4 patch of tile `t` (from image pixel `(2 ty - 1, 2 tx - 1)`), `(a, b)`
-    /// at `4 a + b`, `None` outside the image.
-    fn patch_pixels(&self, t: usize) -> [Option<usize>; 16] {
-        let (r, ty, tx) = self.position(t);
-        std::array::from_fn(|ab| {
-            let iy = (2 * ty + ab / 4).checked_sub(1).filter(|&iy| iy < self.height)?;
-            let ix = (2 * tx + ab % 4).checked_sub(1).filter(|&ix| ix < self.width)?;
-            Some((r * self.height + iy) * self.width + ix)
-        })
+    /// Stacked pixel starting input row `i` (image row `2 ty - 1 + i`) of the patches of tile row
+    /// `row`, `None` outside the image.
+    fn patch_row(&self, row: usize, i: usize) -> Option<usize> {
+        let (r, ty) = (row / (self.height / 2), row % (self.height / 2));
+        let iy = (2 * ty + i).checked_sub(1).filter(|&iy| iy < self.height)?;
+        Some((r * self.height + iy) * self.width)
+    }
+}
+
+/// Half of a transform along the patches' rows, held for the tile row being worked on: row `a` of
+/// `B^T d` (forward: `d` the four input rows under the tile row) or of `g_d B` (reverse: summed over
+/// the tile row's tiles so far), each over the image's columns `-1 ..= W`, so that tile column `tx`
+/// reads or adds pixels `2 tx .. 2 tx + 4` (docs/math.md §8.8).
+struct PatchRows<F> {
+    /// Row `a` at `[a (W + 2) c ..]`.
+    rows: Vec<F>,
+    /// The tile row held.
+    held: Option<usize>,
+    /// `W c` zeros: the input rows outside the image.
+    zeros: Vec<F>,
+    channels: usize,
+}
+
+impl<F: Real> PatchRows<F> {
+    fn new(tiles: &Tiles, channels: usize) -> Self {
+        let rows = vec![F::zero(); 4 * (tiles.width + 2) * channels];
+        Self { rows, held: None, zeros: vec![F::zero(); tiles.width * channels], channels }
     }
 
-    /// `B^T d B` of tile `t`'s patch of the `c`-channel images `x` into `dst` from `at(xi)` (see
-    /// [`input_transform`]); `zeros` holds `c` zeros.
-    #[allow(clippy::too_many_arguments)]
-    fn transform_patch<F: Real>(
-        &self,
-        x: &[F],
-        t: usize,
-        c: usize,
-        zeros: &[F],
-        rows: &mut [F],
-        dst: &mut [F],
-        at: impl Fn(usize) -> usize,
-    ) {
-        let pixels = self.patch_pixels(t);
-        let patch: [&[F]; 16] = std::array::from_fn(|ab| match pixels[ab] {
-            Some(p) => &x[p * c..][..c],
-            None => zeros,
-        });
-        input_transform(&patch, c, rows, dst, at);
-    }
-
-    /// `g_x += B g_V B^T` over the pixels of tile `t`'s patch that lie in the image, `g_v(xi)` holding
-    /// the `c` values of position `xi`; `rows` holds `16 c` values of workspace.
-    fn add_patch_cotangent<'a, F: Real>(
-        &self,
-        g_v: impl Fn(usize) -> &'a [F],
-        t: usize,
-        c: usize,
-        rows: &mut [F],
-        g_x: &mut [F],
-    ) {
-        // The adjoint of input_transform's combinations (u0 - u2, u1 + u2, u2 - u1, u1 - u3), along
-        // each row first: s[a][j] at rows[(a 4 + j) c ..].
-        for a in 0..4 {
-            let (v0, v1, v2, v3) = (g_v(a * 4), g_v(a * 4 + 1), g_v(a * 4 + 2), g_v(a * 4 + 3));
-            let (s0, rest) = rows[a * 4 * c..(a + 1) * 4 * c].split_at_mut(c);
-            let (s1, rest) = rest.split_at_mut(c);
-            let (s2, s3) = rest.split_at_mut(c);
-            for (k, ((o0, o1), (o2, o3))) in s0.iter_mut().zip(s1).zip(s2.iter_mut().zip(s3)).enumerate() {
-                (*o0, *o1, *o2, *o3) = (v0[k], v1[k] - v2[k] + v3[k], v1[k] + v2[k] - v0[k], -v3[k]);
+    /// `V_t = B^T d B` of tile `t`'s patch of `x` into `dst` (`16 c` values, position `xi = 4 a + b` at
+    /// `xi c`): the rows `B^T d` are built once per tile row, over whole image rows,
+    ///
+    /// `(d0 - d2, d1 + d2, d2 - d1, d1 - d3)`, then each tile's four columns combine the same way.
+    fn transform(&mut self, tiles: &Tiles, x: &[F], t: usize, dst: &mut [F]) {
+        let (row, tx) = tiles.row_and_column(t);
+        let (c, stride) = (self.channels, (tiles.width + 2) * self.channels);
+        if self.held != Some(row) {
+            self.held = Some(row);
+            let run = tiles.width * c;
+            let d: [&[F]; 4] = std::array::from_fn(|i| match tiles.patch_row(row, i) {
+                Some(p) => &x[p * c..][..run],
+                None => &self.zeros[..],
+            });
+            for (a, bt_d) in self.rows.chunks_exact_mut(stride).enumerate() {
+                let (p, q, sign) = [(d[0], d[2], -1), (d[1], d[2], 1), (d[2], d[1], -1), (d[1], d[3], -1)][a];
+                let inner = bt_d[c..c + run].iter_mut().zip(p.iter().zip(q));
+                if sign < 0 {
+                    inner.for_each(|(o, (p, q))| *o = *p - *q);
+                } else {
+                    inner.for_each(|(o, (p, q))| *o = *p + *q);
+                }
             }
         }
-        // Then down each column, added onto the patch's pixels that lie in the image.
-        let pixels = self.patch_pixels(t);
-        for j in 0..4 {
-            let s = |a: usize| &rows[(a * 4 + j) * c..(a * 4 + j + 1) * c];
-            let (s0, s1, s2, s3) = (s(0), s(1), s(2), s(3));
-            let pixel = |a: usize| pixels[a * 4 + j].map(|p| p * c..(p + 1) * c);
-            if let Some(span) = pixel(0) {
-                g_x[span].iter_mut().zip(s0).for_each(|(g, v)| *g += *v);
-            }
-            if let Some(span) = pixel(1) {
-                g_x[span]
-                    .iter_mut()
-                    .zip(s1.iter().zip(s2).zip(s3))
-                    .for_each(|(g, ((p, q), r))| *g += *p - *q + *r);
-            }
-            if let Some(span) = pixel(2) {
-                g_x[span]
-                    .iter_mut()
-                    .zip(s1.iter().zip(s2).zip(s0))
-                    .for_each(|(g, ((p, q), r))| *g += *p + *q - *r);
-            }
-            if let Some(span) = pixel(3) {
-                g_x[span].iter_mut().zip(s3).for_each(|(g, v)| *g -= *v);
+        for (a, out) in dst[..16 * c].chunks_exact_mut(4 * c).enumerate() {
+            let [t0, t1, t2, t3] = quarters(&self.rows[a * stride + 2 * tx * c..][..4 * c], c);
+            let [o0, o1, o2, o3] = quarters_mut(out, c);
+            for k in 0..c {
+                (o0[k], o1[k], o2[k], o3[k]) = (t0[k] - t2[k], t1[k] + t2[k], t2[k] - t1[k], t1[k] - t3[k]);
             }
         }
     }
+
+    /// Adds `g_d = B g_V B^T` of tile `t` (`g_v`: `16 c` values as [`PatchRows::transform`] writes them)
+    /// onto `g_x`: along the patch's rows into the held tile row, the adjoint of the columns' combinations,
+    /// `(v0, v1 - v2 + v3, v1 + v2 - v0, -v3)`; a new tile row first adds the held one onto `g_x`.
+    fn add_cotangent(&mut self, tiles: &Tiles, g_x: &mut [F], t: usize, g_v: &[F]) {
+        let (row, tx) = tiles.row_and_column(t);
+        if self.held != Some(row) {
+            self.flush_cotangent(tiles, g_x);
+            self.held = Some(row);
+        }
+        let (c, stride) = (self.channels, (tiles.width + 2) * self.channels);
+        for (a, v) in g_v[..16 * c].chunks_exact(4 * c).enumerate() {
+            let [v0, v1, v2, v3] = quarters(v, c);
+            let [s0, s1, s2, s3] = quarters_mut(&mut self.rows[a * stride + 2 * tx * c..], c);
+            for k in 0..c {
+                s0[k] += v0[k];
+                s1[k] += v1[k] - v2[k] + v3[k];
+                s2[k] += v1[k] + v2[k] - v0[k];
+                s3[k] -= v3[k];
+            }
+        }
+    }
+
+    /// Adds the held rows `s` onto the input rows of `g_x` under the held tile row (the adjoint of
+    /// `B^T d` down the columns: `(s0, s1 - s2 + s3, s1 + s2 - s0, -s3)`, rows outside the image and the
+    /// two border columns dropped), then zeroes them.
+    fn flush_cotangent(&mut self, tiles: &Tiles, g_x: &mut [F]) {
+        let Some(row) = self.held.take() else { return };
+        let (c, stride, run) =
+            (self.channels, (tiles.width + 2) * self.channels, tiles.width * self.channels);
+        let [s0, s1, s2, s3] = quarters(&self.rows, stride).map(|s| &s[c..c + run]);
+        for i in 0..4 {
+            let Some(p) = tiles.patch_row(row, i) else { continue };
+            let g = g_x[p * c..][..run].iter_mut();
+            match i {
+                0 => g.zip(s0).for_each(|(g, s)| *g += *s),
+                1 => g.zip(s1.iter().zip(s2).zip(s3)).for_each(|(g, ((p, q), r))| *g += *p - *q + *r),
+                2 => g.zip(s1.iter().zip(s2).zip(s0)).for_each(|(g, ((p, q), r))| *g += *p + *q - *r),
+                _ => g.zip(s3).for_each(|(g, s)| *g -= *s),
+            }
+        }
+        self.rows.fill(F::zero());
+    }
+}
+
+/// The four consecutive runs of `c` values at the start of `s`.
+fn quarters<F>(s: &[F], c: usize) -> [&[F]; 4] {
+    let (s0, rest) = s.split_at(c);
+    let (s1, rest) = rest.split_at(c);
+    let (s2, rest) = rest.split_at(c);
+    [s0, s1, s2, &rest[..c]]
+}
+
+/// [`quarters`], writable.
+fn quarters_mut<F>(s: &mut [F], c: usize) -> [&mut [F]; 4] {
+    let (s0, rest) = s.split_at_mut(c);
+    let (s1, rest) = rest.split_at_mut(c);
+    let (s2, rest) = rest.split_at_mut(c);
+    [s0, s1, s2, &mut rest[..c]]
 }
 
 /// `U_xi[c, o] = (G g_{c o} G^T)_xi` for the weight `W[(ky, kx, c), o]`.
@@ -278,100 +335,36 @@ fn transform_weights<F: Real>(weight: &[F], cin: usize, outs: usize, u: &mut [F]
     }
 }
 
-/// `B^T d B` of a 4x4 patch of `c`-channel pixels (row-major, one slice a pixel) into `dst` from `at(xi)` (`c` values each)
-/// for the 16 positions `xi`; `rows` holds `16 c` values of workspace.
-fn input_transform<F: Real>(
-    patch: &[&[F]; 16],
-    c: usize,
-    rows: &mut [F],
-    dst: &mut [F],
-    at: impl Fn(usize) -> usize,
-) {
-    let px = |a: usize, b: usize| patch[a * 4 + b];
-    // t = B^T d, row a, column b at rows[(a 4 + b) c ..].
-    for b in 0..4 {
-        let (d0, d1, d2, d3) = (px(0, b), px(1, b), px(2, b), px(3, b));
-        let (t0, rest) = rows.split_at_mut(4 * c);
-        let (t1, rest) = rest.split_at_mut(4 * c);
-        let (t2, t3) = rest.split_at_mut(4 * c);
-        let column = b * c..(b + 1) * c;
-        for (k, ((o0, o1), (o2, o3))) in t0[column.clone()]
-            .iter_mut()
-            .zip(&mut t1[column.clone()])
-            .zip(t2[column.clone()].iter_mut().zip(&mut t3[column]))
-            .enumerate()
-        {
-            (*o0, *o1, *o2, *o3) = (d0[k] - d2[k], d1[k] + d2[k], d2[k] - d1[k], d1[k] - d3[k]);
-        }
-    }
-    // (B^T d) B: the same combinations along each row.
-    for a in 0..4 {
-        let t = |b: usize| &rows[(a * 4 + b) * c..(a * 4 + b + 1) * c];
-        let (t0, t1, t2, t3) = (t(0), t(1), t(2), t(3));
-        let span = |xi: usize| at(xi)..at(xi) + c;
-        dst[span(a * 4)].iter_mut().zip(t0.iter().zip(t2)).for_each(|(o, (p, q))| *o = *p - *q);
-        dst[span(a * 4 + 1)].iter_mut().zip(t1.iter().zip(t2)).for_each(|(o, (p, q))| *o = *p + *q);
-        dst[span(a * 4 + 2)].iter_mut().zip(t2.iter().zip(t1)).for_each(|(o, (p, q))| *o = *p - *q);
-        dst[span(a * 4 + 3)].iter_mut().zip(t1.iter().zip(t3)).for_each(|(o, (p, q))| *o = *p - *q);
+/// `Y = A^T M A` of one tile's products (`m`: `16 c` values, position `xi = 4 a + b` at `xi c`) into
+/// its two output rows (`top`, `bottom`: pixels `(dy, 0)` and `(dy, 1)`, `c` values each): with
+/// `r_dy,b = (m0b + m1b + m2b, m1b - m2b - m3b)`, `y_dy = (r0 + r1 + r2, r1 - r2 - r3)`.
+fn output_transform<F: Real>(m: &[F], c: usize, top: &mut [F], bottom: &mut [F]) {
+    let [m0, m1, m2, m3] = quarters(m, 4 * c).map(|row| quarters(row, c));
+    let (y00, y01) = top.split_at_mut(c);
+    let (y10, y11) = bottom.split_at_mut(c);
+    let (y01, y11) = (&mut y01[..c], &mut y11[..c]);
+    for k in 0..c {
+        let r0 = [0, 1, 2, 3].map(|b| m0[b][k] + m1[b][k] + m2[b][k]);
+        let r1 = [0, 1, 2, 3].map(|b| m1[b][k] - m2[b][k] - m3[b][k]);
+        (y00[k], y01[k]) = (r0[0] + r0[1] + r0[2], r0[1] - r0[2] - r0[3]);
+        (y10[k], y11[k]) = (r1[0] + r1[1] + r1[2], r1[1] - r1[2] - r1[3]);
     }
 }
 
-/// `A^T M A` of one tile's 16 products (`product(xi)`: `c` values each) into `dst` from `at(dy, dx)`
-/// for the tile's 2x2 output pixels; `rows` holds `8 c` values of workspace.
-fn output_transform<'a, F: Real>(
-    product: impl Fn(usize) -> &'a [F],
-    c: usize,
-    rows: &mut [F],
-    dst: &mut [F],
-    at: impl Fn(usize, usize) -> usize,
-) {
-    // r = A^T M: r0_b = m0b + m1b + m2b, r1_b = m1b - m2b - m3b, at rows[(dy 4 + b) c ..].
-    for b in 0..4 {
-        let (m0, m1, m2, m3) = (product(b), product(4 + b), product(8 + b), product(12 + b));
-        let (r0, r1) = rows[..8 * c].split_at_mut(4 * c);
-        let column = b * c..(b + 1) * c;
-        for (k, (o0, o1)) in r0[column.clone()].iter_mut().zip(&mut r1[column]).enumerate() {
-            (*o0, *o1) = (m0[k] + m1[k] + m2[k], m1[k] - m2[k] - m3[k]);
+/// The adjoint of [`output_transform`]: `gM = A g_Y A^T` of one tile's output cotangents (`top`,
+/// `bottom`: `2 c` values each) into `dst` (`16 c` values): along the rows the adjoint of
+/// `(m0 + m1 + m2, m1 - m2 - m3)` is `s_dy = (g0, g0 + g1, g0 - g1, -g1)`, then down the columns
+/// `gM_b = (s0b, s0b + s1b, s0b - s1b, -s1b)`.
+fn output_transform_adjoint<F: Real>(top: &[F], bottom: &[F], c: usize, dst: &mut [F]) {
+    let [g00, g01] = [&top[..c], &top[c..2 * c]];
+    let [g10, g11] = [&bottom[..c], &bottom[c..2 * c]];
+    let [o0, o1, o2, o3] = quarters_mut(dst, 4 * c).map(|row| quarters_mut(row, c));
+    for k in 0..c {
+        let s0 = [g00[k], g00[k] + g01[k], g00[k] - g01[k], -g01[k]];
+        let s1 = [g10[k], g10[k] + g11[k], g10[k] - g11[k], -g11[k]];
+        for b in 0..4 {
+            (o0[b][k], o1[b][k], o2[b][k], o3[b][k]) = (s0[b], s0[b] + s1[b], s0[b] - s1[b], -s1[b]);
         }
-    }
-    for dy in 0..2 {
-        let r = |b: usize| &rows[(dy * 4 + b) * c..(dy * 4 + b + 1) * c];
-        let (r0, r1, r2, r3) = (r(0), r(1), r(2), r(3));
-        let span = |dx: usize| at(dy, dx)..at(dy, dx) + c;
-        dst[span(0)].iter_mut().enumerate().for_each(|(k, o)| *o = r0[k] + r1[k] + r2[k]);
-        dst[span(1)].iter_mut().enumerate().for_each(|(k, o)| *o = r1[k] - r2[k] - r3[k]);
-    }
-}
-
-/// The adjoint of [`output_transform`]: `gM = A g_Y A^T` of one tile's 2x2 output cotangents
-/// (`g_tile[2 dy + dx]`, `c` values each) into `dst` from `at(xi)` for the 16 positions `xi`; `rows`
-/// holds `8 c` values of workspace.
-fn output_transform_adjoint<F: Real>(
-    g_tile: &[&[F]; 4],
-    c: usize,
-    rows: &mut [F],
-    dst: &mut [F],
-    at: impl Fn(usize) -> usize,
-) {
-    // The adjoint of (m0 + m1 + m2, m1 - m2 - m3) is (g0, g0 + g1, g0 - g1, -g1), along each output row
-    // first: s[dy][b] at rows[(dy 4 + b) c ..].
-    for dy in 0..2 {
-        let (g0, g1) = (g_tile[dy * 2], g_tile[dy * 2 + 1]);
-        let (s0, rest) = rows[dy * 4 * c..(dy + 1) * 4 * c].split_at_mut(c);
-        let (s1, rest) = rest.split_at_mut(c);
-        let (s2, s3) = rest.split_at_mut(c);
-        for (k, ((o0, o1), (o2, o3))) in s0.iter_mut().zip(s1).zip(s2.iter_mut().zip(s3)).enumerate() {
-            (*o0, *o1, *o2, *o3) = (g0[k], g0[k] + g1[k], g0[k] - g1[k], -g1[k]);
-        }
-    }
-    // Then down each column.
-    for b in 0..4 {
-        let (s0, s1) = (&rows[b * c..(b + 1) * c], &rows[(4 + b) * c..(5 + b) * c]);
-        let span = |xi: usize| at(xi)..at(xi) + c;
-        dst[span(b)].copy_from_slice(s0);
-        dst[span(4 + b)].iter_mut().zip(s0.iter().zip(s1)).for_each(|(o, (p, q))| *o = *p + *q);
-        dst[span(8 + b)].iter_mut().zip(s0.iter().zip(s1)).for_each(|(o, (p, q))| *o = *p - *q);
-        dst[span(12 + b)].iter_mut().zip(s1).for_each(|(o, q)| *o = -*q);
     }
 }
 
