@@ -405,7 +405,8 @@ mod tests {
 
     /// The F(2x2, 3x3) passes (`winograd.rs`), called directly whatever the channels: values against the
     /// direct sum, and the reverse pass against the transposes of the map (as for the padded passes);
-    /// `g_x` is added to. 40 images of 16x16 with 4 channels make several blocks of tiles in both passes.
+    /// `g_x` is added to. 40 images of 16x16 with 4 channels make several blocks of tiles in both passes;
+    /// odd sides leave the last tile row and column partly outside the image.
     /// Where the rule picks it (32 input channels), the convolution's forward pass adds the bias on the
     /// primal rows only.
     #[test]
@@ -416,6 +417,9 @@ mod tests {
             (Shape::new(2, 2, 1), 1, 1),
             (Shape::new(16, 16, 4), 40, 20),
             (Shape::new(4, 4, 32), 3, 2),
+            (Shape::new(5, 3, 2), 3, 2),
+            (Shape::new(1, 1, 3), 2, 1),
+            (Shape::new(7, 7, 16), 3, 2),
         ] {
             let conv = Conv2d { kernel: 3, stride: 1, input, outputs: 5 };
             let what = format!("{input:?}");
@@ -473,23 +477,25 @@ mod tests {
             input: Shape::new(side, side, channels),
             outputs,
         };
-        for side in [14, 28] {
+        for side in [7, 14, 28] {
             assert!(wide(side, 16, 4).is_winograd(), "{side}x{side}: 16 inputs, 4 outputs");
             assert!(!wide(side, 8, 8).is_winograd(), "{side}x{side}: 8 inputs");
             assert!(!wide(side, 32, 2).is_winograd(), "{side}x{side}: 2 outputs");
         }
-        assert!(!wide(7, 128, 128).is_winograd(), "odd sides");
     }
 
-    /// F(2x2, 3x3) in a graph: tangent rows, bias and both reverse streams against finite differences.
+    /// F(2x2, 3x3) in a graph, on even and odd sides: tangent rows, bias and both reverse streams against
+    /// finite differences.
     #[test]
     fn winograd_convolution_in_a_graph_matches_finite_differences() {
-        let mut rng = test_rng(9);
-        let mut b = GraphBuilder::<f64, _>::new(Shape::new(6, 4, 16), &mut rng);
-        let x = b.input();
-        b.conv2d("conv", x, 4, 3, 1).expect("valid conv");
-        assert!(Conv2d { kernel: 3, stride: 1, input: Shape::new(6, 4, 16), outputs: 4 }.is_winograd());
-        check_against_finite_differences(&b.finish(), 2, 1, 10);
+        for input in [Shape::new(6, 4, 16), Shape::new(5, 3, 16)] {
+            let mut rng = test_rng(9);
+            let mut b = GraphBuilder::<f64, _>::new(input, &mut rng);
+            let x = b.input();
+            b.conv2d("conv", x, 4, 3, 1).expect("valid conv");
+            assert!(Conv2d { kernel: 3, stride: 1, input, outputs: 4 }.is_winograd());
+            check_against_finite_differences(&b.finish(), 2, 1, 10);
+        }
     }
 
     /// A 20x20 image (7.7% junk) takes the padded layout in the graph: tangent rows, bias and the
