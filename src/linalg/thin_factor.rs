@@ -2,9 +2,10 @@
 //! sample at a time: `U^T U` with the row norms, `U^T x`, `U t`, and the row update
 //! `out += q U Q + f diag(e) U + sum_j c_j w_j p_j^T`.
 //!
-//! Portable loops serve every type and rank. For f32 with `r <= 16` on a CPU with AVX-512, a row of `U`
-//! is one masked 16-lane register and these run as register kernels: the compiler's own vectorisation of
-//! such short rows of run-time length is poor (scalar remainders, or gathers across rows).
+//! Portable loops serve every type and rank. For f32 with `r <= 32` on a CPU with AVX-512, a row of `U`
+//! is one or two masked 16-lane registers and these run as register kernels: the compiler's own
+//! vectorisation of such short rows of run-time length is poor (scalar remainders, or gathers across
+//! rows).
 #![allow(unsafe_code)] // the AVX-512 kernels: intrinsics behind run-time feature detection.
 
 use num_traits::Float;
@@ -55,9 +56,9 @@ pub trait ThinFactor: Float + AddAssign + 'static {
 
 impl ThinFactor for f64 {}
 
-/// Largest rank the AVX-512 kernels take (one register per row).
+/// Largest rank the AVX-512 kernels take (two registers per row).
 #[cfg(target_arch = "x86_64")]
-const MAX_SIMD_RANK: usize = 16;
+const MAX_SIMD_RANK: usize = 32;
 
 /// True if the f32 kernels of rank `rank` can run on AVX-512.
 #[cfg(target_arch = "x86_64")]
@@ -181,93 +182,153 @@ mod portable {
     }
 }
 
-/// The AVX-512 kernels (f32, `1 <= rank <= 16`): row `i` of `U` is the masked load of its `rank` entries.
-/// Callers check the shapes and that avx512f is present.
+/// The AVX-512 kernels (f32, `1 <= rank <= 32`): the columns of `U` are taken in windows of at most 16
+/// (one for `rank <= 16`, two above), and a row's window is one masked register. Callers check the
+/// shapes and that avx512f is present.
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::Outer;
     use std::arch::x86_64::*;
 
-    /// The mask of the first `rank` lanes.
-    fn lanes(rank: usize) -> __mmask16 {
-        ((1u32 << rank) - 1) as __mmask16
+    /// Columns `start .. start + width` (`1 <= width <= 16`) of a row-major matrix with `stride` columns.
+    #[derive(Clone, Copy)]
+    struct Window {
+        stride: usize,
+        start: usize,
+        width: usize,
     }
 
-    /// Row `i` of `U`, zero past `rank`.
-    ///
-    /// # Safety
-    /// avx512f is available and `u` holds row `i` (`(i + 1) rank <= u.len()`).
-    #[target_feature(enable = "avx512f")]
-    unsafe fn row(u: &[f32], rank: usize, i: usize) -> __m512 {
-        debug_assert!((i + 1) * rank <= u.len());
-        // SAFETY: the masked load reads only lanes `i rank .. (i + 1) rank`, inside `u` (caller).
-        unsafe { _mm512_maskz_loadu_ps(lanes(rank), u.as_ptr().add(i * rank)) }
+    impl Window {
+        /// The windows of 16 columns (the last one narrower) that cover `rank <= 32` columns.
+        fn cover(rank: usize) -> impl Iterator<Item = Window> {
+            (0..rank).step_by(16).map(move |start| Window {
+                stride: rank,
+                start,
+                width: (rank - start).min(16),
+            })
+        }
+
+        /// The mask of the window's lanes.
+        fn mask(&self) -> __mmask16 {
+            ((1u32 << self.width) - 1) as __mmask16
+        }
+
+        /// Offset of row `i`'s window.
+        fn at(&self, i: usize) -> usize {
+            i * self.stride + self.start
+        }
+
+        /// Row `i`'s window of `m`, zero past its width.
+        ///
+        /// # Safety
+        /// avx512f is available and `m` holds the window of row `i` (`at(i) + width <= m.len()`).
+        #[target_feature(enable = "avx512f")]
+        unsafe fn row(&self, m: &[f32], i: usize) -> __m512 {
+            debug_assert!(self.at(i) + self.width <= m.len());
+            // SAFETY: the masked load reads only the window's lanes, inside `m` (caller).
+            unsafe { _mm512_maskz_loadu_ps(self.mask(), m.as_ptr().add(self.at(i))) }
+        }
     }
 
     /// # Safety
-    /// avx512f is available; `u` is `norms.len() x rank`, `gram` is `rank x rank`, `rank <= 16`.
+    /// avx512f is available; `u` is `norms.len() x rank`, `gram` is `rank x rank`, `rank <= 32`.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn gram_into(u: &[f32], rank: usize, gram: &mut [f32], norms: &mut [f32]) {
-        // Gram row `a` in register `acc[a]`; the loops over lanes are unrolled with constant indices.
-        let mut acc = [_mm512_setzero_ps(); 16];
-        for (i, (r, norm)) in u.chunks_exact(rank).zip(norms.iter_mut()).enumerate() {
-            // SAFETY: `u` holds row `i` (caller's shapes).
-            let p = unsafe { row(u, rank, i) };
-            for (a, acc_a) in acc.iter_mut().enumerate() {
-                if a < rank {
-                    *acc_a = _mm512_fmadd_ps(_mm512_set1_ps(r[a]), p, *acc_a);
+        let mut windows = Window::cover(rank);
+        let Some(low) = windows.next() else { return };
+        // SAFETY (all three): the caller's shapes.
+        unsafe { gram_block(u, (low, low), gram, Some((norms, false))) };
+        if let Some(high) = windows.next() {
+            unsafe { gram_block(u, (low, high), gram, None) };
+            unsafe { gram_block(u, (high, high), gram, Some((norms, true))) };
+            for a in high.start..rank {
+                for b in 0..low.width {
+                    gram[a * rank + b] = gram[b * rank + a];
                 }
             }
-            *norm = _mm512_reduce_add_ps(_mm512_mul_ps(p, p));
-        }
-        for (g, a) in gram.chunks_exact_mut(rank).zip(acc) {
-            // SAFETY: the masked store writes `rank` lanes, the length of `g`.
-            unsafe { _mm512_mask_storeu_ps(g.as_mut_ptr(), lanes(rank), a) };
         }
     }
 
+    /// The block `(a, b)` of `U^T U` for the column windows `a` and `b`, and with `norms` the squared
+    /// norms of the rows' windows `b` (assigned, or added when the flag is set).
+    ///
     /// # Safety
-    /// avx512f is available; `u` is `x.len() x rank`, `out` has `rank` entries, `rank <= 16`.
+    /// As for [`gram_into`].
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn project_into(u: &[f32], rank: usize, x: &[f32], out: &mut [f32]) {
-        // Four independent sums, so consecutive rows do not wait on each other's additions.
-        let mut acc = [_mm512_setzero_ps(); 4];
-        let quads = x.chunks_exact(4);
-        let done = x.len() - quads.remainder().len();
-        for (q, xs) in quads.enumerate() {
+    unsafe fn gram_block(
+        u: &[f32],
+        (a, b): (Window, Window),
+        gram: &mut [f32],
+        mut norms: Option<(&mut [f32], bool)>,
+    ) {
+        // Gram row `a.start + k` in register `acc[k]`; the loops over lanes are unrolled with constant
+        // indices.
+        let mut acc = [_mm512_setzero_ps(); 16];
+        for (i, r) in u.chunks_exact(a.stride).enumerate() {
+            // SAFETY: `u` holds row `i` (caller's shapes).
+            let p = unsafe { b.row(u, i) };
             for (k, acc_k) in acc.iter_mut().enumerate() {
-                // SAFETY: `u` holds row `4 q + k` (caller's shapes).
-                let p = unsafe { row(u, rank, 4 * q + k) };
-                *acc_k = _mm512_fmadd_ps(_mm512_set1_ps(xs[k]), p, *acc_k);
+                if k < a.width {
+                    *acc_k = _mm512_fmadd_ps(_mm512_set1_ps(r[a.start + k]), p, *acc_k);
+                }
+            }
+            if let Some((norms, add)) = norms.as_mut() {
+                let norm = _mm512_reduce_add_ps(_mm512_mul_ps(p, p));
+                norms[i] = if *add { norms[i] + norm } else { norm };
             }
         }
-        for (k, xk) in x[done..].iter().enumerate() {
-            // SAFETY: `u` holds row `done + k` (caller's shapes).
-            let p = unsafe { row(u, rank, done + k) };
-            acc[k] = _mm512_fmadd_ps(_mm512_set1_ps(*xk), p, acc[k]);
+        for (k, acc_k) in acc.into_iter().enumerate().take(a.width) {
+            let g = &mut gram[(a.start + k) * a.stride + b.start..][..b.width];
+            // SAFETY: the masked store writes `b.width` lanes, the length of `g`.
+            unsafe { _mm512_mask_storeu_ps(g.as_mut_ptr(), b.mask(), acc_k) };
         }
-        let total = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
-        // SAFETY: the masked store writes `rank` lanes, the length of `out`.
-        unsafe { _mm512_mask_storeu_ps(out.as_mut_ptr(), lanes(rank), total) };
     }
 
     /// # Safety
-    /// avx512f is available; `u` is `out.len() x rank`, `t` has `rank` entries, `rank <= 16`.
+    /// avx512f is available; `u` is `x.len() x rank`, `out` has `rank` entries, `rank <= 32`.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn project_into(u: &[f32], rank: usize, x: &[f32], out: &mut [f32]) {
+        for w in Window::cover(rank) {
+            // Four independent sums, so consecutive rows do not wait on each other's additions.
+            let mut acc = [_mm512_setzero_ps(); 4];
+            let quads = x.chunks_exact(4);
+            let done = x.len() - quads.remainder().len();
+            for (q, xs) in quads.enumerate() {
+                for (k, acc_k) in acc.iter_mut().enumerate() {
+                    // SAFETY: `u` holds row `4 q + k` (caller's shapes).
+                    let p = unsafe { w.row(u, 4 * q + k) };
+                    *acc_k = _mm512_fmadd_ps(_mm512_set1_ps(xs[k]), p, *acc_k);
+                }
+            }
+            for (k, xk) in x[done..].iter().enumerate() {
+                // SAFETY: `u` holds row `done + k` (caller's shapes).
+                let p = unsafe { w.row(u, done + k) };
+                acc[k] = _mm512_fmadd_ps(_mm512_set1_ps(*xk), p, acc[k]);
+            }
+            let total = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+            let o = &mut out[w.start..w.start + w.width];
+            // SAFETY: the masked store writes `w.width` lanes, the length of `o`.
+            unsafe { _mm512_mask_storeu_ps(o.as_mut_ptr(), w.mask(), total) };
+        }
+    }
+
+    /// # Safety
+    /// avx512f is available; `u` is `out.len() x rank`, `t` has `rank` entries, `rank <= 32`.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn apply_add(u: &[f32], rank: usize, t: &[f32], scale: f32, out: &mut [f32]) {
-        // SAFETY: the masked load reads `rank` lanes, the length of `t`.
-        let t =
-            _mm512_mul_ps(_mm512_set1_ps(scale), unsafe { _mm512_maskz_loadu_ps(lanes(rank), t.as_ptr()) });
-        for (i, o) in out.iter_mut().enumerate() {
-            // SAFETY: `u` holds row `i` (caller's shapes).
-            let p = unsafe { row(u, rank, i) };
-            *o += _mm512_reduce_add_ps(_mm512_mul_ps(p, t));
+        for w in Window::cover(rank) {
+            // SAFETY: the window of row 0 of the `1 x rank` vector `t`.
+            let tw = _mm512_mul_ps(_mm512_set1_ps(scale), unsafe { w.row(t, 0) });
+            for (i, o) in out.iter_mut().enumerate() {
+                // SAFETY: `u` holds row `i` (caller's shapes).
+                *o += _mm512_reduce_add_ps(_mm512_mul_ps(unsafe { w.row(u, i) }, tw));
+            }
         }
     }
 
     /// # Safety
     /// avx512f is available; `u` and `out` are `e.len() x rank`, `gram` is `rank x rank`, `outer.p` is
-    /// `J x rank` and every `w_j` has `e.len()` entries, `rank <= 16`.
+    /// `J x rank` and every `w_j` has `e.len()` entries, `rank <= 32`.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn rows_add(
         u: &[f32],
@@ -277,25 +338,52 @@ mod avx512 {
         outer: Outer<'_, f32>,
         out: &mut [f32],
     ) {
-        let mut q_rows = [_mm512_setzero_ps(); 16];
+        for w in Window::cover(rank) {
+            // SAFETY: the caller's shapes. Up to rank 16 the rows of `q Q` stay in registers.
+            if rank <= 16 {
+                unsafe { rows_add_window::<16>(u, w, (q, gram), (f, e), outer, out) };
+            } else {
+                unsafe { rows_add_window::<32>(u, w, (q, gram), (f, e), outer, out) };
+            }
+        }
+    }
+
+    /// [`rows_add`] on the columns of window `w`, for `rank <= RANKS`.
+    ///
+    /// # Safety
+    /// As for [`rows_add`], and `rank <= RANKS`.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn rows_add_window<const RANKS: usize>(
+        u: &[f32],
+        w: Window,
+        (q, gram): (f32, &[f32]),
+        (f, e): (f32, &[f32]),
+        outer: Outer<'_, f32>,
+        out: &mut [f32],
+    ) {
+        let rank = w.stride;
+        // Row `b` of `q Q`, window `w`.
+        let mut q_rows = [_mm512_setzero_ps(); RANKS];
         for (b, qb) in q_rows.iter_mut().enumerate().take(rank) {
             // SAFETY: row `b` of the `rank x rank` matrix `gram`.
-            *qb = _mm512_mul_ps(_mm512_set1_ps(q), unsafe { row(gram, rank, b) });
+            *qb = _mm512_mul_ps(_mm512_set1_ps(q), unsafe { w.row(gram, b) });
         }
-        let mask = lanes(rank);
         let dim = e.len();
         let out_base = out.as_mut_ptr();
-        // Row `i < dim` of `out` (its `rank` entries are inside `out`, caller's shapes).
-        let out_row = |i: usize| out_base.wrapping_add(i * rank);
+        // Row `i < dim`'s window of `out` (inside `out`, caller's shapes).
+        let out_row = |i: usize| out_base.wrapping_add(w.at(i));
         // Row `i + 1` of `out` is loaded before row `i` is stored: a masked store blocks later loads
         // within its whole 64 bytes until it retires, and the next row starts `4 rank` bytes on.
-        // SAFETY: the masked load reads the `rank` entries of row 0 of `out`.
-        let mut next =
-            if dim > 0 { unsafe { _mm512_maskz_loadu_ps(mask, out_row(0)) } } else { _mm512_setzero_ps() };
+        // SAFETY: the masked load reads row 0's window of `out`.
+        let mut next = if dim > 0 {
+            unsafe { _mm512_maskz_loadu_ps(w.mask(), out_row(0)) }
+        } else {
+            _mm512_setzero_ps()
+        };
         for (i, r) in u.chunks_exact(rank).enumerate() {
             let current = next;
             // SAFETY: `u` holds row `i` (caller's shapes).
-            let p = unsafe { row(u, rank, i) };
+            let p = unsafe { w.row(u, i) };
             // U_i Q as two interleaved sums, halving the chain of dependent additions; the loop over
             // the rank is unrolled with constant indices.
             let mut acc = [_mm512_mul_ps(_mm512_set1_ps(f * e[i]), p), _mm512_setzero_ps()];
@@ -304,18 +392,18 @@ mod avx512 {
                     acc[b % 2] = _mm512_fmadd_ps(_mm512_set1_ps(r[b]), *qb, acc[b % 2]);
                 }
             }
-            for (j, &(c, w)) in outer.terms.iter().enumerate() {
+            for (j, &(c, wj)) in outer.terms.iter().enumerate() {
                 // SAFETY: row `j` of the `J x rank` matrix `outer.p`.
-                let pj = unsafe { row(outer.p, rank, j) };
-                acc[1] = _mm512_fmadd_ps(_mm512_set1_ps(c * w[i]), pj, acc[1]);
+                let pj = unsafe { w.row(outer.p, j) };
+                acc[1] = _mm512_fmadd_ps(_mm512_set1_ps(c * wj[i]), pj, acc[1]);
             }
             if i + 1 < dim {
-                // SAFETY: the masked load reads the `rank` entries of row `i + 1` of `out`.
-                next = unsafe { _mm512_maskz_loadu_ps(mask, out_row(i + 1)) };
+                // SAFETY: the masked load reads row `i + 1`'s window of `out`.
+                next = unsafe { _mm512_maskz_loadu_ps(w.mask(), out_row(i + 1)) };
             }
             let sum = _mm512_add_ps(current, _mm512_add_ps(acc[0], acc[1]));
-            // SAFETY: the masked store writes the `rank` entries of row `i` of `out`.
-            unsafe { _mm512_mask_storeu_ps(out_row(i), mask, sum) };
+            // SAFETY: the masked store writes row `i`'s window of `out`.
+            unsafe { _mm512_mask_storeu_ps(out_row(i), w.mask(), sum) };
         }
     }
 }
@@ -324,12 +412,12 @@ mod avx512 {
 mod tests {
     use super::*;
 
-    /// Each kernel of `F` against the literal index sums in f64, at ranks below, at and past 16 and a
+    /// Each kernel of `F` against the literal index sums in f64, at ranks below, at and past 16 and 32 and a
     /// dimension that is not a multiple of 4: `gram_ab = sum_i U_ia U_ib`, `norm_i = sum_a U_ia^2`,
     /// `(U^T x)_a = sum_i U_ia x_i`, `out_i = x_i + 0.7 sum_a U_ia t_a` and
     /// `out_ia = U_ia + q sum_b U_ib G_ba + f e_i U_ia + sum_j c_j w_ji p_ja`.
     fn check<F: ThinFactor + Into<f64>>(of: impl Fn(f64) -> F, tol: f64) {
-        for (dim, rank) in [(7, 1), (13, 10), (9, 16), (6, 17)] {
+        for (dim, rank) in [(7, 1), (13, 10), (9, 16), (6, 17), (11, 20), (5, 32), (6, 33)] {
             let draw = |n: usize, k: usize| -> Vec<f64> {
                 (0..n).map(|i| ((i * 7 + k * 13) as f64 * 0.61).sin()).collect()
             };
