@@ -251,6 +251,7 @@ mod tests {
     use super::*;
     use crate::nn::graph::network::{check_against_finite_differences, GraphBuilder};
     use crate::testing::{assert_close, dot, normal_mat, test_rng};
+    use rand_chacha::ChaCha8Rng;
 
     const SETTINGS: [(usize, usize); 4] = [(3, 1), (3, 2), (1, 1), (1, 2)];
 
@@ -280,6 +281,26 @@ mod tests {
             }
             v
         })
+    }
+
+    /// With the bias zeroed the convolution is linear in `x` and in `W`, so its reverse pass at `g_y`
+    /// must give `<dW, V> = <g_y, y_V(x)>` and `<g_x, u> = <g_y, y_W(u)>` for random `V` and `u`.
+    fn assert_transposes(
+        conv: &Conv2d,
+        (weight, x, n): (&[f64], &Mat<f64>, usize),
+        g_y: &Mat<f64>,
+        (g_weight, g_x): (&[f64], &[f64]),
+        rng: &mut ChaCha8Rng,
+        what: &str,
+    ) {
+        let zero_bias = |w: &[f64]| [&w[..conv.weight_len()], &vec![0.0; conv.outputs][..]].concat();
+        let v = zero_bias(&normal_mat(1, conv.weight_len(), rng).into_vec());
+        let want = dot(g_y.as_slice(), direct(conv, &v, x, n).as_slice());
+        let got = dot(&g_weight[..conv.weight_len()], &v[..conv.weight_len()]);
+        assert_close(&[got], &[want], 1e-10, &format!("{what}: <dW, V>"));
+        let u = normal_mat(x.rows(), conv.input.len(), rng);
+        let want = dot(g_y.as_slice(), direct(conv, &zero_bias(weight), &u, n).as_slice());
+        assert_close(&[dot(g_x, u.as_slice())], &[want], 1e-10, &format!("{what}: <g_x, u>"));
     }
 
     #[test]
@@ -322,17 +343,7 @@ mod tests {
                 (vec![0.0; conv.param_len()], normal_mat(rows, conv.input.len(), &mut rng));
             let g = InputCotangent { g: &mut g_x, fresh: true };
             conv.reverse(&params, &mut grad, &x, n, &g_y, Some(g), &mut workspace);
-            let without_bias = |mut w: Vec<f64>| {
-                w[conv.weight_len()..].fill(0.0);
-                w
-            };
-            let v = without_bias(normal_mat(1, conv.param_len(), &mut rng).into_vec());
-            let weight_term = dot(&grad[..conv.weight_len()], &v[..conv.weight_len()]);
-            let want = dot(g_y.as_slice(), direct(&conv, &v, &x, n).as_slice());
-            assert_close(&[weight_term], &[want], 1e-10, &format!("{what}: <dW, V>"));
-            let u = normal_mat(rows, conv.input.len(), &mut rng);
-            let want = dot(g_y.as_slice(), direct(&conv, &without_bias(params.clone()), &u, n).as_slice());
-            assert_close(&[dot(g_x.as_slice(), u.as_slice())], &[want], 1e-10, &format!("{what}: <g_x, u>"));
+            assert_transposes(&conv, (&params, &x, n), &g_y, (&grad, g_x.as_slice()), &mut rng, &what);
         }
     }
 
@@ -379,14 +390,7 @@ mod tests {
                 g_x_fresh,
                 &mut workspace,
             );
-            let mut v: Vec<f64> = normal_mat(1, conv.param_len(), &mut rng).into_vec();
-            v[conv.weight_len()..].fill(0.0);
-            let want = dot(g_y.as_slice(), direct(&conv, &v, &x, n).as_slice());
-            let got = dot(&g_weight, &v[..conv.weight_len()]);
-            assert_close(&[got], &[want], 1e-10, &format!("{what}: <dW, V>"));
-            let u = normal_mat(rows, input.len(), &mut rng);
-            let want = dot(g_y.as_slice(), direct(&conv, &without_bias(&params), &u, n).as_slice());
-            assert_close(&[dot(g_x.as_slice(), u.as_slice())], &[want], 1e-10, &format!("{what}: <g_x, u>"));
+            assert_transposes(&conv, (weight, &x, n), &g_y, (&g_weight, g_x.as_slice()), &mut rng, &what);
 
             let mut added = stale.clone();
             let g_x_added = Some((added.as_mut_slice(), false));
@@ -443,14 +447,7 @@ mod tests {
             let mut g_x = vec![0.0; rows * input.len()];
             let (xs, gs) = (x.as_slice(), g_y.as_slice());
             conv.winograd_reverse(weight, &mut g_weight, xs, gs, Some(&mut g_x), &mut workspace);
-            let mut v: Vec<f64> = normal_mat(1, conv.param_len(), &mut rng).into_vec();
-            v[conv.weight_len()..].fill(0.0);
-            let want = dot(g_y.as_slice(), direct(&conv, &v, &x, n).as_slice());
-            let got = dot(&g_weight, &v[..conv.weight_len()]);
-            assert_close(&[got], &[want], 1e-10, &format!("{what}: <dW, V>"));
-            let u = normal_mat(rows, input.len(), &mut rng);
-            let want = dot(g_y.as_slice(), direct(&conv, &without_bias, &u, n).as_slice());
-            assert_close(&[dot(&g_x, u.as_slice())], &[want], 1e-10, &format!("{what}: <g_x, u>"));
+            assert_transposes(&conv, (weight, &x, n), &g_y, (&g_weight, &g_x), &mut rng, &what);
 
             let stale = normal_mat(rows, input.len(), &mut rng);
             let (mut added, mut g_weight_again) = (stale.clone(), g_weight.clone());
