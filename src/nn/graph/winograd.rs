@@ -22,8 +22,9 @@ const BLOCK_VALUES: usize = 1 << 17;
 
 /// Values of the transformed patches and product cotangents of a block of tiles in the reverse pass
 /// (`16 tiles (C_in + C_out)`, 1 MB of f32): the tiles are the inner dimension of the weight-gradient
-/// products. Timing the reverse pass of the MNIST U-Net's convolutions at batch 64, one thread, blocks
-/// of 2^16 to 2^20 values: the weight gradient alike, the input cotangent 10-30% slower at 2^16.
+/// products. Timing the reverse pass of the MNIST U-Net's convolutions at batch 64, one thread: the
+/// input cotangent 10-30% slower with blocks of 2^16 values; 2^17 to 2^20 (and 2^15 to 2^19 for
+/// [`BLOCK_VALUES`]) within the noise of the whole step.
 const REVERSE_BLOCK_VALUES: usize = 1 << 18;
 
 /// Input channels from which F(2x2, 3x3) beats im2col and the padded layout: with fewer, the 16
