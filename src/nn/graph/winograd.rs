@@ -17,15 +17,23 @@
 use super::conv2d::Conv2d;
 use crate::linalg::Real;
 
-/// Values of the transformed patches of a block of tiles (`16 tiles C_in`, 512 KB of f32).
+/// Values of the transformed patches of a block of tiles (`16 tiles C_in`, 512 KB of f32), unless that
+/// is fewer than [`MIN_BLOCK_TILES`] tiles.
 const BLOCK_VALUES: usize = 1 << 17;
 
 /// Values of the transformed patches and product cotangents of a block of tiles in the reverse pass
 /// (`16 tiles (C_in + C_out)`, 1 MB of f32): the tiles are the inner dimension of the weight-gradient
-/// products. Timing the reverse pass of the MNIST U-Net's convolutions at batch 64, one thread: the
-/// input cotangent 10-30% slower with blocks of 2^16 values; 2^17 to 2^20 (and 2^15 to 2^19 for
-/// [`BLOCK_VALUES`]) within the noise of the whole step.
+/// products.
 const REVERSE_BLOCK_VALUES: usize = 1 << 18;
+
+/// Fewest tiles in a block, whatever the channels: the tiles are the rows of the forward and
+/// input-cotangent products and the inner dimension of the weight-gradient ones, which run far below
+/// the GEMM's peak when thin. Forward / reverse at batch 64, one thread, medians of 3 interleaved runs,
+/// against blocks sized by the values alone: 28x28 96 -> 32 11.4 / 22.9 -> 9.9 / 21.5 ms, 16 -> 16
+/// 1.89 / 4.20 -> 1.58 / 3.89, 14x14 192 -> 64 7.0 / 17.1 -> 7.1 / 15.8, 7x7 128 -> 128 3.07 / 6.76 ->
+/// 2.96 / 6.31; 28x28 32 -> 32 (256 tiles either way) unchanged. Larger blocks of values instead (2^19
+/// forward, 2^19 and 2^20 reverse) made the reverse pass of 28x28 32 -> 32 15-25% slower.
+const MIN_BLOCK_TILES: usize = 256;
 
 /// Input channels from which F(2x2, 3x3) beats im2col and the padded layout: with fewer, the 16
 /// forward products are too thin (`K = C_in`) to pay for the transforms. Forward and reverse pass
@@ -60,15 +68,14 @@ impl Conv2d {
         forward.max(reverse)
     }
 
-    /// Tiles per block of the forward pass.
+    /// Tiles per block of the forward pass ([`BLOCK_VALUES`], [`MIN_BLOCK_TILES`]).
     fn winograd_block_tiles(&self) -> usize {
-        (BLOCK_VALUES / (16 * self.input.channels)).max(1)
+        (BLOCK_VALUES / (16 * self.input.channels)).max(MIN_BLOCK_TILES)
     }
 
-    /// Tiles per block of the reverse pass: the block's tiles are the inner dimension of the
-    /// weight-gradient products.
+    /// Tiles per block of the reverse pass ([`REVERSE_BLOCK_VALUES`], [`MIN_BLOCK_TILES`]).
     fn winograd_reverse_block_tiles(&self) -> usize {
-        (REVERSE_BLOCK_VALUES / (16 * (self.input.channels + self.outputs))).max(1)
+        (REVERSE_BLOCK_VALUES / (16 * (self.input.channels + self.outputs))).max(MIN_BLOCK_TILES)
     }
 
     /// The tiles of the stacked images in `x`.
