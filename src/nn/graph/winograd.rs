@@ -249,7 +249,7 @@ impl Tiles {
 }
 
 /// Half of a transform along the patches' rows, held for the tile row being worked on: row `a` of
-/// `B^T d` (forward: `d` the four input rows under the tile row) or of `g_d B` (reverse: summed over
+/// `B^T d` (forward: `d` the four input rows under the tile row) or of `g_V B^T` (reverse: summed over
 /// the tile row's tiles so far), each over the image's columns from `-1` ([`Tiles::patch_row_pixels`],
 /// zero outside the image), so that tile column `tx` reads or adds pixels `2 tx .. 2 tx + 4`
 /// (docs/math.md §8.8).
@@ -303,8 +303,9 @@ impl<F: Real> PatchRows<F> {
     }
 
     /// Adds `g_d = B g_V B^T` of tile `t` (`g_v`: `16 c` values as [`PatchRows::transform`] writes them)
-    /// onto `g_x`: along the patch's rows into the held tile row, the adjoint of the columns' combinations,
-    /// `(v0, v1 - v2 + v3, v1 + v2 - v0, -v3)`; a new tile row first adds the held one onto `g_x`.
+    /// onto `g_x`, its right half `g_V B^T` now (the adjoint of the columns' combinations,
+    /// `(v0, v1 - v2 + v3, v1 + v2 - v0, -v3)`, added into the held rows at the tile's four columns) and its
+    /// left half when the tile row is flushed; a new tile row first flushes the held one.
     fn add_cotangent(&mut self, tiles: &Tiles, g_x: &mut [F], t: usize, g_v: &[F]) {
         let (row, tx) = tiles.row_and_column(t);
         if self.held != Some(row) {
@@ -325,8 +326,8 @@ impl<F: Real> PatchRows<F> {
     }
 
     /// Adds the held rows `s` onto the input rows of `g_x` under the held tile row (the adjoint of
-    /// `B^T d` down the columns: `(s0, s1 - s2 + s3, s1 + s2 - s0, -s3)`, rows outside the image and the
-    /// two border columns dropped), then zeroes them.
+    /// `B^T d` down the columns: `(s0, s1 - s2 + s3, s1 + s2 - s0, -s3)`, the rows and columns outside
+    /// the image dropped), then zeroes them.
     fn flush_cotangent(&mut self, tiles: &Tiles, g_x: &mut [F]) {
         let Some(row) = self.held.take() else { return };
         let (c, stride, run) =
