@@ -283,6 +283,30 @@ mod tests {
         })
     }
 
+    /// The parameters with the weights of `params` (all parameters or the weights alone) and a zero bias.
+    fn without_bias(conv: &Conv2d, params: &[f64]) -> Vec<f64> {
+        [&params[..conv.weight_len()], &vec![0.0; conv.outputs][..]].concat()
+    }
+
+    /// `y`, the output of one of the passes alone (which leaves the bias to its caller), against the
+    /// direct sum without the bias; where `chosen` (the rule picks that pass), the convolution's forward
+    /// pass against the direct sum with the bias on the `n` primal rows.
+    fn assert_forward(
+        conv: &Conv2d,
+        (params, x, n): (&[f64], &Mat<f64>, usize),
+        y: &[f64],
+        chosen: bool,
+        what: &str,
+    ) {
+        assert_close(y, direct(conv, &without_bias(conv, params), x, n).as_slice(), 1e-12, what);
+        if chosen {
+            let (mut y, mut workspace) = (Mat::default(), vec![0.0; conv.workspace_len(x.rows())]);
+            conv.forward(params, x, n, &mut y, &mut workspace);
+            let what = format!("{what}: the forward pass with its bias");
+            assert_close(y.as_slice(), direct(conv, params, x, n).as_slice(), 1e-12, &what);
+        }
+    }
+
     /// With the bias zeroed the convolution is linear in `x` and in `W`, so its reverse pass at `g_y`
     /// must give `<dW, V> = <g_y, y_V(x)>` and `<g_x, u> = <g_y, y_W(u)>` for random `V` and `u`.
     fn assert_transposes(
@@ -293,13 +317,12 @@ mod tests {
         rng: &mut ChaCha8Rng,
         what: &str,
     ) {
-        let zero_bias = |w: &[f64]| [&w[..conv.weight_len()], &vec![0.0; conv.outputs][..]].concat();
-        let v = zero_bias(&normal_mat(1, conv.weight_len(), rng).into_vec());
+        let v = without_bias(conv, &normal_mat(1, conv.weight_len(), rng).into_vec());
         let want = dot(g_y.as_slice(), direct(conv, &v, x, n).as_slice());
         let got = dot(&g_weight[..conv.weight_len()], &v[..conv.weight_len()]);
         assert_close(&[got], &[want], 1e-10, &format!("{what}: <dW, V>"));
         let u = normal_mat(x.rows(), conv.input.len(), rng);
-        let want = dot(g_y.as_slice(), direct(conv, &zero_bias(weight), &u, n).as_slice());
+        let want = dot(g_y.as_slice(), direct(conv, &without_bias(conv, weight), &u, n).as_slice());
         assert_close(&[dot(g_x, u.as_slice())], &[want], 1e-10, &format!("{what}: <g_x, u>"));
     }
 
@@ -369,14 +392,7 @@ mod tests {
             let mut workspace = vec![0.0; conv.padded_workspace_len(rows)];
             let mut y = vec![f64::NAN; rows * conv.output().len()];
             conv.padded_forward(weight, x.as_slice(), &mut y, &mut workspace);
-            let without_bias = |p: &[f64]| [&p[..conv.weight_len()], &vec![0.0; conv.outputs][..]].concat();
-            assert_close(&y, direct(&conv, &without_bias(&params), &x, n).as_slice(), 1e-12, &what);
-            if conv.is_padded() {
-                let (mut y, mut workspace) = (Mat::default(), vec![0.0; conv.workspace_len(rows)]);
-                conv.forward(&params, &x, n, &mut y, &mut workspace);
-                let what = format!("{what}: the forward pass with its bias");
-                assert_close(y.as_slice(), direct(&conv, &params, &x, n).as_slice(), 1e-12, &what);
-            }
+            assert_forward(&conv, (&params, &x, n), &y, conv.is_padded(), &what);
 
             let g_y = normal_mat(rows, conv.output().len(), &mut rng);
             let stale = normal_mat(rows, input.len(), &mut rng);
@@ -433,14 +449,7 @@ mod tests {
             let mut workspace = vec![0.0; conv.winograd_workspace_len()];
             let mut y = vec![f64::NAN; rows * conv.output().len()];
             conv.winograd_forward(weight, x.as_slice(), &mut y, &mut workspace);
-            let without_bias = [weight, &vec![0.0; conv.outputs][..]].concat();
-            assert_close(&y, direct(&conv, &without_bias, &x, n).as_slice(), 1e-12, &what);
-            if conv.is_winograd() {
-                let (mut y, mut workspace) = (Mat::default(), vec![0.0; conv.workspace_len(rows)]);
-                conv.forward(&params, &x, n, &mut y, &mut workspace);
-                let what = format!("{what}: the forward pass with its bias");
-                assert_close(y.as_slice(), direct(&conv, &params, &x, n).as_slice(), 1e-12, &what);
-            }
+            assert_forward(&conv, (&params, &x, n), &y, conv.is_winograd(), &what);
 
             let g_y = normal_mat(rows, conv.output().len(), &mut rng);
             let mut g_weight = vec![0.0; conv.weight_len()];
