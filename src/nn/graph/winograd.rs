@@ -107,14 +107,15 @@ impl Conv2d {
                 F::gemm(count, cin, outs, F::one(), a, b, F::zero(), c);
             }
             for (t, m_t) in (first..first + count).zip(m.chunks_exact(16 * outs)) {
-                if let [Some(p00), Some(_), Some(p10), Some(_)] = tiles.output_pixels(t) {
+                let pixels = tiles.output_pixels(t);
+                if let [Some(p00), Some(_), Some(p10), Some(_)] = pixels {
                     let (top, bottom) = y.split_at_mut(p10 * outs);
                     output_transform(m_t, outs, &mut top[p00 * outs..][..2 * outs], &mut bottom[..2 * outs]);
                 } else {
                     // A tile past the image's last row or column: its pixels inside are copied out.
                     let (top, bottom) = edge.split_at_mut(2 * outs);
                     output_transform(m_t, outs, top, bottom);
-                    for (d, p) in tiles.output_pixels(t).into_iter().enumerate() {
+                    for (d, p) in pixels.into_iter().enumerate() {
                         if let Some(p) = p {
                             y[p * outs..(p + 1) * outs].copy_from_slice(&edge[d * outs..(d + 1) * outs]);
                         }
@@ -155,12 +156,13 @@ impl Conv2d {
             let tile_blocks = v.chunks_exact_mut(16 * cin).zip(g_m.chunks_exact_mut(16 * outs));
             for (t, (v_t, g_m_t)) in (first..first + count).zip(tile_blocks) {
                 patches.transform(&tiles, x, t, v_t);
-                if let [Some(p00), Some(_), Some(p10), Some(_)] = tiles.output_pixels(t) {
+                let pixels = tiles.output_pixels(t);
+                if let [Some(p00), Some(_), Some(p10), Some(_)] = pixels {
                     let (top, bottom) = (&g_y[p00 * outs..][..2 * outs], &g_y[p10 * outs..][..2 * outs]);
                     output_transform_adjoint(top, bottom, outs, g_m_t);
                 } else {
                     // A tile past the image's last row or column: zero cotangents outside.
-                    for (d, p) in tiles.output_pixels(t).into_iter().enumerate() {
+                    for (d, p) in pixels.into_iter().enumerate() {
                         let e = &mut edge[d * outs..(d + 1) * outs];
                         match p {
                             Some(p) => e.copy_from_slice(&g_y[p * outs..(p + 1) * outs]),
