@@ -1,6 +1,6 @@
 //! The floating-point types the network core runs in (f32 for training, f64 for checks), with the GEMM
 //! kernel each one dispatches to (and the thin-factor kernels, [`super::thin_factor`]).
-#![allow(unsafe_code)] // calls into the gemm crate's strided GEMM (the other unsafe code: thin_factor).
+#![allow(unsafe_code)] // calls into the gemm crate's strided GEMM (the other unsafe code: thin_factor, winograd's combine).
 
 use num_traits::{Float, FromPrimitive, ToPrimitive};
 use std::fmt::Debug;
