@@ -217,7 +217,10 @@ fn print_held_out(value: &serde_json::Value, label: &str, objective: &str, sigma
             num("psnr_noisy")
         );
     }
-    println!("| held-out {objective} loss (sigma {sigma}) | {:.3} |", num("held_out_loss"));
+    // A DSM-trained model's own loss is the DSM row below.
+    if !objective.eq_ignore_ascii_case("dsm") {
+        println!("| held-out {objective} loss (sigma {sigma}) | {:.3} |", num("held_out_loss"));
+    }
     println!("| held-out DSM loss (sigma {sigma}) | {:.3} |", num("held_out_dsm_loss"));
     for level in value["per_sigma"].as_array().into_iter().flatten() {
         let at = |key: &str| level[key].as_f64().unwrap_or(f64::NAN);
