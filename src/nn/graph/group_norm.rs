@@ -234,9 +234,10 @@ impl GroupNorm {
     /// The reverse pass through the `n` primal rows: `d gamma += sum g x^`, `d beta += sum g` and, when
     /// asked, `g_x (+)= J (gamma g)` on those rows, where `g` is the row of `g_y`, or `act'(a) g_y` with
     /// `act_d1` (the first derivatives of an activation applied to the output, [`super::norm_act`]).
-    /// Per row, `x^` is recomputed from `x` into a row buffer, then two passes: the sums (the parameter
-    /// gradients and the group means of `w = gamma g` and `x^ w`), then
-    /// `J w = (w - mean(w) - x^ mean(x^ w)) / s`.
+    /// Two passes over a row, `x^` never stored: the sums `sum g` and `sum g (x - mu)` per channel
+    /// (`sum g x^` is `(1 / s) sum g (x - mu)`; they give the parameter gradients and the group means
+    /// of `w = gamma g` and `x^ w`), then `J w = (w - mean(w) - x^ mean(x^ w)) / s`, written per channel
+    /// as `(gamma / s) g - (mean(x^ w) / s^2) (x - mu) - mean(w) / s`.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn reverse_primal<F: Real>(
         &self,
@@ -247,50 +248,72 @@ impl GroupNorm {
         cache: &GroupNormCache<F>,
         g_y: &Mat<F>,
         act_d1: Option<&[F]>,
+        g_x: Option<InputCotangent<'_, F>>,
+    ) {
+        match act_d1 {
+            Some(d1) => self.reverse_rows::<F, true>(params, grad, x, n, cache, g_y, d1, g_x),
+            None => self.reverse_rows::<F, false>(params, grad, x, n, cache, g_y, g_y.as_slice(), g_x),
+        }
+    }
+
+    /// [`GroupNorm::reverse_primal`], the output cotangent `g` being `d1 g_y` with `SCALED` (else `g_y`;
+    /// `d1` is then not read).
+    #[allow(clippy::too_many_arguments)]
+    fn reverse_rows<F: Real, const SCALED: bool>(
+        &self,
+        params: &[F],
+        grad: &mut [F],
+        x: &Mat<F>,
+        n: usize,
+        cache: &GroupNormCache<F>,
+        g_y: &Mat<F>,
+        d1: &[F],
         mut g_x: Option<InputCotangent<'_, F>>,
     ) {
         let (c, len, pg) = (self.shape.channels, self.shape.len(), self.per_group());
         let gamma = &params[..c];
         let (g_gamma, g_beta) = grad.split_at_mut(c);
         let inv_m = F::of(1.0 / (self.shape.pixels() * pg) as f64);
+        let cotangent = |g: F, d: F| if SCALED { g * d } else { g };
+        let (mut sum_g, mut sum_gc) = (vec![F::zero(); c], vec![F::zero(); c]);
         let (mut mean_w, mut mean_xw) = (vec![F::zero(); c], vec![F::zero(); c]);
-        let mut scaled = vec![F::zero(); if act_d1.is_some() { len } else { 0 }];
-        let mut xhat = vec![F::zero(); len];
+        let (mut a, mut b, mut e) = (vec![F::zero(); c], vec![F::zero(); c], vec![F::zero(); c]);
         for i in 0..n {
             let (mu, inv_std) = (&cache.mean[i * c..(i + 1) * c], &cache.inv_std[i * c..(i + 1) * c]);
-            normalise(x.row(i), mu, inv_std, &mut xhat);
-            let g = match act_d1 {
-                Some(d1) => {
-                    let (g, d1) = (g_y.row(i), &d1[i * len..(i + 1) * len]);
-                    scaled.iter_mut().zip(g.iter().zip(d1)).for_each(|(s, (g, d))| *s = *d * *g);
-                    &scaled[..]
+            let (x, g_y, d1) = (x.row(i), g_y.row(i), &d1[i * len..(i + 1) * len]);
+            sum_g.fill(F::zero());
+            sum_gc.fill(F::zero());
+            for ((px, pg), pd) in x.chunks_exact(c).zip(g_y.chunks_exact(c)).zip(d1.chunks_exact(c)) {
+                let sums = sum_g.iter_mut().zip(sum_gc.iter_mut());
+                for ((sg, sgc), ((x, g), (d, m))) in sums.zip(px.iter().zip(pg).zip(pd.iter().zip(mu))) {
+                    let g = cotangent(*g, *d);
+                    *sg += g;
+                    *sgc += g * (*x - *m);
                 }
-                None => g_y.row(i),
-            };
-            mean_w.fill(F::zero());
-            mean_xw.fill(F::zero());
-            for (px, xh) in g.chunks_exact(c).zip(xhat.chunks_exact(c)) {
-                let per_channel =
-                    g_gamma.iter_mut().zip(g_beta.iter_mut()).zip(mean_w.iter_mut().zip(&mut mean_xw));
-                for (((gg, gb), (sw, sxw)), ((g, xh), s)) in per_channel.zip(px.iter().zip(xh).zip(gamma)) {
-                    let w = *g * *s;
-                    *gg += *g * *xh;
-                    *gb += *g;
-                    *sw += w;
-                    *sxw += *xh * w;
-                }
+            }
+            for j in 0..c {
+                let sum_g_xhat = inv_std[j] * sum_gc[j];
+                g_gamma[j] += sum_g_xhat;
+                g_beta[j] += sum_g[j];
+                (mean_w[j], mean_xw[j]) = (gamma[j] * sum_g[j], gamma[j] * sum_g_xhat);
             }
             let Some(InputCotangent { g: g_x, fresh }) = g_x.as_mut() else { continue };
             group_average(pg, inv_m, &mut mean_w);
             group_average(pg, inv_m, &mut mean_xw);
-            let rows = g_x.row_mut(i).chunks_exact_mut(c).zip(g.chunks_exact(c).zip(xhat.chunks_exact(c)));
-            for (out, (px, xh)) in rows {
-                let per_channel = gamma.iter().zip(inv_std).zip(mean_w.iter().zip(&mean_xw));
+            // Per channel: J w = a g + b (x - mu) + e.
+            for j in 0..c {
+                let s = inv_std[j];
+                (a[j], b[j], e[j]) = (gamma[j] * s, -mean_xw[j] * s * s, -mean_w[j] * s);
+            }
+            let pixels = x.chunks_exact(c).zip(g_y.chunks_exact(c)).zip(d1.chunks_exact(c));
+            for (out, ((px, pg), pd)) in g_x.row_mut(i).chunks_exact_mut(c).zip(pixels) {
+                let per_channel = a.iter().zip(&b).zip(e.iter().zip(mu));
                 let values = px
                     .iter()
-                    .zip(xh)
+                    .zip(pg)
+                    .zip(pd)
                     .zip(per_channel)
-                    .map(|((g, xh), ((s, is), (a, b)))| (*g * *s - *a - *xh * *b) * *is);
+                    .map(|(((x, g), d), ((a, b), (e, m)))| *a * cotangent(*g, *d) + *b * (*x - *m) + *e);
                 put_values(*fresh, out, values);
             }
         }
