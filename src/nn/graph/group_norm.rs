@@ -129,7 +129,7 @@ impl GroupNorm {
     /// `y = gamma x^ + beta` on the `n` primal rows of `x` (sizing `y` for all of them), keeping `mu`,
     /// `1 / s` and, when `x` has tangent rows, `x^`; `then(i, row)` runs on each row `i` of `y` right
     /// after it is written, while it is in the cache. Three passes over a row: the means, the variances
-    /// about them, then `y`.
+    /// about them, then `y` (from `x^` when it is kept, else directly as `(gamma / s) (x - mu) + beta`).
     pub(super) fn forward_primal<F: Real>(
         &self,
         params: &[F],
@@ -147,7 +147,7 @@ impl GroupNorm {
         cache.normalised.resize(if keep_normalised { n * len } else { 0 }, F::zero());
         cache.mean.resize(n * c, F::zero());
         cache.inv_std.resize(n * c, F::zero());
-        let mut var = vec![F::zero(); c];
+        let (mut var, mut scale) = (vec![F::zero(); c], vec![F::zero(); c]);
         for i in 0..n {
             let (mu, inv_std) = (&mut cache.mean[i * c..(i + 1) * c], &mut cache.inv_std[i * c..(i + 1) * c]);
             let x = x.row(i);
@@ -161,12 +161,22 @@ impl GroupNorm {
             group_average(pg, inv_m, &mut var);
             inv_std.iter_mut().zip(&var).for_each(|(s, v)| *s = F::one() / (*v + F::of(EPS)).sqrt());
             let y = y.row_mut(i);
-            normalise(x, mu, inv_std, y);
             if keep_normalised {
-                cache.normalised[i * len..(i + 1) * len].copy_from_slice(y);
-            }
-            for out in y.chunks_exact_mut(c) {
-                out.iter_mut().zip(gamma.iter().zip(beta)).for_each(|(v, (g, b))| *v = *g * *v + *b);
+                let xhat = &mut cache.normalised[i * len..(i + 1) * len];
+                normalise(x, mu, inv_std, xhat);
+                for (out, xh) in y.chunks_exact_mut(c).zip(xhat.chunks_exact(c)) {
+                    let per_channel = xh.iter().zip(gamma.iter().zip(beta));
+                    out.iter_mut().zip(per_channel).for_each(|(v, (xh, (g, b)))| *v = *g * *xh + *b);
+                }
+            } else {
+                // One pass: y = (gamma / s) (x - mu) + beta.
+                scale.iter_mut().zip(gamma.iter().zip(&*inv_std)).for_each(|(a, (g, s))| *a = *g * *s);
+                for (out, px) in y.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
+                    let per_channel = scale.iter().zip(mu.iter().zip(beta));
+                    out.iter_mut().zip(px.iter().zip(per_channel)).for_each(|(v, (x, (a, (m, b))))| {
+                        *v = *a * (*x - *m) + *b;
+                    });
+                }
             }
             then(i, y);
         }
