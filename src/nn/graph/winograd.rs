@@ -16,12 +16,12 @@
 use super::conv2d::Conv2d;
 use crate::linalg::Real;
 
-/// Values of the transformed patches of a block of tiles in the forward pass (`a^2 tiles C_in`, 512 KB
+/// Values of the transformed patches of a block of tiles in the forward pass (`36 tiles C_in`, 512 KB
 /// of f32), unless that is fewer than [`MIN_BLOCK_TILES`] tiles.
 const BLOCK_VALUES: usize = 1 << 17;
 
 /// Values of the transformed patches and product cotangents of a block of tiles in the reverse pass
-/// (`a^2 tiles (C_in + C_out)`, 1 MB of f32): the tiles are the inner dimension of the weight-gradient
+/// (`36 tiles (C_in + C_out)`, 1 MB of f32): the tiles are the inner dimension of the weight-gradient
 /// products.
 const REVERSE_BLOCK_VALUES: usize = 1 << 18;
 
@@ -30,8 +30,9 @@ const REVERSE_BLOCK_VALUES: usize = 1 << 18;
 /// the GEMM's peak when thin. Measured with F(2x2, 3x3), forward / reverse at batch 64, one thread,
 /// medians of 3 interleaved runs, against blocks sized by the values alone: 28x28 96 -> 32 11.4 / 22.9
 /// -> 9.9 / 21.5 ms, 14x14 192 -> 64 7.0 / 17.1 -> 7.1 / 15.8, 7x7 128 -> 128 3.07 / 6.76 -> 2.96 /
-/// 6.31. With F(4x4, 3x3), 32, 64 and 128 tiles, or half the values a block, changed the U-Net's
-/// convolutions by less than the run-to-run noise (5-8%).
+/// 6.31. With F(4x4, 3x3), on six of the U-Net's convolutions (3 interleaved runs): 128 tiles 1-2%
+/// faster, 64 tiles 3-5% slower in the reverse pass, blocks of half or twice the values within 2%; whole
+/// steps did not tell them apart within their noise (5-8%).
 const MIN_BLOCK_TILES: usize = 256;
 
 /// Input channels from which F(4x4, 3x3) beats the padded layout (28x28) and im2col (14x14, 7x7): with
