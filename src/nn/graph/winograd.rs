@@ -291,7 +291,8 @@ struct PatchRows<F> {
     held: Option<usize>,
     /// `W c` zeros: the input rows outside the image.
     zeros: Vec<F>,
-    /// `6 W c` values the reverse pass adds the rows outside the image into (never read).
+    /// `6 W c` values the reverse pass adds the rows outside the image into (never read; sized by the
+    /// first flush, so the patch transforms' rows go without).
     sink: Vec<F>,
     channels: usize,
 }
@@ -303,7 +304,7 @@ impl<F: Real> PatchRows<F> {
             rows: vec![F::zero(); PATCH * tiles.patch_row_pixels() * channels],
             held: None,
             zeros: vec![F::zero(); run],
-            sink: vec![F::zero(); PATCH * run],
+            sink: Vec::new(),
             channels,
         }
     }
@@ -357,6 +358,7 @@ impl<F: Real> PatchRows<F> {
         let first = (0..PATCH).find(inside).expect("a tile row has input rows inside the image");
         let count = (first..PATCH).take_while(inside).count();
         let start = tiles.patch_row(row, first).expect("row `first` is inside the image");
+        self.sink.resize(PATCH * run, F::zero());
         let mut image_rows = g_x[start * c..].chunks_mut(run).map(|r| &mut r[..run]);
         let mut sink_rows = self.sink.chunks_exact_mut(run);
         let dst: [&mut [F]; PATCH] = std::array::from_fn(|i| {
